@@ -1,0 +1,140 @@
+//! EL2 controls for running the guest: what traps, what passes through.
+//!
+//! The guest owns the CPU as it would natively (GIC system registers, EL1
+//! timers, FP/SIMD/SVE/SME, PMU, debug) except what porwatch must see:
+//! SMC (PSCI), IMPLEMENTATION DEFINED registers (TIDCP: answered UNDEF, as
+//! KVM does), and stage 2. Fine-grained traps are all opened (their "n" bits
+//! trap when 0, and reset values are UNKNOWN on hardware).
+use super::cpu::{isb, IdRegs};
+use super::regs::{HCRX_EL2, HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, VPIDR_EL2_REG};
+use aarch64_cpu::registers::*;
+use tock_registers::interfaces::Writeable;
+
+/// SPSR for entering the guest: EL1h, D/A/I/F masked (arm64 boot protocol).
+pub const GUEST_ENTRY_SPSR: u64 = 0x3c5;
+
+/// SCTLR_EL1 for a guest that starts with its MMU and caches off: only the
+/// RES1 bits of the Armv8.0 layout (29, 28, 23, 22, 20, 11).
+const SCTLR_EL1_RES1: u64 = (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22) | (1 << 20) | (1 << 11);
+
+/// CPTR_EL2 (E2H = 0) with only its RES1 bits [13], [9], [7:0] set: TZ (8),
+/// TFP (10), TSM (12), TTA (20), TAM (30), TCPAC (31) all 0 = no trap.
+const CPTR_EL2_RES1: u64 = (1 << 13) | (1 << 9) | 0xff;
+
+/// ZCR_EL2/SMCR_EL2.LEN: the largest vector length the CPU offers.
+const VL_LEN_MAX: u64 = 0xf;
+
+/// HCR_EL2 for the guest.
+pub fn hcr(ids: &IdRegs) -> u64 {
+    let mut v = HCR_EL2::VM::SET
+        + HCR_EL2::RW::EL1IsAarch64
+        + HCR_EL2::TSC::SET
+        + HCR_EL2::TIDCP::SET
+        + HCR_EL2::FB::SET
+        + HCR_EL2::BSU::InnerShareable
+        // Pointer authentication stays the guest's: do not trap keys or insns.
+        + HCR_EL2::API::SET
+        + HCR_EL2::APK::SET;
+    if ids.has_mte2() {
+        v += HCR_EL2::ATA::SET;
+    }
+    v.value
+}
+
+pub fn configure_for_guest(ids: &IdRegs, vtcr: u64, vttbr: u64) {
+    HCR_EL2.set(hcr(ids));
+    VTCR_EL2.set(vtcr);
+    VTTBR_EL2.set(vttbr);
+
+    // Traps for FP/SIMD, SVE, SME, trace, AMU, CPACR: all off (RES1 bits kept).
+    CPTR_EL2.set(CPTR_EL2_RES1);
+    isb();
+    if ids.has_sve() {
+        // ZCR_EL2 (s3_4_c1_c2_0): let EL1 use every vector length.
+        unsafe { core::arch::asm!("msr s3_4_c1_c2_0, {}", in(reg) VL_LEN_MAX) };
+    }
+    if ids.has_sme() {
+        // SMCR_EL2 (s3_4_c1_c2_6): likewise for streaming mode.
+        unsafe { core::arch::asm!("msr s3_4_c1_c2_6, {}", in(reg) VL_LEN_MAX) };
+    }
+
+    // PMU and debug: the guest gets every counter, nothing traps.
+    let hpmn = if ids.has_pmuv3() { (PMCR_EL0_N.read() >> 11) & 0x1f } else { 0 };
+    MDCR_EL2.set(hpmn);
+
+    // Timers: EL1 may read the physical counter and use the physical timer.
+    CNTHCTL_EL2.write(CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET);
+    CNTVOFF_EL2.set(0);
+
+    // GICv3: EL1 uses the system-register interface directly.
+    if ids.has_gicv3_sysregs() {
+        ICC_SRE_EL2_REG.write(ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::Enable::SET);
+        isb();
+    }
+
+    VPIDR_EL2_REG.set(ids.midr);
+    VMPIDR_EL2.set(ids.mpidr);
+
+    if ids.has_fgt() {
+        open_fine_grained_traps(ids);
+    }
+    if ids.has_hcx() {
+        let mut v = HCRX_EL2::TCR2En.val(ids.has_tcr2() as u64)
+            + HCRX_EL2::SCTLR2En.val(ids.has_sctlr2() as u64);
+        if ids.has_mops() {
+            // MSCEn (bit 11): CPY*/SET* (FEAT_MOPS) usable at EL1/EL0.
+            v += tock_registers::fields::FieldValue::<u64, HCRX_EL2::Register>::new(1, 11, 1);
+        }
+        HCRX_EL2_REG.write(v);
+    }
+
+    SCTLR_EL1.set(SCTLR_EL1_RES1);
+    isb();
+}
+
+/// Sets every "nXXX" fine-grained trap bit (1 = do not trap) and clears the
+/// positive ones, so the guest runs untrapped.
+fn open_fine_grained_traps(ids: &IdRegs) {
+    use aarch64_cpu::registers::{HDFGRTR_EL2 as R, HDFGWTR_EL2 as W};
+    let n_fgxtr = HFGRTR_EL2::nAMAIR2_EL1::SET
+        + HFGRTR_EL2::nMAIR2_EL1::SET
+        + HFGRTR_EL2::nS2POR_EL1::SET
+        + HFGRTR_EL2::nPOR_EL1::SET
+        + HFGRTR_EL2::nPOR_EL0::SET
+        + HFGRTR_EL2::nPIR_EL1::SET
+        + HFGRTR_EL2::nPIRE0_EL1::SET
+        + HFGRTR_EL2::nRCWMASK_EL1::SET
+        + HFGRTR_EL2::nTPIDR2_EL0::SET
+        + HFGRTR_EL2::nSMPRI_EL1::SET
+        + HFGRTR_EL2::nGCS_EL1::SET
+        + HFGRTR_EL2::nGCS_EL0::SET
+        + HFGRTR_EL2::nACCDATA_EL1::SET;
+    // HFGWTR_EL2 has the same n-bits at the same positions.
+    HFGRTR_EL2.set(n_fgxtr.value);
+    HFGWTR_EL2.set(n_fgxtr.value);
+    HFGITR_EL2.write(
+        HFGITR_EL2::nGCSEPP::SET
+            + HFGITR_EL2::nGCSSTR_EL1::SET
+            + HFGITR_EL2::nGCSPUSHM_EL1::SET
+            + HFGITR_EL2::nBRBIALL::SET
+            + HFGITR_EL2::nBRBINJ::SET,
+    );
+    R.write(R::nPMSNEVFR_EL1::SET + R::nBRBDATA::SET + R::nBRBCTL::SET + R::nBRBIDR::SET);
+    W.write(W::nPMSNEVFR_EL1::SET + W::nBRBDATA::SET + W::nBRBCTL::SET);
+    if ids.has_amu() {
+        // HAFGRTR_EL2 exists only with FEAT_AMUv1.
+        HAFGRTR_EL2.set(0);
+    }
+    isb();
+}
+
+/// PMCR_EL0.N (number of event counters), read at EL2.
+struct PmcrEl0;
+static PMCR_EL0_N: PmcrEl0 = PmcrEl0;
+impl PmcrEl0 {
+    fn read(&self) -> u64 {
+        let v: u64;
+        unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) v, options(nomem, nostack)) };
+        v
+    }
+}

@@ -1,0 +1,48 @@
+//! Delivering an exception to the guest's EL1: the values come from
+//! porwatch_monitor::inject (host-tested), this writes them to the CPU.
+use super::frame::GuestRegs;
+use aarch64_cpu::registers::*;
+use porwatch_monitor::inject::{self, GuestState, Injection};
+
+/// ESR_ELx.IL: the trapped instruction was 32 bits.
+const ESR_IL: u64 = 1 << 25;
+
+fn state(regs: &GuestRegs, esr_el2: u64) -> GuestState {
+    GuestState {
+        spsr_el2: regs.spsr,
+        elr_el2: regs.elr,
+        vbar_el1: VBAR_EL1.get(),
+        sctlr_el1: SCTLR_EL1.get(),
+        il32: esr_el2 & ESR_IL != 0,
+        mte: crate::boot::config().ids.has_mte(),
+    }
+}
+
+fn apply(regs: &mut GuestRegs, inj: Injection) {
+    ESR_EL1.set(inj.esr_el1);
+    ELR_EL1.set(inj.elr_el1);
+    SPSR_EL1.set(inj.spsr_el1);
+    if let Some(far) = inj.far_el1 {
+        FAR_EL1.set(far);
+    }
+    regs.elr = inj.elr_el2;
+    regs.spsr = inj.spsr_el2;
+}
+
+/// UNDEFINED instruction at the trapping PC.
+pub fn undef(regs: &mut GuestRegs, esr_el2: u64) {
+    let inj = inject::undef(&state(regs, esr_el2));
+    apply(regs, inj);
+}
+
+/// Synchronous external abort on a data access to `far`.
+pub fn external_data_abort(regs: &mut GuestRegs, esr_el2: u64, wnr: bool, far: u64) {
+    let inj = inject::external_data_abort(&state(regs, esr_el2), far, wnr);
+    apply(regs, inj);
+}
+
+/// Synchronous external abort on an instruction fetch from `far`.
+pub fn external_instr_abort(regs: &mut GuestRegs, esr_el2: u64, far: u64) {
+    let inj = inject::external_instr_abort(&state(regs, esr_el2), far);
+    apply(regs, inj);
+}

@@ -1,0 +1,87 @@
+//! Stage 2: the guest's view of physical memory. Guest RAM is identity
+//! mapped in 4 KiB pages (so single pages can later be made read-only or
+//! execute-never without splitting blocks); device MMIO from the device
+//! tree passes through with blocks where possible; hyp memory and the trace
+//! UART are left unmapped, so a guest access to them faults to EL2.
+use super::cpu::IdRegs;
+use super::table_pool::TablePool;
+use crate::boot::Layout;
+use porwatch_monitor::fdt::Platform;
+use porwatch_monitor::pgtable::regs::{effective_pa_range, stage2_regime, vtcr_el2};
+use porwatch_monitor::pgtable::{Granularity, PageTable, S2Attrs};
+use spin::Mutex;
+
+const PAGE: u64 = 4096;
+/// 4 KiB pages for up to 2 GiB of guest RAM (1024 last-level tables), plus
+/// the upper levels and device blocks. 4.4 MiB of hyp memory.
+const S2_TABLES: usize = 1100;
+/// VMID of the one guest (VTTBR_EL2[63:48]).
+const GUEST_VMID: u64 = 1;
+const VTTBR_VMID_SHIFT: u32 = 48;
+
+static mut S2_POOL: TablePool<S2_TABLES> = TablePool::new();
+
+pub type Stage2Table = PageTable<&'static mut TablePool<S2_TABLES>>;
+
+/// The guest's stage-2 tables, for the trap path (later issues change
+/// single pages' permissions).
+pub static STAGE2: Mutex<Option<Stage2Table>> = Mutex::new(None);
+
+pub struct Stage2 {
+    pub vtcr: u64,
+    pub vttbr: u64,
+}
+
+/// Guest RAM: every memory range minus hyp's own [start, end).
+pub fn guest_ram(plat: &Platform, layout: &Layout, mut f: impl FnMut(u64, u64)) {
+    for m in plat.memory.iter() {
+        let (base, end) = (m.base, m.base + m.size);
+        for (s, e) in [(base, end.min(layout.start)), (base.max(layout.end), end)] {
+            if s < e {
+                f(s, e);
+            }
+        }
+    }
+}
+
+pub fn is_guest_ram(plat: &Platform, layout: &Layout, addr: u64) -> bool {
+    let mut hit = false;
+    guest_ram(plat, layout, |s, e| hit |= (s..e).contains(&addr));
+    hit
+}
+
+pub fn build(plat: &Platform, layout: &Layout, hidden_uart: Option<u64>) -> Result<Stage2, &'static str> {
+    let ids = IdRegs::read();
+    let pa_range = ids.pa_range() as u8;
+    let (_, ipa_bits) = effective_pa_range(pa_range);
+    let (vtcr, _, _) = vtcr_el2(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
+    let regime = stage2_regime(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
+    let pool = unsafe { &mut *(&raw mut S2_POOL) };
+    let mut pt = PageTable::new(pool, regime).map_err(|_| "stage-2 root allocation failed")?;
+
+    let mut err = None;
+    guest_ram(plat, layout, |s, e| {
+        if let Err(_e) = pt.map(s, s, e - s, S2Attrs::NORMAL_RW, Granularity::PagesOnly) {
+            err = Some("guest RAM does not fit the stage-2 table pool (use at most 2 GiB)");
+        }
+    });
+    let hidden = hidden_uart.map(|b| b & !(PAGE - 1));
+    for r in plat.mmio.iter() {
+        let (base, end) = (r.base, r.base + r.size);
+        let pieces = match hidden {
+            Some(h) if (base..end).contains(&h) => [(base, h), (h + PAGE, end)],
+            _ => [(base, end), (end, end)],
+        };
+        for (s, e) in pieces {
+            if s < e && pt.map(s, s, e - s, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).is_err() {
+                err = Some("cannot map a device region at stage 2");
+            }
+        }
+    }
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let vttbr = pt.root() | (GUEST_VMID << VTTBR_VMID_SHIFT);
+    *STAGE2.lock() = Some(pt);
+    Ok(Stage2 { vtcr, vttbr })
+}

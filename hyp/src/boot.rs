@@ -1,0 +1,293 @@
+//! Start-up: from the loader's DTB to the guest's first instruction.
+//!
+//! 1. read the platform from the device tree (MMU still off);
+//! 2. take porwatch.* options from the command line;
+//! 3. turn on the EL2 MMU (identity map, hyp image W^X);
+//! 4. write the guest's DTB (trace UART removed, hyp memory carved out,
+//!    porwatch.* options removed from bootargs);
+//! 5. build stage 2 (guest RAM and device MMIO, trace UART hidden);
+//! 6. configure EL2 and enter the guest at EL1h.
+use crate::arch::cpu::IdRegs;
+use crate::arch::frame::GuestRegs;
+use crate::arch::pl011::Pl011;
+use crate::arch::{el2, enter_guest, mmu, stage2};
+use crate::console::{Msg, To};
+use crate::run_end::stop;
+use crate::trace_out;
+use aarch64_cpu::registers::{Readable, CNTFRQ_EL0};
+use porwatch_monitor::cmdline::{self, CmdlineError, Options, TraceSel};
+use porwatch_monitor::fdt::{self, Edits, Platform};
+use porwatch_trace::{Event, MemKind, PoeMode, FORMAT_VERSION};
+use spin::Once;
+
+/// Exit status when porwatch cannot start the guest (bad options, no
+/// guest, unusable device tree): EX_CONFIG from sysexits.h.
+pub const STATUS_BAD_CONFIG: u32 = 78;
+
+/// Where hyp is, from the linker script, at run time (hyp is PIE).
+#[derive(Clone, Copy)]
+pub struct Layout {
+    pub start: u64,
+    pub text_end: u64,
+    pub rodata_end: u64,
+    pub stack_guard: u64,
+    pub stack_bottom: u64,
+    /// End of hyp-owned memory (exclusive).
+    pub end: u64,
+    /// The guest DTB window: guest RAM that the Image header's image_size
+    /// kept free of loader placements.
+    pub dtb_window: u64,
+    pub dtb_window_size: u64,
+}
+
+unsafe extern "C" {
+    static __hyp_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __stack_guard: u8;
+    static __stack_bottom: u8;
+    static __stack_top: u8;
+    static __hyp_end: u8;
+    static __guest_dtb_window: u8;
+    static __reserved_end: u8;
+}
+
+impl Layout {
+    fn from_linker() -> Self {
+        let a = |s: *const u8| s as u64;
+        {
+            Self {
+                start: a(&raw const __hyp_start),
+                text_end: a(&raw const __text_end),
+                rodata_end: a(&raw const __rodata_end),
+                stack_guard: a(&raw const __stack_guard),
+                stack_bottom: a(&raw const __stack_bottom),
+                end: a(&raw const __hyp_end),
+                dtb_window: a(&raw const __guest_dtb_window),
+                dtb_window_size: a(&raw const __reserved_end) - a(&raw const __guest_dtb_window),
+            }
+        }
+    }
+
+    pub fn stack_top() -> u64 {
+        &raw const __stack_top as u64
+    }
+}
+
+/// Everything decided at boot that the trap path needs.
+pub struct Config {
+    /// Options, minus the boot-only trace selection (it borrows the
+    /// loader's DTB, which becomes guest memory).
+    pub opts: Options<'static>,
+    pub ids: IdRegs,
+    pub layout: Layout,
+}
+
+static CONFIG: Once<Config> = Once::new();
+
+/// Defaults stand in until the command line is read (a failure that early
+/// must still be able to stop the machine).
+static EARLY: Config = Config {
+    opts: Options::DEFAULT,
+    ids: IdRegs::ZERO,
+    layout: Layout {
+        start: 0,
+        text_end: 0,
+        rodata_end: 0,
+        stack_guard: 0,
+        stack_bottom: 0,
+        end: 0,
+        dtb_window: 0,
+        dtb_window_size: 0,
+    },
+};
+
+pub fn config() -> &'static Config {
+    CONFIG.get().unwrap_or(&EARLY)
+}
+
+/// Guest part of bootargs (porwatch.* words removed).
+static mut GUEST_BOOTARGS: [u8; 2048] = [0; 2048];
+
+/// Entered from boot.S with the MMU off.
+#[unsafe(no_mangle)]
+extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
+    let layout = Layout::from_linker();
+    let ids = IdRegs::read();
+
+    let dtb_bytes = unsafe { dtb_slice(dtb) };
+    let mut plat = Platform::new();
+    if fdt::discover(dtb_bytes, &mut plat).is_err() {
+        // No console is known yet: nothing can be printed.
+        stop(STATUS_BAD_CONFIG, false);
+    }
+    let console = plat.console().map(|u| u.regs.base);
+
+    let bootargs = plat.chosen.bootargs.unwrap_or("");
+    let guest_args = unsafe { &mut *(&raw mut GUEST_BOOTARGS) };
+    let parsed = cmdline::split(bootargs, guest_args);
+    let opts = parsed.as_ref().map(|(o, _)| *o).unwrap_or(Options::DEFAULT);
+    let trace_uart = pick_trace_uart(&plat, &opts);
+
+    mmu::enable(&layout, &plat, &[console, trace_uart.map(|u| u.0)]);
+    let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
+    let trace = trace_uart.map(|(b, _)| unsafe { Pl011::new(b as usize) });
+    if let Some(t) = trace {
+        t.enable_tx();
+    }
+    crate::console::init(console_uart, trace);
+    trace_out::init(trace);
+    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout });
+
+    let guest_len = match parsed {
+        Ok((_, n)) => n,
+        Err(e) => {
+            let what = match e {
+                CmdlineError::UnknownKey(_) => "unknown option porwatch.",
+                CmdlineError::BadValue { .. } => "bad value for porwatch.",
+                CmdlineError::MissingValue(_) => "missing value for porwatch.",
+                CmdlineError::Duplicate(_) => "option given twice: porwatch.",
+                CmdlineError::Quoted(_) => "quotes not allowed in porwatch options",
+                CmdlineError::OutputTooSmall => "guest command line too long",
+            };
+            Msg::new(To::Both).s(what).s(e.key().unwrap_or("")).end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    };
+    if trace.is_none() && !matches!(opts.trace, Some(TraceSel::None)) {
+        Msg::new(To::Console)
+            .s("no second PL011 for the trace (add a second -serial, or porwatch.trace=none)")
+            .end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+
+    emit_header(cfg, current_el, dtb as u64, console.unwrap_or(0), trace_uart.map_or(0, |u| u.0));
+
+    let Some(entry) = opts.guest else {
+        Msg::new(To::Console).s("no guest: give porwatch.guest=ADDRESS on the command line").end();
+        stop(STATUS_BAD_CONFIG, false);
+    };
+
+    // Guest DTB.
+    let guest_bootargs = core::str::from_utf8(&guest_args[..guest_len]).unwrap_or("");
+    let remove: [&str; 1] = [trace_uart.map_or("", |u| u.1)];
+    let carve = [(layout.start, layout.end - layout.start)];
+    let edits = Edits {
+        remove: if trace_uart.is_some() { &remove } else { &[] },
+        carve_out: &carve,
+        bootargs: Some(guest_bootargs),
+        reserve: &[],
+    };
+    let window = unsafe {
+        core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
+    };
+    let dtb_size = match fdt::rewrite(dtb_bytes, &edits, window) {
+        Ok(n) => n as u64,
+        Err(_) => {
+            Msg::new(To::Both).s("cannot write the guest device tree").end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    };
+
+    // Stage 2.
+    let s2 = match stage2::build(&plat, &layout, trace_uart.map(|u| u.0)) {
+        Ok(s2) => s2,
+        Err(what) => {
+            Msg::new(To::Both).s("cannot build stage 2: ").s(what).end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    };
+    trace_out::emit(Event::MemRegion {
+        base: layout.start,
+        size: layout.end - layout.start,
+        kind: MemKind::Hyp as u64,
+    });
+    trace_out::emit(Event::MemRegion {
+        base: layout.dtb_window,
+        size: dtb_size,
+        kind: MemKind::GuestDtb as u64,
+    });
+    if let Some(t) = trace_uart {
+        trace_out::emit(Event::MemRegion { base: t.0, size: 0x1000, kind: MemKind::HiddenMmio as u64 });
+    }
+
+    if !stage2::is_guest_ram(&plat, &layout, entry) {
+        Msg::new(To::Both).s("guest entry ").hex(entry).s(" is not in guest RAM").end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+
+    el2::configure_for_guest(&ids, s2.vtcr, s2.vttbr);
+
+    trace_out::emit(Event::GuestStart {
+        entry,
+        dtb: layout.dtb_window,
+        dtb_size,
+        spsr: el2::GUEST_ENTRY_SPSR,
+    });
+    trace_out::flush();
+
+    // The first guest frame sits at the top of the EL2 stack; every trap
+    // reuses it (vectors.S).
+    let frame = (Layout::stack_top() as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
+    unsafe {
+        frame.write(GuestRegs::default());
+        (*frame).x[0] = layout.dtb_window;
+        (*frame).elr = entry;
+        (*frame).spsr = el2::GUEST_ENTRY_SPSR;
+        enter_guest(frame)
+    }
+}
+
+/// The trace UART: `porwatch.trace=` if given, else the first enabled PL011
+/// that is not the console. Returns (base, node path).
+fn pick_trace_uart<'p>(plat: &'p Platform, opts: &Options<'_>) -> Option<(u64, &'p str)> {
+    let u = match &opts.trace {
+        Some(TraceSel::None) => None,
+        Some(TraceSel::Path(p)) => plat.uart_by_path(p),
+        Some(TraceSel::Addr(a)) => plat.uart_by_base(*a),
+        None => plat.uarts.iter().find(|u| !u.console),
+    }?;
+    if u.console {
+        return None; // never steal the guest's console
+    }
+    Some((u.regs.base, u.path.as_str()))
+}
+
+fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64) {
+    let ids = &cfg.ids;
+    trace_out::emit_reliable(Event::Header {
+        format_version: FORMAT_VERSION,
+        cntfrq: CNTFRQ_EL0.get(),
+        midr: ids.midr,
+        mpidr: ids.mpidr,
+        id_aa64pfr0: ids.pfr0,
+        id_aa64pfr1: ids.pfr1,
+        id_aa64dfr0: ids.dfr0,
+        id_aa64isar0: ids.isar0,
+        id_aa64isar1: ids.isar1,
+        id_aa64mmfr0: ids.mmfr0,
+        id_aa64mmfr1: ids.mmfr1,
+        id_aa64mmfr2: ids.mmfr2,
+        id_aa64mmfr3: ids.mmfr3,
+        poe_mode: PoeMode::None as u64,
+        options: cfg.opts.bits(),
+        hyp_base: cfg.layout.start,
+        hyp_size: cfg.layout.end - cfg.layout.start,
+    });
+    trace_out::emit(Event::HypBoot { entry_el: current_el >> 2, dtb, console_uart: console, trace_uart: trace });
+}
+
+/// The DTB at `addr` as a slice sized by its header (empty if none).
+unsafe fn dtb_slice(addr: usize) -> &'static [u8] {
+    const FDT_MAGIC: u32 = 0xd00d_feed;
+    const MAX_DTB: usize = 2 << 20;
+    if addr == 0 || addr % 8 != 0 {
+        return &[];
+    }
+    let hdr = addr as *const u32;
+    if u32::from_be(unsafe { hdr.read_volatile() }) != FDT_MAGIC {
+        return &[];
+    }
+    let size = u32::from_be(unsafe { hdr.add(1).read_volatile() }) as usize;
+    unsafe { core::slice::from_raw_parts(addr as *const u8, size.min(MAX_DTB)) }
+}

@@ -1,0 +1,18 @@
+//! porwatch: an EL2 hypervisor that runs one guest at EL1 and traces it.
+//!
+//! Layout: `arch/` is the mechanism (asm, system registers, MMU, vectors,
+//! UART); the decisions live in the porwatch-monitor crate (host-tested) and
+//! the trace format in porwatch-trace. `boot.rs` is the start-up flow,
+//! `traps.rs` the trap path, `psci.rs` the guest's SMC/HVC calls.
+#![no_std]
+#![no_main]
+
+mod arch;
+mod boot;
+mod console;
+mod fatal;
+mod psci;
+mod ring;
+mod run_end;
+mod trace_out;
+mod traps;

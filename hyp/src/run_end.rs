@@ -1,0 +1,31 @@
+//! Ending the run: record why, flush the trace, then stop the machine with
+//! the right status (semihosting SYS_EXIT when enabled, else PSCI).
+use crate::arch::semihosting;
+use crate::boot::config;
+use crate::trace_out;
+use porwatch_trace::{Event, ExitReason};
+
+/// Exit status for a hyp panic or an exception taken at EL2.
+pub const STATUS_HYP_FAILURE: u32 = 70;
+
+/// Ends the run after the guest asked to (power off, reset, test exit).
+pub fn guest_done(reason: ExitReason, status: u32) -> ! {
+    trace_out::emit_reliable(Event::GuestExit { reason: reason as u64, code: status as u64 });
+    trace_out::flush();
+    stop(status, reason == ExitReason::SystemReset)
+}
+
+/// Stops the machine. Without semihosting the status cannot reach the host:
+/// PSCI SYSTEM_OFF (or SYSTEM_RESET) is all there is.
+pub fn stop(status: u32, reset: bool) -> ! {
+    if config().opts.semihosting {
+        semihosting::exit(status);
+    }
+    if reset {
+        let _ = smccc::psci::system_reset::<smccc::Smc>();
+    }
+    let _ = smccc::psci::system_off::<smccc::Smc>();
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}

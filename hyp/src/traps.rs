@@ -1,0 +1,77 @@
+//! The trap path: every guest exception taken to EL2 arrives here (from
+//! vectors.S), is decoded into a typed exit, handled, traced, and returns to
+//! the guest. Nothing here allocates or formats.
+use crate::arch::frame::GuestRegs;
+use crate::arch::inject;
+use crate::psci;
+use crate::trace_out;
+use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2};
+use porwatch_monitor::esr::{self, Exit};
+use porwatch_trace::{Event, TrapOutcome};
+
+/// What a handler did; becomes the trace record's outcome.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Serviced (emulated or forwarded); the guest continues.
+    Done(TrapOutcome),
+    /// Not serviceable: the guest was given the exception the architecture
+    /// prescribes (logged as unknown_trap with ESR/ELR/FAR).
+    Refused(TrapOutcome),
+}
+
+/// Vector kinds from vectors.S.
+const KIND_SYNC: u64 = 0;
+const KIND_AARCH32: u64 = 4;
+
+#[unsafe(no_mangle)]
+extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
+    let esr = ESR_EL2.get();
+    let elr = regs.elr;
+    let handled = if kind == KIND_SYNC {
+        dispatch(regs, esr)
+    } else {
+        // IRQ/FIQ/SError are routed to EL1 (HCR_EL2.IMO/FMO/AMO = 0) and an
+        // AArch32 guest cannot exist (HCR_EL2.RW = 1): log and carry on.
+        let _ = KIND_AARCH32;
+        Handled::Refused(TrapOutcome::Ignored)
+    };
+    match handled {
+        Handled::Done(outcome) => trace_out::emit(Event::Trap { esr, elr, outcome: outcome as u64 }),
+        Handled::Refused(action) => trace_out::emit(Event::UnknownTrap {
+            esr,
+            elr,
+            far: FAR_EL2.get(),
+            action: action as u64,
+        }),
+    }
+}
+
+#[inline]
+fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
+    match esr::decode(esr) {
+        Exit::Hvc { imm } => psci::handle(regs, psci::Conduit::Hvc, imm),
+        Exit::Smc { imm } => {
+            // A trapped SMC's preferred return address is the SMC itself.
+            regs.elr += 4;
+            psci::handle(regs, psci::Conduit::Smc, imm)
+        }
+        Exit::DataAbortLower(da) => {
+            // Nothing is emulated at stage 2 yet: an abort means the guest
+            // touched memory it does not own (hyp memory, the trace UART, a
+            // hole). Real hardware would answer with an external abort.
+            inject::external_data_abort(regs, esr, da.wnr(), FAR_EL2.get());
+            Handled::Refused(TrapOutcome::AbortInjected)
+        }
+        Exit::InstrAbortLower(_) => {
+            inject::external_instr_abort(regs, esr, FAR_EL2.get());
+            Handled::Refused(TrapOutcome::AbortInjected)
+        }
+        // Trapped system registers: only TIDCP's IMPLEMENTATION DEFINED
+        // space traps for now; KVM answers it with UNDEF, so do we.
+        Exit::SysReg(_) | Exit::Unknown { .. } | Exit::Wfx(_) | Exit::Brk { .. } | Exit::Eret { .. } => {
+            inject::undef(regs, esr);
+            Handled::Refused(TrapOutcome::UndefInjected)
+        }
+        Exit::SoftwareStepLower { .. } | Exit::SError(_) => Handled::Refused(TrapOutcome::Ignored),
+    }
+}

@@ -1,0 +1,680 @@
+//! The hypervisor's options inside the kernel command line.
+//!
+//! QEMU's `-append` becomes `/chosen/bootargs`. [`split`] takes every word
+//! that starts with `porwatch.` as a hypervisor option and copies every other
+//! word, unchanged and in order, to the guest's command line (joined by single
+//! spaces, no trailing space).
+//!
+//! Words are separated by ASCII space, tab, CR and LF. As in Linux's
+//! `next_arg`, a double quote toggles "inside quotes", where separators do not
+//! split (`foo="a b"` is one word; an unterminated quote runs to the end).
+//! Guest words keep their quotes. A `porwatch.` word never needs quotes, and
+//! one containing a quote is an error. Everything after a bare `--` belongs to
+//! the guest's init and is passed through without looking for options.
+//!
+//! | option | values | default |
+//! |---|---|---|
+//! | `porwatch.guest=` | entry/load address of the guest image: `0x` hex or decimal | none |
+//! | `porwatch.trace=` | UART node path (`/pl011@9040000`), MMIO address (`0x9040000`), or `none` | none (hypervisor's choice) |
+//! | `porwatch.semihosting` | boolean | off |
+//! | `porwatch.poe=` | `auto`, `virtual`, `native`, `off` | `auto` |
+//! | `porwatch.eret` | boolean | off |
+//! | `porwatch.tap` | boolean | on |
+//! | `porwatch.policy=` | `report`, `fault` | `report` |
+//! | `porwatch.verbose` | boolean | off |
+//!
+//! Booleans accept `1`/`0`, `on`/`off`, `true`/`false`, or the bare key (`porwatch.verbose`)
+//! meaning true. An unknown key, a malformed value, a missing value and an
+//! option given twice are errors naming the key: the hypervisor prints them
+//! and refuses to start rather than silently ignore a wrong option.
+
+use core::fmt;
+
+/// Where the trace goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceSel<'a> {
+    /// A UART by device tree node path (starts with `/`).
+    Path(&'a str),
+    /// A UART by MMIO base address.
+    Addr(u64),
+    /// No trace output.
+    None,
+}
+
+/// How permission overlays (FEAT_S1POE) are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PoeMode {
+    /// Native if the CPU has FEAT_S1POE, virtual otherwise.
+    #[default]
+    Auto,
+    /// Emulated by the hypervisor.
+    Virtual,
+    /// The hardware feature (error at start-up if absent).
+    Native,
+    /// Not offered to the guest.
+    Off,
+}
+
+/// What to do when the guest violates a watched permission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Record and let the guest continue.
+    #[default]
+    Report,
+    /// Record and inject a fault into the guest.
+    Fault,
+}
+
+/// The hypervisor's options, with their defaults from [`Options::DEFAULT`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options<'a> {
+    /// `porwatch.guest`: guest image entry/load address.
+    pub guest: Option<u64>,
+    /// `porwatch.trace`: trace UART selection (`None`: not given).
+    pub trace: Option<TraceSel<'a>>,
+    /// `porwatch.semihosting` (default off).
+    pub semihosting: bool,
+    /// `porwatch.poe` (default auto).
+    pub poe: PoeMode,
+    /// `porwatch.eret`: trace exception returns (default off).
+    pub exc_return: bool,
+    /// `porwatch.tap` (default on).
+    pub tap: bool,
+    /// `porwatch.policy` (default report).
+    pub policy: Policy,
+    /// `porwatch.verbose` (default off).
+    pub verbose: bool,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl Options<'_> {
+    /// All defaults.
+    pub const DEFAULT: Options<'static> = Options {
+        guest: None,
+        trace: None,
+        semihosting: false,
+        poe: PoeMode::Auto,
+        exc_return: false,
+        tap: true,
+        policy: Policy::Report,
+        verbose: false,
+    };
+
+    /// Stable bitmask summary for the trace header.
+    ///
+    /// Bit assignments never change; new options take new bits; unused bits are 0.
+    ///
+    /// | bits | meaning |
+    /// |---|---|
+    /// | 0..=1 | trace: 0 not given, 1 node path, 2 address, 3 `none` |
+    /// | 2 | semihosting |
+    /// | 3..=4 | poe: 0 auto, 1 virtual, 2 native, 3 off |
+    /// | 5 | eret (exception-return tracing) |
+    /// | 6 | tap |
+    /// | 7 | policy: 0 report, 1 fault |
+    /// | 8 | verbose |
+    /// | 9 | guest address given |
+    /// | 10..=63 | reserved, 0 |
+    pub fn bits(&self) -> u64 {
+        let trace = match self.trace {
+            None => 0,
+            Some(TraceSel::Path(_)) => 1,
+            Some(TraceSel::Addr(_)) => 2,
+            Some(TraceSel::None) => 3,
+        };
+        let poe = match self.poe {
+            PoeMode::Auto => 0,
+            PoeMode::Virtual => 1,
+            PoeMode::Native => 2,
+            PoeMode::Off => 3,
+        };
+        trace
+            | u64::from(self.semihosting) << 2
+            | poe << 3
+            | u64::from(self.exc_return) << 5
+            | u64::from(self.tap) << 6
+            | u64::from(self.policy == Policy::Fault) << 7
+            | u64::from(self.verbose) << 8
+            | u64::from(self.guest.is_some()) << 9
+    }
+}
+
+/// Why the command line was refused. Keys are given without the
+/// `porwatch.` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdlineError<'a> {
+    /// `porwatch.<key>` is not an option.
+    UnknownKey(&'a str),
+    /// The value is not valid for the key.
+    BadValue {
+        /// Option key.
+        key: &'a str,
+        /// Offending value.
+        value: &'a str,
+    },
+    /// A non-boolean option given without `=value`.
+    MissingValue(&'a str),
+    /// The option appears more than once.
+    Duplicate(&'a str),
+    /// A `porwatch.` word contains a double quote (the whole word).
+    Quoted(&'a str),
+    /// `guest_out` cannot hold the guest's command line.
+    OutputTooSmall,
+}
+
+impl CmdlineError<'_> {
+    /// The option key concerned, if any.
+    pub fn key(&self) -> Option<&str> {
+        match *self {
+            CmdlineError::UnknownKey(k)
+            | CmdlineError::BadValue { key: k, .. }
+            | CmdlineError::MissingValue(k)
+            | CmdlineError::Duplicate(k) => Some(k),
+            CmdlineError::Quoted(_) | CmdlineError::OutputTooSmall => None,
+        }
+    }
+}
+
+impl fmt::Display for CmdlineError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            CmdlineError::UnknownKey(k) => write!(f, "unknown option porwatch.{k}"),
+            CmdlineError::BadValue { key, value } => {
+                write!(f, "bad value \"{value}\" for porwatch.{key}")
+            }
+            CmdlineError::MissingValue(k) => write!(f, "porwatch.{k} needs a value"),
+            CmdlineError::Duplicate(k) => write!(f, "porwatch.{k} given more than once"),
+            CmdlineError::Quoted(w) => write!(f, "quotes are not allowed in {w}"),
+            CmdlineError::OutputTooSmall => f.write_str("guest command line too long"),
+        }
+    }
+}
+
+const PREFIX: &str = "porwatch.";
+
+fn is_sep(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Iterator over command-line words (quote-aware, see the module doc).
+#[derive(Debug, Clone)]
+pub struct Words<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Words<'a> {
+    /// Words of `s`.
+    pub fn new(s: &'a str) -> Self {
+        Words { rest: s }
+    }
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.rest.as_bytes();
+        let start = b.iter().position(|&c| !is_sep(c))?;
+        let mut in_quote = false;
+        let mut end = b.len();
+        for (i, &c) in b.iter().enumerate().skip(start) {
+            if c == b'"' {
+                in_quote = !in_quote;
+            } else if is_sep(c) && !in_quote {
+                end = i;
+                break;
+            }
+        }
+        // Separators are ASCII, so both cuts are on char boundaries.
+        let word = self.rest.get(start..end)?;
+        self.rest = self.rest.get(end..).unwrap_or("");
+        Some(word)
+    }
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        if hex.is_empty() || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        return u64::from_str_radix(hex, 16).ok();
+    }
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn parse_bool(v: Option<&str>) -> Option<bool> {
+    match v {
+        None => Some(true),
+        Some("1" | "on" | "true") => Some(true),
+        Some("0" | "off" | "false") => Some(false),
+        Some(_) => None,
+    }
+}
+
+/// Bit per key in `seen`, to refuse duplicates.
+const KEYS: [&str; 8] = [
+    "guest",
+    "trace",
+    "semihosting",
+    "poe",
+    "eret",
+    "tap",
+    "policy",
+    "verbose",
+];
+
+fn apply<'a>(
+    opts: &mut Options<'a>,
+    key: &'a str,
+    value: Option<&'a str>,
+) -> Result<(), CmdlineError<'a>> {
+    let bad = |v: &'a str| CmdlineError::BadValue { key, value: v };
+    let need = || value.ok_or(CmdlineError::MissingValue(key));
+    let boolean = || parse_bool(value).ok_or_else(|| bad(value.unwrap_or("")));
+    match key {
+        "guest" => {
+            let v = need()?;
+            opts.guest = Some(parse_u64(v).ok_or_else(|| bad(v))?);
+        }
+        "trace" => {
+            let v = need()?;
+            opts.trace = Some(if v == "none" {
+                TraceSel::None
+            } else if v.starts_with('/') {
+                TraceSel::Path(v)
+            } else {
+                TraceSel::Addr(parse_u64(v).ok_or_else(|| bad(v))?)
+            });
+        }
+        "semihosting" => opts.semihosting = boolean()?,
+        "poe" => {
+            let v = need()?;
+            opts.poe = match v {
+                "auto" => PoeMode::Auto,
+                "virtual" => PoeMode::Virtual,
+                "native" => PoeMode::Native,
+                "off" => PoeMode::Off,
+                _ => return Err(bad(v)),
+            };
+        }
+        "eret" => opts.exc_return = boolean()?,
+        "tap" => opts.tap = boolean()?,
+        "policy" => {
+            let v = need()?;
+            opts.policy = match v {
+                "report" => Policy::Report,
+                "fault" => Policy::Fault,
+                _ => return Err(bad(v)),
+            };
+        }
+        "verbose" => opts.verbose = boolean()?,
+        _ => return Err(CmdlineError::UnknownKey(key)),
+    }
+    Ok(())
+}
+
+/// Splits `bootargs` into the hypervisor's [`Options`] and the guest's
+/// command line, written to `guest_out` (UTF-8; its length is returned).
+pub fn split<'a>(
+    bootargs: &'a str,
+    guest_out: &mut [u8],
+) -> Result<(Options<'a>, usize), CmdlineError<'a>> {
+    let mut opts = Options::DEFAULT;
+    let mut seen = 0u32;
+    let mut len = 0usize;
+    let mut init_args = false;
+    for word in Words::new(bootargs) {
+        if !init_args {
+            if let Some(rest) = word
+                .strip_prefix(PREFIX)
+                .or_else(|| word.strip_prefix('"').and_then(|w| w.strip_prefix(PREFIX)))
+            {
+                if word.contains('"') {
+                    return Err(CmdlineError::Quoted(word));
+                }
+                let (key, value) = match rest.split_once('=') {
+                    Some((k, v)) => (k, Some(v)),
+                    None => (rest, None),
+                };
+                let bit = KEYS
+                    .iter()
+                    .position(|&k| k == key)
+                    .ok_or(CmdlineError::UnknownKey(key))?;
+                if seen & (1 << bit) != 0 {
+                    return Err(CmdlineError::Duplicate(key));
+                }
+                seen |= 1 << bit;
+                apply(&mut opts, key, value)?;
+                continue;
+            }
+            if word == "--" {
+                init_args = true;
+            }
+        }
+        let sep = usize::from(len != 0);
+        let end = len
+            .checked_add(sep + word.len())
+            .ok_or(CmdlineError::OutputTooSmall)?;
+        let dst = guest_out
+            .get_mut(len..end)
+            .ok_or(CmdlineError::OutputTooSmall)?;
+        if sep == 1 {
+            dst[0] = b' ';
+        }
+        dst[sep..].copy_from_slice(word.as_bytes());
+        len = end;
+    }
+    Ok((opts, len))
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::String;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn run(s: &str) -> Result<(Options<'_>, String), CmdlineError<'_>> {
+        let mut buf = vec![0u8; s.len()];
+        let (o, n) = split(s, &mut buf)?;
+        Ok((o, String::from_utf8(buf[..n].to_vec()).unwrap()))
+    }
+
+    #[test]
+    fn defaults_and_plain_passthrough() {
+        let (o, g) = run("console=ttyAMA0 root=/dev/vda rw").unwrap();
+        assert_eq!(o, Options::DEFAULT);
+        assert_eq!(o, Options::default());
+        assert_eq!(g, "console=ttyAMA0 root=/dev/vda rw");
+        assert_eq!(o.guest, None);
+        assert_eq!(o.trace, None);
+        assert!(!o.semihosting && !o.exc_return && !o.verbose && o.tap);
+        assert_eq!(o.poe, PoeMode::Auto);
+        assert_eq!(o.policy, Policy::Report);
+        let (_, g) = run("").unwrap();
+        assert_eq!(g, "");
+        let (_, g) = run(" \t\n ").unwrap();
+        assert_eq!(g, "");
+    }
+
+    #[test]
+    fn all_options() {
+        let s = "console=ttyAMA0 porwatch.guest=0x44000000 earlycon \
+                 porwatch.trace=/pl011@9040000 porwatch.semihosting \
+                 porwatch.poe=native porwatch.eret=on porwatch.tap=off \
+                 porwatch.policy=fault porwatch.verbose=1 quiet";
+        let (o, g) = run(s).unwrap();
+        assert_eq!(
+            o,
+            Options {
+                guest: Some(0x4400_0000),
+                trace: Some(TraceSel::Path("/pl011@9040000")),
+                semihosting: true,
+                poe: PoeMode::Native,
+                exc_return: true,
+                tap: false,
+                policy: Policy::Fault,
+                verbose: true,
+            }
+        );
+        assert_eq!(g, "console=ttyAMA0 earlycon quiet");
+    }
+
+    #[test]
+    fn values() {
+        fn o(s: &str) -> Options<'_> {
+            run(s).unwrap().0
+        }
+        assert_eq!(o("porwatch.guest=1140850688").guest, Some(0x4400_0000));
+        assert_eq!(o("porwatch.guest=0X44000000").guest, Some(0x4400_0000));
+        assert_eq!(o("porwatch.guest=0xffffffffffffffff").guest, Some(u64::MAX));
+        assert_eq!(
+            o("porwatch.trace=0x9040000").trace,
+            Some(TraceSel::Addr(0x904_0000))
+        );
+        assert_eq!(
+            o("porwatch.trace=151257088").trace,
+            Some(TraceSel::Addr(0x904_0000))
+        );
+        assert_eq!(o("porwatch.trace=none").trace, Some(TraceSel::None));
+        for (v, b) in [
+            ("1", true),
+            ("on", true),
+            ("true", true),
+            ("0", false),
+            ("off", false),
+            ("false", false),
+        ] {
+            let s = std::format!(
+                "porwatch.semihosting={v} porwatch.eret={v} porwatch.tap={v} porwatch.verbose={v}"
+            );
+            let x = o(&s);
+            assert_eq!(
+                (x.semihosting, x.exc_return, x.tap, x.verbose),
+                (b, b, b, b),
+                "{v}"
+            );
+        }
+        let x = o("porwatch.semihosting porwatch.eret porwatch.tap porwatch.verbose");
+        assert!(x.semihosting && x.exc_return && x.tap && x.verbose);
+        for (v, m) in [
+            ("auto", PoeMode::Auto),
+            ("virtual", PoeMode::Virtual),
+            ("native", PoeMode::Native),
+            ("off", PoeMode::Off),
+        ] {
+            assert_eq!(o(&std::format!("porwatch.poe={v}")).poe, m);
+        }
+        assert_eq!(o("porwatch.policy=report").policy, Policy::Report);
+        assert_eq!(o("porwatch.policy=fault").policy, Policy::Fault);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        fn e(s: &str) -> CmdlineError<'_> {
+            run(s).unwrap_err()
+        }
+        assert_eq!(e("porwatch.bogus=1"), CmdlineError::UnknownKey("bogus"));
+        assert_eq!(e("porwatch.bogus"), CmdlineError::UnknownKey("bogus"));
+        assert_eq!(e("porwatch."), CmdlineError::UnknownKey(""));
+        assert_eq!(e("porwatch.=3"), CmdlineError::UnknownKey(""));
+        assert_eq!(e("porwatch.Guest=1"), CmdlineError::UnknownKey("Guest"));
+        for (s, key, value) in [
+            ("porwatch.guest=", "guest", ""),
+            ("porwatch.guest=0x", "guest", "0x"),
+            ("porwatch.guest=0x1g", "guest", "0x1g"),
+            ("porwatch.guest=-1", "guest", "-1"),
+            ("porwatch.guest=+1", "guest", "+1"),
+            ("porwatch.guest=0x+1", "guest", "0x+1"),
+            ("porwatch.guest=0x_1", "guest", "0x_1"),
+            ("porwatch.guest= 1", "guest", ""),
+            (
+                "porwatch.guest=0x10000000000000000",
+                "guest",
+                "0x10000000000000000",
+            ),
+            (
+                "porwatch.guest=18446744073709551616",
+                "guest",
+                "18446744073709551616",
+            ),
+            ("porwatch.trace=serial1", "trace", "serial1"),
+            ("porwatch.trace=", "trace", ""),
+            ("porwatch.semihosting=yes", "semihosting", "yes"),
+            ("porwatch.semihosting=", "semihosting", ""),
+            ("porwatch.poe=on", "poe", "on"),
+            ("porwatch.eret=2", "eret", "2"),
+            ("porwatch.tap=ON", "tap", "ON"),
+            ("porwatch.policy=panic", "policy", "panic"),
+            ("porwatch.verbose=x", "verbose", "x"),
+        ] {
+            assert_eq!(e(s), CmdlineError::BadValue { key, value }, "{s}");
+            assert_eq!(e(s).key(), Some(key));
+        }
+        for key in ["guest", "trace", "poe", "policy"] {
+            let s = std::format!("porwatch.{key}");
+            assert_eq!(run(&s).unwrap_err(), CmdlineError::MissingValue(key));
+        }
+        assert_eq!(
+            e("porwatch.verbose porwatch.tap=on porwatch.verbose=0"),
+            CmdlineError::Duplicate("verbose")
+        );
+        assert_eq!(
+            e("porwatch.guest=\"1\""),
+            CmdlineError::Quoted("porwatch.guest=\"1\"")
+        );
+        assert_eq!(
+            e("\"porwatch.guest=1\""),
+            CmdlineError::Quoted("\"porwatch.guest=1\"")
+        );
+        assert_eq!(
+            e("porwatch.tap=on porwatch.x"),
+            CmdlineError::UnknownKey("x")
+        );
+    }
+
+    #[test]
+    fn error_display() {
+        let mut s = String::new();
+        use core::fmt::Write;
+        write!(
+            s,
+            "{}",
+            CmdlineError::BadValue {
+                key: "poe",
+                value: "on"
+            }
+        )
+        .unwrap();
+        assert_eq!(s, "bad value \"on\" for porwatch.poe");
+        s.clear();
+        write!(s, "{}", CmdlineError::UnknownKey("bogus")).unwrap();
+        assert_eq!(s, "unknown option porwatch.bogus");
+    }
+
+    #[test]
+    fn passthrough_preserves_words_and_quotes() {
+        let s =
+            "  root=/dev/vda\tinit=\"/bin/sh -c 'echo hi'\"\n porwatch.verbose \"a b\"  x=\"\" \
+                 dyndbg=\"file foo.c +p\" porwatchx=1 my.porwatch.tap=9 ";
+        let (o, g) = run(s).unwrap();
+        assert!(o.verbose);
+        assert_eq!(
+            g,
+            "root=/dev/vda init=\"/bin/sh -c 'echo hi'\" \"a b\" x=\"\" \
+             dyndbg=\"file foo.c +p\" porwatchx=1 my.porwatch.tap=9"
+        );
+        // Unterminated quote: the rest is one word, as in Linux.
+        let (_, g) = run("a \"b c porwatch.verbose").unwrap();
+        assert_eq!(g, "a \"b c porwatch.verbose");
+        // Non-ASCII passes through.
+        let (_, g) = run("label=Größe  porwatch.tap=on  ü").unwrap();
+        assert_eq!(g, "label=Größe ü");
+    }
+
+    #[test]
+    fn init_args_after_double_dash_are_not_options() {
+        let (o, g) = run("quiet porwatch.tap=off -- porwatch.tap=on single").unwrap();
+        assert!(!o.tap);
+        assert_eq!(g, "quiet -- porwatch.tap=on single");
+    }
+
+    #[test]
+    fn output_buffer_bounds() {
+        let s = "aa porwatch.verbose bb cc";
+        let mut buf = [0u8; 8];
+        let (o, n) = split(s, &mut buf).unwrap();
+        assert!(o.verbose);
+        assert_eq!(&buf[..n], b"aa bb cc");
+        for len in 0..8 {
+            let mut small = vec![0u8; len];
+            assert_eq!(
+                split(s, &mut small),
+                Err(CmdlineError::OutputTooSmall),
+                "{len}"
+            );
+        }
+        let mut empty: [u8; 0] = [];
+        assert_eq!(split("porwatch.tap=off", &mut empty).unwrap().1, 0);
+    }
+
+    #[test]
+    fn bits_are_stable() {
+        assert_eq!(Options::DEFAULT.bits(), 1 << 6);
+        let all = Options {
+            guest: Some(1),
+            trace: Some(TraceSel::None),
+            semihosting: true,
+            poe: PoeMode::Off,
+            exc_return: true,
+            tap: true,
+            policy: Policy::Fault,
+            verbose: true,
+        };
+        assert_eq!(all.bits(), 0x3ff);
+        let mut o = Options::DEFAULT;
+        o.trace = Some(TraceSel::Path("/x"));
+        assert_eq!(o.bits() & 3, 1);
+        o.trace = Some(TraceSel::Addr(0));
+        assert_eq!(o.bits() & 3, 2);
+        o.poe = PoeMode::Virtual;
+        assert_eq!(o.bits() >> 3 & 3, 1);
+        o.poe = PoeMode::Native;
+        assert_eq!(o.bits() >> 3 & 3, 2);
+        o.tap = false;
+        assert_eq!(o.bits() & (1 << 6), 0);
+    }
+
+    #[test]
+    fn words_iterator() {
+        let w: Vec<_> = Words::new(" a  b\"c d\"e\t\"f\" ").collect();
+        assert_eq!(w, ["a", "b\"c d\"e", "\"f\""]);
+    }
+
+    #[test]
+    fn fuzz_never_panics() {
+        use proptest::prelude::*;
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let alphabet = proptest::sample::select(vec![
+            "porwatch.",
+            "guest",
+            "trace",
+            "=",
+            "0x",
+            "1",
+            "\"",
+            " ",
+            "\t",
+            "on",
+            "/",
+            "--",
+            "poe",
+            "é",
+            "x",
+        ]);
+        runner
+            .run(&proptest::collection::vec(alphabet, 0..24), |parts| {
+                let s: String = parts.concat();
+                let mut buf = vec![0u8; s.len()];
+                if let Ok((_, n)) = split(&s, &mut buf) {
+                    prop_assert!(core::str::from_utf8(&buf[..n]).is_ok());
+                    // Only an unterminated quote keeps trailing blanks.
+                    let odd_quotes = s.matches('"').count() % 2 == 1;
+                    prop_assert!(!buf[..n].ends_with(b" ") || odd_quotes);
+                    prop_assert!(!buf[..n].starts_with(b" "));
+                }
+                let mut small = [0u8; 3];
+                let _ = split(&s, &mut small);
+                Ok(())
+            })
+            .unwrap();
+    }
+}

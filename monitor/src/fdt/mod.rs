@@ -1,0 +1,28 @@
+//! Flattened device tree (DTB) support for the hypervisor: reading, platform
+//! discovery and rewriting the tree handed to the guest.
+//!
+//! Everything works on caller-provided slices, with no heap and no panics on
+//! malformed input: every failure is an [`FdtError`].
+//!
+//! * [`reader`]: header validation, token walker, node lookup, property helpers.
+//! * [`address`]: `reg`/`ranges` translation to CPU physical addresses.
+//! * [`platform`]: [`discover`] fills a [`Platform`] (RAM, UARTs, GIC, PSCI,
+//!   timer, /chosen, MMIO regions for stage 2).
+//! * [`rewrite`]: [`rewrite()`] produces the guest's DTB (remove nodes, carve
+//!   hypervisor memory out of RAM, set bootargs, add reservations).
+
+pub mod address;
+pub mod platform;
+pub mod reader;
+pub mod rewrite;
+
+mod error;
+
+pub use address::Region;
+pub use error::FdtError;
+pub use platform::{discover, Platform};
+pub use reader::{Fdt, Node, Token};
+pub use rewrite::{rewrite, Edits};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,18 @@
+//! Host tests for the device tree code.
+
+extern crate std;
+
+mod discover;
+mod fuzz;
+mod malformed;
+mod reader;
+mod rewrite;
+
+pub(super) const VIRT_GICV3: &[u8] = include_bytes!("../../../testdata/virt-gicv3.dtb");
+pub(super) const VIRT_SECURE: &[u8] = include_bytes!("../../../testdata/virt-secure.dtb");
+pub(super) const FVP_NESTED: &[u8] = include_bytes!("../../../testdata/fvp-nested.dtb");
+pub(super) const MISC_GICV2: &[u8] = include_bytes!("../../../testdata/misc-gicv2.dtb");
+pub(super) const TINY: &[u8] = include_bytes!("../../../testdata/tiny.dtb");
+pub(super) const ALIAS_LOOP: &[u8] = include_bytes!("../../../testdata/alias-loop.dtb");
+pub(super) const BAD_CELLS: &[u8] = include_bytes!("../../../testdata/bad-cells.dtb");
+pub(super) const DEEP: &[u8] = include_bytes!("../../../testdata/deep.dtb");

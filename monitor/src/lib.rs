@@ -1,0 +1,11 @@
+//! porwatch's decisions, as plain data in and out: no registers, no asm.
+//! Everything here builds for the host and is unit-tested with `cargo test`.
+#![no_std]
+
+pub mod cmdline;
+pub mod fdt;
+pub mod esr;
+pub mod inject;
+pub mod pgtable;
+pub mod psci;
+pub mod sysreg;

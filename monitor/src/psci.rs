@@ -1,0 +1,565 @@
+//! SMCCC / PSCI handling for the guest's SMC and HVC calls (pure logic).
+//!
+//! [`classify`] turns the guest's x0..x3 into a [`GuestCall`]; [`decide`]
+//! says what porwatch does with it. Function IDs and return codes come from
+//! the `smccc` crate (Arm DEN 0028 SMCCC 1.4, DEN 0022 PSCI 1.1); the
+//! porwatch-specific id is [`PORWATCH_TEST_EXIT`].
+//!
+//! The hypervisor should only route `HVC #0` / `SMC #0` here (SMCCC: the
+//! immediate is 0; KVM answers NOT_SUPPORTED for a non-zero HVC immediate).
+//!
+//! Single-vCPU policy (porwatch runs exactly one vCPU):
+//! * `CPU_ON`: an entry point inside the hypervisor's memory is refused with
+//!   `INVALID_ADDRESS` (PSCI: "the entry point address is known by the
+//!   implementation to be invalid, because it is in a range that is known
+//!   not to be available to the caller"), whatever the target. Otherwise the
+//!   boot vCPU answers `ALREADY_ON`, any other target `INVALID_PARAMETERS`
+//!   (no such CPU; what KVM returns for a missing vCPU).
+//! * `CPU_OFF` on the only vCPU ends the run ([`Decision::CpuOff`]).
+//! * `CPU_SUSPEND` is treated like WFI and then returns SUCCESS, as KVM does
+//!   (PSCI allows treating power-down states as standby).
+//! * `AFFINITY_INFO`: ON for the boot vCPU's affinity, OFF otherwise (KVM).
+
+use smccc::arch::{
+    SMCCC_ARCH_FEATURES, SMCCC_ARCH_SOC_ID, SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2,
+    SMCCC_ARCH_WORKAROUND_3, SMCCC_VERSION,
+};
+use smccc::error::SUCCESS;
+use smccc::psci::error::{ALREADY_ON, INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED};
+use smccc::psci::{
+    AffinityState, MigrateType, Version, PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64,
+    PSCI_CPU_OFF, PSCI_CPU_ON_32, PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64,
+    PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION,
+};
+
+// SMCCC Function Identifier layout (DEN 0028, "Function Identifier"):
+/// Bit 31: fast call.
+pub const FID_FAST_CALL: u32 = 1 << 31;
+/// Bit 30: SMC64/HVC64 calling convention.
+pub const FID_SMC64: u32 = 1 << 30;
+/// Bits [29:24]: owning entity number.
+pub const FID_OWNER_SHIFT: u32 = 24;
+pub const FID_OWNER_MASK: u32 = 0x3F;
+/// Bit 16 (SMCCC v1.3+): SVE "no live state" hint; callees must ignore it.
+pub const FID_SVE_HINT: u32 = 1 << 16;
+/// Owning entity 6: Vendor Specific Hypervisor Service.
+pub const OWNER_VENDOR_HYP: u32 = 6;
+
+/// porwatch's test-exit hypercall: fast SMC64/HVC64 call, owner 6 (Vendor
+/// Specific Hypervisor Service), function number 0x50 ('P').
+/// x1 = exit status (0 = pass); the hypervisor ends the run with it.
+pub const PORWATCH_TEST_EXIT: u32 =
+    FID_FAST_CALL | FID_SMC64 | (OWNER_VENDOR_HYP << FID_OWNER_SHIFT) | 0x50;
+
+/// PSCI version porwatch implements itself: 1.1.
+pub const PSCI_IMPLEMENTED_VERSION: Version = Version { major: 1, minor: 1 };
+
+/// MPIDR_EL1 affinity fields Aff3 [39:32], Aff2..Aff0 [23:0]
+/// (Linux `MPIDR_HWID_BITMASK`).
+pub const MPIDR_AFFINITY_MASK: u64 = 0xFF_00FF_FFFF;
+
+/// A classified guest SMC/HVC.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum GuestCall {
+    PsciVersion,
+    PsciFeatures {
+        fid: u32,
+    },
+    CpuSuspend {
+        power_state: u32,
+        entry: u64,
+        context: u64,
+    },
+    CpuOff,
+    CpuOn {
+        target: u64,
+        entry: u64,
+        context: u64,
+    },
+    AffinityInfo {
+        target: u64,
+        lowest_level: u32,
+    },
+    MigrateInfoType,
+    SystemOff,
+    SystemReset,
+    SmcccVersion,
+    SmcccArchFeatures {
+        fid: u32,
+    },
+    /// SMCCC_ARCH_WORKAROUND_{1,2,3} or SMCCC_ARCH_SOC_ID: firmware services.
+    ArchService {
+        fid: u32,
+    },
+    /// [`PORWATCH_TEST_EXIT`] with its status code.
+    TestExit {
+        code: u64,
+    },
+    /// Anything else (function id with the SVE hint removed).
+    Unknown(u32),
+}
+
+/// Normalises a function id: the low 32 bits of x0, with the SMCCC v1.3
+/// SVE hint (bit 16) cleared on fast calls.
+#[inline]
+pub const fn function_id(x0: u64) -> u32 {
+    let fid = x0 as u32;
+    if fid & FID_FAST_CALL != 0 {
+        fid & !FID_SVE_HINT
+    } else {
+        fid
+    }
+}
+
+/// Classifies a guest SMC/HVC from its x0..x3. For SMC32/HVC32 function ids
+/// the arguments are the W registers (upper halves ignored).
+#[inline]
+pub fn classify(x0: u64, x1: u64, x2: u64, x3: u64) -> GuestCall {
+    let fid = function_id(x0);
+    let (a1, a2, a3) = if fid & FID_SMC64 == 0 {
+        (x1 as u32 as u64, x2 as u32 as u64, x3 as u32 as u64)
+    } else {
+        (x1, x2, x3)
+    };
+    match fid {
+        PSCI_VERSION => GuestCall::PsciVersion,
+        PSCI_FEATURES => GuestCall::PsciFeatures { fid: a1 as u32 },
+        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => GuestCall::CpuSuspend {
+            power_state: a1 as u32,
+            entry: a2,
+            context: a3,
+        },
+        PSCI_CPU_OFF => GuestCall::CpuOff,
+        PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => GuestCall::CpuOn {
+            target: a1,
+            entry: a2,
+            context: a3,
+        },
+        PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => GuestCall::AffinityInfo {
+            target: a1,
+            lowest_level: a2 as u32,
+        },
+        PSCI_MIGRATE_INFO_TYPE => GuestCall::MigrateInfoType,
+        PSCI_SYSTEM_OFF => GuestCall::SystemOff,
+        PSCI_SYSTEM_RESET => GuestCall::SystemReset,
+        SMCCC_VERSION => GuestCall::SmcccVersion,
+        SMCCC_ARCH_FEATURES => GuestCall::SmcccArchFeatures { fid: a1 as u32 },
+        SMCCC_ARCH_WORKAROUND_1
+        | SMCCC_ARCH_WORKAROUND_2
+        | SMCCC_ARCH_WORKAROUND_3
+        | SMCCC_ARCH_SOC_ID => GuestCall::ArchService { fid },
+        PORWATCH_TEST_EXIT => GuestCall::TestExit { code: x1 },
+        other => GuestCall::Unknown(other),
+    }
+}
+
+/// What the hypervisor does with a guest call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Decision {
+    /// Forward the guest's x0..x17 unchanged to firmware (SMC, `smccc`
+    /// crate `smc64`) and return firmware's x0..x3 to the guest.
+    Forward,
+    /// Return to the guest with this x0 (x1..x3 untouched).
+    Answer(u64),
+    /// Refuse: return this PSCI error code (sign-extended) in x0.
+    Deny(i32),
+    /// SYSTEM_OFF: end the run, powered off.
+    PowerOff,
+    /// SYSTEM_RESET: end (or restart) the run.
+    Reset,
+    /// CPU_OFF of the only vCPU: end the run.
+    CpuOff,
+    /// CPU_SUSPEND: wait like WFI, then return SUCCESS (0) in x0.
+    Suspend,
+    /// porwatch test guest finished with this status.
+    TestExit(u64),
+}
+
+impl Decision {
+    /// The x0 value to hand back to the guest for decisions that return
+    /// immediately (`Answer`, `Deny`; `Suspend` after waking). `None` for
+    /// decisions that do not resume the guest with a hypervisor-made value.
+    #[inline]
+    pub const fn x0(self) -> Option<u64> {
+        match self {
+            Decision::Answer(v) => Some(v),
+            Decision::Deny(code) => Some(ret(code)),
+            Decision::Suspend => Some(ret(SUCCESS)),
+            _ => None,
+        }
+    }
+}
+
+/// An SMCCC/PSCI 32-bit status code as an x0 value (sign-extended).
+#[inline]
+pub const fn ret(code: i32) -> u64 {
+    code as i64 as u64
+}
+
+/// True when `addr` lies in `[base, base + size)` (overflow-safe).
+#[inline]
+pub const fn region_contains(region: (u64, u64), addr: u64) -> bool {
+    let (base, size) = region;
+    addr >= base && addr - base < size
+}
+
+/// PSCI_FEATURES / SMCCC_ARCH_FEATURES answer for functions porwatch
+/// implements itself.
+#[inline]
+const fn implemented(fid: u32) -> bool {
+    matches!(
+        fid,
+        PSCI_VERSION
+            | PSCI_FEATURES
+            | PSCI_CPU_SUSPEND_32
+            | PSCI_CPU_SUSPEND_64
+            | PSCI_CPU_OFF
+            | PSCI_CPU_ON_32
+            | PSCI_CPU_ON_64
+            | PSCI_AFFINITY_INFO_32
+            | PSCI_AFFINITY_INFO_64
+            | PSCI_MIGRATE_INFO_TYPE
+            | PSCI_SYSTEM_OFF
+            | PSCI_SYSTEM_RESET
+            | SMCCC_VERSION
+    )
+}
+
+/// Decides what to do with `call`.
+///
+/// `hyp_region` is the hypervisor's own memory `(base, size)` (in the
+/// guest's IPA space — identity mapped — which the guest must never be
+/// handed); `boot_mpidr` is the vCPU's MPIDR as the guest sees it
+/// (VMPIDR_EL2); only its affinity fields are compared.
+pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decision {
+    let boot = boot_mpidr & MPIDR_AFFINITY_MASK;
+    match call {
+        GuestCall::PsciVersion => Decision::Answer(u32::from(PSCI_IMPLEMENTED_VERSION) as u64),
+        GuestCall::PsciFeatures { fid } => {
+            // CPU_SUSPEND's feature flags are 0 too: original power_state
+            // format, platform-coordinated mode only.
+            if implemented(function_id(fid as u64)) {
+                Decision::Answer(ret(SUCCESS))
+            } else {
+                Decision::Answer(ret(NOT_SUPPORTED))
+            }
+        }
+        GuestCall::CpuSuspend { .. } => Decision::Suspend,
+        GuestCall::CpuOff => Decision::CpuOff,
+        GuestCall::CpuOn { target, entry, .. } => {
+            if region_contains(hyp_region, entry) {
+                Decision::Deny(INVALID_ADDRESS)
+            } else if target & !MPIDR_AFFINITY_MASK != 0 {
+                Decision::Deny(INVALID_PARAMETERS)
+            } else if target == boot {
+                Decision::Answer(ret(ALREADY_ON))
+            } else {
+                Decision::Deny(INVALID_PARAMETERS)
+            }
+        }
+        GuestCall::AffinityInfo {
+            target,
+            lowest_level,
+        } => {
+            // Affinity fields at and above `lowest_level` are compared.
+            let mask = match lowest_level {
+                0 => MPIDR_AFFINITY_MASK,
+                1 => MPIDR_AFFINITY_MASK & !0xFF,
+                2 => MPIDR_AFFINITY_MASK & !0xFFFF,
+                3 => MPIDR_AFFINITY_MASK & !0xFF_FFFF,
+                _ => return Decision::Deny(INVALID_PARAMETERS),
+            };
+            if target & mask == boot & mask {
+                Decision::Answer(AffinityState::On as u64)
+            } else {
+                Decision::Answer(AffinityState::Off as u64)
+            }
+        }
+        GuestCall::MigrateInfoType => Decision::Answer(MigrateType::MigrationNotRequired as u64),
+        GuestCall::SystemOff => Decision::PowerOff,
+        GuestCall::SystemReset => Decision::Reset,
+        GuestCall::SmcccVersion => Decision::Forward,
+        GuestCall::SmcccArchFeatures { fid } => match function_id(fid as u64) {
+            SMCCC_ARCH_WORKAROUND_1
+            | SMCCC_ARCH_WORKAROUND_2
+            | SMCCC_ARCH_WORKAROUND_3
+            | SMCCC_ARCH_SOC_ID => Decision::Forward,
+            SMCCC_VERSION | SMCCC_ARCH_FEATURES => Decision::Answer(ret(SUCCESS)),
+            _ => Decision::Answer(ret(NOT_SUPPORTED)),
+        },
+        GuestCall::ArchService { .. } => Decision::Forward,
+        GuestCall::TestExit { code } => Decision::TestExit(code),
+        GuestCall::Unknown(_) => Decision::Answer(ret(NOT_SUPPORTED)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smccc::psci::error::DENIED;
+
+    const HYP: (u64, u64) = (0x4000_0000, 0x0020_0000);
+    const BOOT: u64 = 0x8000_0000; // MPIDR_EL1 with RES1 bit 31, affinity 0
+
+    #[test]
+    fn ids_match_the_specs() {
+        assert_eq!(PSCI_VERSION, 0x8400_0000);
+        assert_eq!(PSCI_CPU_ON_64, 0xC400_0003);
+        assert_eq!(PSCI_SYSTEM_OFF, 0x8400_0008);
+        assert_eq!(SMCCC_VERSION, 0x8000_0000);
+        assert_eq!(PORWATCH_TEST_EXIT, 0xC600_0050);
+        assert_eq!(ret(NOT_SUPPORTED), u64::MAX);
+        assert_eq!(ret(INVALID_ADDRESS), (-9i64) as u64);
+        assert_eq!(DENIED, -3);
+    }
+
+    #[test]
+    fn classify_psci() {
+        assert_eq!(classify(0x8400_0000, 0, 0, 0), GuestCall::PsciVersion);
+        assert_eq!(
+            classify(0x8400_000A, 0xC400_0003, 0, 0),
+            GuestCall::PsciFeatures { fid: 0xC400_0003 }
+        );
+        assert_eq!(classify(0x8400_0008, 0, 0, 0), GuestCall::SystemOff);
+        assert_eq!(classify(0x8400_0009, 0, 0, 0), GuestCall::SystemReset);
+        assert_eq!(classify(0x8400_0002, 0, 0, 0), GuestCall::CpuOff);
+        assert_eq!(classify(0x8400_0006, 0, 0, 0), GuestCall::MigrateInfoType);
+        assert_eq!(
+            classify(0xC400_0003, 1, 0x4008_0000, 0x1234_5678_9ABC),
+            GuestCall::CpuOn {
+                target: 1,
+                entry: 0x4008_0000,
+                context: 0x1234_5678_9ABC
+            }
+        );
+        // CPU_ON_32: arguments are W registers.
+        assert_eq!(
+            classify(
+                0x8400_0003,
+                0xFFFF_FFFF_0000_0001,
+                0xFFFF_FFFF_4008_0000,
+                0xFFFF_FFFF_0000_0000
+            ),
+            GuestCall::CpuOn {
+                target: 1,
+                entry: 0x4008_0000,
+                context: 0
+            }
+        );
+        assert_eq!(
+            classify(0xC400_0001, 0x0001_0000, 0x4000_1000, 7),
+            GuestCall::CpuSuspend {
+                power_state: 0x0001_0000,
+                entry: 0x4000_1000,
+                context: 7
+            }
+        );
+        assert_eq!(
+            classify(0xC400_0004, 0x100, 1, 0),
+            GuestCall::AffinityInfo {
+                target: 0x100,
+                lowest_level: 1
+            }
+        );
+    }
+
+    #[test]
+    fn classify_smccc_and_vendor() {
+        assert_eq!(classify(0x8000_0000, 0, 0, 0), GuestCall::SmcccVersion);
+        assert_eq!(
+            classify(0x8000_0001, 0x8000_8000, 0, 0),
+            GuestCall::SmcccArchFeatures { fid: 0x8000_8000 }
+        );
+        assert_eq!(
+            classify(0x8000_8000, 0, 0, 0),
+            GuestCall::ArchService { fid: 0x8000_8000 }
+        );
+        assert_eq!(
+            classify(0x8000_7FFF, 0, 0, 0),
+            GuestCall::ArchService { fid: 0x8000_7FFF }
+        );
+        assert_eq!(
+            classify(0xC600_0050, 3, 0, 0),
+            GuestCall::TestExit { code: 3 }
+        );
+        assert_eq!(
+            classify(0xC600_0050, u64::MAX, 0, 0),
+            GuestCall::TestExit { code: u64::MAX }
+        );
+        assert_eq!(
+            classify(0x8600_FF01, 0, 0, 0),
+            GuestCall::Unknown(0x8600_FF01)
+        );
+        assert_eq!(
+            classify(0xC400_0008, 0, 0, 0),
+            GuestCall::Unknown(0xC400_0008)
+        );
+        // Upper half of x0 ignored; SVE hint bit ignored on fast calls.
+        assert_eq!(
+            classify(0xFFFF_FFFF_8400_0000, 0, 0, 0),
+            GuestCall::PsciVersion
+        );
+        assert_eq!(
+            classify(0xC401_0003, 0, 0x1000, 0),
+            GuestCall::CpuOn {
+                target: 0,
+                entry: 0x1000,
+                context: 0
+            }
+        );
+        // Yielding calls keep bit 16.
+        assert_eq!(
+            classify(0x0401_0000, 0, 0, 0),
+            GuestCall::Unknown(0x0401_0000)
+        );
+    }
+
+    #[test]
+    fn decide_simple_answers() {
+        assert_eq!(
+            decide(GuestCall::PsciVersion, HYP, BOOT),
+            Decision::Answer(0x0001_0001)
+        );
+        assert_eq!(decide(GuestCall::SystemOff, HYP, BOOT), Decision::PowerOff);
+        assert_eq!(decide(GuestCall::SystemReset, HYP, BOOT), Decision::Reset);
+        assert_eq!(decide(GuestCall::CpuOff, HYP, BOOT), Decision::CpuOff);
+        assert_eq!(
+            decide(GuestCall::TestExit { code: 42 }, HYP, BOOT),
+            Decision::TestExit(42)
+        );
+        assert_eq!(
+            decide(GuestCall::MigrateInfoType, HYP, BOOT),
+            Decision::Answer(2)
+        );
+        assert_eq!(
+            decide(GuestCall::Unknown(0x8600_FF01), HYP, BOOT),
+            Decision::Answer(u64::MAX)
+        );
+        let s = decide(
+            GuestCall::CpuSuspend {
+                power_state: 0,
+                entry: 0,
+                context: 0,
+            },
+            HYP,
+            BOOT,
+        );
+        assert_eq!(s, Decision::Suspend);
+        assert_eq!(s.x0(), Some(0));
+        assert_eq!(Decision::PowerOff.x0(), None);
+        assert_eq!(Decision::Forward.x0(), None);
+    }
+
+    #[test]
+    fn decide_features() {
+        let f = |fid| decide(GuestCall::PsciFeatures { fid }, HYP, BOOT);
+        for fid in [
+            PSCI_VERSION,
+            PSCI_FEATURES,
+            PSCI_CPU_ON_64,
+            PSCI_CPU_ON_32,
+            PSCI_CPU_OFF,
+            PSCI_CPU_SUSPEND_64,
+            PSCI_AFFINITY_INFO_64,
+            PSCI_SYSTEM_OFF,
+            PSCI_SYSTEM_RESET,
+            PSCI_MIGRATE_INFO_TYPE,
+            SMCCC_VERSION,
+        ] {
+            assert_eq!(f(fid), Decision::Answer(0), "{fid:#x}");
+        }
+        for fid in [
+            smccc::psci::PSCI_SYSTEM_SUSPEND_64,
+            smccc::psci::PSCI_SYSTEM_RESET2_64,
+            smccc::psci::PSCI_MIGRATE_64,
+            smccc::psci::PSCI_MEM_PROTECT,
+            PORWATCH_TEST_EXIT,
+            0,
+        ] {
+            assert_eq!(f(fid), Decision::Answer(u64::MAX), "{fid:#x}");
+        }
+        let a = |fid| decide(GuestCall::SmcccArchFeatures { fid }, HYP, BOOT);
+        assert_eq!(a(SMCCC_ARCH_WORKAROUND_1), Decision::Forward);
+        assert_eq!(a(SMCCC_ARCH_WORKAROUND_3), Decision::Forward);
+        assert_eq!(a(SMCCC_ARCH_SOC_ID), Decision::Forward);
+        assert_eq!(a(SMCCC_ARCH_FEATURES), Decision::Answer(0));
+        assert_eq!(a(PSCI_CPU_ON_64), Decision::Answer(u64::MAX));
+        assert_eq!(
+            decide(GuestCall::SmcccVersion, HYP, BOOT),
+            Decision::Forward
+        );
+        assert_eq!(
+            decide(
+                GuestCall::ArchService {
+                    fid: SMCCC_ARCH_WORKAROUND_2
+                },
+                HYP,
+                BOOT
+            ),
+            Decision::Forward
+        );
+    }
+
+    #[test]
+    fn cpu_on_refuses_hypervisor_memory() {
+        let on = |target, entry| {
+            decide(
+                GuestCall::CpuOn {
+                    target,
+                    entry,
+                    context: 0,
+                },
+                HYP,
+                BOOT,
+            )
+        };
+        // Entry at the first byte, inside, and the last byte of hyp memory.
+        for entry in [HYP.0, HYP.0 + 0x1234, HYP.0 + HYP.1 - 1] {
+            assert_eq!(on(1, entry), Decision::Deny(INVALID_ADDRESS), "{entry:#x}");
+            assert_eq!(on(0, entry), Decision::Deny(INVALID_ADDRESS), "{entry:#x}");
+        }
+        assert_eq!(on(1, HYP.0).x0(), Some((-9i64) as u64));
+        // Just outside: normal single-vCPU answers.
+        assert_eq!(on(0, HYP.0 + HYP.1), Decision::Answer(ret(ALREADY_ON)));
+        assert_eq!(on(0, HYP.0 - 4), Decision::Answer(ret(ALREADY_ON)));
+        assert_eq!(on(1, 0x8000_0000), Decision::Deny(INVALID_PARAMETERS));
+        // Non-affinity bits in target_cpu are invalid.
+        assert_eq!(on(1 << 31, 0x8000_0000), Decision::Deny(INVALID_PARAMETERS));
+        // Region at the top of the address space: no overflow.
+        let top = (u64::MAX - 0xFFF, 0x1000);
+        assert_eq!(
+            decide(
+                GuestCall::CpuOn {
+                    target: 1,
+                    entry: u64::MAX,
+                    context: 0
+                },
+                top,
+                BOOT
+            ),
+            Decision::Deny(INVALID_ADDRESS)
+        );
+        assert!(!region_contains((0, 0), 0));
+    }
+
+    #[test]
+    fn affinity_info() {
+        let ai = |target, lowest_level| {
+            decide(
+                GuestCall::AffinityInfo {
+                    target,
+                    lowest_level,
+                },
+                HYP,
+                BOOT,
+            )
+        };
+        assert_eq!(ai(0, 0), Decision::Answer(0)); // ON
+        assert_eq!(ai(1, 0), Decision::Answer(1)); // OFF
+        assert_eq!(ai(1, 1), Decision::Answer(0)); // Aff0 ignored
+        assert_eq!(ai(0x100, 1), Decision::Answer(1));
+        assert_eq!(ai(0x1_0000, 3), Decision::Answer(0));
+        assert_eq!(ai(0x1_0000_0000, 3), Decision::Answer(1));
+        assert_eq!(ai(0, 4), Decision::Deny(INVALID_PARAMETERS));
+    }
+}

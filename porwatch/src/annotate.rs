@@ -1,0 +1,124 @@
+//! Per-field annotations shared by the printers: names for ESR classes,
+//! PSCI functions and PSCI error codes, and value rendering by display hint.
+
+use porwatch_trace::{FieldSpec, FieldValue, Hint};
+
+use crate::{esr, psci};
+
+/// Extra information about one field value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Annotation {
+    /// Text shown in parentheses after the value in text output.
+    pub text: String,
+    /// Extra members of the JSON object (key, string value), written right
+    /// after the field: `ec` and `esr_detail` for `esr`, `function_name`,
+    /// `result_name`.
+    pub json: Vec<(&'static str, String)>,
+}
+
+/// Annotation of field `field` of a `kind` record, if any.
+pub fn annotate(kind: &str, field: &str, value: FieldValue<'_>) -> Option<Annotation> {
+    match (kind, field, value) {
+        (_, "esr", FieldValue::U64(v)) => {
+            let mut json = vec![("ec", esr::ec_label(v))];
+            if let Some(d) = esr::detail(v) {
+                json.push(("esr_detail", d));
+            }
+            Some(Annotation {
+                text: esr::describe(v),
+                json,
+            })
+        }
+        ("psci", "function", FieldValue::U64(v)) => psci::function_name(v).map(|n| Annotation {
+            text: n.to_string(),
+            json: vec![("function_name", n.to_string())],
+        }),
+        ("psci", "result", FieldValue::I64(v)) => psci::error_name(v).map(|n| Annotation {
+            text: n.to_string(),
+            json: vec![("result_name", n.to_string())],
+        }),
+        _ => None,
+    }
+}
+
+/// Name of an enum value, or `unknown(N)` if the table has none.
+pub fn enum_text(names: &'static [&'static str], v: u64) -> String {
+    match Hint::Enum(names).enum_name(v) {
+        Some(n) => n.to_string(),
+        None => format!("unknown({v})"),
+    }
+}
+
+/// Lower-case hex digits of `bytes`.
+pub fn hex_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A field value as text, following the spec's display hint: `0x1f`, `42`,
+/// `emulated`, `"message"` (quoted, escaped), `dead01`.
+pub fn value_text(spec: &FieldSpec, value: FieldValue<'_>) -> String {
+    match (value, spec.hint) {
+        (FieldValue::U64(v), Hint::Hex) => format!("{v:#x}"),
+        (FieldValue::U64(v), Hint::Enum(names)) => enum_text(names, v),
+        (FieldValue::U64(v), _) => v.to_string(),
+        (FieldValue::I64(v), Hint::Hex) => format!("{v:#x}"),
+        (FieldValue::I64(v), _) => v.to_string(),
+        (FieldValue::Bytes(b), Hint::HexBytes) => hex_bytes(b),
+        (FieldValue::Bytes(b), _) => format!("{:?}", String::from_utf8_lossy(b)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use porwatch_trace::{Event, UNKNOWN_RAW};
+
+    #[test]
+    fn annotations() {
+        let a = annotate("trap", "esr", FieldValue::U64(0x5a00_0000)).unwrap();
+        assert_eq!(a.text, "HVC64");
+        assert_eq!(a.json, [("ec", "HVC64".to_string())]);
+        let a = annotate("trap", "esr", FieldValue::U64(0x6238_e865)).unwrap();
+        assert_eq!(a.text, "SYS64 MRS x3, POR_EL0");
+        assert_eq!(a.json[1], ("esr_detail", "MRS x3, POR_EL0".to_string()));
+        let a = annotate("psci", "function", FieldValue::U64(0x8400_0008)).unwrap();
+        assert_eq!(a.text, "SYSTEM_OFF");
+        assert_eq!(annotate("psci", "function", FieldValue::U64(7)), None);
+        let a = annotate("psci", "result", FieldValue::I64(-1)).unwrap();
+        assert_eq!(a.json, [("result_name", "NOT_SUPPORTED".to_string())]);
+        assert_eq!(annotate("psci", "result", FieldValue::I64(0x10001)), None);
+        assert_eq!(annotate("trap", "elr", FieldValue::U64(0)), None);
+    }
+
+    #[test]
+    fn values_by_hint() {
+        let e = Event::Trap {
+            esr: 0x5a00_0000,
+            elr: 0x4008_0000,
+            outcome: 9,
+        };
+        let texts: Vec<String> = e.fields().map(|(s, v)| value_text(s, v)).collect();
+        assert_eq!(texts, ["0x5a000000", "0x40080000", "unknown(9)"]);
+        let e = Event::Panic {
+            message: b"a \"b\"\n\xff",
+        };
+        let (s, v) = e.fields().next().unwrap();
+        assert_eq!(value_text(s, v), "\"a \\\"b\\\"\\n\u{fffd}\"");
+        assert_eq!(
+            value_text(&UNKNOWN_RAW, FieldValue::Bytes(&[0xde, 0x01])),
+            "de01"
+        );
+        let e = Event::Psci {
+            function: 0,
+            arg0: 0,
+            arg1: 0,
+            arg2: 0,
+            result: -9,
+            conduit: 0,
+        };
+        assert_eq!(
+            value_text(e.fields().nth(4).unwrap().0, FieldValue::I64(-9)),
+            "-9"
+        );
+    }
+}

@@ -1,0 +1,639 @@
+//! Stream decoding: bytes in, [`Item`]s (records and problems) out, with
+//! sequence checking and [`DecodeStats`].
+
+use std::convert::Infallible;
+use std::io::{self, Read, Write};
+
+use porwatch_trace::{decode_payload, DecodeError, Deframer, Event, Record};
+
+use crate::records::OwnedRecord;
+pub use crate::stats::{DecodeStats, GuestExit};
+use crate::{json, text};
+
+/// Time of a record since counter start, from the latest header's cntfrq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timestamp {
+    pub secs: u64,
+    pub micros: u32,
+}
+
+impl Timestamp {
+    /// `ticks / cntfrq` seconds, truncated to microseconds; `None` if cntfrq is 0.
+    pub fn from_ticks(ticks: u64, cntfrq: u64) -> Option<Self> {
+        if cntfrq == 0 {
+            return None;
+        }
+        let micros = u128::from(ticks % cntfrq) * 1_000_000 / u128::from(cntfrq);
+        Some(Timestamp {
+            secs: ticks / cntfrq,
+            micros: u32::try_from(micros).unwrap_or(999_999),
+        })
+    }
+}
+
+/// One thing found in the stream, in stream order.
+#[derive(Clone, Copy, Debug)]
+pub enum Item<'a> {
+    /// A good record. `time` is `None` before the first header.
+    Record {
+        record: &'a Record<'a>,
+        time: Option<Timestamp>,
+    },
+    /// A rejected frame starting at byte `offset` of the stream.
+    Corrupt { error: DecodeError, offset: u64 },
+    /// The next record's seq is not the expected one (reported before that
+    /// record). `dropped` is the count of a `dropped` record that did not
+    /// match the jump.
+    Gap {
+        expected: u64,
+        got: u64,
+        dropped: Option<u64>,
+    },
+    /// Input ended `bytes` bytes into a frame that started at `offset`.
+    TruncatedTail { offset: u64, bytes: u64 },
+}
+
+/// Incremental decoder: feed it chunks, then [`StreamDecoder::finish`].
+#[derive(Clone, Default)]
+pub struct StreamDecoder {
+    deframer: Deframer,
+    state: State,
+}
+
+/// Everything but the deframer (so a frame borrowed from the deframer can be
+/// handled while the rest is updated).
+#[derive(Clone, Default)]
+struct State {
+    stats: DecodeStats,
+    cntfrq: Option<u64>,
+    next_seq: Option<u64>,
+    /// Stream offset of the next byte.
+    offset: u64,
+    /// Stream offset of the current frame's first byte.
+    frame_start: u64,
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> &DecodeStats {
+        &self.state.stats
+    }
+
+    /// Decodes `bytes`, calling `sink` for each item found. Stops at the
+    /// first error returned by `sink`.
+    pub fn feed<E>(
+        &mut self,
+        bytes: &[u8],
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        for &b in bytes {
+            let st = &mut self.state;
+            st.stats.bytes += 1;
+            st.offset += 1;
+            let start = st.frame_start;
+            if b == 0 {
+                st.frame_start = st.offset;
+            }
+            match self.deframer.push(b) {
+                None => {}
+                Some(Ok(payload)) => match decode_payload(payload) {
+                    Ok(rec) => st.record(&rec, sink)?,
+                    Err(error) => st.corrupt(error, start, sink)?,
+                },
+                Some(Err(error)) => st.corrupt(error, start, sink)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the stream: reports a truncated tail if a frame was cut off, and
+    /// returns the statistics.
+    pub fn finish<E>(
+        mut self,
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<DecodeStats, E> {
+        if self.deframer.pending() {
+            self.state.stats.truncated_tail = true;
+            sink(&Item::TruncatedTail {
+                offset: self.state.frame_start,
+                bytes: self.deframer.pending_len() as u64,
+            })?;
+        }
+        Ok(self.state.stats)
+    }
+}
+
+impl State {
+    fn corrupt<E>(
+        &mut self,
+        error: DecodeError,
+        offset: u64,
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.stats.corrupt_frames += 1;
+        sink(&Item::Corrupt { error, offset })
+    }
+
+    fn record<E>(
+        &mut self,
+        rec: &Record<'_>,
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if let Event::Header { cntfrq, .. } = rec.event {
+            self.cntfrq = (cntfrq != 0).then_some(cntfrq);
+        }
+        self.check_seq(rec, sink)?;
+        let st = &mut self.stats;
+        st.records += 1;
+        *st.per_kind.entry(rec.event.kind_name()).or_insert(0) += 1;
+        match rec.event {
+            Event::Dropped { count } => st.hyp_dropped = st.hyp_dropped.saturating_add(count),
+            Event::GuestExit { reason, code } => st.guest_exit = Some(GuestExit { reason, code }),
+            Event::Panic { message } => {
+                st.panics += 1;
+                st.last_panic = Some(String::from_utf8_lossy(message).into_owned());
+            }
+            _ => {}
+        }
+        let time = self.cntfrq.and_then(|f| Timestamp::from_ticks(rec.ts, f));
+        sink(&Item::Record { record: rec, time })
+    }
+
+    /// Each seq must be the previous + 1, except that a `dropped{count}`
+    /// record comes exactly `count` later, and a header with seq 0 starts a
+    /// new run (the hypervisor restarted). The first record sets the base.
+    fn check_seq<E>(
+        &mut self,
+        rec: &Record<'_>,
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let restart = matches!(rec.event, Event::Header { .. }) && rec.seq == 0;
+        if let (Some(expected), false) = (self.next_seq, restart) {
+            let dropped = match rec.event {
+                Event::Dropped { count } => Some(count),
+                _ => None,
+            };
+            if rec.seq != expected.wrapping_add(dropped.unwrap_or(0)) {
+                self.stats.unexplained_gaps += 1;
+                sink(&Item::Gap {
+                    expected,
+                    got: rec.seq,
+                    dropped,
+                })?;
+            }
+        }
+        self.next_seq = Some(rec.seq.wrapping_add(1));
+        Ok(())
+    }
+}
+
+/// Output options of [`decode_stream`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// JSON lines instead of text.
+    pub json: bool,
+    /// At the end, print the summary: as a final JSON line to `out` in JSON
+    /// mode, as one line on stderr in text mode.
+    pub summary: bool,
+}
+
+/// Reads `input` to its end, printing each record (and each problem) to
+/// `out` as soon as it is decoded; `out` is flushed after every chunk read,
+/// so this works on live streams. `tee`, if given, receives every raw byte
+/// read. Returns the statistics; IO errors of input, output or tee end the
+/// decode.
+pub fn decode_stream<R: Read, W: Write>(
+    mut input: R,
+    out: &mut W,
+    opts: &DecodeOptions,
+    mut tee: Option<&mut dyn Write>,
+) -> io::Result<DecodeStats> {
+    let mut dec = StreamDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = buf.get(..n).unwrap_or(&[]);
+        if let Some(t) = tee.as_mut() {
+            t.write_all(chunk)?;
+            t.flush()?;
+        }
+        dec.feed(chunk, &mut |item: &Item<'_>| {
+            write_item(out, opts.json, item)
+        })?;
+        out.flush()?;
+    }
+    let stats = dec.finish(&mut |item: &Item<'_>| write_item(out, opts.json, item))?;
+    if opts.summary {
+        if opts.json {
+            json::write_summary(out, &stats)?;
+        } else {
+            eprintln!("{stats}");
+        }
+    }
+    out.flush()?;
+    Ok(stats)
+}
+
+/// Prints one item as text or as a JSON line.
+pub fn write_item(out: &mut dyn Write, json: bool, item: &Item<'_>) -> io::Result<()> {
+    if json {
+        json::write_item(out, item)
+    } else {
+        text::write_item(out, item)
+    }
+}
+
+/// Decodes a whole in-memory trace into owned records (for tests and tools).
+pub fn decode_all(bytes: &[u8]) -> (Vec<OwnedRecord>, DecodeStats) {
+    let mut records = Vec::new();
+    let mut sink = |item: &Item<'_>| -> Result<(), Infallible> {
+        if let Item::Record { record, .. } = item {
+            records.push(OwnedRecord::from(*record));
+        }
+        Ok(())
+    };
+    let mut dec = StreamDecoder::new();
+    let Ok(()) = dec.feed(bytes, &mut sink);
+    let Ok(stats) = dec.finish(&mut sink);
+    (records, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample;
+    use porwatch_trace::{encode_frame, MAX_FRAME};
+
+    fn enc(records: &[Record<'_>]) -> Vec<u8> {
+        sample::encode(records).unwrap()
+    }
+
+    fn ev(seq: u64, event: Event<'static>) -> Record<'static> {
+        Record {
+            seq,
+            ts: seq * 10,
+            event,
+        }
+    }
+
+    fn trap(seq: u64) -> Record<'static> {
+        ev(
+            seq,
+            Event::Trap {
+                esr: 0x5a00_0000,
+                elr: 0x1000,
+                outcome: 0,
+            },
+        )
+    }
+
+    /// Tiny deterministic PRNG (xorshift64*).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn sample_decodes_clean() {
+        let (recs, stats) = decode_all(&sample::trace());
+        assert_eq!(recs.len(), sample::records().len());
+        assert!(stats.is_clean(), "{stats}");
+        assert_eq!(stats.records, 12);
+        assert_eq!(stats.count("psci"), 2);
+        assert_eq!(stats.count("mem_region"), 2);
+        assert_eq!(stats.hyp_dropped, 3);
+        assert_eq!(stats.panics, 1);
+        assert_eq!(
+            stats.last_panic.as_deref(),
+            Some("hyp/src/trap.rs:120: unexpected \"ESR\"")
+        );
+        assert_eq!(stats.guest_exit, Some(GuestExit { reason: 4, code: 1 }));
+        assert_eq!(stats.bytes, sample::trace().len() as u64);
+        assert_eq!(recs[5].kind, "trap");
+        assert_eq!(recs[5].get_u64("esr"), Some(sample::ESR_MRS_POR_EL0));
+        assert_eq!(recs[5].get_enum("outcome"), Some("emulated"));
+        assert_eq!(recs[0].get_enum("poe_mode"), Some("virtual"));
+    }
+
+    #[test]
+    fn sequence_checking() {
+        let gaps = |recs: &[Record<'_>]| decode_all(&enc(recs)).1.unexplained_gaps;
+        assert_eq!(gaps(&[trap(0), trap(1), trap(2)]), 0);
+        assert_eq!(gaps(&[trap(5), trap(6)]), 0, "first record sets the base");
+        assert_eq!(gaps(&[trap(0), trap(1), trap(3)]), 1);
+        assert_eq!(gaps(&[trap(0), trap(2), trap(4)]), 2);
+        assert_eq!(gaps(&[trap(0), trap(1), trap(1)]), 1, "repeat");
+        assert_eq!(gaps(&[trap(0), trap(9), trap(3)]), 2, "backwards");
+        // dropped{count} explains exactly `count` missing numbers before it.
+        assert_eq!(
+            gaps(&[trap(0), ev(4, Event::Dropped { count: 3 }), trap(5)]),
+            0
+        );
+        assert_eq!(
+            gaps(&[trap(0), ev(1, Event::Dropped { count: 0 }), trap(2)]),
+            0
+        );
+        assert_eq!(
+            gaps(&[trap(0), ev(5, Event::Dropped { count: 3 }), trap(6)]),
+            1
+        );
+        assert_eq!(gaps(&[trap(0), ev(2, Event::Dropped { count: 3 })]), 1);
+        // A header with seq 0 starts a new run.
+        let h = sample::records()[0];
+        assert_eq!(gaps(&[trap(7), trap(8), h, trap(1)]), 0);
+        assert_eq!(gaps(&[trap(7), Record { seq: 3, ..h }]), 1);
+
+        let (_, stats) = decode_all(&enc(&[trap(0), ev(4, Event::Dropped { count: 3 })]));
+        assert_eq!(stats.hyp_dropped, 3);
+        assert!(stats.is_clean());
+    }
+
+    #[test]
+    fn gap_items_precede_the_record() {
+        let mut items = Vec::new();
+        let mut dec = StreamDecoder::new();
+        let mut sink = |i: &Item<'_>| -> Result<(), Infallible> {
+            items.push(match i {
+                Item::Record { record, .. } => format!("rec {}", record.seq),
+                Item::Gap {
+                    expected,
+                    got,
+                    dropped,
+                } => format!("gap {expected} {got} {dropped:?}"),
+                Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
+                Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
+            });
+            Ok(())
+        };
+        let bytes = enc(&[trap(0), trap(2), ev(9, Event::Dropped { count: 2 })]);
+        let Ok(()) = dec.feed(&bytes, &mut sink);
+        let Ok(stats) = dec.finish(&mut sink);
+        assert_eq!(
+            items,
+            ["rec 0", "gap 1 2 None", "rec 2", "gap 3 9 Some(2)", "rec 9"]
+        );
+        assert_eq!(stats.unexplained_gaps, 2);
+    }
+
+    #[test]
+    fn timestamps_follow_header_cntfrq() {
+        assert_eq!(
+            Timestamp::from_ticks(125_000_000, 62_500_000),
+            Some(Timestamp { secs: 2, micros: 0 })
+        );
+        assert_eq!(
+            Timestamp::from_ticks(62_500_063, 62_500_000),
+            Some(Timestamp { secs: 1, micros: 1 })
+        );
+        assert_eq!(
+            Timestamp::from_ticks(u64::MAX, 1),
+            Some(Timestamp {
+                secs: u64::MAX,
+                micros: 0
+            })
+        );
+        assert_eq!(
+            Timestamp::from_ticks(u64::MAX, u64::MAX - 1),
+            Some(Timestamp { secs: 1, micros: 0 })
+        );
+        assert_eq!(Timestamp::from_ticks(5, 0), None);
+
+        let mut h = sample::records()[0];
+        let mut times = Vec::new();
+        let mut sink = |i: &Item<'_>| -> Result<(), Infallible> {
+            if let Item::Record { time, .. } = i {
+                times.push(*time);
+            }
+            Ok(())
+        };
+        let mut dec = StreamDecoder::new();
+        let Ok(()) = dec.feed(
+            &enc(&[
+                trap(0),
+                Record {
+                    seq: 1,
+                    ts: 62_500_000,
+                    ..h
+                },
+            ]),
+            &mut sink,
+        );
+        if let Event::Header { ref mut cntfrq, .. } = h.event {
+            *cntfrq = 0;
+        }
+        let Ok(()) = dec.feed(&enc(&[Record { seq: 2, ..h }, trap(3)]), &mut sink);
+        assert_eq!(
+            times,
+            [None, Some(Timestamp { secs: 1, micros: 0 }), None, None]
+        );
+    }
+
+    #[test]
+    fn corrupt_frames_counted_and_skipped() {
+        let mut bytes = enc(&[trap(0)]);
+        let good_len = bytes.len();
+        let mut bad = enc(&[trap(1)]);
+        bad[3] ^= 0x04;
+        bytes.extend(bad);
+        // A frame with a valid CRC whose payload is cut inside `elr`.
+        let full = [0x05u8, 0x02, 0x14, 0x80, 0x80, 0x80, 0xd0, 0x02, 0x80];
+        let mut raw = full.to_vec();
+        raw.extend(porwatch_trace::crc16(&full).to_le_bytes());
+        let mut cobs = [0u8; MAX_FRAME];
+        let n = porwatch_trace::cobs::encode(&raw, &mut cobs).unwrap();
+        bytes.extend_from_slice(&cobs[..n]);
+        bytes.push(0);
+        bytes.extend(enc(&[trap(3)]));
+
+        let mut seen = Vec::new();
+        let mut dec = StreamDecoder::new();
+        let Ok(()) = dec.feed(&bytes, &mut |i: &Item<'_>| -> Result<(), Infallible> {
+            if let Item::Corrupt { error, offset } = i {
+                seen.push((*error, *offset));
+            }
+            Ok(())
+        });
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[0], (DecodeError::Crc, good_len as u64));
+        assert_eq!(seen[1].0, DecodeError::Truncated { field: "elr" });
+        let (recs, stats) = decode_all(&bytes);
+        assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(stats.corrupt_frames, 2);
+        assert_eq!(stats.unexplained_gaps, 1);
+        assert!(!stats.is_clean());
+    }
+
+    #[test]
+    fn truncated_tail_reported() {
+        let bytes = sample::trace();
+        let (_, stats) = decode_all(&bytes[..bytes.len() - 3]);
+        assert!(stats.truncated_tail);
+        assert!(!stats.is_clean());
+        // Cut exactly at a frame boundary: clean, one record fewer.
+        let first = enc(&sample::records()[..1]).len();
+        let (recs, stats) = decode_all(&bytes[..first]);
+        assert_eq!(recs.len(), 1);
+        assert!(stats.is_clean());
+    }
+
+    /// Feeds input through `decode_stream` in both formats: must not panic.
+    fn survive(bytes: &[u8]) -> DecodeStats {
+        let mut stats = None;
+        for json in [false, true] {
+            let mut out = Vec::new();
+            let opts = DecodeOptions {
+                json,
+                summary: json,
+            };
+            let s = decode_stream(bytes, &mut out, &opts, None).expect("in-memory IO");
+            if json {
+                for line in String::from_utf8(out).expect("UTF-8 output").lines() {
+                    serde_json::from_str::<serde_json::Value>(line).expect(line);
+                }
+            }
+            stats = Some(s);
+        }
+        stats.unwrap()
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..300 {
+            let len = rng.below(2000);
+            let density = 1 + rng.below(255); // vary how often 0x00 appears
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.below(density) == 0 {
+                        0
+                    } else {
+                        rng.next() as u8
+                    }
+                })
+                .collect();
+            survive(&bytes);
+        }
+        survive(&[]);
+        survive(&[0; 1000]);
+        survive(&[0xff; 5000]);
+    }
+
+    #[test]
+    fn bit_flipped_and_truncated_sample_never_panics() {
+        let trace = sample::trace();
+        let mut rng = Rng(42);
+        for _ in 0..500 {
+            let mut bytes = trace.clone();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(bytes.len());
+                bytes[i] ^= 1 << rng.below(8);
+            }
+            let stats = survive(&bytes);
+            // Either something was reported, or every record still decoded.
+            assert!(!stats.is_clean() || stats.records == 12, "{stats}");
+        }
+        for cut in 0..trace.len() {
+            let stats = survive(&trace[..cut]);
+            assert!(stats.records <= 12);
+            if trace[cut - usize::from(cut > 0)] != 0 && cut > 0 {
+                assert!(stats.truncated_tail, "cut {cut}");
+            }
+        }
+    }
+
+    /// Serves `chunks` one per read call.
+    struct Chunks(Vec<Vec<u8>>);
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            let c = self.0.remove(0);
+            buf[..c.len()].copy_from_slice(&c);
+            Ok(c.len())
+        }
+    }
+
+    /// Records the text written before each flush.
+    #[derive(Default)]
+    struct Flushes {
+        buf: Vec<u8>,
+        at_flush: Vec<String>,
+    }
+    impl Write for Flushes {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.buf.extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.at_flush
+                .push(String::from_utf8_lossy(&self.buf).into_owned());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn stream_prints_each_chunk_as_it_arrives_and_tees() {
+        let recs = sample::records();
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let mut buf = [0u8; MAX_FRAME];
+        for r in &recs {
+            let n = encode_frame(r, &mut buf).unwrap();
+            // Split each frame in two reads.
+            chunks.push(buf[..n / 2].to_vec());
+            chunks.push(buf[n / 2..n].to_vec());
+        }
+        let mut out = Flushes::default();
+        let mut tee = Vec::new();
+        let opts = DecodeOptions {
+            json: false,
+            summary: false,
+        };
+        let stats = decode_stream(Chunks(chunks), &mut out, &opts, Some(&mut tee)).unwrap();
+        assert!(stats.is_clean());
+        assert_eq!(tee, sample::trace());
+        // After the second chunk (end of the first frame) the header is out.
+        assert!(!out.at_flush[0].contains("header"));
+        assert!(out.at_flush[1].contains("#0 header"));
+        assert!(out.at_flush[3].contains("#1 hyp_boot"));
+        assert_eq!(
+            String::from_utf8(out.buf).unwrap().lines().count(),
+            recs.len()
+        );
+    }
+
+    #[test]
+    fn json_summary_is_last_line() {
+        let mut out = Vec::new();
+        let opts = DecodeOptions {
+            json: true,
+            summary: true,
+        };
+        decode_stream(&sample::trace()[..], &mut out, &opts, None).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["event"], "summary");
+        assert_eq!(last["records"], 12);
+        assert_eq!(last["clean"], true);
+        assert_eq!(last["kinds"]["psci"], 2);
+        assert_eq!(last["guest_exit"]["reason"], "hyp_error");
+        assert_eq!(text.lines().count(), 13);
+    }
+}

@@ -1,0 +1,28 @@
+//! porwatch host tool: decode and print the hypervisor's binary trace
+//! (format in `docs/trace-format.md`, encoder/decoder in `porwatch-trace`).
+//!
+//! * [`decode_stream`]: incremental decode of any `Read`, printing as it goes
+//!   (used by `porwatch decode` and, live, by `porwatch run`).
+//! * [`decode_all`]: whole-buffer decode into [`OwnedRecord`]s, for tests.
+//! * [`text`], [`json`]: the printers; [`DecodeStats`]: the summary.
+
+// Lets modules refer to this crate as `porwatch::` as well as `crate::`.
+extern crate self as porwatch;
+
+pub mod annotate;
+pub mod decode;
+pub mod decode_cmd;
+pub mod docgen;
+pub mod esr;
+pub mod json;
+pub mod psci;
+pub mod qemu;
+pub mod records;
+pub mod run;
+pub mod sample;
+pub mod stats;
+pub mod text;
+
+pub use decode::{decode_all, decode_stream, DecodeOptions, Item, StreamDecoder, Timestamp};
+pub use records::{OwnedRecord, OwnedValue};
+pub use stats::{DecodeStats, GuestExit};

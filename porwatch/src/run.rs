@@ -1,0 +1,241 @@
+//! `porwatch run`: launch porwatch (the hypervisor) and a guest under QEMU
+//! `virt` with EL2, show the guest's console and the decoded trace live, and
+//! exit with the run's status.
+//!
+//! The guest console is QEMU's first PL011 (piped through this process so its
+//! lines and the trace lines do not tear each other); the trace is the second
+//! PL011, connected to a Unix socket this process listens on, decoded as it
+//! arrives.
+
+use crate::decode::{decode_stream, DecodeOptions, DecodeStats};
+use crate::qemu::{self, GuestImage, QemuConfig};
+use anyhow::{bail, Context, Result};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Exit status when the run exceeded --timeout (as timeout(1) does).
+pub const EXIT_TIMEOUT: i32 = 124;
+/// Exit status when the trace was corrupt, truncated or had unexplained gaps.
+pub const EXIT_TRACE_DAMAGED: i32 = 3;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Guest to run: the name of a guest-tests kernel (e.g. hello, hostile),
+    /// or a path to an ELF (loaded at its own addresses) or a raw image such
+    /// as a Linux Image (loaded at --load-addr).
+    #[arg(long, default_value = "hello")]
+    pub guest: String,
+    /// Load address for a raw guest image (also its entry point).
+    #[arg(long, default_value = "0x44000000", value_parser = parse_u64)]
+    pub load_addr: u64,
+    /// Write the raw trace bytes to FILE (decode later with `porwatch decode FILE`).
+    #[arg(long, value_name = "FILE")]
+    pub trace_out: Option<PathBuf>,
+    /// Print the trace as JSON lines on stdout (the guest console goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// QEMU binary.
+    #[arg(long, default_value = "qemu-system-aarch64", value_name = "PATH")]
+    pub qemu: PathBuf,
+    /// Kill the run after S seconds (exit status 124).
+    #[arg(long, default_value_t = 60, value_name = "S")]
+    pub timeout: u64,
+    /// Directory with porwatch-hyp.bin and guests/ (default: next to this
+    /// binary, else target/porwatch).
+    #[arg(long, value_name = "DIR")]
+    pub images: Option<PathBuf>,
+    /// Extra kernel command-line words for the guest.
+    #[arg(long, value_name = "ARGS")]
+    pub append: Option<String>,
+    /// porwatch options, as KEY=VALUE (passed as porwatch.KEY=VALUE; see README).
+    #[arg(long = "hyp-opt", value_name = "KEY=VALUE")]
+    pub hyp_opts: Vec<String>,
+    /// Deterministic instruction counting (-icount shift=0), for benchmarks.
+    #[arg(long)]
+    pub icount: bool,
+    /// Print the QEMU command line before running it.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Extra QEMU arguments (after --).
+    #[arg(last = true, value_name = "QEMU-ARGS")]
+    pub qemu_args: Vec<String>,
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s:?} is not a number: {e}"))
+}
+
+/// What a finished run produced.
+pub struct RunOutcome {
+    pub qemu_status: Option<i32>,
+    pub timed_out: bool,
+    pub stats: DecodeStats,
+    pub status: i32,
+}
+
+pub fn main(args: RunArgs) -> Result<i32> {
+    let out = run(&args, Box::new(std::io::stdout()), console_sink(args.json))?;
+    Ok(out.status)
+}
+
+fn console_sink(json: bool) -> Box<dyn Write + Send> {
+    if json {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    }
+}
+
+/// Runs QEMU as `args` say, writing decoded trace lines to `trace_out` and
+/// the guest console to `console_out` (whole lines, never torn).
+pub fn run(
+    args: &RunArgs,
+    trace_out: Box<dyn Write + Send>,
+    console_out: Box<dyn Write + Send>,
+) -> Result<RunOutcome> {
+    let images = qemu::images_dir(args.images.as_deref())?;
+    let guest = GuestImage::resolve(&images, &args.guest, args.load_addr)?;
+    let tmp = tempdir()?;
+    let sock_path = tmp.join("trace.sock");
+    let listener = UnixListener::bind(&sock_path)
+        .with_context(|| format!("cannot listen on {}", sock_path.display()))?;
+
+    let cfg = QemuConfig {
+        qemu: args.qemu.clone(),
+        hyp: images.join("porwatch-hyp.bin"),
+        guest,
+        trace_socket: sock_path.clone(),
+        guest_args: args.append.clone().unwrap_or_default(),
+        hyp_opts: args.hyp_opts.clone(),
+        icount: args.icount,
+        extra: args.qemu_args.clone(),
+    };
+    let argv = cfg.argv()?;
+    if args.verbose {
+        eprintln!("porwatch: {} {}", cfg.qemu.display(), shell_join(&argv));
+    }
+
+    let mut child = Command::new(&cfg.qemu)
+        .args(&argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {} (run scripts/setup?)", cfg.qemu.display()))?;
+
+    // Both output streams share one writer so lines never interleave mid-line.
+    let shared: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(trace_out));
+    let same_sink = !args.json;
+    let console: Arc<Mutex<Box<dyn Write + Send>>> =
+        if same_sink { shared.clone() } else { Arc::new(Mutex::new(console_out)) };
+
+    let qemu_stdout = child.stdout.take().context("no QEMU stdout")?;
+    let console_thread = std::thread::spawn(move || pump_lines(qemu_stdout, console));
+
+    let opts = DecodeOptions { json: args.json, ..DecodeOptions::default() };
+    let mut raw = match &args.trace_out {
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
+        None => None,
+    };
+    let trace_sink = shared.clone();
+    let trace_thread = std::thread::spawn(move || -> std::io::Result<DecodeStats> {
+        let (stream, _) = listener.accept()?;
+        let mut w = LockedWriter(trace_sink);
+        let tee = raw.as_mut().map(|f| f as &mut dyn Write);
+        decode_stream(stream, &mut w, &opts, tee)
+    });
+
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait()?;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // If QEMU died before connecting, unblock accept() with an empty stream.
+    let _ = std::os::unix::net::UnixStream::connect(&sock_path);
+    let stats = trace_thread.join().map_err(|_| anyhow::anyhow!("trace reader panicked"))??;
+    let _ = console_thread.join();
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let qemu_status = status.code();
+    let code = if timed_out {
+        eprintln!("porwatch: timed out after {} s: QEMU killed", args.timeout);
+        EXIT_TIMEOUT
+    } else {
+        match qemu_status {
+            Some(0) if !stats.is_clean() => EXIT_TRACE_DAMAGED,
+            Some(c) => c,
+            None => {
+                eprintln!("porwatch: QEMU was killed by a signal");
+                128
+            }
+        }
+    };
+    Ok(RunOutcome { qemu_status, timed_out, stats, status: code })
+}
+
+/// Copies `r` to the shared writer a whole line at a time.
+fn pump_lines(r: impl Read, out: Arc<Mutex<Box<dyn Write + Send>>>) {
+    let mut r = BufReader::new(r);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match r.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {
+                let clean: Vec<u8> = line.iter().copied().filter(|&b| b != b'\r').collect();
+                let mut w = out.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = w.write_all(&clean);
+                let _ = w.flush();
+            }
+        }
+    }
+}
+
+/// A Write that takes the shared lock per write (decode_stream writes whole lines).
+struct LockedWriter(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl Write for LockedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
+    }
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for i in 0..1000u32 {
+        let p = base.join(format!("porwatch-{}-{}", std::process::id(), i));
+        if std::fs::create_dir(&p).is_ok() {
+            return Ok(p);
+        }
+    }
+    bail!("cannot create a temporary directory in {}", base.display())
+}
+
+fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,197 @@
+//! Human-readable output: one ftrace-like line per record,
+//! `[   seconds.micros] #seq kind  field=value ...`.
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use porwatch_trace::{Event, Record};
+
+use crate::annotate::{annotate, value_text};
+use crate::decode::{Item, Timestamp};
+
+/// Prints one item as a line of text.
+pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
+    match *item {
+        Item::Record { record, time } => writeln!(out, "{}", record_line(record, time)),
+        Item::Corrupt { error, offset } => {
+            writeln!(out, "[corrupt] frame at byte {offset}: {error}")
+        }
+        Item::Gap {
+            expected,
+            got,
+            dropped: Some(count),
+        } => writeln!(
+            out,
+            "[gap] dropped record says {count} lost, but seq went from #{expected} to #{got}"
+        ),
+        Item::Gap { expected, got, .. } if got > expected => writeln!(
+            out,
+            "[gap] {} record(s) missing: expected #{expected}, got #{got}",
+            got - expected
+        ),
+        Item::Gap { expected, got, .. } => {
+            writeln!(
+                out,
+                "[gap] seq went backwards: expected #{expected}, got #{got}"
+            )
+        }
+        Item::TruncatedTail { offset, bytes } => writeln!(
+            out,
+            "[truncated] input ended {bytes} bytes into a frame starting at byte {offset}"
+        ),
+    }
+}
+
+/// The text line of a record (no newline). Before the first header (no
+/// counter frequency known) the time is shown as raw ticks: `[t=12345]`.
+pub fn record_line(rec: &Record<'_>, time: Option<Timestamp>) -> String {
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = match time {
+        Some(t) => write!(s, "[{:>5}.{:06}]", t.secs, t.micros),
+        None => write!(s, "[t={}]", rec.ts),
+    };
+    let kind_name = rec.event.kind_name();
+    let kind = match rec.event {
+        Event::Unknown { kind, .. } => format!("unknown({kind:#04x})"),
+        _ => kind_name.to_string(),
+    };
+    let _ = write!(s, " #{} {kind:<12}", rec.seq);
+    for (spec, value) in rec.event.fields() {
+        let _ = write!(s, " {}={}", spec.name, value_text(spec, value));
+        if let Some(a) = annotate(kind_name, spec.name, value) {
+            let _ = write!(s, " ({})", a.text);
+        }
+    }
+    s.truncate(s.trim_end().len());
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample;
+    use porwatch_trace::DecodeError;
+
+    fn line(item: &Item<'_>) -> String {
+        let mut v = Vec::new();
+        write_item(&mut v, item).unwrap();
+        String::from_utf8(v).unwrap()
+    }
+
+    fn rec(event: Event<'_>) -> Record<'_> {
+        Record {
+            seq: 7,
+            ts: 62_500_123,
+            event,
+        }
+    }
+
+    const T: Option<Timestamp> = Some(Timestamp { secs: 1, micros: 1 });
+
+    #[test]
+    fn trap_line() {
+        let r = rec(Event::Trap {
+            esr: 0x5a00_0000,
+            elr: 0x4008_1234,
+            outcome: 0,
+        });
+        assert_eq!(
+            record_line(&r, T),
+            "[    1.000001] #7 trap         esr=0x5a000000 (HVC64) elr=0x40081234 outcome=emulated"
+        );
+        assert_eq!(
+            record_line(&r, None),
+            "[t=62500123] #7 trap         esr=0x5a000000 (HVC64) elr=0x40081234 outcome=emulated"
+        );
+    }
+
+    #[test]
+    fn annotated_lines() {
+        let r = rec(Event::Psci {
+            function: 0xc400_0003,
+            arg0: 1,
+            arg1: 0x4008_0000,
+            arg2: 0,
+            result: -4,
+            conduit: 1,
+        });
+        let l = record_line(&r, T);
+        assert!(l.contains(" psci "), "{l}");
+        assert!(l.contains("function=0xc4000003 (CPU_ON)"), "{l}");
+        assert!(l.contains("result=-4 (ALREADY_ON)"), "{l}");
+        assert!(l.ends_with("conduit=hvc"), "{l}");
+
+        let l = record_line(
+            &rec(Event::Panic {
+                message: b"oops \"x\"",
+            }),
+            T,
+        );
+        assert!(l.ends_with(r#"panic        message="oops \"x\"""#), "{l}");
+
+        let l = record_line(&rec(Event::GuestExit { reason: 2, code: 3 }), T);
+        assert!(l.ends_with("guest_exit   reason=test_exit code=3"), "{l}");
+
+        let l = record_line(
+            &rec(Event::Unknown {
+                kind: 0x42,
+                raw: &[0xab, 0x01],
+            }),
+            T,
+        );
+        assert!(l.ends_with("#7 unknown(0x42) raw=ab01"), "{l}");
+    }
+
+    #[test]
+    fn header_line() {
+        let recs = sample::records();
+        let l = record_line(&recs[0], T);
+        assert!(
+            l.starts_with(
+                "[    1.000001] #0 header       format_version=1 cntfrq=62500000 midr=0x410fd083"
+            ),
+            "{l}"
+        );
+        assert!(l.contains(" poe_mode=virtual "), "{l}");
+        assert!(l.contains(" id_aa64mmfr3=0x10000 "), "{l}");
+    }
+
+    #[test]
+    fn problem_lines() {
+        assert_eq!(
+            line(&Item::Corrupt {
+                error: DecodeError::Crc,
+                offset: 40
+            }),
+            "[corrupt] frame at byte 40: CRC mismatch\n"
+        );
+        assert_eq!(
+            line(&Item::Gap {
+                expected: 5,
+                got: 8,
+                dropped: None
+            }),
+            "[gap] 3 record(s) missing: expected #5, got #8\n"
+        );
+        assert!(line(&Item::Gap {
+            expected: 5,
+            got: 2,
+            dropped: None
+        })
+        .contains("backwards"));
+        assert!(line(&Item::Gap {
+            expected: 5,
+            got: 9,
+            dropped: Some(2)
+        })
+        .contains("says 2 lost"));
+        assert_eq!(
+            line(&Item::TruncatedTail {
+                offset: 100,
+                bytes: 7
+            }),
+            "[truncated] input ended 7 bytes into a frame starting at byte 100\n"
+        );
+    }
+}

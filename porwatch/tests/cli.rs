@@ -1,0 +1,221 @@
+//! Runs the built `porwatch` binary on traces written with the encoder.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use porwatch::sample;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_porwatch");
+
+/// Writes `bytes` to a fresh file under the test tmp dir.
+fn trace_file(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("porwatch-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}-{}.pwt", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("porwatch runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("UTF-8 stdout")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+#[test]
+fn clean_trace_json() {
+    let path = trace_file("clean", &sample::trace());
+    let o = run(&["decode", "--json", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), sample::records().len() + 1);
+    for (v, r) in lines.iter().zip(sample::records()) {
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["event"], r.event.kind_name());
+        assert_eq!(v["seq"], r.seq);
+        assert_eq!(v["ts"], r.ts);
+        assert!(v["time"].is_number());
+    }
+    assert_eq!(lines[0]["poe_mode"], "virtual");
+    assert_eq!(lines[5]["esr"], format!("{:#x}", sample::ESR_MRS_POR_EL0));
+    assert_eq!(lines[5]["ec"], "SYS64");
+    assert_eq!(lines[5]["esr_detail"], "MRS x3, POR_EL0");
+    assert_eq!(lines[7]["function_name"], "PSCI_VERSION");
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["clean"], true);
+    assert_eq!(summary["records"], 12);
+    assert_eq!(summary["hyp_dropped"], 3);
+}
+
+#[test]
+fn clean_trace_text_from_stdin() {
+    let mut child = Command::new(BIN)
+        .args(["decode", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&sample::trace())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 12);
+    assert!(out.starts_with("[    1.000000] #0 header "), "{out}");
+    assert!(
+        out.contains("esr=0x6238e865 (SYS64 MRS x3, POR_EL0)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("message=\"hyp/src/trap.rs:120: unexpected \\\"ESR\\\"\""),
+        "{out}"
+    );
+    let err = stderr(&o);
+    assert!(err.contains("12 records"), "{err}");
+    assert!(err.contains("clean"), "{err}");
+    // Absent FILE also means stdin.
+    let o = Command::new(BIN)
+        .arg("decode")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn garbled_trace_exits_3_and_reports() {
+    let mut bytes = sample::trace();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x21;
+    bytes[mid + 1] ^= 0x80;
+    let path = trace_file("garbled", &bytes);
+    let o = run(&["decode", "--json", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
+    let lines = json_lines(&o);
+    assert!(
+        lines.iter().any(|v| v["event"] == "corrupt_frame"),
+        "{}",
+        stdout(&o)
+    );
+    let summary = lines.last().unwrap();
+    assert!(summary["corrupt_frames"].as_u64().unwrap() >= 1);
+    assert_eq!(summary["clean"], false);
+
+    let o = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).contains("[corrupt]"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("NOT CLEAN"), "{}", stderr(&o));
+}
+
+#[test]
+fn truncated_trace_exits_3() {
+    let bytes = sample::trace();
+    let path = trace_file("truncated", &bytes[..bytes.len() - 5]);
+    let o = run(&["decode", "--json", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    let lines = json_lines(&o);
+    let tail = &lines[lines.len() - 2];
+    assert_eq!(tail["event"], "truncated_tail");
+    assert_eq!(lines.last().unwrap()["truncated_tail"], true);
+
+    let o = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).contains("[truncated]"));
+    assert!(stderr(&o).contains("truncated tail yes"), "{}", stderr(&o));
+}
+
+#[test]
+fn random_garbage_exits_3_without_panic() {
+    let mut x = 0x1234_5678_9abc_def1u64;
+    let bytes: Vec<u8> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let path = trace_file("garbage", &bytes);
+    for json in [true, false] {
+        let mut args = vec!["decode", path.to_str().unwrap()];
+        if json {
+            args.push("--json");
+        }
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"));
+        if json {
+            json_lines(&o);
+        }
+    }
+}
+
+#[test]
+fn tcp_stream() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let bytes = sample::trace();
+        // Send in pieces, as a UART would.
+        for chunk in bytes.chunks(37) {
+            sock.write_all(chunk).unwrap();
+        }
+    });
+    let save = trace_file("tcp-save", b"");
+    let o = run(&[
+        "decode",
+        "--json",
+        "--tcp",
+        &addr.to_string(),
+        "--save",
+        save.to_str().unwrap(),
+    ]);
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 13);
+    assert_eq!(lines[11]["event"], "guest_exit");
+    assert_eq!(lines[11]["reason"], "hyp_error");
+    assert_eq!(std::fs::read(&save).unwrap(), sample::trace());
+}
+
+#[test]
+fn usage_and_io_errors_exit_2() {
+    let o = run(&["decode", "/nonexistent/porwatch/trace.bin"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("opening"), "{}", stderr(&o));
+    let o = run(&["decode", "--bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["decode", "x", "--tcp", "127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(2), "FILE and --tcp conflict");
+    let o = run(&["decode", "--tcp", "127.0.0.1:1"]);
+    assert_eq!(o.status.code(), Some(2), "connection refused");
+    let o = run(&[]);
+    assert_eq!(o.status.code(), Some(2));
+}

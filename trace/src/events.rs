@@ -1,0 +1,204 @@
+//! The event table (format version 1): the single source of truth for
+//! kinds, codes, fields, their order, types and display hints.
+
+use crate::wire::{Reader, Writer};
+use crate::UNKNOWN_RAW;
+use crate::{kind_spec, DecodeError, FieldSpec, FieldValue, Fields, Hint, KindSpec};
+
+value_enum! {
+    /// How the hypervisor provides FEAT_S1POE to the guest (`header.poe_mode`).
+    pub enum PoeMode, names POE_MODE_NAMES {
+        /// POE not offered to the guest.
+        None = 0 => "none",
+        /// POE emulated by the hypervisor.
+        Virtual = 1 => "virtual",
+        /// The CPU's own POE passed through.
+        Native = 2 => "native",
+    }
+}
+
+value_enum! {
+    /// What a memory region is (`mem_region.kind`).
+    pub enum MemKind, names MEM_KIND_NAMES {
+        GuestRam = 0 => "guest_ram",
+        Hyp = 1 => "hyp",
+        Mmio = 2 => "mmio",
+        /// MMIO the guest cannot see (e.g. the trace UART).
+        HiddenMmio = 3 => "hidden_mmio",
+        GuestDtb = 4 => "guest_dtb",
+    }
+}
+
+value_enum! {
+    /// What the hypervisor did with a trap (`trap.outcome`, `unknown_trap.action`).
+    pub enum TrapOutcome, names TRAP_OUTCOME_NAMES {
+        /// Emulated by the hypervisor; the guest continues after it.
+        Emulated = 0 => "emulated",
+        /// Passed on (e.g. an SMC forwarded to firmware).
+        Forwarded = 1 => "forwarded",
+        /// An UNDEFINED exception was injected into the guest.
+        UndefInjected = 2 => "undef_injected",
+        /// An abort was injected into the guest.
+        AbortInjected = 3 => "abort_injected",
+        /// Skipped without effect.
+        Ignored = 4 => "ignored",
+    }
+}
+
+value_enum! {
+    /// Instruction through which the guest made a PSCI call (`psci.conduit`).
+    pub enum PsciConduit, names PSCI_CONDUIT_NAMES {
+        Smc = 0 => "smc",
+        Hvc = 1 => "hvc",
+    }
+}
+
+value_enum! {
+    /// Why the guest stopped (`guest_exit.reason`).
+    pub enum ExitReason, names EXIT_REASON_NAMES {
+        /// PSCI SYSTEM_OFF.
+        SystemOff = 0 => "system_off",
+        /// PSCI SYSTEM_RESET.
+        SystemReset = 1 => "system_reset",
+        /// The test-exit hypercall; `code` is the test's exit code.
+        TestExit = 2 => "test_exit",
+        /// The last CPU called PSCI CPU_OFF.
+        CpuOff = 3 => "cpu_off",
+        /// The hypervisor gave up (see the preceding panic/unknown_trap).
+        HypError = 4 => "hyp_error",
+    }
+}
+
+define_events! {
+    /// First record of a trace: format version and the CPU's identity, so a
+    /// trace can be read without the machine it came from.
+    0x01 header => Header {
+        /// Trace format version (`FORMAT_VERSION`, 1).
+        format_version: u64 = Dec,
+        /// CNTFRQ_EL0: counter frequency in Hz; `ts` ticks / cntfrq = seconds.
+        cntfrq: u64 = Dec,
+        /// MIDR_EL1.
+        midr: u64 = Hex,
+        /// MPIDR_EL1 of the boot CPU.
+        mpidr: u64 = Hex,
+        /// ID_AA64PFR0_EL1.
+        id_aa64pfr0: u64 = Hex,
+        /// ID_AA64PFR1_EL1.
+        id_aa64pfr1: u64 = Hex,
+        /// ID_AA64DFR0_EL1.
+        id_aa64dfr0: u64 = Hex,
+        /// ID_AA64ISAR0_EL1.
+        id_aa64isar0: u64 = Hex,
+        /// ID_AA64ISAR1_EL1.
+        id_aa64isar1: u64 = Hex,
+        /// ID_AA64MMFR0_EL1.
+        id_aa64mmfr0: u64 = Hex,
+        /// ID_AA64MMFR1_EL1.
+        id_aa64mmfr1: u64 = Hex,
+        /// ID_AA64MMFR2_EL1.
+        id_aa64mmfr2: u64 = Hex,
+        /// ID_AA64MMFR3_EL1 (S1POE is bits [19:16]).
+        id_aa64mmfr3: u64 = Hex,
+        /// How FEAT_S1POE is provided to the guest.
+        poe_mode: u64 = Enum(POE_MODE_NAMES),
+        /// Hypervisor option bits (build/run-time switches).
+        options: u64 = Hex,
+        /// Physical base of the hypervisor image.
+        hyp_base: u64 = Hex,
+        /// Size of the hypervisor's reserved memory.
+        hyp_size: u64 = Hex,
+    }
+
+    /// The hypervisor started.
+    0x02 hyp_boot => HypBoot {
+        /// Exception level the hypervisor was entered at.
+        entry_el: u64 = Dec,
+        /// Physical address of the DTB the hypervisor was given.
+        dtb: u64 = Hex,
+        /// Base of the guest-visible console UART.
+        console_uart: u64 = Hex,
+        /// Base of the UART this trace is written to.
+        trace_uart: u64 = Hex,
+    }
+
+    /// A region of the guest's physical address map.
+    0x03 mem_region => MemRegion {
+        /// Physical base address.
+        base: u64 = Hex,
+        /// Size in bytes.
+        size: u64 = Hex,
+        /// What the region is.
+        kind: u64 = Enum(MEM_KIND_NAMES),
+    }
+
+    /// The hypervisor is about to enter the guest.
+    0x04 guest_start => GuestStart {
+        /// Guest entry point.
+        entry: u64 = Hex,
+        /// Physical address of the guest's DTB (x0 at entry).
+        dtb: u64 = Hex,
+        /// Size of the guest's DTB in bytes.
+        dtb_size: u64 = Hex,
+        /// SPSR the guest is entered with.
+        spsr: u64 = Hex,
+    }
+
+    /// A guest exception taken to EL2 and handled.
+    0x05 trap => Trap {
+        /// ESR_EL2 (exception class in bits [31:26]).
+        esr: u64 = Hex,
+        /// ELR_EL2: guest PC of the trapping instruction.
+        elr: u64 = Hex,
+        /// What the hypervisor did with it.
+        outcome: u64 = Enum(TRAP_OUTCOME_NAMES),
+    }
+
+    /// A guest exception the hypervisor has no handler for.
+    0x06 unknown_trap => UnknownTrap {
+        /// ESR_EL2.
+        esr: u64 = Hex,
+        /// ELR_EL2.
+        elr: u64 = Hex,
+        /// FAR_EL2.
+        far: u64 = Hex,
+        /// What was done instead (same values as `trap.outcome`).
+        action: u64 = Enum(TRAP_OUTCOME_NAMES),
+    }
+
+    /// A PSCI / SMCCC call made by the guest, after handling.
+    0x07 psci => Psci {
+        /// Function ID (w0).
+        function: u64 = Hex,
+        /// x1.
+        arg0: u64 = Hex,
+        /// x2.
+        arg1: u64 = Hex,
+        /// x3.
+        arg2: u64 = Hex,
+        /// Value returned in x0 (negative: PSCI error code).
+        result: i64 = Dec,
+        /// Instruction the guest used for the call.
+        conduit: u64 = Enum(PSCI_CONDUIT_NAMES),
+    }
+
+    /// The guest stopped; normally the last record.
+    0x08 guest_exit => GuestExit {
+        /// Why the guest stopped.
+        reason: u64 = Enum(EXIT_REASON_NAMES),
+        /// Exit code (test_exit) or 0.
+        code: u64 = Dec,
+    }
+
+    /// Records were lost (trace buffer full). Their sequence numbers were
+    /// consumed: this record's seq is the previous record's seq + `count` + 1.
+    0x09 dropped => Dropped {
+        /// Number of records lost.
+        count: u64 = Dec,
+    }
+
+    /// The hypervisor panicked.
+    0x0a panic => Panic {
+        /// Panic message, UTF-8, cut by the writer so the record fits `MAX_PAYLOAD`.
+        message: bytes = Text,
+    }
+}

@@ -1,0 +1,53 @@
+//! porwatch trace format (version [`FORMAT_VERSION`]).
+//!
+//! The trace is a byte stream of frames:
+//! `COBS(payload ‖ crc16(payload) LE) ‖ 0x00`, with
+//! `payload = kind: u8, seq: varint, ts: varint, fields...`.
+//! See `docs/trace-format.md` for the full specification.
+//!
+//! * Writer (hypervisor, `no_std`, no alloc): build a [`Record`] and call
+//!   [`encode_frame`] into a `[u8; MAX_FRAME]`.
+//! * Reader (host): feed bytes to a [`Deframer`], then [`decode_payload`];
+//!   or [`decode_frame`] on a COBS-decoded frame.
+//! * Generic printers: [`Event::kind_name`], [`Event::fields`] and the
+//!   display [`Hint`]s in [`KINDS`].
+//!
+//! The encoder never panics, allocates or formats; `bytes` fields are
+//! written whole, so callers truncate them (e.g. panic messages) to keep the
+//! payload within [`MAX_PAYLOAD`].
+#![no_std]
+
+#[macro_use]
+mod macros;
+
+pub mod cobs;
+mod crc;
+mod deframer;
+mod error;
+mod events;
+mod frame;
+mod schema;
+pub mod varint;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use crc::crc16;
+pub use deframer::Deframer;
+pub use error::DecodeError;
+pub use events::{
+    Event, ExitReason, MemKind, PoeMode, PsciConduit, TrapOutcome, EXIT_REASON_NAMES, KINDS,
+    MAX_FIELDS, MEM_KIND_NAMES, POE_MODE_NAMES, PSCI_CONDUIT_NAMES, TRAP_OUTCOME_NAMES,
+};
+pub use frame::{
+    check_crc, decode_frame, decode_payload, encode_frame, encode_payload, Record, MAX_FRAME,
+    MAX_PAYLOAD,
+};
+pub use schema::{
+    kind_spec, kind_spec_by_name, FieldSpec, FieldType, FieldValue, Fields, Hint, KindSpec,
+    UNKNOWN_RAW,
+};
+
+/// Trace format version written in [`Event::Header`].
+pub const FORMAT_VERSION: u64 = 1;
