@@ -17,10 +17,22 @@ pub struct Frame {
 
 /// Which of the 16 vectors was taken (0..3 current EL SP0, 4..7 SPx, ...).
 pub const VECTOR_NAMES: [&str; 16] = [
-    "sync/el1t", "irq/el1t", "fiq/el1t", "serror/el1t",
-    "sync/el1h", "irq/el1h", "fiq/el1h", "serror/el1h",
-    "sync/el0-64", "irq/el0-64", "fiq/el0-64", "serror/el0-64",
-    "sync/el0-32", "irq/el0-32", "fiq/el0-32", "serror/el0-32",
+    "sync/el1t",
+    "irq/el1t",
+    "fiq/el1t",
+    "serror/el1t",
+    "sync/el1h",
+    "irq/el1h",
+    "fiq/el1h",
+    "serror/el1h",
+    "sync/el0-64",
+    "irq/el0-64",
+    "fiq/el0-64",
+    "serror/el0-64",
+    "sync/el0-32",
+    "irq/el0-32",
+    "fiq/el0-32",
+    "serror/el0-32",
 ];
 
 /// A synchronous exception the test expected.

@@ -15,7 +15,7 @@ use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::trace_out;
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0};
-use porwatch_monitor::cmdline::{self, CmdlineError, Options, TraceSel};
+use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
 use porwatch_trace::{Event, MemKind, PoeMode, FORMAT_VERSION};
 use spin::Once;
@@ -126,7 +126,15 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     let bootargs = plat.chosen.bootargs.unwrap_or("");
     let guest_args = unsafe { &mut *(&raw mut GUEST_BOOTARGS) };
     let parsed = cmdline::split(bootargs, guest_args);
-    let opts = parsed.as_ref().map(|(o, _)| *o).unwrap_or(Options::DEFAULT);
+    let opts = match &parsed {
+        Ok((o, _)) => *o,
+        // Still honour semihosting, so the refusal reaches the host as a
+        // non-zero exit status.
+        Err(_) => Options {
+            semihosting: cmdline::semihosting_requested(bootargs),
+            ..Options::DEFAULT
+        },
+    };
     let trace_uart = pick_trace_uart(&plat, &opts);
 
     mmu::enable(&layout, &plat, &[console, trace_uart.map(|u| u.0)]);
@@ -137,7 +145,14 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     }
     crate::console::init(console_uart, trace);
     trace_out::init(trace);
-    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout });
+    let cfg = CONFIG.call_once(|| Config {
+        opts: Options {
+            trace: None,
+            ..opts
+        },
+        ids,
+        layout,
+    });
 
     let guest_len = match parsed {
         Ok((_, n)) => n,
@@ -161,10 +176,18 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         stop(STATUS_BAD_CONFIG, false);
     }
 
-    emit_header(cfg, current_el, dtb as u64, console.unwrap_or(0), trace_uart.map_or(0, |u| u.0));
+    emit_header(
+        cfg,
+        current_el,
+        dtb as u64,
+        console.unwrap_or(0),
+        trace_uart.map_or(0, |u| u.0),
+    );
 
     let Some(entry) = opts.guest else {
-        Msg::new(To::Console).s("no guest: give porwatch.guest=ADDRESS on the command line").end();
+        Msg::new(To::Console)
+            .s("no guest: give porwatch.guest=ADDRESS on the command line")
+            .end();
         stop(STATUS_BAD_CONFIG, false);
     };
 
@@ -179,12 +202,17 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         reserve: &[],
     };
     let window = unsafe {
-        core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
+        core::slice::from_raw_parts_mut(
+            layout.dtb_window as *mut u8,
+            layout.dtb_window_size as usize,
+        )
     };
     let dtb_size = match fdt::rewrite(dtb_bytes, &edits, window) {
         Ok(n) => n as u64,
         Err(_) => {
-            Msg::new(To::Both).s("cannot write the guest device tree").end();
+            Msg::new(To::Both)
+                .s("cannot write the guest device tree")
+                .end();
             stop(STATUS_BAD_CONFIG, false);
         }
     };
@@ -197,6 +225,20 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
             stop(STATUS_BAD_CONFIG, false);
         }
     };
+    stage2::guest_ram(&plat, &layout, |s, e| {
+        trace_out::emit(Event::MemRegion {
+            base: s,
+            size: e - s,
+            kind: MemKind::GuestRam as u64,
+        })
+    });
+    stage2::passthrough(&plat, trace_uart.map(|u| u.0), |s, e| {
+        trace_out::emit(Event::MemRegion {
+            base: s,
+            size: e - s,
+            kind: MemKind::Mmio as u64,
+        })
+    });
     trace_out::emit(Event::MemRegion {
         base: layout.start,
         size: layout.end - layout.start,
@@ -208,15 +250,28 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         kind: MemKind::GuestDtb as u64,
     });
     if let Some(t) = trace_uart {
-        trace_out::emit(Event::MemRegion { base: t.0, size: 0x1000, kind: MemKind::HiddenMmio as u64 });
+        trace_out::emit(Event::MemRegion {
+            base: t.0,
+            size: 0x1000,
+            kind: MemKind::HiddenMmio as u64,
+        });
     }
 
     if !stage2::is_guest_ram(&plat, &layout, entry) {
-        Msg::new(To::Both).s("guest entry ").hex(entry).s(" is not in guest RAM").end();
+        Msg::new(To::Both)
+            .s("guest entry ")
+            .hex(entry)
+            .s(" is not in guest RAM")
+            .end();
         stop(STATUS_BAD_CONFIG, false);
     }
 
     el2::configure_for_guest(&ids, s2.vtcr, s2.vttbr);
+    match opts.selftest {
+        Some(SelfTest::Panic) => panic!("porwatch.selftest=panic: deliberate hypervisor panic"),
+        Some(SelfTest::El2Fault) => unsafe { core::arch::asm!("udf #0") },
+        None => {}
+    }
 
     trace_out::emit(Event::GuestStart {
         entry,
@@ -228,7 +283,8 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
 
     // The first guest frame sits at the top of the EL2 stack; every trap
     // reuses it (vectors.S).
-    let frame = (Layout::stack_top() as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
+    let frame =
+        (Layout::stack_top() as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
     unsafe {
         frame.write(GuestRegs::default());
         (*frame).x[0] = layout.dtb_window;
@@ -274,7 +330,12 @@ fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64
         hyp_base: cfg.layout.start,
         hyp_size: cfg.layout.end - cfg.layout.start,
     });
-    trace_out::emit(Event::HypBoot { entry_el: current_el >> 2, dtb, console_uart: console, trace_uart: trace });
+    trace_out::emit(Event::HypBoot {
+        entry_el: current_el >> 2,
+        dtb,
+        console_uart: console,
+        trace_uart: trace,
+    });
 }
 
 /// The DTB at `addr` as a slice sized by its header (empty if none).

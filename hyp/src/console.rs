@@ -42,7 +42,16 @@ pub struct Msg {
 impl Msg {
     pub fn new(to: To) -> Self {
         let m = Self { to };
+        m.frame_break();
         m.s("porwatch: ")
+    }
+
+    /// On the trace UART, text sits between frame delimiters (0x00) so the
+    /// reader can resynchronise around it and show it as a message.
+    fn frame_break(&self) {
+        if let [_, Some(trace)] = uarts(self.to) {
+            trace.put_blocking(0);
+        }
     }
 
     pub fn s(self, s: &str) -> Self {
@@ -63,7 +72,11 @@ impl Msg {
         let digits = (64 - v.leading_zeros()).div_ceil(4).max(1) as usize;
         for i in 0..digits {
             let nib = ((v >> (4 * (digits - 1 - i))) & 0xf) as u8;
-            buf[2 + i] = if nib < 10 { b'0' + nib } else { b'a' + nib - 10 };
+            buf[2 + i] = if nib < 10 {
+                b'0' + nib
+            } else {
+                b'a' + nib - 10
+            };
         }
         self.bytes(&buf[..2 + digits])
     }
@@ -83,6 +96,7 @@ impl Msg {
     }
 
     pub fn end(self) {
-        let _ = self.s("\n");
+        let m = self.s("\n");
+        m.frame_break();
     }
 }

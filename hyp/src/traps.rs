@@ -36,7 +36,11 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
         Handled::Refused(TrapOutcome::Ignored)
     };
     match handled {
-        Handled::Done(outcome) => trace_out::emit(Event::Trap { esr, elr, outcome: outcome as u64 }),
+        Handled::Done(outcome) => trace_out::emit(Event::Trap {
+            esr,
+            elr,
+            outcome: outcome as u64,
+        }),
         Handled::Refused(action) => trace_out::emit(Event::UnknownTrap {
             esr,
             elr,
@@ -68,7 +72,11 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
         }
         // Trapped system registers: only TIDCP's IMPLEMENTATION DEFINED
         // space traps for now; KVM answers it with UNDEF, so do we.
-        Exit::SysReg(_) | Exit::Unknown { .. } | Exit::Wfx(_) | Exit::Brk { .. } | Exit::Eret { .. } => {
+        Exit::SysReg(_)
+        | Exit::Unknown { .. }
+        | Exit::Wfx(_)
+        | Exit::Brk { .. }
+        | Exit::Eret { .. } => {
             inject::undef(regs, esr);
             Handled::Refused(TrapOutcome::UndefInjected)
         }

@@ -65,6 +65,16 @@ pub enum Policy {
     Fault,
 }
 
+/// A deliberate hypervisor failure, for testing the failure path
+/// (`porwatch.selftest=`). Never set in normal runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfTest {
+    /// A Rust panic just before entering the guest.
+    Panic,
+    /// An exception taken at EL2 (an UNDEFINED instruction) at the same point.
+    El2Fault,
+}
+
 /// The hypervisor's options, with their defaults from [`Options::DEFAULT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options<'a> {
@@ -84,6 +94,8 @@ pub struct Options<'a> {
     pub policy: Policy,
     /// `porwatch.verbose` (default off).
     pub verbose: bool,
+    /// `porwatch.selftest=panic|el2-fault`: fail on purpose (tests only).
+    pub selftest: Option<SelfTest>,
 }
 
 impl Default for Options<'_> {
@@ -103,6 +115,7 @@ impl Options<'_> {
         tap: true,
         policy: Policy::Report,
         verbose: false,
+        selftest: None,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -119,7 +132,8 @@ impl Options<'_> {
     /// | 7 | policy: 0 report, 1 fault |
     /// | 8 | verbose |
     /// | 9 | guest address given |
-    /// | 10..=63 | reserved, 0 |
+    /// | 10 | a selftest failure was requested |
+    /// | 11..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -141,6 +155,7 @@ impl Options<'_> {
             | u64::from(self.policy == Policy::Fault) << 7
             | u64::from(self.verbose) << 8
             | u64::from(self.guest.is_some()) << 9
+            | u64::from(self.selftest.is_some()) << 10
     }
 }
 
@@ -259,7 +274,7 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 }
 
 /// Bit per key in `seen`, to refuse duplicates.
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 9] = [
     "guest",
     "trace",
     "semihosting",
@@ -268,6 +283,7 @@ const KEYS: [&str; 8] = [
     "tap",
     "policy",
     "verbose",
+    "selftest",
 ];
 
 fn apply<'a>(
@@ -315,9 +331,36 @@ fn apply<'a>(
             };
         }
         "verbose" => opts.verbose = boolean()?,
+        "selftest" => {
+            let v = need()?;
+            opts.selftest = match v {
+                "panic" => Some(SelfTest::Panic),
+                "el2-fault" => Some(SelfTest::El2Fault),
+                _ => return Err(bad(v)),
+            };
+        }
         _ => return Err(CmdlineError::UnknownKey(key)),
     }
     Ok(())
+}
+
+/// True if `bootargs` asks for semihosting (`porwatch.semihosting` with a
+/// true value, before any `--`), whatever else is wrong with the line: the
+/// hypervisor needs it to report a refused command line to the host with a
+/// non-zero exit status.
+pub fn semihosting_requested(bootargs: &str) -> bool {
+    let key = "semihosting";
+    Words::new(bootargs)
+        .take_while(|w| *w != "--")
+        .filter_map(|w| w.strip_prefix(PREFIX))
+        .filter_map(|w| {
+            let (k, v) = match w.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (w, None),
+            };
+            (k == key).then_some(v)
+        })
+        .any(|v| parse_bool(v) == Some(true))
 }
 
 /// Splits `bootargs` into the hypervisor's [`Options`] and the guest's
@@ -423,6 +466,7 @@ mod tests {
                 tap: false,
                 policy: Policy::Fault,
                 verbose: true,
+                selftest: None,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -618,8 +662,9 @@ mod tests {
             tap: true,
             policy: Policy::Fault,
             verbose: true,
+            selftest: Some(SelfTest::Panic),
         };
-        assert_eq!(all.bits(), 0x3ff);
+        assert_eq!(all.bits(), 0x7ff);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
@@ -631,6 +676,31 @@ mod tests {
         assert_eq!(o.bits() >> 3 & 3, 2);
         o.tap = false;
         assert_eq!(o.bits() & (1 << 6), 0);
+    }
+
+    #[test]
+    fn semihosting_is_found_even_on_a_bad_line() {
+        assert!(semihosting_requested(
+            "porwatch.bogus=1 porwatch.semihosting=1"
+        ));
+        assert!(semihosting_requested("a porwatch.semihosting b"));
+        assert!(!semihosting_requested("porwatch.semihosting=0"));
+        assert!(!semihosting_requested("porwatch.semihosting=maybe"));
+        assert!(!semihosting_requested("-- porwatch.semihosting=1"));
+        assert!(!semihosting_requested(
+            "xporwatch.semihosting=1 porwatch.semihostingx=1"
+        ));
+    }
+
+    #[test]
+    fn selftest_values() {
+        let mut buf = [0u8; 64];
+        let (o, _) = split("porwatch.selftest=panic", &mut buf).unwrap();
+        assert_eq!(o.selftest, Some(SelfTest::Panic));
+        let (o, _) = split("porwatch.selftest=el2-fault", &mut buf).unwrap();
+        assert_eq!(o.selftest, Some(SelfTest::El2Fault));
+        assert!(split("porwatch.selftest=oops", &mut buf).is_err());
+        assert!(split("porwatch.selftest", &mut buf).is_err());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 #![no_std]
 
 pub mod cmdline;
-pub mod fdt;
 pub mod esr;
+pub mod fdt;
 pub mod inject;
 pub mod pgtable;
 pub mod psci;

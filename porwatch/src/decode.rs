@@ -51,6 +51,9 @@ pub enum Item<'a> {
     },
     /// Input ended `bytes` bytes into a frame that started at `offset`.
     TruncatedTail { offset: u64, bytes: u64 },
+    /// A plain-text line the hypervisor wrote between frames (it does so
+    /// only when it fails: panics, exceptions at EL2), starting at `offset`.
+    Text { text: &'a str, offset: u64 },
 }
 
 /// Incremental decoder: feed it chunks, then [`StreamDecoder::finish`].
@@ -71,7 +74,16 @@ struct State {
     offset: u64,
     /// Stream offset of the current frame's first byte.
     frame_start: u64,
+    /// Raw bytes of the current frame, to recognise hyp text messages.
+    raw: Vec<u8>,
+    /// The current frame is longer than any record.
+    oversize: bool,
 }
+
+/// The hypervisor's plain-text messages start with this.
+const TEXT_PREFIX: &[u8] = b"porwatch: ";
+/// Longest text message kept (longer ones are reported as corrupt frames).
+const MAX_TEXT: usize = 1024;
 
 impl StreamDecoder {
     pub fn new() -> Self {
@@ -97,14 +109,25 @@ impl StreamDecoder {
             let start = st.frame_start;
             if b == 0 {
                 st.frame_start = st.offset;
+            } else if st.raw.len() < MAX_TEXT {
+                st.raw.push(b);
             }
             match self.deframer.push(b) {
                 None => {}
                 Some(Ok(payload)) => match decode_payload(payload) {
                     Ok(rec) => st.record(&rec, sink)?,
-                    Err(error) => st.corrupt(error, start, sink)?,
+                    Err(error) => st.text_or_corrupt(error, start, sink)?,
                 },
-                Some(Err(error)) => st.corrupt(error, start, sink)?,
+                // Oversize: judged (text or corrupt) once its end is seen.
+                Some(Err(DecodeError::TooLong)) => st.oversize = true,
+                Some(Err(error)) => st.text_or_corrupt(error, start, sink)?,
+            }
+            if b == 0 && st.oversize {
+                st.text_or_corrupt(DecodeError::TooLong, start, sink)?;
+            }
+            if b == 0 {
+                st.raw.clear();
+                st.oversize = false;
             }
         }
         Ok(())
@@ -128,6 +151,32 @@ impl StreamDecoder {
 }
 
 impl State {
+    /// A rejected frame that is really a hyp text message is shown as text;
+    /// anything else is corrupt.
+    fn text_or_corrupt<E>(
+        &mut self,
+        error: DecodeError,
+        offset: u64,
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let raw = std::mem::take(&mut self.raw);
+        let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let printable = text
+            .iter()
+            .all(|&c| c == b'\t' || c == b'\r' || (0x20..0x7f).contains(&c));
+        let r = if printable && raw.len() < MAX_TEXT && text.starts_with(TEXT_PREFIX) {
+            let t = std::str::from_utf8(text)
+                .unwrap_or("")
+                .trim_end_matches('\r');
+            self.stats.text_messages += 1;
+            sink(&Item::Text { text: t, offset })
+        } else {
+            self.corrupt(error, offset, sink)
+        };
+        self.raw = raw;
+        r
+    }
+
     fn corrupt<E>(
         &mut self,
         error: DecodeError,
@@ -379,6 +428,7 @@ mod tests {
                 } => format!("gap {expected} {got} {dropped:?}"),
                 Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
                 Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
+                Item::Text { text, .. } => format!("text {text}"),
             });
             Ok(())
         };
@@ -635,5 +685,65 @@ mod tests {
         assert_eq!(last["kinds"]["psci"], 2);
         assert_eq!(last["guest_exit"]["reason"], "hyp_error");
         assert_eq!(text.lines().count(), 13);
+    }
+}
+
+#[cfg(test)]
+mod text_message_tests {
+    use super::*;
+    use porwatch_trace::{encode_frame, Event, Record, MAX_FRAME};
+
+    fn frame(seq: u64) -> Vec<u8> {
+        let mut buf = [0u8; MAX_FRAME];
+        let rec = Record {
+            seq,
+            ts: 1,
+            event: Event::Dropped { count: 0 },
+        };
+        let n = encode_frame(&rec, &mut buf).unwrap();
+        buf[..n].to_vec()
+    }
+
+    fn items(bytes: &[u8]) -> (Vec<String>, DecodeStats) {
+        let mut v = Vec::new();
+        let mut dec = StreamDecoder::new();
+        let mut sink = |i: &Item<'_>| -> Result<(), std::convert::Infallible> {
+            v.push(match i {
+                Item::Text { text, .. } => format!("text {text}"),
+                Item::Corrupt { .. } => "corrupt".into(),
+                Item::Record { record, .. } => format!("rec {}", record.seq),
+                _ => "other".into(),
+            });
+            Ok(())
+        };
+        let Ok(()) = dec.feed(bytes, &mut sink);
+        let Ok(stats) = dec.finish(&mut sink);
+        (v, stats)
+    }
+
+    #[test]
+    fn hyp_text_between_delimiters_is_a_message_not_corruption() {
+        let mut b = frame(0);
+        b.extend_from_slice(b"\0porwatch: PANIC: boom at x.rs:1\r\n\0");
+        b.extend(frame(1));
+        let (v, stats) = items(&b);
+        assert_eq!(
+            v,
+            ["rec 0", "text porwatch: PANIC: boom at x.rs:1", "rec 1"]
+        );
+        assert_eq!(stats.text_messages, 1);
+        assert!(stats.is_clean());
+    }
+
+    #[test]
+    fn long_hyp_text_is_still_a_message_and_other_text_is_corrupt() {
+        let long = format!("\0porwatch: {}\n\0", "x".repeat(600));
+        let (v, stats) = items(long.as_bytes());
+        assert_eq!(v.len(), 1);
+        assert!(v[0].starts_with("text porwatch: xxx"));
+        assert_eq!(stats.corrupt_frames, 0);
+        let (v, stats) = items(b"\0hello world\n\0");
+        assert_eq!(v, ["corrupt"]);
+        assert_eq!(stats.corrupt_frames, 1);
     }
 }

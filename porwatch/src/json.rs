@@ -20,11 +20,17 @@ struct Obj<'w> {
 }
 
 impl<'w> Obj<'w> {
-    /// Starts an object with `"v"` and `"event"`.
-    fn start(out: &'w mut dyn Write, event: &str) -> io::Result<Self> {
+    /// Starts an object with `"v"`.
+    fn open(out: &'w mut dyn Write) -> io::Result<Self> {
         out.write_all(b"{")?;
         let mut o = Obj { out, first: true };
         o.num("v", JSON_VERSION)?;
+        Ok(o)
+    }
+
+    /// Starts an object with `"v"` and `"event"`.
+    fn start(out: &'w mut dyn Write, event: &str) -> io::Result<Self> {
+        let mut o = Self::open(out)?;
         o.str("event", event)?;
         Ok(o)
     }
@@ -78,6 +84,12 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
             o.num("offset", offset)?;
             o.end()
         }
+        Item::Text { text, offset } => {
+            let mut o = Obj::start(out, "hyp_message")?;
+            o.str("text", text)?;
+            o.num("offset", offset)?;
+            o.end()
+        }
         Item::Gap {
             expected,
             got,
@@ -98,17 +110,18 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
     }
 }
 
-/// `{"v":1,"event":KIND,"seq":N,"ts":TICKS,"time":SECONDS|null, fields...}`.
+/// `{"v":1,"seq":N,"ts":TICKS,"time":SECONDS|null,"event":KIND, fields...}`.
 pub fn write_record(
     out: &mut dyn Write,
     rec: &Record<'_>,
     time: Option<Timestamp>,
 ) -> io::Result<()> {
     let kind_name = rec.event.kind_name();
-    let mut o = Obj::start(out, kind_name)?;
+    let mut o = Obj::open(out)?;
     o.num("seq", rec.seq)?;
     o.num("ts", rec.ts)?;
     o.opt_num("time", time.map(|t| format!("{}.{:06}", t.secs, t.micros)))?;
+    o.str("event", kind_name)?;
     if let Event::Unknown { kind, .. } = rec.event {
         o.num("kind", kind)?;
     }
@@ -238,7 +251,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"v\":1,\"event\":\"dropped\",\"seq\":1,\"ts\":2,\"time\":null,\"count\":4}\n"
+            "{\"v\":1,\"seq\":1,\"ts\":2,\"time\":null,\"event\":\"dropped\",\"count\":4}\n"
         );
     }
 

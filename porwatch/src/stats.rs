@@ -43,6 +43,8 @@ pub struct DecodeStats {
     pub guest_exit: Option<GuestExit>,
     /// Number of `panic` records.
     pub panics: u64,
+    /// Plain-text lines the hypervisor wrote between frames (failures only).
+    pub text_messages: u64,
     /// Message of the last `panic` record (UTF-8, lossy).
     pub last_panic: Option<String>,
 }

@@ -16,6 +16,7 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
         Item::Corrupt { error, offset } => {
             writeln!(out, "[corrupt] frame at byte {offset}: {error}")
         }
+        Item::Text { text, .. } => writeln!(out, "{text}"),
         Item::Gap {
             expected,
             got,

@@ -406,7 +406,13 @@ fn deframer_handles_full_cobs_blocks() {
     // Non-zero runs around the 254-byte COBS block size, at every offset.
     let msg: Vec<u8> = (0..292u32).map(|i| (i % 251 + 1) as u8).collect();
     for len in 240..=msg.len() {
-        let rec = Record { seq: 1, ts: 1, event: Event::Panic { message: &msg[..len] } };
+        let rec = Record {
+            seq: 1,
+            ts: 1,
+            event: Event::Panic {
+                message: &msg[..len],
+            },
+        };
         let (frames, pending) = deframe(&frame(&rec));
         assert!(!pending);
         assert_eq!(frames, vec![Ok(payload(&rec))], "message length {len}");

@@ -18,7 +18,10 @@ fn checksum(len: usize) -> u64 {
 
 #[unsafe(no_mangle)]
 fn test_main(boot: &Boot) -> u32 {
-    println!("hello: porwatch guest-test running at EL1, dtb at {:#x}", boot.dtb_addr);
+    println!(
+        "hello: porwatch guest-test running at EL1, dtb at {:#x}",
+        boot.dtb_addr
+    );
     let mut plat = fdt::Platform::new();
     if let Err(e) = fdt::discover(boot.dtb, &mut plat) {
         println!("hello: FAIL: cannot parse the device tree: {:?}", e);
@@ -28,6 +31,7 @@ fn test_main(boot: &Boot) -> u32 {
         println!("hello: memory {:#x}..{:#x}", m.base, m.base + m.size);
     }
     println!("hello: {} PL011 UART(s) visible", plat.uarts.len());
+    println!("hello: bootargs {:?}", plat.chosen.bootargs.unwrap_or(""));
     let v = smccc::smc(smccc::PSCI_VERSION, 0, 0, 0);
     println!("hello: PSCI version {}.{}", (v >> 16) & 0xffff, v & 0xffff);
     println!("hello: checksum={:#018x}", checksum(1 << 16));

@@ -59,7 +59,11 @@ pub fn configure_for_guest(ids: &IdRegs, vtcr: u64, vttbr: u64) {
     }
 
     // PMU and debug: the guest gets every counter, nothing traps.
-    let hpmn = if ids.has_pmuv3() { (PMCR_EL0_N.read() >> 11) & 0x1f } else { 0 };
+    let hpmn = if ids.has_pmuv3() {
+        (PMCR_EL0_N.read() >> 11) & 0x1f
+    } else {
+        0
+    };
     MDCR_EL2.set(hpmn);
 
     // Timers: EL1 may read the physical counter and use the physical timer.

@@ -31,7 +31,9 @@ pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
         // RAM outside hyp: blocks where possible.
         for (s, e) in [(base, end.min(layout.start)), (base.max(layout.end), end)] {
             if s < e {
-                ok &= pt.map(s, s, e - s, S1Attrs::NORMAL_RW, Granularity::AllowBlocks).is_ok();
+                ok &= pt
+                    .map(s, s, e - s, S1Attrs::NORMAL_RW, Granularity::AllowBlocks)
+                    .is_ok();
             }
         }
     }
@@ -48,7 +50,9 @@ pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
     }
     for &d in devices.iter().flatten() {
         let base = d & !(PAGE - 1);
-        ok &= pt.map(base, base, PAGE, S1Attrs::DEVICE_RW, Granularity::PagesOnly).is_ok();
+        ok &= pt
+            .map(base, base, PAGE, S1Attrs::DEVICE_RW, Granularity::PagesOnly)
+            .is_ok();
     }
     if !ok {
         crate::run_end::stop(crate::boot::STATUS_BAD_CONFIG, false);
@@ -67,7 +71,10 @@ pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
     dsb_ish();
     isb();
     SCTLR_EL2.modify(
-        SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable,
+        SCTLR_EL2::M::Enable
+            + SCTLR_EL2::C::Cacheable
+            + SCTLR_EL2::I::Cacheable
+            + SCTLR_EL2::SA::Enable,
     );
     isb();
 }

@@ -50,12 +50,36 @@ pub fn is_guest_ram(plat: &Platform, layout: &Layout, addr: u64) -> bool {
     hit
 }
 
-pub fn build(plat: &Platform, layout: &Layout, hidden_uart: Option<u64>) -> Result<Stage2, &'static str> {
+/// Device MMIO passed through: the device tree's regions minus the page of
+/// `hidden` (the trace UART).
+pub fn passthrough(plat: &Platform, hidden: Option<u64>, mut f: impl FnMut(u64, u64)) {
+    let hidden = hidden.map(|b| b & !(PAGE - 1));
+    for r in plat.mmio.iter() {
+        let (base, end) = (r.base, r.base + r.size);
+        let pieces = match hidden {
+            Some(h) if (base..end).contains(&h) => [(base, h), (h + PAGE, end)],
+            _ => [(base, end), (end, end)],
+        };
+        for (s, e) in pieces {
+            if s < e {
+                f(s, e);
+            }
+        }
+    }
+}
+
+pub fn build(
+    plat: &Platform,
+    layout: &Layout,
+    hidden_uart: Option<u64>,
+) -> Result<Stage2, &'static str> {
     let ids = IdRegs::read();
     let pa_range = ids.pa_range() as u8;
     let (_, ipa_bits) = effective_pa_range(pa_range);
-    let (vtcr, _, _) = vtcr_el2(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
-    let regime = stage2_regime(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
+    let (vtcr, _, _) =
+        vtcr_el2(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
+    let regime =
+        stage2_regime(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
     let pool = unsafe { &mut *(&raw mut S2_POOL) };
     let mut pt = PageTable::new(pool, regime).map_err(|_| "stage-2 root allocation failed")?;
 
@@ -65,19 +89,14 @@ pub fn build(plat: &Platform, layout: &Layout, hidden_uart: Option<u64>) -> Resu
             err = Some("guest RAM does not fit the stage-2 table pool (use at most 2 GiB)");
         }
     });
-    let hidden = hidden_uart.map(|b| b & !(PAGE - 1));
-    for r in plat.mmio.iter() {
-        let (base, end) = (r.base, r.base + r.size);
-        let pieces = match hidden {
-            Some(h) if (base..end).contains(&h) => [(base, h), (h + PAGE, end)],
-            _ => [(base, end), (end, end)],
-        };
-        for (s, e) in pieces {
-            if s < e && pt.map(s, s, e - s, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).is_err() {
-                err = Some("cannot map a device region at stage 2");
-            }
+    passthrough(plat, hidden_uart, |s, e| {
+        if pt
+            .map(s, s, e - s, S2Attrs::DEVICE_RW, Granularity::AllowBlocks)
+            .is_err()
+        {
+            err = Some("cannot map a device region at stage 2");
         }
-    }
+    });
     if let Some(e) = err {
         return Err(e);
     }

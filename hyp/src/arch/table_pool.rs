@@ -15,7 +15,10 @@ pub struct TablePool<const N: usize> {
 
 impl<const N: usize> TablePool<N> {
     pub const fn new() -> Self {
-        Self { tables: [[0; ENTRIES_PER_TABLE]; N], used: 0 }
+        Self {
+            tables: [[0; ENTRIES_PER_TABLE]; N],
+            used: 0,
+        }
     }
 
     pub fn used(&self) -> usize {

@@ -11,7 +11,7 @@
 //! the space code (bits 24..=25 of `phys.hi`) must be equal and the 64-bit
 //! `phys.mid:phys.lo` must fall in the range; other `phys.hi` bits are ignored.
 //!
-//! Depth is bounded by [`MAX_DEPTH`](super::reader::MAX_DEPTH) (the chain of
+//! Depth is bounded by [`MAX_DEPTH`] (the chain of
 //! ancestors), cell counts by 4, so there are no loops and no overflow.
 
 use super::reader::{read_cells, Fdt, Node, MAX_DEPTH};

@@ -8,7 +8,7 @@
 //! * [`address`]: `reg`/`ranges` translation to CPU physical addresses.
 //! * [`platform`]: [`discover`] fills a [`Platform`] (RAM, UARTs, GIC, PSCI,
 //!   timer, /chosen, MMIO regions for stage 2).
-//! * [`rewrite`]: [`rewrite()`] produces the guest's DTB (remove nodes, carve
+//! * [`mod@rewrite`]: [`rewrite()`] produces the guest's DTB (remove nodes, carve
 //!   hypervisor memory out of RAM, set bootargs, add reservations).
 
 pub mod address;

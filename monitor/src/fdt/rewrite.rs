@@ -47,7 +47,8 @@ pub struct Edits<'e> {
     /// up empty. Empty slice: memory nodes are copied unchanged.
     pub carve_out: &'e [(u64, u64)],
     /// `None`: leave `/chosen/bootargs` alone. `Some("")`: remove it.
-    /// `Some(s)`: set it to `s`, creating `/chosen` and the property if needed.
+    /// `Some(s)`: set it to `s`, creating `/chosen` and the property if needed
+    /// (`s` containing a NUL is [`FdtError::BadEdit`]).
     pub bootargs: Option<&'e str>,
     /// Extra `(address, size)` memory reservations appended after the
     /// source's own (which are copied verbatim).
@@ -252,6 +253,9 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
     let aliases = fdt.find_node("/aliases")?.map(|n| n.offset());
     let symbols = fdt.find_node("/__symbols__")?.map(|n| n.offset());
 
+    if edits.bootargs.is_some_and(|s| s.contains('\0')) {
+        return Err(FdtError::BadEdit);
+    }
     let set_bootargs = edits.bootargs.filter(|s| !s.is_empty());
     let names = Names::new(
         fdt.strings_block(),

@@ -143,6 +143,11 @@ fn remove_errors() {
         )
     };
     assert_eq!(e(&["/nonexistent"], &mut out), Err(FdtError::NotFound));
+    let nul = Edits {
+        bootargs: Some("a\0b"),
+        ..Edits::default()
+    };
+    assert_eq!(rewrite(VIRT_GICV3, &nul, &mut out), Err(FdtError::BadEdit));
     assert_eq!(e(&["/"], &mut out), Err(FdtError::BadEdit));
     assert_eq!(e(&["pl011@9040000"], &mut out), Err(FdtError::BadPath));
     let many = ["/pl011@9040000"; 17];

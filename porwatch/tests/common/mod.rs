@@ -1,0 +1,137 @@
+//! Shared by the QEMU integration tests: run a guest under porwatch and
+//! collect what a user would see (exit status, console, decoded trace).
+#![allow(dead_code)]
+
+use porwatch::run::{run, RunArgs};
+use porwatch::{decode_all, DecodeStats, OwnedRecord};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Where scripts/build put the images. Missing images fail the test: the
+/// integration tests must never pass by not running.
+pub fn images() -> PathBuf {
+    let dir = std::env::var_os("PORWATCH_IMAGES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/porwatch"));
+    assert!(
+        dir.join("porwatch-hyp.bin").is_file(),
+        "{} has no porwatch-hyp.bin: run scripts/build (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub struct Outcome {
+    pub status: i32,
+    pub timed_out: bool,
+    pub console: String,
+    /// JSON lines as printed live by `porwatch run --json`.
+    pub json: Vec<serde_json::Value>,
+    /// The raw trace (--trace-out), decoded again from the file.
+    pub records: Vec<OwnedRecord>,
+    pub stats: DecodeStats,
+    pub raw: Vec<u8>,
+}
+
+impl Outcome {
+    pub fn of_kind<'a>(&'a self, kind: &'static str) -> impl Iterator<Item = &'a OwnedRecord> + 'a {
+        self.records.iter().filter(move |r| r.kind == kind)
+    }
+
+    pub fn one(&self, kind: &'static str) -> &OwnedRecord {
+        let v: Vec<_> = self.of_kind(kind).collect();
+        assert_eq!(
+            v.len(),
+            1,
+            "expected exactly one {kind} record, got {}:\n{:#?}",
+            v.len(),
+            self.records
+        );
+        v[0]
+    }
+}
+
+pub fn args(guest: &str) -> RunArgs {
+    RunArgs {
+        guest: guest.to_string(),
+        load_addr: 0x4400_0000,
+        trace_out: None,
+        json: true,
+        qemu: "qemu-system-aarch64".into(),
+        timeout: 60,
+        images: Some(images()),
+        append: None,
+        hyp_opts: vec![],
+        icount: false,
+        verbose: false,
+        qemu_args: vec![],
+    }
+}
+
+/// Runs `a` with the trace saved to a file, JSON on the live output.
+pub fn run_guest(mut a: RunArgs) -> Outcome {
+    let dir = tempdir();
+    let raw_path = dir.join("trace.bin");
+    a.trace_out = Some(raw_path.clone());
+    a.json = true;
+    let trace = Sink::default();
+    let console = Sink::default();
+    let out = run(&a, Box::new(trace.clone()), Box::new(console.clone()))
+        .expect("porwatch run failed to start");
+    let raw = std::fs::read(&raw_path).unwrap_or_default();
+    let (records, stats) = decode_all(&raw);
+    let live = String::from_utf8(trace.0.lock().unwrap().clone()).expect("JSON output is UTF-8");
+    let json = live
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON line {l:?}: {e}")))
+        .collect();
+    let console = String::from_utf8_lossy(&console.0.lock().unwrap()).into_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    Outcome {
+        status: out.status,
+        timed_out: out.timed_out,
+        console,
+        json,
+        records,
+        stats,
+        raw,
+    }
+}
+
+pub fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let p = std::env::temp_dir().join(format!(
+        "porwatch-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// ESR exception class.
+pub fn ec(esr: u64) -> u64 {
+    (esr >> 26) & 0x3f
+}
+
+/// Sequence numbers start at 0 and have no gaps in a clean run.
+pub fn assert_consecutive(records: &[OwnedRecord]) {
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.seq, i as u64, "record {i} has seq {}", r.seq);
+    }
+}
