@@ -78,7 +78,7 @@ pub fn expect_sync(f: impl FnOnce()) -> Option<Caught> {
 
 #[unsafe(no_mangle)]
 extern "C" fn guest_exception(frame: &mut Frame, vector: u64) {
-    let sync = vector % 4 == 0;
+    let sync = vector.is_multiple_of(4);
     if sync && EXPECTING.load(Ordering::Relaxed) && !CAUGHT.load(Ordering::Relaxed) {
         C_VECTOR.store(vector, Ordering::Relaxed);
         C_ESR.store(frame.esr, Ordering::Relaxed);

@@ -37,7 +37,7 @@ extern "C" fn guest_entry(dtb_addr: usize) -> ! {
 /// The DTB as a slice, sized by its header (0 length if there is none).
 unsafe fn dtb_slice(addr: usize) -> &'static [u8] {
     const FDT_MAGIC: u32 = 0xd00d_feed;
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return &[];
     }
     let hdr = addr as *const u32;

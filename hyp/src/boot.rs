@@ -13,6 +13,7 @@ use crate::arch::pl011::Pl011;
 use crate::arch::{el2, enter_guest, mmu, stage2};
 use crate::console::{Msg, To};
 use crate::run_end::stop;
+use crate::take_once::TakeOnce;
 use crate::trace_out;
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
@@ -107,7 +108,7 @@ pub fn config() -> &'static Config {
 }
 
 /// Guest part of bootargs (porwatch.* words removed).
-static mut GUEST_BOOTARGS: [u8; 2048] = [0; 2048];
+static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 
 /// Entered from boot.S with the MMU off.
 #[unsafe(no_mangle)]
@@ -124,7 +125,9 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     let console = plat.console().map(|u| u.regs.base);
 
     let bootargs = plat.chosen.bootargs.unwrap_or("");
-    let guest_args = unsafe { &mut *(&raw mut GUEST_BOOTARGS) };
+    let Some(guest_args) = GUEST_BOOTARGS.take() else {
+        stop(STATUS_BAD_CONFIG, false)
+    };
     let parsed = cmdline::split(bootargs, guest_args);
     let opts = match &parsed {
         Ok((o, _)) => *o,
@@ -342,7 +345,7 @@ fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64
 unsafe fn dtb_slice(addr: usize) -> &'static [u8] {
     const FDT_MAGIC: u32 = 0xd00d_feed;
     const MAX_DTB: usize = 2 << 20;
-    if addr == 0 || addr % 8 != 0 {
+    if addr == 0 || !addr.is_multiple_of(8) {
         return &[];
     }
     let hdr = addr as *const u32;

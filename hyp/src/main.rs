@@ -14,5 +14,6 @@ mod fatal;
 mod psci;
 mod ring;
 mod run_end;
+mod take_once;
 mod trace_out;
 mod traps;

@@ -46,12 +46,6 @@ pub fn emit_reliable(event: Event) {
     t.drain();
 }
 
-/// Drains what the UART FIFO accepts now.
-#[inline]
-pub fn drain() {
-    TRACER.lock().drain();
-}
-
 /// Sends everything queued and waits until it has left the UART.
 pub fn flush() {
     let mut t = TRACER.lock();

@@ -66,10 +66,6 @@ impl IdRegs {
     pub fn has_sctlr2(&self) -> bool {
         Self::field(self.mmfr3, 4) != 0
     }
-    /// FEAT_S1POE: ID_AA64MMFR3_EL1.S1POE [19:16].
-    pub fn has_s1poe(&self) -> bool {
-        Self::field(self.mmfr3, 16) != 0
-    }
     /// FEAT_MOPS: ID_AA64ISAR2_EL1.MOPS [19:16].
     pub fn has_mops(&self) -> bool {
         Self::field(self.isar2, 16) != 0
@@ -100,11 +96,6 @@ pub fn isb() {
 #[inline(always)]
 pub fn dsb_ish() {
     aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::ISH);
-}
-
-#[inline(always)]
-pub fn dsb_sy() {
-    aarch64_cpu::asm::barrier::dsb(aarch64_cpu::asm::barrier::SY);
 }
 
 impl IdRegs {

@@ -5,6 +5,7 @@ use super::cpu::{dsb_ish, isb, IdRegs};
 use super::regs::{CTR_EL0, CTR_EL0_REG};
 use super::table_pool::TablePool;
 use crate::boot::Layout;
+use crate::take_once::TakeOnce;
 use aarch64_cpu::registers::*;
 use porwatch_monitor::fdt::Platform;
 use porwatch_monitor::pgtable::regs::{stage1_el2_regime, tcr_el2, MAIR_EL2_VALUE};
@@ -14,15 +15,17 @@ const PAGE: u64 = 4096;
 /// Enough for RAM in 1 GiB/2 MiB blocks, hyp's image in pages, and the UARTs.
 const EL2_TABLES: usize = 64;
 
-static mut EL2_POOL: TablePool<EL2_TABLES> = TablePool::new();
+static EL2_POOL: TakeOnce<TablePool<EL2_TABLES>> = TakeOnce::new(TablePool::new());
 
 /// Builds the map and turns the MMU and caches on. Runs once, at boot, with
 /// the MMU off; on failure there is nothing to report with, so it stops.
 pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
     let ids = IdRegs::read();
     let pa_range = ids.pa_range() as u8;
-    let pool = unsafe { &mut *(&raw mut EL2_POOL) };
-    let Ok(mut pt) = PageTable::new(pool, stage1_el2_regime(pa_range)) else {
+    let Some(Ok(mut pt)) = EL2_POOL
+        .take()
+        .map(|pool| PageTable::new(pool, stage1_el2_regime(pa_range)))
+    else {
         crate::run_end::stop(crate::boot::STATUS_BAD_CONFIG, false);
     };
     let mut ok = true;

@@ -6,6 +6,7 @@
 use super::cpu::IdRegs;
 use super::table_pool::TablePool;
 use crate::boot::Layout;
+use crate::take_once::TakeOnce;
 use porwatch_monitor::fdt::Platform;
 use porwatch_monitor::pgtable::regs::{effective_pa_range, stage2_regime, vtcr_el2};
 use porwatch_monitor::pgtable::{Granularity, PageTable, S2Attrs};
@@ -19,7 +20,7 @@ const S2_TABLES: usize = 1100;
 const GUEST_VMID: u64 = 1;
 const VTTBR_VMID_SHIFT: u32 = 48;
 
-static mut S2_POOL: TablePool<S2_TABLES> = TablePool::new();
+static S2_POOL: TakeOnce<TablePool<S2_TABLES>> = TakeOnce::new(TablePool::new());
 
 pub type Stage2Table = PageTable<&'static mut TablePool<S2_TABLES>>;
 
@@ -80,7 +81,7 @@ pub fn build(
         vtcr_el2(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
     let regime =
         stage2_regime(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
-    let pool = unsafe { &mut *(&raw mut S2_POOL) };
+    let pool = S2_POOL.take().ok_or("stage 2 built twice")?;
     let mut pt = PageTable::new(pool, regime).map_err(|_| "stage-2 root allocation failed")?;
 
     let mut err = None;

@@ -21,15 +21,6 @@ impl<const N: usize> TablePool<N> {
         }
     }
 
-    pub fn used(&self) -> usize {
-        self.used
-    }
-
-    pub fn range(&self) -> (u64, u64) {
-        let base = self.tables.as_ptr() as u64;
-        (base, base + (N as u64) * TABLE_BYTES)
-    }
-
     fn index_of(&self, pa: u64) -> Option<usize> {
         let base = self.tables.as_ptr() as u64;
         let off = pa.checked_sub(base)?;
