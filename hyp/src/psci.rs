@@ -19,6 +19,16 @@ pub enum Conduit {
 /// SMCCC: the immediate of an SMC/HVC call must be 0; anything else is not
 /// an SMCCC call and gets NOT_SUPPORTED.
 const SMCCC_IMM: u16 = 0;
+/// Passes the guest's call to firmware (SMC from EL2) and returns its x0..x3
+/// to the guest; returns x0.
+fn forward(regs: &mut GuestRegs, x0: u64) -> u64 {
+    let mut args = [0u64; FORWARD_ARGS];
+    args.copy_from_slice(&regs.x[1..=FORWARD_ARGS]);
+    let ret = smccc::smc64(psci::function_id(x0), args);
+    regs.x[..4].copy_from_slice(&ret[..4]);
+    ret[0]
+}
+
 /// SMCCC's NOT_SUPPORTED (-1) as an x0 value.
 const SMCCC_NOT_SUPPORTED: u64 = -1i64 as u64;
 /// Arguments forwarded to firmware: x1..x17 (SMCCC v1.2).
@@ -52,11 +62,13 @@ pub fn handle(regs: &mut GuestRegs, conduit: Conduit, imm: u16) -> Handled {
 
     match decision {
         Decision::Forward => {
-            let mut args = [0u64; FORWARD_ARGS];
-            args.copy_from_slice(&regs.x[1..=FORWARD_ARGS]);
-            let ret = smccc::smc64(psci::function_id(x0), args);
-            regs.x[..4].copy_from_slice(&ret[..4]);
-            record(ret[0]);
+            let ret = forward(regs, x0);
+            record(ret);
+            Handled::Done(TrapOutcome::Forwarded)
+        }
+        Decision::ForwardVersion => {
+            regs.x[0] = psci::clamp_version(forward(regs, x0));
+            record(regs.x[0]);
             Handled::Done(TrapOutcome::Forwarded)
         }
         Decision::PowerOff => {

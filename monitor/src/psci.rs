@@ -159,6 +159,8 @@ pub enum Decision {
     /// Forward the guest's x0..x17 unchanged to firmware (SMC, `smccc`
     /// crate `smc64`) and return firmware's x0..x3 to the guest.
     Forward,
+    /// PSCI_VERSION: forward, then answer [`clamp_version`] of firmware's.
+    ForwardVersion,
     /// Return to the guest with this x0 (x1..x3 untouched).
     Answer(u64),
     /// Refuse: return this PSCI error code (sign-extended) in x0.
@@ -194,6 +196,20 @@ impl Decision {
 #[inline]
 pub const fn ret(code: i32) -> u64 {
     code as i64 as u64
+}
+
+/// The PSCI version to report, given firmware's PSCI_VERSION answer: the
+/// lower of firmware's and [`PSCI_IMPLEMENTED_VERSION`] (firmware errors,
+/// i.e. negative values, report porwatch's own).
+pub const fn clamp_version(firmware: u64) -> u64 {
+    let ours =
+        ((PSCI_IMPLEMENTED_VERSION.major as u64) << 16) | PSCI_IMPLEMENTED_VERSION.minor as u64;
+    let fw = firmware as u32 as u64;
+    if (firmware as i64) < 0 || fw > ours {
+        ours
+    } else {
+        fw
+    }
 }
 
 /// True when `addr` lies in `[base, base + size)` (overflow-safe).
@@ -234,11 +250,17 @@ const fn implemented(fid: u32) -> bool {
 pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decision {
     let boot = boot_mpidr & MPIDR_AFFINITY_MASK;
     match call {
-        GuestCall::PsciVersion => Decision::Answer(u32::from(PSCI_IMPLEMENTED_VERSION) as u64),
+        // porwatch is the PSCI implementation the guest sees (as KVM is),
+        // but SYSTEM_OFF/RESET and CPU_OFF end up at firmware: ask it, and
+        // never claim more than either side offers.
+        GuestCall::PsciVersion => Decision::ForwardVersion,
         GuestCall::PsciFeatures { fid } => {
-            // CPU_SUSPEND's feature flags are 0 too: original power_state
-            // format, platform-coordinated mode only.
-            if implemented(function_id(fid as u64)) {
+            let fid = function_id(fid as u64);
+            if matches!(fid, PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET | PSCI_CPU_OFF) {
+                Decision::Forward
+            } else if implemented(fid) {
+                // CPU_SUSPEND's feature flags are 0 too: original
+                // power_state format, platform-coordinated mode only.
                 Decision::Answer(ret(SUCCESS))
             } else {
                 Decision::Answer(ret(NOT_SUPPORTED))
@@ -418,8 +440,12 @@ mod tests {
     fn decide_simple_answers() {
         assert_eq!(
             decide(GuestCall::PsciVersion, HYP, BOOT),
-            Decision::Answer(0x0001_0001)
+            Decision::ForwardVersion
         );
+        assert_eq!(clamp_version(0x0001_0000), 0x0001_0000);
+        assert_eq!(clamp_version(0x0001_0003), 0x0001_0001);
+        assert_eq!(clamp_version(0x0000_0002), 0x0000_0002);
+        assert_eq!(clamp_version(u64::MAX), 0x0001_0001);
         assert_eq!(decide(GuestCall::SystemOff, HYP, BOOT), Decision::PowerOff);
         assert_eq!(decide(GuestCall::SystemReset, HYP, BOOT), Decision::Reset);
         assert_eq!(decide(GuestCall::CpuOff, HYP, BOOT), Decision::CpuOff);
@@ -458,15 +484,15 @@ mod tests {
             PSCI_FEATURES,
             PSCI_CPU_ON_64,
             PSCI_CPU_ON_32,
-            PSCI_CPU_OFF,
             PSCI_CPU_SUSPEND_64,
             PSCI_AFFINITY_INFO_64,
-            PSCI_SYSTEM_OFF,
-            PSCI_SYSTEM_RESET,
             PSCI_MIGRATE_INFO_TYPE,
             SMCCC_VERSION,
         ] {
             assert_eq!(f(fid), Decision::Answer(0), "{fid:#x}");
+        }
+        for fid in [PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_CPU_OFF] {
+            assert_eq!(f(fid), Decision::Forward, "{fid:#x}");
         }
         for fid in [
             smccc::psci::PSCI_SYSTEM_SUSPEND_64,

@@ -45,6 +45,7 @@ pub fn function_name(id: u64) -> Option<&'static str> {
         0x8000_3fff => "SMCCC_ARCH_WORKAROUND_3",
         0x8000_7fff => "SMCCC_ARCH_WORKAROUND_2",
         0x8000_8000 => "SMCCC_ARCH_WORKAROUND_1",
+        porwatch_monitor::psci::PORWATCH_TEST_EXIT => "PORWATCH_TEST_EXIT",
         _ => return None,
     })
 }
@@ -77,6 +78,7 @@ mod tests {
         assert_eq!(function_name(0xc400_0003), Some("CPU_ON"));
         assert_eq!(function_name(0x8400_0006), Some("MIGRATE_INFO_TYPE"));
         assert_eq!(function_name(0x8400_0008), Some("SYSTEM_OFF"));
+        assert_eq!(function_name(0xc600_0050), Some("PORWATCH_TEST_EXIT"));
         assert_eq!(function_name(0x8400_0009), Some("SYSTEM_RESET"));
         assert_eq!(function_name(0x8400_000a), Some("PSCI_FEATURES"));
         assert_eq!(function_name(0x8000_0000), Some("SMCCC_VERSION"));

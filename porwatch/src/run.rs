@@ -143,9 +143,10 @@ pub fn run(
     let qemu_stdout = child.stdout.take().context("no QEMU stdout")?;
     let console_thread = std::thread::spawn(move || pump_lines(qemu_stdout, console));
 
+    // The summary closes the run: one stderr line (text) or a final JSON line.
     let opts = DecodeOptions {
         json: args.json,
-        ..DecodeOptions::default()
+        summary: true,
     };
     let mut raw = match &args.trace_out {
         Some(p) => Some(
