@@ -18,6 +18,7 @@ use crate::trace_out;
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
+use porwatch_monitor::vpoe::{self, Mode};
 use porwatch_trace::{Event, MemKind, PoeMode, FORMAT_VERSION};
 use spin::Once;
 
@@ -82,6 +83,8 @@ pub struct Config {
     pub opts: Options<'static>,
     pub ids: IdRegs,
     pub layout: Layout,
+    /// How FEAT_S1POE is provided (porwatch_monitor::vpoe::select_mode).
+    pub poe: Mode,
 }
 
 static CONFIG: Once<Config> = Once::new();
@@ -91,6 +94,7 @@ static CONFIG: Once<Config> = Once::new();
 static EARLY: Config = Config {
     opts: Options::DEFAULT,
     ids: IdRegs::ZERO,
+    poe: Mode::None,
     layout: Layout {
         start: 0,
         text_end: 0,
@@ -148,14 +152,8 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     }
     crate::console::init(console_uart, trace);
     trace_out::init(trace);
-    let cfg = CONFIG.call_once(|| Config {
-        opts: Options {
-            trace: None,
-            ..opts
-        },
-        ids,
-        layout,
-    });
+    let poe = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
+    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
 
     let guest_len = match parsed {
         Ok((_, n)) => n,
@@ -233,14 +231,14 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
             base: s,
             size: e - s,
             kind: MemKind::GuestRam as u64,
-        })
+        });
     });
     stage2::passthrough(&plat, trace_uart.map(|u| u.0), |s, e| {
         trace_out::emit(Event::MemRegion {
             base: s,
             size: e - s,
             kind: MemKind::Mmio as u64,
-        })
+        });
     });
     trace_out::emit(Event::MemRegion {
         base: layout.start,
@@ -269,7 +267,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         stop(STATUS_BAD_CONFIG, false);
     }
 
-    el2::configure_for_guest(&ids, s2.vtcr, s2.vttbr);
+    el2::configure_for_guest(cfg, s2.vtcr, s2.vttbr);
     match opts.selftest {
         Some(SelfTest::Panic) => panic!("porwatch.selftest=panic: deliberate hypervisor panic"),
         Some(SelfTest::El2Fault) => unsafe { core::arch::asm!("udf #0") },
@@ -328,7 +326,11 @@ fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64
         id_aa64mmfr1: ids.mmfr1,
         id_aa64mmfr2: ids.mmfr2,
         id_aa64mmfr3: ids.mmfr3,
-        poe_mode: PoeMode::None as u64,
+        poe_mode: match cfg.poe {
+            Mode::None => PoeMode::None,
+            Mode::Virtual => PoeMode::Virtual,
+            Mode::Native => PoeMode::Native,
+        } as u64,
         options: cfg.opts.bits(),
         hyp_base: cfg.layout.start,
         hyp_size: cfg.layout.end - cfg.layout.start,

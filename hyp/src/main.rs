@@ -14,6 +14,8 @@ mod fatal;
 mod psci;
 mod ring;
 mod run_end;
+mod sysreg;
 mod take_once;
+mod tap;
 mod trace_out;
 mod traps;

@@ -31,19 +31,22 @@ pub fn init(uart: Option<Pl011>) {
     TRACER.lock().uart = uart;
 }
 
-/// Records `event`; drops it (counted) if the ring is full.
+/// Records `event`; drops it (counted) if the ring is full. Returns the
+/// record's sequence number (consumed even if it was dropped).
 #[inline]
-pub fn emit(event: Event) {
+pub fn emit(event: Event) -> u64 {
     let mut t = TRACER.lock();
-    t.record(event, false);
+    let seq = t.record(event, false);
     t.drain();
+    seq
 }
 
 /// Records `event`, waiting for the UART to make room if needed.
-pub fn emit_reliable(event: Event) {
+pub fn emit_reliable(event: Event) -> u64 {
     let mut t = TRACER.lock();
-    t.record(event, true);
+    let seq = t.record(event, true);
     t.drain();
+    seq
 }
 
 /// Sends everything queued and waits until it has left the UART.
@@ -56,13 +59,13 @@ pub fn flush() {
 /// held by the code that panicked (it would never be released).
 pub fn emit_from_panic(event: Event) {
     if let Some(mut t) = TRACER.try_lock() {
-        t.record(event, true);
+        let _ = t.record(event, true);
         t.flush();
     }
 }
 
 impl Tracer {
-    fn record(&mut self, event: Event, reliable: bool) {
+    fn record(&mut self, event: Event, reliable: bool) -> u64 {
         let mut buf = [0u8; MAX_FRAME];
         if self.dropped > 0 {
             let rec = Record {
@@ -91,7 +94,7 @@ impl Tracer {
         };
         let Some(n) = encode_frame(&rec, &mut buf) else {
             self.dropped += 1;
-            return;
+            return seq;
         };
         if reliable {
             self.make_room(n);
@@ -99,6 +102,7 @@ impl Tracer {
         if self.dropped > 0 || !self.ring.push(&buf[..n]) {
             self.dropped += 1;
         }
+        seq
     }
 
     fn make_room(&mut self, n: usize) {

@@ -4,6 +4,8 @@
 use crate::arch::frame::GuestRegs;
 use crate::arch::inject;
 use crate::psci;
+use crate::sysreg;
+use crate::tap;
 use crate::trace_out;
 use aarch64_cpu::registers::{Readable, ESR_EL2, FAR_EL2};
 use porwatch_monitor::esr::{self, Exit};
@@ -17,6 +19,8 @@ pub enum Handled {
     /// Not serviceable: the guest was given the exception the architecture
     /// prescribes (logged as unknown_trap with ESR/ELR/FAR).
     Refused(TrapOutcome),
+    /// The exception-entry tap's machinery (recorded as exception events).
+    Tap,
 }
 
 /// Vector kinds from vectors.S.
@@ -35,18 +39,30 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
         let _ = KIND_AARCH32;
         Handled::Refused(TrapOutcome::Ignored)
     };
+    let injected = matches!(
+        handled,
+        Handled::Refused(TrapOutcome::UndefInjected | TrapOutcome::AbortInjected)
+    );
+    tap::after_trap(regs, injected);
     match handled {
-        Handled::Done(outcome) => trace_out::emit(Event::Trap {
-            esr,
-            elr,
-            outcome: outcome as u64,
-        }),
-        Handled::Refused(action) => trace_out::emit(Event::UnknownTrap {
-            esr,
-            elr,
-            far: FAR_EL2.get(),
-            action: action as u64,
-        }),
+        // The tap's own traps (vector-page fetches, steps) are summarised
+        // by the exc_entry/exc_return records, not logged one by one.
+        Handled::Tap => {}
+        Handled::Done(outcome) => {
+            trace_out::emit(Event::Trap {
+                esr,
+                elr,
+                outcome: outcome as u64,
+            });
+        }
+        Handled::Refused(action) => {
+            trace_out::emit(Event::UnknownTrap {
+                esr,
+                elr,
+                far: FAR_EL2.get(),
+                action: action as u64,
+            });
+        }
     }
 }
 
@@ -67,19 +83,26 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             Handled::Refused(TrapOutcome::AbortInjected)
         }
         Exit::InstrAbortLower(_) => {
-            inject::external_instr_abort(regs, esr, FAR_EL2.get());
+            let far = FAR_EL2.get();
+            if let Some(h) = tap::on_instr_abort(regs, far) {
+                return h;
+            }
+            inject::external_instr_abort(regs, esr, far);
             Handled::Refused(TrapOutcome::AbortInjected)
         }
-        // Trapped system registers: only TIDCP's IMPLEMENTATION DEFINED
-        // space traps for now; KVM answers it with UNDEF, so do we.
-        Exit::SysReg(_)
-        | Exit::Unknown { .. }
-        | Exit::Wfx(_)
-        | Exit::Brk { .. }
-        | Exit::Eret { .. } => {
+        Exit::SoftwareStepLower { .. } => tap::on_step(regs),
+        Exit::Eret { .. } => tap::on_eret(regs),
+        Exit::SysReg(acc) => sysreg::handle(regs, esr, acc),
+        // BRK (and other debug exceptions) reach EL2 only while porwatch
+        // steps the guest (MDCR_EL2.TDE): they are the guest's, hand them on.
+        Exit::Brk { .. } => {
+            inject::reflect(regs, esr);
+            Handled::Done(TrapOutcome::Forwarded)
+        }
+        Exit::Unknown { .. } | Exit::Wfx(_) => {
             inject::undef(regs, esr);
             Handled::Refused(TrapOutcome::UndefInjected)
         }
-        Exit::SoftwareStepLower { .. } | Exit::SError(_) => Handled::Refused(TrapOutcome::Ignored),
+        Exit::SError(_) => Handled::Refused(TrapOutcome::Ignored),
     }
 }

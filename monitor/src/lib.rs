@@ -9,3 +9,5 @@ pub mod inject;
 pub mod pgtable;
 pub mod psci;
 pub mod sysreg;
+pub mod tap;
+pub mod vpoe;

@@ -54,6 +54,38 @@ value_enum! {
 }
 
 value_enum! {
+    /// Which of the 16 vector-table slots an exception entered (`exc_entry.vector`):
+    /// offset / 0x80 from VBAR_EL1. Kind (sync, irq, fiq, serror) by source:
+    /// current EL with SP_EL0 (el1t), with SP_ELx (el1h), lower EL AArch64, AArch32.
+    pub enum Vector, names VECTOR_NAMES {
+        SyncEl1t = 0 => "sync_el1t",
+        IrqEl1t = 1 => "irq_el1t",
+        FiqEl1t = 2 => "fiq_el1t",
+        SErrorEl1t = 3 => "serror_el1t",
+        SyncEl1h = 4 => "sync_el1h",
+        IrqEl1h = 5 => "irq_el1h",
+        FiqEl1h = 6 => "fiq_el1h",
+        SErrorEl1h = 7 => "serror_el1h",
+        SyncEl0_64 = 8 => "sync_el0_64",
+        IrqEl0_64 = 9 => "irq_el0_64",
+        FiqEl0_64 = 10 => "fiq_el0_64",
+        SErrorEl0_64 = 11 => "serror_el0_64",
+        SyncEl0_32 = 12 => "sync_el0_32",
+        IrqEl0_32 = 13 => "irq_el0_32",
+        FiqEl0_32 = 14 => "fiq_el0_32",
+        SErrorEl0_32 = 15 => "serror_el0_32",
+    }
+}
+
+value_enum! {
+    /// Which overlay register a `por_write` changed.
+    pub enum PorReg, names POR_REG_NAMES {
+        PorEl1 = 0 => "por_el1",
+        PorEl0 = 1 => "por_el0",
+    }
+}
+
+value_enum! {
     /// Why the guest stopped (`guest_exit.reason`).
     pub enum ExitReason, names EXIT_REASON_NAMES {
         /// PSCI SYSTEM_OFF.
@@ -200,5 +232,75 @@ define_events! {
     0x0a panic => Panic {
         /// Panic message, UTF-8, cut by the writer so the record fits `MAX_PAYLOAD`.
         message: bytes = Text,
+    }
+
+    /// The guest took an exception to EL1 (seen by the exception-entry tap
+    /// when the CPU fetched from the vector slot). Registers are as the CPU
+    /// wrote them on entry.
+    0x0b exc_entry => ExcEntry {
+        /// Vector slot entered.
+        vector: u64 = Enum(VECTOR_NAMES),
+        /// ESR_EL1 (meaningful for synchronous exceptions and SErrors).
+        esr: u64 = Hex,
+        /// ELR_EL1: where the exception was taken.
+        elr: u64 = Hex,
+        /// SPSR_EL1: the interrupted PSTATE.
+        spsr: u64 = Hex,
+        /// FAR_EL1 (meaningful for aborts, watchpoints, PC alignment).
+        far: u64 = Hex,
+        /// POR_EL1 in force when the exception was taken.
+        por: u64 = Hex,
+        /// Nesting depth after this entry (counted with exception-return tracing; else 0).
+        depth: u64 = Dec,
+    }
+
+    /// The guest returned from an exception (ERET), with exception-return
+    /// tracing on (`porwatch.eret=on`).
+    0x0c exc_return => ExcReturn {
+        /// ELR_EL1: the PC returned to.
+        elr: u64 = Hex,
+        /// SPSR_EL1: the PSTATE returned to.
+        spsr: u64 = Hex,
+        /// POR_EL1 in force at the ERET.
+        por: u64 = Hex,
+        /// Nesting depth after this return.
+        depth: u64 = Dec,
+    }
+
+    /// The guest changed POR_EL1 or POR_EL0 (a write that did not change
+    /// the value is not recorded).
+    0x0d por_write => PorWrite {
+        /// PC of the MSR.
+        pc: u64 = Hex,
+        /// Which register.
+        reg: u64 = Enum(POR_REG_NAMES),
+        /// Value before.
+        old: u64 = Hex,
+        /// Value written.
+        new: u64 = Hex,
+        /// 1 when this is exception-entry code's write: the first POR_EL1
+        /// change after an exception entry, before any other entry or return.
+        at_entry: u64 = Dec,
+        /// seq of the most recent exc_entry (0: none yet); with at_entry = 1,
+        /// the entry whose code made this change.
+        entry_seq: u64 = Dec,
+    }
+
+    /// The guest changed TCR2_EL1 (POE bit 3, E0POE bit 2 enable the overlays).
+    0x0e tcr2_write => Tcr2Write {
+        /// PC of the MSR.
+        pc: u64 = Hex,
+        /// Value before.
+        old: u64 = Hex,
+        /// Value written.
+        new: u64 = Hex,
+    }
+
+    /// The exception-entry tap now watches the vector table at `vbar`.
+    0x0f tap_arm => TapArm {
+        /// VBAR_EL1 as the guest wrote it.
+        vbar: u64 = Hex,
+        /// Intermediate physical address of the vector table's page.
+        page: u64 = Hex,
     }
 }

@@ -67,6 +67,35 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
         Event::GuestExit { reason: v, code: v },
         Event::Dropped { count: v },
         Event::Panic { message: bytes },
+        Event::ExcEntry {
+            vector: v,
+            esr: v,
+            elr: v,
+            spsr: v,
+            far: v,
+            por: v,
+            depth: v,
+        },
+        Event::ExcReturn {
+            elr: v,
+            spsr: v,
+            por: v,
+            depth: v,
+        },
+        Event::PorWrite {
+            pc: v,
+            reg: v,
+            old: v,
+            new: v,
+            at_entry: v,
+            entry_seq: v,
+        },
+        Event::Tcr2Write {
+            pc: v,
+            old: v,
+            new: v,
+        },
+        Event::TapArm { vbar: v, page: v },
     ]
 }
 
@@ -114,7 +143,10 @@ fn every_kind_is_covered() {
         assert_eq!(e.spec(), Some(k));
         assert_eq!(e.fields().len(), k.fields.len());
         assert!(k.fields.len() <= MAX_FIELDS);
-        assert!(k.name.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
+        assert!(k
+            .name
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'));
     }
     for (i, a) in KINDS.iter().enumerate() {
         for b in &KINDS[i + 1..] {
@@ -136,6 +168,11 @@ fn kind_codes_match_table() {
         (0x08, "guest_exit"),
         (0x09, "dropped"),
         (0x0a, "panic"),
+        (0x0b, "exc_entry"),
+        (0x0c, "exc_return"),
+        (0x0d, "por_write"),
+        (0x0e, "tcr2_write"),
+        (0x0f, "tap_arm"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);

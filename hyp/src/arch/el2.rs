@@ -6,6 +6,8 @@
 //! KVM does), and stage 2. Fine-grained traps are all opened (their "n" bits
 //! trap when 0, and reset values are UNKNOWN on hardware).
 use super::cpu::{isb, IdRegs};
+use crate::boot::Config;
+use porwatch_monitor::vpoe::Mode;
 use super::regs::{HCRX_EL2, HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, VPIDR_EL2_REG};
 use aarch64_cpu::registers::*;
 use tock_registers::interfaces::Writeable;
@@ -41,8 +43,15 @@ pub fn hcr(ids: &IdRegs) -> u64 {
     v.value
 }
 
-pub fn configure_for_guest(ids: &IdRegs, vtcr: u64, vttbr: u64) {
-    HCR_EL2.set(hcr(ids));
+pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
+    let ids = &cfg.ids;
+    let mut hcr = hcr(ids);
+    if cfg.poe == Mode::Virtual {
+        // Virtual POE: ID register reads trap, so ID_AA64MMFR3_EL1 can
+        // advertise S1POE (every other value stays the CPU's).
+        hcr |= HCR_EL2::TID3::SET.value;
+    }
+    HCR_EL2.set(hcr);
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(vttbr);
 
@@ -81,9 +90,15 @@ pub fn configure_for_guest(ids: &IdRegs, vtcr: u64, vttbr: u64) {
 
     if ids.has_fgt() {
         open_fine_grained_traps(ids);
+        watch_with_fine_grained_traps(cfg);
+    }
+    if cfg.opts.tap {
+        super::debug::unlock_os_lock();
     }
     if ids.has_hcx() {
-        let mut v = HCRX_EL2::TCR2En.val(ids.has_tcr2() as u64)
+        // Virtual POE owns TCR2_EL1: with TCR2En = 0 every access traps.
+        let tcr2_passthrough = ids.has_tcr2() && cfg.poe != Mode::Virtual;
+        let mut v = HCRX_EL2::TCR2En.val(tcr2_passthrough as u64)
             + HCRX_EL2::SCTLR2En.val(ids.has_sctlr2() as u64);
         if ids.has_mops() {
             // MSCEn (bit 11): CPY*/SET* (FEAT_MOPS) usable at EL1/EL0.
@@ -141,4 +156,30 @@ impl PmcrEl0 {
         unsafe { core::arch::asm!("mrs {}, pmcr_el0", out(reg) v, options(nomem, nostack)) };
         v
     }
+}
+
+/// The fine-grained traps porwatch watches the guest with: VBAR_EL1 writes
+/// (the tap follows the vector table), CPACR_EL1 (virtual E0POE), POR_EL1
+/// writes (native POE), ERET (exception-return tracing).
+fn watch_with_fine_grained_traps(cfg: &Config) {
+    let mut w = HFGWTR_EL2.get();
+    let mut r = HFGRTR_EL2.get();
+    if cfg.opts.tap {
+        w |= HFGWTR_EL2::VBAR_EL1::SET.value;
+    }
+    match cfg.poe {
+        Mode::Virtual => {
+            w |= HFGWTR_EL2::CPACR_EL1::SET.value;
+            r |= HFGRTR_EL2::CPACR_EL1::SET.value;
+        }
+        // nPOR_EL1 = 0 traps.
+        Mode::Native => w &= !HFGWTR_EL2::nPOR_EL1::SET.value,
+        Mode::None => {}
+    }
+    HFGWTR_EL2.set(w);
+    HFGRTR_EL2.set(r);
+    if cfg.opts.exc_return {
+        HFGITR_EL2.set(HFGITR_EL2.get() | HFGITR_EL2::ERET::SET.value);
+    }
+    isb();
 }

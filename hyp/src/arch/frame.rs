@@ -13,3 +13,19 @@ pub struct GuestRegs {
 }
 
 const _: () = assert!(core::mem::size_of::<GuestRegs>() == 34 * 8);
+
+impl GuestRegs {
+    /// Reads Xn, where n = 31 is XZR (as in the Rt field of a trapped MSR/MRS).
+    #[inline]
+    pub fn get(&self, n: u8) -> u64 {
+        self.x.get(n as usize).copied().unwrap_or(0)
+    }
+
+    /// Writes Xn; writes to XZR (n = 31) are discarded.
+    #[inline]
+    pub fn set(&mut self, n: u8, v: u64) {
+        if let Some(r) = self.x.get_mut(n as usize) {
+            *r = v;
+        }
+    }
+}

@@ -29,6 +29,14 @@ fn apply(regs: &mut GuestRegs, inj: Injection) {
     regs.spsr = inj.spsr_el2;
 }
 
+/// Hands a synchronous exception the guest itself should have taken at EL1
+/// (a BRK routed to EL2 while porwatch steps it) back to the guest, with
+/// the same syndrome. BRK's EC (0x3C) does not depend on the source EL.
+pub fn reflect(regs: &mut GuestRegs, esr_el2: u64) {
+    let inj = inject::sync_exception(&state(regs, esr_el2), esr_el2, None);
+    apply(regs, inj);
+}
+
 /// UNDEFINED instruction at the trapping PC.
 pub fn undef(regs: &mut GuestRegs, esr_el2: u64) {
     let inj = inject::undef(&state(regs, esr_el2));

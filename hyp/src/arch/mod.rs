@@ -1,8 +1,11 @@
 //! Architecture mechanism: boot and vector assembly, system registers, the
 //! EL2 stage-1 MMU, stage 2, the UART and semihosting.
+pub mod at;
 pub mod cpu;
+pub mod debug;
 pub mod el2;
 pub mod frame;
+pub mod idregs;
 pub mod inject;
 pub mod mmu;
 pub mod pl011;

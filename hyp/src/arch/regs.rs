@@ -62,6 +62,10 @@ register_bitfields! {u64,
         /// log2 of the smallest data cache line, in 4-byte words.
         DminLine OFFSET(16) NUMBITS(4) [],
     ],
+    /// POR_EL1 (FEAT_S1POE): sixteen 4-bit overlay permissions.
+    pub POR_EL1 [
+        VALUE OFFSET(0) NUMBITS(64) [],
+    ],
     /// VPIDR_EL2: the MIDR_EL1 value EL1 reads.
     pub VPIDR_EL2 [
         VALUE OFFSET(0) NUMBITS(32) [],
@@ -87,4 +91,8 @@ sysreg!(
 sysreg!(
     /// ICC_SRE_EL2: op0=3 op1=4 CRn=12 CRm=9 op2=5.
     ICC_SRE_EL2_REG, IccSreEl2, "s3_4_c12_c9_5", ICC_SRE_EL2::Register, rw
+);
+sysreg!(
+    /// POR_EL1: op0=3 op1=0 CRn=10 CRm=2 op2=4 (only with FEAT_S1POE: native mode).
+    POR_EL1_REG, PorEl1, "s3_0_c10_c2_4", POR_EL1::Register, rw
 );

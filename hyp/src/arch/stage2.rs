@@ -8,8 +8,9 @@ use super::table_pool::TablePool;
 use crate::boot::Layout;
 use crate::take_once::TakeOnce;
 use porwatch_monitor::fdt::Platform;
+use porwatch_monitor::pgtable::desc::{with_s2xn, S2Xn, S2_MEMATTR_NORMAL_WB};
 use porwatch_monitor::pgtable::regs::{effective_pa_range, stage2_regime, vtcr_el2};
-use porwatch_monitor::pgtable::{Granularity, PageTable, S2Attrs};
+use porwatch_monitor::pgtable::{Granularity, PageTable, S2Attrs, Tlbi};
 use spin::Mutex;
 
 const PAGE: u64 = 4096;
@@ -104,4 +105,45 @@ pub fn build(
     let vttbr = pt.root() | (GUEST_VMID << VTTBR_VMID_SHIFT);
     *STAGE2.lock() = Some(pt);
     Ok(Stage2 { vtcr, vttbr })
+}
+
+/// The PA behind `ipa` if it is guest RAM (normal memory at stage 2).
+pub fn ram_pa(ipa: u64) -> Option<u64> {
+    let s2 = STAGE2.lock();
+    let leaf = s2.as_ref()?.lookup(ipa)?;
+    (S2Attrs::from_desc(leaf.desc).mem_attr == S2_MEMATTR_NORMAL_WB).then_some(leaf.pa)
+}
+
+/// Makes the guest page at `ipa` executable or not (the tap's trigger).
+/// Returns false if `ipa` is not a mapped 4 KiB page.
+pub fn set_exec(ipa: u64, exec: bool) -> bool {
+    let xn = if exec { S2Xn::Exec } else { S2Xn::NoExec };
+    let update = {
+        let mut s2 = STAGE2.lock();
+        match s2
+            .as_mut()
+            .map(|pt| pt.update_page(ipa, |d| with_s2xn(d, xn)))
+        {
+            Some(Ok(u)) => u,
+            _ => return false,
+        }
+    };
+    if let Tlbi::Stage2Ipa { .. } = update.tlbi {
+        let op = update.tlbi.operand();
+        // KVM __kvm_tlb_flush_vmid_ipa: the IPA's stage-2 entries, then the
+        // combined stage-1+2 entries (only a stage-1 invalidation removes them).
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi ipas2e1is, {op}",
+                "dsb ish",
+                "tlbi vmalle1is",
+                "dsb ish",
+                "isb",
+                op = in(reg) op,
+                options(nostack)
+            );
+        }
+    }
+    true
 }

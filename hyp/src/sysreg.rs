@@ -1,0 +1,96 @@
+//! Trapped guest MSR/MRS (EC 0x18). What traps is chosen in arch/el2.rs:
+//! VBAR_EL1 writes (the tap follows the vector table), ID registers (TID3,
+//! virtual POE advertises S1POE), TCR2_EL1 (HCRX_EL2.TCR2En = 0 where
+//! FEAT_TCR2 exists, virtual POE), CPACR_EL1 (FGT, virtual E0POE), POR_EL1
+//! writes (native POE, logged), MDSCR_EL1 and other debug registers (only
+//! while porwatch single-steps with MDCR_EL2.TDE), IMPLEMENTATION DEFINED
+//! registers (TIDCP). Anything else is answered with an UNDEF.
+use crate::arch::frame::GuestRegs;
+use crate::arch::{idregs, inject, regs::POR_EL1_REG};
+use crate::boot::config;
+use crate::tap;
+use crate::traps::Handled;
+use aarch64_cpu::registers::{Readable, Writeable, CPACR_EL1};
+use porwatch_monitor::esr::SysRegAccess;
+use porwatch_monitor::sysreg::{self, SysRegId};
+use porwatch_monitor::vpoe::{self, Mode, VReg, CPACR_E0POE};
+use porwatch_trace::TrapOutcome;
+
+/// The trapped MSR/MRS completes; the guest continues after it.
+const INSN_LEN: u64 = 4;
+
+pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
+    let id = acc.id;
+    let mode = config().poe;
+    let value = if acc.is_read {
+        None
+    } else {
+        Some(regs.get(acc.rt))
+    };
+    let result: Option<u64> = match (id, value) {
+        (sysreg::VBAR_EL1, Some(v)) => {
+            let h = tap::on_vbar_write(regs, v);
+            regs.elr += INSN_LEN;
+            return h;
+        }
+        (id, None) if sysreg::is_tid3_space(id) => Some(read_id(id, mode)),
+        (sysreg::TCR2_EL1, v) if mode == Mode::Virtual => Some(tap::with_vpoe(|p| match v {
+            Some(v) => {
+                let old = p.set(VReg::Tcr2El1, v);
+                if old != v {
+                    crate::trace_out::emit(porwatch_trace::Event::Tcr2Write {
+                        pc: regs.elr,
+                        old,
+                        new: v,
+                    });
+                }
+                0
+            }
+            None => p.tcr2_el1,
+        })),
+        (sysreg::CPACR_EL1, v) if mode == Mode::Virtual => Some(tap::with_vpoe(|p| match v {
+            Some(v) => {
+                // The CPU has no E0POE bit: keep it virtual, write the rest.
+                p.cpacr_e0poe = v & CPACR_E0POE != 0;
+                CPACR_EL1.set(v & !CPACR_E0POE);
+                0
+            }
+            None => CPACR_EL1.get() | if p.cpacr_e0poe { CPACR_E0POE } else { 0 },
+        })),
+        (sysreg::POR_EL1, Some(v)) if mode == Mode::Native => {
+            let old = POR_EL1_REG.get();
+            POR_EL1_REG.set(v);
+            tap::record_por_change(VReg::PorEl1, regs.elr, old, v);
+            Some(0)
+        }
+        (sysreg::MDSCR_EL1, v) => Some(tap::guest_mdscr(v)),
+        _ => None,
+    };
+    match result {
+        Some(v) => {
+            if acc.is_read {
+                regs.set(acc.rt, v);
+            }
+            regs.elr += INSN_LEN;
+            Handled::Done(TrapOutcome::Emulated)
+        }
+        None => {
+            inject::undef(regs, esr);
+            Handled::Refused(TrapOutcome::UndefInjected)
+        }
+    }
+}
+
+/// An ID register as the guest sees it: the CPU's, except that virtual POE
+/// advertises FEAT_S1POE; unallocated encodings read as zero.
+fn read_id(id: SysRegId, mode: Mode) -> u64 {
+    if sysreg::is_unallocated_raz(id) {
+        return 0;
+    }
+    let real = idregs::read(id.crm(), id.op2()).unwrap_or(0);
+    if id == sysreg::ID_AA64MMFR3_EL1 && mode == Mode::Virtual {
+        vpoe::virtual_mmfr3(real)
+    } else {
+        real
+    }
+}

@@ -1,0 +1,351 @@
+//! The exception-entry tap (mechanism; the decisions are in
+//! porwatch_monitor::tap and ::vpoe, the rules in docs/tap.md).
+//!
+//! The guest's vector-table page is execute-never at stage 2. When the guest
+//! takes an exception to EL1, the CPU writes ESR/ELR/SPSR/FAR_EL1 and then
+//! faults fetching the vector slot: an instruction abort to EL2 at a slot
+//! offset is an exception entry. porwatch records it, makes the page
+//! executable and single-steps the guest until it leaves the page, then
+//! protects the page again. Exceptions taken while stepping land on a slot
+//! without a fault, so every step is checked for that too.
+//!
+//! Virtual POE rides on the same hook: without FEAT_S1POE an MRS/MSR of
+//! POR_EL1/POR_EL0 (or TCR2_EL1 without FEAT_TCR2) UNDEFs at EL1; that
+//! entry is recognised, the access is completed on the virtual registers,
+//! the exception registers it overwrote are put back, and the guest resumes
+//! after the instruction as if nothing had happened.
+use crate::arch::debug::{self, SPSR_SS};
+use crate::arch::frame::GuestRegs;
+use crate::arch::{at, stage2};
+use crate::boot::config;
+use crate::trace_out;
+use crate::traps::Handled;
+use aarch64_cpu::registers::*;
+use porwatch_monitor::tap::{
+    self as rules, classify_step, page_of, EntryRegs, EntryWindow, ShadowStack, Step,
+};
+use porwatch_monitor::vpoe::{self, Mode, VReg, VirtPoe};
+use porwatch_trace::{Event, PorReg, TrapOutcome};
+use spin::Mutex;
+
+/// ESR_EL1.EC of an UNDEFINED instruction.
+const EC_UNKNOWN: u64 = 0;
+const ESR_EC_SHIFT: u32 = 26;
+/// SPSR.M[3:0] = EL0t: the exception came from EL0.
+const SPSR_M_MASK: u64 = 0xf;
+const SPSR_M_EL0T: u64 = 0;
+/// Nesting tracked for shadow registers (deeper entries are counted).
+const MAX_NESTING: usize = 32;
+
+/// Per-vCPU tap state (one vCPU today; the lock makes it ready for more).
+struct Tap {
+    /// VBAR_EL1 as last written (0: not armed yet).
+    vbar: u64,
+    /// IPA of the vector table's page, when armed.
+    page_ipa: Option<u64>,
+    stepping: bool,
+    /// The VA page being stepped through (the vector page, or an alias).
+    step_page: u64,
+    /// The instruction the current step executes.
+    prev_pc: u64,
+    /// The guest's own MDSCR_EL1 while porwatch borrows SS.
+    guest_mdscr: u64,
+    window: EntryWindow,
+    shadow: ShadowStack<MAX_NESTING>,
+    vpoe: VirtPoe,
+}
+
+static TAP: Mutex<Tap> = Mutex::new(Tap {
+    vbar: 0,
+    page_ipa: None,
+    stepping: false,
+    step_page: 0,
+    prev_pc: 0,
+    guest_mdscr: 0,
+    window: EntryWindow::new(),
+    shadow: ShadowStack::new(),
+    vpoe: VirtPoe::new(),
+});
+
+fn poe_mode() -> Mode {
+    config().poe
+}
+
+/// The guest wrote VBAR_EL1 (trapped by HFGWTR_EL2.VBAR_EL1).
+pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
+    VBAR_EL1.set(value);
+    let mut t = TAP.lock();
+    if t.stepping {
+        t.stop_stepping(regs);
+    }
+    if let Some(old) = t.page_ipa.take() {
+        stage2::set_exec(old, true);
+    }
+    t.vbar = value;
+    let ipa = at::va_to_ipa(value & rules::VBAR_MASK).map(page_of);
+    if let Some(ipa) = ipa {
+        if stage2::set_exec(ipa, false) {
+            t.page_ipa = Some(ipa);
+        }
+    }
+    drop(t);
+    trace_out::emit(Event::TapArm {
+        vbar: value,
+        page: ipa.unwrap_or(u64::MAX),
+    });
+    Handled::Done(TrapOutcome::Emulated)
+}
+
+/// An instruction abort from the guest: ours if it hit the vector page.
+pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
+    let mut t = TAP.lock();
+    let ipa = t.page_ipa?;
+    if page_of(far) != page_of(t.vbar) && at::va_to_ipa(far).map(page_of) != Some(ipa) {
+        return None;
+    }
+    t.start_stepping(regs, page_of(far));
+    t.prev_pc = regs.elr;
+    if let Some(slot) = rules::slot(t.vbar, far) {
+        return Some(t.entry(regs, slot));
+    }
+    // Not a slot: the guest returned (ERET) or branched back into the page.
+    Some(Handled::Tap)
+}
+
+/// A software-step exception (only porwatch steps the guest).
+pub fn on_step(regs: &mut GuestRegs) -> Handled {
+    let mut t = TAP.lock();
+    if !t.stepping {
+        // A stale step (e.g. the guest set PSTATE.SS itself): drop it.
+        regs.spsr &= !SPSR_SS;
+        return Handled::Refused(TrapOutcome::Ignored);
+    }
+    let pc = regs.elr;
+    match classify_step(t.vbar, t.step_page, t.prev_pc, pc) {
+        Step::Continue => {
+            t.prev_pc = pc;
+            regs.spsr |= SPSR_SS;
+            Handled::Tap
+        }
+        Step::Entry(slot) => {
+            t.prev_pc = pc;
+            let h = t.entry(regs, slot);
+            t.continue_or_stop(regs);
+            h
+        }
+        Step::Leave => {
+            t.stop_stepping(regs);
+            Handled::Tap
+        }
+    }
+}
+
+/// A trapped ERET (HFGITR_EL2.ERET, with porwatch.eret=on): emulate it and
+/// record the return.
+pub fn on_eret(regs: &mut GuestRegs) -> Handled {
+    let elr = ELR_EL1.get();
+    let spsr = SPSR_EL1.get() & !SPSR_SS;
+    let mut t = TAP.lock();
+    t.shadow.pop();
+    t.window.on_return();
+    let por = t.por_el1();
+    let depth = t.shadow.depth();
+    regs.elr = elr;
+    regs.spsr = spsr;
+    drop(t);
+    trace_out::emit(Event::ExcReturn {
+        elr,
+        spsr,
+        por,
+        depth,
+    });
+    Handled::Tap
+}
+
+/// After any trap: keeps stepping consistent (a trapped instruction inside
+/// the page must be stepped on from; an exception porwatch injected while
+/// stepping is an entry the CPU will not fault on).
+pub fn after_trap(regs: &mut GuestRegs, injected: bool) {
+    let mut t = TAP.lock();
+    if !t.stepping {
+        return;
+    }
+    if injected {
+        if let Some(slot) = rules::slot(t.vbar, regs.elr) {
+            let _ = t.entry(regs, slot);
+        }
+    }
+    t.prev_pc = regs.elr;
+    t.continue_or_stop(regs);
+}
+
+/// The guest's MDSCR_EL1, for accesses trapped while porwatch steps it.
+pub fn guest_mdscr(write: Option<u64>) -> u64 {
+    let mut t = TAP.lock();
+    if let Some(v) = write {
+        t.guest_mdscr = v;
+    }
+    t.guest_mdscr
+}
+
+/// Virtual TCR2_EL1/CPACR_EL1.E0POE state for sysreg traps.
+pub fn with_vpoe<R>(f: impl FnOnce(&mut VirtPoe) -> R) -> R {
+    f(&mut TAP.lock().vpoe)
+}
+
+/// Records a POR_EL1/POR_EL0 change made at `pc` (virtual or native).
+pub fn record_por_change(reg: VReg, pc: u64, old: u64, new: u64) {
+    let mut t = TAP.lock();
+    t.por_change(reg, pc, old, new);
+}
+
+impl Tap {
+    fn por_el1(&self) -> u64 {
+        match poe_mode() {
+            Mode::Virtual => self.vpoe.por_el1,
+            Mode::Native => crate::arch::regs::POR_EL1_REG.get(),
+            Mode::None => 0,
+        }
+    }
+
+    fn por_change(&mut self, reg: VReg, pc: u64, old: u64, new: u64) {
+        if old == new {
+            return;
+        }
+        let (at_entry, entry_seq) = if reg == VReg::PorEl1 {
+            self.window.on_por_change()
+        } else {
+            (false, 0)
+        };
+        let reg = if reg == VReg::PorEl1 {
+            PorReg::PorEl1
+        } else {
+            PorReg::PorEl0
+        };
+        trace_out::emit(Event::PorWrite {
+            pc,
+            reg: reg as u64,
+            old,
+            new,
+            at_entry: at_entry as u64,
+            entry_seq,
+        });
+    }
+
+    /// The guest is at vector slot `slot` with the CPU's entry registers.
+    fn entry(&mut self, regs: &mut GuestRegs, slot: u8) -> Handled {
+        let e = EntryRegs {
+            elr: ELR_EL1.get(),
+            spsr: SPSR_EL1.get(),
+            esr: ESR_EL1.get(),
+            far: FAR_EL1.get(),
+        };
+        if e.spsr & SPSR_SS != 0 {
+            // Stepping leaked PSTATE.SS into the guest's saved PSTATE.
+            SPSR_EL1.set(e.spsr & !SPSR_SS);
+        }
+        let e = EntryRegs {
+            spsr: e.spsr & !SPSR_SS,
+            ..e
+        };
+        if poe_mode() == Mode::Virtual
+            && rules::is_sync_slot(slot)
+            && e.esr >> ESR_EC_SHIFT == EC_UNKNOWN
+        {
+            if let Some(h) = self.emulate_undef(regs, &e) {
+                return h;
+            }
+        }
+        let por = self.por_el1();
+        self.shadow.push(e, config().opts.exc_return);
+        let depth = if config().opts.exc_return {
+            self.shadow.depth()
+        } else {
+            0
+        };
+        let seq = trace_out::emit(Event::ExcEntry {
+            vector: slot as u64,
+            esr: e.esr,
+            elr: e.elr,
+            spsr: e.spsr,
+            far: e.far,
+            por,
+            depth,
+        });
+        self.window.on_entry(seq);
+        Handled::Tap
+    }
+
+    /// Virtual POE: the UNDEF described by `e` may be an access to a
+    /// register porwatch provides. If so, complete it and resume after it.
+    fn emulate_undef(&mut self, regs: &mut GuestRegs, e: &EntryRegs) -> Option<Handled> {
+        let insn = at::read_insn(e.elr)?;
+        let acc = vpoe::decode_access(insn, config().ids.has_tcr2())?;
+        let from_el0 = e.spsr & SPSR_M_MASK == SPSR_M_EL0T;
+        if !vpoe::permitted(acc.reg, from_el0, self.vpoe.cpacr_e0poe) {
+            return None; // the guest gets its UNDEF, as the architecture says
+        }
+        if acc.is_read {
+            regs.set(acc.rt, self.vpoe.get(acc.reg));
+        } else {
+            let new = regs.get(acc.rt);
+            let old = self.vpoe.set(acc.reg, new);
+            match acc.reg {
+                VReg::Tcr2El1 if old != new => {
+                    trace_out::emit(Event::Tcr2Write {
+                        pc: e.elr,
+                        old,
+                        new,
+                    });
+                }
+                VReg::Tcr2El1 => {}
+                r => self.por_change(r, e.elr, old, new),
+            }
+        }
+        // Put back what the UNDEF overwrote: the innermost exception's
+        // registers, as far as porwatch has seen them (docs/tap.md).
+        if let Some(s) = self.shadow.top() {
+            ELR_EL1.set(s.elr);
+            SPSR_EL1.set(s.spsr);
+            ESR_EL1.set(s.esr);
+            FAR_EL1.set(s.far);
+        }
+        regs.elr = e.elr.wrapping_add(4);
+        regs.spsr = e.spsr;
+        if self.stepping {
+            self.prev_pc = regs.elr;
+        }
+        Some(Handled::Done(TrapOutcome::Emulated))
+    }
+
+    fn start_stepping(&mut self, regs: &mut GuestRegs, page: u64) {
+        self.step_page = page;
+        if !self.stepping {
+            if let Some(ipa) = self.page_ipa {
+                stage2::set_exec(ipa, true);
+            }
+            self.guest_mdscr = debug::start();
+            self.stepping = true;
+        }
+        regs.spsr |= SPSR_SS;
+    }
+
+    fn stop_stepping(&mut self, regs: &mut GuestRegs) {
+        if self.stepping {
+            debug::stop(self.guest_mdscr);
+            if let Some(ipa) = self.page_ipa {
+                stage2::set_exec(ipa, false);
+            }
+            self.stepping = false;
+        }
+        regs.spsr &= !SPSR_SS;
+    }
+
+    fn continue_or_stop(&mut self, regs: &mut GuestRegs) {
+        if page_of(regs.elr) == self.step_page {
+            regs.spsr |= SPSR_SS;
+        } else {
+            self.stop_stepping(regs);
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Permission overlays for the guest: which mode porwatch runs in, and the
+//! virtual POE state and access decoding used when the CPU has no
+//! FEAT_S1POE (QEMU). See docs/tap.md.
+use crate::cmdline::PoeMode as PoeOption;
+use crate::sysreg::{decode_msr_mrs, SysRegId, POR_EL0, POR_EL1, TCR2_EL1};
+
+/// ID_AA64MMFR3_EL1.S1POE, bits [19:16].
+pub const MMFR3_S1POE_SHIFT: u32 = 16;
+pub const MMFR3_S1POE_MASK: u64 = 0xf << MMFR3_S1POE_SHIFT;
+/// TCR2_EL1.POE (bit 3) and E0POE (bit 2).
+pub const TCR2_POE: u64 = 1 << 3;
+pub const TCR2_E0POE: u64 = 1 << 2;
+/// CPACR_EL1.E0POE (bit 29): EL0 may access POR_EL0.
+pub const CPACR_E0POE: u64 = 1 << 29;
+
+/// How porwatch provides FEAT_S1POE.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Not offered: the guest sees the CPU as it is.
+    None,
+    /// Emulated: advertised through HCR_EL2.TID3, accesses completed at the
+    /// exception-entry tap (needs the tap).
+    Virtual,
+    /// The CPU's own: POR_EL1 writes trapped (HFGWTR_EL2.nPOR_EL1 = 0),
+    /// logged, written through.
+    Native,
+}
+
+/// The mode for a CPU with (`hw`) or without FEAT_S1POE, the
+/// `porwatch.poe=` option and whether the tap is on. Asking for native POE
+/// on a CPU without it, or virtual POE without the tap, gives `None` (the
+/// hypervisor reports that in the trace header) rather than a broken guest.
+pub fn select_mode(hw: bool, opt: PoeOption, tap: bool) -> Mode {
+    match opt {
+        PoeOption::Off => Mode::None,
+        PoeOption::Native if hw => Mode::Native,
+        PoeOption::Native => Mode::None,
+        PoeOption::Virtual if tap => Mode::Virtual,
+        PoeOption::Virtual => Mode::None,
+        PoeOption::Auto if hw => Mode::Native,
+        PoeOption::Auto if tap => Mode::Virtual,
+        PoeOption::Auto => Mode::None,
+    }
+}
+
+/// True if ID_AA64MMFR3_EL1 says the CPU implements FEAT_S1POE.
+pub const fn hw_has_s1poe(mmfr3: u64) -> bool {
+    mmfr3 & MMFR3_S1POE_MASK != 0
+}
+
+/// ID_AA64MMFR3_EL1 as a virtual-POE guest reads it: S1POE = 1, every
+/// other field the CPU's own.
+pub const fn virtual_mmfr3(real: u64) -> u64 {
+    (real & !MMFR3_S1POE_MASK) | (1 << MMFR3_S1POE_SHIFT)
+}
+
+/// A register virtual POE provides.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum VReg {
+    PorEl1,
+    PorEl0,
+    Tcr2El1,
+}
+
+impl VReg {
+    pub fn of(id: SysRegId) -> Option<Self> {
+        match id {
+            POR_EL1 => Some(VReg::PorEl1),
+            POR_EL0 => Some(VReg::PorEl0),
+            TCR2_EL1 => Some(VReg::Tcr2El1),
+            _ => None,
+        }
+    }
+}
+
+/// A guest MSR/MRS of a virtual register, decoded from the instruction.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Access {
+    pub reg: VReg,
+    /// Xt; 31 is XZR.
+    pub rt: u8,
+    pub is_read: bool,
+}
+
+/// Decodes `insn` if it is an MSR/MRS of POR_EL1, POR_EL0 or TCR2_EL1.
+/// `tcr2_native`: the CPU has FEAT_TCR2, so TCR2_EL1 traps to EL2 instead
+/// of UNDEFing and is not emulated here.
+pub fn decode_access(insn: u32, tcr2_native: bool) -> Option<Access> {
+    let (id, rt, is_read) = decode_msr_mrs(insn)?;
+    let reg = VReg::of(id)?;
+    if reg == VReg::Tcr2El1 && tcr2_native {
+        return None;
+    }
+    Some(Access { reg, rt, is_read })
+}
+
+/// Which accesses the architecture allows, by exception level of the
+/// access: POR_EL1 and TCR2_EL1 only from EL1; POR_EL0 from EL1, and from
+/// EL0 only with CPACR_EL1.E0POE set.
+pub fn permitted(reg: VReg, from_el0: bool, cpacr_e0poe: bool) -> bool {
+    match reg {
+        VReg::PorEl1 | VReg::Tcr2El1 => !from_el0,
+        VReg::PorEl0 => !from_el0 || cpacr_e0poe,
+    }
+}
+
+/// The virtual registers of one vCPU. Reset values: POR_ELx and TCR2_EL1
+/// reset to UNKNOWN architecturally; porwatch uses 0 (no access through
+/// overlays, overlays disabled), as KVM does.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct VirtPoe {
+    pub por_el1: u64,
+    pub por_el0: u64,
+    pub tcr2_el1: u64,
+    pub cpacr_e0poe: bool,
+}
+
+impl VirtPoe {
+    pub const fn new() -> Self {
+        Self {
+            por_el1: 0,
+            por_el0: 0,
+            tcr2_el1: 0,
+            cpacr_e0poe: false,
+        }
+    }
+
+    pub fn get(&self, r: VReg) -> u64 {
+        match r {
+            VReg::PorEl1 => self.por_el1,
+            VReg::PorEl0 => self.por_el0,
+            VReg::Tcr2El1 => self.tcr2_el1,
+        }
+    }
+
+    /// Writes `v`; returns the old value.
+    pub fn set(&mut self, r: VReg, v: u64) -> u64 {
+        let slot = match r {
+            VReg::PorEl1 => &mut self.por_el1,
+            VReg::PorEl0 => &mut self.por_el0,
+            VReg::Tcr2El1 => &mut self.tcr2_el1,
+        };
+        core::mem::replace(slot, v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sysreg::encode_msr_mrs;
+
+    #[test]
+    fn mode_selection() {
+        use PoeOption::*;
+        assert_eq!(select_mode(false, Auto, true), Mode::Virtual);
+        assert_eq!(select_mode(false, Auto, false), Mode::None);
+        assert_eq!(select_mode(true, Auto, true), Mode::Native);
+        assert_eq!(select_mode(true, Auto, false), Mode::Native);
+        assert_eq!(select_mode(true, Virtual, true), Mode::Virtual);
+        assert_eq!(select_mode(true, Virtual, false), Mode::None);
+        assert_eq!(select_mode(false, Native, true), Mode::None);
+        assert_eq!(select_mode(true, Off, true), Mode::None);
+    }
+
+    #[test]
+    fn mmfr3_values() {
+        // QEMU 10.0 and 11.1 as seen (ARM-FACTS.md); FVP with S1POE.
+        assert!(!hw_has_s1poe(0x1000_0000_0000_0000));
+        assert!(!hw_has_s1poe(0x1000_0000_1100_1111));
+        assert!(hw_has_s1poe(0x1000_0000_1111_1111));
+        assert_eq!(virtual_mmfr3(0x1000_0000_0000_0000), 0x1000_0000_0001_0000);
+        assert_eq!(virtual_mmfr3(0x1000_0000_1100_1111), 0x1000_0000_1101_1111);
+        assert_eq!(virtual_mmfr3(0x0000_0000_0022_0000), 0x0000_0000_0021_0000);
+    }
+
+    #[test]
+    fn decodes_the_virtual_registers_only() {
+        // msr por_el1, x1 / mrs x2, por_el1 / mrs x30, por_el0 / msr tcr2_el1, xzr
+        let msr_por = 0xD518_A281;
+        assert_eq!(
+            decode_access(msr_por, false),
+            Some(Access {
+                reg: VReg::PorEl1,
+                rt: 1,
+                is_read: false
+            })
+        );
+        let mrs_por = encode_msr_mrs(POR_EL1, 2, true).unwrap();
+        assert_eq!(
+            decode_access(mrs_por, false),
+            Some(Access {
+                reg: VReg::PorEl1,
+                rt: 2,
+                is_read: true
+            })
+        );
+        let mrs_por0 = encode_msr_mrs(POR_EL0, 30, true).unwrap();
+        assert_eq!(decode_access(mrs_por0, false).unwrap().reg, VReg::PorEl0);
+        let msr_tcr2 = encode_msr_mrs(TCR2_EL1, 31, false).unwrap();
+        assert_eq!(
+            decode_access(msr_tcr2, false),
+            Some(Access {
+                reg: VReg::Tcr2El1,
+                rt: 31,
+                is_read: false
+            })
+        );
+        assert_eq!(decode_access(msr_tcr2, true), None);
+        // Other registers and non-MSR instructions are not ours.
+        let msr_vbar = encode_msr_mrs(crate::sysreg::VBAR_EL1, 0, false).unwrap();
+        assert_eq!(decode_access(msr_vbar, false), None);
+        assert_eq!(decode_access(0xD503_201F, false), None); // nop
+        assert_eq!(decode_access(0, false), None);
+    }
+
+    #[test]
+    fn permissions_and_state() {
+        assert!(permitted(VReg::PorEl1, false, false));
+        assert!(!permitted(VReg::PorEl1, true, true));
+        assert!(!permitted(VReg::Tcr2El1, true, true));
+        assert!(permitted(VReg::PorEl0, true, true));
+        assert!(!permitted(VReg::PorEl0, true, false));
+        let mut v = VirtPoe::default();
+        assert_eq!(v.set(VReg::PorEl1, 0x17), 0);
+        assert_eq!(v.set(VReg::PorEl1, 0x57), 0x17);
+        assert_eq!(v.get(VReg::PorEl1), 0x57);
+        assert_eq!(v.get(VReg::PorEl0), 0);
+    }
+}
