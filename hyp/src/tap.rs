@@ -315,7 +315,9 @@ impl Tap {
         if self.stepping {
             self.prev_pc = regs.elr;
         }
-        Some(Handled::Done(TrapOutcome::Emulated))
+        // Recorded as por_write/tcr2_write (changes) only: virtual POE's
+        // accesses are not traps the guest made.
+        Some(Handled::Tap)
     }
 
     fn start_stepping(&mut self, regs: &mut GuestRegs, page: u64) {

@@ -1,0 +1,184 @@
+//! The exception-entry tap and virtual POE, end to end: the `exceptions`
+//! test kernel (guest-tests/src/bin/exceptions.rs documents the exact
+//! sequence it performs) under porwatch, checked against the decoded trace.
+mod common;
+use common::*;
+use porwatch::OwnedRecord;
+
+const POR_DEFAULT: u64 = 0x17;
+const POR_PGTABLES: u64 = 0x57;
+const TCR2_POE: u64 = 1 << 3;
+
+/// FNV-1a over the words the kernel folds (see its doc comment); computed
+/// here independently of the guest.
+fn expected_checksum() -> u64 {
+    let words: [u64; 7] = [
+        0x15 << 32 | 1,
+        0x3c << 32 | 2,
+        0x25 << 32 | 0x21,
+        1 << 63 | 27,
+        0x15 << 32 | 3,
+        0x3c << 32 | 4,
+        6,
+    ];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for w in words {
+        for b in w.to_le_bytes() {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn checksum_line(console: &str) -> String {
+    console
+        .lines()
+        .find(|l| l.starts_with("exceptions: checksum="))
+        .unwrap_or_else(|| panic!("no checksum line:\n{console}"))
+        .to_string()
+}
+
+/// (vector, EC, ESR immediate/DFSC, POR_EL1 at entry) of each exc_entry.
+fn entries(o: &Outcome) -> Vec<(String, u64, u64, u64)> {
+    o.of_kind("exc_entry")
+        .map(|r| {
+            let esr = r.get_u64("esr").unwrap();
+            let vector = r.get_enum("vector").unwrap().to_string();
+            let (ec, key) = if vector.starts_with("irq") { (0, 0) } else { (ec(esr), esr & 0xffff) };
+            (vector, ec, if ec == 0x25 { esr & 0x3f } else { key }, r.get_u64("por").unwrap())
+        })
+        .collect()
+}
+
+fn por_writes(o: &Outcome) -> Vec<&OwnedRecord> {
+    o.of_kind("por_write").collect()
+}
+
+fn run_exceptions(opts: &[&str]) -> Outcome {
+    let mut a = args("exceptions");
+    a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
+    let o = run_guest(a);
+    assert_eq!(o.status, 0, "{opts:?}: console:\n{}", o.console);
+    assert!(o.console.contains("exceptions: done"), "{opts:?}: console:\n{}", o.console);
+    assert!(!o.console.contains("FAIL"), "{opts:?}: console:\n{}", o.console);
+    assert!(o.stats.is_clean(), "{opts:?}: {:?}", o.stats);
+    o
+}
+
+#[test]
+fn tap_sees_every_entry_and_por_transition_with_its_cause() {
+    let o = run_exceptions(&[]);
+    assert_eq!(o.records[0].get_enum("poe_mode"), Some("virtual"));
+    assert!(o.console.contains("exceptions: poe=1"));
+    assert_eq!(checksum_line(&o.console), format!("exceptions: checksum={:#018x}", expected_checksum()));
+
+    let e = entries(&o);
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        e,
+        vec![
+            (s("sync_el1h"), 0x15, 1, POR_PGTABLES),
+            (s("sync_el1h"), 0x3c, 2, POR_PGTABLES),
+            (s("sync_el1h"), 0x25, 0x21, POR_PGTABLES),
+            (s("irq_el1h"), 0, 0, POR_PGTABLES),
+            (s("sync_el1h"), 0x15, 3, POR_DEFAULT),
+            (s("sync_el1h"), 0x3c, 4, POR_PGTABLES),
+        ]
+    );
+    let entry_seqs: Vec<u64> = o.of_kind("exc_entry").map(|r| r.seq).collect();
+
+    // TCR2_EL1.POE switched on once, before any POR write.
+    let tcr2: Vec<_> = o.of_kind("tcr2_write").collect();
+    assert_eq!(tcr2.len(), 1);
+    assert_ne!(tcr2[0].get_u64("new").unwrap() & TCR2_POE, 0);
+
+    // Every POR_EL1 change, in order: (old, new, at_entry, entry index).
+    let entry_index = |seq: u64| entry_seqs.iter().position(|&s| s == seq);
+    let got: Vec<(u64, u64, bool, Option<usize>)> = por_writes(&o)
+        .iter()
+        .map(|r| {
+            assert_eq!(r.get_enum("reg"), Some("por_el1"));
+            let at = r.get_u64("at_entry").unwrap() == 1;
+            (r.get_u64("old").unwrap(), r.get_u64("new").unwrap(), at, entry_index(r.get_u64("entry_seq").unwrap()))
+        })
+        .collect();
+    let (d, p) = (POR_DEFAULT, POR_PGTABLES);
+    let want = vec![
+        (0, d, false, None),     // a: main sets the default
+        (d, p, false, None),     // b: main raises
+        (p, d, true, Some(0)),   // #1 SVC entry resets
+        (d, p, false, Some(0)),  // #1 exit restores
+        (p, d, true, Some(1)),   // #2 BRK
+        (d, p, false, Some(1)),
+        (p, d, true, Some(2)),   // #3 data abort
+        (d, p, false, Some(2)),
+        (p, d, false, Some(2)),  // e: main lowers
+        (d, p, false, Some(2)),  // f: main raises
+        (p, d, true, Some(3)),   // #4 IRQ entry resets
+        (d, p, false, Some(3)),  // #4 exit restores
+        (p, d, false, Some(3)),  // f: main lowers
+        // g: #5's entry code made no change (POR was already the default),
+        // so by the documented rule the first change after entry #5 -- its
+        // handler's raise -- is attributed to it.
+        (d, p, true, Some(4)),
+        (p, d, true, Some(5)),   // #6 nested BRK entry resets
+        (d, p, false, Some(5)),  // #6 exit restores
+        (p, d, false, Some(5)),  // #5 exit restores the default
+    ];
+    assert_eq!(got, want, "por_write records");
+    // The entry code's writes are made from the guest's vector page (the
+    // tap_arm page of its own table), the handler's raise from elsewhere.
+    let vector_page = o.of_kind("tap_arm").last().unwrap().get_u64("vbar").unwrap() & !0xfff;
+    let pcs: Vec<(bool, Option<usize>, bool)> = por_writes(&o)
+        .iter()
+        .filter(|r| r.get_u64("at_entry") == Some(1))
+        .map(|r| {
+            let in_vectors = r.get_u64("pc").unwrap() & !0xfff == vector_page;
+            (true, entry_index(r.get_u64("entry_seq").unwrap()), in_vectors)
+        })
+        .collect();
+    assert_eq!(
+        pcs,
+        vec![
+            (true, Some(0), true),
+            (true, Some(1), true),
+            (true, Some(2), true),
+            (true, Some(3), true),
+            (true, Some(4), false),
+            (true, Some(5), true),
+        ]
+    );
+}
+
+#[test]
+fn same_computation_with_the_tap_off() {
+    let on = run_exceptions(&[]);
+    let off = run_exceptions(&["tap=off"]);
+    assert_eq!(off.records[0].get_enum("poe_mode"), Some("none"));
+    assert!(off.console.contains("exceptions: poe=0"));
+    assert_eq!(off.of_kind("exc_entry").count(), 0);
+    assert_eq!(off.of_kind("por_write").count(), 0);
+    assert_eq!(checksum_line(&on.console), checksum_line(&off.console));
+}
+
+#[test]
+fn exception_returns_give_nesting_depth() {
+    let o = run_exceptions(&["eret=on"]);
+    let depths: Vec<(&str, u64)> = o
+        .records
+        .iter()
+        .filter(|r| r.kind == "exc_entry" || r.kind == "exc_return")
+        .map(|r| (r.kind.as_str(), r.get_u64("depth").unwrap()))
+        .collect();
+    let (en, re) = ("exc_entry", "exc_return");
+    assert_eq!(
+        depths,
+        vec![
+            (en, 1), (re, 0), (en, 1), (re, 0), (en, 1), (re, 0), (en, 1), (re, 0),
+            (en, 1), (en, 2), (re, 1), (re, 0),
+        ]
+    );
+    // Each return goes back to where its exception was taken (+4 for SVC,
+    // BRK and the skipped load; the IRQ returns to the interrupted PC).
+    assert_eq!(checksum_line(&o.console), format!("exceptions: checksum={:#018x}", expected_checksum()));
+}
