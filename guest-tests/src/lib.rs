@@ -5,9 +5,13 @@
 //! aarch64-unknown-none target does by default).
 #![no_std]
 
+pub mod cmdline;
 pub mod console;
 pub mod exceptions;
+pub mod gicv3;
+pub mod poe;
 pub mod smccc;
+pub mod timer;
 
 use core::arch::global_asm;
 

@@ -153,7 +153,15 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     crate::console::init(console_uart, trace);
     trace_out::init(trace);
     let poe = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
-    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
+    let cfg = CONFIG.call_once(|| Config {
+        opts: Options {
+            trace: None,
+            ..opts
+        },
+        ids,
+        layout,
+        poe,
+    });
 
     let guest_len = match parsed {
         Ok((_, n)) => n,

@@ -103,12 +103,21 @@ pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
     if page_of(far) != page_of(t.vbar) && at::va_to_ipa(far).map(page_of) != Some(ipa) {
         return None;
     }
+    let slot = rules::slot(t.vbar, far);
+    if let Some(slot) = slot {
+        // A POR access completed here never runs the vector code: no need
+        // to open the page and step.
+        if let Some(h) = t.try_virtual_poe(regs, slot) {
+            return Some(h);
+        }
+    }
     t.start_stepping(regs, page_of(far));
     t.prev_pc = regs.elr;
-    if let Some(slot) = rules::slot(t.vbar, far) {
-        return Some(t.entry(regs, slot));
+    if let Some(slot) = slot {
+        t.record_entry(slot);
     }
-    // Not a slot: the guest returned (ERET) or branched back into the page.
+    // Otherwise not a slot: the guest returned (ERET) or branched back into
+    // the page; it is stepped through without an entry.
     Some(Handled::Tap)
 }
 
@@ -129,9 +138,11 @@ pub fn on_step(regs: &mut GuestRegs) -> Handled {
         }
         Step::Entry(slot) => {
             t.prev_pc = pc;
-            let h = t.entry(regs, slot);
+            if t.try_virtual_poe(regs, slot).is_none() {
+                t.record_entry(slot);
+            }
             t.continue_or_stop(regs);
-            h
+            Handled::Tap
         }
         Step::Leave => {
             t.stop_stepping(regs);
@@ -172,7 +183,7 @@ pub fn after_trap(regs: &mut GuestRegs, injected: bool) {
     }
     if injected {
         if let Some(slot) = rules::slot(t.vbar, regs.elr) {
-            let _ = t.entry(regs, slot);
+            t.record_entry(slot);
         }
     }
     t.prev_pc = regs.elr;
@@ -197,6 +208,21 @@ pub fn with_vpoe<R>(f: impl FnOnce(&mut VirtPoe) -> R) -> R {
 pub fn record_por_change(reg: VReg, pc: u64, old: u64, new: u64) {
     let mut t = TAP.lock();
     t.por_change(reg, pc, old, new);
+}
+
+/// The exception registers as the CPU wrote them on entry, with PSTATE.SS
+/// scrubbed from SPSR_EL1 (stepping leaks it there) before the guest sees it.
+fn entry_regs() -> EntryRegs {
+    let spsr = SPSR_EL1.get();
+    if spsr & SPSR_SS != 0 {
+        SPSR_EL1.set(spsr & !SPSR_SS);
+    }
+    EntryRegs {
+        elr: ELR_EL1.get(),
+        spsr: spsr & !SPSR_SS,
+        esr: ESR_EL1.get(),
+        far: FAR_EL1.get(),
+    }
 }
 
 impl Tap {
@@ -232,30 +258,21 @@ impl Tap {
         });
     }
 
+    /// Virtual POE: the guest is at sync slot `slot` because an access to a
+    /// register porwatch provides UNDEFed: complete it (Some), or not ours.
+    fn try_virtual_poe(&mut self, regs: &mut GuestRegs, slot: u8) -> Option<Handled> {
+        if poe_mode() != Mode::Virtual || !rules::is_sync_slot(slot) {
+            return None;
+        }
+        if ESR_EL1.get() >> ESR_EC_SHIFT != EC_UNKNOWN {
+            return None;
+        }
+        self.emulate_undef(regs, &entry_regs())
+    }
+
     /// The guest is at vector slot `slot` with the CPU's entry registers.
-    fn entry(&mut self, regs: &mut GuestRegs, slot: u8) -> Handled {
-        let e = EntryRegs {
-            elr: ELR_EL1.get(),
-            spsr: SPSR_EL1.get(),
-            esr: ESR_EL1.get(),
-            far: FAR_EL1.get(),
-        };
-        if e.spsr & SPSR_SS != 0 {
-            // Stepping leaked PSTATE.SS into the guest's saved PSTATE.
-            SPSR_EL1.set(e.spsr & !SPSR_SS);
-        }
-        let e = EntryRegs {
-            spsr: e.spsr & !SPSR_SS,
-            ..e
-        };
-        if poe_mode() == Mode::Virtual
-            && rules::is_sync_slot(slot)
-            && e.esr >> ESR_EC_SHIFT == EC_UNKNOWN
-        {
-            if let Some(h) = self.emulate_undef(regs, &e) {
-                return h;
-            }
-        }
+    fn record_entry(&mut self, slot: u8) {
+        let e = entry_regs();
         let por = self.por_el1();
         self.shadow.push(e, config().opts.exc_return);
         let depth = if config().opts.exc_return {
@@ -273,7 +290,6 @@ impl Tap {
             depth,
         });
         self.window.on_entry(seq);
-        Handled::Tap
     }
 
     /// Virtual POE: the UNDEF described by `e` may be an access to a

@@ -39,14 +39,21 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
         let _ = KIND_AARCH32;
         Handled::Refused(TrapOutcome::Ignored)
     };
-    let injected = matches!(
-        handled,
-        Handled::Refused(TrapOutcome::UndefInjected | TrapOutcome::AbortInjected)
-    );
-    tap::after_trap(regs, injected);
     match handled {
         // The tap's own traps (vector-page fetches, steps) are summarised
-        // by the exc_entry/exc_return records, not logged one by one.
+        // by the exc_entry/exc_return records, not logged one by one, and
+        // leave the stepping state as they want it.
+        Handled::Tap => return,
+        Handled::Done(_) => tap::after_trap(regs, false),
+        Handled::Refused(outcome) => tap::after_trap(
+            regs,
+            matches!(
+                outcome,
+                TrapOutcome::UndefInjected | TrapOutcome::AbortInjected
+            ),
+        ),
+    }
+    match handled {
         Handled::Tap => {}
         Handled::Done(outcome) => {
             trace_out::emit(Event::Trap {

@@ -23,11 +23,11 @@ pub fn va_to_ipa(va: u64) -> Option<u64> {
 /// Reads the 32-bit instruction at guest VA `va` (None if it is not in
 /// guest RAM or not mapped).
 pub fn read_insn(va: u64) -> Option<u32> {
-    if va % 4 != 0 {
+    if !va.is_multiple_of(4) {
         return None;
     }
     let ipa = va_to_ipa(va)?;
-    let pa = stage2::ram_pa(ipa)?;
+    let pa = stage2::ram_pa(ipa, 4)?;
     // hyp's EL2 map is the identity on RAM.
     Some(unsafe { core::ptr::read_volatile(pa as *const u32) })
 }

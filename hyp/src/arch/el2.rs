@@ -6,10 +6,10 @@
 //! KVM does), and stage 2. Fine-grained traps are all opened (their "n" bits
 //! trap when 0, and reset values are UNKNOWN on hardware).
 use super::cpu::{isb, IdRegs};
-use crate::boot::Config;
-use porwatch_monitor::vpoe::Mode;
 use super::regs::{HCRX_EL2, HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, VPIDR_EL2_REG};
+use crate::boot::Config;
 use aarch64_cpu::registers::*;
+use porwatch_monitor::vpoe::Mode;
 use tock_registers::interfaces::Writeable;
 
 /// SPSR for entering the guest: EL1h, D/A/I/F masked (arm64 boot protocol).

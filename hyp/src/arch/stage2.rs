@@ -8,7 +8,7 @@ use super::table_pool::TablePool;
 use crate::boot::Layout;
 use crate::take_once::TakeOnce;
 use porwatch_monitor::fdt::Platform;
-use porwatch_monitor::pgtable::desc::{with_s2xn, S2Xn, S2_MEMATTR_NORMAL_WB};
+use porwatch_monitor::pgtable::desc::{with_s2xn, S2Xn};
 use porwatch_monitor::pgtable::regs::{effective_pa_range, stage2_regime, vtcr_el2};
 use porwatch_monitor::pgtable::{Granularity, PageTable, S2Attrs, Tlbi};
 use spin::Mutex;
@@ -86,7 +86,11 @@ pub fn build(
     let mut pt = PageTable::new(pool, regime).map_err(|_| "stage-2 root allocation failed")?;
 
     let mut err = None;
+    let mut ranges = heapless::Vec::new();
     guest_ram(plat, layout, |s, e| {
+        if ranges.push((s, e)).is_err() {
+            err = Some("too many guest RAM ranges");
+        }
         if let Err(_e) = pt.map(s, s, e - s, S2Attrs::NORMAL_RW, Granularity::PagesOnly) {
             err = Some("guest RAM does not fit the stage-2 table pool (use at most 2 GiB)");
         }
@@ -102,16 +106,22 @@ pub fn build(
     if let Some(e) = err {
         return Err(e);
     }
+    GUEST_RAM.call_once(|| ranges);
     let vttbr = pt.root() | (GUEST_VMID << VTTBR_VMID_SHIFT);
     *STAGE2.lock() = Some(pt);
     Ok(Stage2 { vtcr, vttbr })
 }
 
-/// The PA behind `ipa` if it is guest RAM (normal memory at stage 2).
-pub fn ram_pa(ipa: u64) -> Option<u64> {
-    let s2 = STAGE2.lock();
-    let leaf = s2.as_ref()?.lookup(ipa)?;
-    (S2Attrs::from_desc(leaf.desc).mem_attr == S2_MEMATTR_NORMAL_WB).then_some(leaf.pa)
+/// Guest RAM ranges [start, end), recorded by `build` for the trap path
+/// (a range check is cheaper than a stage-2 walk under the lock).
+static GUEST_RAM: spin::Once<heapless::Vec<(u64, u64), GUEST_RAM_RANGES>> = spin::Once::new();
+const GUEST_RAM_RANGES: usize = 32;
+
+/// The PA behind `ipa` if `[ipa, ipa + len)` is guest RAM (identity mapped).
+#[inline]
+pub fn ram_pa(ipa: u64, len: u64) -> Option<u64> {
+    let end = ipa.checked_add(len)?;
+    GUEST_RAM.get()?.iter().any(|&(s, e)| ipa >= s && end <= e).then_some(ipa)
 }
 
 /// Makes the guest page at `ipa` executable or not (the tap's trigger).
