@@ -163,6 +163,11 @@ pub fn on_eret(regs: &mut GuestRegs) -> Handled {
     let depth = t.shadow.depth();
     regs.elr = elr;
     regs.spsr = spsr;
+    if t.stepping {
+        // An ERET in the vector page: stop stepping as soon as it leaves.
+        t.prev_pc = elr;
+        t.continue_or_stop(regs);
+    }
     drop(t);
     trace_out::emit(Event::ExcReturn {
         elr,
