@@ -63,6 +63,24 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
             tap::record_por_change(VReg::PorEl1, regs.elr, old, v);
             Some(0)
         }
+        // Virtual POE forced on a CPU that has FEAT_S1POE: the accesses do
+        // not UNDEF there, FGT traps them (arch/el2.rs) and they land here.
+        (sysreg::POR_EL1 | sysreg::POR_EL0, v) if mode == Mode::Virtual => {
+            let reg = if id == sysreg::POR_EL1 { VReg::PorEl1 } else { VReg::PorEl0 };
+            Some(tap::with_vpoe(|p| match v {
+                Some(v) => {
+                    let old = p.set(reg, v);
+                    (old, Some(v))
+                }
+                None => (p.get(reg), None),
+            }))
+            .map(|(old, new)| {
+                if let Some(new) = new {
+                    tap::record_por_change(reg, regs.elr, old, new);
+                }
+                old
+            })
+        }
         (sysreg::MDSCR_EL1, v) => Some(tap::guest_mdscr(v)),
         _ => None,
     };

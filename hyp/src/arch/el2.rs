@@ -171,6 +171,13 @@ fn watch_with_fine_grained_traps(cfg: &Config) {
         Mode::Virtual => {
             w |= HFGWTR_EL2::CPACR_EL1::SET.value;
             r |= HFGRTR_EL2::CPACR_EL1::SET.value;
+            if porwatch_monitor::vpoe::hw_has_s1poe(cfg.ids.mmfr3) {
+                // Forced virtual on a CPU with POE: trap POR_EL1/POR_EL0
+                // both ways (nPOR_* = 0 traps) so they stay virtual.
+                let n = HFGWTR_EL2::nPOR_EL1::SET.value | HFGWTR_EL2::nPOR_EL0::SET.value;
+                w &= !n;
+                r &= !n;
+            }
         }
         // nPOR_EL1 = 0 traps.
         Mode::Native => w &= !HFGWTR_EL2::nPOR_EL1::SET.value,
