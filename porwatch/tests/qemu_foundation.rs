@@ -61,7 +61,11 @@ fn hello_runs_and_the_trace_describes_the_boot() {
     // QEMU's CPUs lack FEAT_S1POE: with the tap on (default) porwatch
     // provides it virtually.
     let mmfr3 = header.get_u64("id_aa64mmfr3").unwrap();
-    assert_eq!(mmfr3 >> 16 & 0xf, 0, "the header carries the CPU's own value");
+    assert_eq!(
+        mmfr3 >> 16 & 0xf,
+        0,
+        "the header carries the CPU's own value"
+    );
     assert_eq!(header.get_enum("poe_mode"), Some("virtual"));
     let hyp_base = header.get_u64("hyp_base").unwrap();
     let hyp_size = header.get_u64("hyp_size").unwrap();

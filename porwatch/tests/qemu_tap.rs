@@ -44,8 +44,17 @@ fn entries(o: &Outcome) -> Vec<(String, u64, u64, u64)> {
         .map(|r| {
             let esr = r.get_u64("esr").unwrap();
             let vector = r.get_enum("vector").unwrap().to_string();
-            let (ec, key) = if vector.starts_with("irq") { (0, 0) } else { (ec(esr), esr & 0xffff) };
-            (vector, ec, if ec == 0x25 { esr & 0x3f } else { key }, r.get_u64("por").unwrap())
+            let (ec, key) = if vector.starts_with("irq") {
+                (0, 0)
+            } else {
+                (ec(esr), esr & 0xffff)
+            };
+            (
+                vector,
+                ec,
+                if ec == 0x25 { esr & 0x3f } else { key },
+                r.get_u64("por").unwrap(),
+            )
         })
         .collect()
 }
@@ -59,8 +68,16 @@ fn run_exceptions(opts: &[&str]) -> Outcome {
     a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
     let o = run_guest(a);
     assert_eq!(o.status, 0, "{opts:?}: console:\n{}", o.console);
-    assert!(o.console.contains("exceptions: done"), "{opts:?}: console:\n{}", o.console);
-    assert!(!o.console.contains("FAIL"), "{opts:?}: console:\n{}", o.console);
+    assert!(
+        o.console.contains("exceptions: done"),
+        "{opts:?}: console:\n{}",
+        o.console
+    );
+    assert!(
+        !o.console.contains("FAIL"),
+        "{opts:?}: console:\n{}",
+        o.console
+    );
     assert!(o.stats.is_clean(), "{opts:?}: {:?}", o.stats);
     o
 }
@@ -70,7 +87,10 @@ fn tap_sees_every_entry_and_por_transition_with_its_cause() {
     let o = run_exceptions(&[]);
     assert_eq!(o.records[0].get_enum("poe_mode"), Some("virtual"));
     assert!(o.console.contains("exceptions: poe=1"));
-    assert_eq!(checksum_line(&o.console), format!("exceptions: checksum={:#018x}", expected_checksum()));
+    assert_eq!(
+        checksum_line(&o.console),
+        format!("exceptions: checksum={:#018x}", expected_checksum())
+    );
 
     let e = entries(&o);
     let s = |v: &str| v.to_string();
@@ -99,42 +119,57 @@ fn tap_sees_every_entry_and_por_transition_with_its_cause() {
         .map(|r| {
             assert_eq!(r.get_enum("reg"), Some("por_el1"));
             let at = r.get_u64("at_entry").unwrap() == 1;
-            (r.get_u64("old").unwrap(), r.get_u64("new").unwrap(), at, entry_index(r.get_u64("entry_seq").unwrap()))
+            (
+                r.get_u64("old").unwrap(),
+                r.get_u64("new").unwrap(),
+                at,
+                entry_index(r.get_u64("entry_seq").unwrap()),
+            )
         })
         .collect();
     let (d, p) = (POR_DEFAULT, POR_PGTABLES);
     let want = vec![
-        (0, d, false, None),     // a: main sets the default
-        (d, p, false, None),     // b: main raises
-        (p, d, true, Some(0)),   // #1 SVC entry resets
-        (d, p, false, Some(0)),  // #1 exit restores
-        (p, d, true, Some(1)),   // #2 BRK
+        (0, d, false, None),    // a: main sets the default
+        (d, p, false, None),    // b: main raises
+        (p, d, true, Some(0)),  // #1 SVC entry resets
+        (d, p, false, Some(0)), // #1 exit restores
+        (p, d, true, Some(1)),  // #2 BRK
         (d, p, false, Some(1)),
-        (p, d, true, Some(2)),   // #3 data abort
+        (p, d, true, Some(2)), // #3 data abort
         (d, p, false, Some(2)),
-        (p, d, false, Some(2)),  // e: main lowers
-        (d, p, false, Some(2)),  // f: main raises
-        (p, d, true, Some(3)),   // #4 IRQ entry resets
-        (d, p, false, Some(3)),  // #4 exit restores
-        (p, d, false, Some(3)),  // f: main lowers
+        (p, d, false, Some(2)), // e: main lowers
+        (d, p, false, Some(2)), // f: main raises
+        (p, d, true, Some(3)),  // #4 IRQ entry resets
+        (d, p, false, Some(3)), // #4 exit restores
+        (p, d, false, Some(3)), // f: main lowers
         // g: #5's entry code made no change (POR was already the default),
         // so by the documented rule the first change after entry #5 -- its
         // handler's raise -- is attributed to it.
         (d, p, true, Some(4)),
-        (p, d, true, Some(5)),   // #6 nested BRK entry resets
-        (d, p, false, Some(5)),  // #6 exit restores
-        (p, d, false, Some(5)),  // #5 exit restores the default
+        (p, d, true, Some(5)),  // #6 nested BRK entry resets
+        (d, p, false, Some(5)), // #6 exit restores
+        (p, d, false, Some(5)), // #5 exit restores the default
     ];
     assert_eq!(got, want, "por_write records");
     // The entry code's writes are made from the guest's vector page (the
     // tap_arm page of its own table), the handler's raise from elsewhere.
-    let vector_page = o.of_kind("tap_arm").last().unwrap().get_u64("vbar").unwrap() & !0xfff;
+    let vector_page = o
+        .of_kind("tap_arm")
+        .last()
+        .unwrap()
+        .get_u64("vbar")
+        .unwrap()
+        & !0xfff;
     let pcs: Vec<(bool, Option<usize>, bool)> = por_writes(&o)
         .iter()
         .filter(|r| r.get_u64("at_entry") == Some(1))
         .map(|r| {
             let in_vectors = r.get_u64("pc").unwrap() & !0xfff == vector_page;
-            (true, entry_index(r.get_u64("entry_seq").unwrap()), in_vectors)
+            (
+                true,
+                entry_index(r.get_u64("entry_seq").unwrap()),
+                in_vectors,
+            )
         })
         .collect();
     assert_eq!(
@@ -174,11 +209,24 @@ fn exception_returns_give_nesting_depth() {
     assert_eq!(
         depths,
         vec![
-            (en, 1), (re, 0), (en, 1), (re, 0), (en, 1), (re, 0), (en, 1), (re, 0),
-            (en, 1), (en, 2), (re, 1), (re, 0),
+            (en, 1),
+            (re, 0),
+            (en, 1),
+            (re, 0),
+            (en, 1),
+            (re, 0),
+            (en, 1),
+            (re, 0),
+            (en, 1),
+            (en, 2),
+            (re, 1),
+            (re, 0),
         ]
     );
     // Each return goes back to where its exception was taken (+4 for SVC,
     // BRK and the skipped load; the IRQ returns to the interrupted PC).
-    assert_eq!(checksum_line(&o.console), format!("exceptions: checksum={:#018x}", expected_checksum()));
+    assert_eq!(
+        checksum_line(&o.console),
+        format!("exceptions: checksum={:#018x}", expected_checksum())
+    );
 }

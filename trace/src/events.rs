@@ -86,6 +86,44 @@ value_enum! {
 }
 
 value_enum! {
+    /// Which translation table base a stage-1 table hangs off.
+    pub enum Half, names HALF_NAMES {
+        Ttbr0 = 0 => "ttbr0",
+        Ttbr1 = 1 => "ttbr1",
+    }
+}
+
+value_enum! {
+    /// What porwatch did with a hazardous page-table write (`hazard.action`).
+    pub enum HazardAction, names HAZARD_ACTION_NAMES {
+        /// Policy report: the write was performed; the guest never faults.
+        Performed = 0 => "performed",
+        /// Policy fault: the overlay permission fault was injected, as the
+        /// hardware would have raised it; the write was not performed.
+        FaultInjected = 1 => "fault_injected",
+        /// Native POE: the hardware faulted first; porwatch completed the
+        /// write (report) or let the guest's handler run (fault).
+        HardwareFault = 2 => "hardware_fault",
+    }
+}
+
+value_enum! {
+    /// Why a store to a tracked table could not be emulated (`coverage_gap.reason`).
+    pub enum GapReason, names GAP_REASON_NAMES {
+        /// The instruction is not a store porwatch decodes.
+        Undecodable = 0 => "undecodable",
+        /// The instruction could not be read (not mapped, not RAM).
+        Unreadable = 1 => "unreadable",
+        /// The store's address does not match the fault address.
+        AddressMismatch = 2 => "address_mismatch",
+        /// The table is beyond the tracker's capacity.
+        Capacity = 3 => "capacity",
+        /// Unsupported translation regime (16K/64K granule).
+        Regime = 4 => "regime",
+    }
+}
+
+value_enum! {
     /// Why the guest stopped (`guest_exit.reason`).
     pub enum ExitReason, names EXIT_REASON_NAMES {
         /// PSCI SYSTEM_OFF.
@@ -302,5 +340,87 @@ define_events! {
         vbar: u64 = Hex,
         /// Intermediate physical address of the vector table's page.
         page: u64 = Hex,
+    }
+
+    /// porwatch now tracks the stage-1 tables under a TTBR.
+    0x10 pt_root => PtRoot {
+        /// Which TTBR.
+        half: u64 = Enum(HALF_NAMES),
+        /// IPA of the root table.
+        root: u64 = Hex,
+        /// ASID (TTBR bits [63:48]).
+        asid: u64 = Dec,
+        /// Table pages tracked after this change (all roots).
+        tables: u64 = Dec,
+        /// Root of an address space dropped to stay within the bound (0: none).
+        evicted: u64 = Hex,
+    }
+
+    /// A write to a guest page table made while the permission overlay did
+    /// not grant write (the hardware would fault). Never dropped.
+    0x11 hazard => Hazard {
+        /// VA written (FAR).
+        va: u64 = Hex,
+        /// IPA written.
+        ipa: u64 = Hex,
+        /// Level of the table written (-1..3).
+        level: i64 = Dec,
+        /// The table's root: ttbr0 or ttbr1.
+        half: u64 = Enum(HALF_NAMES),
+        /// Descriptor before.
+        old: u64 = Hex,
+        /// Descriptor written.
+        new: u64 = Hex,
+        /// PC of the store.
+        pc: u64 = Hex,
+        /// POR_EL1 (POR_EL0 for unprivileged stores) in force.
+        por: u64 = Hex,
+        /// POIndex of the leaf descriptor that maps `va` (the pkey).
+        poindex: u64 = Dec,
+        /// The 4-bit overlay permission POR grants that pkey.
+        perm: u64 = Hex,
+        /// 1 for an unprivileged (STTR-class) store.
+        unprivileged: u64 = Dec,
+        /// seq of the most recent exc_entry (0: none).
+        entry_seq: u64 = Dec,
+        /// seq of the most recent por_write (0: none).
+        por_seq: u64 = Dec,
+        /// performed, fault_injected, hardware_fault.
+        action: u64 = Enum(HAZARD_ACTION_NAMES),
+    }
+
+    /// A store to a tracked table porwatch could not emulate. The page stops
+    /// being tracked (so the guest keeps running); writes to it go unseen.
+    0x12 coverage_gap => CoverageGap {
+        /// PC of the store.
+        pc: u64 = Hex,
+        /// The instruction word (0 if unreadable).
+        insn: u64 = Hex,
+        /// VA written.
+        va: u64 = Hex,
+        /// IPA written.
+        ipa: u64 = Hex,
+        /// undecodable, unreadable, address_mismatch, capacity, regime.
+        reason: u64 = Enum(GAP_REASON_NAMES),
+    }
+
+    /// Page-table tracking totals, written when the guest stops.
+    0x13 pt_stats => PtStats {
+        /// Table pages tracked now.
+        tables: u64 = Dec,
+        /// Most table pages tracked at once.
+        max_tables: u64 = Dec,
+        /// Descriptor writes seen (emulated stores, split per descriptor).
+        table_writes: u64 = Dec,
+        /// Stores to tracked tables emulated.
+        stores: u64 = Dec,
+        /// Hazards reported.
+        hazards: u64 = Dec,
+        /// Coverage gaps.
+        coverage_gaps: u64 = Dec,
+        /// TTBR0 address spaces dropped to stay within the bound.
+        roots_dropped: u64 = Dec,
+        /// Tables not tracked for lack of capacity.
+        overflows: u64 = Dec,
     }
 }

@@ -96,6 +96,46 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             new: v,
         },
         Event::TapArm { vbar: v, page: v },
+        Event::PtRoot {
+            half: v,
+            root: v,
+            asid: v,
+            tables: v,
+            evicted: v,
+        },
+        Event::Hazard {
+            va: v,
+            ipa: v,
+            level: i,
+            half: v,
+            old: v,
+            new: v,
+            pc: v,
+            por: v,
+            poindex: v,
+            perm: v,
+            unprivileged: v,
+            entry_seq: v,
+            por_seq: v,
+            action: v,
+        },
+        Event::CoverageGap {
+            pc: v,
+            insn: v,
+            va: v,
+            ipa: v,
+            reason: v,
+        },
+        Event::PtStats {
+            tables: v,
+            max_tables: v,
+            table_writes: v,
+            stores: v,
+            hazards: v,
+            coverage_gaps: v,
+            roots_dropped: v,
+            overflows: v,
+        },
     ]
 }
 
@@ -173,6 +213,10 @@ fn kind_codes_match_table() {
         (0x0d, "por_write"),
         (0x0e, "tcr2_write"),
         (0x0f, "tap_arm"),
+        (0x10, "pt_root"),
+        (0x11, "hazard"),
+        (0x12, "coverage_gap"),
+        (0x13, "pt_stats"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);
