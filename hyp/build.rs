@@ -3,8 +3,5 @@ fn main() {
     println!("cargo:rerun-if-changed={}", dir.join("hyp.ld").display());
     println!("cargo:rerun-if-changed=src/arch/boot.S");
     println!("cargo:rerun-if-changed=src/arch/vectors.S");
-    println!(
-        "cargo:rustc-link-arg-bins=-T{}",
-        dir.join("hyp.ld").display()
-    );
+    println!("cargo:rustc-link-arg-bins=-T{}", dir.join("hyp.ld").display());
 }

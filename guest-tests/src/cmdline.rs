@@ -3,9 +3,7 @@
 
 /// The value of the first `KEY=VALUE` word whose key is `key`.
 pub fn value<'a>(bootargs: &'a str, key: &str) -> Option<&'a str> {
-    words(bootargs, "")
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, v)| v)
+    words(bootargs, "").find(|(k, _)| *k == key).and_then(|(_, v)| v)
 }
 
 /// Every word whose key starts with `prefix`, as `(key, value)` (`value` is

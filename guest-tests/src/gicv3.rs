@@ -73,21 +73,15 @@ impl GicV3 {
         let ctlr = rd32(dist + GICD_CTLR);
         if ctlr & GICD_CTLR_ARE == 0 {
             wr32(dist + GICD_CTLR, ctlr | GICD_CTLR_ARE);
-            poll("GICD_CTLR.RWP", || {
-                rd32(dist + GICD_CTLR) & GICD_CTLR_RWP == 0
-            })?;
+            poll("GICD_CTLR.RWP", || rd32(dist + GICD_CTLR) & GICD_CTLR_RWP == 0)?;
         }
         let ctlr = rd32(dist + GICD_CTLR);
         wr32(dist + GICD_CTLR, ctlr | GICD_CTLR_ARE | GICD_CTLR_ENABLE_G1);
-        poll("GICD_CTLR.RWP", || {
-            rd32(dist + GICD_CTLR) & GICD_CTLR_RWP == 0
-        })?;
+        poll("GICD_CTLR.RWP", || rd32(dist + GICD_CTLR) & GICD_CTLR_RWP == 0)?;
 
         let waker = rd32(redist + GICR_WAKER);
         wr32(redist + GICR_WAKER, waker & !GICR_WAKER_PROCESSOR_SLEEP);
-        poll("GICR_WAKER.ChildrenAsleep", || {
-            rd32(redist + GICR_WAKER) & GICR_WAKER_CHILDREN_ASLEEP == 0
-        })?;
+        poll("GICR_WAKER.ChildrenAsleep", || rd32(redist + GICR_WAKER) & GICR_WAKER_CHILDREN_ASLEEP == 0)?;
 
         unsafe {
             // ICC_SRE_EL1 (S3_0_C12_C12_5): SRE = 1 (DFB/DIB kept).

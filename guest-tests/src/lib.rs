@@ -1,14 +1,19 @@
 //! Runtime shared by porwatch's EL1 test kernels: entry, exception vectors,
 //! console, SMCCC calls. Each test kernel is a binary in `src/bin/` that
-//! defines `test_main`. These kernels run with the MMU off (all data accesses
-//! are Device-nGnRnE, so everything is built with strict alignment, which the
-//! aarch64-unknown-none target does by default).
+//! defines `test_main`. These kernels start with the MMU off (all data
+//! accesses are Device-nGnRnE, so everything is built with strict alignment,
+//! which the aarch64-unknown-none target does by default); `seed` and
+//! `pt_stress` then turn it on ([`mmu`]) and model Linux's kpkeys page-table
+//! protection ([`kpkeys`], [`kentry`]).
 #![no_std]
 
 pub mod cmdline;
 pub mod console;
 pub mod exceptions;
 pub mod gicv3;
+pub mod kentry;
+pub mod kpkeys;
+pub mod mmu;
 pub mod poe;
 pub mod smccc;
 pub mod timer;

@@ -129,18 +129,13 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     let console = plat.console().map(|u| u.regs.base);
 
     let bootargs = plat.chosen.bootargs.unwrap_or("");
-    let Some(guest_args) = GUEST_BOOTARGS.take() else {
-        stop(STATUS_BAD_CONFIG, false)
-    };
+    let Some(guest_args) = GUEST_BOOTARGS.take() else { stop(STATUS_BAD_CONFIG, false) };
     let parsed = cmdline::split(bootargs, guest_args);
     let opts = match &parsed {
         Ok((o, _)) => *o,
         // Still honour semihosting, so the refusal reaches the host as a
         // non-zero exit status.
-        Err(_) => Options {
-            semihosting: cmdline::semihosting_requested(bootargs),
-            ..Options::DEFAULT
-        },
+        Err(_) => Options { semihosting: cmdline::semihosting_requested(bootargs), ..Options::DEFAULT },
     };
     let trace_uart = pick_trace_uart(&plat, &opts);
 
@@ -153,15 +148,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     crate::console::init(console_uart, trace);
     trace_out::init(trace);
     let poe = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
-    let cfg = CONFIG.call_once(|| Config {
-        opts: Options {
-            trace: None,
-            ..opts
-        },
-        ids,
-        layout,
-        poe,
-    });
+    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
 
     let guest_len = match parsed {
         Ok((_, n)) => n,
@@ -185,18 +172,10 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         stop(STATUS_BAD_CONFIG, false);
     }
 
-    emit_header(
-        cfg,
-        current_el,
-        dtb as u64,
-        console.unwrap_or(0),
-        trace_uart.map_or(0, |u| u.0),
-    );
+    emit_header(cfg, current_el, dtb as u64, console.unwrap_or(0), trace_uart.map_or(0, |u| u.0));
 
     let Some(entry) = opts.guest else {
-        Msg::new(To::Console)
-            .s("no guest: give porwatch.guest=ADDRESS on the command line")
-            .end();
+        Msg::new(To::Console).s("no guest: give porwatch.guest=ADDRESS on the command line").end();
         stop(STATUS_BAD_CONFIG, false);
     };
 
@@ -211,17 +190,12 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         reserve: &[],
     };
     let window = unsafe {
-        core::slice::from_raw_parts_mut(
-            layout.dtb_window as *mut u8,
-            layout.dtb_window_size as usize,
-        )
+        core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
     };
     let dtb_size = match fdt::rewrite(dtb_bytes, &edits, window) {
         Ok(n) => n as u64,
         Err(_) => {
-            Msg::new(To::Both)
-                .s("cannot write the guest device tree")
-                .end();
+            Msg::new(To::Both).s("cannot write the guest device tree").end();
             stop(STATUS_BAD_CONFIG, false);
         }
     };
@@ -235,18 +209,10 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         }
     };
     stage2::guest_ram(&plat, &layout, |s, e| {
-        trace_out::emit(Event::MemRegion {
-            base: s,
-            size: e - s,
-            kind: MemKind::GuestRam as u64,
-        });
+        trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::GuestRam as u64 });
     });
     stage2::passthrough(&plat, trace_uart.map(|u| u.0), |s, e| {
-        trace_out::emit(Event::MemRegion {
-            base: s,
-            size: e - s,
-            kind: MemKind::Mmio as u64,
-        });
+        trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::Mmio as u64 });
     });
     trace_out::emit(Event::MemRegion {
         base: layout.start,
@@ -259,19 +225,11 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         kind: MemKind::GuestDtb as u64,
     });
     if let Some(t) = trace_uart {
-        trace_out::emit(Event::MemRegion {
-            base: t.0,
-            size: 0x1000,
-            kind: MemKind::HiddenMmio as u64,
-        });
+        trace_out::emit(Event::MemRegion { base: t.0, size: 0x1000, kind: MemKind::HiddenMmio as u64 });
     }
 
     if !stage2::is_guest_ram(&plat, &layout, entry) {
-        Msg::new(To::Both)
-            .s("guest entry ")
-            .hex(entry)
-            .s(" is not in guest RAM")
-            .end();
+        Msg::new(To::Both).s("guest entry ").hex(entry).s(" is not in guest RAM").end();
         stop(STATUS_BAD_CONFIG, false);
     }
 
@@ -292,8 +250,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
 
     // The first guest frame sits at the top of the EL2 stack; every trap
     // reuses it (vectors.S).
-    let frame =
-        (Layout::stack_top() as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
+    let frame = (Layout::stack_top() as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
     unsafe {
         frame.write(GuestRegs::default());
         (*frame).x[0] = layout.dtb_window;

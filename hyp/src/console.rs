@@ -72,11 +72,7 @@ impl Msg {
         let digits = (64 - v.leading_zeros()).div_ceil(4).max(1) as usize;
         for i in 0..digits {
             let nib = ((v >> (4 * (digits - 1 - i))) & 0xf) as u8;
-            buf[2 + i] = if nib < 10 {
-                b'0' + nib
-            } else {
-                b'a' + nib - 10
-            };
+            buf[2 + i] = if nib < 10 { b'0' + nib } else { b'a' + nib - 10 };
         }
         self.bytes(&buf[..2 + digits])
     }

@@ -16,10 +16,7 @@ const MAX_MESSAGE: usize = 200;
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    let msg = info
-        .message()
-        .as_str()
-        .unwrap_or("(formatted message not shown)");
+    let msg = info.message().as_str().unwrap_or("(formatted message not shown)");
     let (file, line) = info.location().map_or(("?", 0), |l| (l.file(), l.line()));
     die(&[msg.as_bytes()], Some((file, line as u64)))
 }
@@ -58,8 +55,6 @@ fn die(msg: &[&[u8]], location: Option<(&str, u64)>) -> ! {
     }
     m.end();
     let text = msg.first().copied().unwrap_or(b"");
-    trace_out::emit_from_panic(Event::Panic {
-        message: &text[..text.len().min(MAX_MESSAGE)],
-    });
+    trace_out::emit_from_panic(Event::Panic { message: &text[..text.len().min(MAX_MESSAGE)] });
     stop(STATUS_HYP_FAILURE, false)
 }

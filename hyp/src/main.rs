@@ -12,6 +12,7 @@ mod boot;
 mod console;
 mod fatal;
 mod psci;
+mod pt;
 mod ring;
 mod run_end;
 mod sysreg;

@@ -38,11 +38,7 @@ pub fn handle(regs: &mut GuestRegs, conduit: Conduit, imm: u16) -> Handled {
     let (x0, x1, x2, x3) = (regs.x[0], regs.x[1], regs.x[2], regs.x[3]);
     let cfg = config();
     let hyp = (cfg.layout.start, cfg.layout.end - cfg.layout.start);
-    let call = if imm == SMCCC_IMM {
-        psci::classify(x0, x1, x2, x3)
-    } else {
-        GuestCall::Unknown(x0 as u32)
-    };
+    let call = if imm == SMCCC_IMM { psci::classify(x0, x1, x2, x3) } else { GuestCall::Unknown(x0 as u32) };
     let decision = psci::decide(call, hyp, cfg.ids.mpidr);
 
     let conduit_code = match conduit {

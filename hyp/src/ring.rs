@@ -13,11 +13,7 @@ pub struct Ring<const N: usize> {
 
 impl<const N: usize> Ring<N> {
     pub const fn new() -> Self {
-        Self {
-            buf: [0; N],
-            tail: 0,
-            len: 0,
-        }
+        Self { buf: [0; N], tail: 0, len: 0 }
     }
 
     pub fn free(&self) -> usize {

@@ -10,10 +10,10 @@ pub const STATUS_HYP_FAILURE: u32 = 70;
 
 /// Ends the run after the guest asked to (power off, reset, test exit).
 pub fn guest_done(reason: ExitReason, status: u32) -> ! {
-    trace_out::emit_reliable(Event::GuestExit {
-        reason: reason as u64,
-        code: status as u64,
-    });
+    if config().opts.track {
+        crate::pt::emit_stats();
+    }
+    trace_out::emit_reliable(Event::GuestExit { reason: reason as u64, code: status as u64 });
     trace_out::flush();
     stop(status, reason == ExitReason::SystemReset)
 }

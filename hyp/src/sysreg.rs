@@ -8,10 +8,12 @@
 use crate::arch::frame::GuestRegs;
 use crate::arch::{idregs, inject, regs::POR_EL1_REG};
 use crate::boot::config;
+use crate::pt;
 use crate::tap;
 use crate::traps::Handled;
 use aarch64_cpu::registers::{Readable, Writeable, CPACR_EL1};
 use porwatch_monitor::esr::SysRegAccess;
+use porwatch_monitor::s1::Half;
 use porwatch_monitor::sysreg::{self, SysRegId};
 use porwatch_monitor::vpoe::{self, Mode, VReg, CPACR_E0POE};
 use porwatch_trace::TrapOutcome;
@@ -22,11 +24,7 @@ const INSN_LEN: u64 = 4;
 pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
     let id = acc.id;
     let mode = config().poe;
-    let value = if acc.is_read {
-        None
-    } else {
-        Some(regs.get(acc.rt))
-    };
+    let value = if acc.is_read { None } else { Some(regs.get(acc.rt)) };
     let result: Option<u64> = match (id, value) {
         (sysreg::VBAR_EL1, Some(v)) => {
             let h = tap::on_vbar_write(regs, v);
@@ -38,11 +36,7 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
             Some(v) => {
                 let old = p.set(VReg::Tcr2El1, v);
                 if old != v {
-                    crate::trace_out::emit(porwatch_trace::Event::Tcr2Write {
-                        pc: regs.elr,
-                        old,
-                        new: v,
-                    });
+                    crate::trace_out::emit(porwatch_trace::Event::Tcr2Write { pc: regs.elr, old, new: v });
                 }
                 0
             }
@@ -82,6 +76,25 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
             })
         }
         (sysreg::MDSCR_EL1, v) => Some(tap::guest_mdscr(v)),
+        // The page-table watch follows the guest's translation regime.
+        (sysreg::TTBR0_EL1, Some(v)) if config().opts.track => {
+            pt::on_ttbr_write(Half::Ttbr0, v);
+            Some(0)
+        }
+        (sysreg::TTBR1_EL1, Some(v)) if config().opts.track => {
+            pt::on_ttbr_write(Half::Ttbr1, v);
+            Some(0)
+        }
+        (sysreg::TCR_EL1, Some(v)) if config().opts.track => {
+            pt::on_tcr_write(v);
+            Some(0)
+        }
+        // FGT's TCR_EL1 write trap covers TCR2_EL1 too (FEAT_TCR2): when it
+        // is not virtual, write it through.
+        (sysreg::TCR2_EL1, Some(v)) if config().opts.track => {
+            unsafe { core::arch::asm!("msr s3_0_c2_c0_3, {}", in(reg) v, options(nomem, nostack)) };
+            Some(0)
+        }
         _ => None,
     };
     match result {

@@ -15,10 +15,7 @@ unsafe impl<T: Send> Sync for TakeOnce<T> {}
 
 impl<T> TakeOnce<T> {
     pub const fn new(value: T) -> Self {
-        Self {
-            taken: AtomicBool::new(false),
-            value: UnsafeCell::new(value),
-        }
+        Self { taken: AtomicBool::new(false), value: UnsafeCell::new(value) }
     }
 
     /// The value, the first time; `None` after. (The `&mut` comes from the

@@ -51,6 +51,8 @@ struct Tap {
     /// The guest's own MDSCR_EL1 while porwatch borrows SS.
     guest_mdscr: u64,
     window: EntryWindow,
+    /// seq of the most recent por_write record (0: none).
+    last_por_seq: u64,
     shadow: ShadowStack<MAX_NESTING>,
     vpoe: VirtPoe,
 }
@@ -63,6 +65,7 @@ static TAP: Mutex<Tap> = Mutex::new(Tap {
     prev_pc: 0,
     guest_mdscr: 0,
     window: EntryWindow::new(),
+    last_por_seq: 0,
     shadow: ShadowStack::new(),
     vpoe: VirtPoe::new(),
 });
@@ -89,10 +92,7 @@ pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
         }
     }
     drop(t);
-    trace_out::emit(Event::TapArm {
-        vbar: value,
-        page: ipa.unwrap_or(u64::MAX),
-    });
+    trace_out::emit(Event::TapArm { vbar: value, page: ipa.unwrap_or(u64::MAX) });
     Handled::Done(TrapOutcome::Emulated)
 }
 
@@ -169,12 +169,7 @@ pub fn on_eret(regs: &mut GuestRegs) -> Handled {
         t.continue_or_stop(regs);
     }
     drop(t);
-    trace_out::emit(Event::ExcReturn {
-        elr,
-        spsr,
-        por,
-        depth,
-    });
+    trace_out::emit(Event::ExcReturn { elr, spsr, por, depth });
     Handled::Tap
 }
 
@@ -209,6 +204,13 @@ pub fn with_vpoe<R>(f: impl FnOnce(&mut VirtPoe) -> R) -> R {
     f(&mut TAP.lock().vpoe)
 }
 
+/// The cause chain of a hazard now: the seq of the most recent exception
+/// entry and of the most recent POR_EL1/POR_EL0 change (0: none yet).
+pub fn cause_chain() -> (u64, u64) {
+    let t = TAP.lock();
+    (t.window.last_entry(), t.last_por_seq)
+}
+
 /// Records a POR_EL1/POR_EL0 change made at `pc` (virtual or native).
 pub fn record_por_change(reg: VReg, pc: u64, old: u64, new: u64) {
     let mut t = TAP.lock();
@@ -222,12 +224,7 @@ fn entry_regs() -> EntryRegs {
     if spsr & SPSR_SS != 0 {
         SPSR_EL1.set(spsr & !SPSR_SS);
     }
-    EntryRegs {
-        elr: ELR_EL1.get(),
-        spsr: spsr & !SPSR_SS,
-        esr: ESR_EL1.get(),
-        far: FAR_EL1.get(),
-    }
+    EntryRegs { elr: ELR_EL1.get(), spsr: spsr & !SPSR_SS, esr: ESR_EL1.get(), far: FAR_EL1.get() }
 }
 
 impl Tap {
@@ -243,17 +240,10 @@ impl Tap {
         if old == new {
             return;
         }
-        let (at_entry, entry_seq) = if reg == VReg::PorEl1 {
-            self.window.on_por_change()
-        } else {
-            (false, 0)
-        };
-        let reg = if reg == VReg::PorEl1 {
-            PorReg::PorEl1
-        } else {
-            PorReg::PorEl0
-        };
-        trace_out::emit(Event::PorWrite {
+        let (at_entry, entry_seq) =
+            if reg == VReg::PorEl1 { self.window.on_por_change() } else { (false, 0) };
+        let reg = if reg == VReg::PorEl1 { PorReg::PorEl1 } else { PorReg::PorEl0 };
+        self.last_por_seq = trace_out::emit(Event::PorWrite {
             pc,
             reg: reg as u64,
             old,
@@ -280,11 +270,7 @@ impl Tap {
         let e = entry_regs();
         let por = self.por_el1();
         self.shadow.push(e, config().opts.exc_return);
-        let depth = if config().opts.exc_return {
-            self.shadow.depth()
-        } else {
-            0
-        };
+        let depth = if config().opts.exc_return { self.shadow.depth() } else { 0 };
         let seq = trace_out::emit(Event::ExcEntry {
             vector: slot as u64,
             esr: e.esr,
@@ -313,11 +299,7 @@ impl Tap {
             let old = self.vpoe.set(acc.reg, new);
             match acc.reg {
                 VReg::Tcr2El1 if old != new => {
-                    trace_out::emit(Event::Tcr2Write {
-                        pc: e.elr,
-                        old,
-                        new,
-                    });
+                    trace_out::emit(Event::Tcr2Write { pc: e.elr, old, new });
                 }
                 VReg::Tcr2El1 => {}
                 r => self.por_change(r, e.elr, old, new),

@@ -19,12 +19,7 @@ struct Tracer {
     dropped: u64,
 }
 
-static TRACER: Mutex<Tracer> = Mutex::new(Tracer {
-    ring: Ring::new(),
-    uart: None,
-    seq: 0,
-    dropped: 0,
-});
+static TRACER: Mutex<Tracer> = Mutex::new(Tracer { ring: Ring::new(), uart: None, seq: 0, dropped: 0 });
 
 /// Sets the trace UART (None: the trace is counted but goes nowhere).
 pub fn init(uart: Option<Pl011>) {
@@ -68,13 +63,7 @@ impl Tracer {
     fn record(&mut self, event: Event, reliable: bool) -> u64 {
         let mut buf = [0u8; MAX_FRAME];
         if self.dropped > 0 {
-            let rec = Record {
-                seq: self.seq,
-                ts: now(),
-                event: Event::Dropped {
-                    count: self.dropped,
-                },
-            };
+            let rec = Record { seq: self.seq, ts: now(), event: Event::Dropped { count: self.dropped } };
             if let Some(n) = encode_frame(&rec, &mut buf) {
                 if reliable {
                     self.make_room(n);
@@ -87,11 +76,7 @@ impl Tracer {
         }
         let seq = self.seq;
         self.seq += 1;
-        let rec = Record {
-            seq,
-            ts: now(),
-            event,
-        };
+        let rec = Record { seq, ts: now(), event };
         let Some(n) = encode_frame(&rec, &mut buf) else {
             self.dropped += 1;
             return seq;

@@ -4,6 +4,7 @@
 use crate::arch::frame::GuestRegs;
 use crate::arch::inject;
 use crate::psci;
+use crate::pt;
 use crate::sysreg;
 use crate::tap;
 use crate::trace_out;
@@ -45,30 +46,17 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
         // leave the stepping state as they want it.
         Handled::Tap => return,
         Handled::Done(_) => tap::after_trap(regs, false),
-        Handled::Refused(outcome) => tap::after_trap(
-            regs,
-            matches!(
-                outcome,
-                TrapOutcome::UndefInjected | TrapOutcome::AbortInjected
-            ),
-        ),
+        Handled::Refused(outcome) => {
+            tap::after_trap(regs, matches!(outcome, TrapOutcome::UndefInjected | TrapOutcome::AbortInjected))
+        }
     }
     match handled {
         Handled::Tap => {}
         Handled::Done(outcome) => {
-            trace_out::emit(Event::Trap {
-                esr,
-                elr,
-                outcome: outcome as u64,
-            });
+            trace_out::emit(Event::Trap { esr, elr, outcome: outcome as u64 });
         }
         Handled::Refused(action) => {
-            trace_out::emit(Event::UnknownTrap {
-                esr,
-                elr,
-                far: FAR_EL2.get(),
-                action: action as u64,
-            });
+            trace_out::emit(Event::UnknownTrap { esr, elr, far: FAR_EL2.get(), action: action as u64 });
         }
     }
 }
@@ -83,6 +71,9 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             psci::handle(regs, psci::Conduit::Smc, imm)
         }
         Exit::DataAbortLower(da) => {
+            if let Some(h) = pt::on_data_abort(regs, &da, FAR_EL2.get()) {
+                return h;
+            }
             // Nothing is emulated at stage 2 yet: an abort means the guest
             // touched memory it does not own (hyp memory, the trace UART, a
             // hole). Real hardware would answer with an external abort.

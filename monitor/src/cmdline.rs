@@ -96,6 +96,8 @@ pub struct Options<'a> {
     pub verbose: bool,
     /// `porwatch.selftest=panic|el2-fault`: fail on purpose (tests only).
     pub selftest: Option<SelfTest>,
+    /// `porwatch.track`: watch the guest's page tables (default on).
+    pub track: bool,
 }
 
 impl Default for Options<'_> {
@@ -116,6 +118,7 @@ impl Options<'_> {
         policy: Policy::Report,
         verbose: false,
         selftest: None,
+        track: true,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -133,7 +136,8 @@ impl Options<'_> {
     /// | 8 | verbose |
     /// | 9 | guest address given |
     /// | 10 | a selftest failure was requested |
-    /// | 11..=63 | reserved, 0 |
+    /// | 11 | track (page-table watch) |
+    /// | 12..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -156,6 +160,7 @@ impl Options<'_> {
             | u64::from(self.verbose) << 8
             | u64::from(self.guest.is_some()) << 9
             | u64::from(self.selftest.is_some()) << 10
+            | u64::from(self.track) << 11
     }
 }
 
@@ -274,23 +279,10 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 }
 
 /// Bit per key in `seen`, to refuse duplicates.
-const KEYS: [&str; 9] = [
-    "guest",
-    "trace",
-    "semihosting",
-    "poe",
-    "eret",
-    "tap",
-    "policy",
-    "verbose",
-    "selftest",
-];
+const KEYS: [&str; 10] =
+    ["guest", "trace", "semihosting", "poe", "eret", "tap", "policy", "verbose", "selftest", "track"];
 
-fn apply<'a>(
-    opts: &mut Options<'a>,
-    key: &'a str,
-    value: Option<&'a str>,
-) -> Result<(), CmdlineError<'a>> {
+fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Result<(), CmdlineError<'a>> {
     let bad = |v: &'a str| CmdlineError::BadValue { key, value: v };
     let need = || value.ok_or(CmdlineError::MissingValue(key));
     let boolean = || parse_bool(value).ok_or_else(|| bad(value.unwrap_or("")));
@@ -331,6 +323,7 @@ fn apply<'a>(
             };
         }
         "verbose" => opts.verbose = boolean()?,
+        "track" => opts.track = boolean()?,
         "selftest" => {
             let v = need()?;
             opts.selftest = match v {
@@ -365,10 +358,7 @@ pub fn semihosting_requested(bootargs: &str) -> bool {
 
 /// Splits `bootargs` into the hypervisor's [`Options`] and the guest's
 /// command line, written to `guest_out` (UTF-8; its length is returned).
-pub fn split<'a>(
-    bootargs: &'a str,
-    guest_out: &mut [u8],
-) -> Result<(Options<'a>, usize), CmdlineError<'a>> {
+pub fn split<'a>(bootargs: &'a str, guest_out: &mut [u8]) -> Result<(Options<'a>, usize), CmdlineError<'a>> {
     let mut opts = Options::DEFAULT;
     let mut seen = 0u32;
     let mut len = 0usize;
@@ -386,10 +376,7 @@ pub fn split<'a>(
                     Some((k, v)) => (k, Some(v)),
                     None => (rest, None),
                 };
-                let bit = KEYS
-                    .iter()
-                    .position(|&k| k == key)
-                    .ok_or(CmdlineError::UnknownKey(key))?;
+                let bit = KEYS.iter().position(|&k| k == key).ok_or(CmdlineError::UnknownKey(key))?;
                 if seen & (1 << bit) != 0 {
                     return Err(CmdlineError::Duplicate(key));
                 }
@@ -402,12 +389,8 @@ pub fn split<'a>(
             }
         }
         let sep = usize::from(len != 0);
-        let end = len
-            .checked_add(sep + word.len())
-            .ok_or(CmdlineError::OutputTooSmall)?;
-        let dst = guest_out
-            .get_mut(len..end)
-            .ok_or(CmdlineError::OutputTooSmall)?;
+        let end = len.checked_add(sep + word.len()).ok_or(CmdlineError::OutputTooSmall)?;
+        let dst = guest_out.get_mut(len..end).ok_or(CmdlineError::OutputTooSmall)?;
         if sep == 1 {
             dst[0] = b' ';
         }
@@ -467,6 +450,7 @@ mod tests {
                 policy: Policy::Fault,
                 verbose: true,
                 selftest: None,
+                track: true,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -480,32 +464,17 @@ mod tests {
         assert_eq!(o("porwatch.guest=1140850688").guest, Some(0x4400_0000));
         assert_eq!(o("porwatch.guest=0X44000000").guest, Some(0x4400_0000));
         assert_eq!(o("porwatch.guest=0xffffffffffffffff").guest, Some(u64::MAX));
-        assert_eq!(
-            o("porwatch.trace=0x9040000").trace,
-            Some(TraceSel::Addr(0x904_0000))
-        );
-        assert_eq!(
-            o("porwatch.trace=151257088").trace,
-            Some(TraceSel::Addr(0x904_0000))
-        );
+        assert_eq!(o("porwatch.trace=0x9040000").trace, Some(TraceSel::Addr(0x904_0000)));
+        assert_eq!(o("porwatch.trace=151257088").trace, Some(TraceSel::Addr(0x904_0000)));
         assert_eq!(o("porwatch.trace=none").trace, Some(TraceSel::None));
-        for (v, b) in [
-            ("1", true),
-            ("on", true),
-            ("true", true),
-            ("0", false),
-            ("off", false),
-            ("false", false),
-        ] {
+        for (v, b) in
+            [("1", true), ("on", true), ("true", true), ("0", false), ("off", false), ("false", false)]
+        {
             let s = std::format!(
                 "porwatch.semihosting={v} porwatch.eret={v} porwatch.tap={v} porwatch.verbose={v}"
             );
             let x = o(&s);
-            assert_eq!(
-                (x.semihosting, x.exc_return, x.tap, x.verbose),
-                (b, b, b, b),
-                "{v}"
-            );
+            assert_eq!((x.semihosting, x.exc_return, x.tap, x.verbose), (b, b, b, b), "{v}");
         }
         let x = o("porwatch.semihosting porwatch.eret porwatch.tap porwatch.verbose");
         assert!(x.semihosting && x.exc_return && x.tap && x.verbose);
@@ -540,16 +509,8 @@ mod tests {
             ("porwatch.guest=0x+1", "guest", "0x+1"),
             ("porwatch.guest=0x_1", "guest", "0x_1"),
             ("porwatch.guest= 1", "guest", ""),
-            (
-                "porwatch.guest=0x10000000000000000",
-                "guest",
-                "0x10000000000000000",
-            ),
-            (
-                "porwatch.guest=18446744073709551616",
-                "guest",
-                "18446744073709551616",
-            ),
+            ("porwatch.guest=0x10000000000000000", "guest", "0x10000000000000000"),
+            ("porwatch.guest=18446744073709551616", "guest", "18446744073709551616"),
             ("porwatch.trace=serial1", "trace", "serial1"),
             ("porwatch.trace=", "trace", ""),
             ("porwatch.semihosting=yes", "semihosting", "yes"),
@@ -571,33 +532,16 @@ mod tests {
             e("porwatch.verbose porwatch.tap=on porwatch.verbose=0"),
             CmdlineError::Duplicate("verbose")
         );
-        assert_eq!(
-            e("porwatch.guest=\"1\""),
-            CmdlineError::Quoted("porwatch.guest=\"1\"")
-        );
-        assert_eq!(
-            e("\"porwatch.guest=1\""),
-            CmdlineError::Quoted("\"porwatch.guest=1\"")
-        );
-        assert_eq!(
-            e("porwatch.tap=on porwatch.x"),
-            CmdlineError::UnknownKey("x")
-        );
+        assert_eq!(e("porwatch.guest=\"1\""), CmdlineError::Quoted("porwatch.guest=\"1\""));
+        assert_eq!(e("\"porwatch.guest=1\""), CmdlineError::Quoted("\"porwatch.guest=1\""));
+        assert_eq!(e("porwatch.tap=on porwatch.x"), CmdlineError::UnknownKey("x"));
     }
 
     #[test]
     fn error_display() {
         let mut s = String::new();
         use core::fmt::Write;
-        write!(
-            s,
-            "{}",
-            CmdlineError::BadValue {
-                key: "poe",
-                value: "on"
-            }
-        )
-        .unwrap();
+        write!(s, "{}", CmdlineError::BadValue { key: "poe", value: "on" }).unwrap();
         assert_eq!(s, "bad value \"on\" for porwatch.poe");
         s.clear();
         write!(s, "{}", CmdlineError::UnknownKey("bogus")).unwrap();
@@ -606,8 +550,7 @@ mod tests {
 
     #[test]
     fn passthrough_preserves_words_and_quotes() {
-        let s =
-            "  root=/dev/vda\tinit=\"/bin/sh -c 'echo hi'\"\n porwatch.verbose \"a b\"  x=\"\" \
+        let s = "  root=/dev/vda\tinit=\"/bin/sh -c 'echo hi'\"\n porwatch.verbose \"a b\"  x=\"\" \
                  dyndbg=\"file foo.c +p\" porwatchx=1 my.porwatch.tap=9 ";
         let (o, g) = run(s).unwrap();
         assert!(o.verbose);
@@ -640,11 +583,7 @@ mod tests {
         assert_eq!(&buf[..n], b"aa bb cc");
         for len in 0..8 {
             let mut small = vec![0u8; len];
-            assert_eq!(
-                split(s, &mut small),
-                Err(CmdlineError::OutputTooSmall),
-                "{len}"
-            );
+            assert_eq!(split(s, &mut small), Err(CmdlineError::OutputTooSmall), "{len}");
         }
         let mut empty: [u8; 0] = [];
         assert_eq!(split("porwatch.tap=off", &mut empty).unwrap().1, 0);
@@ -652,7 +591,7 @@ mod tests {
 
     #[test]
     fn bits_are_stable() {
-        assert_eq!(Options::DEFAULT.bits(), 1 << 6);
+        assert_eq!(Options::DEFAULT.bits(), 1 << 6 | 1 << 11);
         let all = Options {
             guest: Some(1),
             trace: Some(TraceSel::None),
@@ -663,8 +602,9 @@ mod tests {
             policy: Policy::Fault,
             verbose: true,
             selftest: Some(SelfTest::Panic),
+            track: true,
         };
-        assert_eq!(all.bits(), 0x7ff);
+        assert_eq!(all.bits(), 0xfff);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
@@ -680,16 +620,12 @@ mod tests {
 
     #[test]
     fn semihosting_is_found_even_on_a_bad_line() {
-        assert!(semihosting_requested(
-            "porwatch.bogus=1 porwatch.semihosting=1"
-        ));
+        assert!(semihosting_requested("porwatch.bogus=1 porwatch.semihosting=1"));
         assert!(semihosting_requested("a porwatch.semihosting b"));
         assert!(!semihosting_requested("porwatch.semihosting=0"));
         assert!(!semihosting_requested("porwatch.semihosting=maybe"));
         assert!(!semihosting_requested("-- porwatch.semihosting=1"));
-        assert!(!semihosting_requested(
-            "xporwatch.semihosting=1 porwatch.semihostingx=1"
-        ));
+        assert!(!semihosting_requested("xporwatch.semihosting=1 porwatch.semihostingx=1"));
     }
 
     #[test]

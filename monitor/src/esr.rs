@@ -742,25 +742,16 @@ pub fn decode(esr: u64) -> Exit {
     let iss = iss(esr);
     match Ec::of(esr) {
         Ec::Known(ExceptionClass::Sys64) => Exit::SysReg(SysRegAccess::from_iss(iss)),
-        Ec::Known(ExceptionClass::Hvc64) => Exit::Hvc {
-            imm: (iss & ISS_IMM16_MASK) as u16,
-        },
-        Ec::Known(ExceptionClass::Smc64) => Exit::Smc {
-            imm: (iss & ISS_IMM16_MASK) as u16,
-        },
-        Ec::Known(ExceptionClass::DataAbortLower) => Exit::DataAbortLower(DataAbort {
-            iss,
-            iss2: iss2(esr),
-        }),
+        Ec::Known(ExceptionClass::Hvc64) => Exit::Hvc { imm: (iss & ISS_IMM16_MASK) as u16 },
+        Ec::Known(ExceptionClass::Smc64) => Exit::Smc { imm: (iss & ISS_IMM16_MASK) as u16 },
+        Ec::Known(ExceptionClass::DataAbortLower) => Exit::DataAbortLower(DataAbort { iss, iss2: iss2(esr) }),
         Ec::Known(ExceptionClass::InstrAbortLower) => Exit::InstrAbortLower(InstrAbort { iss }),
-        Ec::Known(ExceptionClass::SoftwareStepLower) => Exit::SoftwareStepLower {
-            isv: iss & ISS_ISV != 0,
-            ex: iss & ISS_SS_EX != 0,
-        },
-        Ec::Known(ExceptionClass::Eret) => Exit::Eret {
-            eret_a: iss & ISS_ERET_ERETA != 0,
-            key_b: iss & ISS_ERET_KEY_B != 0,
-        },
+        Ec::Known(ExceptionClass::SoftwareStepLower) => {
+            Exit::SoftwareStepLower { isv: iss & ISS_ISV != 0, ex: iss & ISS_SS_EX != 0 }
+        }
+        Ec::Known(ExceptionClass::Eret) => {
+            Exit::Eret { eret_a: iss & ISS_ERET_ERETA != 0, key_b: iss & ISS_ERET_KEY_B != 0 }
+        }
         Ec::Known(ExceptionClass::Wfx) => Exit::Wfx(Wfx {
             kind: match iss & ISS_WFX_TI_MASK {
                 0 => WfxKind::Wfi,
@@ -771,9 +762,7 @@ pub fn decode(esr: u64) -> Exit {
             rn: ((iss >> ISS_WFX_RN_SHIFT) & ISS_WFX_RN_MASK) as u8,
             rv: iss & ISS_WFX_RV != 0,
         }),
-        Ec::Known(ExceptionClass::Brk64) => Exit::Brk {
-            comment: (iss & ISS_IMM16_MASK) as u16,
-        },
+        Ec::Known(ExceptionClass::Brk64) => Exit::Brk { comment: (iss & ISS_IMM16_MASK) as u16 },
         Ec::Known(ExceptionClass::SError) => Exit::SError(SError { iss }),
         ec => Exit::Unknown { ec, iss },
     }
@@ -806,10 +795,7 @@ mod tests {
         assert_eq!(ExceptionClass::from_bits(0x40), None);
         assert_eq!(Ec::from_bits(0xFF), Ec::Other(0x3F));
         // Unallocated values the Arm ARM leaves out.
-        for b in [
-            0x02, 0x0B, 0x0F, 0x10, 0x23, 0x29, 0x2A, 0x2B, 0x2E, 0x36, 0x37, 0x39, 0x3B, 0x3E,
-            0x3F,
-        ] {
+        for b in [0x02, 0x0B, 0x0F, 0x10, 0x23, 0x29, 0x2A, 0x2B, 0x2E, 0x36, 0x37, 0x39, 0x3B, 0x3E, 0x3F] {
             assert_eq!(Ec::from_bits(b), Ec::Other(b));
         }
     }
@@ -820,14 +806,7 @@ mod tests {
         let iss = sysreg::POR_EL1.to_sys64_iss() | (3 << 5) | 1;
         let e = esr(0x18, true, iss);
         assert!(il(e));
-        assert_eq!(
-            decode(e),
-            Exit::SysReg(SysRegAccess {
-                id: sysreg::POR_EL1,
-                rt: 3,
-                is_read: true
-            })
-        );
+        assert_eq!(decode(e), Exit::SysReg(SysRegAccess { id: sysreg::POR_EL1, rt: 3, is_read: true }));
         // MSR TTBR1_EL1, XZR
         let iss = sysreg::TTBR1_EL1.to_sys64_iss() | (31 << 5);
         match decode(esr(0x18, true, iss)) {
@@ -852,11 +831,7 @@ mod tests {
             | 1;
         assert_eq!(
             decode(qemu),
-            Exit::SysReg(SysRegAccess {
-                id: sysreg::ID_AA64MMFR0_EL1,
-                rt: 9,
-                is_read: true
-            })
+            Exit::SysReg(SysRegAccess { id: sysreg::ID_AA64MMFR0_EL1, rt: 9, is_read: true })
         );
     }
 
@@ -869,10 +844,7 @@ mod tests {
         // HVC32 is not the AArch64 HVC.
         assert_eq!(
             decode(esr(0x12, true, 5)),
-            Exit::Unknown {
-                ec: Ec::Known(ExceptionClass::Hvc32),
-                iss: 5
-            }
+            Exit::Unknown { ec: Ec::Known(ExceptionClass::Hvc32), iss: 5 }
         );
     }
 
@@ -881,9 +853,7 @@ mod tests {
         // STR W5, [X1] to MMIO, stage-2 translation fault level 3:
         // ISV, SAS=2 (4 bytes), SRT=5, WnR, DFSC=0x07.
         let iss = ISS_ISV | (2 << ISS_SAS_SHIFT) | (5 << ISS_SRT_SHIFT) | ISS_WNR | 0x07;
-        let Exit::DataAbortLower(da) = decode(esr(0x24, true, iss)) else {
-            panic!()
-        };
+        let Exit::DataAbortLower(da) = decode(esr(0x24, true, iss)) else { panic!() };
         assert!(da.isv());
         assert!(da.wnr());
         assert_eq!(da.dfsc(), FaultStatus::Translation { level: 3 });
@@ -916,38 +886,17 @@ mod tests {
             | ISS_S1PTW
             | ISS_WNR
             | 0x10;
-        let iss2 = ISS2_OVERLAY
-            | ISS2_DIRTY_BIT
-            | ISS2_GCS
-            | ISS2_TAG_ACCESS
-            | ISS2_TND
-            | ISS2_ASSURED_ONLY
-            | 17;
+        let iss2 =
+            ISS2_OVERLAY | ISS2_DIRTY_BIT | ISS2_GCS | ISS2_TAG_ACCESS | ISS2_TND | ISS2_ASSURED_ONLY | 17;
         let e = esr(0x24, true, iss) | ((iss2 as u64) << 32);
-        let Exit::DataAbortLower(da) = decode(e) else {
-            panic!()
-        };
+        let Exit::DataAbortLower(da) = decode(e) else { panic!() };
         assert_eq!(da.access_size(), 8);
-        assert!(
-            da.sse()
-                && da.sf()
-                && da.ar()
-                && da.vncr()
-                && da.fnv()
-                && da.ea()
-                && da.cm()
-                && da.s1ptw()
-        );
+        assert!(da.sse() && da.sf() && da.ar() && da.vncr() && da.fnv() && da.ea() && da.cm() && da.s1ptw());
         assert_eq!(da.srt(), 30);
         assert_eq!(da.set(), 2);
         assert_eq!(da.dfsc(), FaultStatus::SyncExternal);
         assert!(
-            da.overlay()
-                && da.dirty_bit()
-                && da.gcs()
-                && da.tag_access()
-                && da.tnd()
-                && da.assured_only()
+            da.overlay() && da.dirty_bit() && da.gcs() && da.tag_access() && da.tnd() && da.assured_only()
         );
         assert_eq!(da.xs(), 17);
         assert_eq!(da.iss2, iss2);
@@ -955,9 +904,7 @@ mod tests {
 
     #[test]
     fn data_abort_without_isv_hides_access() {
-        let Exit::DataAbortLower(da) = decode(esr(0x24, true, ISS_WNR | 0x0F)) else {
-            panic!()
-        };
+        let Exit::DataAbortLower(da) = decode(esr(0x24, true, ISS_WNR | 0x0F)) else { panic!() };
         assert_eq!(da.access(), None);
         assert_eq!(da.dfsc(), FaultStatus::Permission { level: 3 });
     }
@@ -968,9 +915,7 @@ mod tests {
         // EL2 syndrome with EC changed to "lower EL": ISS2 bit 6 set.
         let e = 0x0000_0040_9200_004F_u64; // EC 0x24, IL, ISS2 0x40, WnR, DFSC 0x0F
         assert_eq!(ec_bits(e), 0x24);
-        let Exit::DataAbortLower(da) = decode(e) else {
-            panic!()
-        };
+        let Exit::DataAbortLower(da) = decode(e) else { panic!() };
         assert!(da.overlay());
         assert!(da.wnr());
         assert_eq!(da.dfsc(), FaultStatus::Permission { level: 3 });
@@ -979,9 +924,7 @@ mod tests {
 
     #[test]
     fn instr_abort() {
-        let Exit::InstrAbortLower(ia) = decode(esr(0x20, true, ISS_S1PTW | ISS_FNV | 0x06)) else {
-            panic!()
-        };
+        let Exit::InstrAbortLower(ia) = decode(esr(0x20, true, ISS_S1PTW | ISS_FNV | 0x06)) else { panic!() };
         assert!(ia.s1ptw() && ia.fnv() && !ia.ea());
         assert_eq!(ia.ifsc(), FaultStatus::Translation { level: 2 });
         assert_eq!(ia.set(), 0);
@@ -991,62 +934,20 @@ mod tests {
     fn software_step_eret_wfx_serror() {
         assert_eq!(
             decode(esr(0x32, true, ISS_ISV | ISS_SS_EX | 0x22)),
-            Exit::SoftwareStepLower {
-                isv: true,
-                ex: true
-            }
+            Exit::SoftwareStepLower { isv: true, ex: true }
         );
-        assert_eq!(
-            decode(esr(0x32, true, 0x22)),
-            Exit::SoftwareStepLower {
-                isv: false,
-                ex: false
-            }
-        );
-        assert_eq!(
-            decode(esr(0x1A, true, 0)),
-            Exit::Eret {
-                eret_a: false,
-                key_b: false
-            }
-        );
-        assert_eq!(
-            decode(esr(0x1A, true, 2)),
-            Exit::Eret {
-                eret_a: true,
-                key_b: false
-            }
-        );
-        assert_eq!(
-            decode(esr(0x1A, true, 3)),
-            Exit::Eret {
-                eret_a: true,
-                key_b: true
-            }
-        );
-        assert_eq!(
-            decode(esr(0x01, true, 0)),
-            Exit::Wfx(Wfx {
-                kind: WfxKind::Wfi,
-                rn: 0,
-                rv: false
-            })
-        );
+        assert_eq!(decode(esr(0x32, true, 0x22)), Exit::SoftwareStepLower { isv: false, ex: false });
+        assert_eq!(decode(esr(0x1A, true, 0)), Exit::Eret { eret_a: false, key_b: false });
+        assert_eq!(decode(esr(0x1A, true, 2)), Exit::Eret { eret_a: true, key_b: false });
+        assert_eq!(decode(esr(0x1A, true, 3)), Exit::Eret { eret_a: true, key_b: true });
+        assert_eq!(decode(esr(0x01, true, 0)), Exit::Wfx(Wfx { kind: WfxKind::Wfi, rn: 0, rv: false }));
         assert_eq!(
             decode(esr(0x01, true, (7 << 5) | ISS_WFX_RV | 3)),
-            Exit::Wfx(Wfx {
-                kind: WfxKind::Wfet,
-                rn: 7,
-                rv: true
-            })
+            Exit::Wfx(Wfx { kind: WfxKind::Wfet, rn: 7, rv: true })
         );
-        let Exit::SError(s) = decode(esr(0x2F, true, ISS_SERROR_IDS | 0x1234)) else {
-            panic!()
-        };
+        let Exit::SError(s) = decode(esr(0x2F, true, ISS_SERROR_IDS | 0x1234)) else { panic!() };
         assert!(s.ids());
-        let Exit::SError(s) = decode(esr(0x2F, true, (3 << 10) | ISS_SERROR_IESB | 0x11)) else {
-            panic!()
-        };
+        let Exit::SError(s) = decode(esr(0x2F, true, (3 << 10) | ISS_SERROR_IESB | 0x11)) else { panic!() };
         assert!(!s.ids() && s.iesb());
         assert_eq!(s.aet(), 3);
         assert_eq!(s.dfsc_bits(), 0x11);
@@ -1056,30 +957,15 @@ mod tests {
     fn unknown_and_same_el() {
         assert_eq!(
             decode(esr(0x25, true, 0x10)),
-            Exit::Unknown {
-                ec: Ec::Known(ExceptionClass::DataAbortSame),
-                iss: 0x10
-            }
+            Exit::Unknown { ec: Ec::Known(ExceptionClass::DataAbortSame), iss: 0x10 }
         );
         assert_eq!(
             decode(esr(0x3F, false, 0x1FF_FFFF)),
-            Exit::Unknown {
-                ec: Ec::Other(0x3F),
-                iss: 0x1FF_FFFF
-            }
+            Exit::Unknown { ec: Ec::Other(0x3F), iss: 0x1FF_FFFF }
         );
-        assert_eq!(
-            decode(0),
-            Exit::Unknown {
-                ec: Ec::Known(ExceptionClass::Unknown),
-                iss: 0
-            }
-        );
+        assert_eq!(decode(0), Exit::Unknown { ec: Ec::Known(ExceptionClass::Unknown), iss: 0 });
         // RES0 high bits are ignored.
-        assert_eq!(
-            decode(u64::MAX << 56 | esr(0x16, true, 1)),
-            Exit::Hvc { imm: 1 }
-        );
+        assert_eq!(decode(u64::MAX << 56 | esr(0x16, true, 1)), Exit::Hvc { imm: 1 });
     }
 
     #[test]

@@ -163,9 +163,7 @@ pub const fn entry_pstate(old: u64, sctlr_el1: u64, mte: bool) -> u64 {
 pub fn sync_exception(state: &GuestState, esr_el1: u64, far_el1: Option<u64>) -> Injection {
     let vbar = state.vbar_el1 & !VBAR_RES0_MASK;
     Injection {
-        elr_el2: vbar
-            .wrapping_add(vector_offset(state.spsr_el2))
-            .wrapping_add(EXCEPT_TYPE_SYNC),
+        elr_el2: vbar.wrapping_add(vector_offset(state.spsr_el2)).wrapping_add(EXCEPT_TYPE_SYNC),
         spsr_el2: entry_pstate(state.spsr_el2, state.sctlr_el1, state.mte),
         spsr_el1: state.spsr_el2,
         elr_el1: state.elr_el2,
@@ -189,28 +187,16 @@ pub const UNDEF_ESR: u64 = (ExceptionClass::Unknown as u64) << EC_SHIFT | IL_BIT
 /// (bit 6 = Overlay). Out-of-range inputs are masked into their fields.
 #[inline]
 pub const fn data_abort_esr(from_lower: bool, fsc: u8, wnr: bool, iss2: u32) -> u64 {
-    let ec = if from_lower {
-        ExceptionClass::DataAbortLower
-    } else {
-        ExceptionClass::DataAbortSame
-    };
+    let ec = if from_lower { ExceptionClass::DataAbortLower } else { ExceptionClass::DataAbortSame };
     let wnr = if wnr { ISS_WNR as u64 } else { 0 };
-    ((iss2 as u64 & ISS2_MASK) << ISS2_SHIFT)
-        | ec_field(ec)
-        | IL_BIT
-        | wnr
-        | (fsc as u64 & FSC_MASK as u64)
+    ((iss2 as u64 & ISS2_MASK) << ISS2_SHIFT) | ec_field(ec) | IL_BIT | wnr | (fsc as u64 & FSC_MASK as u64)
 }
 
 /// Builds an Instruction Abort ESR: EC 0x20 (`from_lower`) or 0x21, IL = 1
 /// (RES1 for Instruction Aborts), IFSC = `fsc`.
 #[inline]
 pub const fn instr_abort_esr(from_lower: bool, fsc: u8) -> u64 {
-    let ec = if from_lower {
-        ExceptionClass::InstrAbortLower
-    } else {
-        ExceptionClass::InstrAbortSame
-    };
+    let ec = if from_lower { ExceptionClass::InstrAbortLower } else { ExceptionClass::InstrAbortSame };
     ec_field(ec) | IL_BIT | (fsc as u64 & FSC_MASK as u64)
 }
 
@@ -293,10 +279,7 @@ mod tests {
 
     #[test]
     fn undef_from_el0() {
-        let s = GuestState {
-            spsr_el2: PSR_Z_BIT | PSR_MODE_EL0T,
-            ..el1h(SCTLR_EL1_SPAN)
-        };
+        let s = GuestState { spsr_el2: PSR_Z_BIT | PSR_MODE_EL0T, ..el1h(SCTLR_EL1_SPAN) };
         let inj = undef(&s);
         assert_eq!(inj.elr_el2, VBAR + 0x400);
         assert_eq!(inj.spsr_el2, PSR_Z_BIT | 0x3C5);
@@ -315,16 +298,10 @@ mod tests {
         assert_eq!(vector_offset(PSR_MODE32_BIT | 0x3), 0x600); // AArch32 SVC
         assert_eq!(vector_offset(PSR_DAIF_MASK | PSR_MODE_EL1H), 0x200);
         // VBAR_EL1 RES0 bits are ignored.
-        let s = GuestState {
-            vbar_el1: VBAR | 0x7FF,
-            ..el1h(SCTLR_EL1_SPAN)
-        };
+        let s = GuestState { vbar_el1: VBAR | 0x7FF, ..el1h(SCTLR_EL1_SPAN) };
         assert_eq!(undef(&s).elr_el2, VBAR + 0x200);
         // EL1t
-        let s = GuestState {
-            spsr_el2: PSR_MODE_EL1T,
-            ..el1h(SCTLR_EL1_SPAN)
-        };
+        let s = GuestState { spsr_el2: PSR_MODE_EL1T, ..el1h(SCTLR_EL1_SPAN) };
         assert_eq!(undef(&s).elr_el2, VBAR);
     }
 
@@ -337,18 +314,12 @@ mod tests {
         assert_eq!(inj.elr_el1, PC);
         let inj = external_data_abort(&s, 0x1000, false);
         assert_eq!(inj.esr_el1, 0x9600_0010);
-        let s0 = GuestState {
-            spsr_el2: PSR_MODE_EL0T,
-            ..s
-        };
+        let s0 = GuestState { spsr_el2: PSR_MODE_EL0T, ..s };
         let inj = external_data_abort(&s0, 0x1000, false);
         assert_eq!(inj.esr_el1, 0x9200_0010); // EC 0x24
         assert_eq!(inj.elr_el2, VBAR + 0x400);
         // AArch32 EL0 also reports "lower EL".
-        let s32 = GuestState {
-            spsr_el2: PSR_MODE32_BIT,
-            ..s
-        };
+        let s32 = GuestState { spsr_el2: PSR_MODE32_BIT, ..s };
         assert_eq!(external_data_abort(&s32, 0, false).esr_el1, 0x9200_0010);
     }
 
@@ -358,10 +329,7 @@ mod tests {
         let inj = external_instr_abort(&s, PC);
         assert_eq!(inj.esr_el1, 0x8600_0010); // EC 0x21, IL, IFSC 0x10
         assert_eq!(inj.far_el1, Some(PC));
-        let s0 = GuestState {
-            spsr_el2: PSR_MODE_EL0T,
-            ..s
-        };
+        let s0 = GuestState { spsr_el2: PSR_MODE_EL0T, ..s };
         assert_eq!(external_instr_abort(&s0, PC).esr_el1, 0x8200_0010); // EC 0x20
     }
 
@@ -371,22 +339,14 @@ mod tests {
         let inj = data_abort(&s, 0x0F, true, esr::ISS2_OVERLAY, 0x4000_1234);
         assert_eq!(inj.esr_el1, 0x0000_0040_9600_004F);
         assert_eq!(inj.far_el1, Some(0x4000_1234));
-        assert_eq!(
-            data_abort_esr(false, 0x0F, true, 0x40),
-            0x0000_0040_9600_004F
-        );
+        assert_eq!(data_abort_esr(false, 0x0F, true, 0x40), 0x0000_0040_9600_004F);
         // Decodes back (EC rewritten to "lower" to go through `decode`).
         let as_lower = data_abort_esr(true, 0x0F, true, 0x40);
-        let Exit::DataAbortLower(da) = esr::decode(as_lower) else {
-            panic!()
-        };
+        let Exit::DataAbortLower(da) = esr::decode(as_lower) else { panic!() };
         assert!(da.overlay() && da.wnr() && !da.isv());
         assert_eq!(da.dfsc(), FaultStatus::Permission { level: 3 });
         // Out-of-range inputs are masked, not panicking.
-        assert_eq!(
-            data_abort_esr(false, 0xFF, false, u32::MAX),
-            0x00FF_FFFF_9600_003F
-        );
+        assert_eq!(data_abort_esr(false, 0xFF, false, u32::MAX), 0x00FF_FFFF_9600_003F);
     }
 
     #[test]
@@ -394,18 +354,12 @@ mod tests {
         // SPAN=1: PAN preserved (clear stays clear, set stays set).
         let s = el1h(SCTLR_EL1_SPAN);
         assert_eq!(undef(&s).spsr_el2 & PSR_PAN_BIT, 0);
-        let s = GuestState {
-            spsr_el2: s.spsr_el2 | PSR_PAN_BIT,
-            ..s
-        };
+        let s = GuestState { spsr_el2: s.spsr_el2 | PSR_PAN_BIT, ..s };
         assert_ne!(undef(&s).spsr_el2 & PSR_PAN_BIT, 0);
         // SPAN=0: PAN set on entry.
         let s = el1h(0);
         assert_ne!(undef(&s).spsr_el2 & PSR_PAN_BIT, 0);
-        let s0 = GuestState {
-            spsr_el2: PSR_MODE_EL0T,
-            ..s
-        };
+        let s0 = GuestState { spsr_el2: PSR_MODE_EL0T, ..s };
         assert_eq!(undef(&s0).spsr_el2, PSR_PAN_BIT | 0x3C5);
     }
 
@@ -423,21 +377,12 @@ mod tests {
             | PSR_MODE_EL0T;
         // DSSBS=0, SPAN=1, no MTE: SSBS/TCO/UAO/SS/IL/BTYPE/ALLINT cleared.
         let new = entry_pstate(old, SCTLR_EL1_SPAN, false);
-        assert_eq!(
-            new,
-            PSR_NZCV_MASK | PSR_DIT_BIT | PSR_DAIF_MASK | PSR_MODE_EL1H
-        );
+        assert_eq!(new, PSR_NZCV_MASK | PSR_DIT_BIT | PSR_DAIF_MASK | PSR_MODE_EL1H);
         // DSSBS=1 sets SSBS even if it was clear; MTE sets TCO.
         let new = entry_pstate(PSR_MODE_EL1H, SCTLR_EL1_SPAN | SCTLR_ELX_DSSBS, true);
-        assert_eq!(
-            new,
-            PSR_SSBS_BIT | PSR_TCO_BIT | PSR_DAIF_MASK | PSR_MODE_EL1H
-        );
+        assert_eq!(new, PSR_SSBS_BIT | PSR_TCO_BIT | PSR_DAIF_MASK | PSR_MODE_EL1H);
         // The SPSR_EL1 copy keeps everything, including SS and IL.
-        let s = GuestState {
-            spsr_el2: old,
-            ..el1h(SCTLR_EL1_SPAN)
-        };
+        let s = GuestState { spsr_el2: old, ..el1h(SCTLR_EL1_SPAN) };
         assert_eq!(undef(&s).spsr_el1, old);
     }
 

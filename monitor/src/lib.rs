@@ -8,6 +8,8 @@ pub mod fdt;
 pub mod inject;
 pub mod pgtable;
 pub mod psci;
+pub mod s1;
+pub mod store;
 pub mod sysreg;
 pub mod tap;
 pub mod vpoe;

@@ -27,9 +27,9 @@ use smccc::arch::{
 use smccc::error::SUCCESS;
 use smccc::psci::error::{ALREADY_ON, INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED};
 use smccc::psci::{
-    AffinityState, MigrateType, Version, PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64,
-    PSCI_CPU_OFF, PSCI_CPU_ON_32, PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64,
-    PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION,
+    AffinityState, MigrateType, Version, PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF,
+    PSCI_CPU_ON_32, PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES,
+    PSCI_MIGRATE_INFO_TYPE, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION,
 };
 
 // SMCCC Function Identifier layout (DEN 0028, "Function Identifier"):
@@ -48,8 +48,7 @@ pub const OWNER_VENDOR_HYP: u32 = 6;
 /// porwatch's test-exit hypercall: fast SMC64/HVC64 call, owner 6 (Vendor
 /// Specific Hypervisor Service), function number 0x50 ('P').
 /// x1 = exit status (0 = pass); the hypervisor ends the run with it.
-pub const PORWATCH_TEST_EXIT: u32 =
-    FID_FAST_CALL | FID_SMC64 | (OWNER_VENDOR_HYP << FID_OWNER_SHIFT) | 0x50;
+pub const PORWATCH_TEST_EXIT: u32 = FID_FAST_CALL | FID_SMC64 | (OWNER_VENDOR_HYP << FID_OWNER_SHIFT) | 0x50;
 
 /// PSCI version porwatch implements itself: 1.1.
 pub const PSCI_IMPLEMENTED_VERSION: Version = Version { major: 1, minor: 1 };
@@ -124,30 +123,22 @@ pub fn classify(x0: u64, x1: u64, x2: u64, x3: u64) -> GuestCall {
     match fid {
         PSCI_VERSION => GuestCall::PsciVersion,
         PSCI_FEATURES => GuestCall::PsciFeatures { fid: a1 as u32 },
-        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => GuestCall::CpuSuspend {
-            power_state: a1 as u32,
-            entry: a2,
-            context: a3,
-        },
+        PSCI_CPU_SUSPEND_32 | PSCI_CPU_SUSPEND_64 => {
+            GuestCall::CpuSuspend { power_state: a1 as u32, entry: a2, context: a3 }
+        }
         PSCI_CPU_OFF => GuestCall::CpuOff,
-        PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => GuestCall::CpuOn {
-            target: a1,
-            entry: a2,
-            context: a3,
-        },
-        PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => GuestCall::AffinityInfo {
-            target: a1,
-            lowest_level: a2 as u32,
-        },
+        PSCI_CPU_ON_32 | PSCI_CPU_ON_64 => GuestCall::CpuOn { target: a1, entry: a2, context: a3 },
+        PSCI_AFFINITY_INFO_32 | PSCI_AFFINITY_INFO_64 => {
+            GuestCall::AffinityInfo { target: a1, lowest_level: a2 as u32 }
+        }
         PSCI_MIGRATE_INFO_TYPE => GuestCall::MigrateInfoType,
         PSCI_SYSTEM_OFF => GuestCall::SystemOff,
         PSCI_SYSTEM_RESET => GuestCall::SystemReset,
         SMCCC_VERSION => GuestCall::SmcccVersion,
         SMCCC_ARCH_FEATURES => GuestCall::SmcccArchFeatures { fid: a1 as u32 },
-        SMCCC_ARCH_WORKAROUND_1
-        | SMCCC_ARCH_WORKAROUND_2
-        | SMCCC_ARCH_WORKAROUND_3
-        | SMCCC_ARCH_SOC_ID => GuestCall::ArchService { fid },
+        SMCCC_ARCH_WORKAROUND_1 | SMCCC_ARCH_WORKAROUND_2 | SMCCC_ARCH_WORKAROUND_3 | SMCCC_ARCH_SOC_ID => {
+            GuestCall::ArchService { fid }
+        }
         PORWATCH_TEST_EXIT => GuestCall::TestExit { code: x1 },
         other => GuestCall::Unknown(other),
     }
@@ -202,8 +193,7 @@ pub const fn ret(code: i32) -> u64 {
 /// lower of firmware's and [`PSCI_IMPLEMENTED_VERSION`] (firmware errors,
 /// i.e. negative values, report porwatch's own).
 pub const fn clamp_version(firmware: u64) -> u64 {
-    let ours =
-        ((PSCI_IMPLEMENTED_VERSION.major as u64) << 16) | PSCI_IMPLEMENTED_VERSION.minor as u64;
+    let ours = ((PSCI_IMPLEMENTED_VERSION.major as u64) << 16) | PSCI_IMPLEMENTED_VERSION.minor as u64;
     let fw = firmware as u32 as u64;
     if (firmware as i64) < 0 || fw > ours {
         ours
@@ -279,10 +269,7 @@ pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decis
                 Decision::Deny(INVALID_PARAMETERS)
             }
         }
-        GuestCall::AffinityInfo {
-            target,
-            lowest_level,
-        } => {
+        GuestCall::AffinityInfo { target, lowest_level } => {
             // Affinity fields at and above `lowest_level` are compared.
             let mask = match lowest_level {
                 0 => MPIDR_AFFINITY_MASK,
@@ -338,50 +325,27 @@ mod tests {
     #[test]
     fn classify_psci() {
         assert_eq!(classify(0x8400_0000, 0, 0, 0), GuestCall::PsciVersion);
-        assert_eq!(
-            classify(0x8400_000A, 0xC400_0003, 0, 0),
-            GuestCall::PsciFeatures { fid: 0xC400_0003 }
-        );
+        assert_eq!(classify(0x8400_000A, 0xC400_0003, 0, 0), GuestCall::PsciFeatures { fid: 0xC400_0003 });
         assert_eq!(classify(0x8400_0008, 0, 0, 0), GuestCall::SystemOff);
         assert_eq!(classify(0x8400_0009, 0, 0, 0), GuestCall::SystemReset);
         assert_eq!(classify(0x8400_0002, 0, 0, 0), GuestCall::CpuOff);
         assert_eq!(classify(0x8400_0006, 0, 0, 0), GuestCall::MigrateInfoType);
         assert_eq!(
             classify(0xC400_0003, 1, 0x4008_0000, 0x1234_5678_9ABC),
-            GuestCall::CpuOn {
-                target: 1,
-                entry: 0x4008_0000,
-                context: 0x1234_5678_9ABC
-            }
+            GuestCall::CpuOn { target: 1, entry: 0x4008_0000, context: 0x1234_5678_9ABC }
         );
         // CPU_ON_32: arguments are W registers.
         assert_eq!(
-            classify(
-                0x8400_0003,
-                0xFFFF_FFFF_0000_0001,
-                0xFFFF_FFFF_4008_0000,
-                0xFFFF_FFFF_0000_0000
-            ),
-            GuestCall::CpuOn {
-                target: 1,
-                entry: 0x4008_0000,
-                context: 0
-            }
+            classify(0x8400_0003, 0xFFFF_FFFF_0000_0001, 0xFFFF_FFFF_4008_0000, 0xFFFF_FFFF_0000_0000),
+            GuestCall::CpuOn { target: 1, entry: 0x4008_0000, context: 0 }
         );
         assert_eq!(
             classify(0xC400_0001, 0x0001_0000, 0x4000_1000, 7),
-            GuestCall::CpuSuspend {
-                power_state: 0x0001_0000,
-                entry: 0x4000_1000,
-                context: 7
-            }
+            GuestCall::CpuSuspend { power_state: 0x0001_0000, entry: 0x4000_1000, context: 7 }
         );
         assert_eq!(
             classify(0xC400_0004, 0x100, 1, 0),
-            GuestCall::AffinityInfo {
-                target: 0x100,
-                lowest_level: 1
-            }
+            GuestCall::AffinityInfo { target: 0x100, lowest_level: 1 }
         );
     }
 
@@ -392,56 +356,25 @@ mod tests {
             classify(0x8000_0001, 0x8000_8000, 0, 0),
             GuestCall::SmcccArchFeatures { fid: 0x8000_8000 }
         );
-        assert_eq!(
-            classify(0x8000_8000, 0, 0, 0),
-            GuestCall::ArchService { fid: 0x8000_8000 }
-        );
-        assert_eq!(
-            classify(0x8000_7FFF, 0, 0, 0),
-            GuestCall::ArchService { fid: 0x8000_7FFF }
-        );
-        assert_eq!(
-            classify(0xC600_0050, 3, 0, 0),
-            GuestCall::TestExit { code: 3 }
-        );
-        assert_eq!(
-            classify(0xC600_0050, u64::MAX, 0, 0),
-            GuestCall::TestExit { code: u64::MAX }
-        );
-        assert_eq!(
-            classify(0x8600_FF01, 0, 0, 0),
-            GuestCall::Unknown(0x8600_FF01)
-        );
-        assert_eq!(
-            classify(0xC400_0008, 0, 0, 0),
-            GuestCall::Unknown(0xC400_0008)
-        );
+        assert_eq!(classify(0x8000_8000, 0, 0, 0), GuestCall::ArchService { fid: 0x8000_8000 });
+        assert_eq!(classify(0x8000_7FFF, 0, 0, 0), GuestCall::ArchService { fid: 0x8000_7FFF });
+        assert_eq!(classify(0xC600_0050, 3, 0, 0), GuestCall::TestExit { code: 3 });
+        assert_eq!(classify(0xC600_0050, u64::MAX, 0, 0), GuestCall::TestExit { code: u64::MAX });
+        assert_eq!(classify(0x8600_FF01, 0, 0, 0), GuestCall::Unknown(0x8600_FF01));
+        assert_eq!(classify(0xC400_0008, 0, 0, 0), GuestCall::Unknown(0xC400_0008));
         // Upper half of x0 ignored; SVE hint bit ignored on fast calls.
-        assert_eq!(
-            classify(0xFFFF_FFFF_8400_0000, 0, 0, 0),
-            GuestCall::PsciVersion
-        );
+        assert_eq!(classify(0xFFFF_FFFF_8400_0000, 0, 0, 0), GuestCall::PsciVersion);
         assert_eq!(
             classify(0xC401_0003, 0, 0x1000, 0),
-            GuestCall::CpuOn {
-                target: 0,
-                entry: 0x1000,
-                context: 0
-            }
+            GuestCall::CpuOn { target: 0, entry: 0x1000, context: 0 }
         );
         // Yielding calls keep bit 16.
-        assert_eq!(
-            classify(0x0401_0000, 0, 0, 0),
-            GuestCall::Unknown(0x0401_0000)
-        );
+        assert_eq!(classify(0x0401_0000, 0, 0, 0), GuestCall::Unknown(0x0401_0000));
     }
 
     #[test]
     fn decide_simple_answers() {
-        assert_eq!(
-            decide(GuestCall::PsciVersion, HYP, BOOT),
-            Decision::ForwardVersion
-        );
+        assert_eq!(decide(GuestCall::PsciVersion, HYP, BOOT), Decision::ForwardVersion);
         assert_eq!(clamp_version(0x0001_0000), 0x0001_0000);
         assert_eq!(clamp_version(0x0001_0003), 0x0001_0001);
         assert_eq!(clamp_version(0x0000_0002), 0x0000_0002);
@@ -449,27 +382,10 @@ mod tests {
         assert_eq!(decide(GuestCall::SystemOff, HYP, BOOT), Decision::PowerOff);
         assert_eq!(decide(GuestCall::SystemReset, HYP, BOOT), Decision::Reset);
         assert_eq!(decide(GuestCall::CpuOff, HYP, BOOT), Decision::CpuOff);
-        assert_eq!(
-            decide(GuestCall::TestExit { code: 42 }, HYP, BOOT),
-            Decision::TestExit(42)
-        );
-        assert_eq!(
-            decide(GuestCall::MigrateInfoType, HYP, BOOT),
-            Decision::Answer(2)
-        );
-        assert_eq!(
-            decide(GuestCall::Unknown(0x8600_FF01), HYP, BOOT),
-            Decision::Answer(u64::MAX)
-        );
-        let s = decide(
-            GuestCall::CpuSuspend {
-                power_state: 0,
-                entry: 0,
-                context: 0,
-            },
-            HYP,
-            BOOT,
-        );
+        assert_eq!(decide(GuestCall::TestExit { code: 42 }, HYP, BOOT), Decision::TestExit(42));
+        assert_eq!(decide(GuestCall::MigrateInfoType, HYP, BOOT), Decision::Answer(2));
+        assert_eq!(decide(GuestCall::Unknown(0x8600_FF01), HYP, BOOT), Decision::Answer(u64::MAX));
+        let s = decide(GuestCall::CpuSuspend { power_state: 0, entry: 0, context: 0 }, HYP, BOOT);
         assert_eq!(s, Decision::Suspend);
         assert_eq!(s.x0(), Some(0));
         assert_eq!(Decision::PowerOff.x0(), None);
@@ -510,35 +426,16 @@ mod tests {
         assert_eq!(a(SMCCC_ARCH_SOC_ID), Decision::Forward);
         assert_eq!(a(SMCCC_ARCH_FEATURES), Decision::Answer(0));
         assert_eq!(a(PSCI_CPU_ON_64), Decision::Answer(u64::MAX));
+        assert_eq!(decide(GuestCall::SmcccVersion, HYP, BOOT), Decision::Forward);
         assert_eq!(
-            decide(GuestCall::SmcccVersion, HYP, BOOT),
-            Decision::Forward
-        );
-        assert_eq!(
-            decide(
-                GuestCall::ArchService {
-                    fid: SMCCC_ARCH_WORKAROUND_2
-                },
-                HYP,
-                BOOT
-            ),
+            decide(GuestCall::ArchService { fid: SMCCC_ARCH_WORKAROUND_2 }, HYP, BOOT),
             Decision::Forward
         );
     }
 
     #[test]
     fn cpu_on_refuses_hypervisor_memory() {
-        let on = |target, entry| {
-            decide(
-                GuestCall::CpuOn {
-                    target,
-                    entry,
-                    context: 0,
-                },
-                HYP,
-                BOOT,
-            )
-        };
+        let on = |target, entry| decide(GuestCall::CpuOn { target, entry, context: 0 }, HYP, BOOT);
         // Entry at the first byte, inside, and the last byte of hyp memory.
         for entry in [HYP.0, HYP.0 + 0x1234, HYP.0 + HYP.1 - 1] {
             assert_eq!(on(1, entry), Decision::Deny(INVALID_ADDRESS), "{entry:#x}");
@@ -554,15 +451,7 @@ mod tests {
         // Region at the top of the address space: no overflow.
         let top = (u64::MAX - 0xFFF, 0x1000);
         assert_eq!(
-            decide(
-                GuestCall::CpuOn {
-                    target: 1,
-                    entry: u64::MAX,
-                    context: 0
-                },
-                top,
-                BOOT
-            ),
+            decide(GuestCall::CpuOn { target: 1, entry: u64::MAX, context: 0 }, top, BOOT),
             Decision::Deny(INVALID_ADDRESS)
         );
         assert!(!region_contains((0, 0), 0));
@@ -570,16 +459,7 @@ mod tests {
 
     #[test]
     fn affinity_info() {
-        let ai = |target, lowest_level| {
-            decide(
-                GuestCall::AffinityInfo {
-                    target,
-                    lowest_level,
-                },
-                HYP,
-                BOOT,
-            )
-        };
+        let ai = |target, lowest_level| decide(GuestCall::AffinityInfo { target, lowest_level }, HYP, BOOT);
         assert_eq!(ai(0, 0), Decision::Answer(0)); // ON
         assert_eq!(ai(1, 0), Decision::Answer(1)); // OFF
         assert_eq!(ai(1, 1), Decision::Answer(0)); // Aff0 ignored

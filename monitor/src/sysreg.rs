@@ -378,10 +378,7 @@ mod tests {
     #[test]
     fn fields_round_trip() {
         let id = SysRegId::new(3, 5, 12, 9, 6);
-        assert_eq!(
-            (id.op0(), id.op1(), id.crn(), id.crm(), id.op2()),
-            (3, 5, 12, 9, 6)
-        );
+        assert_eq!((id.op0(), id.op1(), id.crn(), id.crm(), id.op2()), (3, 5, 12, 9, 6));
         assert_eq!(SysRegId::from_bits(id.bits()), id);
         // Fields are truncated, never panics.
         let t = SysRegId::new(0xFF, 0xFF, 0xFF, 0xFF, 0xFF);
@@ -432,19 +429,10 @@ mod tests {
     #[test]
     fn decoder_rejects_non_msr_mrs() {
         // NOP, MSR DAIFSet,#2 (immediate), DC CIVAC (SYS), RET, BRK #0
-        for insn in [
-            0xD503_201F,
-            0xD503_42DF,
-            0xD50B_7E20,
-            0xD65F_03C0,
-            0xD420_0000,
-        ] {
+        for insn in [0xD503_201F, 0xD503_42DF, 0xD50B_7E20, 0xD65F_03C0, 0xD420_0000] {
             assert_eq!(decode_msr_mrs(insn), None, "{insn:#x}");
         }
-        assert_eq!(
-            encode_msr_mrs(SysRegId::new(1, 3, 7, 14, 1), 0, false),
-            None
-        );
+        assert_eq!(encode_msr_mrs(SysRegId::new(1, 3, 7, 14, 1), 0, false), None);
         assert_eq!(encode_msr_mrs(POR_EL1, 32, false), None);
     }
 
@@ -461,13 +449,7 @@ mod tests {
 
     #[test]
     fn sys64_iss_round_trip() {
-        for id in [
-            POR_EL1,
-            POR_EL0,
-            ID_AA64MMFR3_EL1,
-            OSDLR_EL1,
-            SysRegId::new(1, 3, 7, 14, 1),
-        ] {
+        for id in [POR_EL1, POR_EL0, ID_AA64MMFR3_EL1, OSDLR_EL1, SysRegId::new(1, 3, 7, 14, 1)] {
             assert_eq!(SysRegId::from_sys64_iss(id.to_sys64_iss()), id);
         }
         // ISS for MRS X3, ID_AA64PFR0_EL1: op0=3 op2=0 op1=0 CRn=0 Rt=3 CRm=4 dir=1
@@ -490,23 +472,10 @@ mod tests {
             assert!(!is_unallocated_raz(id));
         }
         // Holes: 3,3 / 3,7 / 4,3 / 4,6 / 5,3 / 5,6 / 5,7 / 6,4..7 / 7,5..7
-        for (crm, op2) in [
-            (3, 3),
-            (3, 7),
-            (4, 3),
-            (4, 6),
-            (5, 3),
-            (5, 6),
-            (5, 7),
-            (6, 4),
-            (6, 7),
-            (7, 5),
-            (7, 7),
-        ] {
-            assert!(
-                is_unallocated_raz(SysRegId::new(3, 0, 0, crm, op2)),
-                "{crm},{op2}"
-            );
+        for (crm, op2) in
+            [(3, 3), (3, 7), (4, 3), (4, 6), (5, 3), (5, 6), (5, 7), (6, 4), (6, 7), (7, 5), (7, 7)]
+        {
+            assert!(is_unallocated_raz(SysRegId::new(3, 0, 0, crm, op2)), "{crm},{op2}");
         }
         // CRm=0 unallocated is not RAZ space.
         assert!(!is_unallocated_raz(SysRegId::new(3, 0, 0, 0, 1)));

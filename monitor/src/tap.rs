@@ -70,15 +70,17 @@ pub struct EntryWindow {
 
 impl EntryWindow {
     pub const fn new() -> Self {
-        Self {
-            last_entry: 0,
-            open: false,
-        }
+        Self { last_entry: 0, open: false }
     }
 
     pub fn on_entry(&mut self, seq: u64) {
         self.last_entry = seq;
         self.open = true;
+    }
+
+    /// seq of the most recent entry (0: none yet).
+    pub fn last_entry(&self) -> u64 {
+        self.last_entry
     }
 
     pub fn on_return(&mut self) {
@@ -124,16 +126,7 @@ impl<const N: usize> Default for ShadowStack<N> {
 
 impl<const N: usize> ShadowStack<N> {
     pub const fn new() -> Self {
-        Self {
-            regs: [EntryRegs {
-                elr: 0,
-                spsr: 0,
-                esr: 0,
-                far: 0,
-            }; N],
-            len: 0,
-            overflow: 0,
-        }
+        Self { regs: [EntryRegs { elr: 0, spsr: 0, esr: 0, far: 0 }; N], len: 0, overflow: 0 }
     }
 
     /// `track_returns`: false keeps only the latest entry.
@@ -190,32 +183,14 @@ mod tests {
     #[test]
     fn steps() {
         let page = page_of(VBAR);
-        assert_eq!(
-            classify_step(VBAR, page, VBAR + 0x200, VBAR + 0x204),
-            Step::Continue
-        );
+        assert_eq!(classify_step(VBAR, page, VBAR + 0x200, VBAR + 0x204), Step::Continue);
         // Falling through into the next slot is not an entry.
-        assert_eq!(
-            classify_step(VBAR, page, VBAR + 0x27c, VBAR + 0x280),
-            Step::Continue
-        );
+        assert_eq!(classify_step(VBAR, page, VBAR + 0x27c, VBAR + 0x280), Step::Continue);
         // Jumping to a slot (an exception taken during the step) is.
-        assert_eq!(
-            classify_step(VBAR, page, VBAR + 0x900, VBAR + 0x200),
-            Step::Entry(4)
-        );
-        assert_eq!(
-            classify_step(VBAR, page, 0x4000_0000, VBAR + 0x280),
-            Step::Entry(5)
-        );
-        assert_eq!(
-            classify_step(VBAR, page, VBAR + 0x210, 0x4000_2000),
-            Step::Leave
-        );
-        assert_eq!(
-            classify_step(VBAR, page, VBAR + 0xffc, VBAR + 0x1000),
-            Step::Leave
-        );
+        assert_eq!(classify_step(VBAR, page, VBAR + 0x900, VBAR + 0x200), Step::Entry(4));
+        assert_eq!(classify_step(VBAR, page, 0x4000_0000, VBAR + 0x280), Step::Entry(5));
+        assert_eq!(classify_step(VBAR, page, VBAR + 0x210, 0x4000_2000), Step::Leave);
+        assert_eq!(classify_step(VBAR, page, VBAR + 0xffc, VBAR + 0x1000), Step::Leave);
     }
 
     #[test]
@@ -235,12 +210,7 @@ mod tests {
 
     #[test]
     fn shadow_stack_nests_and_bounds() {
-        let r = |elr| EntryRegs {
-            elr,
-            spsr: 0x3c5,
-            esr: 0,
-            far: 0,
-        };
+        let r = |elr| EntryRegs { elr, spsr: 0x3c5, esr: 0, far: 0 };
         let mut s: ShadowStack<2> = ShadowStack::new();
         assert_eq!(s.top(), None);
         s.push(r(1), true);

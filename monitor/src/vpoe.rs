@@ -117,12 +117,7 @@ pub struct VirtPoe {
 
 impl VirtPoe {
     pub const fn new() -> Self {
-        Self {
-            por_el1: 0,
-            por_el0: 0,
-            tcr2_el1: 0,
-            cpacr_e0poe: false,
-        }
+        Self { por_el1: 0, por_el0: 0, tcr2_el1: 0, cpacr_e0poe: false }
     }
 
     pub fn get(&self, r: VReg) -> u64 {
@@ -177,33 +172,15 @@ mod tests {
     fn decodes_the_virtual_registers_only() {
         // msr por_el1, x1 / mrs x2, por_el1 / mrs x30, por_el0 / msr tcr2_el1, xzr
         let msr_por = 0xD518_A281;
-        assert_eq!(
-            decode_access(msr_por, false),
-            Some(Access {
-                reg: VReg::PorEl1,
-                rt: 1,
-                is_read: false
-            })
-        );
+        assert_eq!(decode_access(msr_por, false), Some(Access { reg: VReg::PorEl1, rt: 1, is_read: false }));
         let mrs_por = encode_msr_mrs(POR_EL1, 2, true).unwrap();
-        assert_eq!(
-            decode_access(mrs_por, false),
-            Some(Access {
-                reg: VReg::PorEl1,
-                rt: 2,
-                is_read: true
-            })
-        );
+        assert_eq!(decode_access(mrs_por, false), Some(Access { reg: VReg::PorEl1, rt: 2, is_read: true }));
         let mrs_por0 = encode_msr_mrs(POR_EL0, 30, true).unwrap();
         assert_eq!(decode_access(mrs_por0, false).unwrap().reg, VReg::PorEl0);
         let msr_tcr2 = encode_msr_mrs(TCR2_EL1, 31, false).unwrap();
         assert_eq!(
             decode_access(msr_tcr2, false),
-            Some(Access {
-                reg: VReg::Tcr2El1,
-                rt: 31,
-                is_read: false
-            })
+            Some(Access { reg: VReg::Tcr2El1, rt: 31, is_read: false })
         );
         assert_eq!(decode_access(msr_tcr2, true), None);
         // Other registers and non-MSR instructions are not ours.

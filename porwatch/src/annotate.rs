@@ -24,19 +24,12 @@ pub fn annotate(kind: &str, field: &str, value: FieldValue<'_>) -> Option<Annota
             if let Some(d) = esr::detail(v) {
                 json.push(("esr_detail", d));
             }
-            Some(Annotation {
-                text: esr::describe(v),
-                json,
-            })
+            Some(Annotation { text: esr::describe(v), json })
         }
-        ("psci", "function", FieldValue::U64(v)) => psci::function_name(v).map(|n| Annotation {
-            text: n.to_string(),
-            json: vec![("function_name", n.to_string())],
-        }),
-        ("psci", "result", FieldValue::I64(v)) => psci::error_name(v).map(|n| Annotation {
-            text: n.to_string(),
-            json: vec![("result_name", n.to_string())],
-        }),
+        ("psci", "function", FieldValue::U64(v)) => psci::function_name(v)
+            .map(|n| Annotation { text: n.to_string(), json: vec![("function_name", n.to_string())] }),
+        ("psci", "result", FieldValue::I64(v)) => psci::error_name(v)
+            .map(|n| Annotation { text: n.to_string(), json: vec![("result_name", n.to_string())] }),
         _ => None,
     }
 }
@@ -92,33 +85,14 @@ mod tests {
 
     #[test]
     fn values_by_hint() {
-        let e = Event::Trap {
-            esr: 0x5a00_0000,
-            elr: 0x4008_0000,
-            outcome: 9,
-        };
+        let e = Event::Trap { esr: 0x5a00_0000, elr: 0x4008_0000, outcome: 9 };
         let texts: Vec<String> = e.fields().map(|(s, v)| value_text(s, v)).collect();
         assert_eq!(texts, ["0x5a000000", "0x40080000", "unknown(9)"]);
-        let e = Event::Panic {
-            message: b"a \"b\"\n\xff",
-        };
+        let e = Event::Panic { message: b"a \"b\"\n\xff" };
         let (s, v) = e.fields().next().unwrap();
         assert_eq!(value_text(s, v), "\"a \\\"b\\\"\\n\u{fffd}\"");
-        assert_eq!(
-            value_text(&UNKNOWN_RAW, FieldValue::Bytes(&[0xde, 0x01])),
-            "de01"
-        );
-        let e = Event::Psci {
-            function: 0,
-            arg0: 0,
-            arg1: 0,
-            arg2: 0,
-            result: -9,
-            conduit: 0,
-        };
-        assert_eq!(
-            value_text(e.fields().nth(4).unwrap().0, FieldValue::I64(-9)),
-            "-9"
-        );
+        assert_eq!(value_text(&UNKNOWN_RAW, FieldValue::Bytes(&[0xde, 0x01])), "de01");
+        let e = Event::Psci { function: 0, arg0: 0, arg1: 0, arg2: 0, result: -9, conduit: 0 };
+        assert_eq!(value_text(e.fields().nth(4).unwrap().0, FieldValue::I64(-9)), "-9");
     }
 }

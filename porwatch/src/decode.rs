@@ -24,10 +24,7 @@ impl Timestamp {
             return None;
         }
         let micros = u128::from(ticks % cntfrq) * 1_000_000 / u128::from(cntfrq);
-        Some(Timestamp {
-            secs: ticks / cntfrq,
-            micros: u32::try_from(micros).unwrap_or(999_999),
-        })
+        Some(Timestamp { secs: ticks / cntfrq, micros: u32::try_from(micros).unwrap_or(999_999) })
     }
 }
 
@@ -35,20 +32,13 @@ impl Timestamp {
 #[derive(Clone, Copy, Debug)]
 pub enum Item<'a> {
     /// A good record. `time` is `None` before the first header.
-    Record {
-        record: &'a Record<'a>,
-        time: Option<Timestamp>,
-    },
+    Record { record: &'a Record<'a>, time: Option<Timestamp> },
     /// A rejected frame starting at byte `offset` of the stream.
     Corrupt { error: DecodeError, offset: u64 },
     /// The next record's seq is not the expected one (reported before that
     /// record). `dropped` is the count of a `dropped` record that did not
     /// match the jump.
-    Gap {
-        expected: u64,
-        got: u64,
-        dropped: Option<u64>,
-    },
+    Gap { expected: u64, got: u64, dropped: Option<u64> },
     /// Input ended `bytes` bytes into a frame that started at `offset`.
     TruncatedTail { offset: u64, bytes: u64 },
     /// A plain-text line the hypervisor wrote between frames (it does so
@@ -135,10 +125,7 @@ impl StreamDecoder {
 
     /// Ends the stream: reports a truncated tail if a frame was cut off, and
     /// returns the statistics.
-    pub fn finish<E>(
-        mut self,
-        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
-    ) -> Result<DecodeStats, E> {
+    pub fn finish<E>(mut self, sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>) -> Result<DecodeStats, E> {
         if self.deframer.pending() {
             self.state.stats.truncated_tail = true;
             sink(&Item::TruncatedTail {
@@ -161,13 +148,9 @@ impl State {
     ) -> Result<(), E> {
         let raw = std::mem::take(&mut self.raw);
         let text = raw.strip_suffix(b"\n").unwrap_or(&raw);
-        let printable = text
-            .iter()
-            .all(|&c| c == b'\t' || c == b'\r' || (0x20..0x7f).contains(&c));
+        let printable = text.iter().all(|&c| c == b'\t' || c == b'\r' || (0x20..0x7f).contains(&c));
         let r = if printable && raw.len() < MAX_TEXT && text.starts_with(TEXT_PREFIX) {
-            let t = std::str::from_utf8(text)
-                .unwrap_or("")
-                .trim_end_matches('\r');
+            let t = std::str::from_utf8(text).unwrap_or("").trim_end_matches('\r');
             self.stats.text_messages += 1;
             sink(&Item::Text { text: t, offset })
         } else {
@@ -228,11 +211,7 @@ impl State {
             };
             if rec.seq != expected.wrapping_add(dropped.unwrap_or(0)) {
                 self.stats.unexplained_gaps += 1;
-                sink(&Item::Gap {
-                    expected,
-                    got: rec.seq,
-                    dropped,
-                })?;
+                sink(&Item::Gap { expected, got: rec.seq, dropped })?;
             }
         }
         self.next_seq = Some(rec.seq.wrapping_add(1));
@@ -275,9 +254,7 @@ pub fn decode_stream<R: Read, W: Write>(
             t.write_all(chunk)?;
             t.flush()?;
         }
-        dec.feed(chunk, &mut |item: &Item<'_>| {
-            write_item(out, opts.json, item)
-        })?;
+        dec.feed(chunk, &mut |item: &Item<'_>| write_item(out, opts.json, item))?;
         out.flush()?;
     }
     let stats = dec.finish(&mut |item: &Item<'_>| write_item(out, opts.json, item))?;
@@ -327,22 +304,11 @@ mod tests {
     }
 
     fn ev(seq: u64, event: Event<'static>) -> Record<'static> {
-        Record {
-            seq,
-            ts: seq * 10,
-            event,
-        }
+        Record { seq, ts: seq * 10, event }
     }
 
     fn trap(seq: u64) -> Record<'static> {
-        ev(
-            seq,
-            Event::Trap {
-                esr: 0x5a00_0000,
-                elr: 0x1000,
-                outcome: 0,
-            },
-        )
+        ev(seq, Event::Trap { esr: 0x5a00_0000, elr: 0x1000, outcome: 0 })
     }
 
     /// Tiny deterministic PRNG (xorshift64*).
@@ -369,10 +335,7 @@ mod tests {
         assert_eq!(stats.count("mem_region"), 2);
         assert_eq!(stats.hyp_dropped, 3);
         assert_eq!(stats.panics, 1);
-        assert_eq!(
-            stats.last_panic.as_deref(),
-            Some("hyp/src/trap.rs:120: unexpected \"ESR\"")
-        );
+        assert_eq!(stats.last_panic.as_deref(), Some("hyp/src/trap.rs:120: unexpected \"ESR\""));
         assert_eq!(stats.guest_exit, Some(GuestExit { reason: 4, code: 1 }));
         assert_eq!(stats.bytes, sample::trace().len() as u64);
         assert_eq!(recs[5].kind, "trap");
@@ -391,18 +354,9 @@ mod tests {
         assert_eq!(gaps(&[trap(0), trap(1), trap(1)]), 1, "repeat");
         assert_eq!(gaps(&[trap(0), trap(9), trap(3)]), 2, "backwards");
         // dropped{count} explains exactly `count` missing numbers before it.
-        assert_eq!(
-            gaps(&[trap(0), ev(4, Event::Dropped { count: 3 }), trap(5)]),
-            0
-        );
-        assert_eq!(
-            gaps(&[trap(0), ev(1, Event::Dropped { count: 0 }), trap(2)]),
-            0
-        );
-        assert_eq!(
-            gaps(&[trap(0), ev(5, Event::Dropped { count: 3 }), trap(6)]),
-            1
-        );
+        assert_eq!(gaps(&[trap(0), ev(4, Event::Dropped { count: 3 }), trap(5)]), 0);
+        assert_eq!(gaps(&[trap(0), ev(1, Event::Dropped { count: 0 }), trap(2)]), 0);
+        assert_eq!(gaps(&[trap(0), ev(5, Event::Dropped { count: 3 }), trap(6)]), 1);
         assert_eq!(gaps(&[trap(0), ev(2, Event::Dropped { count: 3 })]), 1);
         // A header with seq 0 starts a new run.
         let h = sample::records()[0];
@@ -421,11 +375,7 @@ mod tests {
         let mut sink = |i: &Item<'_>| -> Result<(), Infallible> {
             items.push(match i {
                 Item::Record { record, .. } => format!("rec {}", record.seq),
-                Item::Gap {
-                    expected,
-                    got,
-                    dropped,
-                } => format!("gap {expected} {got} {dropped:?}"),
+                Item::Gap { expected, got, dropped } => format!("gap {expected} {got} {dropped:?}"),
                 Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
                 Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
                 Item::Text { text, .. } => format!("text {text}"),
@@ -435,34 +385,16 @@ mod tests {
         let bytes = enc(&[trap(0), trap(2), ev(9, Event::Dropped { count: 2 })]);
         let Ok(()) = dec.feed(&bytes, &mut sink);
         let Ok(stats) = dec.finish(&mut sink);
-        assert_eq!(
-            items,
-            ["rec 0", "gap 1 2 None", "rec 2", "gap 3 9 Some(2)", "rec 9"]
-        );
+        assert_eq!(items, ["rec 0", "gap 1 2 None", "rec 2", "gap 3 9 Some(2)", "rec 9"]);
         assert_eq!(stats.unexplained_gaps, 2);
     }
 
     #[test]
     fn timestamps_follow_header_cntfrq() {
-        assert_eq!(
-            Timestamp::from_ticks(125_000_000, 62_500_000),
-            Some(Timestamp { secs: 2, micros: 0 })
-        );
-        assert_eq!(
-            Timestamp::from_ticks(62_500_063, 62_500_000),
-            Some(Timestamp { secs: 1, micros: 1 })
-        );
-        assert_eq!(
-            Timestamp::from_ticks(u64::MAX, 1),
-            Some(Timestamp {
-                secs: u64::MAX,
-                micros: 0
-            })
-        );
-        assert_eq!(
-            Timestamp::from_ticks(u64::MAX, u64::MAX - 1),
-            Some(Timestamp { secs: 1, micros: 0 })
-        );
+        assert_eq!(Timestamp::from_ticks(125_000_000, 62_500_000), Some(Timestamp { secs: 2, micros: 0 }));
+        assert_eq!(Timestamp::from_ticks(62_500_063, 62_500_000), Some(Timestamp { secs: 1, micros: 1 }));
+        assert_eq!(Timestamp::from_ticks(u64::MAX, 1), Some(Timestamp { secs: u64::MAX, micros: 0 }));
+        assert_eq!(Timestamp::from_ticks(u64::MAX, u64::MAX - 1), Some(Timestamp { secs: 1, micros: 0 }));
         assert_eq!(Timestamp::from_ticks(5, 0), None);
 
         let mut h = sample::records()[0];
@@ -474,25 +406,12 @@ mod tests {
             Ok(())
         };
         let mut dec = StreamDecoder::new();
-        let Ok(()) = dec.feed(
-            &enc(&[
-                trap(0),
-                Record {
-                    seq: 1,
-                    ts: 62_500_000,
-                    ..h
-                },
-            ]),
-            &mut sink,
-        );
+        let Ok(()) = dec.feed(&enc(&[trap(0), Record { seq: 1, ts: 62_500_000, ..h }]), &mut sink);
         if let Event::Header { ref mut cntfrq, .. } = h.event {
             *cntfrq = 0;
         }
         let Ok(()) = dec.feed(&enc(&[Record { seq: 2, ..h }, trap(3)]), &mut sink);
-        assert_eq!(
-            times,
-            [None, Some(Timestamp { secs: 1, micros: 0 }), None, None]
-        );
+        assert_eq!(times, [None, Some(Timestamp { secs: 1, micros: 0 }), None, None]);
     }
 
     #[test]
@@ -548,10 +467,7 @@ mod tests {
         let mut stats = None;
         for json in [false, true] {
             let mut out = Vec::new();
-            let opts = DecodeOptions {
-                json,
-                summary: json,
-            };
+            let opts = DecodeOptions { json, summary: json };
             let s = decode_stream(bytes, &mut out, &opts, None).expect("in-memory IO");
             if json {
                 for line in String::from_utf8(out).expect("UTF-8 output").lines() {
@@ -569,15 +485,8 @@ mod tests {
         for _ in 0..300 {
             let len = rng.below(2000);
             let density = 1 + rng.below(255); // vary how often 0x00 appears
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.below(density) == 0 {
-                        0
-                    } else {
-                        rng.next() as u8
-                    }
-                })
-                .collect();
+            let bytes: Vec<u8> =
+                (0..len).map(|_| if rng.below(density) == 0 { 0 } else { rng.next() as u8 }).collect();
             survive(&bytes);
         }
         survive(&[]);
@@ -633,8 +542,7 @@ mod tests {
             Ok(b.len())
         }
         fn flush(&mut self) -> io::Result<()> {
-            self.at_flush
-                .push(String::from_utf8_lossy(&self.buf).into_owned());
+            self.at_flush.push(String::from_utf8_lossy(&self.buf).into_owned());
             Ok(())
         }
     }
@@ -652,10 +560,7 @@ mod tests {
         }
         let mut out = Flushes::default();
         let mut tee = Vec::new();
-        let opts = DecodeOptions {
-            json: false,
-            summary: false,
-        };
+        let opts = DecodeOptions { json: false, summary: false };
         let stats = decode_stream(Chunks(chunks), &mut out, &opts, Some(&mut tee)).unwrap();
         assert!(stats.is_clean());
         assert_eq!(tee, sample::trace());
@@ -663,19 +568,13 @@ mod tests {
         assert!(!out.at_flush[0].contains("header"));
         assert!(out.at_flush[1].contains("#0 header"));
         assert!(out.at_flush[3].contains("#1 hyp_boot"));
-        assert_eq!(
-            String::from_utf8(out.buf).unwrap().lines().count(),
-            recs.len()
-        );
+        assert_eq!(String::from_utf8(out.buf).unwrap().lines().count(), recs.len());
     }
 
     #[test]
     fn json_summary_is_last_line() {
         let mut out = Vec::new();
-        let opts = DecodeOptions {
-            json: true,
-            summary: true,
-        };
+        let opts = DecodeOptions { json: true, summary: true };
         decode_stream(&sample::trace()[..], &mut out, &opts, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
@@ -695,11 +594,7 @@ mod text_message_tests {
 
     fn frame(seq: u64) -> Vec<u8> {
         let mut buf = [0u8; MAX_FRAME];
-        let rec = Record {
-            seq,
-            ts: 1,
-            event: Event::Dropped { count: 0 },
-        };
+        let rec = Record { seq, ts: 1, event: Event::Dropped { count: 0 } };
         let n = encode_frame(&rec, &mut buf).unwrap();
         buf[..n].to_vec()
     }
@@ -727,10 +622,7 @@ mod text_message_tests {
         b.extend_from_slice(b"\0porwatch: PANIC: boom at x.rs:1\r\n\0");
         b.extend(frame(1));
         let (v, stats) = items(&b);
-        assert_eq!(
-            v,
-            ["rec 0", "text porwatch: PANIC: boom at x.rs:1", "rec 1"]
-        );
+        assert_eq!(v, ["rec 0", "text porwatch: PANIC: boom at x.rs:1", "rec 1"]);
         assert_eq!(stats.text_messages, 1);
         assert!(stats.is_clean());
     }

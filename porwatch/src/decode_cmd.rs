@@ -44,32 +44,23 @@ pub struct DecodeArgs {
 /// IO errors are returned as errors (exit status 2).
 pub fn main(args: DecodeArgs) -> anyhow::Result<i32> {
     let input: Box<dyn Read> = match (&args.tcp, &args.file) {
-        (Some(addr), _) => Box::new(
-            TcpStream::connect(addr.as_str()).with_context(|| format!("connecting to {addr}"))?,
-        ),
+        (Some(addr), _) => {
+            Box::new(TcpStream::connect(addr.as_str()).with_context(|| format!("connecting to {addr}"))?)
+        }
         (None, Some(path)) if path.as_os_str() != "-" => {
             Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
         }
         (None, _) => Box::new(io::stdin().lock()),
     };
     let mut save = match &args.save {
-        Some(path) => {
-            Some(File::create(path).with_context(|| format!("creating {}", path.display()))?)
-        }
+        Some(path) => Some(File::create(path).with_context(|| format!("creating {}", path.display()))?),
         None => None,
     };
-    let opts = DecodeOptions {
-        json: args.json,
-        summary: !args.no_summary,
-    };
+    let opts = DecodeOptions { json: args.json, summary: !args.no_summary };
     let mut out = BufWriter::new(io::stdout().lock());
     let tee = save.as_mut().map(|f| f as &mut dyn Write);
     match decode_stream(input, &mut out, &opts, tee) {
-        Ok(stats) => Ok(if stats.is_clean() {
-            EXIT_CLEAN
-        } else {
-            EXIT_DIRTY
-        }),
+        Ok(stats) => Ok(if stats.is_clean() { EXIT_CLEAN } else { EXIT_DIRTY }),
         // The reader of our output went away (e.g. `| head`): not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(EXIT_CLEAN),
         Err(e) => Err(e).context("decoding"),

@@ -10,22 +10,14 @@ use crate::decode::{decode_stream, DecodeOptions};
 use crate::sample;
 
 fn doc_text(lines: &[&str]) -> String {
-    let words: Vec<&str> = lines
-        .iter()
-        .map(|l| l.trim())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let words: Vec<&str> = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
     words.join(" ").replace('|', "\\|")
 }
 
 fn shown_as(hint: Hint) -> String {
     match hint {
         Hint::Enum(names) => {
-            let vals: Vec<String> = names
-                .iter()
-                .enumerate()
-                .map(|(i, n)| format!("{i} `{n}`"))
-                .collect();
+            let vals: Vec<String> = names.iter().enumerate().map(|(i, n)| format!("{i} `{n}`")).collect();
             format!("enum: {}", vals.join(", "))
         }
         h => h.name().to_string(),
@@ -38,22 +30,10 @@ pub fn records_markdown() -> String {
     s.push_str("| code | kind | fields |\n|---|---|---|\n");
     for k in KINDS {
         let fields: Vec<&str> = k.fields.iter().map(|f| f.name).collect();
-        let _ = writeln!(
-            s,
-            "| `{:#04x}` | `{}` | {} |",
-            k.code,
-            k.name,
-            fields.join(", ")
-        );
+        let _ = writeln!(s, "| `{:#04x}` | `{}` | {} |", k.code, k.name, fields.join(", "));
     }
     for k in KINDS {
-        let _ = write!(
-            s,
-            "\n#### `{:#04x}` `{}`\n\n{}\n\n",
-            k.code,
-            k.name,
-            doc_text(k.doc)
-        );
+        let _ = write!(s, "\n#### `{:#04x}` `{}`\n\n{}\n\n", k.code, k.name, doc_text(k.doc));
         s.push_str("| # | field | type | shown as | meaning |\n|---|---|---|---|---|\n");
         for (i, f) in k.fields.iter().enumerate() {
             let _ = writeln!(
@@ -77,12 +57,9 @@ pub fn example_stream() -> Vec<u8> {
     let records = sample::records();
     let mut bytes = sample::encode(&records).unwrap_or_default();
     let next = records.last().map_or(0, |r| r.seq + 1);
-    let mut bad = sample::encode(&[Record {
-        seq: next,
-        ts: 2 * sample::CNTFRQ,
-        event: Event::Dropped { count: 0 },
-    }])
-    .unwrap_or_default();
+    let mut bad =
+        sample::encode(&[Record { seq: next, ts: 2 * sample::CNTFRQ, event: Event::Dropped { count: 0 } }])
+            .unwrap_or_default();
     if let Some(b) = bad.get_mut(2) {
         *b ^= 0x10; // a bit flip: CRC mismatch
     }
@@ -90,11 +67,7 @@ pub fn example_stream() -> Vec<u8> {
     let after_gap = Record {
         seq: next + 2,
         ts: 2 * sample::CNTFRQ + 1234,
-        event: Event::Trap {
-            esr: 0x5a00_0000,
-            elr: 0x4020_3000,
-            outcome: 0,
-        },
+        event: Event::Trap { esr: 0x5a00_0000, elr: 0x4020_3000, outcome: 0 },
     };
     bytes.extend(sample::encode(&[after_gap]).unwrap_or_default());
     let cut = sample::encode(&[Record {
@@ -109,10 +82,7 @@ pub fn example_stream() -> Vec<u8> {
 
 fn decode_to_string(json: bool) -> String {
     let mut out = Vec::new();
-    let opts = DecodeOptions {
-        json,
-        summary: json,
-    };
+    let opts = DecodeOptions { json, summary: json };
     match decode_stream(&example_stream()[..], &mut out, &opts, None) {
         Ok(stats) => {
             let mut s = String::from_utf8_lossy(&out).into_owned();

@@ -93,22 +93,12 @@ pub fn describe(esr: u64) -> String {
 /// `MRS x3, POR_EL0` / `MSR POR_EL0, x3` from a SYS64 ISS.
 fn describe_sys64(iss: u64) -> String {
     let field = |shift: u32, bits: u32| ((iss >> shift) & ((1 << bits) - 1)) as u8;
-    let (op0, op2, op1, crn, rt, crm) = (
-        field(20, 2),
-        field(17, 3),
-        field(14, 3),
-        field(10, 4),
-        field(5, 5),
-        field(1, 4),
-    );
+    let (op0, op2, op1, crn, rt, crm) =
+        (field(20, 2), field(17, 3), field(14, 3), field(10, 4), field(5, 5), field(1, 4));
     let reg = sysreg_name(op0, op1, crn, crm, op2)
         .map(str::to_string)
         .unwrap_or_else(|| format!("S{op0}_{op1}_C{crn}_C{crm}_{op2}"));
-    let rt = if rt == 31 {
-        "xzr".to_string()
-    } else {
-        format!("x{rt}")
-    };
+    let rt = if rt == 31 { "xzr".to_string() } else { format!("x{rt}") };
     if iss & 1 == 1 {
         format!("MRS {rt}, {reg}")
     } else {
@@ -212,22 +202,10 @@ mod tests {
 
     #[test]
     fn sys64_decoding() {
-        assert_eq!(
-            describe(sys64(true, 3, 3, 10, 2, 4, 3)),
-            "SYS64 MRS x3, POR_EL0"
-        );
-        assert_eq!(
-            describe(sys64(false, 3, 0, 10, 2, 4, 31)),
-            "SYS64 MSR POR_EL1, xzr"
-        );
-        assert_eq!(
-            describe(sys64(true, 3, 0, 0, 7, 3, 0)),
-            "SYS64 MRS x0, ID_AA64MMFR3_EL1"
-        );
-        assert_eq!(
-            describe(sys64(true, 2, 1, 9, 8, 7, 5)),
-            "SYS64 MRS x5, S2_1_C9_C8_7"
-        );
+        assert_eq!(describe(sys64(true, 3, 3, 10, 2, 4, 3)), "SYS64 MRS x3, POR_EL0");
+        assert_eq!(describe(sys64(false, 3, 0, 10, 2, 4, 31)), "SYS64 MSR POR_EL1, xzr");
+        assert_eq!(describe(sys64(true, 3, 0, 0, 7, 3, 0)), "SYS64 MRS x0, ID_AA64MMFR3_EL1");
+        assert_eq!(describe(sys64(true, 2, 1, 9, 8, 7, 5)), "SYS64 MRS x5, S2_1_C9_C8_7");
     }
 
     #[test]

@@ -90,11 +90,7 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
             o.num("offset", offset)?;
             o.end()
         }
-        Item::Gap {
-            expected,
-            got,
-            dropped,
-        } => {
+        Item::Gap { expected, got, dropped } => {
             let mut o = Obj::start(out, "seq_gap")?;
             o.num("expected", expected)?;
             o.num("got", got)?;
@@ -111,11 +107,7 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
 }
 
 /// `{"v":1,"seq":N,"ts":TICKS,"time":SECONDS|null,"event":KIND, fields...}`.
-pub fn write_record(
-    out: &mut dyn Write,
-    rec: &Record<'_>,
-    time: Option<Timestamp>,
-) -> io::Result<()> {
+pub fn write_record(out: &mut dyn Write, rec: &Record<'_>, time: Option<Timestamp>) -> io::Result<()> {
     let kind_name = rec.event.kind_name();
     let mut o = Obj::open(out)?;
     o.num("seq", rec.seq)?;
@@ -194,28 +186,14 @@ mod tests {
     }
 
     fn rec_json(event: Event<'_>, time: Option<Timestamp>) -> Value {
-        to_json(&Item::Record {
-            record: &Record {
-                seq: 3,
-                ts: 99,
-                event,
-            },
-            time,
-        })
+        to_json(&Item::Record { record: &Record { seq: 3, ts: 99, event }, time })
     }
 
     #[test]
     fn trap_object() {
         let v = rec_json(
-            Event::Trap {
-                esr: 0x5a00_0000,
-                elr: u64::MAX,
-                outcome: 2,
-            },
-            Some(Timestamp {
-                secs: 2,
-                micros: 50,
-            }),
+            Event::Trap { esr: 0x5a00_0000, elr: u64::MAX, outcome: 2 },
+            Some(Timestamp { secs: 2, micros: 50 }),
         );
         assert_eq!(
             v,
@@ -223,14 +201,7 @@ mod tests {
                    "esr":"0x5a000000","ec":"HVC64","elr":"0xffffffffffffffff",
                    "outcome":"undef_injected"})
         );
-        let v = rec_json(
-            Event::Trap {
-                esr: 0,
-                elr: 0,
-                outcome: 77,
-            },
-            None,
-        );
+        let v = rec_json(Event::Trap { esr: 0, elr: 0, outcome: 77 }, None);
         assert_eq!(v["time"], Value::Null);
         assert_eq!(v["outcome"], "unknown(77)");
         assert_eq!(v["ec"], "UNKNOWN");
@@ -239,16 +210,7 @@ mod tests {
     #[test]
     fn member_order_is_fixed() {
         let mut out = Vec::new();
-        write_record(
-            &mut out,
-            &Record {
-                seq: 1,
-                ts: 2,
-                event: Event::Dropped { count: 4 },
-            },
-            None,
-        )
-        .unwrap();
+        write_record(&mut out, &Record { seq: 1, ts: 2, event: Event::Dropped { count: 4 } }, None).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "{\"v\":1,\"seq\":1,\"ts\":2,\"time\":null,\"event\":\"dropped\",\"count\":4}\n"
@@ -258,19 +220,11 @@ mod tests {
     #[test]
     fn every_sample_kind_is_valid_json() {
         for r in sample::records() {
-            let v = to_json(&Item::Record {
-                record: &r,
-                time: None,
-            });
+            let v = to_json(&Item::Record { record: &r, time: None });
             assert_eq!(v["event"], r.event.kind_name());
             assert_eq!(v["seq"], r.seq);
             for (spec, _) in r.event.fields() {
-                assert!(
-                    v.get(spec.name).is_some(),
-                    "{} lacks {}",
-                    r.event.kind_name(),
-                    spec.name
-                );
+                assert!(v.get(spec.name).is_some(), "{} lacks {}", r.event.kind_name(), spec.name);
             }
         }
     }
@@ -278,14 +232,7 @@ mod tests {
     #[test]
     fn psci_panic_unknown() {
         let v = rec_json(
-            Event::Psci {
-                function: 0x8400_0000,
-                arg0: 0,
-                arg1: 0,
-                arg2: 0,
-                result: 0x10001,
-                conduit: 0,
-            },
+            Event::Psci { function: 0x8400_0000, arg0: 0, arg1: 0, arg2: 0, result: 0x10001, conduit: 0 },
             None,
         );
         assert_eq!(v["function"], "0x84000000");
@@ -294,44 +241,20 @@ mod tests {
         assert!(v.get("result_name").is_none());
         assert_eq!(v["conduit"], "smc");
         let v = rec_json(
-            Event::Psci {
-                function: 1,
-                arg0: 0,
-                arg1: 0,
-                arg2: 0,
-                result: i64::MIN,
-                conduit: 1,
-            },
+            Event::Psci { function: 1, arg0: 0, arg1: 0, arg2: 0, result: i64::MIN, conduit: 1 },
             None,
         );
         assert_eq!(v["result"], i64::MIN);
 
-        let v = rec_json(
-            Event::Panic {
-                message: b"bad \xff \"q\"\n",
-            },
-            None,
-        );
+        let v = rec_json(Event::Panic { message: b"bad \xff \"q\"\n" }, None);
         assert_eq!(v["message"], "bad \u{fffd} \"q\"\n");
 
-        let v = rec_json(
-            Event::Unknown {
-                kind: 0x42,
-                raw: &[0, 0xff],
-            },
-            None,
-        );
+        let v = rec_json(Event::Unknown { kind: 0x42, raw: &[0, 0xff] }, None);
         assert_eq!(v["event"], "unknown");
         assert_eq!(v["kind"], 0x42);
         assert_eq!(v["raw"], "00ff");
 
-        let v = rec_json(
-            Event::GuestExit {
-                reason: 0,
-                code: u64::MAX,
-            },
-            None,
-        );
+        let v = rec_json(Event::GuestExit { reason: 0, code: u64::MAX }, None);
         assert_eq!(v["reason"], "system_off");
         assert_eq!(v["code"], u64::MAX);
     }
@@ -339,44 +262,26 @@ mod tests {
     #[test]
     fn problem_objects() {
         assert_eq!(
-            to_json(&Item::Corrupt {
-                error: DecodeError::Crc,
-                offset: 12
-            }),
+            to_json(&Item::Corrupt { error: DecodeError::Crc, offset: 12 }),
             json!({"v":1,"event":"corrupt_frame","error":"crc","offset":12})
         );
         assert_eq!(
-            to_json(&Item::Corrupt {
-                error: DecodeError::Truncated { field: "esr" },
-                offset: 0
-            }),
+            to_json(&Item::Corrupt { error: DecodeError::Truncated { field: "esr" }, offset: 0 }),
             json!({"v":1,"event":"corrupt_frame","error":"truncated","field":"esr","offset":0})
         );
         assert_eq!(
-            to_json(&Item::Gap {
-                expected: 4,
-                got: 9,
-                dropped: None
-            }),
+            to_json(&Item::Gap { expected: 4, got: 9, dropped: None }),
             json!({"v":1,"event":"seq_gap","expected":4,"got":9,"dropped":null})
         );
         assert_eq!(
-            to_json(&Item::TruncatedTail {
-                offset: 5,
-                bytes: 3
-            }),
+            to_json(&Item::TruncatedTail { offset: 5, bytes: 3 }),
             json!({"v":1,"event":"truncated_tail","offset":5,"bytes":3})
         );
     }
 
     #[test]
     fn summary_object() {
-        let mut s = DecodeStats {
-            records: 2,
-            corrupt_frames: 1,
-            bytes: 40,
-            ..Default::default()
-        };
+        let mut s = DecodeStats { records: 2, corrupt_frames: 1, bytes: 40, ..Default::default() };
         s.per_kind.insert("trap", 2);
         s.guest_exit = Some(GuestExit { reason: 2, code: 1 });
         let mut out = Vec::new();

@@ -35,16 +35,8 @@ impl GuestImage {
         };
         let head = read_head(&path)?;
         match elf_entry(&head) {
-            Some(entry) => Ok(Self {
-                path,
-                entry,
-                raw_addr: None,
-            }),
-            None => Ok(Self {
-                path,
-                entry: load_addr,
-                raw_addr: Some(load_addr),
-            }),
+            Some(entry) => Ok(Self { path, entry, raw_addr: None }),
+            None => Ok(Self { path, entry: load_addr, raw_addr: Some(load_addr) }),
         }
     }
 }
@@ -77,12 +69,7 @@ pub fn list_guests(images: &Path) -> Vec<String> {
         .into_iter()
         .flatten()
         .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".elf")
-                .map(str::to_owned)
-        })
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".elf").map(str::to_owned))
         .collect();
     v.sort();
     v
@@ -99,10 +86,7 @@ pub fn images_dir(explicit: Option<&Path>) -> Result<PathBuf> {
         if let Some(p) = std::env::var_os("PORWATCH_IMAGES") {
             candidates.push(p.into());
         }
-        if let Some(dir) = std::env::current_exe()
-            .ok()
-            .and_then(|e| e.parent().map(Path::to_path_buf))
-        {
+        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
             candidates.push(dir);
         }
         candidates.push(PathBuf::from("target/porwatch"));
@@ -113,10 +97,7 @@ pub fn images_dir(explicit: Option<&Path>) -> Result<PathBuf> {
         }
         tried.push(c.display().to_string());
     }
-    bail!(
-        "porwatch-hyp.bin not found (looked in {}): run scripts/build",
-        tried.join(", ")
-    )
+    bail!("porwatch-hyp.bin not found (looked in {}): run scripts/build", tried.join(", "))
 }
 
 pub struct QemuConfig {
@@ -132,10 +113,7 @@ pub struct QemuConfig {
 
 impl QemuConfig {
     pub fn argv(&self) -> Result<Vec<String>> {
-        let mut append = format!(
-            "porwatch.guest={:#x} porwatch.semihosting=1",
-            self.guest.entry
-        );
+        let mut append = format!("porwatch.guest={:#x} porwatch.semihosting=1", self.guest.entry);
         for o in &self.hyp_opts {
             let o = o.strip_prefix("porwatch.").unwrap_or(o);
             if !o.contains('=') || o.contains(char::is_whitespace) {
@@ -149,10 +127,7 @@ impl QemuConfig {
             append.push_str(&self.guest_args);
         }
         let loader = match self.guest.raw_addr {
-            Some(a) => format!(
-                "loader,file={},addr={a:#x},force-raw=on",
-                self.guest.path.display()
-            ),
+            Some(a) => format!("loader,file={},addr={a:#x},force-raw=on", self.guest.path.display()),
             None => format!("loader,file={}", self.guest.path.display()),
         };
         let mut v: Vec<String> = [
@@ -178,10 +153,7 @@ impl QemuConfig {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        v.push(format!(
-            "socket,id=trace,path={}",
-            self.trace_socket.display()
-        ));
+        v.push(format!("socket,id=trace,path={}", self.trace_socket.display()));
         v.extend(["-serial", "chardev:trace", "-kernel"].map(String::from));
         v.push(self.hyp.display().to_string());
         v.push("-append".into());
@@ -219,11 +191,7 @@ mod tests {
         let cfg = QemuConfig {
             qemu: "q".into(),
             hyp: "/i/porwatch-hyp.bin".into(),
-            guest: GuestImage {
-                path: "/g/Image".into(),
-                entry: 0x4800_0000,
-                raw_addr: Some(0x4800_0000),
-            },
+            guest: GuestImage { path: "/g/Image".into(), entry: 0x4800_0000, raw_addr: Some(0x4800_0000) },
             trace_socket: "/t/s".into(),
             guest_args: "console=ttyAMA0".into(),
             hyp_opts: vec!["eret=on".into()],
@@ -238,14 +206,8 @@ mod tests {
         );
         assert!(v.contains(&"loader,file=/g/Image,addr=0x48000000,force-raw=on".to_string()));
         assert!(v.windows(2).any(|w| w[0] == "-icount" && w[1] == "shift=0"));
-        assert_eq!(
-            &v[v.len() - 2..],
-            &["-d".to_string(), "guest_errors".to_string()]
-        );
-        let bad = QemuConfig {
-            hyp_opts: vec!["eret on".into()],
-            ..cfg
-        };
+        assert_eq!(&v[v.len() - 2..], &["-d".to_string(), "guest_errors".to_string()]);
+        let bad = QemuConfig { hyp_opts: vec!["eret on".into()], ..cfg };
         assert!(bad.argv().is_err());
     }
 }

@@ -41,11 +41,7 @@ impl From<&Record<'_>> for OwnedRecord {
             ts: r.ts,
             kind: r.event.kind_name().to_string(),
             kind_code: r.event.kind_code(),
-            fields: r
-                .event
-                .fields()
-                .map(|(spec, v)| (spec.name.to_string(), v.into()))
-                .collect(),
+            fields: r.event.fields().map(|(spec, v)| (spec.name.to_string(), v.into())).collect(),
         }
     }
 }
@@ -87,10 +83,7 @@ impl OwnedRecord {
 
     /// Name of the value of an enum field (`outcome` → `"emulated"`).
     pub fn get_enum(&self, name: &str) -> Option<&'static str> {
-        let spec = kind_spec(self.kind_code)?
-            .fields
-            .iter()
-            .find(|f| f.name == name)?;
+        let spec = kind_spec(self.kind_code)?.fields.iter().find(|f| f.name == name)?;
         match spec.hint {
             Hint::Enum(_) => spec.hint.enum_name(self.get_u64(name)?),
             _ => None,
@@ -108,14 +101,7 @@ mod tests {
         let r = OwnedRecord::from(&Record {
             seq: 1,
             ts: 2,
-            event: Event::Psci {
-                function: 0x8400_0000,
-                arg0: 1,
-                arg1: 2,
-                arg2: 3,
-                result: -1,
-                conduit: 1,
-            },
+            event: Event::Psci { function: 0x8400_0000, arg0: 1, arg1: 2, arg2: 3, result: -1, conduit: 1 },
         });
         assert_eq!(r.kind, "psci");
         assert_eq!(r.kind_code, 7);
@@ -125,11 +111,7 @@ mod tests {
         assert_eq!(r.get_enum("conduit"), Some("hvc"));
         assert_eq!(r.get_enum("function"), None);
         assert_eq!(r.get("nope"), None);
-        let p = OwnedRecord::from(&Record {
-            seq: 0,
-            ts: 0,
-            event: Event::Panic { message: b"hi" },
-        });
+        let p = OwnedRecord::from(&Record { seq: 0, ts: 0, event: Event::Panic { message: b"hi" } });
         assert_eq!(p.get_text("message").as_deref(), Some("hi"));
         assert_eq!(p.get_bytes("message"), Some(&b"hi"[..]));
     }

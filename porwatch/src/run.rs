@@ -134,24 +134,16 @@ pub fn run(
     // Both output streams share one writer so lines never interleave mid-line.
     let shared: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(trace_out));
     let same_sink = !args.json;
-    let console: Arc<Mutex<Box<dyn Write + Send>>> = if same_sink {
-        shared.clone()
-    } else {
-        Arc::new(Mutex::new(console_out))
-    };
+    let console: Arc<Mutex<Box<dyn Write + Send>>> =
+        if same_sink { shared.clone() } else { Arc::new(Mutex::new(console_out)) };
 
     let qemu_stdout = child.stdout.take().context("no QEMU stdout")?;
     let console_thread = std::thread::spawn(move || pump_lines(qemu_stdout, console));
 
     // The summary closes the run: one stderr line (text) or a final JSON line.
-    let opts = DecodeOptions {
-        json: args.json,
-        summary: true,
-    };
+    let opts = DecodeOptions { json: args.json, summary: true };
     let mut raw = match &args.trace_out {
-        Some(p) => Some(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        ),
+        Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
         None => None,
     };
     let trace_sink = shared.clone();
@@ -177,9 +169,7 @@ pub fn run(
     };
     // If QEMU died before connecting, unblock accept() with an empty stream.
     let _ = std::os::unix::net::UnixStream::connect(&sock_path);
-    let stats = trace_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("trace reader panicked"))??;
+    let stats = trace_thread.join().map_err(|_| anyhow::anyhow!("trace reader panicked"))??;
     let _ = console_thread.join();
     let _ = std::fs::remove_dir_all(&tmp);
 
@@ -197,12 +187,7 @@ pub fn run(
             }
         }
     };
-    Ok(RunOutcome {
-        qemu_status,
-        timed_out,
-        stats,
-        status: code,
-    })
+    Ok(RunOutcome { qemu_status, timed_out, stats, status: code })
 }
 
 /// Copies `r` to the shared writer a whole line at a time.
@@ -231,10 +216,7 @@ impl Write for LockedWriter {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
     }
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write_all(buf)
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).write_all(buf)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).flush()
@@ -254,13 +236,7 @@ fn tempdir() -> Result<PathBuf> {
 
 fn shell_join(argv: &[String]) -> String {
     argv.iter()
-        .map(|a| {
-            if a.contains(' ') {
-                format!("'{a}'")
-            } else {
-                a.clone()
-            }
-        })
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
         .collect::<Vec<_>>()
         .join(" ")
 }

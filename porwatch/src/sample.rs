@@ -9,15 +9,8 @@ use porwatch_trace::{
 pub const CNTFRQ: u64 = 62_500_000;
 
 /// ESR of `MRS x3, POR_EL0` trapped from EL1/EL0 (EC 0x18, IL=1).
-pub const ESR_MRS_POR_EL0: u64 = (0x18 << 26)
-    | (1 << 25)
-    | (3 << 20)
-    | (4 << 17)
-    | (3 << 14)
-    | (10 << 10)
-    | (3 << 5)
-    | (2 << 1)
-    | 1;
+pub const ESR_MRS_POR_EL0: u64 =
+    (0x18 << 26) | (1 << 25) | (3 << 20) | (4 << 17) | (3 << 14) | (10 << 10) | (3 << 5) | (2 << 1) | 1;
 
 /// The sample records: header, hyp_boot, mem_region ×2, guest_start, trap,
 /// unknown_trap, psci ×2, dropped (explaining a gap of 3), panic,
@@ -44,33 +37,11 @@ pub fn records() -> Vec<Record<'static>> {
             hyp_base: 0x4000_0000,
             hyp_size: 0x20_0000,
         },
-        Event::HypBoot {
-            entry_el: 2,
-            dtb: 0x4800_0000,
-            console_uart: 0x0900_0000,
-            trace_uart: 0x0904_0000,
-        },
-        Event::MemRegion {
-            base: 0x4020_0000,
-            size: 0x7e0_0000,
-            kind: MemKind::GuestRam.code(),
-        },
-        Event::MemRegion {
-            base: 0x0904_0000,
-            size: 0x1000,
-            kind: MemKind::HiddenMmio.code(),
-        },
-        Event::GuestStart {
-            entry: 0x4020_0000,
-            dtb: 0x4800_0000,
-            dtb_size: 0x10_0000,
-            spsr: 0x3c5,
-        },
-        Event::Trap {
-            esr: ESR_MRS_POR_EL0,
-            elr: 0x4020_1a48,
-            outcome: TrapOutcome::Emulated.code(),
-        },
+        Event::HypBoot { entry_el: 2, dtb: 0x4800_0000, console_uart: 0x0900_0000, trace_uart: 0x0904_0000 },
+        Event::MemRegion { base: 0x4020_0000, size: 0x7e0_0000, kind: MemKind::GuestRam.code() },
+        Event::MemRegion { base: 0x0904_0000, size: 0x1000, kind: MemKind::HiddenMmio.code() },
+        Event::GuestStart { entry: 0x4020_0000, dtb: 0x4800_0000, dtb_size: 0x10_0000, spsr: 0x3c5 },
+        Event::Trap { esr: ESR_MRS_POR_EL0, elr: 0x4020_1a48, outcome: TrapOutcome::Emulated.code() },
         Event::UnknownTrap {
             esr: 0x0200_0000,
             elr: 0x4020_2000,
@@ -94,13 +65,8 @@ pub fn records() -> Vec<Record<'static>> {
             conduit: PsciConduit::Hvc.code(),
         },
         Event::Dropped { count: 3 },
-        Event::Panic {
-            message: b"hyp/src/trap.rs:120: unexpected \"ESR\"",
-        },
-        Event::GuestExit {
-            reason: ExitReason::HypError.code(),
-            code: 1,
-        },
+        Event::Panic { message: b"hyp/src/trap.rs:120: unexpected \"ESR\"" },
+        Event::GuestExit { reason: ExitReason::HypError.code(), code: 1 },
     ];
     let mut seq = 0;
     ev.into_iter()
@@ -109,11 +75,7 @@ pub fn records() -> Vec<Record<'static>> {
             if let Event::Dropped { count } = event {
                 seq += count;
             }
-            let r = Record {
-                seq,
-                ts: CNTFRQ + i as u64 * 3 * ms + 17,
-                event,
-            };
+            let r = Record { seq, ts: CNTFRQ + i as u64 * 3 * ms + 17, event };
             seq += 1;
             r
         })

@@ -64,9 +64,8 @@ impl DecodeStats {
     /// Per-kind counts in kind-code order (`unknown` last), non-zero only.
     pub fn kinds_in_order(&self) -> Vec<(&'static str, u64)> {
         let order = KINDS.iter().map(|k| k.name).chain(["unknown"]);
-        let mut v: Vec<(&'static str, u64)> = order
-            .filter_map(|k| self.per_kind.get(k).map(|&n| (k, n)))
-            .collect();
+        let mut v: Vec<(&'static str, u64)> =
+            order.filter_map(|k| self.per_kind.get(k).map(|&n| (k, n))).collect();
         // Names not in the table (none today) come last.
         for (&k, &n) in &self.per_kind {
             if !v.iter().any(|(name, _)| *name == k) {
@@ -78,11 +77,7 @@ impl DecodeStats {
 
     /// Per-kind counts as `header:1 trap:12 ...`, in kind-code order.
     pub fn kinds_compact(&self) -> String {
-        let parts: Vec<String> = self
-            .kinds_in_order()
-            .iter()
-            .map(|(k, n)| format!("{k}:{n}"))
-            .collect();
+        let parts: Vec<String> = self.kinds_in_order().iter().map(|(k, n)| format!("{k}:{n}")).collect();
         parts.join(" ")
     }
 }
@@ -109,15 +104,7 @@ impl fmt::Display for DecodeStats {
             Some(e) => write!(f, "; guest exit {} code {}", e.reason_name(), e.code)?,
             None => write!(f, "; no guest exit")?,
         }
-        write!(
-            f,
-            "; {}",
-            if self.is_clean() {
-                "clean"
-            } else {
-                "NOT CLEAN"
-            }
-        )
+        write!(f, "; {}", if self.is_clean() { "clean" } else { "NOT CLEAN" })
     }
 }
 
@@ -149,18 +136,9 @@ mod tests {
         assert_eq!(s.count("psci"), 0);
 
         for dirty in [
-            DecodeStats {
-                corrupt_frames: 1,
-                ..s.clone()
-            },
-            DecodeStats {
-                truncated_tail: true,
-                ..s.clone()
-            },
-            DecodeStats {
-                unexplained_gaps: 2,
-                ..s.clone()
-            },
+            DecodeStats { corrupt_frames: 1, ..s.clone() },
+            DecodeStats { truncated_tail: true, ..s.clone() },
+            DecodeStats { unexplained_gaps: 2, ..s.clone() },
         ] {
             assert!(!dirty.is_clean());
             assert!(dirty.to_string().ends_with("NOT CLEAN"));

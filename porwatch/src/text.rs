@@ -17,29 +17,18 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
             writeln!(out, "[corrupt] frame at byte {offset}: {error}")
         }
         Item::Text { text, .. } => writeln!(out, "{text}"),
-        Item::Gap {
-            expected,
-            got,
-            dropped: Some(count),
-        } => writeln!(
-            out,
-            "[gap] dropped record says {count} lost, but seq went from #{expected} to #{got}"
-        ),
-        Item::Gap { expected, got, .. } if got > expected => writeln!(
-            out,
-            "[gap] {} record(s) missing: expected #{expected}, got #{got}",
-            got - expected
-        ),
-        Item::Gap { expected, got, .. } => {
-            writeln!(
-                out,
-                "[gap] seq went backwards: expected #{expected}, got #{got}"
-            )
+        Item::Gap { expected, got, dropped: Some(count) } => {
+            writeln!(out, "[gap] dropped record says {count} lost, but seq went from #{expected} to #{got}")
         }
-        Item::TruncatedTail { offset, bytes } => writeln!(
-            out,
-            "[truncated] input ended {bytes} bytes into a frame starting at byte {offset}"
-        ),
+        Item::Gap { expected, got, .. } if got > expected => {
+            writeln!(out, "[gap] {} record(s) missing: expected #{expected}, got #{got}", got - expected)
+        }
+        Item::Gap { expected, got, .. } => {
+            writeln!(out, "[gap] seq went backwards: expected #{expected}, got #{got}")
+        }
+        Item::TruncatedTail { offset, bytes } => {
+            writeln!(out, "[truncated] input ended {bytes} bytes into a frame starting at byte {offset}")
+        }
     }
 }
 
@@ -81,22 +70,14 @@ mod tests {
     }
 
     fn rec(event: Event<'_>) -> Record<'_> {
-        Record {
-            seq: 7,
-            ts: 62_500_123,
-            event,
-        }
+        Record { seq: 7, ts: 62_500_123, event }
     }
 
     const T: Option<Timestamp> = Some(Timestamp { secs: 1, micros: 1 });
 
     #[test]
     fn trap_line() {
-        let r = rec(Event::Trap {
-            esr: 0x5a00_0000,
-            elr: 0x4008_1234,
-            outcome: 0,
-        });
+        let r = rec(Event::Trap { esr: 0x5a00_0000, elr: 0x4008_1234, outcome: 0 });
         assert_eq!(
             record_line(&r, T),
             "[    1.000001] #7 trap         esr=0x5a000000 (HVC64) elr=0x40081234 outcome=emulated"
@@ -123,24 +104,13 @@ mod tests {
         assert!(l.contains("result=-4 (ALREADY_ON)"), "{l}");
         assert!(l.ends_with("conduit=hvc"), "{l}");
 
-        let l = record_line(
-            &rec(Event::Panic {
-                message: b"oops \"x\"",
-            }),
-            T,
-        );
+        let l = record_line(&rec(Event::Panic { message: b"oops \"x\"" }), T);
         assert!(l.ends_with(r#"panic        message="oops \"x\"""#), "{l}");
 
         let l = record_line(&rec(Event::GuestExit { reason: 2, code: 3 }), T);
         assert!(l.ends_with("guest_exit   reason=test_exit code=3"), "{l}");
 
-        let l = record_line(
-            &rec(Event::Unknown {
-                kind: 0x42,
-                raw: &[0xab, 0x01],
-            }),
-            T,
-        );
+        let l = record_line(&rec(Event::Unknown { kind: 0x42, raw: &[0xab, 0x01] }), T);
         assert!(l.ends_with("#7 unknown(0x42) raw=ab01"), "{l}");
     }
 
@@ -149,9 +119,7 @@ mod tests {
         let recs = sample::records();
         let l = record_line(&recs[0], T);
         assert!(
-            l.starts_with(
-                "[    1.000001] #0 header       format_version=1 cntfrq=62500000 midr=0x410fd083"
-            ),
+            l.starts_with("[    1.000001] #0 header       format_version=1 cntfrq=62500000 midr=0x410fd083"),
             "{l}"
         );
         assert!(l.contains(" poe_mode=virtual "), "{l}");
@@ -161,37 +129,17 @@ mod tests {
     #[test]
     fn problem_lines() {
         assert_eq!(
-            line(&Item::Corrupt {
-                error: DecodeError::Crc,
-                offset: 40
-            }),
+            line(&Item::Corrupt { error: DecodeError::Crc, offset: 40 }),
             "[corrupt] frame at byte 40: CRC mismatch\n"
         );
         assert_eq!(
-            line(&Item::Gap {
-                expected: 5,
-                got: 8,
-                dropped: None
-            }),
+            line(&Item::Gap { expected: 5, got: 8, dropped: None }),
             "[gap] 3 record(s) missing: expected #5, got #8\n"
         );
-        assert!(line(&Item::Gap {
-            expected: 5,
-            got: 2,
-            dropped: None
-        })
-        .contains("backwards"));
-        assert!(line(&Item::Gap {
-            expected: 5,
-            got: 9,
-            dropped: Some(2)
-        })
-        .contains("says 2 lost"));
+        assert!(line(&Item::Gap { expected: 5, got: 2, dropped: None }).contains("backwards"));
+        assert!(line(&Item::Gap { expected: 5, got: 9, dropped: Some(2) }).contains("says 2 lost"));
         assert_eq!(
-            line(&Item::TruncatedTail {
-                offset: 100,
-                bytes: 7
-            }),
+            line(&Item::TruncatedTail { offset: 100, bytes: 7 }),
             "[truncated] input ended 7 bytes into a frame starting at byte 100\n"
         );
     }

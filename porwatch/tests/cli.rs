@@ -20,10 +20,7 @@ fn trace_file(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("porwatch runs")
+    Command::new(BIN).args(args).output().expect("porwatch runs")
 }
 
 fn stdout(o: &Output) -> String {
@@ -76,34 +73,19 @@ fn clean_trace_text_from_stdin() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&sample::trace())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(&sample::trace()).unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 12);
     assert!(out.starts_with("[    1.000000] #0 header "), "{out}");
-    assert!(
-        out.contains("esr=0x6238e865 (SYS64 MRS x3, POR_EL0)"),
-        "{out}"
-    );
-    assert!(
-        out.contains("message=\"hyp/src/trap.rs:120: unexpected \\\"ESR\\\"\""),
-        "{out}"
-    );
+    assert!(out.contains("esr=0x6238e865 (SYS64 MRS x3, POR_EL0)"), "{out}");
+    assert!(out.contains("message=\"hyp/src/trap.rs:120: unexpected \\\"ESR\\\"\""), "{out}");
     let err = stderr(&o);
     assert!(err.contains("12 records"), "{err}");
     assert!(err.contains("clean"), "{err}");
     // Absent FILE also means stdin.
-    let o = Command::new(BIN)
-        .arg("decode")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = Command::new(BIN).arg("decode").stdin(Stdio::null()).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
 }
 
@@ -117,11 +99,7 @@ fn garbled_trace_exits_3_and_reports() {
     let o = run(&["decode", "--json", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "stderr: {}", stderr(&o));
     let lines = json_lines(&o);
-    assert!(
-        lines.iter().any(|v| v["event"] == "corrupt_frame"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(lines.iter().any(|v| v["event"] == "corrupt_frame"), "{}", stdout(&o));
     let summary = lines.last().unwrap();
     assert!(summary["corrupt_frames"].as_u64().unwrap() >= 1);
     assert_eq!(summary["clean"], false);
@@ -188,14 +166,7 @@ fn tcp_stream() {
         }
     });
     let save = trace_file("tcp-save", b"");
-    let o = run(&[
-        "decode",
-        "--json",
-        "--tcp",
-        &addr.to_string(),
-        "--save",
-        save.to_str().unwrap(),
-    ]);
+    let o = run(&["decode", "--json", "--tcp", &addr.to_string(), "--save", save.to_str().unwrap()]);
     server.join().unwrap();
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let lines = json_lines(&o);

@@ -20,14 +20,8 @@ fn check_section(name: &str, body: &str) {
     let doc = std::fs::read_to_string(&path).expect("docs/trace-format.md readable");
     let begin = format!("<!-- BEGIN GENERATED {name} -->\n");
     let end = format!("<!-- END GENERATED {name} -->");
-    let start = doc
-        .find(&begin)
-        .unwrap_or_else(|| panic!("no `{begin}` marker"))
-        + begin.len();
-    let stop = start
-        + doc[start..]
-            .find(&end)
-            .unwrap_or_else(|| panic!("no `{end}` marker"));
+    let start = doc.find(&begin).unwrap_or_else(|| panic!("no `{begin}` marker")) + begin.len();
+    let stop = start + doc[start..].find(&end).unwrap_or_else(|| panic!("no `{end}` marker"));
     let current = &doc[start..stop];
     if current == body {
         return;
@@ -61,8 +55,5 @@ fn json_example_up_to_date() {
 
 #[test]
 fn text_example_up_to_date() {
-    check_section(
-        "text-example",
-        &format!("```text\n{}```\n", porwatch::docgen::text_example()),
-    );
+    check_section("text-example", &format!("```text\n{}```\n", porwatch::docgen::text_example()));
 }

@@ -37,35 +37,20 @@ fn hello_runs_and_the_trace_describes_the_boot() {
     assert_eq!(o.status, 0, "console:\n{}", o.console);
     assert!(o.console.contains("hello: done"), "console:\n{}", o.console);
     let want = format!("hello: checksum={:#018x}", hello_checksum(1 << 16));
-    assert!(
-        o.console.contains(&want),
-        "want {want}; console:\n{}",
-        o.console
-    );
+    assert!(o.console.contains(&want), "want {want}; console:\n{}", o.console);
     // The trace UART is hidden from the guest.
-    assert!(
-        o.console.contains("hello: 1 PL011 UART(s) visible"),
-        "console:\n{}",
-        o.console
-    );
+    assert!(o.console.contains("hello: 1 PL011 UART(s) visible"), "console:\n{}", o.console);
     assert!(o.stats.is_clean(), "{:?}", o.stats);
     assert_consecutive(&o.records);
 
     let header = &o.records[0];
     assert_eq!(header.kind, "header");
-    assert_eq!(
-        header.get_u64("format_version"),
-        Some(porwatch_trace::FORMAT_VERSION)
-    );
+    assert_eq!(header.get_u64("format_version"), Some(porwatch_trace::FORMAT_VERSION));
     assert!(header.get_u64("cntfrq").unwrap() > 0);
     // QEMU's CPUs lack FEAT_S1POE: with the tap on (default) porwatch
     // provides it virtually.
     let mmfr3 = header.get_u64("id_aa64mmfr3").unwrap();
-    assert_eq!(
-        mmfr3 >> 16 & 0xf,
-        0,
-        "the header carries the CPU's own value"
-    );
+    assert_eq!(mmfr3 >> 16 & 0xf, 0, "the header carries the CPU's own value");
     assert_eq!(header.get_enum("poe_mode"), Some("virtual"));
     let hyp_base = header.get_u64("hyp_base").unwrap();
     let hyp_size = header.get_u64("hyp_size").unwrap();
@@ -79,41 +64,27 @@ fn hello_runs_and_the_trace_describes_the_boot() {
     let mem = guest_memory(&o.console);
     assert!(!mem.is_empty());
     for (s, e) in &mem {
-        assert!(
-            *e <= hyp_base || *s >= hyp_base + hyp_size,
-            "guest sees hyp memory: {s:#x}..{e:#x}"
-        );
+        assert!(*e <= hyp_base || *s >= hyp_base + hyp_size, "guest sees hyp memory: {s:#x}..{e:#x}");
     }
     let ram: Vec<(u64, u64)> = o
         .of_kind("mem_region")
         .filter(|r| r.get_enum("kind") == Some("guest_ram"))
-        .map(|r| {
-            (
-                r.get_u64("base").unwrap(),
-                r.get_u64("base").unwrap() + r.get_u64("size").unwrap(),
-            )
-        })
+        .map(|r| (r.get_u64("base").unwrap(), r.get_u64("base").unwrap() + r.get_u64("size").unwrap()))
         .collect();
     assert_eq!(ram, mem, "trace guest_ram regions vs the guest's own view");
-    assert!(o.of_kind("mem_region").any(
-        |r| r.get_enum("kind") == Some("hidden_mmio") && r.get_u64("base") == Some(0x0904_0000)
-    ));
+    assert!(o
+        .of_kind("mem_region")
+        .any(|r| r.get_enum("kind") == Some("hidden_mmio") && r.get_u64("base") == Some(0x0904_0000)));
 
     let start = o.one("guest_start");
     assert_eq!(start.get_u64("entry"), Some(guest_entry("hello")));
-    assert!(o
-        .console
-        .contains(&format!("dtb at {:#x}", start.get_u64("dtb").unwrap())));
+    assert!(o.console.contains(&format!("dtb at {:#x}", start.get_u64("dtb").unwrap())));
 
     // PSCI_VERSION went through porwatch.
-    let v = o
-        .of_kind("psci")
-        .find(|r| r.get_u64("function") == Some(0x8400_0000))
-        .expect("PSCI_VERSION record");
+    let v =
+        o.of_kind("psci").find(|r| r.get_u64("function") == Some(0x8400_0000)).expect("PSCI_VERSION record");
     let res = v.get_i64("result").unwrap();
-    assert!(o
-        .console
-        .contains(&format!("PSCI version {}.{}", res >> 16, res & 0xffff)));
+    assert!(o.console.contains(&format!("PSCI version {}.{}", res >> 16, res & 0xffff)));
 
     let exit = o.records.last().unwrap();
     assert_eq!(exit.kind, "guest_exit");
@@ -141,11 +112,7 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
         "unknown-smc",
         "psci-features-system-off",
     ] {
-        assert!(
-            o.console.contains(&format!("hostile: {check}: ok")),
-            "{check}; console:\n{}",
-            o.console
-        );
+        assert!(o.console.contains(&format!("hostile: {check}: ok")), "{check}; console:\n{}", o.console);
     }
     assert!(o.console.contains("hostile: 0 check(s) failed"));
     assert!(o.stats.is_clean());
@@ -168,9 +135,7 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
 
     let psci: Vec<_> = o.of_kind("psci").collect();
     let find = |f: u64| {
-        psci.iter()
-            .find(|r| r.get_u64("function") == Some(f))
-            .unwrap_or_else(|| panic!("no psci {f:#x}"))
+        psci.iter().find(|r| r.get_u64("function") == Some(f)).unwrap_or_else(|| panic!("no psci {f:#x}"))
     };
     let cpu_on = find(0xC400_0003);
     assert_eq!(cpu_on.get_u64("arg1"), Some(hyp_base));
@@ -180,10 +145,7 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
     assert_eq!(bogus.get_i64("result"), Some(-1));
     assert_eq!(find(0xC200_1234).get_i64("result"), Some(-1));
     assert_eq!(find(0x8400_000A).get_i64("result"), Some(0));
-    assert_eq!(
-        o.records.last().unwrap().get_enum("reason"),
-        Some("test_exit")
-    );
+    assert_eq!(o.records.last().unwrap().get_enum("reason"), Some("test_exit"));
 }
 
 #[test]
@@ -194,10 +156,7 @@ fn raw_image_through_the_generic_loader() {
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);
     assert!(o.console.contains("hello: done"));
-    assert_eq!(
-        o.one("guest_start").get_u64("entry"),
-        Some(guest_entry("hello"))
-    );
+    assert_eq!(o.one("guest_start").get_u64("entry"), Some(guest_entry("hello")));
 }
 
 #[test]
@@ -207,12 +166,7 @@ fn guest_command_line_reaches_the_guest_without_porwatch_options() {
     a.hyp_opts = vec!["verbose=1".into()];
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);
-    assert!(
-        o.console
-            .contains("hello: bootargs \"hello.greeting=hi quiet\""),
-        "console:\n{}",
-        o.console
-    );
+    assert!(o.console.contains("hello: bootargs \"hello.greeting=hi quiet\""), "console:\n{}", o.console);
 }
 
 #[test]
@@ -221,11 +175,7 @@ fn unknown_porwatch_option_is_refused_with_a_message() {
     a.hyp_opts = vec!["no-such-option=1".into()];
     let o = run_guest(a);
     assert_eq!(o.status, 78, "console:\n{}", o.console);
-    assert!(
-        o.console.contains("unknown option porwatch.no-such-option"),
-        "console:\n{}",
-        o.console
-    );
+    assert!(o.console.contains("unknown option porwatch.no-such-option"), "console:\n{}", o.console);
     assert!(!o.console.contains("hello: done"));
 }
 
@@ -237,43 +187,23 @@ fn decode_cli_reads_a_saved_trace_and_reports_damage() {
     let good = dir.join("good.bin");
     std::fs::write(&good, &o.raw).unwrap();
     let exe = env!("CARGO_BIN_EXE_porwatch");
-    let out = std::process::Command::new(exe)
-        .args(["decode", "--json"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let out = std::process::Command::new(exe).args(["decode", "--json"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines[0]["event"], "header");
     assert!(lines.iter().any(|l| l["event"] == "guest_exit"));
 
     let truncated = dir.join("truncated.bin");
     std::fs::write(&truncated, &o.raw[..o.raw.len() - 3]).unwrap();
-    let out = std::process::Command::new(exe)
-        .arg("decode")
-        .arg(&truncated)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(exe).arg("decode").arg(&truncated).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     let mut garbled = o.raw.clone();
     let mid = garbled.len() / 2;
     garbled[mid] ^= 0x5a;
     let bad = dir.join("garbled.bin");
     std::fs::write(&bad, &garbled).unwrap();
-    let out = std::process::Command::new(exe)
-        .arg("decode")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(exe).arg("decode").arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -284,14 +214,8 @@ fn decode_cli_reads_a_saved_trace_and_reports_damage() {
 #[test]
 fn hyp_panic_and_el2_fault_print_and_exit_nonzero() {
     for (opt, text) in [
-        (
-            "selftest=panic",
-            "PANIC: porwatch.selftest=panic: deliberate hypervisor panic",
-        ),
-        (
-            "selftest=el2-fault",
-            "exception at EL2: vector 4 ESR_EL2=0x2000000",
-        ),
+        ("selftest=panic", "PANIC: porwatch.selftest=panic: deliberate hypervisor panic"),
+        ("selftest=el2-fault", "exception at EL2: vector 4 ESR_EL2=0x2000000"),
     ] {
         let mut a = args("hello");
         a.hyp_opts = vec![opt.into()];
@@ -304,11 +228,7 @@ fn hyp_panic_and_el2_fault_print_and_exit_nonzero() {
         assert_eq!(p.kind, "panic");
         // The trace UART got the human-readable text too, between frames, and
         // the reader shows it as a message rather than corruption.
-        assert!(
-            o.stats.text_messages >= 1 && o.stats.corrupt_frames == 0,
-            "{opt}: {:?}",
-            o.stats
-        );
+        assert!(o.stats.text_messages >= 1 && o.stats.corrupt_frames == 0, "{opt}: {:?}", o.stats);
         assert!(String::from_utf8_lossy(&o.raw).contains(text), "{opt}");
     }
 }

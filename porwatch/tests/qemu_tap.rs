@@ -12,15 +12,8 @@ const TCR2_POE: u64 = 1 << 3;
 /// FNV-1a over the words the kernel folds (see its doc comment); computed
 /// here independently of the guest.
 fn expected_checksum() -> u64 {
-    let words: [u64; 7] = [
-        0x15 << 32 | 1,
-        0x3c << 32 | 2,
-        0x25 << 32 | 0x21,
-        1 << 63 | 27,
-        0x15 << 32 | 3,
-        0x3c << 32 | 4,
-        6,
-    ];
+    let words: [u64; 7] =
+        [0x15 << 32 | 1, 0x3c << 32 | 2, 0x25 << 32 | 0x21, 1 << 63 | 27, 0x15 << 32 | 3, 0x3c << 32 | 4, 6];
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for w in words {
         for b in w.to_le_bytes() {
@@ -44,17 +37,8 @@ fn entries(o: &Outcome) -> Vec<(String, u64, u64, u64)> {
         .map(|r| {
             let esr = r.get_u64("esr").unwrap();
             let vector = r.get_enum("vector").unwrap().to_string();
-            let (ec, key) = if vector.starts_with("irq") {
-                (0, 0)
-            } else {
-                (ec(esr), esr & 0xffff)
-            };
-            (
-                vector,
-                ec,
-                if ec == 0x25 { esr & 0x3f } else { key },
-                r.get_u64("por").unwrap(),
-            )
+            let (ec, key) = if vector.starts_with("irq") { (0, 0) } else { (ec(esr), esr & 0xffff) };
+            (vector, ec, if ec == 0x25 { esr & 0x3f } else { key }, r.get_u64("por").unwrap())
         })
         .collect()
 }
@@ -68,16 +52,8 @@ fn run_exceptions(opts: &[&str]) -> Outcome {
     a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
     let o = run_guest(a);
     assert_eq!(o.status, 0, "{opts:?}: console:\n{}", o.console);
-    assert!(
-        o.console.contains("exceptions: done"),
-        "{opts:?}: console:\n{}",
-        o.console
-    );
-    assert!(
-        !o.console.contains("FAIL"),
-        "{opts:?}: console:\n{}",
-        o.console
-    );
+    assert!(o.console.contains("exceptions: done"), "{opts:?}: console:\n{}", o.console);
+    assert!(!o.console.contains("FAIL"), "{opts:?}: console:\n{}", o.console);
     assert!(o.stats.is_clean(), "{opts:?}: {:?}", o.stats);
     o
 }
@@ -87,10 +63,7 @@ fn tap_sees_every_entry_and_por_transition_with_its_cause() {
     let o = run_exceptions(&[]);
     assert_eq!(o.records[0].get_enum("poe_mode"), Some("virtual"));
     assert!(o.console.contains("exceptions: poe=1"));
-    assert_eq!(
-        checksum_line(&o.console),
-        format!("exceptions: checksum={:#018x}", expected_checksum())
-    );
+    assert_eq!(checksum_line(&o.console), format!("exceptions: checksum={:#018x}", expected_checksum()));
 
     let e = entries(&o);
     let s = |v: &str| v.to_string();
@@ -153,23 +126,13 @@ fn tap_sees_every_entry_and_por_transition_with_its_cause() {
     assert_eq!(got, want, "por_write records");
     // The entry code's writes are made from the guest's vector page (the
     // tap_arm page of its own table), the handler's raise from elsewhere.
-    let vector_page = o
-        .of_kind("tap_arm")
-        .last()
-        .unwrap()
-        .get_u64("vbar")
-        .unwrap()
-        & !0xfff;
+    let vector_page = o.of_kind("tap_arm").last().unwrap().get_u64("vbar").unwrap() & !0xfff;
     let pcs: Vec<(bool, Option<usize>, bool)> = por_writes(&o)
         .iter()
         .filter(|r| r.get_u64("at_entry") == Some(1))
         .map(|r| {
             let in_vectors = r.get_u64("pc").unwrap() & !0xfff == vector_page;
-            (
-                true,
-                entry_index(r.get_u64("entry_seq").unwrap()),
-                in_vectors,
-            )
+            (true, entry_index(r.get_u64("entry_seq").unwrap()), in_vectors)
         })
         .collect();
     assert_eq!(
@@ -225,8 +188,5 @@ fn exception_returns_give_nesting_depth() {
     );
     // Each return goes back to where its exception was taken (+4 for SVC,
     // BRK and the skipped load; the IRQ returns to the interrupted PC).
-    assert_eq!(
-        checksum_line(&o.console),
-        format!("exceptions: checksum={:#018x}", expected_checksum())
-    );
+    assert_eq!(checksum_line(&o.console), format!("exceptions: checksum={:#018x}", expected_checksum()));
 }

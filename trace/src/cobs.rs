@@ -58,9 +58,7 @@ pub fn decode(input: &[u8], out: &mut [u8]) -> Result<usize, DecodeError> {
             return Err(DecodeError::Cobs);
         }
         let end = w + n;
-        out.get_mut(w..end)
-            .ok_or(DecodeError::TooLong)?
-            .copy_from_slice(block);
+        out.get_mut(w..end).ok_or(DecodeError::TooLong)?.copy_from_slice(block);
         w = end;
         rest = tail;
         if code != 0xFF && !rest.is_empty() {
@@ -108,14 +106,8 @@ mod tests {
         assert_eq!(round_trip(&[0x00]), [0x01, 0x01]);
         assert_eq!(round_trip(&[0x00, 0x00]), [0x01, 0x01, 0x01]);
         assert_eq!(round_trip(&[0x00, 0x11, 0x00]), [0x01, 0x02, 0x11, 0x01]);
-        assert_eq!(
-            round_trip(&[0x11, 0x22, 0x00, 0x33]),
-            [0x03, 0x11, 0x22, 0x02, 0x33]
-        );
-        assert_eq!(
-            round_trip(&[0x11, 0x00, 0x00, 0x00]),
-            [0x02, 0x11, 0x01, 0x01, 0x01]
-        );
+        assert_eq!(round_trip(&[0x11, 0x22, 0x00, 0x33]), [0x03, 0x11, 0x22, 0x02, 0x33]);
+        assert_eq!(round_trip(&[0x11, 0x00, 0x00, 0x00]), [0x02, 0x11, 0x01, 0x01, 0x01]);
     }
 
     #[test]

@@ -14,11 +14,7 @@ const fn make_table() -> [u16; 256] {
         let mut crc = (i as u16) << 8;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ POLY
-            } else {
-                crc << 1
-            };
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ POLY } else { crc << 1 };
             bit += 1;
         }
         table[i] = crc;
@@ -47,11 +43,7 @@ mod tests {
         for &b in data {
             crc ^= (b as u16) << 8;
             for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 {
-                    (crc << 1) ^ POLY
-                } else {
-                    crc << 1
-                };
+                crc = if crc & 0x8000 != 0 { (crc << 1) ^ POLY } else { crc << 1 };
             }
         }
         crc

@@ -39,14 +39,7 @@ impl Default for Deframer {
 
 impl Deframer {
     pub const fn new() -> Self {
-        Deframer {
-            buf: [0; MAX_FRAME],
-            len: 0,
-            raw: 0,
-            code: 0,
-            left: 0,
-            skipping: false,
-        }
+        Deframer { buf: [0; MAX_FRAME], len: 0, raw: 0, code: 0, left: 0, skipping: false }
     }
 
     /// Feeds one byte. Returns `Some` when a frame ended (or an oversize

@@ -37,18 +37,15 @@ pub use crc::crc16;
 pub use deframer::Deframer;
 pub use error::DecodeError;
 pub use events::{
-    Event, ExitReason, GapReason, Half, HazardAction, MemKind, PoeMode, PorReg, PsciConduit,
-    TrapOutcome, Vector, EXIT_REASON_NAMES, GAP_REASON_NAMES, HALF_NAMES, HAZARD_ACTION_NAMES,
-    KINDS, MAX_FIELDS, MEM_KIND_NAMES, POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES,
-    TRAP_OUTCOME_NAMES, VECTOR_NAMES,
+    Event, ExitReason, GapReason, Half, HazardAction, MemKind, PoeMode, PorReg, PsciConduit, TrapOutcome,
+    Vector, EXIT_REASON_NAMES, GAP_REASON_NAMES, HALF_NAMES, HAZARD_ACTION_NAMES, KINDS, MAX_FIELDS,
+    MEM_KIND_NAMES, POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES, TRAP_OUTCOME_NAMES, VECTOR_NAMES,
 };
 pub use frame::{
-    check_crc, decode_frame, decode_payload, encode_frame, encode_payload, Record, MAX_FRAME,
-    MAX_PAYLOAD,
+    check_crc, decode_frame, decode_payload, encode_frame, encode_payload, Record, MAX_FRAME, MAX_PAYLOAD,
 };
 pub use schema::{
-    kind_spec, kind_spec_by_name, FieldSpec, FieldType, FieldValue, Fields, Hint, KindSpec,
-    UNKNOWN_RAW,
+    kind_spec, kind_spec_by_name, FieldSpec, FieldType, FieldValue, Fields, Hint, KindSpec, UNKNOWN_RAW,
 };
 
 /// Trace format version written in [`Event::Header`].

@@ -42,9 +42,7 @@ impl Hint {
     /// Name of `value` for an [`Hint::Enum`] field, if it has one.
     pub fn enum_name(self, value: u64) -> Option<&'static str> {
         match self {
-            Hint::Enum(names) => usize::try_from(value)
-                .ok()
-                .and_then(|i| names.get(i).copied()),
+            Hint::Enum(names) => usize::try_from(value).ok().and_then(|i| names.get(i).copied()),
             _ => None,
         }
     }
@@ -132,12 +130,7 @@ pub struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub(crate) const fn new(specs: &'static [FieldSpec]) -> Self {
-        Fields {
-            specs,
-            values: [FieldValue::U64(0); crate::MAX_FIELDS],
-            len: 0,
-            pos: 0,
-        }
+        Fields { specs, values: [FieldValue::U64(0); crate::MAX_FIELDS], len: 0, pos: 0 }
     }
 
     pub(crate) fn push(&mut self, value: FieldValue<'a>) {

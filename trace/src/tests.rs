@@ -28,81 +28,21 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             hyp_base: v,
             hyp_size: v,
         },
-        Event::HypBoot {
-            entry_el: v,
-            dtb: v,
-            console_uart: v,
-            trace_uart: v,
-        },
-        Event::MemRegion {
-            base: v,
-            size: v,
-            kind: v,
-        },
-        Event::GuestStart {
-            entry: v,
-            dtb: v,
-            dtb_size: v,
-            spsr: v,
-        },
-        Event::Trap {
-            esr: v,
-            elr: v,
-            outcome: v,
-        },
-        Event::UnknownTrap {
-            esr: v,
-            elr: v,
-            far: v,
-            action: v,
-        },
-        Event::Psci {
-            function: v,
-            arg0: v,
-            arg1: v,
-            arg2: v,
-            result: i,
-            conduit: v,
-        },
+        Event::HypBoot { entry_el: v, dtb: v, console_uart: v, trace_uart: v },
+        Event::MemRegion { base: v, size: v, kind: v },
+        Event::GuestStart { entry: v, dtb: v, dtb_size: v, spsr: v },
+        Event::Trap { esr: v, elr: v, outcome: v },
+        Event::UnknownTrap { esr: v, elr: v, far: v, action: v },
+        Event::Psci { function: v, arg0: v, arg1: v, arg2: v, result: i, conduit: v },
         Event::GuestExit { reason: v, code: v },
         Event::Dropped { count: v },
         Event::Panic { message: bytes },
-        Event::ExcEntry {
-            vector: v,
-            esr: v,
-            elr: v,
-            spsr: v,
-            far: v,
-            por: v,
-            depth: v,
-        },
-        Event::ExcReturn {
-            elr: v,
-            spsr: v,
-            por: v,
-            depth: v,
-        },
-        Event::PorWrite {
-            pc: v,
-            reg: v,
-            old: v,
-            new: v,
-            at_entry: v,
-            entry_seq: v,
-        },
-        Event::Tcr2Write {
-            pc: v,
-            old: v,
-            new: v,
-        },
+        Event::ExcEntry { vector: v, esr: v, elr: v, spsr: v, far: v, por: v, depth: v },
+        Event::ExcReturn { elr: v, spsr: v, por: v, depth: v },
+        Event::PorWrite { pc: v, reg: v, old: v, new: v, at_entry: v, entry_seq: v },
+        Event::Tcr2Write { pc: v, old: v, new: v },
         Event::TapArm { vbar: v, page: v },
-        Event::PtRoot {
-            half: v,
-            root: v,
-            asid: v,
-            tables: v,
-            evicted: v,
-        },
+        Event::PtRoot { half: v, root: v, asid: v, tables: v, evicted: v },
         Event::Hazard {
             va: v,
             ipa: v,
@@ -119,13 +59,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             por_seq: v,
             action: v,
         },
-        Event::CoverageGap {
-            pc: v,
-            insn: v,
-            va: v,
-            ipa: v,
-            reason: v,
-        },
+        Event::CoverageGap { pc: v, insn: v, va: v, ipa: v, reason: v },
         Event::PtStats {
             tables: v,
             max_tables: v,
@@ -183,10 +117,7 @@ fn every_kind_is_covered() {
         assert_eq!(e.spec(), Some(k));
         assert_eq!(e.fields().len(), k.fields.len());
         assert!(k.fields.len() <= MAX_FIELDS);
-        assert!(k
-            .name
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'));
+        assert!(k.name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_'));
     }
     for (i, a) in KINDS.iter().enumerate() {
         for b in &KINDS[i + 1..] {
@@ -231,12 +162,9 @@ fn kind_codes_match_table() {
 #[test]
 fn round_trip_every_kind_extremes() {
     let long = [0xA5u8; 280]; // spans a full 254-byte COBS block
-    for (v, i, bytes) in [
-        (0u64, 0i64, &b""[..]),
-        (u64::MAX, i64::MIN, &long[..]),
-        (127, i64::MAX, b"x"),
-        (128, -1, b"\0\0\0"),
-    ] {
+    for (v, i, bytes) in
+        [(0u64, 0i64, &b""[..]), (u64::MAX, i64::MIN, &long[..]), (127, i64::MAX, b"x"), (128, -1, b"\0\0\0")]
+    {
         for event in every_kind(v, i, bytes) {
             for (seq, ts) in [(0, 0), (u64::MAX, u64::MAX), (127, 128)] {
                 let rec = Record { seq, ts, event };
@@ -263,10 +191,7 @@ fn fields_iterate_in_order() {
         conduit: PsciConduit::Hvc.code(),
     };
     let names: Vec<&str> = e.fields().map(|(s, _)| s.name).collect();
-    assert_eq!(
-        names,
-        ["function", "arg0", "arg1", "arg2", "result", "conduit"]
-    );
+    assert_eq!(names, ["function", "arg0", "arg1", "arg2", "result", "conduit"]);
     assert_eq!(e.field("result"), Some(FieldValue::I64(-2)));
     assert_eq!(e.field("function"), Some(FieldValue::U64(0x8400_0000)));
     assert_eq!(e.field("nope"), None);
@@ -277,16 +202,10 @@ fn fields_iterate_in_order() {
 
     let p = Event::Panic { message: b"boom" };
     let (spec, v) = p.fields().next().unwrap();
-    assert_eq!(
-        (spec.name, spec.ty, spec.hint),
-        ("message", FieldType::Bytes, Hint::Text)
-    );
+    assert_eq!((spec.name, spec.ty, spec.hint), ("message", FieldType::Bytes, Hint::Text));
     assert_eq!(v, FieldValue::Bytes(b"boom"));
 
-    let u = Event::Unknown {
-        kind: 0x42,
-        raw: &[1, 2],
-    };
+    let u = Event::Unknown { kind: 0x42, raw: &[1, 2] };
     let fields: Vec<_> = u.fields().collect();
     assert_eq!(fields.len(), 1);
     assert_eq!(fields[0].0.name, "raw");
@@ -314,28 +233,16 @@ fn truncated_payloads_of_every_length_error() {
     let long = [0x5Au8; 100];
     for (v, i) in [(0u64, 0i64), (u64::MAX, i64::MIN), (300, 300)] {
         for event in every_kind(v, i, &long) {
-            let rec = Record {
-                seq: u64::MAX,
-                ts: 1 << 40,
-                event,
-            };
+            let rec = Record { seq: u64::MAX, ts: 1 << 40, event };
             let p = payload(&rec);
             assert_eq!(decode_payload(&p), Ok(rec));
             for k in 0..p.len() {
                 let r = decode_payload(&p[..k]);
-                assert!(
-                    r.is_err(),
-                    "{} cut to {k}/{} decoded: {r:?}",
-                    event.kind_name(),
-                    p.len()
-                );
+                assert!(r.is_err(), "{} cut to {k}/{} decoded: {r:?}", event.kind_name(), p.len());
                 if k == 0 {
                     assert_eq!(r, Err(DecodeError::TooShort));
                 } else {
-                    assert!(
-                        matches!(r, Err(DecodeError::Truncated { .. })),
-                        "{k}: {r:?}"
-                    );
+                    assert!(matches!(r, Err(DecodeError::Truncated { .. })), "{k}: {r:?}");
                 }
                 // Also as a CRC-checked frame.
                 assert!(decode_frame(&with_crc(&p[..k])).is_err());
@@ -354,49 +261,19 @@ fn truncated_payloads_of_every_length_error() {
 
 #[test]
 fn truncated_field_names() {
-    let p = payload(&Record {
-        seq: 1,
-        ts: 2,
-        event: Event::Trap {
-            esr: 0x5e00_0000,
-            elr: 3,
-            outcome: 0,
-        },
-    });
-    assert_eq!(
-        decode_payload(&p[..1]),
-        Err(DecodeError::Truncated { field: "seq" })
-    );
-    assert_eq!(
-        decode_payload(&p[..2]),
-        Err(DecodeError::Truncated { field: "ts" })
-    );
-    assert_eq!(
-        decode_payload(&p[..3]),
-        Err(DecodeError::Truncated { field: "esr" })
-    );
-    assert_eq!(
-        decode_payload(&p[..p.len() - 1]),
-        Err(DecodeError::Truncated { field: "outcome" })
-    );
+    let p = payload(&Record { seq: 1, ts: 2, event: Event::Trap { esr: 0x5e00_0000, elr: 3, outcome: 0 } });
+    assert_eq!(decode_payload(&p[..1]), Err(DecodeError::Truncated { field: "seq" }));
+    assert_eq!(decode_payload(&p[..2]), Err(DecodeError::Truncated { field: "ts" }));
+    assert_eq!(decode_payload(&p[..3]), Err(DecodeError::Truncated { field: "esr" }));
+    assert_eq!(decode_payload(&p[..p.len() - 1]), Err(DecodeError::Truncated { field: "outcome" }));
     // A bytes field whose length exceeds the payload.
-    let mut q = payload(&Record {
-        seq: 1,
-        ts: 2,
-        event: Event::Panic { message: b"abc" },
-    });
+    let mut q = payload(&Record { seq: 1, ts: 2, event: Event::Panic { message: b"abc" } });
     q[3] = 9;
-    assert_eq!(
-        decode_payload(&q),
-        Err(DecodeError::Truncated { field: "message" })
-    );
+    assert_eq!(decode_payload(&q), Err(DecodeError::Truncated { field: "message" }));
     // An overlong varint.
     let mut r = vec![0x05u8];
     r.extend_from_slice(&[0xff; 11]);
-    assert_eq!(
-        decode_payload(&r),
-        Err(DecodeError::BadVarint { field: "seq" })
-    );
+    assert_eq!(decode_payload(&r), Err(DecodeError::BadVarint { field: "seq" }));
 }
 
 #[test]
@@ -406,39 +283,20 @@ fn unknown_kind_decodes_as_unknown() {
     let rec = decode_frame(&framed).unwrap();
     assert_eq!(rec.seq, 5);
     assert_eq!(rec.ts, 129);
-    assert_eq!(
-        rec.event,
-        Event::Unknown {
-            kind: 0x7f,
-            raw: &[0xde, 0xad, 0x00, 0xbe]
-        }
-    );
+    assert_eq!(rec.event, Event::Unknown { kind: 0x7f, raw: &[0xde, 0xad, 0x00, 0xbe] });
     // Re-encoding writes the same bytes back.
     assert_eq!(payload(&rec), p);
     // An unknown kind with nothing after ts.
     let rec = decode_payload(&[0xee, 0, 0]).unwrap();
-    assert_eq!(
-        rec.event,
-        Event::Unknown {
-            kind: 0xee,
-            raw: &[]
-        }
-    );
+    assert_eq!(rec.event, Event::Unknown { kind: 0xee, raw: &[] });
     // Kind 0 is unknown too.
-    assert!(matches!(
-        decode_payload(&[0, 0, 0]).unwrap().event,
-        Event::Unknown { kind: 0, .. }
-    ));
+    assert!(matches!(decode_payload(&[0, 0, 0]).unwrap().event, Event::Unknown { kind: 0, .. }));
 }
 
 #[test]
 fn extra_trailing_fields_ignored() {
     for event in every_kind(1234, -5, b"msg") {
-        let rec = Record {
-            seq: 9,
-            ts: 10,
-            event,
-        };
+        let rec = Record { seq: 9, ts: 10, event };
         let mut p = payload(&rec);
         p.extend_from_slice(&[0x81, 0x01, 0x03, b'n', b'e', b'w', 0x00]);
         assert_eq!(decode_frame(&with_crc(&p)), Ok(rec));
@@ -449,32 +307,20 @@ fn extra_trailing_fields_ignored() {
 fn payload_and_frame_limits() {
     // seq/ts at 10 bytes each, length varint 2 bytes: 1+10+10+2 = 23 bytes overhead.
     let max_msg = [0xffu8; MAX_PAYLOAD - 23];
-    let rec = Record {
-        seq: u64::MAX,
-        ts: u64::MAX,
-        event: Event::Panic { message: &max_msg },
-    };
+    let rec = Record { seq: u64::MAX, ts: u64::MAX, event: Event::Panic { message: &max_msg } };
     assert_eq!(payload(&rec).len(), MAX_PAYLOAD);
     let f = frame(&rec);
     assert!(f.len() <= MAX_FRAME, "worst case frame {} bytes", f.len());
     assert_eq!(deframe(&f).0, vec![Ok(payload(&rec))]);
 
     let too_long = [0xffu8; MAX_PAYLOAD - 22];
-    let rec = Record {
-        seq: u64::MAX,
-        ts: u64::MAX,
-        event: Event::Panic { message: &too_long },
-    };
+    let rec = Record { seq: u64::MAX, ts: u64::MAX, event: Event::Panic { message: &too_long } };
     let mut out = [0u8; 1024];
     assert_eq!(encode_frame(&rec, &mut out), None);
     assert_eq!(encode_payload(&rec, &mut out), None);
 
     // Output buffer too small.
-    let rec = Record {
-        seq: 0,
-        ts: 0,
-        event: Event::Dropped { count: 3 },
-    };
+    let rec = Record { seq: 0, ts: 0, event: Event::Dropped { count: 3 } };
     let f = frame(&rec);
     for n in 0..f.len() {
         assert_eq!(encode_frame(&rec, &mut out[..n]), None, "out len {n}");
@@ -487,13 +333,7 @@ fn deframer_handles_full_cobs_blocks() {
     // Non-zero runs around the 254-byte COBS block size, at every offset.
     let msg: Vec<u8> = (0..292u32).map(|i| (i % 251 + 1) as u8).collect();
     for len in 240..=msg.len() {
-        let rec = Record {
-            seq: 1,
-            ts: 1,
-            event: Event::Panic {
-                message: &msg[..len],
-            },
-        };
+        let rec = Record { seq: 1, ts: 1, event: Event::Panic { message: &msg[..len] } };
         let (frames, pending) = deframe(&frame(&rec));
         assert!(!pending);
         assert_eq!(frames, vec![Ok(payload(&rec))], "message length {len}");
@@ -505,11 +345,7 @@ fn deframer_multiple_frames_and_idle_zeros() {
     let recs: Vec<Record<'_>> = every_kind(77, -77, b"hello")
         .into_iter()
         .enumerate()
-        .map(|(i, event)| Record {
-            seq: i as u64,
-            ts: 1000 * i as u64,
-            event,
-        })
+        .map(|(i, event)| Record { seq: i as u64, ts: 1000 * i as u64, event })
         .collect();
     let mut stream = vec![0u8, 0, 0];
     for r in &recs {
@@ -529,17 +365,9 @@ fn deframer_resyncs_after_garbage_and_mid_stream_start() {
     let a = frame(&Record {
         seq: 1,
         ts: 2,
-        event: Event::Trap {
-            esr: 0x5e00_0000,
-            elr: 0x4000_0000,
-            outcome: 0,
-        },
+        event: Event::Trap { esr: 0x5e00_0000, elr: 0x4000_0000, outcome: 0 },
     });
-    let b = frame(&Record {
-        seq: 2,
-        ts: 3,
-        event: Event::Dropped { count: 0 },
-    });
+    let b = frame(&Record { seq: 2, ts: 3, event: Event::Dropped { count: 0 } });
     // Start in the middle of frame a.
     for cut in 1..a.len() - 1 {
         let stream = [&a[cut..], &b[..]].concat();
@@ -547,10 +375,7 @@ fn deframer_resyncs_after_garbage_and_mid_stream_start() {
         assert!(!pending);
         assert_eq!(frames.len(), 2, "cut {cut}");
         assert!(frames[0].is_err(), "cut {cut}: partial frame accepted");
-        assert_eq!(
-            frames[1].as_deref(),
-            Ok(&payload(&decode_frame_bytes(&b))[..])
-        );
+        assert_eq!(frames[1].as_deref(), Ok(&payload(&decode_frame_bytes(&b))[..]));
     }
     // Garbage (no zero bytes) then a delimiter.
     let garbage: Vec<u8> = (0..100u32).map(|i| (i * 37 % 255 + 1) as u8).collect();
@@ -571,11 +396,7 @@ fn decode_frame_bytes(f: &[u8]) -> Record<'static> {
 
 #[test]
 fn deframer_oversize_reported_once() {
-    let good = frame(&Record {
-        seq: 7,
-        ts: 8,
-        event: Event::Dropped { count: 1 },
-    });
+    let good = frame(&Record { seq: 7, ts: 8, event: Event::Dropped { count: 1 } });
     let mut stream = vec![0x42u8; 1000];
     stream.push(0);
     stream.extend_from_slice(&good);
@@ -602,11 +423,7 @@ fn deframer_oversize_reported_once() {
 
 #[test]
 fn deframer_truncated_tail_pending() {
-    let f = frame(&Record {
-        seq: 1,
-        ts: 1,
-        event: Event::GuestExit { reason: 0, code: 0 },
-    });
+    let f = frame(&Record { seq: 1, ts: 1, event: Event::GuestExit { reason: 0, code: 0 } });
     for cut in 1..f.len() {
         let mut d = Deframer::new();
         for &b in &f[..cut] {
@@ -628,14 +445,8 @@ fn deframer_truncated_tail_pending() {
 fn deframer_short_and_cobs_errors() {
     assert_eq!(deframe(&[0x01, 0x00]).0, vec![Err(DecodeError::TooShort)]);
     assert_eq!(deframe(&[0x03, 0x01, 0x00]).0, vec![Err(DecodeError::Cobs)]);
-    assert_eq!(
-        deframe(&[0x03, 0x01, 0x02, 0x00]).0,
-        vec![Err(DecodeError::TooShort)]
-    );
-    assert_eq!(
-        deframe(&[0x04, 0x01, 0x02, 0x03, 0x00]).0,
-        vec![Err(DecodeError::Crc)]
-    );
+    assert_eq!(deframe(&[0x03, 0x01, 0x02, 0x00]).0, vec![Err(DecodeError::TooShort)]);
+    assert_eq!(deframe(&[0x04, 0x01, 0x02, 0x03, 0x00]).0, vec![Err(DecodeError::Crc)]);
 }
 
 #[test]
@@ -653,11 +464,7 @@ fn bit_flips_detected() {
         },
     };
     let f = frame(&rec);
-    let next = frame(&Record {
-        seq: 123_457,
-        ts: 987_654_400,
-        event: Event::Dropped { count: 0 },
-    });
+    let next = frame(&Record { seq: 123_457, ts: 987_654_400, event: Event::Dropped { count: 0 } });
     for byte in 0..f.len() - 1 {
         for bit in 0..8 {
             let mut g = f.clone();
@@ -668,10 +475,7 @@ fn bit_flips_detected() {
             let (last, rest) = frames.split_last().unwrap();
             assert!(last.is_ok(), "following frame lost after flip {byte}.{bit}");
             assert!(!rest.is_empty(), "flip {byte}.{bit} vanished");
-            assert!(
-                rest.iter().all(|r| r.is_err()),
-                "flip {byte}.{bit} went undetected"
-            );
+            assert!(rest.iter().all(|r| r.is_err()), "flip {byte}.{bit} went undetected");
         }
     }
 }
@@ -680,8 +484,5 @@ fn bit_flips_detected() {
 fn errors_have_codes() {
     assert_eq!(DecodeError::Crc.code(), "crc");
     assert_eq!(DecodeError::Truncated { field: "esr" }.field(), Some("esr"));
-    assert_eq!(
-        std::format!("{}", DecodeError::BadVarint { field: "ts" }),
-        "bad varint in field ts"
-    );
+    assert_eq!(std::format!("{}", DecodeError::BadVarint { field: "ts" }), "bad varint in field ts");
 }

@@ -95,10 +95,7 @@ mod tests {
         assert_eq!(encode(300, &mut buf), Some(2));
         assert_eq!(&buf[..2], &[0xac, 0x02]);
         assert_eq!(encode(u64::MAX, &mut buf), Some(10));
-        assert_eq!(
-            &buf[..10],
-            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]
-        );
+        assert_eq!(&buf[..10], &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
     }
 
     #[test]
@@ -116,9 +113,7 @@ mod tests {
         bad[9] = 0x02;
         assert_eq!(decode(&bad), Err(VarintError::Overflow));
         // 11-byte encoding.
-        let long = [
-            0x80u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x81, 0x00,
-        ];
+        let long = [0x80u8, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x81, 0x00];
         assert_eq!(decode(&long), Err(VarintError::Overflow));
         // Non-minimal but in range is accepted.
         assert_eq!(decode(&[0x80, 0x00]), Ok((0, 2)));

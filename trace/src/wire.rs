@@ -81,10 +81,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let len = self.u64(field)?;
         let len = usize::try_from(len).map_err(|_| DecodeError::Truncated { field })?;
-        let (head, rest) = self
-            .data
-            .split_at_checked(len)
-            .ok_or(DecodeError::Truncated { field })?;
+        let (head, rest) = self.data.split_at_checked(len).ok_or(DecodeError::Truncated { field })?;
         self.data = rest;
         Ok(head)
     }

@@ -26,52 +26,16 @@ fn build<'a>(idx: usize, v: &[u64; 17], i: i64, bytes: &'a [u8]) -> Event<'a> {
             hyp_base: v[15],
             hyp_size: v[16],
         },
-        1 => Event::HypBoot {
-            entry_el: v[0],
-            dtb: v[1],
-            console_uart: v[2],
-            trace_uart: v[3],
-        },
-        2 => Event::MemRegion {
-            base: v[0],
-            size: v[1],
-            kind: v[2],
-        },
-        3 => Event::GuestStart {
-            entry: v[0],
-            dtb: v[1],
-            dtb_size: v[2],
-            spsr: v[3],
-        },
-        4 => Event::Trap {
-            esr: v[0],
-            elr: v[1],
-            outcome: v[2],
-        },
-        5 => Event::UnknownTrap {
-            esr: v[0],
-            elr: v[1],
-            far: v[2],
-            action: v[3],
-        },
-        6 => Event::Psci {
-            function: v[0],
-            arg0: v[1],
-            arg1: v[2],
-            arg2: v[3],
-            result: i,
-            conduit: v[4],
-        },
-        7 => Event::GuestExit {
-            reason: v[0],
-            code: v[1],
-        },
+        1 => Event::HypBoot { entry_el: v[0], dtb: v[1], console_uart: v[2], trace_uart: v[3] },
+        2 => Event::MemRegion { base: v[0], size: v[1], kind: v[2] },
+        3 => Event::GuestStart { entry: v[0], dtb: v[1], dtb_size: v[2], spsr: v[3] },
+        4 => Event::Trap { esr: v[0], elr: v[1], outcome: v[2] },
+        5 => Event::UnknownTrap { esr: v[0], elr: v[1], far: v[2], action: v[3] },
+        6 => Event::Psci { function: v[0], arg0: v[1], arg1: v[2], arg2: v[3], result: i, conduit: v[4] },
+        7 => Event::GuestExit { reason: v[0], code: v[1] },
         8 => Event::Dropped { count: v[0] },
         9 => Event::Panic { message: bytes },
-        _ => Event::Unknown {
-            kind: 0x80 | idx as u8,
-            raw: bytes,
-        },
+        _ => Event::Unknown { kind: 0x80 | idx as u8, raw: bytes },
     }
 }
 

@@ -111,12 +111,8 @@ enum Op {
     PorWrite,
 }
 
-const OPS: [(Op, &str); 4] = [
-    (Op::Empty, "empty"),
-    (Op::Svc, "svc"),
-    (Op::PorRead, "por_read"),
-    (Op::PorWrite, "por_write"),
-];
+const OPS: [(Op, &str); 4] =
+    [(Op::Empty, "empty"), (Op::Svc, "svc"), (Op::PorRead, "por_read"), (Op::PorWrite, "por_write")];
 
 /// Ticks for `n` (>= 1) iterations of `op`.
 fn measure(op: Op, n: u64) -> u64 {
@@ -210,10 +206,7 @@ fn test_main(boot: &Boot) -> u32 {
         }
         let ticks = measure(op, iters);
         let milli = ticks as u128 * 1000 / iters as u128;
-        println!(
-            "bench: {} iters={} ticks={} milli_per_iter={}",
-            name, iters, ticks, milli
-        );
+        println!("bench: {} iters={} ticks={} milli_per_iter={}", name, iters, ticks, milli);
     }
     println!("bench: done");
     0

@@ -379,9 +379,7 @@ fn unexpected(frame: &Frame, vector: u64, why: &str) -> ! {
 /// masked. May be re-entered (BRK #4 from SVC #3's handler).
 extern "C" fn exc_handler(frame: &mut Frame, vector: u64) {
     let n = CALLS.fetch_add(1, Ordering::Relaxed);
-    let Some(seen) = LOG.get(n) else {
-        unexpected(frame, vector, "too many")
-    };
+    let Some(seen) = LOG.get(n) else { unexpected(frame, vector, "too many") };
     let set = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
     set(&seen.vector, vector);
     set(&seen.esr, frame.esr);
@@ -433,10 +431,7 @@ struct Checks {
 impl Checks {
     fn check(&mut self, step: &str, what: &str, got: u64, want: u64) {
         if got != want {
-            println!(
-                "exceptions: FAIL {}: {} = {:#x}, expected {:#x}",
-                step, what, got, want
-            );
+            println!("exceptions: FAIL {}: {} = {:#x}, expected {:#x}", step, what, got, want);
             self.failed += 1;
         }
     }
@@ -452,42 +447,21 @@ impl Checks {
     /// entry and in the handler.
     fn check_sync(&mut self, step: &str, idx: usize, ec: u64, key: u64, por_entry: u64) {
         let s = &LOG[idx];
-        let key_got = if ec == EC_DABT_CUR {
-            s.dfsc()
-        } else {
-            s.imm16()
-        };
+        let key_got = if ec == EC_DABT_CUR { s.dfsc() } else { s.imm16() };
         self.check(step, "vector", Seen::get(&s.vector), VEC_SYNC_EL1H);
         self.check(step, "EC", s.ec(), ec);
-        self.check(
-            step,
-            if ec == EC_DABT_CUR { "DFSC" } else { "imm" },
-            key_got,
-            key,
-        );
+        self.check(step, if ec == EC_DABT_CUR { "DFSC" } else { "imm" }, key_got, key);
         self.check_por(step, "POR_EL1 at entry", Seen::get(&s.por_entry), por_entry);
-        self.check_por(
-            step,
-            "POR_EL1 in handler",
-            Seen::get(&s.por_handler),
-            POR_DEFAULT,
-        );
+        self.check_por(step, "POR_EL1 in handler", Seen::get(&s.por_handler), POR_DEFAULT);
     }
 
     fn check_calls(&mut self, step: &str, want: usize) {
-        self.check(
-            step,
-            "handler calls",
-            CALLS.load(Ordering::Relaxed) as u64,
-            want as u64,
-        );
+        self.check(step, "handler calls", CALLS.load(Ordering::Relaxed) as u64, want as u64);
     }
 }
 
 fn fnv1a_fold(h: u64, w: u64) -> u64 {
-    w.to_le_bytes()
-        .iter()
-        .fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+    w.to_le_bytes().iter().fold(h, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 fn checksum(words: impl Iterator<Item = u64>, calls: u64) -> u64 {
@@ -513,10 +487,7 @@ fn report(step: &str, idx: usize, after: u64) {
 fn step_irq(c: &mut Checks, plat: &fdt::Platform) {
     const STEP: &str = "f irq";
     let (Some(gic), Some(t)) = (plat.gic.as_ref(), plat.timer.as_ref()) else {
-        println!(
-            "exceptions: FAIL {}: no GIC or timer in the device tree",
-            STEP
-        );
+        println!("exceptions: FAIL {}: no GIC or timer in the device tree", STEP);
         c.failed += 1;
         return;
     };
@@ -528,12 +499,7 @@ fn step_irq(c: &mut Checks, plat: &fdt::Platform) {
             return;
         }
     };
-    c.check(
-        STEP,
-        "DT virtual timer INTID",
-        t.virt as u64,
-        INTID_CNTV as u64,
-    );
+    c.check(STEP, "DT virtual timer INTID", t.virt as u64, INTID_CNTV as u64);
     if t.virt >= 32 {
         println!("exceptions: FAIL {}: INTID {} is not a PPI", STEP, t.virt);
         c.failed += 1;
@@ -552,13 +518,7 @@ fn step_irq(c: &mut Checks, plat: &fdt::Platform) {
     // wakes on a pending IRQ, so there is no lost-wakeup window.
     let taken = loop {
         unsafe {
-            asm!(
-                "msr daifclr, #2",
-                "isb",
-                "msr daifset, #2",
-                clobber_abi("C"),
-                options(nostack)
-            );
+            asm!("msr daifclr, #2", "isb", "msr daifset, #2", clobber_abi("C"), options(nostack));
         }
         if IRQ_SEEN.load(Ordering::Relaxed) {
             break true;
@@ -585,18 +545,8 @@ fn step_irq(c: &mut Checks, plat: &fdt::Platform) {
     let s = &LOG[idx];
     c.check(STEP, "vector", Seen::get(&s.vector), VEC_IRQ_EL1H);
     c.check(STEP, "INTID", Seen::get(&s.intid), t.virt as u64);
-    c.check_por(
-        STEP,
-        "POR_EL1 at entry",
-        Seen::get(&s.por_entry),
-        POR_PGTABLES,
-    );
-    c.check_por(
-        STEP,
-        "POR_EL1 in handler",
-        Seen::get(&s.por_handler),
-        POR_DEFAULT,
-    );
+    c.check_por(STEP, "POR_EL1 at entry", Seen::get(&s.por_entry), POR_PGTABLES);
+    c.check_por(STEP, "POR_EL1 in handler", Seen::get(&s.por_handler), POR_DEFAULT);
     c.check_por(STEP, "POR_EL1 after return", after, POR_PGTABLES);
     println!(
         "exceptions: {} intid={} por_entry={} por_handler={} por_after={}",

@@ -18,10 +18,7 @@ fn checksum(len: usize) -> u64 {
 
 #[unsafe(no_mangle)]
 fn test_main(boot: &Boot) -> u32 {
-    println!(
-        "hello: porwatch guest-test running at EL1, dtb at {:#x}",
-        boot.dtb_addr
-    );
+    println!("hello: porwatch guest-test running at EL1, dtb at {:#x}", boot.dtb_addr);
     let mut plat = fdt::Platform::new();
     if let Err(e) = fdt::discover(boot.dtb, &mut plat) {
         println!("hello: FAIL: cannot parse the device tree: {:?}", e);

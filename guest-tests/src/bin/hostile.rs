@@ -40,10 +40,7 @@ fn hyp_hole(plat: &fdt::Platform) -> Option<u64> {
         ends[i] = (m.base, m.base + m.size);
     }
     ends[..n].sort_unstable();
-    ends[..n]
-        .windows(2)
-        .find(|w| w[0].1 < w[1].0)
-        .map(|w| w[0].1)
+    ends[..n].windows(2).find(|w| w[0].1 < w[1].0).map(|w| w[0].1)
 }
 
 #[unsafe(no_mangle)]
@@ -92,35 +89,19 @@ fn test_main(boot: &Boot) -> u32 {
                 format_args!("result={}", on),
             );
         }
-        None => c.check(
-            "find-hyp-memory",
-            false,
-            format_args!("no hole in the memory map"),
-        ),
+        None => c.check("find-hyp-memory", false, format_args!("no hole in the memory map")),
     }
 
     let h = smccc::hvc(0xdead_beef, 1, 2, 3);
-    c.check(
-        "bogus-hvc",
-        h == smccc::NOT_SUPPORTED,
-        format_args!("x0={}", h),
-    );
+    c.check("bogus-hvc", h == smccc::NOT_SUPPORTED, format_args!("x0={}", h));
     let h: u64;
     unsafe {
         asm!("hvc #0x1234", inout("x0") 0x8400_0000u64 => h, out("x1") _, out("x2") _,
              out("x3") _, options(nostack));
     }
-    c.check(
-        "hvc-nonzero-imm",
-        h as i64 == smccc::NOT_SUPPORTED,
-        format_args!("x0={}", h as i64),
-    );
+    c.check("hvc-nonzero-imm", h as i64 == smccc::NOT_SUPPORTED, format_args!("x0={}", h as i64));
     let s = smccc::smc(0xC200_1234, 0, 0, 0);
-    c.check(
-        "unknown-smc",
-        s == smccc::NOT_SUPPORTED,
-        format_args!("x0={}", s),
-    );
+    c.check("unknown-smc", s == smccc::NOT_SUPPORTED, format_args!("x0={}", s));
     let f = smccc::smc(smccc::PSCI_FEATURES, smccc::PSCI_SYSTEM_OFF, 0, 0);
     c.check("psci-features-system-off", f == 0, format_args!("x0={}", f));
 

@@ -23,9 +23,7 @@ impl IdRegs {
     pub fn read() -> Self {
         let isar2: u64;
         // ID_AA64ISAR2_EL1 (s3_0_c0_c6_2) is not in aarch64-cpu 11.2.
-        unsafe {
-            core::arch::asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack))
-        };
+        unsafe { core::arch::asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack)) };
         Self {
             midr: MIDR_EL1.get(),
             mpidr: MPIDR_EL1.get(),

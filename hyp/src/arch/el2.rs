@@ -68,11 +68,7 @@ pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
     }
 
     // PMU and debug: the guest gets every counter, nothing traps.
-    let hpmn = if ids.has_pmuv3() {
-        (PMCR_EL0_N.read() >> 11) & 0x1f
-    } else {
-        0
-    };
+    let hpmn = if ids.has_pmuv3() { (PMCR_EL0_N.read() >> 11) & 0x1f } else { 0 };
     MDCR_EL2.set(hpmn);
 
     // Timers: EL1 may read the physical counter and use the physical timer.
@@ -98,8 +94,8 @@ pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
     if ids.has_hcx() {
         // Virtual POE owns TCR2_EL1: with TCR2En = 0 every access traps.
         let tcr2_passthrough = ids.has_tcr2() && cfg.poe != Mode::Virtual;
-        let mut v = HCRX_EL2::TCR2En.val(tcr2_passthrough as u64)
-            + HCRX_EL2::SCTLR2En.val(ids.has_sctlr2() as u64);
+        let mut v =
+            HCRX_EL2::TCR2En.val(tcr2_passthrough as u64) + HCRX_EL2::SCTLR2En.val(ids.has_sctlr2() as u64);
         if ids.has_mops() {
             // MSCEn (bit 11): CPY*/SET* (FEAT_MOPS) usable at EL1/EL0.
             v += tock_registers::fields::FieldValue::<u64, HCRX_EL2::Register>::new(1, 11, 1);
@@ -166,6 +162,12 @@ fn watch_with_fine_grained_traps(cfg: &Config) {
     let mut r = HFGRTR_EL2.get();
     if cfg.opts.tap {
         w |= HFGWTR_EL2::VBAR_EL1::SET.value;
+    }
+    if cfg.opts.track {
+        // The page-table watch follows TTBR0/TTBR1/TCR_EL1 (TCR also covers TCR2).
+        w |= HFGWTR_EL2::TTBR0_EL1::SET.value
+            | HFGWTR_EL2::TTBR1_EL1::SET.value
+            | HFGWTR_EL2::TCR_EL1::SET.value;
     }
     match cfg.poe {
         Mode::Virtual => {

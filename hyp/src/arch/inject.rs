@@ -37,6 +37,13 @@ pub fn reflect(regs: &mut GuestRegs, esr_el2: u64) {
     apply(regs, inj);
 }
 
+/// A data abort at EL1 with the given fault status, WnR, ISS2 (e.g. the
+/// Overlay bit) and FAR: what the hardware raises for a stage-1 fault.
+pub fn data_abort(regs: &mut GuestRegs, fsc: u8, wnr: bool, iss2: u32, far: u64) {
+    let inj = inject::data_abort(&state(regs, 0), fsc, wnr, iss2, far);
+    apply(regs, inj);
+}
+
 /// UNDEFINED instruction at the trapping PC.
 pub fn undef(regs: &mut GuestRegs, esr_el2: u64) {
     let inj = inject::undef(&state(regs, esr_el2));

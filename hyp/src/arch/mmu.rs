@@ -22,9 +22,7 @@ static EL2_POOL: TakeOnce<TablePool<EL2_TABLES>> = TakeOnce::new(TablePool::new(
 pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
     let ids = IdRegs::read();
     let pa_range = ids.pa_range() as u8;
-    let Some(Ok(mut pt)) = EL2_POOL
-        .take()
-        .map(|pool| PageTable::new(pool, stage1_el2_regime(pa_range)))
+    let Some(Ok(mut pt)) = EL2_POOL.take().map(|pool| PageTable::new(pool, stage1_el2_regime(pa_range)))
     else {
         crate::run_end::stop(crate::boot::STATUS_BAD_CONFIG, false);
     };
@@ -34,9 +32,7 @@ pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
         // RAM outside hyp: blocks where possible.
         for (s, e) in [(base, end.min(layout.start)), (base.max(layout.end), end)] {
             if s < e {
-                ok &= pt
-                    .map(s, s, e - s, S1Attrs::NORMAL_RW, Granularity::AllowBlocks)
-                    .is_ok();
+                ok &= pt.map(s, s, e - s, S1Attrs::NORMAL_RW, Granularity::AllowBlocks).is_ok();
             }
         }
     }
@@ -53,9 +49,7 @@ pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
     }
     for &d in devices.iter().flatten() {
         let base = d & !(PAGE - 1);
-        ok &= pt
-            .map(base, base, PAGE, S1Attrs::DEVICE_RW, Granularity::PagesOnly)
-            .is_ok();
+        ok &= pt.map(base, base, PAGE, S1Attrs::DEVICE_RW, Granularity::PagesOnly).is_ok();
     }
     if !ok {
         crate::run_end::stop(crate::boot::STATUS_BAD_CONFIG, false);
@@ -74,10 +68,7 @@ pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
     dsb_ish();
     isb();
     SCTLR_EL2.modify(
-        SCTLR_EL2::M::Enable
-            + SCTLR_EL2::C::Cacheable
-            + SCTLR_EL2::I::Cacheable
-            + SCTLR_EL2::SA::Enable,
+        SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable,
     );
     isb();
 }

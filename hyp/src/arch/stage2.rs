@@ -8,7 +8,7 @@ use super::table_pool::TablePool;
 use crate::boot::Layout;
 use crate::take_once::TakeOnce;
 use porwatch_monitor::fdt::Platform;
-use porwatch_monitor::pgtable::desc::{with_s2xn, S2Xn};
+use porwatch_monitor::pgtable::desc::{with_s2ap, with_s2xn, S2Ap, S2Xn};
 use porwatch_monitor::pgtable::regs::{effective_pa_range, stage2_regime, vtcr_el2};
 use porwatch_monitor::pgtable::{Granularity, PageTable, S2Attrs, Tlbi};
 use spin::Mutex;
@@ -70,18 +70,12 @@ pub fn passthrough(plat: &Platform, hidden: Option<u64>, mut f: impl FnMut(u64, 
     }
 }
 
-pub fn build(
-    plat: &Platform,
-    layout: &Layout,
-    hidden_uart: Option<u64>,
-) -> Result<Stage2, &'static str> {
+pub fn build(plat: &Platform, layout: &Layout, hidden_uart: Option<u64>) -> Result<Stage2, &'static str> {
     let ids = IdRegs::read();
     let pa_range = ids.pa_range() as u8;
     let (_, ipa_bits) = effective_pa_range(pa_range);
-    let (vtcr, _, _) =
-        vtcr_el2(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
-    let regime =
-        stage2_regime(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
+    let (vtcr, _, _) = vtcr_el2(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
+    let regime = stage2_regime(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
     let pool = S2_POOL.take().ok_or("stage 2 built twice")?;
     let mut pt = PageTable::new(pool, regime).map_err(|_| "stage-2 root allocation failed")?;
 
@@ -96,10 +90,7 @@ pub fn build(
         }
     });
     passthrough(plat, hidden_uart, |s, e| {
-        if pt
-            .map(s, s, e - s, S2Attrs::DEVICE_RW, Granularity::AllowBlocks)
-            .is_err()
-        {
+        if pt.map(s, s, e - s, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).is_err() {
             err = Some("cannot map a device region at stage 2");
         }
     });
@@ -128,12 +119,21 @@ pub fn ram_pa(ipa: u64, len: u64) -> Option<u64> {
 /// Returns false if `ipa` is not a mapped 4 KiB page.
 pub fn set_exec(ipa: u64, exec: bool) -> bool {
     let xn = if exec { S2Xn::Exec } else { S2Xn::NoExec };
+    update(ipa, |d| with_s2xn(d, xn))
+}
+
+/// Makes the guest page at `ipa` writable or read-only (the page-table
+/// watch's trigger). Returns false if `ipa` is not a mapped 4 KiB page.
+pub fn set_writable(ipa: u64, writable: bool) -> bool {
+    let ap = if writable { S2Ap::ReadWrite } else { S2Ap::ReadOnly };
+    update(ipa, |d| with_s2ap(d, ap))
+}
+
+/// Changes one page descriptor's permissions and invalidates the TLBs.
+fn update(ipa: u64, f: impl FnOnce(u64) -> u64) -> bool {
     let update = {
         let mut s2 = STAGE2.lock();
-        match s2
-            .as_mut()
-            .map(|pt| pt.update_page(ipa, |d| with_s2xn(d, xn)))
-        {
+        match s2.as_mut().map(|pt| pt.update_page(ipa, f)) {
             Some(Ok(u)) => u,
             _ => return false,
         }

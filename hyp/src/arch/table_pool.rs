@@ -15,10 +15,7 @@ pub struct TablePool<const N: usize> {
 
 impl<const N: usize> TablePool<N> {
     pub const fn new() -> Self {
-        Self {
-            tables: [[0; ENTRIES_PER_TABLE]; N],
-            used: 0,
-        }
+        Self { tables: [[0; ENTRIES_PER_TABLE]; N], used: 0 }
     }
 
     fn index_of(&self, pa: u64) -> Option<usize> {

@@ -187,12 +187,7 @@ impl<'a> RegIter<'a> {
         let raw = RawReg::new(value, child_cells(&parent)?)?;
         let mut c = [0; MAX_DEPTH];
         c[..chain.len()].copy_from_slice(chain);
-        Ok(RegIter {
-            fdt: *fdt,
-            chain: c,
-            len: chain.len(),
-            raw,
-        })
+        Ok(RegIter { fdt: *fdt, chain: c, len: chain.len(), raw })
     }
 
     /// The node's `reg` property translated; `Ok(None)` if it has none.

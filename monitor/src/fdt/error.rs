@@ -73,10 +73,7 @@ impl fmt::Display for FdtError {
             FdtError::Truncated => f.write_str("dtb truncated"),
             FdtError::BadMagic(m) => write!(f, "bad dtb magic {m:#010x}"),
             FdtError::BadVersion { version, last_comp } => {
-                write!(
-                    f,
-                    "unsupported dtb version {version} (last compatible {last_comp})"
-                )
+                write!(f, "unsupported dtb version {version} (last compatible {last_comp})")
             }
             FdtError::BadHeader => f.write_str("dtb header offsets/sizes out of range"),
             FdtError::BadReservations => f.write_str("unterminated memory reservation block"),

@@ -165,11 +165,7 @@ impl<'a> Platform<'a> {
             gic: None,
             psci: None,
             timer: None,
-            chosen: Chosen {
-                bootargs: None,
-                initrd: None,
-                stdout_path: None,
-            },
+            chosen: Chosen { bootargs: None, initrd: None, stdout_path: None },
             mmio: Vec::new(),
             untranslatable: 0,
         }
@@ -198,9 +194,7 @@ impl<'a> Platform<'a> {
     /// True if `[base, base + size)` overlaps RAM.
     pub fn overlaps_memory(&self, base: u64, size: u64) -> bool {
         let end = u128::from(base) + u128::from(size);
-        self.memory
-            .iter()
-            .any(|m| u128::from(m.base) < end && u128::from(base) < m.end())
+        self.memory.iter().any(|m| u128::from(m.base) < end && u128::from(base) < m.end())
     }
 
     /// Adds a device region to [`Platform::mmio`]: rounded out to
@@ -216,25 +210,14 @@ impl<'a> Platform<'a> {
         let mut hi = (r.end() + g - 1) & !(g - 1);
         // Entries are sorted and disjoint (not even adjacent): the ones that
         // overlap or touch [lo, hi) are contiguous, j..k.
-        let j = self
-            .mmio
-            .iter()
-            .position(|e| e.end() >= lo)
-            .unwrap_or(self.mmio.len());
-        let k = self
-            .mmio
-            .iter()
-            .position(|e| u128::from(e.base) > hi)
-            .unwrap_or(self.mmio.len());
+        let j = self.mmio.iter().position(|e| e.end() >= lo).unwrap_or(self.mmio.len());
+        let k = self.mmio.iter().position(|e| u128::from(e.base) > hi).unwrap_or(self.mmio.len());
         if k > j {
             lo = lo.min(u128::from(self.mmio[j].base));
             hi = hi.max(self.mmio[k - 1].end());
         }
         let size = u64::try_from(hi - lo).map_err(|_| FdtError::AddressOverflow)?;
-        let merged = Region {
-            base: lo as u64,
-            size,
-        };
+        let merged = Region { base: lo as u64, size };
         if k > j {
             self.mmio[j] = merged;
             for _ in j + 1..k {
@@ -242,9 +225,7 @@ impl<'a> Platform<'a> {
             }
             Ok(())
         } else {
-            self.mmio
-                .insert(j, merged)
-                .map_err(|_| FdtError::Capacity("mmio regions"))
+            self.mmio.insert(j, merged).map_err(|_| FdtError::Capacity("mmio regions"))
         }
     }
 }
@@ -260,13 +241,7 @@ const PSCI_COMPAT: [(&str, PsciVersion); 3] = [
 /// Root children whose subtrees are not devices to pass through.
 /// `/cpus` (cpu `reg` = MPIDR), `/chosen` (framebuffers live in RAM),
 /// `/reserved-memory` (RAM carve-outs), `/aliases`, `/__symbols__`.
-const NON_DEVICE_SUBTREES: [&str; 5] = [
-    "cpus",
-    "chosen",
-    "reserved-memory",
-    "aliases",
-    "__symbols__",
-];
+const NON_DEVICE_SUBTREES: [&str; 5] = ["cpus", "chosen", "reserved-memory", "aliases", "__symbols__"];
 
 /// Reads `dtb` and fills `out` (cleared first).
 ///
@@ -356,12 +331,7 @@ pub fn discover<'a>(dtb: &'a [u8], out: &mut Platform<'a>) -> Result<()> {
     Ok(())
 }
 
-fn add_memory<'a>(
-    fdt: &Fdt<'a>,
-    chain: &[usize],
-    node: &Node<'a>,
-    out: &mut Platform<'a>,
-) -> Result<()> {
+fn add_memory<'a>(fdt: &Fdt<'a>, chain: &[usize], node: &Node<'a>, out: &mut Platform<'a>) -> Result<()> {
     let value = match node.prop("linux,usable-memory")? {
         Some(v) => v,
         None => match node.prop("reg")? {
@@ -372,20 +342,13 @@ fn add_memory<'a>(
     for r in RegIter::new(fdt, chain, value)? {
         let r = r?;
         if r.size != 0 {
-            out.memory
-                .push(r)
-                .map_err(|_| FdtError::Capacity("memory ranges"))?;
+            out.memory.push(r).map_err(|_| FdtError::Capacity("memory ranges"))?;
         }
     }
     Ok(())
 }
 
-fn add_uart<'a>(
-    fdt: &Fdt<'a>,
-    chain: &[usize],
-    node: &Node<'a>,
-    out: &mut Platform<'a>,
-) -> Result<()> {
+fn add_uart<'a>(fdt: &Fdt<'a>, chain: &[usize], node: &Node<'a>, out: &mut Platform<'a>) -> Result<()> {
     let first = match RegIter::of_node(fdt, chain)? {
         Some(mut it) => it.next(),
         None => None,
@@ -402,21 +365,17 @@ fn add_uart<'a>(
     let mut path = String::new();
     fdt.write_path(chain, &mut path)?;
     out.uarts
-        .push(Uart {
-            path,
-            regs,
-            console: false,
-            node: node.offset(),
-        })
+        .push(Uart { path, regs, console: false, node: node.offset() })
         .map_err(|_| FdtError::Capacity("uarts"))
 }
 
 fn gic(fdt: &Fdt<'_>, chain: &[usize], node: &Node<'_>) -> Result<Option<Gic>> {
     let version = if node.is_compatible(GICV3_COMPAT)? {
         GicVersion::V3
-    } else if GICV2_COMPAT.iter().try_fold(false, |acc, c| {
-        Ok::<_, FdtError>(acc || node.is_compatible(c)?)
-    })? {
+    } else if GICV2_COMPAT
+        .iter()
+        .try_fold(false, |acc, c| Ok::<_, FdtError>(acc || node.is_compatible(c)?))?
+    {
         GicVersion::V2
     } else {
         return Ok(None);
@@ -424,21 +383,13 @@ fn gic(fdt: &Fdt<'_>, chain: &[usize], node: &Node<'_>) -> Result<Option<Gic>> {
     let mut regs: Vec<Region, { MAX_REDIST + 4 }> = Vec::new();
     if let Some(it) = RegIter::of_node(fdt, chain)? {
         for r in it {
-            regs.push(r?)
-                .map_err(|_| FdtError::Capacity("gic reg entries"))?;
+            regs.push(r?).map_err(|_| FdtError::Capacity("gic reg entries"))?;
         }
     }
     let dist = *regs.first().ok_or(FdtError::BadPropLen("reg"))?;
     let interrupt_cells = node.prop_u32("#interrupt-cells")?.unwrap_or(3);
-    let mut gic = Gic {
-        version,
-        dist,
-        redist: Vec::new(),
-        cpu: None,
-        hyp: None,
-        vcpu: None,
-        interrupt_cells,
-    };
+    let mut gic =
+        Gic { version, dist, redist: Vec::new(), cpu: None, hyp: None, vcpu: None, interrupt_cells };
     let rest = match version {
         GicVersion::V3 => {
             let n = node.prop_u32("#redistributor-regions")?.unwrap_or(1) as usize;
@@ -447,9 +398,7 @@ fn gic(fdt: &Fdt<'_>, chain: &[usize], node: &Node<'_>) -> Result<Option<Gic>> {
             }
             let r = regs.get(1..1 + n).ok_or(FdtError::BadPropLen("reg"))?;
             for &x in r {
-                gic.redist
-                    .push(x)
-                    .map_err(|_| FdtError::Capacity("redistributor regions"))?;
+                gic.redist.push(x).map_err(|_| FdtError::Capacity("redistributor regions"))?;
             }
             &regs[1 + n..]
         }
@@ -479,11 +428,7 @@ fn psci(node: &Node<'_>) -> Result<Option<Psci>> {
         Some("hvc") => PsciMethod::Hvc,
         _ => return Err(FdtError::BadValue("method")),
     };
-    Ok(Some(Psci {
-        method,
-        version,
-        compatible,
-    }))
+    Ok(Some(Psci { method, version, compatible }))
 }
 
 fn add_pci_windows<'a>(
@@ -533,25 +478,15 @@ fn chosen<'a>(fdt: &Fdt<'a>) -> Result<Chosen<'a>> {
         Some(s) => Some(s),
         None => node.prop_str("linux,stdout-path")?,
     };
-    let start = node
-        .prop("linux,initrd-start")?
-        .map(|v| prop_as_u64(v, "linux,initrd-start"))
-        .transpose()?;
-    let end = node
-        .prop("linux,initrd-end")?
-        .map(|v| prop_as_u64(v, "linux,initrd-end"))
-        .transpose()?;
+    let start = node.prop("linux,initrd-start")?.map(|v| prop_as_u64(v, "linux,initrd-start")).transpose()?;
+    let end = node.prop("linux,initrd-end")?.map(|v| prop_as_u64(v, "linux,initrd-end")).transpose()?;
     let initrd = match (start, end) {
         (None, None) => None,
         (Some(s), Some(e)) if e >= s => Some((s, e)),
         (Some(_), _) => return Err(FdtError::BadValue("linux,initrd-end")),
         (None, Some(_)) => return Err(FdtError::BadValue("linux,initrd-start")),
     };
-    Ok(Chosen {
-        bootargs,
-        initrd,
-        stdout_path,
-    })
+    Ok(Chosen { bootargs, initrd, stdout_path })
 }
 
 /// Resolves `stdout-path` (`path[:options]` or `alias[:options]`) to a node
@@ -587,9 +522,7 @@ fn timer(node: &Node<'_>, cells: u32) -> Result<Timer> {
     if !(3..=4).contains(&cells) {
         return Err(FdtError::BadValue("#interrupt-cells"));
     }
-    let v = node
-        .prop("interrupts")?
-        .ok_or(FdtError::BadValue("interrupts"))?;
+    let v = node.prop("interrupts")?.ok_or(FdtError::BadValue("interrupts"))?;
     let stride = (cells * 4) as usize;
     if !v.len().is_multiple_of(stride) || v.len() / stride < 4 {
         return Err(FdtError::BadPropLen("interrupts"));
@@ -605,9 +538,7 @@ fn timer(node: &Node<'_>, cells: u32) -> Result<Timer> {
             1 => 16,
             _ => return Err(FdtError::BadValue("interrupts")),
         };
-        *id = num
-            .checked_add(base)
-            .ok_or(FdtError::BadValue("interrupts"))?;
+        *id = num.checked_add(base).ok_or(FdtError::BadValue("interrupts"))?;
     }
     Ok(Timer {
         secure_phys: ids[0],

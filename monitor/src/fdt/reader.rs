@@ -55,10 +55,7 @@ pub fn read_cells(data: &[u8], cells: u32) -> Result<u128> {
 /// Interprets a property value as one NUL-terminated UTF-8 string (text up to
 /// the first NUL).
 pub fn prop_as_str(value: &[u8]) -> Result<&str> {
-    let nul = value
-        .iter()
-        .position(|&b| b == 0)
-        .ok_or(FdtError::BadString)?;
+    let nul = value.iter().position(|&b| b == 0).ok_or(FdtError::BadString)?;
     core::str::from_utf8(&value[..nul]).map_err(|_| FdtError::BadString)
 }
 
@@ -141,9 +138,7 @@ pub struct Fdt<'a> {
 
 fn range(blob: &[u8], off: u32, size: u32) -> Result<&[u8]> {
     let start = off as usize;
-    let end = start
-        .checked_add(size as usize)
-        .ok_or(FdtError::BadHeader)?;
+    let end = start.checked_add(size as usize).ok_or(FdtError::BadHeader)?;
     if start < HEADER_SIZE_V16 {
         return Err(FdtError::BadHeader);
     }
@@ -167,11 +162,7 @@ impl<'a> Fdt<'a> {
         if version < 16 || last_comp > 17 {
             return Err(FdtError::BadVersion { version, last_comp });
         }
-        let hsize = if version >= 17 {
-            HEADER_SIZE
-        } else {
-            HEADER_SIZE_V16
-        };
+        let hsize = if version >= 17 { HEADER_SIZE } else { HEADER_SIZE_V16 };
         if data.len() < hsize {
             return Err(FdtError::Truncated);
         }
@@ -187,9 +178,7 @@ impl<'a> Fdt<'a> {
         let size_dt_struct = if version >= 17 {
             field(9)?
         } else {
-            totalsize
-                .checked_sub(off_dt_struct)
-                .ok_or(FdtError::BadHeader)?
+            totalsize.checked_sub(off_dt_struct).ok_or(FdtError::BadHeader)?
         };
         let structs = range(blob, off_dt_struct, size_dt_struct)?;
         let strings = range(blob, off_dt_strings, size_dt_strings)?;
@@ -258,9 +247,7 @@ impl<'a> Fdt<'a> {
         let start = self.header.off_mem_rsvmap as usize;
         let len = self.reservations_len().unwrap_or(0);
         let bytes = self.blob.get(start..start + len).unwrap_or(&[]);
-        bytes
-            .chunks_exact(16)
-            .map(|c| (be64(c, 0).unwrap_or(0), be64(c, 8).unwrap_or(0)))
+        bytes.chunks_exact(16).map(|c| (be64(c, 0).unwrap_or(0), be64(c, 8).unwrap_or(0)))
     }
 
     /// The raw reservation entries as they appear in the blob (16 bytes each).
@@ -288,24 +275,14 @@ impl<'a> Fdt<'a> {
     /// Token iterator starting at structure offset `offset` (depth counted
     /// relative to there).
     pub fn tokens_at(&self, offset: usize) -> Tokens<'a> {
-        Tokens {
-            fdt: *self,
-            pos: offset,
-            open: 0,
-            done: false,
-        }
+        Tokens { fdt: *self, pos: offset, open: 0, done: false }
     }
 
     /// Tokens starting at `body`, the first token after a node's
     /// `FDT_BEGIN_NODE`: that node counts as open (depth 0), so its
     /// properties have depth 0 and its children depth 1.
     fn tokens_inside(&self, body: usize) -> Tokens<'a> {
-        Tokens {
-            fdt: *self,
-            pos: body,
-            open: 1,
-            done: false,
-        }
+        Tokens { fdt: *self, pos: body, open: 1, done: false }
     }
 
     /// Checks the whole structure block: one root, balanced nodes, bounded
@@ -353,9 +330,7 @@ impl<'a> Fdt<'a> {
                 }
             }
         }
-        Err(FdtError::BadStructure {
-            offset: self.structs.len(),
-        })
+        Err(FdtError::BadStructure { offset: self.structs.len() })
     }
 
     /// The root node.
@@ -363,11 +338,7 @@ impl<'a> Fdt<'a> {
         // `validate` guarantees the first non-NOP token is the root BeginNode.
         let mut toks = self.tokens();
         match toks.next() {
-            Some(Ok(TokenAt {
-                offset,
-                token: Token::BeginNode(_),
-                ..
-            })) => self.node_at(offset),
+            Some(Ok(TokenAt { offset, token: Token::BeginNode(_), .. })) => self.node_at(offset),
             Some(Err(e)) => Err(e),
             _ => Err(FdtError::BadStructure { offset: 0 }),
         }
@@ -376,17 +347,9 @@ impl<'a> Fdt<'a> {
     /// The node whose `FDT_BEGIN_NODE` token is at structure offset `offset`.
     pub fn node_at(&self, offset: usize) -> Result<Node<'a>> {
         match self.tokens_at(offset).next() {
-            Some(Ok(TokenAt {
-                offset,
-                next,
-                token: Token::BeginNode(name),
-                ..
-            })) => Ok(Node {
-                fdt: *self,
-                offset,
-                body: next,
-                name,
-            }),
+            Some(Ok(TokenAt { offset, next, token: Token::BeginNode(name), .. })) => {
+                Ok(Node { fdt: *self, offset, body: next, name })
+            }
             Some(Err(e)) => Err(e),
             _ => Err(FdtError::BadStructure { offset }),
         }
@@ -394,11 +357,7 @@ impl<'a> Fdt<'a> {
 
     /// A walker over all nodes that keeps the chain of ancestors.
     pub fn walk(&self) -> Walker<'a> {
-        Walker {
-            tokens: self.tokens(),
-            stack: [0; MAX_DEPTH],
-            depth: 0,
-        }
+        Walker { tokens: self.tokens(), stack: [0; MAX_DEPTH], depth: 0 }
     }
 
     /// Finds the node at `path` (absolute, `/`-separated). A component without
@@ -469,11 +428,7 @@ impl<'a> Fdt<'a> {
     }
 
     /// Writes the path of the node chain `chain` (root..=node offsets) into `out`.
-    pub fn write_path<const N: usize>(
-        &self,
-        chain: &[usize],
-        out: &mut heapless::String<N>,
-    ) -> Result<()> {
+    pub fn write_path<const N: usize>(&self, chain: &[usize], out: &mut heapless::String<N>) -> Result<()> {
         out.clear();
         if chain.len() <= 1 {
             return out.push('/').map_err(|_| FdtError::PathTooLong);
@@ -481,8 +436,7 @@ impl<'a> Fdt<'a> {
         for &off in &chain[1..] {
             let node = self.node_at(off)?;
             out.push('/').map_err(|_| FdtError::PathTooLong)?;
-            out.push_str(node.name())
-                .map_err(|_| FdtError::PathTooLong)?;
+            out.push_str(node.name()).map_err(|_| FdtError::PathTooLong)?;
         }
         Ok(())
     }
@@ -553,12 +507,8 @@ impl<'a> Tokens<'a> {
                 }
                 TOK_BEGIN_NODE => {
                     let rest = s.get(body..).ok_or(FdtError::BadStructure { offset })?;
-                    let nul = rest
-                        .iter()
-                        .position(|&b| b == 0)
-                        .ok_or(FdtError::BadString)?;
-                    let name =
-                        core::str::from_utf8(&rest[..nul]).map_err(|_| FdtError::BadString)?;
+                    let nul = rest.iter().position(|&b| b == 0).ok_or(FdtError::BadString)?;
+                    let name = core::str::from_utf8(&rest[..nul]).map_err(|_| FdtError::BadString)?;
                     let next = align4(body + nul + 1);
                     if next > s.len() {
                         return Err(FdtError::BadStructure { offset });
@@ -569,12 +519,7 @@ impl<'a> Tokens<'a> {
                     let depth = self.open;
                     self.open += 1;
                     self.pos = next;
-                    return Ok(Some(TokenAt {
-                        offset,
-                        next,
-                        depth,
-                        token: Token::BeginNode(name),
-                    }));
+                    return Ok(Some(TokenAt { offset, next, depth, token: Token::BeginNode(name) }));
                 }
                 TOK_END_NODE => {
                     if self.open == 0 {
@@ -582,12 +527,7 @@ impl<'a> Tokens<'a> {
                     }
                     self.open -= 1;
                     self.pos = body;
-                    return Ok(Some(TokenAt {
-                        offset,
-                        next: body,
-                        depth: self.open,
-                        token: Token::EndNode,
-                    }));
+                    return Ok(Some(TokenAt { offset, next: body, depth: self.open, token: Token::EndNode }));
                 }
                 TOK_PROP => {
                     if self.open == 0 {
@@ -596,12 +536,8 @@ impl<'a> Tokens<'a> {
                     let len = be32(s, body).ok_or(FdtError::BadStructure { offset })?;
                     let nameoff = be32(s, body + 4).ok_or(FdtError::BadStructure { offset })?;
                     let vstart = body + 8;
-                    let vend = vstart
-                        .checked_add(len as usize)
-                        .ok_or(FdtError::BadStructure { offset })?;
-                    let value = s
-                        .get(vstart..vend)
-                        .ok_or(FdtError::BadStructure { offset })?;
+                    let vend = vstart.checked_add(len as usize).ok_or(FdtError::BadStructure { offset })?;
+                    let value = s.get(vstart..vend).ok_or(FdtError::BadStructure { offset })?;
                     let next = align4(vend);
                     if next > s.len() {
                         return Err(FdtError::BadStructure { offset });
@@ -620,12 +556,7 @@ impl<'a> Tokens<'a> {
                         return Err(FdtError::BadStructure { offset });
                     }
                     self.done = true;
-                    return Ok(Some(TokenAt {
-                        offset,
-                        next: body,
-                        depth: 0,
-                        token: Token::End,
-                    }));
+                    return Ok(Some(TokenAt { offset, next: body, depth: 0, token: Token::End }));
                 }
                 token => return Err(FdtError::BadToken { offset, token }),
             }
@@ -697,12 +628,7 @@ impl<'a> Walker<'a> {
                     let slot = self.stack.get_mut(t.depth).ok_or(FdtError::TooDeep)?;
                     *slot = t.offset;
                     self.depth = t.depth + 1;
-                    return Ok(Some(Node {
-                        fdt: self.tokens.fdt,
-                        offset: t.offset,
-                        body: t.next,
-                        name,
-                    }));
+                    return Ok(Some(Node { fdt: self.tokens.fdt, offset: t.offset, body: t.next, name }));
                 }
                 Token::EndNode => self.depth = t.depth,
                 Token::Prop { .. } => {}
@@ -750,9 +676,7 @@ impl<'a> Node<'a> {
 
     /// Properties of this node (not of its children).
     pub fn props(&self) -> Props<'a> {
-        Props {
-            tokens: self.fdt.tokens_inside(self.body),
-        }
+        Props { tokens: self.fdt.tokens_inside(self.body) }
     }
 
     /// Value of property `name`, if present.
@@ -805,11 +729,7 @@ impl<'a> Node<'a> {
 
     /// Direct children.
     pub fn children(&self) -> Children<'a> {
-        Children {
-            tokens: self.fdt.tokens_inside(self.body),
-            fdt: self.fdt,
-            done: false,
-        }
+        Children { tokens: self.fdt.tokens_inside(self.body), fdt: self.fdt, done: false }
     }
 
     /// Structure offset just past this node's `FDT_END_NODE`.
@@ -821,9 +741,7 @@ impl<'a> Node<'a> {
                 return Ok(t.next);
             }
         }
-        Err(FdtError::BadStructure {
-            offset: self.offset,
-        })
+        Err(FdtError::BadStructure { offset: self.offset })
     }
 }
 
@@ -837,10 +755,7 @@ impl<'a> Iterator for Props<'a> {
     type Item = Result<(&'a str, &'a [u8])>;
     fn next(&mut self) -> Option<Self::Item> {
         match self.tokens.next()? {
-            Ok(TokenAt {
-                token: Token::Prop { name, value },
-                ..
-            }) => Some(Ok((name, value))),
+            Ok(TokenAt { token: Token::Prop { name, value }, .. }) => Some(Ok((name, value))),
             Ok(_) => {
                 self.tokens.done = true;
                 None
@@ -868,25 +783,10 @@ impl<'a> Iterator for Children<'a> {
         // depth 1 and the parent's own EndNode is reported at depth 0.
         loop {
             match self.tokens.next() {
-                Some(Ok(TokenAt {
-                    offset,
-                    next,
-                    depth: 1,
-                    token: Token::BeginNode(name),
-                })) => {
-                    return Some(Ok(Node {
-                        fdt: self.fdt,
-                        offset,
-                        body: next,
-                        name,
-                    }))
+                Some(Ok(TokenAt { offset, next, depth: 1, token: Token::BeginNode(name) })) => {
+                    return Some(Ok(Node { fdt: self.fdt, offset, body: next, name }))
                 }
-                Some(Ok(TokenAt {
-                    depth: 0,
-                    token: Token::EndNode,
-                    ..
-                }))
-                | None => {
+                Some(Ok(TokenAt { depth: 0, token: Token::EndNode, .. })) | None => {
                     self.done = true;
                     return None;
                 }

@@ -18,8 +18,8 @@ use heapless::Vec;
 
 use super::address::{child_cells, Cells, RawReg};
 use super::reader::{
-    be32, prop_as_str, Fdt, Token, FDT_MAGIC, HEADER_SIZE, MAX_DEPTH, TOK_BEGIN_NODE, TOK_END,
-    TOK_END_NODE, TOK_PROP,
+    be32, prop_as_str, Fdt, Token, FDT_MAGIC, HEADER_SIZE, MAX_DEPTH, TOK_BEGIN_NODE, TOK_END, TOK_END_NODE,
+    TOK_PROP,
 };
 use super::FdtError;
 
@@ -63,14 +63,8 @@ struct Out<'o> {
 
 impl Out<'_> {
     fn bytes(&mut self, b: &[u8]) -> Result<()> {
-        let end = self
-            .pos
-            .checked_add(b.len())
-            .ok_or(FdtError::OutputTooSmall)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(FdtError::OutputTooSmall)?
-            .copy_from_slice(b);
+        let end = self.pos.checked_add(b.len()).ok_or(FdtError::OutputTooSmall)?;
+        self.buf.get_mut(self.pos..end).ok_or(FdtError::OutputTooSmall)?.copy_from_slice(b);
         self.pos = end;
         Ok(())
     }
@@ -151,12 +145,7 @@ struct Names<'e> {
 
 impl<'e> Names<'e> {
     fn new(strings: &[u8], need_bootargs: bool, need_status: bool) -> Result<Self> {
-        let mut n = Names {
-            appended: Vec::new(),
-            base: strings.len(),
-            bootargs: 0,
-            status: 0,
-        };
+        let mut n = Names { appended: Vec::new(), base: strings.len(), bootargs: 0, status: 0 };
         if need_bootargs {
             n.bootargs = n.get(strings, "bootargs")?;
         }
@@ -182,9 +171,7 @@ fn carve(value: &[u8], cells: Cells, cuts: &[(u64, u64)]) -> Result<Vec<(u128, u
     for (a, s) in RawReg::new(value, cells)? {
         if s != 0 {
             let end = a.checked_add(s).ok_or(FdtError::AddressOverflow)?;
-            pieces
-                .push((a, end))
-                .map_err(|_| FdtError::Capacity("memory ranges"))?;
+            pieces.push((a, end)).map_err(|_| FdtError::Capacity("memory ranges"))?;
         }
     }
     for &(cb, cs) in cuts {
@@ -195,17 +182,14 @@ fn carve(value: &[u8], cells: Cells, cuts: &[(u64, u64)]) -> Result<Vec<(u128, u
         let mut next: Vec<(u128, u128), MAX_CARVED> = Vec::new();
         for &(ps, pe) in &pieces {
             if ce <= ps || cb >= pe {
-                next.push((ps, pe))
-                    .map_err(|_| FdtError::Capacity("memory ranges"))?;
+                next.push((ps, pe)).map_err(|_| FdtError::Capacity("memory ranges"))?;
                 continue;
             }
             if ps < cb {
-                next.push((ps, cb))
-                    .map_err(|_| FdtError::Capacity("memory ranges"))?;
+                next.push((ps, cb)).map_err(|_| FdtError::Capacity("memory ranges"))?;
             }
             if ce < pe {
-                next.push((ce, pe))
-                    .map_err(|_| FdtError::Capacity("memory ranges"))?;
+                next.push((ce, pe)).map_err(|_| FdtError::Capacity("memory ranges"))?;
             }
         }
         pieces = next;
@@ -238,9 +222,7 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
             return Err(FdtError::BadEdit);
         }
         let node = fdt.node_at(s[s.len() - 1])?;
-        removed
-            .push((node.offset(), node.end_offset()?))
-            .map_err(|_| FdtError::Capacity("removed nodes"))?;
+        removed.push((node.offset(), node.end_offset()?)).map_err(|_| FdtError::Capacity("removed nodes"))?;
     }
     let is_removed = |off: usize| removed.iter().any(|&(b, e)| off >= b && off < e);
 
@@ -257,11 +239,7 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
         return Err(FdtError::BadEdit);
     }
     let set_bootargs = edits.bootargs.filter(|s| !s.is_empty());
-    let names = Names::new(
-        fdt.strings_block(),
-        set_bootargs.is_some(),
-        !edits.carve_out.is_empty(),
-    )?;
+    let names = Names::new(fdt.strings_block(), set_bootargs.is_some(), !edits.carve_out.is_empty())?;
     let chosen_has_bootargs = match chosen {
         Some(c) => c.prop("bootargs")?.is_some(),
         None => false,
@@ -326,10 +304,8 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
                 if t.depth == 1 && !edits.carve_out.is_empty() {
                     let node = fdt.node_at(t.offset)?;
                     if node.prop_str("device_type")? == Some("memory") {
-                        let reg = node
-                            .prop("reg")?
-                            .map(|v| carve(v, root_cells, edits.carve_out))
-                            .transpose()?;
+                        let reg =
+                            node.prop("reg")?.map(|v| carve(v, root_cells, edits.carve_out)).transpose()?;
                         let usable = node
                             .prop("linux,usable-memory")?
                             .map(|v| carve(v, root_cells, edits.carve_out))
@@ -338,12 +314,7 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
                         let disable = effective.is_some_and(|v| v.is_empty());
                         let has_status = node.prop("status")?.is_some();
                         pending_status = disable && !has_status;
-                        mem = Some(MemPlan {
-                            reg,
-                            usable,
-                            disable,
-                            has_status,
-                        });
+                        mem = Some(MemPlan { reg, usable, disable, has_status });
                     }
                 }
             }
@@ -452,12 +423,7 @@ fn points_into_removed(fdt: &Fdt<'_>, value: &[u8], is_removed: &dyn Fn(usize) -
     }
 }
 
-fn write_ranges(
-    w: &mut Out<'_>,
-    nameoff: u32,
-    ranges: &[(u128, u128)],
-    cells: Cells,
-) -> Result<()> {
+fn write_ranges(w: &mut Out<'_>, nameoff: u32, ranges: &[(u128, u128)], cells: Cells) -> Result<()> {
     if cells.address == 0 || cells.size == 0 {
         return Err(FdtError::BadCells(0));
     }

@@ -182,11 +182,7 @@ impl S1Attrs {
     pub const fn from_desc(desc: u64) -> Self {
         Self {
             attr_index: ((desc & S1_ATTR_INDX_MASK) >> S1_ATTR_INDX_SHIFT) as u8,
-            ap: if desc & S1_AP2_RDONLY != 0 {
-                S1Ap::ReadOnly
-            } else {
-                S1Ap::ReadWrite
-            },
+            ap: if desc & S1_AP2_RDONLY != 0 { S1Ap::ReadOnly } else { S1Ap::ReadWrite },
             sh: Shareability::from_bits(((desc & SH_MASK) >> SH_SHIFT) as u8),
             af: desc & DESC_AF != 0,
             xn: desc & S1_XN != 0,
@@ -265,10 +261,7 @@ impl S2Attrs {
         xn: S2Xn::Exec,
     };
     /// Guest RAM made read-only (low bits `0x77F` for a page).
-    pub const NORMAL_RO: Self = Self {
-        s2ap: S2Ap::ReadOnly,
-        ..Self::NORMAL_RW
-    };
+    pub const NORMAL_RO: Self = Self { s2ap: S2Ap::ReadOnly, ..Self::NORMAL_RW };
     /// Device MMIO: Device-nGnRE, RW, AF, never executable (low bits `0x4C7`
     /// for a page, `0x4C5` for a block, plus bit 54).
     pub const DEVICE_RW: Self = Self {
@@ -381,11 +374,7 @@ pub const fn table_desc(table_pa: u64) -> u64 {
 /// A page (level 3) or block (levels 1..=2) descriptor.
 #[inline]
 pub const fn leaf_desc(pa: u64, attr_bits: u64, level: u8) -> u64 {
-    let ty = if level == 3 {
-        DESC_TYPE_PAGE
-    } else {
-        DESC_TYPE_BLOCK
-    };
+    let ty = if level == 3 { DESC_TYPE_PAGE } else { DESC_TYPE_BLOCK };
     (pa & DESC_OA_MASK) | (attr_bits & LEAF_ATTR_MASK) | ty
 }
 

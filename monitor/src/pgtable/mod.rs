@@ -24,9 +24,7 @@ mod tests;
 
 pub use desc::{Attrs, S1Ap, S1Attrs, S2Ap, S2Attrs, S2Xn, Shareability};
 
-use desc::{
-    is_leaf, is_table, is_valid, leaf_desc, output_address, table_desc, NO_BBM_CHANGE_MASK,
-};
+use desc::{is_leaf, is_table, is_valid, leaf_desc, output_address, table_desc, NO_BBM_CHANGE_MASK};
 
 pub const PAGE_SHIFT: u32 = 12;
 pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
@@ -100,11 +98,7 @@ pub enum Regime {
     /// Stage 2 (VTTBR_EL2). `start_level` as encoded by VTCR_EL2.SL0 and
     /// `concat` root tables (1, or 2..=16 concatenated), as produced by
     /// [`regs::vtcr_el2`] / [`regs::stage2_regime`].
-    Stage2 {
-        t0sz: u8,
-        start_level: u8,
-        concat: u8,
-    },
+    Stage2 { t0sz: u8, start_level: u8, concat: u8 },
 }
 
 impl Regime {
@@ -135,11 +129,7 @@ impl Regime {
                     Some((2, 1))
                 }
             }
-            Regime::Stage2 {
-                start_level,
-                concat,
-                ..
-            } => match regs::stage2_concat(ia, start_level) {
+            Regime::Stage2 { start_level, concat, .. } => match regs::stage2_concat(ia, start_level) {
                 Some(c) if c == concat => Some((start_level, concat)),
                 _ => None,
             },
@@ -263,20 +253,12 @@ impl<A: TableAlloc> PageTable<A> {
     /// root.
     pub fn new(mut alloc: A, regime: Regime) -> Result<Self, MapError> {
         let (start_level, concat) = regime.geometry().ok_or(MapError::InvalidRegime)?;
-        let root = alloc
-            .alloc_tables(concat as usize)
-            .ok_or(MapError::OutOfTables)?;
+        let root = alloc.alloc_tables(concat as usize).ok_or(MapError::OutOfTables)?;
         let align = PAGE_SIZE * concat as u64;
         if root & (align - 1) != 0 || root & !desc::DESC_OA_MASK != 0 {
             return Err(MapError::BadTable);
         }
-        Ok(Self {
-            alloc,
-            regime,
-            root,
-            start_level,
-            ia_bits: regime.ia_bits(),
-        })
+        Ok(Self { alloc, regime, root, start_level, ia_bits: regime.ia_bits() })
     }
 
     /// PA of the root table: TTBR0_EL2.BADDR / VTTBR_EL2.BADDR.
@@ -354,12 +336,7 @@ impl<A: TableAlloc> PageTable<A> {
                 level += 1;
                 continue;
             }
-            return Ok(Slot {
-                level,
-                table: t,
-                index,
-                desc,
-            });
+            return Ok(Slot { level, table: t, index, desc });
         }
     }
 
@@ -490,11 +467,7 @@ impl<A: TableAlloc> PageTable<A> {
             return None;
         }
         let offset = va & (level_size(slot.level) - 1);
-        Some(Leaf {
-            pa: output_address(slot.desc) | offset,
-            level: slot.level,
-            desc: slot.desc,
-        })
+        Some(Leaf { pa: output_address(slot.desc) | offset, level: slot.level, desc: slot.desc })
     }
 
     /// Hot path: rewrites the page descriptor mapping `va` with `f(old)`.
@@ -505,11 +478,7 @@ impl<A: TableAlloc> PageTable<A> {
     /// new descriptors and the TLB invalidation to perform (none if
     /// unchanged). Does not execute any barrier or TLBI.
     #[inline]
-    pub fn update_page(
-        &mut self,
-        va: u64,
-        f: impl FnOnce(u64) -> u64,
-    ) -> Result<PageUpdate, MapError> {
+    pub fn update_page(&mut self, va: u64, f: impl FnOnce(u64) -> u64) -> Result<PageUpdate, MapError> {
         if va >> self.ia_bits != 0 {
             return Err(MapError::OutOfRange);
         }
@@ -526,19 +495,12 @@ impl<A: TableAlloc> PageTable<A> {
             return Err(MapError::NeedsBreakBeforeMake);
         }
         if new == old {
-            return Ok(PageUpdate {
-                old,
-                new,
-                tlbi: Tlbi::None,
-            });
+            return Ok(PageUpdate { old, new, tlbi: Tlbi::None });
         }
         self.write(slot.table, slot.index, new)?;
         let page = va & !PAGE_MASK;
-        let tlbi = if self.regime.is_stage2() {
-            Tlbi::Stage2Ipa { ipa: page }
-        } else {
-            Tlbi::El2Va { va: page }
-        };
+        let tlbi =
+            if self.regime.is_stage2() { Tlbi::Stage2Ipa { ipa: page } } else { Tlbi::El2Va { va: page } };
         Ok(PageUpdate { old, new, tlbi })
     }
 

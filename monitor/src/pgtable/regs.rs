@@ -90,11 +90,7 @@ pub const fn pa_range_bits(pa_range_field: u8) -> Option<u32> {
 /// treated as 48 bits too.
 #[inline]
 pub const fn effective_pa_range(pa_range_field: u8) -> (u8, u32) {
-    let field = if pa_range_field > PA_RANGE_MAX_4K {
-        PA_RANGE_MAX_4K
-    } else {
-        pa_range_field
-    };
+    let field = if pa_range_field > PA_RANGE_MAX_4K { PA_RANGE_MAX_4K } else { pa_range_field };
     match pa_range_bits(field) {
         Some(bits) => (field, bits),
         None => (PA_RANGE_MAX_4K, 48),
@@ -171,11 +167,7 @@ pub const fn vtcr_el2(ipa_bits: u32, pa_range_field: u8) -> Option<(u64, u8, u8)
     };
     let t0sz = (64 - ipa_bits) as u8;
     let sl0 = (VTCR_SL0_BASE_4K - start_level) as u64;
-    Some((
-        VTCR_EL2_RES1 | walk_attrs(t0sz, ps) | (sl0 << VTCR_SL0_SHIFT),
-        start_level,
-        concat,
-    ))
+    Some((VTCR_EL2_RES1 | walk_attrs(t0sz, ps) | (sl0 << VTCR_SL0_SHIFT), start_level, concat))
 }
 
 /// TCR_EL2 (E2H = 0 layout) for porwatch's identity-mapped EL2 stage 1:
@@ -192,20 +184,16 @@ pub const fn tcr_el2(pa_range_field: u8) -> u64 {
 #[inline]
 pub const fn stage1_el2_regime(pa_range_field: u8) -> Regime {
     let (_, pa_bits) = effective_pa_range(pa_range_field);
-    Regime::Stage1El2 {
-        t0sz: (64 - pa_bits) as u8,
-    }
+    Regime::Stage1El2 { t0sz: (64 - pa_bits) as u8 }
 }
 
 /// The regime matching [`vtcr_el2`] for the same inputs.
 #[inline]
 pub const fn stage2_regime(ipa_bits: u32, pa_range_field: u8) -> Option<Regime> {
     match vtcr_el2(ipa_bits, pa_range_field) {
-        Some((_, start_level, concat)) => Some(Regime::Stage2 {
-            t0sz: (64 - ipa_bits) as u8,
-            start_level,
-            concat,
-        }),
+        Some((_, start_level, concat)) => {
+            Some(Regime::Stage2 { t0sz: (64 - ipa_bits) as u8, start_level, concat })
+        }
         None => None,
     }
 }

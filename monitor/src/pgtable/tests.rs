@@ -17,10 +17,7 @@ const BASE: u64 = 0x8000_0000;
 
 impl VecAlloc {
     fn new(limit: usize) -> Self {
-        Self {
-            tables: Vec::new(),
-            limit,
-        }
+        Self { tables: Vec::new(), limit }
     }
     fn used(&self) -> usize {
         self.tables.len()
@@ -65,75 +62,39 @@ const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
 
 fn s2(ipa_bits: u32, pa_range: u8) -> PageTable<VecAlloc> {
-    PageTable::new(
-        VecAlloc::new(4096),
-        stage2_regime(ipa_bits, pa_range).unwrap(),
-    )
-    .unwrap()
+    PageTable::new(VecAlloc::new(4096), stage2_regime(ipa_bits, pa_range).unwrap()).unwrap()
 }
 
 #[test]
 fn design_descriptor_values() {
     // FWB=0 stage-2 page descriptors from the design.
-    assert_eq!(
-        leaf_desc(0x4000_0000, S2Attrs::NORMAL_RW.bits(), 3),
-        0x4000_07FF
-    );
-    assert_eq!(
-        leaf_desc(0x4000_0000, S2Attrs::NORMAL_RO.bits(), 3),
-        0x4000_077F
-    );
-    assert_eq!(
-        leaf_desc(0x0900_0000, S2Attrs::DEVICE_RW.bits(), 3),
-        0x0040_0000_0900_04C7
-    );
-    assert_eq!(
-        leaf_desc(0x0800_0000, S2Attrs::DEVICE_RW.bits(), 2),
-        0x0040_0000_0800_04C5
-    );
+    assert_eq!(leaf_desc(0x4000_0000, S2Attrs::NORMAL_RW.bits(), 3), 0x4000_07FF);
+    assert_eq!(leaf_desc(0x4000_0000, S2Attrs::NORMAL_RO.bits(), 3), 0x4000_077F);
+    assert_eq!(leaf_desc(0x0900_0000, S2Attrs::DEVICE_RW.bits(), 3), 0x0040_0000_0900_04C7);
+    assert_eq!(leaf_desc(0x0800_0000, S2Attrs::DEVICE_RW.bits(), 2), 0x0040_0000_0800_04C5);
     assert_eq!(S2Attrs::NORMAL_RW.bits() & 0xFFF, 0x7FC);
     // Decoding back.
     assert_eq!(S2Attrs::from_desc(0x4000_07FF), S2Attrs::NORMAL_RW);
     assert_eq!(S2Attrs::from_desc(0x4000_077F), S2Attrs::NORMAL_RO);
-    assert_eq!(
-        S2Attrs::from_desc(0x0040_0000_0900_04C7),
-        S2Attrs::DEVICE_RW
-    );
+    assert_eq!(S2Attrs::from_desc(0x0040_0000_0900_04C7), S2Attrs::DEVICE_RW);
     // Hot-path helpers.
     assert_eq!(with_s2ap(0x4000_07FF, S2Ap::ReadOnly), 0x4000_077F);
     assert_eq!(with_s2ap(0x4000_077F, S2Ap::ReadWrite), 0x4000_07FF);
     assert_eq!(with_s2ap(0x4000_07FF, S2Ap::None), 0x4000_073F);
     assert_eq!(with_s2xn(0x4000_07FF, S2Xn::NoExec), 0x0040_0000_4000_07FF);
     assert_eq!(with_s2xn(0x0040_0000_4000_07FF, S2Xn::Exec), 0x4000_07FF);
-    assert_eq!(
-        with_s2xn(0x4000_07FF, S2Xn::NoExecEl0),
-        0x0060_0000_4000_07FF
-    );
+    assert_eq!(with_s2xn(0x4000_07FF, S2Xn::NoExecEl0), 0x0060_0000_4000_07FF);
 }
 
 #[test]
 fn stage1_descriptor_values() {
     // Normal RW XN page: AttrIndx 0, AP[2:1]=01, SH=11, AF, XN(54), page.
-    assert_eq!(
-        leaf_desc(0x4020_0000, S1Attrs::NORMAL_RW.bits(), 3),
-        0x0040_0000_4020_0743
-    );
+    assert_eq!(leaf_desc(0x4020_0000, S1Attrs::NORMAL_RW.bits(), 3), 0x0040_0000_4020_0743);
     // Text: RO (AP=11), executable.
-    assert_eq!(
-        leaf_desc(0x4020_0000, S1Attrs::NORMAL_RX.bits(), 3),
-        0x4020_07C3
-    );
+    assert_eq!(leaf_desc(0x4020_0000, S1Attrs::NORMAL_RX.bits(), 3), 0x4020_07C3);
     // Device block: AttrIndx 1, non-shareable.
-    assert_eq!(
-        leaf_desc(0x0800_0000, S1Attrs::DEVICE_RW.bits(), 2),
-        0x0040_0000_0800_0445
-    );
-    for a in [
-        S1Attrs::NORMAL_RW,
-        S1Attrs::NORMAL_RX,
-        S1Attrs::NORMAL_RO,
-        S1Attrs::DEVICE_RW,
-    ] {
+    assert_eq!(leaf_desc(0x0800_0000, S1Attrs::DEVICE_RW.bits(), 2), 0x0040_0000_0800_0445);
+    for a in [S1Attrs::NORMAL_RW, S1Attrs::NORMAL_RX, S1Attrs::NORMAL_RO, S1Attrs::DEVICE_RW] {
         assert_eq!(S1Attrs::from_desc(leaf_desc(0x1000, a.bits(), 3)), a);
     }
     assert_eq!(MAIR_EL2_VALUE, 0x4400_04FF);
@@ -157,10 +118,7 @@ fn vtcr_reproduces_prototype() {
     let (v, sl, c) = vtcr_el2(48, 6).unwrap();
     assert_eq!((sl, c, (v & TCR_PS_MASK) >> TCR_PS_SHIFT), (0, 1, 5));
     // Small IPA spaces start at level 2.
-    assert_eq!(
-        vtcr_el2(30, 0).map(|x| (x.0 & VTCR_SL0_MASK, x.1, x.2)),
-        Some((0, 2, 1))
-    );
+    assert_eq!(vtcr_el2(30, 0).map(|x| (x.0 & VTCR_SL0_MASK, x.1, x.2)), Some((0, 2, 1)));
     // Invalid: IPA larger than PA, too small, too large.
     assert_eq!(vtcr_el2(41, 2), None);
     assert_eq!(vtcr_el2(24, 2), None);
@@ -185,36 +143,17 @@ fn tcr_values() {
 #[test]
 fn regime_validation() {
     let bad = [
-        Regime::Stage2 {
-            t0sz: 24,
-            start_level: 1,
-            concat: 1,
-        },
-        Regime::Stage2 {
-            t0sz: 24,
-            start_level: 0,
-            concat: 2,
-        },
-        Regime::Stage2 {
-            t0sz: 40,
-            start_level: 1,
-            concat: 1,
-        },
-        Regime::Stage2 {
-            t0sz: 16,
-            start_level: 3,
-            concat: 1,
-        },
+        Regime::Stage2 { t0sz: 24, start_level: 1, concat: 1 },
+        Regime::Stage2 { t0sz: 24, start_level: 0, concat: 2 },
+        Regime::Stage2 { t0sz: 40, start_level: 1, concat: 1 },
+        Regime::Stage2 { t0sz: 16, start_level: 3, concat: 1 },
         Regime::Stage1El2 { t0sz: 15 },
         Regime::Stage1El2 { t0sz: 40 },
         Regime::Stage1El2 { t0sz: 200 },
     ];
     for r in bad {
         assert_eq!(r.geometry(), None, "{r:?}");
-        assert_eq!(
-            PageTable::new(VecAlloc::new(64), r).err(),
-            Some(MapError::InvalidRegime)
-        );
+        assert_eq!(PageTable::new(VecAlloc::new(64), r).err(), Some(MapError::InvalidRegime));
     }
     assert_eq!(Regime::Stage1El2 { t0sz: 16 }.geometry(), Some((0, 1)));
     assert_eq!(Regime::Stage1El2 { t0sz: 32 }.geometry(), Some((1, 1)));
@@ -232,14 +171,7 @@ fn ram_pages_level3() {
     assert_eq!(pt.start_level(), 1);
     assert_eq!(pt.root() % (2 * PAGE_SIZE), 0);
     assert_eq!(pt.alloc().used(), 2);
-    pt.map(
-        0x4000_0000,
-        0x4000_0000,
-        16 * MIB,
-        S2Attrs::NORMAL_RW,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
+    pt.map(0x4000_0000, 0x4000_0000, 16 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
     // 1 level-2 table + 8 level-3 tables.
     assert_eq!(pt.alloc().used(), 2 + 1 + 8);
     for va in [0x4000_0000, 0x4000_0FFF, 0x407F_F123, 0x40FF_F000] {
@@ -257,14 +189,7 @@ fn ram_pages_level3() {
 fn device_blocks_level2_and_level1() {
     let mut pt = s2(40, 2);
     // 16 MiB of MMIO, 2 MiB aligned: eight level-2 blocks, no level-3 table.
-    pt.map(
-        0x0800_0000,
-        0x0800_0000,
-        16 * MIB,
-        S2Attrs::DEVICE_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x0800_0000, 0x0800_0000, 16 * MIB, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
     assert_eq!(pt.alloc().used(), 3);
     let leaf = pt.lookup(0x08E0_1234).unwrap();
     assert_eq!(pt.lookup(0x0900_0000), None);
@@ -272,27 +197,14 @@ fn device_blocks_level2_and_level1() {
     assert_eq!(leaf.pa, 0x08E0_1234);
     assert_eq!(leaf.desc, 0x0040_0000_08E0_04C5);
     // 1 GiB aligned: a level-1 block, no new table.
-    pt.map(
-        0x80_0000_0000 - GIB,
-        0x80_0000_0000 - GIB,
-        GIB,
-        S2Attrs::DEVICE_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x80_0000_0000 - GIB, 0x80_0000_0000 - GIB, GIB, S2Attrs::DEVICE_RW, Granularity::AllowBlocks)
+        .unwrap();
     assert_eq!(pt.alloc().used(), 3);
     let leaf = pt.lookup(0x80_0000_0000 - 1).unwrap();
     assert_eq!((leaf.level, leaf.pa), (1, 0x80_0000_0000 - 1));
     assert!(is_block(leaf.desc, 1));
     // The same with PagesOnly uses pages.
-    pt.map(
-        0x1_0000_0000,
-        0x1_0000_0000,
-        2 * MIB,
-        S2Attrs::DEVICE_RW,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
+    pt.map(0x1_0000_0000, 0x1_0000_0000, 2 * MIB, S2Attrs::DEVICE_RW, Granularity::PagesOnly).unwrap();
     assert_eq!(pt.lookup(0x1_0000_0000).unwrap().level, 3);
 }
 
@@ -302,8 +214,7 @@ fn mixed_alignment_uses_pages_then_blocks_then_pages() {
     // Starts 4 KiB below a 2 MiB boundary, ends 4 KiB past the next one.
     let va = 0x4020_0000 - 0x1000;
     let size = 0x1000 + 2 * MIB + 0x1000;
-    pt.map(va, va, size, S2Attrs::DEVICE_RW, Granularity::AllowBlocks)
-        .unwrap();
+    pt.map(va, va, size, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
     assert_eq!(pt.lookup(va).unwrap().level, 3);
     assert_eq!(pt.lookup(0x4020_0000).unwrap().level, 2);
     assert_eq!(pt.lookup(0x403F_FFFF).unwrap().level, 2);
@@ -312,14 +223,7 @@ fn mixed_alignment_uses_pages_then_blocks_then_pages() {
     assert_eq!(pt.lookup(va - 1), None);
     // PA not congruent with VA modulo 2 MiB: no blocks possible.
     let mut pt = s2(40, 2);
-    pt.map(
-        0x4000_0000,
-        0x5000_1000,
-        4 * MIB,
-        S2Attrs::DEVICE_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x4000_0000, 0x5000_1000, 4 * MIB, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
     let leaf = pt.lookup(0x4030_0010).unwrap();
     assert_eq!((leaf.level, leaf.pa), (3, 0x5030_1010));
 }
@@ -329,36 +233,16 @@ fn level0_start_48bit() {
     let mut pt = s2(48, 5);
     assert_eq!(pt.start_level(), 0);
     let top = (1u64 << 48) - PAGE_SIZE;
-    pt.map(
-        top,
-        0x1234_5000,
-        PAGE_SIZE,
-        S2Attrs::NORMAL_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(top, 0x1234_5000, PAGE_SIZE, S2Attrs::NORMAL_RW, Granularity::AllowBlocks).unwrap();
     let leaf = pt.lookup(top + 0x10).unwrap();
     assert_eq!((leaf.level, leaf.pa), (3, 0x1234_5010));
     // L0 root + L1 + L2 + L3 tables.
     assert_eq!(pt.alloc().used(), 4);
     // Level-1 block under a level-0 table.
-    pt.map(
-        0x80_0000_0000,
-        0,
-        GIB,
-        S2Attrs::NORMAL_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x80_0000_0000, 0, GIB, S2Attrs::NORMAL_RW, Granularity::AllowBlocks).unwrap();
     assert_eq!(pt.lookup(0x80_0000_0000).unwrap().level, 1);
     assert_eq!(
-        pt.map(
-            top,
-            0,
-            PAGE_SIZE * 2,
-            S2Attrs::NORMAL_RW,
-            Granularity::PagesOnly
-        ),
+        pt.map(top, 0, PAGE_SIZE * 2, S2Attrs::NORMAL_RW, Granularity::PagesOnly),
         Err(MapError::OutOfRange)
     );
 }
@@ -367,14 +251,7 @@ fn level0_start_48bit() {
 fn level2_start_small_ipa() {
     let mut pt = s2(30, 0);
     assert_eq!(pt.start_level(), 2);
-    pt.map(
-        0x3FE0_0000,
-        0x3FE0_0000,
-        2 * MIB,
-        S2Attrs::NORMAL_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x3FE0_0000, 0x3FE0_0000, 2 * MIB, S2Attrs::NORMAL_RW, Granularity::AllowBlocks).unwrap();
     assert_eq!(pt.lookup(0x3FFF_FFFF).unwrap().level, 2);
     assert_eq!(pt.alloc().used(), 1);
 }
@@ -384,14 +261,7 @@ fn concatenated_root_second_table() {
     // 40-bit IPA: root = 2 tables; IPA >= 512 GiB lands in the second one.
     let mut pt = s2(40, 2);
     let va = 0x80_0000_0000 + 0x4000_0000; // 513 GiB
-    pt.map(
-        va,
-        0x4000_0000,
-        PAGE_SIZE,
-        S2Attrs::NORMAL_RW,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
+    pt.map(va, 0x4000_0000, PAGE_SIZE, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
     let second = pt.alloc().table(pt.root() + PAGE_SIZE).unwrap();
     assert!(is_table(second[1], 1));
     let first = pt.alloc().table(pt.root()).unwrap();
@@ -405,30 +275,9 @@ fn stage1_el2_identity_map() {
     let mut pt = PageTable::new(VecAlloc::new(64), stage1_el2_regime(2)).unwrap();
     assert_eq!(pt.start_level(), 0);
     // Text RX, data RW, UART device.
-    pt.map(
-        0x4020_0000,
-        0x4020_0000,
-        64 * 1024,
-        S1Attrs::NORMAL_RX,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
-    pt.map(
-        0x4021_0000,
-        0x4021_0000,
-        0x1F_0000,
-        S1Attrs::NORMAL_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
-    pt.map(
-        0x0900_0000,
-        0x0900_0000,
-        PAGE_SIZE,
-        S1Attrs::DEVICE_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x4020_0000, 0x4020_0000, 64 * 1024, S1Attrs::NORMAL_RX, Granularity::PagesOnly).unwrap();
+    pt.map(0x4021_0000, 0x4021_0000, 0x1F_0000, S1Attrs::NORMAL_RW, Granularity::AllowBlocks).unwrap();
+    pt.map(0x0900_0000, 0x0900_0000, PAGE_SIZE, S1Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
     let t = pt.lookup(0x4020_0000).unwrap();
     assert_eq!(t.desc, 0x4020_07C3);
     let d = pt.lookup(0x4021_0000).unwrap();
@@ -443,35 +292,15 @@ fn stage1_el2_identity_map() {
     // 32-bit PA: 4-entry level-1 root.
     let mut pt = PageTable::new(VecAlloc::new(64), stage1_el2_regime(0)).unwrap();
     assert_eq!(pt.start_level(), 1);
-    pt.map(
-        0xC000_0000,
-        0xC000_0000,
-        GIB,
-        S1Attrs::NORMAL_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0xC000_0000, 0xC000_0000, GIB, S1Attrs::NORMAL_RW, Granularity::AllowBlocks).unwrap();
     assert_eq!(pt.lookup(0xFFFF_FFFF).unwrap().level, 1);
     assert_eq!(
-        pt.map(
-            0xFFFF_F000,
-            0,
-            2 * PAGE_SIZE,
-            S1Attrs::NORMAL_RW,
-            Granularity::PagesOnly
-        ),
+        pt.map(0xFFFF_F000, 0, 2 * PAGE_SIZE, S1Attrs::NORMAL_RW, Granularity::PagesOnly),
         Err(MapError::OutOfRange)
     );
     // Update on the EL2 table asks for a VAE2IS.
     let mut pt = PageTable::new(VecAlloc::new(64), stage1_el2_regime(2)).unwrap();
-    pt.map(
-        0x4000_0000,
-        0x4000_0000,
-        PAGE_SIZE,
-        S1Attrs::NORMAL_RW,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
+    pt.map(0x4000_0000, 0x4000_0000, PAGE_SIZE, S1Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
     let u = pt.update_page(0x4000_0010, |d| d | S1_AP2_RDONLY).unwrap();
     assert_eq!(u.tlbi, Tlbi::El2Va { va: 0x4000_0000 });
     assert_eq!(u.tlbi.operand(), 0x4_0000);
@@ -483,39 +312,15 @@ fn alignment_and_range_errors() {
     let mut pt = s2(40, 2);
     let a = S2Attrs::NORMAL_RW;
     let g = Granularity::PagesOnly;
-    assert_eq!(
-        pt.map(0x1001, 0x1000, PAGE_SIZE, a, g),
-        Err(MapError::Misaligned)
-    );
-    assert_eq!(
-        pt.map(0x1000, 0x1800, PAGE_SIZE, a, g),
-        Err(MapError::Misaligned)
-    );
-    assert_eq!(
-        pt.map(0x1000, 0x1000, 0x800, a, g),
-        Err(MapError::Misaligned)
-    );
+    assert_eq!(pt.map(0x1001, 0x1000, PAGE_SIZE, a, g), Err(MapError::Misaligned));
+    assert_eq!(pt.map(0x1000, 0x1800, PAGE_SIZE, a, g), Err(MapError::Misaligned));
+    assert_eq!(pt.map(0x1000, 0x1000, 0x800, a, g), Err(MapError::Misaligned));
     assert_eq!(pt.map(0x1000, 0x1000, 0, a, g), Err(MapError::EmptyRange));
-    assert_eq!(
-        pt.map(1 << 40, 0, PAGE_SIZE, a, g),
-        Err(MapError::OutOfRange)
-    );
-    assert_eq!(
-        pt.map((1 << 40) - PAGE_SIZE, 0, 2 * PAGE_SIZE, a, g),
-        Err(MapError::OutOfRange)
-    );
-    assert_eq!(
-        pt.map(!0xFFFu64, 0, PAGE_SIZE, a, g),
-        Err(MapError::OutOfRange)
-    );
-    assert_eq!(
-        pt.map(0, 1 << 48, PAGE_SIZE, a, g),
-        Err(MapError::OutOfRange)
-    );
-    assert_eq!(
-        pt.map(0, !0xFFFu64, PAGE_SIZE, a, g),
-        Err(MapError::OutOfRange)
-    );
+    assert_eq!(pt.map(1 << 40, 0, PAGE_SIZE, a, g), Err(MapError::OutOfRange));
+    assert_eq!(pt.map((1 << 40) - PAGE_SIZE, 0, 2 * PAGE_SIZE, a, g), Err(MapError::OutOfRange));
+    assert_eq!(pt.map(!0xFFFu64, 0, PAGE_SIZE, a, g), Err(MapError::OutOfRange));
+    assert_eq!(pt.map(0, 1 << 48, PAGE_SIZE, a, g), Err(MapError::OutOfRange));
+    assert_eq!(pt.map(0, !0xFFFu64, PAGE_SIZE, a, g), Err(MapError::OutOfRange));
     assert_eq!(pt.map(0, 0, 1 << 40, a, Granularity::AllowBlocks), Ok(()));
     assert_eq!(pt.lookup((1 << 40) - 1).unwrap().level, 1);
     // Nothing was allocated for the failed attempts (root + nothing).
@@ -526,16 +331,8 @@ fn alignment_and_range_errors() {
 fn overlap_errors_leave_no_trace() {
     let mut pt = s2(40, 2);
     let a = S2Attrs::NORMAL_RW;
-    pt.map(0x4000_0000, 0x4000_0000, 4 * MIB, a, Granularity::PagesOnly)
-        .unwrap();
-    pt.map(
-        0x0800_0000,
-        0x0800_0000,
-        2 * MIB,
-        S2Attrs::DEVICE_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x4000_0000, 0x4000_0000, 4 * MIB, a, Granularity::PagesOnly).unwrap();
+    pt.map(0x0800_0000, 0x0800_0000, 2 * MIB, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
     let used = pt.alloc().used();
     // Exact same range; overlapping the end; a page inside a block; a block
     // over existing pages; a large range with a hole and a mapped tail.
@@ -556,47 +353,17 @@ fn overlap_errors_leave_no_trace() {
     assert_eq!(pt.lookup(0x3FFF_F000), None);
     assert_eq!(pt.lookup(0x3000_0000), None);
     // Adjacent ranges are fine.
-    pt.map(
-        0x4040_0000,
-        0x4040_0000,
-        PAGE_SIZE,
-        a,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
-    pt.map(
-        0x3FFF_F000,
-        0x3FFF_F000,
-        PAGE_SIZE,
-        a,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
+    pt.map(0x4040_0000, 0x4040_0000, PAGE_SIZE, a, Granularity::PagesOnly).unwrap();
+    pt.map(0x3FFF_F000, 0x3FFF_F000, PAGE_SIZE, a, Granularity::PagesOnly).unwrap();
 }
 
 #[test]
 fn update_page_hot_path() {
     let mut pt = s2(40, 2);
-    pt.map(
-        0x4000_0000,
-        0x4000_0000,
-        2 * MIB,
-        S2Attrs::NORMAL_RW,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
-    pt.map(
-        0x0800_0000,
-        0x0800_0000,
-        2 * MIB,
-        S2Attrs::DEVICE_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x4000_0000, 0x4000_0000, 2 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
+    pt.map(0x0800_0000, 0x0800_0000, 2 * MIB, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
     // RW -> RO.
-    let u = pt
-        .update_page(0x4000_5123, |d| with_s2ap(d, S2Ap::ReadOnly))
-        .unwrap();
+    let u = pt.update_page(0x4000_5123, |d| with_s2ap(d, S2Ap::ReadOnly)).unwrap();
     assert_eq!(u.old, 0x4000_57FF);
     assert_eq!(u.new, 0x4000_577F);
     assert_eq!(u.tlbi, Tlbi::Stage2Ipa { ipa: 0x4000_5000 });
@@ -606,26 +373,17 @@ fn update_page_hot_path() {
     assert_eq!(pt.lookup(0x4000_4000).unwrap().desc, 0x4000_47FF);
     assert_eq!(pt.lookup(0x4000_6000).unwrap().desc, 0x4000_67FF);
     // XN.
-    let u = pt
-        .update_page(0x4000_5000, |d| with_s2xn(d, S2Xn::NoExec))
-        .unwrap();
+    let u = pt.update_page(0x4000_5000, |d| with_s2xn(d, S2Xn::NoExec)).unwrap();
     assert_eq!(u.new, 0x0040_0000_4000_577F);
     // Back to RW + exec.
-    let u = pt
-        .update_page(0x4000_5000, |d| {
-            with_s2xn(with_s2ap(d, S2Ap::ReadWrite), S2Xn::Exec)
-        })
-        .unwrap();
+    let u = pt.update_page(0x4000_5000, |d| with_s2xn(with_s2ap(d, S2Ap::ReadWrite), S2Xn::Exec)).unwrap();
     assert_eq!(u.new, 0x4000_57FF);
     // No change: no TLBI.
     let u = pt.update_page(0x4000_5000, |d| d).unwrap();
     assert_eq!(u.tlbi, Tlbi::None);
     assert_eq!(u.tlbi.operand(), 0);
     // Refusals, with nothing written.
-    assert_eq!(
-        pt.update_page(0x0800_0000, |d| d),
-        Err(MapError::NotAPage { level: 2 })
-    );
+    assert_eq!(pt.update_page(0x0800_0000, |d| d), Err(MapError::NotAPage { level: 2 }));
     assert_eq!(pt.update_page(0x5000_0000, |d| d), Err(MapError::NotMapped));
     assert_eq!(pt.update_page(1 << 40, |d| d), Err(MapError::OutOfRange));
     for f in [
@@ -635,10 +393,7 @@ fn update_page_hot_path() {
         |d| d & !S2_MEMATTR_MASK,                // memory type
         |d| d & !SH_MASK,                        // shareability
     ] {
-        assert_eq!(
-            pt.update_page(0x4000_5000, f),
-            Err(MapError::NeedsBreakBeforeMake)
-        );
+        assert_eq!(pt.update_page(0x4000_5000, f), Err(MapError::NeedsBreakBeforeMake));
     }
     assert_eq!(pt.lookup(0x4000_5000).unwrap().desc, 0x4000_57FF);
 }
@@ -646,31 +401,11 @@ fn update_page_hot_path() {
 #[test]
 fn unmap_and_remap() {
     let mut pt = s2(40, 2);
-    pt.map(
-        0x4000_0000,
-        0x4000_0000,
-        4 * MIB,
-        S2Attrs::NORMAL_RW,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
-    pt.map(
-        0x0800_0000,
-        0x0800_0000,
-        4 * MIB,
-        S2Attrs::DEVICE_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x4000_0000, 0x4000_0000, 4 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
+    pt.map(0x0800_0000, 0x0800_0000, 4 * MIB, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
     // Partial block refused, nothing changed.
-    assert_eq!(
-        pt.unmap(0x0800_0000, PAGE_SIZE),
-        Err(MapError::PartialBlock)
-    );
-    assert_eq!(
-        pt.unmap(0x0700_0000, 0x0110_0000),
-        Err(MapError::PartialBlock)
-    );
+    assert_eq!(pt.unmap(0x0800_0000, PAGE_SIZE), Err(MapError::PartialBlock));
+    assert_eq!(pt.unmap(0x0700_0000, 0x0110_0000), Err(MapError::PartialBlock));
     assert!(pt.lookup(0x0800_0000).is_some());
     // Whole block with holes around it.
     assert_eq!(pt.unmap(0x0600_0000, 0x0220_0000), Ok(2 * MIB));
@@ -683,26 +418,12 @@ fn unmap_and_remap() {
     assert_eq!(pt.lookup(0x4000_3FFF), None);
     assert!(pt.lookup(0x4000_4000).is_some());
     // Remap the hole with other attributes.
-    pt.map(
-        0x4000_1000,
-        0x4000_1000,
-        3 * PAGE_SIZE,
-        S2Attrs::NORMAL_RO,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x4000_1000, 0x4000_1000, 3 * PAGE_SIZE, S2Attrs::NORMAL_RO, Granularity::AllowBlocks).unwrap();
     assert_eq!(pt.lookup(0x4000_2000).unwrap().desc, 0x4000_277F);
     // Unmap all 4 MiB of RAM, then map it as blocks: tables remain, so the
     // mapping falls back to pages under the existing level-3 tables.
     assert_eq!(pt.unmap(0x4000_0000, 4 * MIB), Ok(4 * MIB));
-    pt.map(
-        0x4000_0000,
-        0x4000_0000,
-        4 * MIB,
-        S2Attrs::NORMAL_RW,
-        Granularity::AllowBlocks,
-    )
-    .unwrap();
+    pt.map(0x4000_0000, 0x4000_0000, 4 * MIB, S2Attrs::NORMAL_RW, Granularity::AllowBlocks).unwrap();
     assert_eq!(pt.lookup(0x4000_0000).unwrap().level, 3);
     // Empty / unmapped ranges.
     assert_eq!(pt.unmap(0x10_0000_0000, GIB), Ok(0));
@@ -714,25 +435,12 @@ fn unmap_and_remap() {
 fn out_of_tables_rolls_back() {
     // Root (2) + L2 + one L3 table only.
     let mut pt = PageTable::new(VecAlloc::new(4), stage2_regime(40, 2).unwrap()).unwrap();
-    let r = pt.map(
-        0x4000_0000,
-        0x4000_0000,
-        4 * MIB,
-        S2Attrs::NORMAL_RW,
-        Granularity::PagesOnly,
-    );
+    let r = pt.map(0x4000_0000, 0x4000_0000, 4 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly);
     assert_eq!(r, Err(MapError::OutOfTables));
     assert_eq!(pt.lookup(0x4000_0000), None);
     assert_eq!(pt.lookup(0x401F_F000), None);
     // What fits still maps.
-    pt.map(
-        0x4000_0000,
-        0x4000_0000,
-        2 * MIB,
-        S2Attrs::NORMAL_RW,
-        Granularity::PagesOnly,
-    )
-    .unwrap();
+    pt.map(0x4000_0000, 0x4000_0000, 2 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
     assert!(pt.lookup(0x401F_F000).is_some());
 }
 
@@ -753,31 +461,18 @@ impl TableAlloc for BadAlloc {
 
 #[test]
 fn bad_allocator_is_reported() {
-    let r = PageTable::new(
-        BadAlloc(VecAlloc::new(8), true),
-        stage2_regime(40, 2).unwrap(),
-    );
+    let r = PageTable::new(BadAlloc(VecAlloc::new(8), true), stage2_regime(40, 2).unwrap());
     assert_eq!(r.err(), Some(MapError::BadTable));
-    let mut pt = PageTable::new(
-        BadAlloc(VecAlloc::new(8), false),
-        stage2_regime(40, 2).unwrap(),
-    )
-    .unwrap();
+    let mut pt = PageTable::new(BadAlloc(VecAlloc::new(8), false), stage2_regime(40, 2).unwrap()).unwrap();
     pt.alloc_mut().1 = true;
-    assert_eq!(
-        pt.map(0, 0, PAGE_SIZE, S2Attrs::NORMAL_RW, Granularity::PagesOnly),
-        Err(MapError::BadTable)
-    );
+    assert_eq!(pt.map(0, 0, PAGE_SIZE, S2Attrs::NORMAL_RW, Granularity::PagesOnly), Err(MapError::BadTable));
     // A corrupted table descriptor pointing outside the pool.
     let mut pt = s2(40, 2);
     let root = pt.root();
     pt.alloc_mut().table_mut(root).unwrap()[0] = table_desc(0x10_0000);
     assert_eq!(pt.lookup(0), None);
     assert_eq!(pt.update_page(0, |d| d), Err(MapError::BadTable));
-    assert_eq!(
-        pt.map(0, 0, PAGE_SIZE, S2Attrs::NORMAL_RW, Granularity::PagesOnly),
-        Err(MapError::BadTable)
-    );
+    assert_eq!(pt.map(0, 0, PAGE_SIZE, S2Attrs::NORMAL_RW, Granularity::PagesOnly), Err(MapError::BadTable));
 }
 
 #[test]
@@ -786,13 +481,11 @@ fn allocator_by_reference() {
     let mut pool = VecAlloc::new(64);
     {
         let mut el2 = PageTable::new(&mut pool, stage1_el2_regime(2)).unwrap();
-        el2.map(0, 0, PAGE_SIZE, S1Attrs::NORMAL_RW, Granularity::PagesOnly)
-            .unwrap();
+        el2.map(0, 0, PAGE_SIZE, S1Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
     }
     let used = pool.used();
     let mut s2 = PageTable::new(&mut pool, stage2_regime(40, 2).unwrap()).unwrap();
-    s2.map(0, 0, PAGE_SIZE, S2Attrs::NORMAL_RW, Granularity::PagesOnly)
-        .unwrap();
+    s2.map(0, 0, PAGE_SIZE, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
     assert!(s2.root() >= BASE + used as u64 * PAGE_SIZE);
 }
 
@@ -802,9 +495,7 @@ fn randomized_map_lookup_consistency() {
     // every page through lookup against a simple model.
     let mut seed: u64 = 0x1234_5678_9ABC_DEF1;
     let mut next = || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         seed >> 33
     };
     let mut pt = s2(40, 2);
@@ -814,11 +505,7 @@ fn randomized_map_lookup_consistency() {
         let va = slot * 2 * MIB + (next() % 4) * PAGE_SIZE;
         let size = (1 + next() % 600) * PAGE_SIZE;
         let pa = 0x10_0000_0000 + (next() % 1024) * 2 * MIB + (va & (2 * MIB - 1));
-        let gran = if next() % 2 == 0 {
-            Granularity::AllowBlocks
-        } else {
-            Granularity::PagesOnly
-        };
+        let gran = if next() % 2 == 0 { Granularity::AllowBlocks } else { Granularity::PagesOnly };
         if va + size > GIB {
             continue;
         }
@@ -833,10 +520,8 @@ fn randomized_map_lookup_consistency() {
     }
     assert!(model.len() > 20);
     for page in (0..GIB).step_by(PAGE_SIZE as usize) {
-        let expect = model
-            .iter()
-            .find(|&&(v, _, s)| page >= v && page < v + s)
-            .map(|&(v, p, _)| p + (page - v));
+        let expect =
+            model.iter().find(|&&(v, _, s)| page >= v && page < v + s).map(|&(v, p, _)| p + (page - v));
         assert_eq!(pt.lookup(page).map(|l| l.pa), expect, "{page:#x}");
     }
 }

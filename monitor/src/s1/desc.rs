@@ -284,11 +284,7 @@ pub const fn make_table(table: u64, ds: bool) -> u64 {
 /// with DS = 0 bits [9:8] of `attrs` are kept as SH).
 #[inline]
 pub const fn make_leaf(oa: u64, level: i8, attrs: u64, ds: bool) -> u64 {
-    let addr_bits = if ds {
-        ADDR_MASK_LPA2_LO | ADDR_LPA2_HI_MASK
-    } else {
-        ADDR_MASK_48
-    };
+    let addr_bits = if ds { ADDR_MASK_LPA2_LO | ADDR_LPA2_HI_MASK } else { ADDR_MASK_48 };
     let ty = if level == LAST_LEVEL { 0b11 } else { 0b01 };
     encode_address(oa & !(level_size(level) - 1), ds) | (attrs & !addr_bits & !0b11) | ty
 }
@@ -390,7 +386,7 @@ mod tests {
         // Bits [49:48] are RES0 and [9:8] are SH with DS = 0: not address.
         let d = 0x0003_8000_1234_5000 | 0x300 | 0b11;
         assert_eq!(table_address(d, false), 0x0000_8000_1234_5000);
-        assert_eq!(output_address(d | 0x1F_F000, 2, false), 0x0000_8000_1240_0000);
+        assert_eq!(output_address(d | 0x1F_F000, 2, false), 0x0000_8000_1220_0000);
         assert_eq!(sh(d, false), Some(0b11));
     }
 

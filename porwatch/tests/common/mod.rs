@@ -54,13 +54,7 @@ impl Outcome {
 
     pub fn one(&self, kind: &'static str) -> &OwnedRecord {
         let v: Vec<_> = self.of_kind(kind).collect();
-        assert_eq!(
-            v.len(),
-            1,
-            "expected exactly one {kind} record, got {}:\n{:#?}",
-            v.len(),
-            self.records
-        );
+        assert_eq!(v.len(), 1, "expected exactly one {kind} record, got {}:\n{:#?}", v.len(), self.records);
         v[0]
     }
 }
@@ -90,8 +84,8 @@ pub fn run_guest(mut a: RunArgs) -> Outcome {
     a.json = true;
     let trace = Sink::default();
     let console = Sink::default();
-    let out = run(&a, Box::new(trace.clone()), Box::new(console.clone()))
-        .expect("porwatch run failed to start");
+    let out =
+        run(&a, Box::new(trace.clone()), Box::new(console.clone())).expect("porwatch run failed to start");
     let raw = std::fs::read(&raw_path).unwrap_or_default();
     let (records, stats) = decode_all(&raw);
     let live = String::from_utf8(trace.0.lock().unwrap().clone()).expect("JSON output is UTF-8");
@@ -101,15 +95,7 @@ pub fn run_guest(mut a: RunArgs) -> Outcome {
         .collect();
     let console = String::from_utf8_lossy(&console.0.lock().unwrap()).into_owned();
     let _ = std::fs::remove_dir_all(&dir);
-    Outcome {
-        status: out.status,
-        timed_out: out.timed_out,
-        console,
-        json,
-        records,
-        stats,
-        raw,
-    }
+    Outcome { status: out.status, timed_out: out.timed_out, console, json, records, stats, raw }
 }
 
 pub fn tempdir() -> PathBuf {

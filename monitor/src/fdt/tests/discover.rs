@@ -8,16 +8,10 @@ const G: u64 = 1 << 30;
 
 fn check_no_ram_in_mmio(p: &Platform<'_>) {
     for r in &p.mmio {
-        assert!(
-            !p.overlaps_memory(r.base, r.size),
-            "mmio {r:x?} overlaps RAM"
-        );
+        assert!(!p.overlaps_memory(r.base, r.size), "mmio {r:x?} overlaps RAM");
     }
     for w in p.mmio.windows(2) {
-        assert!(
-            w[0].end() < u128::from(w[1].base),
-            "not sorted/merged: {w:x?}"
-        );
+        assert!(w[0].end() < u128::from(w[1].base), "not sorted/merged: {w:x?}");
     }
     for r in &p.mmio {
         assert_eq!(r.base % 4096, 0);
@@ -39,14 +33,8 @@ fn qemu_virt_gicv3() {
     assert_eq!(p.uarts[1].regs, Region::new(0x0904_0000, 0x1000));
     assert!(!p.uarts[1].console);
     assert_eq!(p.console().unwrap().regs.base, 0x0900_0000);
-    assert_eq!(
-        p.uart_by_path("/pl011@9040000").unwrap().regs.base,
-        0x0904_0000
-    );
-    assert_eq!(
-        p.uart_by_base(0x0904_0000).unwrap().path.as_str(),
-        "/pl011@9040000"
-    );
+    assert_eq!(p.uart_by_path("/pl011@9040000").unwrap().regs.base, 0x0904_0000);
+    assert_eq!(p.uart_by_base(0x0904_0000).unwrap().path.as_str(), "/pl011@9040000");
 
     let gic = p.gic.as_ref().unwrap();
     assert_eq!(gic.version, GicVersion::V3);
@@ -62,13 +50,7 @@ fn qemu_virt_gicv3() {
 
     assert_eq!(
         p.timer,
-        Some(Timer {
-            secure_phys: 29,
-            phys: 30,
-            virt: 27,
-            hyp_phys: 26,
-            hyp_virt: Some(28),
-        })
+        Some(Timer { secure_phys: 29, phys: 30, virt: 27, hyp_phys: 26, hyp_virt: Some(28) })
     );
 
     assert_eq!(p.chosen.stdout_path, Some("/pl011@9000000"));
@@ -85,22 +67,13 @@ fn qemu_virt_gicv3() {
     assert!(p.mmio_covers(0x40_1000_0000, 0x1000_0000), "PCIe ECAM");
     assert!(p.mmio_covers(0x3eff_0000, 0x1_0000), "PCI I/O window");
     assert!(p.mmio_covers(0x1000_0000, 0x2eff_0000), "PCI 32-bit window");
-    assert!(
-        p.mmio_covers(0x80_0000_0000, 0x80_0000_0000),
-        "PCI 64-bit window"
-    );
+    assert!(p.mmio_covers(0x80_0000_0000, 0x80_0000_0000), "PCI 64-bit window");
     assert!(p.mmio_covers(0, 0x0800_0000), "flash");
-    assert!(
-        !p.mmio_covers(0x0c00_0000, 0x1000),
-        "platform bus has no reg"
-    );
+    assert!(!p.mmio_covers(0x0c00_0000, 0x1000), "platform bus has no reg");
     check_no_ram_in_mmio(&p);
     // Flash + GICD merge, ITS + GICR + UART0 merge, virtio devices merge.
     assert_eq!(p.mmio[0], Region::new(0, 0x0801_0000));
-    assert_eq!(
-        p.mmio[1],
-        Region::new(0x0808_0000, 0x0900_1000 - 0x0808_0000)
-    );
+    assert_eq!(p.mmio[1], Region::new(0x0808_0000, 0x0900_1000 - 0x0808_0000));
     assert_eq!(p.untranslatable, 0);
 }
 
@@ -132,11 +105,7 @@ fn qemu_virt_secure_ignores_secure_only_nodes() {
 fn fvp_nested_ranges() {
     let mut p = Platform::new();
     discover(FVP_NESTED, &mut p).unwrap();
-    assert_eq!(
-        p.uarts.len(),
-        2,
-        "the UART under the disabled sub-bus is absent"
-    );
+    assert_eq!(p.uarts.len(), 2, "the UART under the disabled sub-bus is absent");
     assert_eq!(
         p.uarts[0].path.as_str(),
         "/bus@8000000/motherboard-bus@8000000/iofpga-bus@300000000/uart@90000"
@@ -160,10 +129,7 @@ fn fvp_nested_ranges() {
     assert_eq!(gic.dist, Region::new(0x2f00_0000, 0x1_0000));
     assert_eq!(
         gic.redist.as_slice(),
-        [
-            Region::new(0x2f10_0000, 0x10_0000),
-            Region::new(0x2f30_0000, 0x10_0000)
-        ]
+        [Region::new(0x2f10_0000, 0x10_0000), Region::new(0x2f30_0000, 0x10_0000)]
     );
     assert_eq!(gic.cpu, Some(Region::new(0x2c00_0000, 0x2000)));
     assert_eq!(gic.hyp, Some(Region::new(0x2c01_0000, 0x2000)));
@@ -175,32 +141,20 @@ fn fvp_nested_ranges() {
     assert_eq!(p.timer.unwrap().hyp_virt, None);
     assert_eq!(p.timer.unwrap().phys, 30);
 
-    assert_eq!(
-        p.chosen.bootargs,
-        Some("console=ttyAMA0 porwatch.guest=0x88000000 earlycon")
-    );
+    assert_eq!(p.chosen.bootargs, Some("console=ttyAMA0 porwatch.guest=0x88000000 earlycon"));
     assert_eq!(p.chosen.initrd, Some((0x8400_0000, 0x8410_0000)));
     assert_eq!(p.chosen.stdout_path, Some("serial0:115200n8"));
 
     assert!(p.mmio_covers(0x0800_0000, 0x0400_0000), "flash, cs0");
     assert!(p.mmio_covers(0x1a00_0000, 0x1_0000), "ethernet, cs2");
     assert!(p.mmio_covers(0x1c16_0000, 0x1000), "i2c controller");
-    assert!(
-        !p.mmio.iter().any(|r| r.contains(0x1c18_0000, 0x1000)),
-        "disabled sub-bus"
-    );
+    assert!(!p.mmio.iter().any(|r| r.contains(0x1c18_0000, 0x1000)), "disabled sub-bus");
     assert!(p.mmio_covers(0x4000_0000, 0x1000_0000), "ECAM");
     assert!(p.mmio_covers(0x5f80_0000, 0x80_0000), "PCI I/O");
     assert!(p.mmio_covers(0x5000_0000, 0x0800_0000), "PCI mem");
-    assert!(
-        p.mmio_covers(0x40_0000_0000, 0x1_0000_0000),
-        "PCI prefetchable 64-bit"
-    );
+    assert!(p.mmio_covers(0x40_0000_0000, 0x1_0000_0000), "PCI prefetchable 64-bit");
     assert!(p.mmio_covers(0x2f02_0000, 0x2_0000), "ITS");
-    assert!(
-        !p.mmio.iter().any(|r| r.contains(0xff00_0000, 0x1000)),
-        "reserved-memory"
-    );
+    assert!(!p.mmio.iter().any(|r| r.contains(0xff00_0000, 0x1000)), "reserved-memory");
     // rtc@68 (I2C, no ranges) and the PCI function (config space) are not translatable.
     assert_eq!(p.untranslatable, 2);
     check_no_ram_in_mmio(&p);
@@ -209,29 +163,18 @@ fn fvp_nested_ranges() {
 #[test]
 fn translate_through_each_level() {
     let fdt = Fdt::new(FVP_NESTED).unwrap();
-    let chain = fdt
-        .locate("/bus@8000000/motherboard-bus@8000000/iofpga-bus@300000000/uart@90000")
-        .unwrap()
-        .unwrap();
+    let chain =
+        fdt.locate("/bus@8000000/motherboard-bus@8000000/iofpga-bus@300000000/uart@90000").unwrap().unwrap();
     let c = chain.as_slice();
     // In the iofpga bus: 0x90000; motherboard: <3 0x90000>; bus: 0x14090000.
     assert_eq!(translate(&fdt, &c[..4], 0x9_0000).unwrap(), 0x1c09_0000);
-    assert_eq!(
-        translate(&fdt, &c[..3], (3 << 32) | 0x9_0000).unwrap(),
-        0x1c09_0000
-    );
+    assert_eq!(translate(&fdt, &c[..3], (3 << 32) | 0x9_0000).unwrap(), 0x1c09_0000);
     assert_eq!(translate(&fdt, &c[..2], 0x1409_0000).unwrap(), 0x1c09_0000);
     assert_eq!(translate(&fdt, &c[..1], 0x1409_0000).unwrap(), 0x1409_0000);
     // Chip select 1 is not mapped by the motherboard bus.
-    assert_eq!(
-        translate(&fdt, &c[..3], 1 << 32),
-        Err(FdtError::NotTranslatable)
-    );
+    assert_eq!(translate(&fdt, &c[..3], 1 << 32), Err(FdtError::NotTranslatable));
     // Past the end of the iofpga window.
-    assert_eq!(
-        translate(&fdt, &c[..4], 0x20_0000),
-        Err(FdtError::NotTranslatable)
-    );
+    assert_eq!(translate(&fdt, &c[..4], 0x20_0000), Err(FdtError::NotTranslatable));
     let regs: Vec<_> = RegIter::of_node(&fdt, c).unwrap().unwrap().collect();
     assert_eq!(regs, [Ok(Region::new(0x1c09_0000, 0x1000))]);
 
@@ -239,10 +182,7 @@ fn translate_through_each_level() {
         .locate("/bus@8000000/motherboard-bus@8000000/iofpga-bus@300000000/i2c@160000/rtc@68")
         .unwrap()
         .unwrap();
-    let regs: Vec<_> = RegIter::of_node(&fdt, rtc.as_slice())
-        .unwrap()
-        .unwrap()
-        .collect();
+    let regs: Vec<_> = RegIter::of_node(&fdt, rtc.as_slice()).unwrap().unwrap().collect();
     assert_eq!(regs, [Err(FdtError::NotTranslatable)]);
 }
 
@@ -272,17 +212,11 @@ fn gicv2_one_cell_bus_psci01_initrd32() {
     assert!(p.mmio_covers(0x1000_1000, 0x2000));
 
     let psci = p.psci.unwrap();
-    assert_eq!(
-        (psci.method, psci.version),
-        (PsciMethod::Smc, PsciVersion::V0_1)
-    );
+    assert_eq!((psci.method, psci.version), (PsciMethod::Smc, PsciVersion::V0_1));
     assert_eq!(psci.compatible, "arm,psci");
     assert_eq!(p.timer.unwrap().hyp_virt, Some(28));
     assert_eq!(p.chosen.initrd, Some((0x4800_0000, 0x4820_0000)));
-    assert_eq!(
-        p.chosen.bootargs,
-        Some("root=/dev/vda \"quoted arg\" porwatch.trace=none")
-    );
+    assert_eq!(p.chosen.bootargs, Some("root=/dev/vda \"quoted arg\" porwatch.trace=none"));
 }
 
 #[test]
@@ -313,18 +247,11 @@ fn mmio_merge_and_capacity() {
     p.add_mmio(Region::new(0x5001, 0x1)).unwrap();
     assert_eq!(
         p.mmio.as_slice(),
-        [
-            Region::new(0x1000, 0x1000),
-            Region::new(0x3000, 0x1000),
-            Region::new(0x5000, 0x1000)
-        ]
+        [Region::new(0x1000, 0x1000), Region::new(0x3000, 0x1000), Region::new(0x5000, 0x1000)]
     );
     // Adjacent to the first, bridging to the second.
     p.add_mmio(Region::new(0x2000, 0x1000)).unwrap();
-    assert_eq!(
-        p.mmio.as_slice(),
-        [Region::new(0x1000, 0x3000), Region::new(0x5000, 0x1000)]
-    );
+    assert_eq!(p.mmio.as_slice(), [Region::new(0x1000, 0x3000), Region::new(0x5000, 0x1000)]);
     // Covering everything.
     p.add_mmio(Region::new(0x800, 0x8000)).unwrap();
     assert_eq!(p.mmio.as_slice(), [Region::new(0, 0x9000)]);
@@ -339,10 +266,7 @@ fn mmio_merge_and_capacity() {
     for i in 0..64u64 {
         p.add_mmio(Region::new(i * 0x2000, 0x1000)).unwrap();
     }
-    assert_eq!(
-        p.add_mmio(Region::new(0x100_0000, 0x1000)),
-        Err(FdtError::Capacity("mmio regions"))
-    );
+    assert_eq!(p.add_mmio(Region::new(0x100_0000, 0x1000)), Err(FdtError::Capacity("mmio regions")));
     // Merging into existing entries still works when full.
     p.add_mmio(Region::new(0x1000, 0x1000)).unwrap();
     assert_eq!(p.mmio.len(), 63);

@@ -80,16 +80,8 @@ struct RNode {
     children: Vec<RNode>,
 }
 
-const NODE_NAMES: [&str; 8] = [
-    "memory@0",
-    "pl011@9000000",
-    "bus@0",
-    "chosen",
-    "aliases",
-    "pcie@0",
-    "intc@8000000",
-    "timer",
-];
+const NODE_NAMES: [&str; 8] =
+    ["memory@0", "pl011@9000000", "bus@0", "chosen", "aliases", "pcie@0", "intc@8000000", "timer"];
 const PROP_NAMES: [&str; 14] = [
     "#address-cells",
     "#size-cells",
@@ -111,9 +103,7 @@ const PROP_NAMES: [&str; 14] = [
 fn value(name: usize, cells: &[u32]) -> Vec<u8> {
     let c = |v: &[u32]| v.iter().flat_map(|x| x.to_be_bytes()).collect::<Vec<u8>>();
     let pick = |opts: &[&str]| {
-        let mut v = opts[cells.first().copied().unwrap_or(0) as usize % opts.len()]
-            .as_bytes()
-            .to_vec();
+        let mut v = opts[cells.first().copied().unwrap_or(0) as usize % opts.len()].as_bytes().to_vec();
         v.push(0);
         v
     };
@@ -132,12 +122,7 @@ fn value(name: usize, cells: &[u32]) -> Vec<u8> {
         ]),
         "status" => pick(&["okay", "disabled", "ok", "fail"]),
         "method" => pick(&["smc", "hvc", "svc"]),
-        "stdout-path" => pick(&[
-            "serial0:115200",
-            "/pl011@9000000",
-            "/bus@0/pl011@9000000",
-            "x",
-        ]),
+        "stdout-path" => pick(&["serial0:115200", "/pl011@9000000", "/bus@0/pl011@9000000", "x"]),
         "serial0" => pick(&["/pl011@9000000", "/bus@0/pl011@9000000", "serial0"]),
         _ => c(cells),
     }
@@ -168,35 +153,21 @@ fn rnode() -> impl Strategy<Value = RNode> {
     let leaf = (
         0..NODE_NAMES.len(),
         proptest::collection::vec(
-            (
-                0..PROP_NAMES.len(),
-                proptest::collection::vec(0u32..0x1_0000, 0..10),
-            ),
+            (0..PROP_NAMES.len(), proptest::collection::vec(0u32..0x1_0000, 0..10)),
             0..6,
         ),
     )
-        .prop_map(|(name, props)| RNode {
-            name,
-            props,
-            children: Vec::new(),
-        });
+        .prop_map(|(name, props)| RNode { name, props, children: Vec::new() });
     leaf.prop_recursive(4, 24, 4, |inner| {
         (
             0..NODE_NAMES.len(),
             proptest::collection::vec(
-                (
-                    0..PROP_NAMES.len(),
-                    proptest::collection::vec(any::<u32>(), 0..10),
-                ),
+                (0..PROP_NAMES.len(), proptest::collection::vec(any::<u32>(), 0..10)),
                 0..6,
             ),
             proptest::collection::vec(inner, 0..4),
         )
-            .prop_map(|(name, props, children)| RNode {
-                name,
-                props,
-                children,
-            })
+            .prop_map(|(name, props, children)| RNode { name, props, children })
     })
 }
 

@@ -136,22 +136,8 @@ fn header_corruption() {
     assert_eq!(all(&b), Err(FdtError::BadMagic(0xd10d_feed)));
 
     for (field, value, want) in [
-        (
-            5,
-            15,
-            FdtError::BadVersion {
-                version: 15,
-                last_comp: 16,
-            },
-        ),
-        (
-            6,
-            18,
-            FdtError::BadVersion {
-                version: 17,
-                last_comp: 18,
-            },
-        ),
+        (5, 15, FdtError::BadVersion { version: 15, last_comp: 16 }),
+        (6, 18, FdtError::BadVersion { version: 17, last_comp: 18 }),
         (1, 8, FdtError::BadHeader),           // totalsize < header
         (1, 0xffff_ffff, FdtError::Truncated), // totalsize > buffer
         (2, 0x10_0000, FdtError::BadHeader),   // struct offset out of range
@@ -234,13 +220,7 @@ fn structure_corruption() {
     let mut b = TINY.to_vec();
     let off = get32(&b, 8) as usize;
     set32(&mut b, off, 7);
-    assert_eq!(
-        all(&b),
-        Err(FdtError::BadToken {
-            offset: 0,
-            token: 7
-        })
-    );
+    assert_eq!(all(&b), Err(FdtError::BadToken { offset: 0, token: 7 }));
     // FDT_END replaced by a NOP: walk runs off the block.
     let mut b = TINY.to_vec();
     let end = get32(&b, 8) as usize + get32(&b, 36) as usize - 4;
@@ -262,11 +242,7 @@ fn structure_corruption() {
         &[T::B(""), T::B("a"), T::E, T::P("p", b"")][..],
     ] {
         let b = build(toks);
-        assert!(
-            matches!(all(&b), Err(FdtError::BadStructure { .. })),
-            "{:?}",
-            all(&b)
-        );
+        assert!(matches!(all(&b), Err(FdtError::BadStructure { .. })), "{:?}", all(&b));
     }
 }
 
@@ -288,13 +264,7 @@ fn cells_and_loops() {
     ]);
     assert_eq!(disc(&dtb), Err(FdtError::BadCells(5)));
     // reg length not a multiple of the entry size.
-    let dtb = build(&[
-        T::B(""),
-        T::B("dev@0"),
-        T::P("reg", &cells(&[0, 0, 0x1000, 0])),
-        T::E,
-        T::E,
-    ]);
+    let dtb = build(&[T::B(""), T::B("dev@0"), T::P("reg", &cells(&[0, 0, 0x1000, 0])), T::E, T::E]);
     assert_eq!(disc(&dtb), Err(FdtError::BadPropLen("reg")));
     // #address-cells = 0 and #size-cells = 0: reg entries of zero bytes.
     let dtb = build(&[
@@ -350,14 +320,8 @@ fn four_cell_memory_overflow() {
     ]);
     assert_eq!(disc(&dtb), Err(FdtError::AddressOverflow));
     let mut out = vec![0u8; 4096];
-    let edits = Edits {
-        carve_out: &[(0, 0x1000)],
-        ..Edits::default()
-    };
-    assert_eq!(
-        rewrite(&dtb, &edits, &mut out),
-        Err(FdtError::AddressOverflow)
-    );
+    let edits = Edits { carve_out: &[(0, 0x1000)], ..Edits::default() };
+    assert_eq!(rewrite(&dtb, &edits, &mut out), Err(FdtError::AddressOverflow));
     // Without a carve-out the node is copied verbatim.
     assert!(rewrite(&dtb, &Edits::default(), &mut out).is_ok());
 }
@@ -366,11 +330,7 @@ fn four_cell_memory_overflow() {
 fn bad_property_values() {
     let mut p = Platform::new();
     let root = |body: &[T<'_>]| {
-        let mut v = vec![
-            T::B(""),
-            T::P("#address-cells", &[0, 0, 0, 2]),
-            T::P("#size-cells", &[0, 0, 0, 2]),
-        ];
+        let mut v = vec![T::B(""), T::P("#address-cells", &[0, 0, 0, 2]), T::P("#size-cells", &[0, 0, 0, 2])];
         for t in body {
             v.push(match t {
                 T::B(n) => T::B(n),
@@ -383,38 +343,21 @@ fn bad_property_values() {
     };
     let c2 = cells(&[2]);
     let _ = c2;
-    let psci = root(&[
-        T::B("psci"),
-        T::P("compatible", b"arm,psci-1.0\0"),
-        T::P("method", b"svc\0"),
-        T::E,
-    ]);
+    let psci = root(&[T::B("psci"), T::P("compatible", b"arm,psci-1.0\0"), T::P("method", b"svc\0"), T::E]);
     assert_eq!(disc(&psci), Err(FdtError::BadValue("method")));
     let psci = root(&[T::B("psci"), T::P("compatible", b"arm,psci-1.0\0"), T::E]);
     assert_eq!(disc(&psci), Err(FdtError::BadValue("method")));
     let irq = cells(&[1, 13, 4, 1, 14, 4, 1, 11, 4]);
-    let timer = root(&[
-        T::B("timer"),
-        T::P("compatible", b"arm,armv8-timer\0"),
-        T::P("interrupts", &irq),
-        T::E,
-    ]);
+    let timer =
+        root(&[T::B("timer"), T::P("compatible", b"arm,armv8-timer\0"), T::P("interrupts", &irq), T::E]);
     assert_eq!(disc(&timer), Err(FdtError::BadPropLen("interrupts")));
     let irq = cells(&[1, 13, 4, 1, 14, 4, 1, 11, 4, 2, 10, 4]);
-    let timer = root(&[
-        T::B("timer"),
-        T::P("compatible", b"arm,armv8-timer\0"),
-        T::P("interrupts", &irq),
-        T::E,
-    ]);
+    let timer =
+        root(&[T::B("timer"), T::P("compatible", b"arm,armv8-timer\0"), T::P("interrupts", &irq), T::E]);
     assert_eq!(disc(&timer), Err(FdtError::BadValue("interrupts")));
     let irq = cells(&[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 0xffff_fff8, 4]);
-    let timer = root(&[
-        T::B("timer"),
-        T::P("compatible", b"arm,armv8-timer\0"),
-        T::P("interrupts", &irq),
-        T::E,
-    ]);
+    let timer =
+        root(&[T::B("timer"), T::P("compatible", b"arm,armv8-timer\0"), T::P("interrupts", &irq), T::E]);
     assert_eq!(disc(&timer), Err(FdtError::BadValue("interrupts")));
     let initrd = root(&[
         T::B("chosen"),
@@ -422,10 +365,7 @@ fn bad_property_values() {
         T::P("linux,initrd-end", &cells(&[4])),
         T::E,
     ]);
-    assert_eq!(
-        disc(&initrd),
-        Err(FdtError::BadPropLen("linux,initrd-start"))
-    );
+    assert_eq!(disc(&initrd), Err(FdtError::BadPropLen("linux,initrd-start")));
     let initrd = root(&[
         T::B("chosen"),
         T::P("linux,initrd-start", &cells(&[8])),
@@ -451,10 +391,7 @@ fn bad_property_values() {
         T::P("reg", &cells(&[0, 0x800_0000, 0, 0x1_0000])),
         T::E,
     ]);
-    assert_eq!(
-        disc(&gic),
-        Err(FdtError::BadValue("#redistributor-regions"))
-    );
+    assert_eq!(disc(&gic), Err(FdtError::BadValue("#redistributor-regions")));
     let gic = root(&[
         T::B("intc"),
         T::P("compatible", b"arm,gic-400\0"),
@@ -472,9 +409,7 @@ fn bad_property_values() {
 
 #[test]
 fn too_many_memory_ranges_and_uarts() {
-    let reg: Vec<u32> = (0..17u32)
-        .flat_map(|i| [0, i * 0x100_0000 + 0x4000_0000, 0, 0x1000])
-        .collect();
+    let reg: Vec<u32> = (0..17u32).flat_map(|i| [0, i * 0x100_0000 + 0x4000_0000, 0, 0x1000]).collect();
     let reg = cells(&reg);
     let dtb = build(&[
         T::B(""),
@@ -489,9 +424,7 @@ fn too_many_memory_ranges_and_uarts() {
 
     let sc2 = cells(&[2]);
     let names: Vec<std::string::String> = (0..9).map(|i| std::format!("pl011@{i}000")).collect();
-    let regs: Vec<Vec<u8>> = (0..9u32)
-        .map(|i| cells(&[0, i * 0x1000, 0, 0x1000]))
-        .collect();
+    let regs: Vec<Vec<u8>> = (0..9u32).map(|i| cells(&[0, i * 0x1000, 0, 0x1000])).collect();
     let mut toks = vec![T::B(""), T::P("#size-cells", &sc2)];
     for i in 0..9 {
         toks.push(T::B(&names[i]));
@@ -504,9 +437,7 @@ fn too_many_memory_ranges_and_uarts() {
 
     // 65 separate MMIO regions.
     let names: Vec<std::string::String> = (0..65).map(|i| std::format!("dev@{i}")).collect();
-    let regs: Vec<Vec<u8>> = (0..65u32)
-        .map(|i| cells(&[0, i * 0x2000, 0, 0x1000]))
-        .collect();
+    let regs: Vec<Vec<u8>> = (0..65u32).map(|i| cells(&[0, i * 0x2000, 0, 0x1000])).collect();
     let mut toks = vec![T::B(""), T::P("#size-cells", &sc2)];
     for i in 0..65 {
         toks.push(T::B(&names[i]));
@@ -532,17 +463,7 @@ fn every_byte_of_tiny_corrupted() {
 fn every_word_of_fixtures_corrupted() {
     for src in [VIRT_SECURE, FVP_NESTED, MISC_GICV2] {
         for i in (0..src.len() & !3).step_by(4) {
-            for v in [
-                0,
-                1,
-                2,
-                3,
-                4,
-                5,
-                9,
-                0xffff_ffff,
-                get32(src, i).wrapping_add(4),
-            ] {
+            for v in [0, 1, 2, 3, 4, 5, 9, 0xffff_ffff, get32(src, i).wrapping_add(4)] {
                 let mut b = src.to_vec();
                 set32(&mut b, i, v);
                 let _ = all(&b);

@@ -27,17 +27,11 @@ fn token_walk_is_balanced_and_reports_depth() {
     assert_eq!(toks[0].token, Token::BeginNode(""));
     assert_eq!(toks[0].depth, 0);
     assert_eq!(toks.last().unwrap().token, Token::End);
-    let begins = toks
-        .iter()
-        .filter(|t| matches!(t.token, Token::BeginNode(_)))
-        .count();
+    let begins = toks.iter().filter(|t| matches!(t.token, Token::BeginNode(_))).count();
     let ends = toks.iter().filter(|t| t.token == Token::EndNode).count();
     assert_eq!(begins, 4);
     assert_eq!(begins, ends);
-    let reg = toks
-        .iter()
-        .find(|t| matches!(t.token, Token::Prop { name: "reg", .. }))
-        .unwrap();
+    let reg = toks.iter().find(|t| matches!(t.token, Token::Prop { name: "reg", .. })).unwrap();
     assert_eq!(reg.depth, 1);
 }
 
@@ -89,24 +83,15 @@ fn walker_tracks_ancestors_and_paths() {
         if n.name() == "uart@90000" {
             let mut p: heapless::String<128> = heapless::String::new();
             fdt.write_path(w.chain(), &mut p).unwrap();
-            assert_eq!(
-                p.as_str(),
-                "/bus@8000000/motherboard-bus@8000000/iofpga-bus@300000000/uart@90000"
-            );
+            assert_eq!(p.as_str(), "/bus@8000000/motherboard-bus@8000000/iofpga-bus@300000000/uart@90000");
             assert_eq!(w.chain().len(), 5);
             let mut small: heapless::String<16> = heapless::String::new();
-            assert_eq!(
-                fdt.write_path(w.chain(), &mut small),
-                Err(FdtError::PathTooLong)
-            );
+            assert_eq!(fdt.write_path(w.chain(), &mut small), Err(FdtError::PathTooLong));
             found = true;
         }
     }
     assert!(found);
-    let chain = fdt
-        .locate("/bus@8000000/motherboard-bus/iofpga-bus/uart@a0000")
-        .unwrap()
-        .unwrap();
+    let chain = fdt.locate("/bus@8000000/motherboard-bus/iofpga-bus/uart@a0000").unwrap().unwrap();
     assert_eq!(chain.as_slice().len(), 5);
 }
 

@@ -35,9 +35,7 @@ fn reg_of(dtb: &[u8], path: &str) -> Vec<(u128, u128)> {
     let root = fdt.root().unwrap();
     let node = fdt.find_node(path).unwrap().unwrap();
     let cells = child_cells(&root).unwrap();
-    RawReg::new(node.prop("reg").unwrap().unwrap(), cells)
-        .unwrap()
-        .collect()
+    RawReg::new(node.prop("reg").unwrap().unwrap(), cells).unwrap().collect()
 }
 
 #[test]
@@ -47,10 +45,7 @@ fn identity_rewrite_preserves_everything() {
         assert_eq!(tokens(&out), tokens(src));
         let a = Fdt::new(src).unwrap();
         let b = Fdt::new(&out).unwrap();
-        assert_eq!(
-            a.reservations().collect::<Vec<_>>(),
-            b.reservations().collect::<Vec<_>>()
-        );
+        assert_eq!(a.reservations().collect::<Vec<_>>(), b.reservations().collect::<Vec<_>>());
         assert_eq!(b.strings_block(), a.strings_block());
         let h = b.header();
         assert_eq!((h.version, h.last_comp_version), (17, 16));
@@ -77,13 +72,7 @@ fn identity_rewrite_preserves_everything() {
 
 #[test]
 fn remove_trace_uart_and_its_alias() {
-    let out = rw(
-        VIRT_GICV3,
-        &Edits {
-            remove: &["/pl011@9040000"],
-            ..Edits::default()
-        },
-    );
+    let out = rw(VIRT_GICV3, &Edits { remove: &["/pl011@9040000"], ..Edits::default() });
     let fdt = Fdt::new(&out).unwrap();
     assert!(fdt.find_node("/pl011@9040000").unwrap().is_none());
     assert!(fdt.find_node("/pl011@9000000").unwrap().is_some());
@@ -106,22 +95,12 @@ fn remove_trace_uart_and_its_alias() {
 fn remove_subtree_with_alias_into_it() {
     let out = rw(
         FVP_NESTED,
-        &Edits {
-            remove: &["/bus@8000000/motherboard-bus@8000000/iofpga-bus@300000000"],
-            ..Edits::default()
-        },
+        &Edits { remove: &["/bus@8000000/motherboard-bus@8000000/iofpga-bus@300000000"], ..Edits::default() },
     );
     let fdt = Fdt::new(&out).unwrap();
     let aliases = fdt.find_node("/aliases").unwrap().unwrap();
-    assert_eq!(
-        aliases.props().count(),
-        0,
-        "both serial aliases pointed into it"
-    );
-    let mb = fdt
-        .find_node("/bus@8000000/motherboard-bus@8000000")
-        .unwrap()
-        .unwrap();
+    assert_eq!(aliases.props().count(), 0, "both serial aliases pointed into it");
+    let mb = fdt.find_node("/bus@8000000/motherboard-bus@8000000").unwrap().unwrap();
     let names: Vec<_> = mb.children().map(|c| c.unwrap().name()).collect();
     assert_eq!(names, ["flash@0,00000000", "ethernet@2,02000000"]);
     let mut p = Platform::new();
@@ -132,21 +111,9 @@ fn remove_subtree_with_alias_into_it() {
 #[test]
 fn remove_errors() {
     let mut out = vec![0u8; 16 * 1024];
-    let e = |remove: &[&str], out: &mut [u8]| {
-        rewrite(
-            VIRT_GICV3,
-            &Edits {
-                remove,
-                ..Edits::default()
-            },
-            out,
-        )
-    };
+    let e = |remove: &[&str], out: &mut [u8]| rewrite(VIRT_GICV3, &Edits { remove, ..Edits::default() }, out);
     assert_eq!(e(&["/nonexistent"], &mut out), Err(FdtError::NotFound));
-    let nul = Edits {
-        bootargs: Some("a\0b"),
-        ..Edits::default()
-    };
+    let nul = Edits { bootargs: Some("a\0b"), ..Edits::default() };
     assert_eq!(rewrite(VIRT_GICV3, &nul, &mut out), Err(FdtError::BadEdit));
     assert_eq!(e(&["/"], &mut out), Err(FdtError::BadEdit));
     assert_eq!(e(&["pl011@9040000"], &mut out), Err(FdtError::BadPath));
@@ -158,39 +125,20 @@ fn remove_errors() {
 
 #[test]
 fn carve_out_hypervisor_from_ram() {
-    let out = rw(
-        VIRT_GICV3,
-        &Edits {
-            carve_out: &[(0x4020_0000, 0x0100_0000)],
-            ..Edits::default()
-        },
-    );
+    let out = rw(VIRT_GICV3, &Edits { carve_out: &[(0x4020_0000, 0x0100_0000)], ..Edits::default() });
     assert_eq!(
         reg_of(&out, "/memory@40000000"),
-        [
-            (0x4000_0000, 0x20_0000),
-            (0x4120_0000, 0x8000_0000 - 0x4120_0000)
-        ]
+        [(0x4000_0000, 0x20_0000), (0x4120_0000, 0x8000_0000 - 0x4120_0000)]
     );
     let mut p = Platform::new();
     discover(&out, &mut p).unwrap();
     assert_eq!(
         p.memory.as_slice(),
-        [
-            Region::new(0x4000_0000, 0x20_0000),
-            Region::new(0x4120_0000, 0x3ee0_0000)
-        ]
+        [Region::new(0x4000_0000, 0x20_0000), Region::new(0x4120_0000, 0x3ee0_0000)]
     );
     // No status added for a non-empty node.
     let fdt = Fdt::new(&out).unwrap();
-    assert_eq!(
-        fdt.find_node("/memory@40000000")
-            .unwrap()
-            .unwrap()
-            .prop("status")
-            .unwrap(),
-        None
-    );
+    assert_eq!(fdt.find_node("/memory@40000000").unwrap().unwrap().prop("status").unwrap(), None);
 }
 
 #[test]
@@ -210,14 +158,8 @@ fn carve_out_edge_cases() {
             ..Edits::default()
         },
     );
-    assert_eq!(
-        reg_of(&out, "/memory@80000000"),
-        [(0x8000_1000, 0x7dff_f000), (0x8_8000_0000, 0x7fff_f000),]
-    );
-    assert_eq!(
-        reg_of(&out, "/memory@a00000000"),
-        [(0xa_0000_0000, 0x4000_0000)]
-    );
+    assert_eq!(reg_of(&out, "/memory@80000000"), [(0x8000_1000, 0x7dff_f000), (0x8_8000_0000, 0x7fff_f000),]);
+    assert_eq!(reg_of(&out, "/memory@a00000000"), [(0xa_0000_0000, 0x4000_0000)]);
 }
 
 #[test]
@@ -226,10 +168,7 @@ fn fully_carved_memory_node_is_disabled() {
     // memory@c0000000 already has status = "disabled".
     let out = rw(
         MISC_GICV2,
-        &Edits {
-            carve_out: &[(0x4000_0000, 0x2000_0000), (0xc000_0000, 0x1000_0000)],
-            ..Edits::default()
-        },
+        &Edits { carve_out: &[(0x4000_0000, 0x2000_0000), (0xc000_0000, 0x1000_0000)], ..Edits::default() },
     );
     let fdt = Fdt::new(&out).unwrap();
     for path in ["/memory@40000000", "/memory@c0000000"] {
@@ -245,76 +184,37 @@ fn fully_carved_memory_node_is_disabled() {
     assert!(p.memory.is_empty());
 
     // Only usable-memory emptied: still disabled (Linux would use it).
-    let out = rw(
-        MISC_GICV2,
-        &Edits {
-            carve_out: &[(0x4000_0000, 0x1000_0000)],
-            ..Edits::default()
-        },
-    );
+    let out = rw(MISC_GICV2, &Edits { carve_out: &[(0x4000_0000, 0x1000_0000)], ..Edits::default() });
     let fdt = Fdt::new(&out).unwrap();
     let m = fdt.find_node("/memory@40000000").unwrap().unwrap();
     assert_eq!(m.prop_str("status").unwrap(), Some("disabled"));
-    assert_eq!(
-        reg_of(&out, "/memory@40000000"),
-        [(0x5000_0000, 0x1000_0000)]
-    );
+    assert_eq!(reg_of(&out, "/memory@40000000"), [(0x5000_0000, 0x1000_0000)]);
 }
 
 #[test]
 fn carve_out_capacity() {
-    let cuts: Vec<(u64, u64)> = (0..40u64)
-        .map(|i| (0x4000_0000 + i * 0x10_0000, 0x1000))
-        .collect();
+    let cuts: Vec<(u64, u64)> = (0..40u64).map(|i| (0x4000_0000 + i * 0x10_0000, 0x1000)).collect();
     let mut out = vec![0u8; 64 * 1024];
-    let r = rewrite(
-        VIRT_GICV3,
-        &Edits {
-            carve_out: &cuts,
-            ..Edits::default()
-        },
-        &mut out,
-    );
+    let r = rewrite(VIRT_GICV3, &Edits { carve_out: &cuts, ..Edits::default() }, &mut out);
     assert_eq!(r, Err(FdtError::Capacity("memory ranges")));
 }
 
 #[test]
 fn bootargs_replaced_created_removed() {
     // Replaced.
-    let out = rw(
-        FVP_NESTED,
-        &Edits {
-            bootargs: Some("console=ttyAMA0 quiet"),
-            ..Edits::default()
-        },
-    );
+    let out = rw(FVP_NESTED, &Edits { bootargs: Some("console=ttyAMA0 quiet"), ..Edits::default() });
     let mut p = Platform::new();
     discover(&out, &mut p).unwrap();
     assert_eq!(p.chosen.bootargs, Some("console=ttyAMA0 quiet"));
     assert_eq!(p.chosen.initrd, Some((0x8400_0000, 0x8410_0000)));
     // Removed.
-    let out = rw(
-        FVP_NESTED,
-        &Edits {
-            bootargs: Some(""),
-            ..Edits::default()
-        },
-    );
+    let out = rw(FVP_NESTED, &Edits { bootargs: Some(""), ..Edits::default() });
     let fdt = Fdt::new(&out).unwrap();
     let chosen = fdt.find_node("/chosen").unwrap().unwrap();
     assert_eq!(chosen.prop("bootargs").unwrap(), None);
-    assert_eq!(
-        chosen.prop_str("stdout-path").unwrap(),
-        Some("serial0:115200n8")
-    );
+    assert_eq!(chosen.prop_str("stdout-path").unwrap(), Some("serial0:115200n8"));
     // Property created in an existing /chosen (QEMU virt has none).
-    let out = rw(
-        VIRT_GICV3,
-        &Edits {
-            bootargs: Some("root=/dev/vda"),
-            ..Edits::default()
-        },
-    );
+    let out = rw(VIRT_GICV3, &Edits { bootargs: Some("root=/dev/vda"), ..Edits::default() });
     let mut p = Platform::new();
     discover(&out, &mut p).unwrap();
     assert_eq!(p.chosen.bootargs, Some("root=/dev/vda"));
@@ -326,43 +226,21 @@ fn bootargs_replaced_created_removed() {
     assert_eq!(&sb[..sa.len()], sa);
     assert_eq!(&sb[sa.len()..], b"bootargs\0");
     // Removing a property that does not exist: no-op.
-    let out = rw(
-        VIRT_GICV3,
-        &Edits {
-            bootargs: Some(""),
-            ..Edits::default()
-        },
-    );
+    let out = rw(VIRT_GICV3, &Edits { bootargs: Some(""), ..Edits::default() });
     assert_eq!(tokens(&out), tokens(VIRT_GICV3));
 }
 
 #[test]
 fn chosen_created_when_absent() {
-    let out = rw(
-        TINY,
-        &Edits {
-            bootargs: Some("console=ttyAMA0"),
-            ..Edits::default()
-        },
-    );
+    let out = rw(TINY, &Edits { bootargs: Some("console=ttyAMA0"), ..Edits::default() });
     let fdt = Fdt::new(&out).unwrap();
     let chosen = fdt.find_node("/chosen").unwrap().unwrap();
-    assert_eq!(
-        chosen.prop_str("bootargs").unwrap(),
-        Some("console=ttyAMA0")
-    );
+    assert_eq!(chosen.prop_str("bootargs").unwrap(), Some("console=ttyAMA0"));
     let root = fdt.root().unwrap();
     let last = root.children().last().unwrap().unwrap();
     assert_eq!(last.name(), "chosen");
     // Also when the source's /chosen is removed by the same edit.
-    let out = rw(
-        VIRT_GICV3,
-        &Edits {
-            remove: &["/chosen"],
-            bootargs: Some("x"),
-            ..Edits::default()
-        },
-    );
+    let out = rw(VIRT_GICV3, &Edits { remove: &["/chosen"], bootargs: Some("x"), ..Edits::default() });
     let fdt = Fdt::new(&out).unwrap();
     let chosen = fdt.find_node("/chosen").unwrap().unwrap();
     assert_eq!(chosen.props().count(), 1);
@@ -371,13 +249,7 @@ fn chosen_created_when_absent() {
 
 #[test]
 fn extra_reservations_are_appended() {
-    let out = rw(
-        TINY,
-        &Edits {
-            reserve: &[(0x4020_0000, 0x100_0000)],
-            ..Edits::default()
-        },
-    );
+    let out = rw(TINY, &Edits { reserve: &[(0x4020_0000, 0x100_0000)], ..Edits::default() });
     let fdt = Fdt::new(&out).unwrap();
     let r: Vec<_> = fdt.reservations().collect();
     assert_eq!(r, [(0x4100_0000, 0x1000), (0x4020_0000, 0x100_0000)]);
@@ -400,10 +272,7 @@ fn all_edits_together() {
     assert_eq!(p.memory.len(), 2);
     assert_eq!(p.chosen.bootargs, Some("console=ttyAMA0 root=/dev/vda"));
     let fdt = Fdt::new(&out).unwrap();
-    assert_eq!(
-        fdt.reservations().collect::<Vec<_>>(),
-        [(0x4800_0000, 0x1000)]
-    );
+    assert_eq!(fdt.reservations().collect::<Vec<_>>(), [(0x4800_0000, 0x1000)]);
     let compat = fdt.root().unwrap().prop("compatible").unwrap().unwrap();
     assert!(StrList::new(compat).unwrap().contains("linux,dummy-virt"));
 }
@@ -420,19 +289,12 @@ fn output_too_small_is_an_error_at_every_size() {
     let n = rewrite(TINY, &edits, &mut buf).unwrap();
     for len in 0..n {
         let mut small = vec![0u8; len];
-        assert_eq!(
-            rewrite(TINY, &edits, &mut small),
-            Err(FdtError::OutputTooSmall),
-            "{len}"
-        );
+        assert_eq!(rewrite(TINY, &edits, &mut small), Err(FdtError::OutputTooSmall), "{len}");
     }
     let mut exact = vec![0u8; n];
     assert_eq!(rewrite(TINY, &edits, &mut exact), Ok(n));
     let mut small = vec![0u8; VIRT_GICV3.len() / 2];
-    assert_eq!(
-        rewrite(VIRT_GICV3, &Edits::default(), &mut small),
-        Err(FdtError::OutputTooSmall)
-    );
+    assert_eq!(rewrite(VIRT_GICV3, &Edits::default(), &mut small), Err(FdtError::OutputTooSmall));
 }
 
 #[test]
@@ -447,24 +309,12 @@ fn output_accepted_by_dtc() {
             reserve: &[(0x4800_0000, 0x1000)],
         },
     );
-    let emptied = rw(
-        MISC_GICV2,
-        &Edits {
-            carve_out: &[(0, u64::MAX)],
-            ..Edits::default()
-        },
-    );
+    let emptied = rw(MISC_GICV2, &Edits { carve_out: &[(0, u64::MAX)], ..Edits::default() });
     let dir = std::env::temp_dir();
     for (name, blob) in [("virt", &out), ("emptied", &emptied)] {
-        let path = dir.join(std::format!(
-            "porwatch-fdt-test-{}-{name}.dtb",
-            std::process::id()
-        ));
+        let path = dir.join(std::format!("porwatch-fdt-test-{}-{name}.dtb", std::process::id()));
         std::fs::write(&path, blob).unwrap();
-        let res = Command::new("dtc")
-            .args(["-I", "dtb", "-O", "dts"])
-            .arg(&path)
-            .output();
+        let res = Command::new("dtc").args(["-I", "dtb", "-O", "dts"]).arg(&path).output();
         if std::env::var_os("PORWATCH_KEEP_DTB").is_none() {
             let _ = std::fs::remove_file(&path);
         }
@@ -482,18 +332,10 @@ fn output_accepted_by_dtc() {
             String::from_utf8_lossy(&res.stderr)
         );
         if name == "virt" {
+            assert!(dts.contains("/memreserve/\t0x0000000048000000 0x0000000000001000;"), "{dts}");
+            assert!(dts.contains("bootargs = \"console=ttyAMA0 \\\"quoted\\\"\";"), "{dts}");
             assert!(
-                dts.contains("/memreserve/\t0x0000000048000000 0x0000000000001000;"),
-                "{dts}"
-            );
-            assert!(
-                dts.contains("bootargs = \"console=ttyAMA0 \\\"quoted\\\"\";"),
-                "{dts}"
-            );
-            assert!(
-                dts.contains(
-                    "reg = <0x00 0x40000000 0x00 0x200000 0x00 0x41200000 0x00 0x3ee00000>;"
-                ),
+                dts.contains("reg = <0x00 0x40000000 0x00 0x200000 0x00 0x41200000 0x00 0x3ee00000>;"),
                 "{dts}"
             );
             assert!(!dts.contains("pl011@9040000"), "{dts}");

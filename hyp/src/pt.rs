@@ -1,0 +1,463 @@
+//! The page-table watch (mechanism): porwatch write-protects every stage-1
+//! table page of the guest at stage 2, emulates each store that faults on
+//! one, and checks it against the permission overlay. The decisions are in
+//! porwatch_monitor: `s1` (regime, walk, tracker, overlay rule) and `store`
+//! (decoding the faulting instruction).
+use crate::arch::frame::GuestRegs;
+use crate::arch::{at, inject, regs::POR_EL1_REG, stage2};
+use crate::boot::config;
+use crate::tap;
+use crate::trace_out;
+use crate::traps::Handled;
+use aarch64_cpu::registers::*;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use porwatch_monitor::cmdline::Policy;
+use porwatch_monitor::esr::{DataAbort, FaultStatus};
+use porwatch_monitor::s1::{self, Action, GuestMem, Half, OverlayRegs, Privilege, Regime, Tracker};
+use porwatch_monitor::store::{self, Plan, Regs};
+use porwatch_monitor::tap::page_of;
+use porwatch_monitor::vpoe::Mode;
+use porwatch_trace::{Event, GapReason, HazardAction, TrapOutcome};
+use spin::Mutex;
+
+/// Table pages tracked at once (24 bytes each).
+const MAX_TABLES: usize = 4096;
+/// TTBR0 address spaces kept tracked (least recently used dropped beyond).
+const MAX_ADDRESS_SPACES: usize = 8;
+/// ISS2 bit 6 (ESR bit 38): Overlay.
+const ISS2_OVERLAY: u32 = 1 << 6;
+/// Permission fault, level 0 (+ level).
+const FSC_PERMISSION_L0: u8 = 0x0c;
+const INSN_LEN: u64 = 4;
+/// SPSR.M[3:0] values: EL0t, EL1t (SP_EL0), EL1h (SP_EL1).
+const SPSR_M_MASK: u64 = 0xf;
+const SPSR_M_EL1H: u64 = 0b0101;
+/// SCTLR_EL1.WXN (bit 19).
+const SCTLR_WXN: u64 = 1 << 19;
+
+struct Watch {
+    tracker: Tracker<MAX_TABLES>,
+    regime: Regime,
+    table_writes: u64,
+    stores: u64,
+    hazards: u64,
+    gaps: u64,
+}
+
+static WATCH: Mutex<Watch> = Mutex::new(Watch {
+    tracker: Tracker::new(MAX_ADDRESS_SPACES),
+    regime: Regime::from_tcr(0),
+    table_writes: 0,
+    stores: 0,
+    hazards: 0,
+    gaps: 0,
+});
+
+/// Guest RAM as the tracker reads it (None outside guest RAM).
+struct Ram;
+
+impl GuestMem for Ram {
+    fn read_u64(&self, ipa: u64) -> Option<u64> {
+        let pa = stage2::ram_pa(ipa, 8)?;
+        Some(unsafe { core::ptr::read_volatile(pa as *const u64) })
+    }
+}
+
+/// Carries out the tracker's decisions at stage 2.
+fn apply(a: Action) {
+    match a {
+        Action::Protect(ipa) => {
+            stage2::set_writable(ipa, false);
+        }
+        Action::Unprotect(ipa) => {
+            stage2::set_writable(ipa, true);
+        }
+        Action::Overflow { table_ipa, .. } => {
+            trace_out::emit(Event::CoverageGap {
+                pc: 0,
+                insn: 0,
+                va: 0,
+                ipa: table_ipa,
+                reason: GapReason::Capacity as u64,
+            });
+        }
+        Action::RootDropped { .. } => {}
+    }
+}
+
+/// The guest wrote TTBR0_EL1 or TTBR1_EL1 (trapped): track the new tree.
+pub fn on_ttbr_write(half: Half, value: u64) {
+    match half {
+        Half::Ttbr0 => TTBR0_EL1.set(value),
+        Half::Ttbr1 => TTBR1_EL1.set(value),
+    }
+    let mut w = WATCH.lock();
+    let Ok(layout) = w.regime.layout(half) else { return };
+    let root = s1::Ttbr(value).table(&layout);
+    let change = w.tracker.set_root(half, root, &layout, &Ram, &mut apply);
+    let tables = w.tracker.stats().tables as u64;
+    drop(w);
+    if change.walked {
+        trace_out::emit(Event::PtRoot {
+            half: trace_half(half) as u64,
+            root,
+            asid: value >> 48,
+            tables,
+            evicted: change.evicted.unwrap_or(0),
+        });
+    }
+}
+
+/// The guest wrote TCR_EL1 (trapped): the layout of both halves may change.
+pub fn on_tcr_write(value: u64) {
+    TCR_EL1.set(value);
+    let mut w = WATCH.lock();
+    w.regime = Regime::from_tcr(value);
+    let r = w.regime;
+    w.tracker.on_tcr_change(&r, &Ram, &mut apply);
+}
+
+fn trace_half(h: Half) -> porwatch_trace::Half {
+    match h {
+        Half::Ttbr0 => porwatch_trace::Half::Ttbr0,
+        Half::Ttbr1 => porwatch_trace::Half::Ttbr1,
+    }
+}
+
+/// The trapped guest's registers for the store decoder.
+struct TrapRegs<'a>(&'a GuestRegs);
+
+impl Regs for TrapRegs<'_> {
+    fn x(&self, n: u8) -> u64 {
+        self.0.get(n)
+    }
+    fn sp(&self) -> u64 {
+        if self.0.spsr & SPSR_M_MASK == SPSR_M_EL1H {
+            SP_EL1.get()
+        } else {
+            SP_EL0.get()
+        }
+    }
+    fn zva_block_bytes(&self) -> u64 {
+        let dczid: u64;
+        unsafe { core::arch::asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+        store::dczid_block_bytes(dczid)
+    }
+}
+
+/// A stage-2 data abort: if it is a write to a tracked table page, emulate
+/// it (Some). Anything else is not ours (None).
+pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<Handled> {
+    if !da.wnr() || da.s1ptw() || !matches!(da.dfsc(), FaultStatus::Permission { .. }) {
+        return None;
+    }
+    let ipa = at::va_to_ipa(far)?;
+    let mut w = WATCH.lock();
+    w.tracker.is_page_protected(page_of(ipa)).then_some(())?;
+    let pc = regs.elr;
+    let Some(insn) = at::read_insn(pc) else {
+        return Some(w.gap(regs, pc, 0, far, ipa, GapReason::Unreadable));
+    };
+    let Ok(st) = store::decode(insn) else {
+        return Some(w.gap(regs, pc, insn, far, ipa, GapReason::Undecodable));
+    };
+    let plan = store::plan(&st, &TrapRegs(regs));
+    let Some((addr, len)) = plan_span(&plan) else {
+        return Some(w.gap(regs, pc, insn, far, ipa, GapReason::Undecodable));
+    };
+    // The written range must contain FAR and stay within FAR's page (a store
+    // crossing into another page would need a second translation).
+    if far < addr || far >= addr + len as u64 || page_of(addr) != page_of(addr + len as u64 - 1) {
+        return Some(w.gap(regs, pc, insn, far, ipa, GapReason::AddressMismatch));
+    }
+    let pa_start = ipa - (far - addr);
+
+    // The overlay rule, on the state before the write (as the hardware checks).
+    let unprivileged = matches!(st.kind, store::Kind::Unprivileged);
+    let verdict = overlay_verdict(&w.regime, far, unprivileged);
+    let hazard = matches!(verdict, Some((v, _)) if !v.grants_write);
+    let level = w.table_level(ipa);
+    if hazard && config().opts.policy == Policy::Fault {
+        let old = read_u64_at(ipa & !7);
+        let leaf_level = w.leaf_level(far);
+        drop(w);
+        let h = HazardInfo { va: far, ipa, level, old, new: old, pc, verdict, unprivileged };
+        record_hazard(&h, HazardAction::FaultInjected);
+        let fsc = FSC_PERMISSION_L0 + leaf_level.clamp(0, 3) as u8;
+        inject::data_abort(regs, fsc, true, ISS2_OVERLAY, far);
+        return Some(Handled::Done(TrapOutcome::AbortInjected));
+    }
+
+    let mut old = [0u8; store::MAX_WRITE_BYTES];
+    let mut new = [0u8; store::MAX_WRITE_BYTES];
+    if !perform(regs, &plan, pa_start, &mut old[..len], &mut new[..len]) {
+        return Some(w.gap(regs, pc, insn, far, ipa, GapReason::Undecodable));
+    }
+    let effect = w.tracker.on_store(pa_start, &old[..len], &new[..len], &Ram, &mut apply);
+    w.stores += 1;
+    w.table_writes += effect.descriptors as u64;
+    if hazard {
+        w.hazards += 1;
+    }
+    drop(w);
+    if hazard {
+        // The descriptor containing FAR, before and after.
+        let at = ((far & !7) - addr.min(far & !7)) as usize;
+        let (o, n) = (desc_at(&old[..len], at, far & 7), desc_at(&new[..len], at, far & 7));
+        let h = HazardInfo { va: far, ipa, level, old: o, new: n, pc, verdict, unprivileged };
+        record_hazard(&h, HazardAction::Performed);
+    }
+    regs.elr += INSN_LEN;
+    Some(Handled::Done(TrapOutcome::Emulated))
+}
+
+/// Totals for the trace, when the guest stops.
+pub fn emit_stats() {
+    let w = WATCH.lock();
+    let s = w.tracker.stats();
+    trace_out::emit_reliable(Event::PtStats {
+        tables: s.tables as u64,
+        max_tables: s.max_tables as u64,
+        table_writes: w.table_writes,
+        stores: w.stores,
+        hazards: w.hazards,
+        coverage_gaps: w.gaps,
+        roots_dropped: s.dropped_roots,
+        overflows: s.overflows,
+    });
+}
+
+impl Watch {
+    /// An instruction porwatch cannot emulate: report it, stop tracking the
+    /// page so the guest makes progress (its store re-executes natively).
+    fn gap(
+        &mut self,
+        _regs: &mut GuestRegs,
+        pc: u64,
+        insn: u32,
+        va: u64,
+        ipa: u64,
+        reason: GapReason,
+    ) -> Handled {
+        self.gaps += 1;
+        stage2::set_writable(page_of(ipa), true);
+        trace_out::emit(Event::CoverageGap { pc, insn: insn as u64, va, ipa, reason: reason as u64 });
+        Handled::Done(TrapOutcome::Ignored)
+    }
+
+    fn table_level(&self, ipa: u64) -> (i8, Half) {
+        self.tracker
+            .is_tracked(ipa)
+            .map_or((3, Half::Ttbr1), |t| (t.level, if t.roots.kernel() { Half::Ttbr1 } else { Half::Ttbr0 }))
+    }
+
+    fn leaf_level(&self, va: u64) -> i8 {
+        s1::walk_regime(&Ram, va, &self.regime, TTBR0_EL1.get(), TTBR1_EL1.get()).map_or(3, |l| l.level)
+    }
+}
+
+/// What the overlay says about a write to `va` now (None: POE not provided,
+/// or the VA is not mapped by a readable stage-1 walk).
+fn overlay_verdict(regime: &Regime, va: u64, unprivileged: bool) -> Option<(s1::OverlayVerdict, u64)> {
+    let (por_el1, por_el0, tcr2) = match config().poe {
+        Mode::Virtual => tap::with_vpoe(|p| (p.por_el1, p.por_el0, p.tcr2_el1)),
+        Mode::Native => native_overlay_regs(),
+        Mode::None => return None,
+    };
+    let leaf = s1::walk_regime(&Ram, va, regime, TTBR0_EL1.get(), TTBR1_EL1.get()).ok()?;
+    let regs = OverlayRegs {
+        por_el1,
+        por_el0,
+        tcr2_el1: tcr2,
+        pir_el1: 0,
+        pire0_el1: 0,
+        wxn: SCTLR_EL1.get() & SCTLR_WXN != 0,
+    };
+    let privilege = if unprivileged { Privilege::Unprivileged } else { Privilege::Privileged };
+    let por = if unprivileged { por_el0 } else { por_el1 };
+    Some((s1::verdict(&regs, leaf.desc, privilege), por))
+}
+
+/// POR_EL1, POR_EL0 and TCR2_EL1 as the CPU has them (native POE).
+fn native_overlay_regs() -> (u64, u64, u64) {
+    let (por0, tcr2): (u64, u64);
+    unsafe {
+        core::arch::asm!("mrs {}, s3_3_c10_c2_4", out(reg) por0, options(nomem, nostack));
+        core::arch::asm!("mrs {}, s3_0_c2_c0_3", out(reg) tcr2, options(nomem, nostack));
+    }
+    (POR_EL1_REG.get(), por0, tcr2)
+}
+
+/// The range a plan writes, if porwatch can emulate it.
+fn plan_span(p: &Plan) -> Option<(u64, usize)> {
+    match *p {
+        Plan::Write { addr, len, .. }
+        | Plan::Exclusive { addr, len, .. }
+        | Plan::Cas { addr, len, .. }
+        | Plan::Swp { addr, len, .. }
+        | Plan::LdOp { addr, len, .. }
+        | Plan::ZeroBlock { addr, len } => (len > 0 && len <= store::MAX_WRITE_BYTES).then_some((addr, len)),
+        // SIMD&FP stores: hyp never touches FP/SIMD registers.
+        Plan::StepAndDiff { .. } => None,
+    }
+}
+
+/// Carries out `plan` on guest memory at `pa` (identity-mapped guest RAM),
+/// filling `old`/`new` with the bytes before and after. Atomics use the
+/// CPU's exclusive load/store on the same location, so they stay atomic
+/// for other agents. Returns false if porwatch cannot (e.g. 16-byte CASP).
+fn perform(regs: &mut GuestRegs, plan: &Plan, pa: u64, old: &mut [u8], new: &mut [u8]) -> bool {
+    let len = old.len();
+    for (i, b) in old.iter_mut().enumerate() {
+        *b = unsafe { core::ptr::read_volatile((pa + i as u64) as *const u8) };
+    }
+    match *plan {
+        Plan::Write { data, writeback, .. } => {
+            new.copy_from_slice(&data[..len]);
+            write_bytes(pa, new);
+            if let Some((rn, v)) = writeback {
+                set_reg_or_sp(regs, rn, v);
+            }
+        }
+        // One vCPU: nothing else can have written the location since the
+        // guest's load-exclusive except the hardware walker (AF/DB), which
+        // porwatch does not let run on tracked tables; the store succeeds.
+        Plan::Exclusive { data, status_reg, .. } => {
+            new.copy_from_slice(&data[..len]);
+            write_bytes(pa, new);
+            regs.set(status_reg, 0);
+        }
+        Plan::ZeroBlock { .. } => {
+            new.fill(0);
+            write_bytes(pa, new);
+        }
+        Plan::Cas { expected, new: value, result_reg, result_reg2, .. } => {
+            if len > 8 || result_reg2.is_some() {
+                return false;
+            }
+            let prev = atomic_rmw(pa, len, |cur| (cur == expected as u64).then_some(value as u64));
+            regs.set(result_reg, prev);
+            fill_after(pa, new);
+        }
+        Plan::Swp { new: value, result_reg, .. } => {
+            let prev = atomic_rmw(pa, len, |_| Some(value));
+            regs.set(result_reg, prev);
+            fill_after(pa, new);
+        }
+        Plan::LdOp { op, operand, result_reg, .. } => {
+            let prev = atomic_rmw(pa, len, |cur| Some(store::ldop_apply(op, cur, operand, len)));
+            regs.set(result_reg, prev);
+            fill_after(pa, new);
+        }
+        Plan::StepAndDiff { .. } => return false,
+    }
+    true
+}
+
+fn fill_after(pa: u64, new: &mut [u8]) {
+    for (i, b) in new.iter_mut().enumerate() {
+        *b = unsafe { core::ptr::read_volatile((pa + i as u64) as *const u8) };
+    }
+}
+
+/// Writes `bytes` at `pa`: aligned 8-byte words as single stores (a
+/// descriptor is never seen half-written), the rest bytewise.
+fn write_bytes(pa: u64, bytes: &[u8]) {
+    let mut i = 0;
+    while i < bytes.len() {
+        let a = pa + i as u64;
+        if a.is_multiple_of(8) && bytes.len() - i >= 8 {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i..i + 8]);
+            unsafe { core::ptr::write_volatile(a as *mut u64, u64::from_le_bytes(w)) };
+            i += 8;
+        } else {
+            unsafe { core::ptr::write_volatile(a as *mut u8, bytes[i]) };
+            i += 1;
+        }
+    }
+}
+
+/// Atomically replaces the naturally aligned `len`-byte value at `pa` by
+/// `f(old)` (when Some); returns the old value (zero-extended).
+fn atomic_rmw(pa: u64, len: usize, f: impl Fn(u64) -> Option<u64>) -> u64 {
+    match len {
+        8 => {
+            let a = unsafe { AtomicU64::from_ptr(pa as *mut u64) };
+            match a.fetch_update(Ordering::SeqCst, Ordering::SeqCst, &f) {
+                Ok(v) | Err(v) => v,
+            }
+        }
+        _ => {
+            // 1, 2 or 4 bytes: operate on the aligned 32-bit word holding them.
+            let word = pa & !3;
+            let shift = ((pa & 3) * 8) as u32;
+            let mask: u32 = if len >= 4 { u32::MAX } else { ((1u32 << (len * 8)) - 1) << shift };
+            let a = unsafe { AtomicU32::from_ptr(word as *mut u32) };
+            let mut prev = 0u64;
+            let _ = a.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                let cur = ((w & mask) >> shift) as u64;
+                prev = cur;
+                f(cur).map(|n| (w & !mask) | (((n as u32) << shift) & mask))
+            });
+            prev
+        }
+    }
+}
+
+fn set_reg_or_sp(regs: &mut GuestRegs, n: u8, v: u64) {
+    if n == 31 {
+        if regs.spsr & SPSR_M_MASK == SPSR_M_EL1H {
+            SP_EL1.set(v);
+        } else {
+            SP_EL0.set(v);
+        }
+    } else {
+        regs.set(n, v);
+    }
+}
+
+fn read_u64_at(pa: u64) -> u64 {
+    stage2::ram_pa(pa, 8).map_or(0, |p| unsafe { core::ptr::read_volatile(p as *const u64) })
+}
+
+/// The 8-byte descriptor at byte offset `at` of `bytes` (zero-padded).
+fn desc_at(bytes: &[u8], at: usize, _sub: u64) -> u64 {
+    let mut w = [0u8; 8];
+    for (i, b) in w.iter_mut().enumerate() {
+        *b = bytes.get(at + i).copied().unwrap_or(0);
+    }
+    u64::from_le_bytes(w)
+}
+
+struct HazardInfo {
+    va: u64,
+    ipa: u64,
+    level: (i8, Half),
+    old: u64,
+    new: u64,
+    pc: u64,
+    verdict: Option<(s1::OverlayVerdict, u64)>,
+    unprivileged: bool,
+}
+
+fn record_hazard(h: &HazardInfo, action: HazardAction) {
+    let (entry_seq, por_seq) = tap::cause_chain();
+    let Some((v, por)) = h.verdict else { return };
+    trace_out::emit_reliable(Event::Hazard {
+        va: h.va,
+        ipa: h.ipa,
+        level: h.level.0 as i64,
+        half: trace_half(h.level.1) as u64,
+        old: h.old,
+        new: h.new,
+        pc: h.pc,
+        por,
+        poindex: v.poindex as u64,
+        perm: v.perm as u64,
+        unprivileged: h.unprivileged as u64,
+        entry_seq,
+        por_seq,
+        action: action as u64,
+    });
+}

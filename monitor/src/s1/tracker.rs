@@ -1,0 +1,1033 @@
+//! The set of guest translation tables porwatch write-protects at stage 2.
+//!
+//! A *table* is tracked while something tracked points at it: a root slot
+//! (TTBR1_EL1, or one of the recent TTBR0_EL1 roots) or a valid table
+//! descriptor inside another tracked table. Each table has a reference
+//! count of those pointers. Stage-2 protection is per 4 KiB *page*: a page
+//! is protected while at least one tracked table lies in it (small root
+//! tables, e.g. 128-byte 52-bit PGDs, can share a page).
+//!
+//! Every change is reported through a sink of [`Action`]s that the
+//! hypervisor carries out: `Protect(page)` when a page gains its first
+//! tracked table, `Unprotect(page)` when it loses its last one (so the
+//! stream for one page always alternates; nothing is duplicated),
+//! `Overflow` when a table could not be tracked because the set is full
+//! (never silent; the tracker is then incomplete until [`Tracker::rebuild`]
+//! succeeds), and `RootDropped` when the least recently used TTBR0 root is
+//! evicted.
+//!
+//! Protocol for the hypervisor: call `set_root` on every TTBR0/TTBR1 write
+//! (a write that keeps the table address, e.g. an ASID change, is cheap),
+//! `on_tcr_change` on every TCR_EL1 write, and `on_store` (or `on_write`)
+//! for every trapped store to a protected page, **after** the store has been
+//! performed in guest memory. Descriptors are interpreted with the level the
+//! table was first tracked at; a table reached at two different levels, and
+//! loops in the table graph, are counted (`level_conflicts`) / kept alive
+//! until the next `rebuild` (a mark-and-sweep from the roots that repairs
+//! any drift).
+
+use heapless::Vec;
+
+use super::desc::{self, DESC_BYTES, ENTRIES, LAST_LEVEL, PAGE_SIZE};
+use super::regime::{Half, Layout, Regime};
+use super::walk::GuestMem;
+
+/// The most TTBR0 roots the tracker can hold (root bits 1..=31).
+pub const MAX_TTBR0_ROOTS: usize = 31;
+/// Depth of the explicit stacks: 4 is enough for a consistent tree (tables
+/// at levels -1..=2 have children); the rest absorbs level conflicts.
+const STACK: usize = 8;
+
+/// Something the hypervisor must do (or report).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug, Hash)]
+pub enum Action {
+    /// Make the 4 KiB page at this IPA read-only at stage 2.
+    Protect(u64),
+    /// Make the page at this IPA writable again.
+    Unprotect(u64),
+    /// The table at `table_ipa` could not be tracked: the set is full.
+    /// Stores to it will not be seen. Report it.
+    Overflow { table_ipa: u64, level: i8 },
+    /// TTBR0 root `root_ipa` (slot `slot`) was dropped: evicted as least
+    /// recently used, or its half became unwalkable after a TCR change.
+    RootDropped { root_ipa: u64, slot: u8 },
+}
+
+/// The roots a table belongs to: bit 0 = TTBR1 (kernel), bit 1 + s =
+/// TTBR0 slot s. A superset after unlinks inside shared subtrees: bits are
+/// only removed when a root is dropped and on `rebuild`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Hash)]
+pub struct RootMask(pub u32);
+
+impl RootMask {
+    pub const KERNEL: Self = Self(1);
+
+    /// The bit of TTBR0 slot `slot` (empty for slots >= 31).
+    #[inline]
+    pub const fn ttbr0_slot(slot: u8) -> Self {
+        if (slot as usize) < MAX_TTBR0_ROOTS {
+            Self(2 << slot)
+        } else {
+            Self(0)
+        }
+    }
+
+    /// Reached from TTBR1_EL1.
+    #[inline]
+    pub const fn kernel(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    /// Reached from some TTBR0_EL1 root.
+    #[inline]
+    pub const fn user(self) -> bool {
+        self.0 & !1 != 0
+    }
+
+    /// Bit s set for each TTBR0 slot s.
+    #[inline]
+    pub const fn ttbr0_slots(self) -> u32 {
+        self.0 >> 1
+    }
+
+    #[inline]
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// A tracked table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TableInfo {
+    /// Table address.
+    pub ipa: u64,
+    pub level: i8,
+    /// Descriptors (512; fewer for a small root).
+    pub entries: u16,
+    /// Root slots + tracked table descriptors pointing here.
+    pub refs: u32,
+    pub roots: RootMask,
+}
+
+impl TableInfo {
+    /// True if `ipa` lies inside the table.
+    #[inline]
+    pub const fn contains(&self, ipa: u64) -> bool {
+        ipa >= self.ipa && ipa - self.ipa < self.entries as u64 * DESC_BYTES
+    }
+}
+
+/// Counters (cumulative) and sizes. Report them in the trace.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Stats {
+    /// Tables tracked now / at most so far / capacity N.
+    pub tables: usize,
+    pub max_tables: usize,
+    pub capacity: usize,
+    /// Pages protected now / at most so far.
+    pub pages: usize,
+    pub max_pages: usize,
+    /// TTBR0 roots held now, and the bound.
+    pub ttbr0_roots: usize,
+    pub ttbr0_bound: usize,
+    /// TTBR0 roots evicted by the LRU bound.
+    pub dropped_roots: u64,
+    /// Roots dropped because their half became unwalkable (16K/64K granule,
+    /// bad TxSZ) after a TCR change.
+    pub unsupported_roots: u64,
+    /// Tables not tracked because the set was full.
+    pub overflows: u64,
+    /// Table descriptors pointing at memory that cannot be read (not
+    /// tracked; the CPU's walk would abort there too).
+    pub unreadable: u64,
+    /// A tracked table reached again at another level or size.
+    pub level_conflicts: u64,
+    /// Subtrees not followed because the explicit stack was full.
+    pub depth_limited: u64,
+    pub rebuilds: u64,
+    /// No overflow or depth limit since the last successful rebuild: the set
+    /// is exactly the tables reachable from the roots.
+    pub complete: bool,
+}
+
+/// What [`Tracker::set_root`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RootChange {
+    /// TTBR0 slot used (`None` for TTBR1).
+    pub slot: Option<u8>,
+    /// The root's tables were (re)walked; false when the root was already
+    /// tracked (only the LRU order changed).
+    pub walked: bool,
+    /// Root table of the TTBR0 address space evicted to make room.
+    pub evicted: Option<u64>,
+}
+
+/// What a store did to one descriptor of a tracked table.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct WriteEffect {
+    /// The tracked table written (`None`: not a tracked table).
+    pub table: Option<TableInfo>,
+    /// A table descriptor now points at this table (its subtree is tracked).
+    pub linked: Option<u64>,
+    /// A table descriptor no longer points at this table.
+    pub unlinked: Option<u64>,
+}
+
+/// What [`Tracker::on_store`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct StoreEffect {
+    /// Descriptors (8-byte slots) the store touched.
+    pub descriptors: u16,
+    /// Of those, descriptors inside tracked tables.
+    pub tracked: u16,
+    /// The first tracked table written.
+    pub table: Option<TableInfo>,
+    pub linked: u16,
+    pub unlinked: u16,
+    /// `old` and `new` had different lengths; the shorter one was used.
+    pub length_mismatch: bool,
+    /// A partially written descriptor whose other bytes could not be read.
+    pub unreadable: bool,
+}
+
+/// One descriptor's part of a store: full old and new 64-bit values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct DescWrite {
+    /// The descriptor's IPA (8-byte aligned).
+    pub ipa: u64,
+    pub old: u64,
+    pub new: u64,
+    /// First byte written within the descriptor, and how many.
+    pub offset: u8,
+    pub len: u8,
+    /// Partially written and the rest could not be read (taken as 0).
+    pub unreadable: bool,
+}
+
+/// Splits a store of `old`/`new` bytes at `ipa` into per-descriptor
+/// writes (little-endian descriptors). Bytes of a partially written
+/// descriptor outside the store are read from `mem`; they are the same
+/// before and after the store, so this works whether or not the store has
+/// been performed yet. Covers STR B/H/W/X to any half, STP (two
+/// descriptors, or three when unaligned), 64-byte DC ZVA, and so on.
+pub fn split_store<'a, M: GuestMem + ?Sized>(
+    ipa: u64,
+    old: &'a [u8],
+    new: &'a [u8],
+    mem: &'a M,
+) -> SplitStore<'a, M> {
+    let len = if old.len() < new.len() { old.len() } else { new.len() };
+    SplitStore { mem, ipa, old: &old[..len], new: &new[..len], pos: 0 }
+}
+
+/// Iterator returned by [`split_store`].
+pub struct SplitStore<'a, M: ?Sized> {
+    mem: &'a M,
+    ipa: u64,
+    old: &'a [u8],
+    new: &'a [u8],
+    pos: usize,
+}
+
+impl<M: GuestMem + ?Sized> Iterator for SplitStore<'_, M> {
+    type Item = DescWrite;
+
+    fn next(&mut self) -> Option<DescWrite> {
+        let len = self.old.len();
+        if self.pos >= len {
+            return None;
+        }
+        let addr = self.ipa.wrapping_add(self.pos as u64);
+        let slot = addr & !(DESC_BYTES - 1);
+        let off = (addr & (DESC_BYTES - 1)) as usize;
+        let n = (8 - off).min(len - self.pos);
+        let (cur, unreadable) = if n == 8 {
+            (0, false)
+        } else {
+            match self.mem.read_u64(slot) {
+                Some(v) => (v, false),
+                None => (0, true),
+            }
+        };
+        let mut ob = cur.to_le_bytes();
+        let mut nb = ob;
+        let src = self.pos..self.pos + n;
+        ob[off..off + n].copy_from_slice(&self.old[src.clone()]);
+        nb[off..off + n].copy_from_slice(&self.new[src]);
+        self.pos += n;
+        Some(DescWrite {
+            ipa: slot,
+            old: u64::from_le_bytes(ob),
+            new: u64::from_le_bytes(nb),
+            offset: off as u8,
+            len: n as u8,
+            unreadable,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    base: u64,
+    refs: u32,
+    roots: u32,
+    entries: u16,
+    level: i8,
+    /// Not yet reached during a rebuild.
+    stale: bool,
+}
+
+impl Entry {
+    const fn info(&self) -> TableInfo {
+        TableInfo {
+            ipa: self.base,
+            level: self.level,
+            entries: self.entries,
+            refs: self.refs,
+            roots: RootMask(self.roots),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct RootSlot {
+    /// As passed to `set_root`.
+    root_ipa: u64,
+    /// The root table address under `layout`.
+    table: u64,
+    layout: Layout,
+    last_used: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Frame {
+    base: u64,
+    level: i8,
+    entries: u16,
+    next: u16,
+    roots: u32,
+}
+
+const EMPTY_FRAME: Frame = Frame { base: 0, level: 0, entries: 0, next: 0, roots: 0 };
+
+#[inline]
+const fn page_of(ipa: u64) -> u64 {
+    ipa & !(PAGE_SIZE - 1)
+}
+
+/// The tracked tables (at most `N`), the root slots and the counters.
+pub struct Tracker<const N: usize> {
+    /// Sorted by `base`.
+    tables: Vec<Entry, N>,
+    kernel: Option<RootSlot>,
+    user: [Option<RootSlot>; MAX_TTBR0_ROOTS],
+    max_user: usize,
+    clock: u64,
+    ds: bool,
+    pages: usize,
+    stats: Stats,
+    incomplete: bool,
+}
+
+impl<const N: usize> Tracker<N> {
+    /// An empty tracker keeping at most `max_ttbr0_roots` TTBR0 roots
+    /// (clamped to 1..=31) tracked at once.
+    pub const fn new(max_ttbr0_roots: usize) -> Self {
+        let max_user = if max_ttbr0_roots == 0 {
+            1
+        } else if max_ttbr0_roots > MAX_TTBR0_ROOTS {
+            MAX_TTBR0_ROOTS
+        } else {
+            max_ttbr0_roots
+        };
+        Self {
+            tables: Vec::new(),
+            kernel: None,
+            user: [None; MAX_TTBR0_ROOTS],
+            max_user,
+            clock: 0,
+            ds: false,
+            pages: 0,
+            stats: Stats {
+                tables: 0,
+                max_tables: 0,
+                capacity: N,
+                pages: 0,
+                max_pages: 0,
+                ttbr0_roots: 0,
+                ttbr0_bound: max_user,
+                dropped_roots: 0,
+                unsupported_roots: 0,
+                overflows: 0,
+                unreadable: 0,
+                level_conflicts: 0,
+                depth_limited: 0,
+                rebuilds: 0,
+                complete: true,
+            },
+            incomplete: false,
+        }
+    }
+
+    // ---------------------------------------------------------------------
+    // Queries.
+
+    /// The tracked table containing `ipa`, if any.
+    pub fn is_tracked(&self, ipa: u64) -> Option<TableInfo> {
+        self.containing(ipa).map(|i| self.tables[i].info())
+    }
+
+    /// True if the page holding `ipa` is protected (holds a tracked table).
+    pub fn is_page_protected(&self, ipa: u64) -> bool {
+        self.page_used(page_of(ipa))
+    }
+
+    /// Counters and sizes.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            tables: self.tables.len(),
+            pages: self.pages,
+            ttbr0_roots: self.user.iter().flatten().count(),
+            complete: !self.incomplete,
+            ..self.stats
+        }
+    }
+
+    /// Every tracked table, by address.
+    pub fn tables(&self) -> impl Iterator<Item = TableInfo> + '_ {
+        self.tables.iter().map(Entry::info)
+    }
+
+    /// The TTBR1 root table.
+    pub fn kernel_root(&self) -> Option<u64> {
+        self.kernel.map(|k| k.table)
+    }
+
+    /// `(slot, root table)` of every tracked TTBR0 root.
+    pub fn ttbr0_roots(&self) -> impl Iterator<Item = (u8, u64)> + '_ {
+        self.user.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i as u8, s.table)))
+    }
+
+    /// The root table of TTBR0 slot `slot` (for naming a [`RootMask`]).
+    pub fn ttbr0_root(&self, slot: u8) -> Option<u64> {
+        self.user.get(slot as usize).copied().flatten().map(|s| s.table)
+    }
+
+    // ---------------------------------------------------------------------
+    // Roots.
+
+    /// The guest wrote TTBR0_EL1 or TTBR1_EL1: track the tree under
+    /// `root_ipa` (a table address, e.g. `Ttbr::baddr`; aligned here as the
+    /// CPU does). TTBR1 has one slot: the previous kernel tree is released.
+    /// TTBR0 keeps the `max_ttbr0_roots` most recently used roots; a new one
+    /// beyond the bound evicts the least recently used (its pages are
+    /// unprotected unless still referenced, `RootDropped` is emitted and
+    /// counted).
+    pub fn set_root<M: GuestMem + ?Sized>(
+        &mut self,
+        which: Half,
+        root_ipa: u64,
+        layout: &Layout,
+        mem: &M,
+        sink: &mut impl FnMut(Action),
+    ) -> RootChange {
+        let sink: &mut dyn FnMut(Action) = sink;
+        self.clock = self.clock.wrapping_add(1);
+        let table = layout.root_table(root_ipa);
+        let slot = RootSlot { root_ipa, table, layout: *layout, last_used: self.clock };
+        let ds_changed = layout.ds != self.ds;
+        match which {
+            Half::Ttbr1 => {
+                if let Some(k) = &mut self.kernel {
+                    if k.table == table && k.layout == *layout && !ds_changed {
+                        k.root_ipa = root_ipa;
+                        k.last_used = self.clock;
+                        return RootChange { slot: None, walked: false, evicted: None };
+                    }
+                }
+                let old = self.kernel.replace(slot);
+                if ds_changed || old.is_some_and(|o| o.table == table) {
+                    self.ds = layout.ds;
+                    self.rebuild_dyn(mem, sink);
+                } else {
+                    self.link(mem, table, layout.start_level, layout.root_entries(), 1, sink);
+                    if let Some(o) = old {
+                        self.unlink(mem, o.table, sink);
+                        self.clear_roots(1);
+                        self.propagate_from(mem, table, 1);
+                    }
+                }
+                RootChange { slot: None, walked: true, evicted: None }
+            }
+            Half::Ttbr0 => {
+                let found = (0..self.max_user).find(|&i| self.user[i].is_some_and(|s| s.table == table));
+                if let Some(i) = found {
+                    let same = self.user[i].is_some_and(|s| s.layout == *layout);
+                    self.user[i] = Some(slot);
+                    if same && !ds_changed {
+                        return RootChange { slot: Some(i as u8), walked: false, evicted: None };
+                    }
+                    self.ds = layout.ds;
+                    self.rebuild_dyn(mem, sink);
+                    return RootChange { slot: Some(i as u8), walked: true, evicted: None };
+                }
+                let i = self.free_or_lru_slot();
+                let bit = RootMask::ttbr0_slot(i as u8).0;
+                let mut evicted = None;
+                if let Some(old) = self.user[i].take() {
+                    evicted = Some(old.table);
+                    self.stats.dropped_roots = self.stats.dropped_roots.saturating_add(1);
+                    sink(Action::RootDropped { root_ipa: old.table, slot: i as u8 });
+                    self.unlink(mem, old.table, sink);
+                    self.clear_roots(bit);
+                }
+                self.user[i] = Some(slot);
+                if ds_changed {
+                    self.ds = layout.ds;
+                    self.rebuild_dyn(mem, sink);
+                } else {
+                    self.link(mem, table, layout.start_level, layout.root_entries(), bit, sink);
+                }
+                RootChange { slot: Some(i as u8), walked: true, evicted }
+            }
+        }
+    }
+
+    /// Stops tracking a root explicitly (e.g. the guest freed that address
+    /// space). Returns false if it was not a root. No `RootDropped` action.
+    pub fn drop_root<M: GuestMem + ?Sized>(
+        &mut self,
+        which: Half,
+        root_ipa: u64,
+        mem: &M,
+        sink: &mut impl FnMut(Action),
+    ) -> bool {
+        let sink: &mut dyn FnMut(Action) = sink;
+        match which {
+            Half::Ttbr1 => {
+                let Some(k) = self.kernel else { return false };
+                if k.table != k.layout.root_table(root_ipa) {
+                    return false;
+                }
+                self.kernel = None;
+                self.unlink(mem, k.table, sink);
+                self.clear_roots(1);
+                true
+            }
+            Half::Ttbr0 => {
+                let found = (0..self.max_user)
+                    .find(|&i| self.user[i].is_some_and(|s| s.table == s.layout.root_table(root_ipa)));
+                let Some(i) = found else { return false };
+                let Some(s) = self.user[i].take() else {
+                    return false;
+                };
+                self.unlink(mem, s.table, sink);
+                self.clear_roots(RootMask::ttbr0_slot(i as u8).0);
+                true
+            }
+        }
+    }
+
+    /// The guest wrote TCR_EL1: re-derive every root's layout and, if any
+    /// changed (T0SZ/T1SZ, DS, IPS, EPD, TBI), rebuild the tracked set. Roots
+    /// of a half that became unwalkable are dropped (`RootDropped`, counted
+    /// in `unsupported_roots`; TTBR1 reports slot 255). Returns whether the
+    /// set was rebuilt. Cheap when nothing relevant changed.
+    pub fn on_tcr_change<M: GuestMem + ?Sized>(
+        &mut self,
+        regime: &Regime,
+        mem: &M,
+        sink: &mut impl FnMut(Action),
+    ) -> bool {
+        let sink: &mut dyn FnMut(Action) = sink;
+        let mut changed = regime.ds != self.ds;
+        let l1 = regime.layout(Half::Ttbr1);
+        let l0 = regime.layout(Half::Ttbr0);
+        if let Some(k) = self.kernel {
+            match l1 {
+                Ok(l) => {
+                    if l != k.layout {
+                        self.kernel = Some(RootSlot { table: l.root_table(k.root_ipa), layout: l, ..k });
+                        changed = true;
+                    }
+                }
+                Err(_) => {
+                    self.kernel = None;
+                    self.stats.unsupported_roots = self.stats.unsupported_roots.saturating_add(1);
+                    sink(Action::RootDropped { root_ipa: k.table, slot: u8::MAX });
+                    changed = true;
+                }
+            }
+        }
+        for i in 0..MAX_TTBR0_ROOTS {
+            let Some(s) = self.user[i] else { continue };
+            match l0 {
+                Ok(l) => {
+                    if l != s.layout {
+                        self.user[i] = Some(RootSlot { table: l.root_table(s.root_ipa), layout: l, ..s });
+                        changed = true;
+                    }
+                }
+                Err(_) => {
+                    self.user[i] = None;
+                    self.stats.unsupported_roots = self.stats.unsupported_roots.saturating_add(1);
+                    sink(Action::RootDropped { root_ipa: s.table, slot: i as u8 });
+                    changed = true;
+                }
+            }
+        }
+        self.ds = regime.ds;
+        if changed {
+            self.rebuild_dyn(mem, sink);
+        }
+        changed
+    }
+
+    /// Recomputes the set from the roots (mark and sweep): tables still
+    /// reachable stay protected without new actions, unreachable ones are
+    /// unprotected, new ones protected. Repairs reference counts after
+    /// overflow, level conflicts or loops, and clears stale root bits.
+    pub fn rebuild<M: GuestMem + ?Sized>(&mut self, mem: &M, sink: &mut impl FnMut(Action)) {
+        self.rebuild_dyn(mem, sink)
+    }
+
+    // ---------------------------------------------------------------------
+    // Stores.
+
+    /// A store changed descriptor `index` of the tracked table at
+    /// `table_ipa` from `old` to `new` (the store has been performed). A new
+    /// table descriptor starts tracking its subtree; a replaced or cleared
+    /// one releases its child, and a table whose count reaches zero is
+    /// untracked with its whole unreferenced subtree.
+    pub fn on_write<M: GuestMem + ?Sized>(
+        &mut self,
+        table_ipa: u64,
+        index: u16,
+        old: u64,
+        new: u64,
+        mem: &M,
+        sink: &mut impl FnMut(Action),
+    ) -> WriteEffect {
+        let sink: &mut dyn FnMut(Action) = sink;
+        match self.find(table_ipa) {
+            Ok(i) => self.write_at(i, index, old, new, mem, sink),
+            Err(_) => WriteEffect::default(),
+        }
+    }
+
+    /// A trapped store of `new` over `old` (equal lengths, any size and
+    /// alignment: STR/STRB/STRH, STP, DC ZVA, ...) at `ipa`, already
+    /// performed. Split into descriptors, each applied with `on_write` to
+    /// the tracked table containing it; bytes outside tracked tables are
+    /// ignored.
+    pub fn on_store<M: GuestMem + ?Sized>(
+        &mut self,
+        ipa: u64,
+        old: &[u8],
+        new: &[u8],
+        mem: &M,
+        sink: &mut impl FnMut(Action),
+    ) -> StoreEffect {
+        let sink: &mut dyn FnMut(Action) = sink;
+        let mut out = StoreEffect { length_mismatch: old.len() != new.len(), ..StoreEffect::default() };
+        for w in split_store(ipa, old, new, mem) {
+            out.descriptors = out.descriptors.saturating_add(1);
+            out.unreadable |= w.unreadable;
+            let Some(i) = self.containing(w.ipa) else {
+                continue;
+            };
+            let base = self.tables[i].base;
+            let index = ((w.ipa - base) / DESC_BYTES) as u16;
+            let eff = self.write_at(i, index, w.old, w.new, mem, sink);
+            out.tracked = out.tracked.saturating_add(1);
+            if out.table.is_none() {
+                out.table = eff.table;
+            }
+            out.linked = out.linked.saturating_add(eff.linked.is_some() as u16);
+            out.unlinked = out.unlinked.saturating_add(eff.unlinked.is_some() as u16);
+        }
+        out
+    }
+
+    // ---------------------------------------------------------------------
+    // Internals.
+
+    fn write_at<M: GuestMem + ?Sized>(
+        &mut self,
+        i: usize,
+        index: u16,
+        old: u64,
+        new: u64,
+        mem: &M,
+        sink: &mut dyn FnMut(Action),
+    ) -> WriteEffect {
+        let Some(e) = self.tables.get(i).copied() else {
+            return WriteEffect::default();
+        };
+        let mut out = WriteEffect { table: Some(e.info()), ..WriteEffect::default() };
+        if e.stale || index >= e.entries || e.level >= LAST_LEVEL {
+            return out;
+        }
+        let o = desc::next_table(old, e.level, self.ds);
+        let n = desc::next_table(new, e.level, self.ds);
+        if o == n {
+            return out;
+        }
+        // Link first, then unlink: a table moved between two descriptors
+        // (or re-pointed with new attributes) is never unprotected.
+        if let Some(c) = n {
+            self.link(mem, c, e.level + 1, ENTRIES, e.roots, sink);
+            out.linked = Some(c);
+        }
+        if let Some(c) = o {
+            self.unlink(mem, c, sink);
+            out.unlinked = Some(c);
+        }
+        out
+    }
+
+    fn rebuild_dyn<M: GuestMem + ?Sized>(&mut self, mem: &M, sink: &mut dyn FnMut(Action)) {
+        self.stats.rebuilds = self.stats.rebuilds.saturating_add(1);
+        self.incomplete = false;
+        for e in self.tables.iter_mut() {
+            e.stale = true;
+            e.refs = 0;
+            e.roots = 0;
+        }
+        if let Some(k) = self.kernel {
+            let l = k.layout;
+            self.link(mem, k.table, l.start_level, l.root_entries(), 1, sink);
+        }
+        for i in 0..MAX_TTBR0_ROOTS {
+            if let Some(s) = self.user[i] {
+                let l = s.layout;
+                let bit = RootMask::ttbr0_slot(i as u8).0;
+                self.link(mem, s.table, l.start_level, l.root_entries(), bit, sink);
+            }
+        }
+        // Sweep: entries of one page are adjacent (sorted by base).
+        let n = self.tables.len();
+        let mut i = 0;
+        while i < n {
+            let page = page_of(self.tables[i].base);
+            let mut live = false;
+            let mut j = i;
+            while j < n && page_of(self.tables[j].base) == page {
+                live |= !self.tables[j].stale;
+                j += 1;
+            }
+            if !live {
+                self.pages = self.pages.saturating_sub(1);
+                sink(Action::Unprotect(page));
+            }
+            i = j;
+        }
+        self.tables.retain(|e| !e.stale);
+    }
+
+    fn free_or_lru_slot(&self) -> usize {
+        let mut best = 0;
+        let mut best_used = u64::MAX;
+        for i in 0..self.max_user {
+            match self.user[i] {
+                None => return i,
+                Some(s) if s.last_used < best_used => {
+                    best = i;
+                    best_used = s.last_used;
+                }
+                Some(_) => {}
+            }
+        }
+        best
+    }
+
+    fn find(&self, base: u64) -> Result<usize, usize> {
+        self.tables.binary_search_by_key(&base, |e| e.base)
+    }
+
+    fn containing(&self, ipa: u64) -> Option<usize> {
+        let p = match self.find(ipa) {
+            Ok(i) => return Some(i),
+            Err(p) => p,
+        };
+        // Tables are at most 4 KiB: only bases in (ipa - 4 KiB, ipa] count.
+        let lo = ipa.saturating_sub(PAGE_SIZE);
+        let mut k = p;
+        while k > 0 {
+            k -= 1;
+            let e = &self.tables[k];
+            if e.base <= lo {
+                break;
+            }
+            if e.info().contains(ipa) {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    fn page_used(&self, page: u64) -> bool {
+        let i = match self.find(page) {
+            Ok(i) | Err(i) => i,
+        };
+        self.tables.get(i).is_some_and(|e| e.base < page.saturating_add(PAGE_SIZE))
+    }
+
+    fn insert(&mut self, e: Entry, sink: &mut dyn FnMut(Action)) -> bool {
+        if self.tables.is_full() && !self.evict_stale(sink) {
+            return false;
+        }
+        let page = page_of(e.base);
+        let fresh = !self.page_used(page);
+        let Err(pos) = self.find(e.base) else {
+            return false;
+        };
+        if self.tables.insert(pos, e).is_err() {
+            return false;
+        }
+        if fresh {
+            self.pages += 1;
+            self.stats.max_pages = self.stats.max_pages.max(self.pages);
+            sink(Action::Protect(page));
+        }
+        self.stats.max_tables = self.stats.max_tables.max(self.tables.len());
+        true
+    }
+
+    fn remove_at(&mut self, i: usize, sink: &mut dyn FnMut(Action)) -> Option<Entry> {
+        if i >= self.tables.len() {
+            return None;
+        }
+        let e = self.tables.remove(i);
+        let page = page_of(e.base);
+        if !self.page_used(page) {
+            self.pages = self.pages.saturating_sub(1);
+            sink(Action::Unprotect(page));
+        }
+        Some(e)
+    }
+
+    /// During a rebuild, makes room by dropping a table not (yet) reached.
+    fn evict_stale(&mut self, sink: &mut dyn FnMut(Action)) -> bool {
+        match self.tables.iter().position(|e| e.stale) {
+            Some(i) => self.remove_at(i, sink).is_some(),
+            None => false,
+        }
+    }
+
+    /// One more pointer to the table at `base`. Returns a frame to descend
+    /// into when the table is newly tracked.
+    fn link_one<M: GuestMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        base: u64,
+        level: i8,
+        entries: u16,
+        roots: u32,
+        sink: &mut dyn FnMut(Action),
+    ) -> Option<Frame> {
+        let frame = Frame { base, level, entries, next: 0, roots };
+        match self.find(base) {
+            Ok(i) => {
+                let e = &mut self.tables[i];
+                if e.stale {
+                    *e = Entry { base, refs: 1, roots, entries, level, stale: false };
+                    return (level < LAST_LEVEL).then_some(frame);
+                }
+                e.refs = e.refs.saturating_add(1);
+                if e.level != level || e.entries != entries {
+                    self.stats.level_conflicts = self.stats.level_conflicts.saturating_add(1);
+                }
+                let add = roots & !e.roots;
+                if add != 0 {
+                    self.propagate(mem, i, add);
+                }
+                None
+            }
+            Err(_) => {
+                if mem.read_u64(base).is_none() {
+                    self.stats.unreadable = self.stats.unreadable.saturating_add(1);
+                    return None;
+                }
+                let e = Entry { base, refs: 1, roots, entries, level, stale: false };
+                if !self.insert(e, sink) {
+                    self.stats.overflows = self.stats.overflows.saturating_add(1);
+                    self.incomplete = true;
+                    sink(Action::Overflow { table_ipa: base, level });
+                    return None;
+                }
+                (level < LAST_LEVEL).then_some(frame)
+            }
+        }
+    }
+
+    /// Tracks the table at `base` (one more reference) and, if it is new,
+    /// everything below it.
+    fn link<M: GuestMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        base: u64,
+        level: i8,
+        entries: u16,
+        roots: u32,
+        sink: &mut dyn FnMut(Action),
+    ) {
+        let mut stack = [EMPTY_FRAME; STACK];
+        let mut depth = 0;
+        if let Some(f) = self.link_one(mem, base, level, entries, roots, sink) {
+            stack[0] = f;
+            depth = 1;
+        }
+        while depth > 0 {
+            let top = stack[depth - 1];
+            if top.next >= top.entries {
+                depth -= 1;
+                continue;
+            }
+            stack[depth - 1].next += 1;
+            let at = top.base.wrapping_add(top.next as u64 * DESC_BYTES);
+            let Some(d) = mem.read_u64(at) else {
+                self.stats.unreadable = self.stats.unreadable.saturating_add(1);
+                depth -= 1;
+                continue;
+            };
+            let Some(child) = desc::next_table(d, top.level, self.ds) else {
+                continue;
+            };
+            if let Some(f) = self.link_one(mem, child, top.level + 1, ENTRIES, top.roots, sink) {
+                if depth < STACK {
+                    stack[depth] = f;
+                    depth += 1;
+                } else {
+                    self.stats.depth_limited = self.stats.depth_limited.saturating_add(1);
+                    self.incomplete = true;
+                }
+            }
+        }
+    }
+
+    /// One pointer fewer to the table at `base`; at zero it is untracked and
+    /// its children released in turn.
+    fn unlink<M: GuestMem + ?Sized>(&mut self, mem: &M, base: u64, sink: &mut dyn FnMut(Action)) {
+        let mut stack = [EMPTY_FRAME; STACK];
+        let mut depth = 0;
+        if let Some(f) = self.release_one(base, sink) {
+            stack[0] = f;
+            depth = 1;
+        }
+        while depth > 0 {
+            let top = stack[depth - 1];
+            if top.next >= top.entries {
+                depth -= 1;
+                continue;
+            }
+            stack[depth - 1].next += 1;
+            let at = top.base.wrapping_add(top.next as u64 * DESC_BYTES);
+            let Some(d) = mem.read_u64(at) else {
+                self.stats.unreadable = self.stats.unreadable.saturating_add(1);
+                self.incomplete = true;
+                depth -= 1;
+                continue;
+            };
+            let Some(child) = desc::next_table(d, top.level, self.ds) else {
+                continue;
+            };
+            if let Some(f) = self.release_one(child, sink) {
+                if depth < STACK {
+                    stack[depth] = f;
+                    depth += 1;
+                } else {
+                    self.stats.depth_limited = self.stats.depth_limited.saturating_add(1);
+                    self.incomplete = true;
+                }
+            }
+        }
+    }
+
+    /// Drops one reference; returns a frame over the table's descriptors if
+    /// it was untracked (its children must be released).
+    fn release_one(&mut self, base: u64, sink: &mut dyn FnMut(Action)) -> Option<Frame> {
+        let i = self.find(base).ok()?;
+        let e = &mut self.tables[i];
+        if e.stale {
+            return None;
+        }
+        e.refs = e.refs.saturating_sub(1);
+        if e.refs > 0 {
+            return None;
+        }
+        let e = self.remove_at(i, sink)?;
+        (e.level < LAST_LEVEL).then_some(Frame {
+            base: e.base,
+            level: e.level,
+            entries: e.entries,
+            next: 0,
+            roots: e.roots,
+        })
+    }
+
+    fn clear_roots(&mut self, bits: u32) {
+        for e in self.tables.iter_mut() {
+            e.roots &= !bits;
+        }
+    }
+
+    fn propagate_from<M: GuestMem + ?Sized>(&mut self, mem: &M, base: u64, bits: u32) {
+        if let Ok(i) = self.find(base) {
+            self.propagate(mem, i, bits);
+        }
+    }
+
+    /// Adds root bits `add` to table `i` and its tracked subtree.
+    fn propagate<M: GuestMem + ?Sized>(&mut self, mem: &M, i: usize, add: u32) {
+        let Some(e) = self.tables.get_mut(i) else {
+            return;
+        };
+        e.roots |= add;
+        let e = *e;
+        if e.level >= LAST_LEVEL {
+            return;
+        }
+        let mut stack = [EMPTY_FRAME; STACK];
+        stack[0] = Frame { base: e.base, level: e.level, entries: e.entries, next: 0, roots: 0 };
+        let mut depth = 1;
+        while depth > 0 {
+            let top = stack[depth - 1];
+            if top.next >= top.entries {
+                depth -= 1;
+                continue;
+            }
+            stack[depth - 1].next += 1;
+            let at = top.base.wrapping_add(top.next as u64 * DESC_BYTES);
+            let Some(d) = mem.read_u64(at) else {
+                depth -= 1;
+                continue;
+            };
+            let Some(child) = desc::next_table(d, top.level, self.ds) else {
+                continue;
+            };
+            let Ok(j) = self.find(child) else { continue };
+            let c = &mut self.tables[j];
+            if c.stale || c.roots & add == add {
+                continue;
+            }
+            c.roots |= add;
+            if c.level < LAST_LEVEL {
+                if depth < STACK {
+                    stack[depth] =
+                        Frame { base: c.base, level: c.level, entries: c.entries, next: 0, roots: 0 };
+                    depth += 1;
+                } else {
+                    self.stats.depth_limited = self.stats.depth_limited.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+impl<const N: usize> Default for Tracker<N> {
+    /// Eight TTBR0 roots.
+    fn default() -> Self {
+        Self::new(8)
+    }
+}
