@@ -180,6 +180,7 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
     if hazard && config().opts.policy == Policy::Fault {
         let old = read_u64_at(ipa & !7);
         let leaf_level = w.leaf_level(far);
+        w.hazards += 1;
         drop(w);
         let h = HazardInfo { va: far, ipa, level, old, new: old, pc, verdict, unprivileged };
         record_hazard(&h, HazardAction::FaultInjected);

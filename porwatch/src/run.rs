@@ -24,10 +24,11 @@ pub const EXIT_TRACE_DAMAGED: i32 = 3;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Guest to run: the name of a guest-tests kernel (e.g. hello, hostile),
+    /// Guest to run: the name of a guest-tests kernel (default: seed, the
+    /// kpkeys crash reproduced; others: hello, hostile, exceptions, pt_stress),
     /// or a path to an ELF (loaded at its own addresses) or a raw image such
     /// as a Linux Image (loaded at --load-addr).
-    #[arg(long, default_value = "hello")]
+    #[arg(long, default_value = "seed")]
     pub guest: String,
     /// Load address for a raw guest image (also its entry point).
     #[arg(long, default_value = "0x44000000", value_parser = parse_u64)]

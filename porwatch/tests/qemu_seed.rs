@@ -1,0 +1,141 @@
+//! The seed bug (../shared/seed/000_16eaa8d5c58b3fdb.txt) under porwatch:
+//! the `seed` test kernel reproduces it (guest-tests/src/bin/seed.rs) and
+//! prints, from its own tables, which write the hardware would fault on.
+//! porwatch must report exactly that write, with the IRQ entry and the
+//! POR_EL1 reset as its cause chain, before the guest faults.
+mod common;
+use common::*;
+use porwatch::OwnedRecord;
+
+/// The guest's own expectation: `seed: expect hazard va=.. level=.. table=..
+/// old=.. new=.. por=.. pkey=.. perm=R`.
+struct Expect {
+    va: u64,
+    level: i64,
+    table: u64,
+    old: u64,
+    new: u64,
+    por: u64,
+    pkey: u64,
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+}
+
+fn expectation(console: &str) -> Expect {
+    let line = console
+        .lines()
+        .find_map(|l| l.strip_prefix("seed: expect hazard "))
+        .unwrap_or_else(|| panic!("no expectation line:\n{console}"));
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k} in {line:?}"))
+    };
+    Expect {
+        va: hex(field("va")),
+        level: field("level").parse().unwrap(),
+        table: hex(field("table")),
+        old: hex(field("old")),
+        new: hex(field("new")),
+        por: hex(field("por")),
+        pkey: field("pkey").parse().unwrap(),
+    }
+}
+
+fn summary_value(console: &str, key: &str) -> u64 {
+    console
+        .lines()
+        .find_map(|l| l.strip_prefix("seed: summary "))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}="))))
+        .unwrap_or_else(|| panic!("no summary {key}:\n{console}"))
+        .parse()
+        .unwrap()
+}
+
+fn by_seq(o: &Outcome, seq: u64) -> &OwnedRecord {
+    o.records.iter().find(|r| r.seq == seq).unwrap_or_else(|| panic!("no record #{seq}"))
+}
+
+fn run_seed(opts: &[&str], append: Option<&str>) -> Outcome {
+    let mut a = args("seed");
+    a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
+    a.append = append.map(str::to_string);
+    let o = run_guest(a);
+    assert!(o.stats.is_clean(), "{:?}", o.stats);
+    o
+}
+
+/// The hazard matches the guest's own account, and its cause chain is the
+/// IRQ entry and the POR_EL1 reset that entry code made.
+fn check_hazard(o: &Outcome, action: &str) -> Expect {
+    let e = expectation(&o.console);
+    let h = o.one("hazard");
+    assert_eq!(h.get_u64("va"), Some(e.va));
+    assert_eq!(h.get_u64("ipa").map(|ipa| ipa & !0xfff), Some(e.table));
+    assert_eq!(h.get_i64("level"), Some(e.level));
+    assert_eq!(h.get_enum("half"), Some("ttbr1"));
+    assert_eq!(h.get_u64("old"), Some(e.old));
+    assert_eq!(h.get_u64("por"), Some(e.por));
+    assert_eq!(h.get_u64("poindex"), Some(e.pkey));
+    assert_eq!(h.get_u64("perm"), Some(1), "pkey 1 is read-only under 0x17");
+    assert_eq!(h.get_enum("action"), Some(action));
+    if action == "performed" {
+        assert_eq!(h.get_u64("new"), Some(e.new));
+    }
+    let entry = by_seq(o, h.get_u64("entry_seq").unwrap());
+    assert_eq!(entry.kind, "exc_entry");
+    assert_eq!(entry.get_enum("vector"), Some("irq_el1h"));
+    let reset = by_seq(o, h.get_u64("por_seq").unwrap());
+    assert_eq!(reset.kind, "por_write");
+    assert_eq!(reset.get_u64("at_entry"), Some(1));
+    assert_eq!(reset.get_u64("entry_seq"), Some(entry.seq));
+    assert_eq!(reset.get_u64("new"), Some(e.por));
+    assert!(entry.seq < reset.seq && reset.seq < h.seq);
+    e
+}
+
+#[test]
+fn report_mode_names_the_write_and_its_cause_and_the_guest_lives() {
+    let o = run_seed(&[], None);
+    assert_eq!(o.status, 0, "console:\n{}", o.console);
+    assert!(o.console.contains("seed: done"), "console:\n{}", o.console);
+    check_hazard(&o, "performed");
+    let stats = o.one("pt_stats");
+    assert_eq!(stats.get_u64("hazards"), Some(1));
+    assert_eq!(stats.get_u64("coverage_gaps"), Some(0));
+    assert_eq!(stats.get_u64("table_writes"), Some(summary_value(&o.console, "table_writes")));
+    assert_eq!(o.of_kind("coverage_gap").count(), 0);
+    assert!(o.of_kind("pt_root").any(|r| r.get_enum("half") == Some("ttbr1")));
+}
+
+#[test]
+fn fault_mode_delivers_the_seed_esr_at_the_same_far_after_the_report() {
+    let o = run_seed(&["policy=fault"], None);
+    assert_eq!(o.status, 0x4f, "console:\n{}", o.console);
+    let e = check_hazard(&o, "fault_injected");
+    assert!(o.console.contains("seed:   ESR = 0x000000409600004f"), "console:\n{}", o.console);
+    assert!(
+        o.console.contains(&format!("at virtual address {:016x}", e.va)),
+        "console:\n{}",
+        o.console
+    );
+    // The guest takes the overlay fault after porwatch reported it.
+    let h = o.one("hazard");
+    let fault = o
+        .of_kind("exc_entry")
+        .find(|r| r.get_u64("esr") == Some(0x0000_0040_9600_004f))
+        .expect("the injected fault, seen by the tap");
+    assert_eq!(fault.get_u64("far"), Some(e.va));
+    assert!(h.seq < fault.seq);
+}
+
+#[test]
+fn fixed_kernel_has_no_hazard() {
+    let o = run_seed(&[], Some("seed.fixed=1"));
+    assert_eq!(o.status, 0, "console:\n{}", o.console);
+    assert_eq!(o.of_kind("hazard").count(), 0);
+    assert_eq!(o.one("pt_stats").get_u64("hazards"), Some(0));
+    assert_eq!(summary_value(&o.console, "expected_hazards"), 0);
+}
