@@ -64,7 +64,8 @@
 //! (old 0 -> new `PA((255 + r) % 8) | 0x0060_0000_0000_0783`, `| 0x800` in
 //! even rounds) under POR_EL1 = 0x17. VA = `0xffff_0000_0000_0000 + PA(pool
 //! page 13) + 0x7f8`, the same every round (0xffff00004402b7f8 with the
-//! current layout; printed as `hazard_va=`); level 3; the leaf mapping it is
+//! current layout; printed as `hazard_va=`; the written table hangs under
+//! TTBR0 in even rounds, TTBR1 in odd ones); level 3; the leaf mapping it is
 //! pool page 13's linear-map PTE, POIndex 1: Perm<1> = 0x1 (R), no W. Its
 //! POR_EL1 history: 0x57 -> 0x17 just before, 0x17 -> 0x57 just after (both
 //! at `kpkeys::set_por`). No exception is involved (`por_write` records only,
