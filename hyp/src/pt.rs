@@ -20,6 +20,10 @@ use porwatch_monitor::vpoe::Mode;
 use porwatch_trace::{Event, GapReason, HazardAction, TrapOutcome};
 use spin::Mutex;
 
+/// DC ZVA blocks are zeroed and tracked in chunks of this many bytes.
+const CHUNK: usize = 32;
+/// DCZID_EL0.BS allows blocks up to 2 KiB.
+const MAX_ZVA: usize = 2048;
 /// Table pages tracked at once (24 bytes each).
 const MAX_TABLES: usize = 4096;
 /// TTBR0 address spaces kept tracked (least recently used dropped beyond).
@@ -179,23 +183,47 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
     let level = w.table_level(ipa);
     if hazard && config().opts.policy == Policy::Fault {
         let old = read_u64_at(ipa & !7);
+        let new = would_write(&plan, far, old);
         let leaf_level = w.leaf_level(far);
         w.hazards += 1;
         drop(w);
-        let h = HazardInfo { va: far, ipa, level, old, new: old, pc, verdict, unprivileged };
+        let h = HazardInfo { va: far, ipa, level, old, new, pc, verdict, unprivileged };
         record_hazard(&h, HazardAction::FaultInjected);
         let fsc = FSC_PERMISSION_L0 + leaf_level.clamp(0, 3) as u8;
         inject::data_abort(regs, fsc, true, ISS2_OVERLAY, far);
         return Some(Handled::Done(TrapOutcome::AbortInjected));
     }
 
+    w.stores += 1;
+    if let Plan::ZeroBlock { .. } = plan {
+        // DC ZVA: up to 2 KiB, in chunks (the tracker sees every descriptor).
+        let (mut old_d, mut new_d) = (0, 0);
+        for off in (0..len).step_by(CHUNK) {
+            let (mut old, new) = ([0u8; CHUNK], [0u8; CHUNK]);
+            let pa = pa_start + off as u64;
+            fill_after(pa, &mut old);
+            write_bytes(pa, &new);
+            if (pa..pa + CHUNK as u64).contains(&(ipa & !7)) {
+                (old_d, new_d) = (desc_at(&old, (ipa & !7 & (CHUNK as u64 - 1)) as usize, 0), 0);
+            }
+            let effect = w.tracker.on_store(pa, &old, &new, &Ram, &mut apply);
+            w.table_writes += effect.descriptors as u64;
+        }
+        if hazard {
+            w.hazards += 1;
+            drop(w);
+            let h = HazardInfo { va: far, ipa, level, old: old_d, new: new_d, pc, verdict, unprivileged };
+            record_hazard(&h, HazardAction::Performed);
+        }
+        regs.elr += INSN_LEN;
+        return Some(Handled::Machinery);
+    }
     let mut old = [0u8; store::MAX_WRITE_BYTES];
     let mut new = [0u8; store::MAX_WRITE_BYTES];
-    if !perform(regs, &plan, pa_start, &mut old[..len], &mut new[..len]) {
+    if len > store::MAX_WRITE_BYTES || !perform(regs, &plan, pa_start, &mut old[..len], &mut new[..len]) {
         return Some(w.gap(regs, pc, insn, far, ipa, GapReason::Undecodable));
     }
     let effect = w.tracker.on_store(pa_start, &old[..len], &new[..len], &Ram, &mut apply);
-    w.stores += 1;
     w.table_writes += effect.descriptors as u64;
     if hazard {
         w.hazards += 1;
@@ -209,7 +237,7 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
         record_hazard(&h, HazardAction::Performed);
     }
     regs.elr += INSN_LEN;
-    Some(Handled::Done(TrapOutcome::Emulated))
+    Some(Handled::Machinery)
 }
 
 /// Totals for the trace, when the guest stops.
@@ -296,8 +324,11 @@ fn plan_span(p: &Plan) -> Option<(u64, usize)> {
         | Plan::Exclusive { addr, len, .. }
         | Plan::Cas { addr, len, .. }
         | Plan::Swp { addr, len, .. }
-        | Plan::LdOp { addr, len, .. }
-        | Plan::ZeroBlock { addr, len } => (len > 0 && len <= store::MAX_WRITE_BYTES).then_some((addr, len)),
+        | Plan::LdOp { addr, len, .. } => (len > 0 && len <= store::MAX_WRITE_BYTES).then_some((addr, len)),
+        // DC ZVA blocks are at most 2 KiB and naturally aligned.
+        Plan::ZeroBlock { addr, len } => {
+            (len > 0 && len <= MAX_ZVA && len % CHUNK == 0).then_some((addr, len))
+        }
         // SIMD&FP stores: hyp never touches FP/SIMD registers.
         Plan::StepAndDiff { .. } => None,
     }
@@ -353,6 +384,18 @@ fn perform(regs: &mut GuestRegs, plan: &Plan, pa: u64, old: &mut [u8], new: &mut
         Plan::StepAndDiff { .. } => return false,
     }
     true
+}
+
+/// The descriptor containing `far` as `plan` would leave it, for reporting
+/// a write that fault policy does not perform (atomics: the old value).
+fn would_write(plan: &Plan, far: u64, old: u64) -> u64 {
+    match *plan {
+        Plan::Write { addr, len, data, .. } | Plan::Exclusive { addr, len, data, .. } => {
+            desc_at(&data[..len], ((far & !7) - addr.min(far & !7)) as usize, 0)
+        }
+        Plan::ZeroBlock { .. } => 0,
+        _ => old,
+    }
 }
 
 fn fill_after(pa: u64, new: &mut [u8]) {

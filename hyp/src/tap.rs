@@ -118,7 +118,7 @@ pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
     }
     // Otherwise not a slot: the guest returned (ERET) or branched back into
     // the page; it is stepped through without an entry.
-    Some(Handled::Tap)
+    Some(Handled::Machinery)
 }
 
 /// A software-step exception (only porwatch steps the guest).
@@ -134,7 +134,7 @@ pub fn on_step(regs: &mut GuestRegs) -> Handled {
         Step::Continue => {
             t.prev_pc = pc;
             regs.spsr |= SPSR_SS;
-            Handled::Tap
+            Handled::Machinery
         }
         Step::Entry(slot) => {
             t.prev_pc = pc;
@@ -142,11 +142,11 @@ pub fn on_step(regs: &mut GuestRegs) -> Handled {
                 t.record_entry(slot);
             }
             t.continue_or_stop(regs);
-            Handled::Tap
+            Handled::Machinery
         }
         Step::Leave => {
             t.stop_stepping(regs);
-            Handled::Tap
+            Handled::Machinery
         }
     }
 }
@@ -170,7 +170,7 @@ pub fn on_eret(regs: &mut GuestRegs) -> Handled {
     }
     drop(t);
     trace_out::emit(Event::ExcReturn { elr, spsr, por, depth });
-    Handled::Tap
+    Handled::Machinery
 }
 
 /// After any trap: keeps stepping consistent (a trapped instruction inside
@@ -320,7 +320,7 @@ impl Tap {
         }
         // Recorded as por_write/tcr2_write (changes) only: virtual POE's
         // accesses are not traps the guest made.
-        Some(Handled::Tap)
+        Some(Handled::Machinery)
     }
 
     fn start_stepping(&mut self, regs: &mut GuestRegs, page: u64) {

@@ -20,8 +20,12 @@ pub enum Handled {
     /// Not serviceable: the guest was given the exception the architecture
     /// prescribes (logged as unknown_trap with ESR/ELR/FAR).
     Refused(TrapOutcome),
-    /// The exception-entry tap's machinery (recorded as exception events).
-    Tap,
+    /// porwatch's own machinery: the tap's vector-page fetches and steps,
+    /// emulated page-table stores. Summarised by their own records
+    /// (exc_entry, exc_return, por_write, hazard, pt_stats) rather than one
+    /// `trap` record each: at one record per table store the trace UART
+    /// would cost more than the emulation.
+    Machinery,
 }
 
 /// Vector kinds from vectors.S.
@@ -41,17 +45,15 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
         Handled::Refused(TrapOutcome::Ignored)
     };
     match handled {
-        // The tap's own traps (vector-page fetches, steps) are summarised
-        // by the exc_entry/exc_return records, not logged one by one, and
-        // leave the stepping state as they want it.
-        Handled::Tap => return,
+        // The tap's own traps leave the stepping state as they want it.
+        Handled::Machinery => return,
         Handled::Done(_) => tap::after_trap(regs, false),
         Handled::Refused(outcome) => {
             tap::after_trap(regs, matches!(outcome, TrapOutcome::UndefInjected | TrapOutcome::AbortInjected))
         }
     }
     match handled {
-        Handled::Tap => {}
+        Handled::Machinery => {}
         Handled::Done(outcome) => {
             trace_out::emit(Event::Trap { esr, elr, outcome: outcome as u64 });
         }
