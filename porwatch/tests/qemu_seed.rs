@@ -140,7 +140,9 @@ fn console_value(console: &str, prefix: &str, key: &str) -> String {
     console
         .lines()
         .filter_map(|l| l.strip_prefix(prefix))
-        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}=")).map(str::to_string)))
+        .find_map(|l| {
+            l.split_whitespace().find_map(|w| w.strip_prefix(&format!("{key}=")).map(str::to_string))
+        })
         .unwrap_or_else(|| panic!("no {key}:\n{console}"))
 }
 
