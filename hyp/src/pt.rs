@@ -151,11 +151,37 @@ impl Regs for TrapRegs<'_> {
 
 /// A stage-2 data abort: if it is a write to a tracked table page, emulate
 /// it (Some). Anything else is not ours (None).
+/// Where a store to a tracked table was caught.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The stage-2 write protection (virtual POE, or no overlay fault).
+    Stage2,
+    /// Native POE: the CPU raised the overlay permission fault itself (seen
+    /// by the tap at the guest's vector).
+    HardwareOverlay,
+}
+
 pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<Handled> {
     if !da.wnr() || da.s1ptw() || !matches!(da.dfsc(), FaultStatus::Permission { .. }) {
         return None;
     }
     let ipa = at::va_to_ipa(far)?;
+    store_to_table(regs, far, ipa, Origin::Stage2)
+}
+
+/// Native POE: the hardware faulted a write to `far` for lack of overlay
+/// permission; `regs` is the faulting context (GPRs, PC, PSTATE). If the
+/// write hit a tracked table it is a hazard: reported, then performed
+/// (report policy: returns Some(true), resume after it) or left to the
+/// guest's handler (fault policy, or not emulable: Some(false)).
+pub fn on_native_overlay_fault(regs: &mut GuestRegs, far: u64) -> Option<bool> {
+    let ipa = at::va_to_ipa(far)?;
+    let h = store_to_table(regs, far, ipa, Origin::HardwareOverlay)?;
+    Some(h == Handled::Machinery)
+}
+
+/// A store to the table page holding `ipa` (None: not a tracked table).
+fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> Option<Handled> {
     let mut w = WATCH.lock();
     w.tracker.is_page_protected(page_of(ipa)).then_some(())?;
     let pc = regs.elr;
@@ -179,8 +205,21 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
     // The overlay rule, on the state before the write (as the hardware checks).
     let unprivileged = matches!(st.kind, store::Kind::Unprivileged);
     let verdict = overlay_verdict(&w.regime, far, unprivileged);
-    let hazard = matches!(verdict, Some((v, _)) if !v.grants_write);
+    let hazard = origin == Origin::HardwareOverlay || matches!(verdict, Some((v, _)) if !v.grants_write);
     let level = w.table_level(ipa);
+    let performed =
+        if origin == Origin::HardwareOverlay { HazardAction::HardwareFault } else { HazardAction::Performed };
+    if hazard && config().opts.policy == Policy::Fault && origin == Origin::HardwareOverlay {
+        // The CPU already raised the fault: report it, let the guest's
+        // handler run.
+        let old = read_u64_at(ipa & !7);
+        let new = would_write(&plan, far, old);
+        w.hazards += 1;
+        drop(w);
+        let h = HazardInfo { va: far, ipa, level, old, new, pc, verdict, unprivileged };
+        record_hazard(&h, HazardAction::HardwareFault);
+        return Some(Handled::Done(TrapOutcome::Forwarded));
+    }
     if hazard && config().opts.policy == Policy::Fault {
         let old = read_u64_at(ipa & !7);
         let new = would_write(&plan, far, old);
@@ -213,7 +252,7 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
             w.hazards += 1;
             drop(w);
             let h = HazardInfo { va: far, ipa, level, old: old_d, new: new_d, pc, verdict, unprivileged };
-            record_hazard(&h, HazardAction::Performed);
+            record_hazard(&h, performed);
         }
         regs.elr += INSN_LEN;
         return Some(Handled::Machinery);
@@ -234,7 +273,7 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
         let at = ((far & !7) - addr.min(far & !7)) as usize;
         let (o, n) = (desc_at(&old[..len], at, far & 7), desc_at(&new[..len], at, far & 7));
         let h = HazardInfo { va: far, ipa, level, old: o, new: n, pc, verdict, unprivileged };
-        record_hazard(&h, HazardAction::Performed);
+        record_hazard(&h, performed);
     }
     regs.elr += INSN_LEN;
     Some(Handled::Machinery)

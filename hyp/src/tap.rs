@@ -111,6 +111,11 @@ pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
             return Some(h);
         }
     }
+    if let Some(slot) = slot {
+        if let Some(h) = t.try_native_overlay_fault(regs, slot) {
+            return Some(h);
+        }
+    }
     t.start_stepping(regs, page_of(far));
     t.prev_pc = regs.elr;
     if let Some(slot) = slot {
@@ -138,7 +143,7 @@ pub fn on_step(regs: &mut GuestRegs) -> Handled {
         }
         Step::Entry(slot) => {
             t.prev_pc = pc;
-            if t.try_virtual_poe(regs, slot).is_none() {
+            if t.try_virtual_poe(regs, slot).is_none() && t.try_native_overlay_fault(regs, slot).is_none() {
                 t.record_entry(slot);
             }
             t.continue_or_stop(regs);
@@ -263,6 +268,43 @@ impl Tap {
             return None;
         }
         self.emulate_undef(regs, &entry_regs())
+    }
+
+    /// Native POE: the guest is at sync slot `slot` because the CPU raised
+    /// an overlay permission fault on a write. If it hit a tracked page
+    /// table it is a hazard (the page-table watch reports it); in report
+    /// policy the write is completed and the guest resumes after it
+    /// (Some), otherwise the guest's handler runs (None; the entry is then
+    /// recorded as usual).
+    fn try_native_overlay_fault(&mut self, regs: &mut GuestRegs, slot: u8) -> Option<Handled> {
+        if poe_mode() != Mode::Native || !rules::is_sync_slot(slot) || !config().opts.track {
+            return None;
+        }
+        let e = entry_regs();
+        if !vpoe::is_overlay_write_fault(e.esr) {
+            return None;
+        }
+        // The faulting context: same GPRs, its PC and PSTATE.
+        let mut ctx = GuestRegs::default();
+        ctx.x = regs.x;
+        ctx.elr = e.elr;
+        ctx.spsr = e.spsr;
+        if crate::pt::on_native_overlay_fault(&mut ctx, e.far) != Some(true) {
+            return None;
+        }
+        regs.x = ctx.x;
+        if let Some(s) = self.shadow.top() {
+            ELR_EL1.set(s.elr);
+            SPSR_EL1.set(s.spsr);
+            ESR_EL1.set(s.esr);
+            FAR_EL1.set(s.far);
+        }
+        regs.elr = ctx.elr;
+        regs.spsr = e.spsr;
+        if self.stepping {
+            self.prev_pc = regs.elr;
+        }
+        Some(Handled::Machinery)
     }
 
     /// The guest is at vector slot `slot` with the CPU's entry registers.

@@ -54,6 +54,32 @@ pub const fn virtual_mmfr3(real: u64) -> u64 {
     (real & !MMFR3_S1POE_MASK) | (1 << MMFR3_S1POE_SHIFT)
 }
 
+/// ESR_ELx fields of the hardware's overlay permission fault (Arm ARM
+/// D24.2.40 ESR_EL1; Linux esr.h): EC [31:26], WnR [6], FnV [10],
+/// DFSC [5:0], ISS2.Overlay = ESR bit 38.
+const ESR_EC_SHIFT: u32 = 26;
+const EC_DABT_CUR: u64 = 0x25;
+const ESR_WNR: u64 = 1 << 6;
+const ESR_FNV: u64 = 1 << 10;
+const ESR_OVERLAY: u64 = 1 << 38;
+const DFSC_MASK: u64 = 0x3f;
+/// Permission fault, levels 0..3 (0x0c..0x0f); level -1 does not exist.
+const DFSC_PERM_L0: u64 = 0x0c;
+const DFSC_PERM_L3: u64 = 0x0f;
+
+/// Native POE: is `esr_el1` (seen at a synchronous exception entry) the
+/// CPU's overlay permission fault on a write by EL1 with a valid FAR? Such
+/// a write to a tracked table is a hazard the hardware caught first.
+pub const fn is_overlay_write_fault(esr_el1: u64) -> bool {
+    let dfsc = esr_el1 & DFSC_MASK;
+    (esr_el1 >> ESR_EC_SHIFT) & 0x3f == EC_DABT_CUR
+        && esr_el1 & ESR_OVERLAY != 0
+        && esr_el1 & ESR_WNR != 0
+        && esr_el1 & ESR_FNV == 0
+        && dfsc >= DFSC_PERM_L0
+        && dfsc <= DFSC_PERM_L3
+}
+
 /// A register virtual POE provides.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum VReg {
@@ -143,6 +169,19 @@ impl VirtPoe {
 mod tests {
     use super::*;
     use crate::sysreg::encode_msr_mrs;
+
+    #[test]
+    fn overlay_write_faults() {
+        // The seed's ESR: EC 0x25, IL, ISS2 Overlay, WnR, level-3 permission.
+        assert!(is_overlay_write_fault(0x0000_0040_9600_004f));
+        assert!(is_overlay_write_fault(0x0000_0040_9600_004c)); // level 0
+        assert!(!is_overlay_write_fault(0x0000_0000_9600_004f)); // no Overlay: base permissions
+        assert!(!is_overlay_write_fault(0x0000_0040_9600_000f)); // a read
+        assert!(!is_overlay_write_fault(0x0000_0040_9200_004f)); // EC 0x24: from EL0
+        assert!(!is_overlay_write_fault(0x0000_0040_9600_044f)); // FnV: FAR not valid
+        assert!(!is_overlay_write_fault(0x0000_0040_9600_0047)); // translation fault
+        assert!(!is_overlay_write_fault(0x0000_0040_9600_0050)); // external abort
+    }
 
     #[test]
     fn mode_selection() {
