@@ -105,7 +105,10 @@ impl StreamDecoder {
             match self.deframer.push(b) {
                 None => {}
                 Some(Ok(payload)) => match decode_payload(payload) {
-                    Ok(rec) => st.record(&rec, sink)?,
+                    Ok(rec) => {
+                        *st.stats.bytes_per_kind.entry(rec.event.kind_name()).or_insert(0) += st.offset - start;
+                        st.record(&rec, sink)?
+                    }
                     Err(error) => st.text_or_corrupt(error, start, sink)?,
                 },
                 // Oversize: judged (text or corrupt) once its end is seen.

@@ -150,6 +150,16 @@ pub fn write_summary(out: &mut dyn Write, s: &DecodeStats) -> io::Result<()> {
         write!(o.out, ":{n}")?;
     }
     o.out.write_all(b"}")?;
+    o.key("bytes_per_kind")?;
+    o.out.write_all(b"{")?;
+    for (i, (kind, n)) in s.bytes_per_kind.iter().enumerate() {
+        if i > 0 {
+            o.out.write_all(b",")?;
+        }
+        write_json_str(o.out, kind)?;
+        write!(o.out, ":{n}")?;
+    }
+    o.out.write_all(b"}")?;
     o.num("hyp_dropped", s.hyp_dropped)?;
     o.num("corrupt_frames", s.corrupt_frames)?;
     o.num("truncated_tail", s.truncated_tail)?;

@@ -43,6 +43,8 @@ pub struct DecodeStats {
     pub guest_exit: Option<GuestExit>,
     /// Number of `panic` records.
     pub panics: u64,
+    /// Bytes on the wire (frame + delimiter) per record kind.
+    pub bytes_per_kind: BTreeMap<&'static str, u64>,
     /// Plain-text lines the hypervisor wrote between frames (failures only).
     pub text_messages: u64,
     /// Message of the last `panic` record (UTF-8, lossy).
