@@ -106,7 +106,8 @@ impl StreamDecoder {
                 None => {}
                 Some(Ok(payload)) => match decode_payload(payload) {
                     Ok(rec) => {
-                        *st.stats.bytes_per_kind.entry(rec.event.kind_name()).or_insert(0) += st.offset - start;
+                        *st.stats.bytes_per_kind.entry(rec.event.kind_name()).or_insert(0) +=
+                            st.offset - start;
                         st.record(&rec, sink)?
                     }
                     Err(error) => st.text_or_corrupt(error, start, sink)?,
