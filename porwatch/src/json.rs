@@ -293,13 +293,14 @@ mod tests {
     fn summary_object() {
         let mut s = DecodeStats { records: 2, corrupt_frames: 1, bytes: 40, ..Default::default() };
         s.per_kind.insert("trap", 2);
+        s.bytes_per_kind.insert("trap", 36);
         s.guest_exit = Some(GuestExit { reason: 2, code: 1 });
         let mut out = Vec::new();
         write_summary(&mut out, &s).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             v,
-            json!({"v":1,"event":"summary","records":2,"kinds":{"trap":2},"hyp_dropped":0,
+            json!({"v":1,"event":"summary","records":2,"kinds":{"trap":2},"bytes_per_kind":{"trap":36},"hyp_dropped":0,
                    "corrupt_frames":1,"truncated_tail":false,"unexplained_gaps":0,"panics":0,
                    "guest_exit":{"reason":"test_exit","code":1},"bytes":40,"clean":false})
         );
