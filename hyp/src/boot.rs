@@ -139,7 +139,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     };
     let trace_uart = pick_trace_uart(&plat, &opts);
 
-    mmu::enable(&layout, &plat, &[console, trace_uart.map(|u| u.0)]);
+    mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]);
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
     let trace = trace_uart.map(|(b, _)| unsafe { Pl011::new(b as usize) });
     if let Some(t) = trace {
@@ -201,7 +201,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     };
 
     // Stage 2.
-    let s2 = match stage2::build(&plat, &layout, trace_uart.map(|u| u.0)) {
+    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0)) {
         Ok(s2) => s2,
         Err(what) => {
             Msg::new(To::Both).s("cannot build stage 2: ").s(what).end();

@@ -19,8 +19,7 @@ static EL2_POOL: TakeOnce<TablePool<EL2_TABLES>> = TakeOnce::new(TablePool::new(
 
 /// Builds the map and turns the MMU and caches on. Runs once, at boot, with
 /// the MMU off; on failure there is nothing to report with, so it stops.
-pub fn enable(layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
-    let ids = IdRegs::read();
+pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
     let pa_range = ids.pa_range() as u8;
     let Some(Ok(mut pt)) = EL2_POOL.take().map(|pool| PageTable::new(pool, stage1_el2_regime(pa_range)))
     else {

@@ -70,8 +70,12 @@ pub fn passthrough(plat: &Platform, hidden: Option<u64>, mut f: impl FnMut(u64, 
     }
 }
 
-pub fn build(plat: &Platform, layout: &Layout, hidden_uart: Option<u64>) -> Result<Stage2, &'static str> {
-    let ids = IdRegs::read();
+pub fn build(
+    ids: &IdRegs,
+    plat: &Platform,
+    layout: &Layout,
+    hidden_uart: Option<u64>,
+) -> Result<Stage2, &'static str> {
     let pa_range = ids.pa_range() as u8;
     let (_, ipa_bits) = effective_pa_range(pa_range);
     let (vtcr, _, _) = vtcr_el2(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
