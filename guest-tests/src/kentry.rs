@@ -1,8 +1,7 @@
-//! kpkeys-style EL1 exception entry and exit, shared by the `seed` and
-//! `pt_stress` kernels. Same behaviour and order as the vector code of
-//! `src/bin/exceptions.rs` (Linux `kernel_entry` / `kernel_exit` with the
-//! kpkeys patch "arm64: Reset POR_EL1 on exception entry"), with the handler
-//! called through a pointer the kernel installs ([`install`]):
+//! kpkeys-style EL1 exception entry and exit, shared by the `exceptions`,
+//! `seed` and `pt_stress` kernels: Linux `kernel_entry` / `kernel_exit` with
+//! the kpkeys patch "arm64: Reset POR_EL1 on exception entry", with the
+//! handler called through a pointer the kernel installs ([`install`]):
 //!
 //! * entry: x0-x30 saved; POR_EL1 read, saved in the frame, reset to
 //!   [`POR_DEFAULT`] (MSR + ISB) if it differs; *then* ELR_EL1 and SPSR_EL1
@@ -33,8 +32,7 @@ use crate::{println, smccc};
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 
-/// Saved state, as laid out by the vector code below (the same layout as
-/// `src/bin/exceptions.rs`).
+/// Saved state, as laid out by the vector code below.
 #[repr(C)]
 pub struct Frame {
     pub x: [u64; 31],

@@ -1,6 +1,6 @@
 //! A model of Linux's kpkeys page-table protection (Kevin Brodsky's RFC
-//! series, `CONFIG_KPKEYS_HARDENED_PGTABLES`), shared by the `seed` and
-//! `pt_stress` kernels:
+//! series, `CONFIG_KPKEYS_HARDENED_PGTABLES`), shared by the `seed`,
+//! `pt_stress` and `exceptions` kernels:
 //!
 //! * every page-table page is mapped in the linear map with pkey
 //!   [`PKEY_PGTABLES`] (POIndex 1), everything else with pkey 0;

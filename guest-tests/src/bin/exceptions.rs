@@ -1,30 +1,32 @@
 //! `exceptions`: the exception-entry tap's test kernel. It mimics Linux with
-//! the kpkeys patch "arm64: Reset POR_EL1 on exception entry": its own EL1
-//! vector table saves `POR_EL1` on entry and, if it is not `POR_DEFAULT`,
-//! resets it (MSR + ISB) before calling the handler; on exit it restores the
-//! saved value (MSR, no ISB: ERET synchronises) if it differs from the current
-//! one.
+//! the kpkeys patch "arm64: Reset POR_EL1 on exception entry": its EL1
+//! vector table (the shared one of `src/kentry.rs`) saves `POR_EL1` on entry
+//! and, if it is not `POR_DEFAULT`, resets it (MSR + ISB) before calling the
+//! handler; on exit it restores the saved value (MSR, no ISB: ERET
+//! synchronises) if it differs from the current one.
 //!
 //! * `POR_DEFAULT  = 0x17` (pkey 0 RWX, pkey 1 R)
 //! * `POR_PGTABLES = 0x57` (pkey 0 RWX, pkey 1 RW)
 //!
 //! With FEAT_S1POE absent (`porwatch.tap=off`: ID_AA64MMFR3_EL1.S1POE = 0)
 //! every POR_EL1/TCR2_EL1 access is skipped, by the Rust code and by the
-//! vector code (it tests the flag `EXC_POE`); the exceptions taken are the
-//! same.
+//! vector code (it tests the flag `kpkeys::POE`); the exceptions taken are
+//! the same.
 //!
 //! # Layout (for the host test)
 //!
-//! The vector table starts at the 4 KiB-aligned symbol `exc_vectors` (16
-//! slots of 0x80); the common entry code `exc_entry` follows at +0x800, then
-//! the exit code `exc_exit`, and the page is padded to its end, so that page
-//! holds nothing else. All 16 slots share the entry/exit code; only the
-//! "current EL with SPx" slots 0x200 (sync) and 0x280 (IRQ) are ever taken,
-//! anything else fails the test (exit status 100). Symbols:
-//! `exc_entry_por_msr` is the entry code's `MSR POR_EL1, x4` (x4 =
-//! POR_DEFAULT), `exc_exit_por_msr` the exit code's `MSR POR_EL1, x2` (x2 =
-//! the saved value). The order is Linux's (kernel_entry / kernel_exit with
-//! the kpkeys patch):
+//! The vector table is `src/kentry.rs`'s: it starts at the 4 KiB-aligned
+//! symbol `kentry_vectors` (16 slots of 0x80; `el1h_64_sync` and
+//! `el1h_64_irq` name the slots 0x200 and 0x280); the common entry code
+//! `kentry_entry` follows at +0x800, then the exit code `kentry_exit`, and
+//! the page is padded to its end, so that page holds nothing else. All 16
+//! slots share the entry/exit code, which calls this kernel's handler
+//! through the pointer `kentry::install` sets; only the "current EL with
+//! SPx" slots 0x200 (sync) and 0x280 (IRQ) are ever taken, anything else
+//! fails the test (exit status 100). Symbols: `kentry_entry_por_msr` is the
+//! entry code's `MSR POR_EL1, x4` (x4 = POR_DEFAULT), `kentry_exit_por_msr`
+//! the exit code's `MSR POR_EL1, x2` (x2 = the saved value). The order is
+//! Linux's (kernel_entry / kernel_exit with the kpkeys patch):
 //!
 //! * entry: x0-x30 saved; POR_EL1 read, saved, reset if != POR_DEFAULT;
 //!   *then* ELR_EL1 and SPSR_EL1 read, then ESR_EL1 and FAR_EL1 (Linux reads
@@ -96,24 +98,18 @@
 #![no_std]
 #![no_main]
 
-use core::arch::{asm, global_asm};
+use core::arch::asm;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use porwatch_guest_tests::exceptions::VECTOR_NAMES;
+use porwatch_guest_tests::kentry::{self, Frame, EC_DABT_CUR, VEC_IRQ_EL1H, VEC_SYNC_EL1H};
+use porwatch_guest_tests::kpkeys::{self, poe_on, POR_DEFAULT, POR_PGTABLES};
 use porwatch_guest_tests::{gicv3, poe, println, smccc, timer, Boot};
 use porwatch_monitor::fdt;
 
-/// pkey 0 RWX, pkey 1 R (Linux kpkeys: POR_EL1 outside privileged sections).
-const POR_DEFAULT: u64 = 0x17;
-/// pkey 0 RWX, pkey 1 RW (Linux kpkeys: the page-table level).
-const POR_PGTABLES: u64 = 0x57;
-
 const EC_SVC64: u64 = 0x15;
-const EC_DABT_CUR: u64 = 0x25;
 const EC_BRK64: u64 = 0x3c;
 const DFSC_ALIGNMENT: u64 = 0x21;
-const VEC_SYNC_EL1H: u64 = 4;
-const VEC_IRQ_EL1H: u64 = 5;
 /// The EL1 virtual timer's INTID on QEMU virt (the DT is what is used).
 const INTID_CNTV: u32 = 27;
 /// Ticks until the virtual timer fires.
@@ -131,161 +127,6 @@ const EXPECTED_WORDS: [u64; 6] = [
     EC_BRK64 << 32 | 4,
 ];
 const EXPECTED_CHECKSUM: u64 = 0xc0b1_91f2_0227_0788;
-
-/// Saved state, as laid out by the vector code below.
-#[repr(C)]
-struct Frame {
-    x: [u64; 31],
-    elr: u64,
-    spsr: u64,
-    esr: u64,
-    far: u64,
-    /// POR_EL1 at entry (0 without POE).
-    por: u64,
-}
-const FRAME_SIZE: usize = core::mem::size_of::<Frame>();
-const S_ELR: usize = core::mem::offset_of!(Frame, elr);
-const S_SPSR: usize = core::mem::offset_of!(Frame, spsr);
-const S_ESR: usize = core::mem::offset_of!(Frame, esr);
-const S_POR: usize = core::mem::offset_of!(Frame, por);
-const _: () = assert!(FRAME_SIZE.is_multiple_of(16));
-const _: () = assert!(core::mem::offset_of!(Frame, far) == S_ESR + 8);
-
-/// Non-zero when FEAT_S1POE is advertised: the vector code touches POR_EL1
-/// only then.
-static EXC_POE: AtomicU64 = AtomicU64::new(0);
-
-global_asm!(
-    r#"
-.macro EXC_VENTRY kind
-    .balign 0x80
-    sub     sp, sp, #{frame}
-    stp     x0, x1, [sp, #0]
-    mov     x1, #\kind
-    b       exc_entry
-.endm
-
-.pushsection .text.exc_vectors, "ax"
-.balign 4096
-.global exc_vectors
-exc_vectors:
-    EXC_VENTRY 0
-    EXC_VENTRY 1
-    EXC_VENTRY 2
-    EXC_VENTRY 3
-    EXC_VENTRY 4
-    EXC_VENTRY 5
-    EXC_VENTRY 6
-    EXC_VENTRY 7
-    EXC_VENTRY 8
-    EXC_VENTRY 9
-    EXC_VENTRY 10
-    EXC_VENTRY 11
-    EXC_VENTRY 12
-    EXC_VENTRY 13
-    EXC_VENTRY 14
-    EXC_VENTRY 15
-    .balign 0x800
-
-/* x0 and x1 are saved, x1 = vector slot number (0..15). */
-.global exc_entry
-exc_entry:
-    stp     x2, x3, [sp, #16 * 1]
-    stp     x4, x5, [sp, #16 * 2]
-    stp     x6, x7, [sp, #16 * 3]
-    stp     x8, x9, [sp, #16 * 4]
-    stp     x10, x11, [sp, #16 * 5]
-    stp     x12, x13, [sp, #16 * 6]
-    stp     x14, x15, [sp, #16 * 7]
-    stp     x16, x17, [sp, #16 * 8]
-    stp     x18, x19, [sp, #16 * 9]
-    stp     x20, x21, [sp, #16 * 10]
-    stp     x22, x23, [sp, #16 * 11]
-    stp     x24, x25, [sp, #16 * 12]
-    stp     x26, x27, [sp, #16 * 13]
-    stp     x28, x29, [sp, #16 * 14]
-    str     x30, [sp, #16 * 15]
-    /* kpkeys (Linux kernel_entry, el 1): save POR_EL1; reset it to
-     * POR_DEFAULT if it differs. Before ELR/SPSR are read, as in Linux. */
-    str     xzr, [sp, #{s_por}]
-    adrp    x3, {poe_flag}
-    ldr     x3, [x3, :lo12:{poe_flag}]
-    cbz     x3, 1f
-    mrs     x3, s3_0_c10_c2_4
-    str     x3, [sp, #{s_por}]
-    mov     x4, #{por_default}
-    cmp     x3, x4
-    b.eq    1f
-.global exc_entry_por_msr
-exc_entry_por_msr:
-    msr     s3_0_c10_c2_4, x4
-    isb
-1:  mrs     x2, elr_el1
-    str     x2, [sp, #{s_elr}]
-    mrs     x2, spsr_el1
-    str     x2, [sp, #{s_spsr}]
-    /* Linux reads these in its C handlers, after the reset. */
-    mrs     x2, esr_el1
-    mrs     x3, far_el1
-    stp     x2, x3, [sp, #{s_esr}]
-    mov     x0, sp
-    bl      {handler}
-
-.global exc_exit
-exc_exit:
-    /* kpkeys (Linux kernel_exit, el 1): restore POR_EL1 if it changed; no
-     * ISB, ERET synchronises. Before ELR/SPSR are written, as in Linux. */
-    adrp    x3, {poe_flag}
-    ldr     x3, [x3, :lo12:{poe_flag}]
-    cbz     x3, 2f
-    ldr     x2, [sp, #{s_por}]
-    mrs     x3, s3_0_c10_c2_4
-    cmp     x2, x3
-    b.eq    2f
-.global exc_exit_por_msr
-exc_exit_por_msr:
-    msr     s3_0_c10_c2_4, x2
-2:  ldr     x2, [sp, #{s_elr}]
-    msr     elr_el1, x2
-    ldr     x2, [sp, #{s_spsr}]
-    msr     spsr_el1, x2
-    ldp     x0, x1, [sp, #16 * 0]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldp     x6, x7, [sp, #16 * 3]
-    ldp     x8, x9, [sp, #16 * 4]
-    ldp     x10, x11, [sp, #16 * 5]
-    ldp     x12, x13, [sp, #16 * 6]
-    ldp     x14, x15, [sp, #16 * 7]
-    ldp     x16, x17, [sp, #16 * 8]
-    ldp     x18, x19, [sp, #16 * 9]
-    ldp     x20, x21, [sp, #16 * 10]
-    ldp     x22, x23, [sp, #16 * 11]
-    ldp     x24, x25, [sp, #16 * 12]
-    ldp     x26, x27, [sp, #16 * 13]
-    ldp     x28, x29, [sp, #16 * 14]
-    ldr     x30, [sp, #16 * 15]
-    add     sp, sp, #{frame}
-    eret
-.global exc_code_end
-exc_code_end:
-    /* Nothing else shares the vector page. */
-    .balign 4096
-.popsection
-"#,
-    frame = const FRAME_SIZE,
-    s_elr = const S_ELR,
-    s_spsr = const S_SPSR,
-    s_esr = const S_ESR,
-    s_por = const S_POR,
-    por_default = const POR_DEFAULT,
-    poe_flag = sym EXC_POE,
-    handler = sym exc_handler,
-);
-
-unsafe extern "C" {
-    static exc_vectors: u8;
-}
 
 /// One handler call, as the handler saw it.
 struct Seen {
@@ -343,9 +184,8 @@ static LOG: [Seen; LOG_CAP] = [const { Seen::new() }; LOG_CAP];
 static CALLS: AtomicUsize = AtomicUsize::new(0);
 static IRQ_SEEN: AtomicBool = AtomicBool::new(false);
 
-fn poe_on() -> bool {
-    EXC_POE.load(Ordering::Relaxed) != 0
-}
+// POR_EL1 accessors, not kpkeys' own: they are inlined, so each POR_EL1
+// write is made from `test_main` or the handler itself.
 
 /// POR_EL1, or 0 without POE.
 fn por() -> u64 {
@@ -375,8 +215,8 @@ fn unexpected(frame: &Frame, vector: u64, why: &str) -> ! {
     smccc::test_exit(STATUS_UNEXPECTED)
 }
 
-/// Called by the vector code with the frame and the slot number; IRQs are
-/// masked. May be re-entered (BRK #4 from SVC #3's handler).
+/// Called by kentry's vector code with the frame and the slot number; IRQs
+/// are masked. May be re-entered (BRK #4 from SVC #3's handler).
 extern "C" fn exc_handler(frame: &mut Frame, vector: u64) {
     let n = CALLS.fetch_add(1, Ordering::Relaxed);
     let Some(seen) = LOG.get(n) else { unexpected(frame, vector, "too many") };
@@ -566,13 +406,11 @@ fn test_main(boot: &Boot) -> u32 {
         println!("exceptions: FAIL cannot parse the device tree");
         return 1;
     }
-    let vbar = &raw const exc_vectors as u64;
-    unsafe { asm!("msr vbar_el1, {}", "isb", in(reg) vbar, options(nostack)) };
-    println!("exceptions: vectors at {:#x}", vbar);
+    kentry::install(exc_handler);
+    println!("exceptions: vectors at {:#x}", kentry::vectors());
 
     // a. POE?
-    let poe = poe::s1poe_present();
-    EXC_POE.store(poe as u64, Ordering::Relaxed);
+    let poe = kpkeys::init();
     println!("exceptions: poe={}", poe as u8);
     if poe {
         unsafe {

@@ -310,6 +310,58 @@ struct Frame {
 
 const EMPTY_FRAME: Frame = Frame { base: 0, level: 0, entries: 0, next: 0, roots: 0 };
 
+/// The explicit stack of a depth-first walk over tables' descriptors (at
+/// most [`STACK`] tables deep).
+struct Walk {
+    stack: [Frame; STACK],
+    depth: usize,
+}
+
+impl Walk {
+    /// A walk starting at `first`, or an empty one.
+    fn new(first: Option<Frame>) -> Self {
+        let mut w = Walk { stack: [EMPTY_FRAME; STACK], depth: 0 };
+        if let Some(f) = first {
+            w.stack[0] = f;
+            w.depth = 1;
+        }
+        w
+    }
+
+    /// The next descriptor to visit: the frame it belongs to (as it was
+    /// before this step) and the descriptor's address. Frames whose
+    /// descriptors have all been visited are dropped; `None` once the walk
+    /// is over.
+    fn next_desc(&mut self) -> Option<(Frame, u64)> {
+        while self.depth > 0 {
+            let top = self.stack[self.depth - 1];
+            if top.next >= top.entries {
+                self.depth -= 1;
+                continue;
+            }
+            self.stack[self.depth - 1].next += 1;
+            return Some((top, top.base.wrapping_add(top.next as u64 * DESC_BYTES)));
+        }
+        None
+    }
+
+    /// Abandons the frame [`Walk::next_desc`] last returned.
+    fn pop(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Descends into `f`; false (and nothing pushed) if the stack is full.
+    fn push(&mut self, f: Frame) -> bool {
+        if self.depth < STACK {
+            self.stack[self.depth] = f;
+            self.depth += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[inline]
 const fn page_of(ipa: u64) -> u64 {
     ipa & !(PAGE_SIZE - 1)
@@ -872,74 +924,47 @@ impl<const N: usize> Tracker<N> {
         roots: u32,
         sink: &mut dyn FnMut(Action),
     ) {
-        let mut stack = [EMPTY_FRAME; STACK];
-        let mut depth = 0;
-        if let Some(f) = self.link_one(mem, base, level, entries, roots, sink) {
-            stack[0] = f;
-            depth = 1;
-        }
-        while depth > 0 {
-            let top = stack[depth - 1];
-            if top.next >= top.entries {
-                depth -= 1;
-                continue;
-            }
-            stack[depth - 1].next += 1;
-            let at = top.base.wrapping_add(top.next as u64 * DESC_BYTES);
+        let mut walk = Walk::new(self.link_one(mem, base, level, entries, roots, sink));
+        while let Some((top, at)) = walk.next_desc() {
             let Some(d) = mem.read_u64(at) else {
                 self.stats.unreadable = self.stats.unreadable.saturating_add(1);
-                depth -= 1;
+                walk.pop();
                 continue;
             };
             let Some(child) = desc::next_table(d, top.level, self.ds) else {
                 continue;
             };
-            if let Some(f) = self.link_one(mem, child, top.level + 1, ENTRIES, top.roots, sink) {
-                if depth < STACK {
-                    stack[depth] = f;
-                    depth += 1;
-                } else {
-                    self.stats.depth_limited = self.stats.depth_limited.saturating_add(1);
-                    self.incomplete = true;
-                }
-            }
+            let f = self.link_one(mem, child, top.level + 1, ENTRIES, top.roots, sink);
+            self.descend(&mut walk, f);
         }
     }
 
     /// One pointer fewer to the table at `base`; at zero it is untracked and
     /// its children released in turn.
     fn unlink<M: GuestMem + ?Sized>(&mut self, mem: &M, base: u64, sink: &mut dyn FnMut(Action)) {
-        let mut stack = [EMPTY_FRAME; STACK];
-        let mut depth = 0;
-        if let Some(f) = self.release_one(base, sink) {
-            stack[0] = f;
-            depth = 1;
-        }
-        while depth > 0 {
-            let top = stack[depth - 1];
-            if top.next >= top.entries {
-                depth -= 1;
-                continue;
-            }
-            stack[depth - 1].next += 1;
-            let at = top.base.wrapping_add(top.next as u64 * DESC_BYTES);
+        let mut walk = Walk::new(self.release_one(base, sink));
+        while let Some((top, at)) = walk.next_desc() {
             let Some(d) = mem.read_u64(at) else {
                 self.stats.unreadable = self.stats.unreadable.saturating_add(1);
                 self.incomplete = true;
-                depth -= 1;
+                walk.pop();
                 continue;
             };
             let Some(child) = desc::next_table(d, top.level, self.ds) else {
                 continue;
             };
-            if let Some(f) = self.release_one(child, sink) {
-                if depth < STACK {
-                    stack[depth] = f;
-                    depth += 1;
-                } else {
-                    self.stats.depth_limited = self.stats.depth_limited.saturating_add(1);
-                    self.incomplete = true;
-                }
+            let f = self.release_one(child, sink);
+            self.descend(&mut walk, f);
+        }
+    }
+
+    /// Continues `walk` into the table `f` (if any); if the walk is too deep,
+    /// counts it and marks the tracker incomplete.
+    fn descend(&mut self, walk: &mut Walk, f: Option<Frame>) {
+        if let Some(f) = f {
+            if !walk.push(f) {
+                self.stats.depth_limited = self.stats.depth_limited.saturating_add(1);
+                self.incomplete = true;
             }
         }
     }
@@ -988,19 +1013,11 @@ impl<const N: usize> Tracker<N> {
         if e.level >= LAST_LEVEL {
             return;
         }
-        let mut stack = [EMPTY_FRAME; STACK];
-        stack[0] = Frame { base: e.base, level: e.level, entries: e.entries, next: 0, roots: 0 };
-        let mut depth = 1;
-        while depth > 0 {
-            let top = stack[depth - 1];
-            if top.next >= top.entries {
-                depth -= 1;
-                continue;
-            }
-            stack[depth - 1].next += 1;
-            let at = top.base.wrapping_add(top.next as u64 * DESC_BYTES);
+        let mut walk =
+            Walk::new(Some(Frame { base: e.base, level: e.level, entries: e.entries, next: 0, roots: 0 }));
+        while let Some((top, at)) = walk.next_desc() {
             let Some(d) = mem.read_u64(at) else {
-                depth -= 1;
+                walk.pop();
                 continue;
             };
             let Some(child) = desc::next_table(d, top.level, self.ds) else {
@@ -1012,14 +1029,10 @@ impl<const N: usize> Tracker<N> {
                 continue;
             }
             c.roots |= add;
-            if c.level < LAST_LEVEL {
-                if depth < STACK {
-                    stack[depth] =
-                        Frame { base: c.base, level: c.level, entries: c.entries, next: 0, roots: 0 };
-                    depth += 1;
-                } else {
-                    self.stats.depth_limited = self.stats.depth_limited.saturating_add(1);
-                }
+            if c.level < LAST_LEVEL
+                && !walk.push(Frame { base: c.base, level: c.level, entries: c.entries, next: 0, roots: 0 })
+            {
+                self.stats.depth_limited = self.stats.depth_limited.saturating_add(1);
             }
         }
     }
