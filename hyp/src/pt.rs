@@ -206,7 +206,8 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     let unprivileged = matches!(st.kind, store::Kind::Unprivileged);
     let verdict = overlay_verdict(&w.regime, far, unprivileged);
     let hazard = origin == Origin::HardwareOverlay || matches!(verdict, Some((v, _)) if !v.grants_write);
-    let level = w.table_level(ipa);
+    // Only hazard records need the written table's level and root.
+    let level = if hazard { w.table_level(ipa) } else { (0, Half::Ttbr1) };
     let performed =
         if origin == Origin::HardwareOverlay { HazardAction::HardwareFault } else { HazardAction::Performed };
     if hazard && config().opts.policy == Policy::Fault && origin == Origin::HardwareOverlay {
@@ -379,9 +380,7 @@ fn plan_span(p: &Plan) -> Option<(u64, usize)> {
 /// for other agents. Returns false if porwatch cannot (e.g. 16-byte CASP).
 fn perform(regs: &mut GuestRegs, plan: &Plan, pa: u64, old: &mut [u8], new: &mut [u8]) -> bool {
     let len = old.len();
-    for (i, b) in old.iter_mut().enumerate() {
-        *b = unsafe { core::ptr::read_volatile((pa + i as u64) as *const u8) };
-    }
+    read_bytes(pa, old);
     match *plan {
         Plan::Write { data, writeback, .. } => {
             new.copy_from_slice(&data[..len]);
@@ -438,8 +437,23 @@ fn would_write(plan: &Plan, far: u64, old: u64) -> u64 {
 }
 
 fn fill_after(pa: u64, new: &mut [u8]) {
-    for (i, b) in new.iter_mut().enumerate() {
-        *b = unsafe { core::ptr::read_volatile((pa + i as u64) as *const u8) };
+    read_bytes(pa, new);
+}
+
+/// Reads `out.len()` bytes at `pa`: aligned 8-byte words as single loads
+/// (a descriptor is read whole), the rest bytewise.
+fn read_bytes(pa: u64, out: &mut [u8]) {
+    let mut i = 0;
+    while i < out.len() {
+        let a = pa + i as u64;
+        if a.is_multiple_of(8) && out.len() - i >= 8 {
+            let w = unsafe { core::ptr::read_volatile(a as *const u64) };
+            out[i..i + 8].copy_from_slice(&w.to_le_bytes());
+            i += 8;
+        } else {
+            out[i] = unsafe { core::ptr::read_volatile(a as *const u8) };
+            i += 1;
+        }
     }
 }
 
