@@ -162,11 +162,30 @@ enum Origin {
 }
 
 pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<Handled> {
-    if !da.wnr() || da.s1ptw() || !matches!(da.dfsc(), FaultStatus::Permission { .. }) {
+    if da.s1ptw() && matches!(da.dfsc(), FaultStatus::Permission { .. }) {
+        return on_walker_write(regs);
+    }
+    if !da.wnr() || !matches!(da.dfsc(), FaultStatus::Permission { .. }) {
         return None;
     }
     let ipa = at::va_to_ipa(far)?;
     store_to_table(regs, far, ipa, Origin::Stage2)
+}
+
+/// The stage-1 walker itself wrote a tracked table (hardware access-flag or
+/// dirty-state update, TCR_EL1.HA/HD): porwatch hides FEAT_HAFDBS while
+/// it tracks, so only a guest that ignores the ID registers gets here. The
+/// walker's write cannot be emulated: release the page (coverage gap) and
+/// let the guest retry the access.
+fn on_walker_write(regs: &mut GuestRegs) -> Option<Handled> {
+    // HPFAR_EL2 is valid for stage-2 faults on a stage-1 walk (S1PTW = 1):
+    // FIPA [47:4] holds IPA [55:12].
+    let hpfar: u64;
+    unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
+    let ipa = ((hpfar >> 4) & 0x0fff_ffff_ffff) << 12;
+    let mut w = WATCH.lock();
+    w.tracker.is_page_protected(ipa).then_some(())?;
+    Some(w.gap(regs, regs.elr, 0, 0, ipa, GapReason::WalkerUpdate))
 }
 
 /// Native POE: the hardware faulted a write to `far` for lack of overlay

@@ -119,9 +119,15 @@ fn read_id(id: SysRegId, mode: Mode) -> u64 {
         return 0;
     }
     let real = idregs::read(id.crm(), id.op2()).unwrap_or(0);
-    if id == sysreg::ID_AA64MMFR3_EL1 && mode == Mode::Virtual {
-        vpoe::virtual_mmfr3(real)
-    } else {
-        real
+    match id {
+        sysreg::ID_AA64MMFR3_EL1 if mode == Mode::Virtual => vpoe::virtual_mmfr3(real),
+        // The page-table watch cannot let the stage-1 walker update
+        // descriptors in tracked tables itself (hardware AF/dirty updates
+        // would fault at stage 2 with S1PTW): hide FEAT_HAFDBS.
+        sysreg::ID_AA64MMFR1_EL1 if config().opts.track => real & !MMFR1_HAFDBS_MASK,
+        _ => real,
     }
 }
+
+/// ID_AA64MMFR1_EL1.HAFDBS, bits [3:0].
+const MMFR1_HAFDBS_MASK: u64 = 0xf;

@@ -52,6 +52,14 @@ fn hello_runs_and_the_trace_describes_the_boot() {
     let mmfr3 = header.get_u64("id_aa64mmfr3").unwrap();
     assert_eq!(mmfr3 >> 16 & 0xf, 0, "the header carries the CPU's own value");
     assert_eq!(header.get_enum("poe_mode"), Some("virtual"));
+    // What the guest reads (HCR_EL2.TID3): the CPU's values, except S1POE
+    // advertised (virtual POE) and HAFDBS hidden (the page-table watch).
+    let want = format!(
+        "hello: id_aa64mmfr1={:#x} id_aa64mmfr3={:#x}",
+        header.get_u64("id_aa64mmfr1").unwrap() & !0xf,
+        mmfr3 | 1 << 16
+    );
+    assert!(o.console.contains(&want), "want {want}; console:\n{}", o.console);
     let hyp_base = header.get_u64("hyp_base").unwrap();
     let hyp_size = header.get_u64("hyp_size").unwrap();
 

@@ -120,6 +120,8 @@ value_enum! {
         Capacity = 3 => "capacity",
         /// Unsupported translation regime (16K/64K granule).
         Regime = 4 => "regime",
+        /// The stage-1 walker updated a descriptor itself (hardware AF/dirty).
+        WalkerUpdate = 5 => "walker_update",
     }
 }
 
@@ -400,7 +402,7 @@ define_events! {
         va: u64 = Hex,
         /// IPA written.
         ipa: u64 = Hex,
-        /// undecodable, unreadable, address_mismatch, capacity, regime.
+        /// undecodable, unreadable, address_mismatch, capacity, regime, walker_update.
         reason: u64 = Enum(GAP_REASON_NAMES),
     }
 

@@ -31,6 +31,12 @@ fn test_main(boot: &Boot) -> u32 {
     println!("hello: bootargs {:?}", plat.chosen.bootargs.unwrap_or(""));
     let v = smccc::smc(smccc::PSCI_VERSION, 0, 0, 0);
     println!("hello: PSCI version {}.{}", (v >> 16) & 0xffff, v & 0xffff);
+    let (mmfr1, mmfr3): (u64, u64);
+    unsafe {
+        core::arch::asm!("mrs {}, id_aa64mmfr1_el1", out(reg) mmfr1);
+        core::arch::asm!("mrs {}, s3_0_c0_c7_3", out(reg) mmfr3);
+    }
+    println!("hello: id_aa64mmfr1={:#x} id_aa64mmfr3={:#x}", mmfr1, mmfr3);
     println!("hello: checksum={:#018x}", checksum(1 << 16));
     println!("hello: done");
     0

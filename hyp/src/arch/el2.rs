@@ -46,9 +46,10 @@ pub fn hcr(ids: &IdRegs) -> u64 {
 pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
     let ids = &cfg.ids;
     let mut hcr = hcr(ids);
-    if cfg.poe == Mode::Virtual {
-        // Virtual POE: ID register reads trap, so ID_AA64MMFR3_EL1 can
-        // advertise S1POE (every other value stays the CPU's).
+    if cfg.poe == Mode::Virtual || cfg.opts.track {
+        // ID register reads trap (HCR_EL2.TID3), every value the CPU's
+        // except: virtual POE advertises ID_AA64MMFR3_EL1.S1POE, the
+        // page-table watch hides ID_AA64MMFR1_EL1.HAFDBS (sysreg.rs).
         hcr |= HCR_EL2::TID3::SET.value;
     }
     HCR_EL2.set(hcr);
