@@ -185,7 +185,7 @@ fn on_walker_write(regs: &mut GuestRegs) -> Option<Handled> {
     let ipa = ((hpfar >> 4) & 0x0fff_ffff_ffff) << 12;
     let mut w = WATCH.lock();
     w.tracker.is_page_protected(ipa).then_some(())?;
-    Some(w.gap(regs, regs.elr, 0, 0, ipa, GapReason::WalkerUpdate))
+    Some(w.gap(regs.elr, 0, 0, ipa, GapReason::WalkerUpdate))
 }
 
 /// Native POE: the hardware faulted a write to `far` for lack of overlay
@@ -205,19 +205,19 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     w.tracker.is_page_protected(page_of(ipa)).then_some(())?;
     let pc = regs.elr;
     let Some(insn) = at::read_insn(pc) else {
-        return Some(w.gap(regs, pc, 0, far, ipa, GapReason::Unreadable));
+        return Some(w.gap(pc, 0, far, ipa, GapReason::Unreadable));
     };
     let Ok(st) = store::decode(insn) else {
-        return Some(w.gap(regs, pc, insn, far, ipa, GapReason::Undecodable));
+        return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable));
     };
     let plan = store::plan(&st, &TrapRegs(regs));
     let Some((addr, len)) = plan_span(&plan) else {
-        return Some(w.gap(regs, pc, insn, far, ipa, GapReason::Undecodable));
+        return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable));
     };
     // The written range must contain FAR and stay within FAR's page (a store
     // crossing into another page would need a second translation).
     if far < addr || far >= addr + len as u64 || page_of(addr) != page_of(addr + len as u64 - 1) {
-        return Some(w.gap(regs, pc, insn, far, ipa, GapReason::AddressMismatch));
+        return Some(w.gap(pc, insn, far, ipa, GapReason::AddressMismatch));
     }
     let pa_start = ipa - (far - addr);
 
@@ -263,7 +263,7 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
             fill_after(pa, &mut old);
             write_bytes(pa, &new);
             if (pa..pa + CHUNK as u64).contains(&(ipa & !7)) {
-                (old_d, new_d) = (desc_at(&old, (ipa & !7 & (CHUNK as u64 - 1)) as usize, 0), 0);
+                (old_d, new_d) = (desc_at(&old, (ipa & !7 & (CHUNK as u64 - 1)) as usize), 0);
             }
             let effect = w.tracker.on_store(pa, &old, &new, &Ram, &mut apply);
             w.table_writes += effect.descriptors as u64;
@@ -280,7 +280,7 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     let mut old = [0u8; store::MAX_WRITE_BYTES];
     let mut new = [0u8; store::MAX_WRITE_BYTES];
     if len > store::MAX_WRITE_BYTES || !perform(regs, &plan, pa_start, &mut old[..len], &mut new[..len]) {
-        return Some(w.gap(regs, pc, insn, far, ipa, GapReason::Undecodable));
+        return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable));
     }
     let effect = w.tracker.on_store(pa_start, &old[..len], &new[..len], &Ram, &mut apply);
     w.table_writes += effect.descriptors as u64;
@@ -291,7 +291,7 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     if hazard {
         // The descriptor containing FAR, before and after.
         let at = ((far & !7) - addr.min(far & !7)) as usize;
-        let (o, n) = (desc_at(&old[..len], at, far & 7), desc_at(&new[..len], at, far & 7));
+        let (o, n) = (desc_at(&old[..len], at), desc_at(&new[..len], at));
         let h = HazardInfo { va: far, ipa, level, old: o, new: n, pc, verdict, unprivileged };
         record_hazard(&h, performed);
     }
@@ -318,15 +318,7 @@ pub fn emit_stats() {
 impl Watch {
     /// An instruction porwatch cannot emulate: report it, stop tracking the
     /// page so the guest makes progress (its store re-executes natively).
-    fn gap(
-        &mut self,
-        _regs: &mut GuestRegs,
-        pc: u64,
-        insn: u32,
-        va: u64,
-        ipa: u64,
-        reason: GapReason,
-    ) -> Handled {
+    fn gap(&mut self, pc: u64, insn: u32, va: u64, ipa: u64, reason: GapReason) -> Handled {
         self.gaps += 1;
         stage2::set_writable(page_of(ipa), true);
         trace_out::emit(Event::CoverageGap { pc, insn: insn as u64, va, ipa, reason: reason as u64 });
@@ -448,7 +440,7 @@ fn perform(regs: &mut GuestRegs, plan: &Plan, pa: u64, old: &mut [u8], new: &mut
 fn would_write(plan: &Plan, far: u64, old: u64) -> u64 {
     match *plan {
         Plan::Write { addr, len, data, .. } | Plan::Exclusive { addr, len, data, .. } => {
-            desc_at(&data[..len], ((far & !7) - addr.min(far & !7)) as usize, 0)
+            desc_at(&data[..len], ((far & !7) - addr.min(far & !7)) as usize)
         }
         Plan::ZeroBlock { .. } => 0,
         _ => old,
@@ -538,7 +530,7 @@ fn read_u64_at(pa: u64) -> u64 {
 }
 
 /// The 8-byte descriptor at byte offset `at` of `bytes` (zero-padded).
-fn desc_at(bytes: &[u8], at: usize, _sub: u64) -> u64 {
+fn desc_at(bytes: &[u8], at: usize) -> u64 {
     let mut w = [0u8; 8];
     for (i, b) in w.iter_mut().enumerate() {
         *b = bytes.get(at + i).copied().unwrap_or(0);
