@@ -6,6 +6,7 @@ use std::io::{self, Read, Write};
 
 use porwatch_trace::{decode_payload, DecodeError, Deframer, Event, Record};
 
+use crate::printer::{Printer, ViewOptions};
 use crate::records::OwnedRecord;
 pub use crate::stats::{DecodeStats, GuestExit};
 use crate::{json, text};
@@ -224,13 +225,15 @@ impl State {
 }
 
 /// Output options of [`decode_stream`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct DecodeOptions {
     /// JSON lines instead of text.
     pub json: bool,
     /// At the end, print the summary: as a final JSON line to `out` in JSON
     /// mode, as one line on stderr in text mode.
     pub summary: bool,
+    /// Symbols, hazard-only view (see [`crate::printer`]).
+    pub view: ViewOptions,
 }
 
 /// Reads `input` to its end, printing each record (and each problem) to
@@ -245,6 +248,7 @@ pub fn decode_stream<R: Read, W: Write>(
     mut tee: Option<&mut dyn Write>,
 ) -> io::Result<DecodeStats> {
     let mut dec = StreamDecoder::new();
+    let mut printer = Printer::new(opts.json, &opts.view);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = match input.read(&mut buf) {
@@ -258,16 +262,19 @@ pub fn decode_stream<R: Read, W: Write>(
             t.write_all(chunk)?;
             t.flush()?;
         }
-        dec.feed(chunk, &mut |item: &Item<'_>| write_item(out, opts.json, item))?;
+        dec.feed(chunk, &mut |item: &Item<'_>| printer.item(out, item))?;
         out.flush()?;
     }
-    let stats = dec.finish(&mut |item: &Item<'_>| write_item(out, opts.json, item))?;
+    let stats = dec.finish(&mut |item: &Item<'_>| printer.item(out, item))?;
     if opts.summary {
         if opts.json {
             json::write_summary(out, &stats)?;
         } else {
             eprintln!("{stats}");
         }
+    }
+    if opts.view.counts {
+        eprintln!("{}", printer.counts_line(&stats));
     }
     out.flush()?;
     Ok(stats)
@@ -471,7 +478,7 @@ mod tests {
         let mut stats = None;
         for json in [false, true] {
             let mut out = Vec::new();
-            let opts = DecodeOptions { json, summary: json };
+            let opts = DecodeOptions { json, summary: json, ..Default::default() };
             let s = decode_stream(bytes, &mut out, &opts, None).expect("in-memory IO");
             if json {
                 for line in String::from_utf8(out).expect("UTF-8 output").lines() {
@@ -564,7 +571,7 @@ mod tests {
         }
         let mut out = Flushes::default();
         let mut tee = Vec::new();
-        let opts = DecodeOptions { json: false, summary: false };
+        let opts = DecodeOptions { json: false, summary: false, ..Default::default() };
         let stats = decode_stream(Chunks(chunks), &mut out, &opts, Some(&mut tee)).unwrap();
         assert!(stats.is_clean());
         assert_eq!(tee, sample::trace());
@@ -578,7 +585,7 @@ mod tests {
     #[test]
     fn json_summary_is_last_line() {
         let mut out = Vec::new();
-        let opts = DecodeOptions { json: true, summary: true };
+        let opts = DecodeOptions { json: true, summary: true, ..Default::default() };
         decode_stream(&sample::trace()[..], &mut out, &opts, None).unwrap();
         let text = String::from_utf8(out).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();

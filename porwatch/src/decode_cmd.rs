@@ -3,11 +3,14 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::decode::{decode_stream, DecodeOptions};
+use crate::decode::{decode_stream, DecodeOptions, DecodeStats};
+use crate::printer::ViewOptions;
+use crate::symbols::Symbols;
 
 /// Exit status: clean trace.
 pub const EXIT_CLEAN: i32 = 0;
@@ -15,6 +18,75 @@ pub const EXIT_CLEAN: i32 = 0;
 pub const EXIT_ERROR: i32 = 2;
 /// Exit status: corrupt frames, truncated tail or unexplained sequence gaps.
 pub const EXIT_DIRTY: i32 = 3;
+/// Exit status with `--fail-on-hazard`: the trace has a `hazard` record (and
+/// would otherwise have exited 0).
+pub const EXIT_HAZARD: i32 = 4;
+
+/// Options shared by `porwatch decode` and `porwatch run`: symbols and views.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ViewArgs {
+    /// Symbolize guest code addresses (PCs, ELRs, entry, VBAR) with FILE: an
+    /// AArch64 ELF (its symbols; DWARF line info for -v) or a Linux System.map.
+    #[arg(long, value_name = "FILE")]
+    pub symbols: Option<PathBuf>,
+    /// KASLR offset (runtime minus link address, hex). Default: tap_arm's
+    /// vbar minus the `vectors` symbol when there is one, else 0.
+    #[arg(long, value_name = "HEX", value_parser = parse_hex)]
+    pub kaslr_offset: Option<u64>,
+    /// Print only hazard records, their cause-chain records (exc_entry,
+    /// por_write) and problems (corrupt frames, gaps), then the summary.
+    #[arg(long)]
+    pub hazards_only: bool,
+    /// Exit with status 4 when the trace has a hazard and the status would
+    /// otherwise be 0.
+    #[arg(long)]
+    pub fail_on_hazard: bool,
+    /// At the end, one more stderr line: hazards, page-table pages tracked
+    /// (from pt_stats) and exception entries.
+    #[arg(long)]
+    pub counts: bool,
+}
+
+fn parse_hex(s: &str) -> Result<u64, String> {
+    let h = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
+    u64::from_str_radix(h, 16).map_err(|e| format!("{s:?} is not a hex number: {e}"))
+}
+
+impl ViewArgs {
+    /// The printer's options. `--symbols` must load; `default_symbols` (the
+    /// guest ELF of `porwatch run`) is used when it is absent, and only
+    /// warned about if it does not load.
+    pub fn view(&self, default_symbols: Option<&Path>, verbose: bool) -> anyhow::Result<ViewOptions> {
+        let symbols = match (&self.symbols, default_symbols) {
+            (Some(p), _) => Some(Arc::new(Symbols::load(p)?)),
+            (None, Some(p)) => match Symbols::load(p) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(e) => {
+                    eprintln!("porwatch: no symbols: {e:#}");
+                    None
+                }
+            },
+            (None, None) => None,
+        };
+        Ok(ViewOptions {
+            symbols,
+            kaslr_offset: self.kaslr_offset,
+            verbose,
+            hazards_only: self.hazards_only,
+            counts: self.counts,
+        })
+    }
+
+    /// `status`, or [`EXIT_HAZARD`] when it is 0, `--fail-on-hazard` is on
+    /// and `stats` counted a hazard.
+    pub fn exit_status(&self, status: i32, stats: &DecodeStats) -> i32 {
+        if self.fail_on_hazard && status == 0 && stats.count("hazard") > 0 {
+            EXIT_HAZARD
+        } else {
+            status
+        }
+    }
+}
 
 /// Options of `porwatch decode`.
 #[derive(Debug, clap::Args)]
@@ -38,6 +110,13 @@ pub struct DecodeArgs {
     /// Do not print the summary at the end.
     #[arg(long)]
     pub no_summary: bool,
+
+    /// With symbols: add the source `file:line` (ELF with DWARF) to each.
+    #[arg(long, short)]
+    pub verbose: bool,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// Runs `porwatch decode`; returns the exit status (0 clean, 3 not clean).
@@ -56,11 +135,14 @@ pub fn main(args: DecodeArgs) -> anyhow::Result<i32> {
         Some(path) => Some(File::create(path).with_context(|| format!("creating {}", path.display()))?),
         None => None,
     };
-    let opts = DecodeOptions { json: args.json, summary: !args.no_summary };
+    let view = args.view.view(None, args.verbose)?;
+    let opts = DecodeOptions { json: args.json, summary: !args.no_summary, view };
     let mut out = BufWriter::new(io::stdout().lock());
     let tee = save.as_mut().map(|f| f as &mut dyn Write);
     match decode_stream(input, &mut out, &opts, tee) {
-        Ok(stats) => Ok(if stats.is_clean() { EXIT_CLEAN } else { EXIT_DIRTY }),
+        Ok(stats) => {
+            Ok(args.view.exit_status(if stats.is_clean() { EXIT_CLEAN } else { EXIT_DIRTY }, &stats))
+        }
         // The reader of our output went away (e.g. `| head`): not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(EXIT_CLEAN),
         Err(e) => Err(e).context("decoding"),

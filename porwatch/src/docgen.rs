@@ -82,7 +82,7 @@ pub fn example_stream() -> Vec<u8> {
 
 fn decode_to_string(json: bool) -> String {
     let mut out = Vec::new();
-    let opts = DecodeOptions { json, summary: json };
+    let opts = DecodeOptions { json, summary: json, ..Default::default() };
     match decode_stream(&example_stream()[..], &mut out, &opts, None) {
         Ok(stats) => {
             let mut s = String::from_utf8_lossy(&out).into_owned();

@@ -9,6 +9,7 @@ use porwatch_trace::{Event, FieldValue, Hint, Record};
 use crate::annotate::{annotate, enum_text, hex_bytes};
 use crate::decode::{Item, Timestamp};
 use crate::stats::DecodeStats;
+use crate::symbols::{is_code_field, Symbolizer};
 
 /// Version of the JSON schema, the `"v"` member of every line.
 pub const JSON_VERSION: u32 = 1;
@@ -108,6 +109,17 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
 
 /// `{"v":1,"seq":N,"ts":TICKS,"time":SECONDS|null,"event":KIND, fields...}`.
 pub fn write_record(out: &mut dyn Write, rec: &Record<'_>, time: Option<Timestamp>) -> io::Result<()> {
+    write_record_with(out, rec, time, None)
+}
+
+/// [`write_record`] with a `"FIELD_sym": "func+0xoff/0xsize"` member after
+/// each symbolized code-address field (see [`crate::symbols::is_code_field`]).
+pub fn write_record_with(
+    out: &mut dyn Write,
+    rec: &Record<'_>,
+    time: Option<Timestamp>,
+    sym: Option<&Symbolizer>,
+) -> io::Result<()> {
     let kind_name = rec.event.kind_name();
     let mut o = Obj::open(out)?;
     o.num("seq", rec.seq)?;
@@ -130,6 +142,13 @@ pub fn write_record(out: &mut dyn Write, rec: &Record<'_>, time: Option<Timestam
         if let Some(a) = annotate(kind_name, spec.name, value) {
             for (k, v) in &a.json {
                 o.str(k, v)?;
+            }
+        }
+        if let (Some(sym), FieldValue::U64(v)) = (sym, value) {
+            if is_code_field(kind_name, spec.name) {
+                if let Some(t) = sym.sym(v) {
+                    o.str(&format!("{}_sym", spec.name), &t)?;
+                }
             }
         }
     }

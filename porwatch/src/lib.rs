@@ -14,13 +14,16 @@ pub mod decode;
 pub mod decode_cmd;
 pub mod docgen;
 pub mod esr;
+pub mod hazard;
 pub mod json;
+pub mod printer;
 pub mod psci;
 pub mod qemu;
 pub mod records;
 pub mod run;
 pub mod sample;
 pub mod stats;
+pub mod symbols;
 pub mod text;
 
 pub use decode::{decode_all, decode_stream, DecodeOptions, Item, StreamDecoder, Timestamp};

@@ -8,6 +8,7 @@
 //! arrives.
 
 use crate::decode::{decode_stream, DecodeOptions, DecodeStats};
+use crate::decode_cmd::ViewArgs;
 use crate::qemu::{self, GuestImage, QemuConfig};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -61,6 +62,10 @@ pub struct RunArgs {
     /// Print the QEMU command line before running it.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Symbols (default: the guest ELF), KASLR offset, --hazards-only,
+    /// --fail-on-hazard; -v also adds file:line to symbols.
+    #[command(flatten)]
+    pub view: ViewArgs,
     /// Extra QEMU arguments (after --).
     #[arg(last = true, value_name = "QEMU-ARGS")]
     pub qemu_args: Vec<String>,
@@ -104,6 +109,7 @@ pub fn run(
 ) -> Result<RunOutcome> {
     let images = qemu::images_dir(args.images.as_deref())?;
     let guest = GuestImage::resolve(&images, &args.guest, args.load_addr)?;
+    let (guest_path, guest_is_elf) = (guest.path.clone(), guest.raw_addr.is_none());
     let tmp = tempdir()?;
     let sock_path = tmp.join("trace.sock");
     let listener = UnixListener::bind(&sock_path)
@@ -142,7 +148,9 @@ pub fn run(
     let console_thread = std::thread::spawn(move || pump_lines(qemu_stdout, console));
 
     // The summary closes the run: one stderr line (text) or a final JSON line.
-    let opts = DecodeOptions { json: args.json, summary: true };
+    let default_symbols = if guest_is_elf { Some(guest_path.as_path()) } else { None };
+    let view = args.view.view(default_symbols, args.verbose)?;
+    let opts = DecodeOptions { json: args.json, summary: true, view };
     let mut raw = match &args.trace_out {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
         None => None,
@@ -188,6 +196,7 @@ pub fn run(
             }
         }
     };
+    let code = args.view.exit_status(code, &stats);
     Ok(RunOutcome { qemu_status, timed_out, stats, status: code })
 }
 

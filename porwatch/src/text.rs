@@ -4,10 +4,11 @@
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
-use porwatch_trace::{Event, Record};
+use porwatch_trace::{Event, FieldValue, Record};
 
 use crate::annotate::{annotate, value_text};
 use crate::decode::{Item, Timestamp};
+use crate::symbols::{is_code_field, Symbolizer};
 
 /// Prints one item as a line of text.
 pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
@@ -35,6 +36,12 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
 /// The text line of a record (no newline). Before the first header (no
 /// counter frequency known) the time is shown as raw ticks: `[t=12345]`.
 pub fn record_line(rec: &Record<'_>, time: Option<Timestamp>) -> String {
+    record_line_with(rec, time, None)
+}
+
+/// [`record_line`] with code addresses symbolized: `pc=0x440018c4
+/// <pageattr_pte_entry+0x38/0xb0>` (see [`crate::symbols::is_code_field`]).
+pub fn record_line_with(rec: &Record<'_>, time: Option<Timestamp>, sym: Option<&Symbolizer>) -> String {
     let mut s = String::new();
     // Writing to a String cannot fail.
     let _ = match time {
@@ -51,6 +58,13 @@ pub fn record_line(rec: &Record<'_>, time: Option<Timestamp>) -> String {
         let _ = write!(s, " {}={}", spec.name, value_text(spec, value));
         if let Some(a) = annotate(kind_name, spec.name, value) {
             let _ = write!(s, " ({})", a.text);
+        }
+        if let (Some(sym), FieldValue::U64(v)) = (sym, value) {
+            if is_code_field(kind_name, spec.name) {
+                if let Some(t) = sym.text(v) {
+                    let _ = write!(s, " {t}");
+                }
+            }
         }
     }
     s.truncate(s.trim_end().len());

@@ -190,3 +190,58 @@ fn usage_and_io_errors_exit_2() {
     let o = run(&[]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn system_map_symbols_with_automatic_kaslr_offset() {
+    use porwatch_trace::{Event, Record};
+    let kaslr = 0x2_0000u64;
+    let recs = [
+        Record {
+            seq: 0,
+            ts: 0,
+            event: Event::TapArm { vbar: 0xffff_8000_8001_0000 + kaslr, page: 0x4000_0000 },
+        },
+        Record {
+            seq: 1,
+            ts: 1,
+            event: Event::Trap { esr: 0x5a00_0000, elr: 0xffff_8000_8001_0884 + kaslr, outcome: 0 },
+        },
+        Record { seq: 2, ts: 2, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1234, outcome: 0 } },
+    ];
+    let trace = trace_file("sysmap", &sample::encode(&recs).unwrap());
+    let map = trace_file(
+        "System.map",
+        b"ffff800080000000 T _text\nffff800080010000 T vectors\nffff800080010800 t el1h_64_irq\n\
+          ffff800080011000 T _etext\n",
+    );
+    let o = run(&["decode", "--json", "--symbols", map.to_str().unwrap(), trace.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["vbar_sym"], "vectors+0x0/0x800");
+    assert_eq!(lines[1]["elr_sym"], "el1h_64_irq+0x84/0x800");
+    assert!(lines[2].get("elr_sym").is_none());
+    assert!(stderr(&o).contains("KASLR offset 0x20000 (tap_arm vbar"), "{}", stderr(&o));
+
+    // A given offset wins; text mode shows <sym> after the value.
+    let o =
+        run(&["decode", "--kaslr-offset", "0", "--symbols", map.to_str().unwrap(), trace.to_str().unwrap()]);
+    assert!(stderr(&o).contains("KASLR offset 0x0 (--kaslr-offset)"), "{}", stderr(&o));
+    assert!(!stdout(&o).contains('<'), "{}", stdout(&o));
+    let o = run(&[
+        "decode",
+        "--kaslr-offset",
+        "0x20000",
+        "--symbols",
+        map.to_str().unwrap(),
+        trace.to_str().unwrap(),
+    ]);
+    assert!(stdout(&o).contains("elr=0xffff800080030884 <el1h_64_irq+0x84/0x800>"), "{}", stdout(&o));
+
+    // Without hazards --fail-on-hazard changes nothing; bad symbol files exit 2.
+    let o = run(&["decode", "--fail-on-hazard", trace.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    let o = run(&["decode", "--symbols", trace.to_str().unwrap(), trace.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(&["decode", "--kaslr-offset", "xyz", trace.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -72,6 +72,7 @@ pub fn args(guest: &str) -> RunArgs {
         hyp_opts: vec![],
         icount: false,
         verbose: false,
+        view: Default::default(),
         qemu_args: vec![],
     }
 }

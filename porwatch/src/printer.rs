@@ -1,0 +1,371 @@
+//! The stateful printer behind [`crate::decode_stream`]: symbolization (with
+//! the KASLR offset), the hazard report, `--hazards-only`. It remembers the
+//! last [`HISTORY`] `exc_entry` and `por_write` records by seq so that a
+//! `hazard` record's cause chain (`entry_seq`, `por_seq`) can be shown.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use porwatch_trace::{decode_payload, encode_payload, Event, Record, MAX_PAYLOAD};
+
+use crate::decode::{Item, Timestamp};
+use crate::hazard::{self, Entry};
+use crate::stats::DecodeStats;
+use crate::symbols::{Symbolizer, Symbols};
+use crate::{json, text};
+
+/// How many `exc_entry` and how many `por_write` records are remembered.
+pub const HISTORY: usize = 4096;
+
+/// What to show besides the plain record lines.
+#[derive(Clone, Debug, Default)]
+pub struct ViewOptions {
+    /// Symbolize guest code addresses with these symbols.
+    pub symbols: Option<Arc<Symbols>>,
+    /// KASLR offset (runtime - link address) given by the user; `None`:
+    /// automatic (`tap_arm.vbar` - `vectors` when the symbols have
+    /// `vectors`, else 0).
+    pub kaslr_offset: Option<u64>,
+    /// Add `file:line` to symbols in text mode.
+    pub verbose: bool,
+    /// Print only hazard records and their cause-chain records (and problems).
+    pub hazards_only: bool,
+    /// After the summary, print [`Printer::counts_line`] on stderr.
+    pub counts: bool,
+}
+
+/// A remembered record: its payload (re-decoded on demand) and context.
+struct Stored {
+    payload: Vec<u8>,
+    time: Option<Timestamp>,
+    /// VBAR_EL1 (latest `tap_arm`) when the record was seen.
+    vbar: Option<u64>,
+}
+
+/// Prints items as text or JSON lines, keeping the state the views need.
+pub struct Printer {
+    json: bool,
+    hazards_only: bool,
+    sym: Option<Symbolizer>,
+    /// Link address of `vectors`, when the offset is automatic.
+    auto_vectors: Option<u64>,
+    vbar: Option<u64>,
+    entries: BTreeMap<u64, Stored>,
+    pors: BTreeMap<u64, Stored>,
+    /// Highest seq printed (with --hazards-only, cause records print once).
+    last_printed: Option<u64>,
+    /// `tables` and `max_tables` of the latest `pt_stats` record.
+    pt_tables: Option<(u64, u64)>,
+}
+
+impl Printer {
+    /// A printer; with symbols, says on stderr which ones and which KASLR
+    /// offset is in force.
+    pub fn new(json: bool, view: &ViewOptions) -> Self {
+        let sym = view.symbols.as_ref().map(|s| Symbolizer {
+            symbols: s.clone(),
+            offset: view.kaslr_offset.unwrap_or(0),
+            verbose: view.verbose,
+        });
+        let auto_vectors = match (&view.symbols, view.kaslr_offset) {
+            (Some(s), None) => s.address_of("vectors"),
+            _ => None,
+        };
+        if let Some(s) = &view.symbols {
+            let how = match (view.kaslr_offset, auto_vectors) {
+                (Some(o), _) => format!("KASLR offset {o:#x} (--kaslr-offset)"),
+                (None, Some(_)) => "KASLR offset 0x0 until a tap_arm record gives vbar - vectors".to_string(),
+                (None, None) => "KASLR offset 0x0 (no `vectors` symbol)".to_string(),
+            };
+            eprintln!("porwatch: symbols from {}; {how}", s.description);
+        }
+        Printer {
+            json,
+            hazards_only: view.hazards_only,
+            sym,
+            auto_vectors,
+            vbar: None,
+            entries: BTreeMap::new(),
+            pors: BTreeMap::new(),
+            last_printed: None,
+            pt_tables: None,
+        }
+    }
+
+    /// `porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12`
+    /// (`tables tracked unknown (no pt_stats)` without a `pt_stats` record).
+    pub fn counts_line(&self, stats: &DecodeStats) -> String {
+        let tables = match self.pt_tables {
+            Some((now, max)) => format!("{now} (max {max})"),
+            None => "unknown (no pt_stats)".to_string(),
+        };
+        format!(
+            "porwatch: hazards {}; tables tracked {tables}; exception entries {}",
+            stats.count("hazard"),
+            stats.count("exc_entry")
+        )
+    }
+
+    /// The symbolizer in force (offset included).
+    pub fn symbolizer(&self) -> Option<&Symbolizer> {
+        self.sym.as_ref()
+    }
+
+    /// Prints one item (a hazard record with its report and, with
+    /// --hazards-only, its cause records first).
+    pub fn item(&mut self, out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
+        match *item {
+            Item::Record { record, time } => self.record(out, record, time),
+            _ if self.json => json::write_item(out, item),
+            _ => text::write_item(out, item),
+        }
+    }
+
+    fn record(&mut self, out: &mut dyn Write, rec: &Record<'_>, time: Option<Timestamp>) -> io::Result<()> {
+        match rec.event {
+            Event::Header { .. } if rec.seq == 0 => {
+                // The hypervisor restarted: seqs start again.
+                self.entries.clear();
+                self.pors.clear();
+                self.last_printed = None;
+                self.vbar = None;
+            }
+            Event::TapArm { vbar, .. } => {
+                self.vbar = Some(vbar);
+                if let (Some(vectors), Some(sym)) = (self.auto_vectors, self.sym.as_mut()) {
+                    let offset = vbar.wrapping_sub(vectors);
+                    if offset != sym.offset {
+                        sym.offset = offset;
+                        eprintln!(
+                            "porwatch: KASLR offset {offset:#x} (tap_arm vbar {vbar:#x} - vectors {vectors:#x})"
+                        );
+                    }
+                }
+            }
+            Event::PtStats { tables, max_tables, .. } => self.pt_tables = Some((tables, max_tables)),
+            Event::ExcEntry { .. } => remember(&mut self.entries, rec, time, self.vbar),
+            Event::PorWrite { .. } => remember(&mut self.pors, rec, time, self.vbar),
+            _ => {}
+        }
+        if let Event::Hazard { entry_seq, por_seq, .. } = rec.event {
+            let entry = self.entries.get(&entry_seq).map(|s| (s.payload.clone(), s.time, s.vbar));
+            let por = self.pors.get(&por_seq).map(|s| (s.payload.clone(), s.time));
+            let entry_rec = entry.as_ref().and_then(|(p, t, v)| decode_payload(p).ok().map(|r| (r, *t, *v)));
+            let por_rec = por.as_ref().and_then(|(p, t)| decode_payload(p).ok().map(|r| (r, *t)));
+            if self.hazards_only {
+                let mut causes: Vec<(&Record<'_>, Option<Timestamp>)> = Vec::new();
+                if let Some((r, t, _)) = &entry_rec {
+                    causes.push((r, *t));
+                }
+                if let Some((r, t)) = &por_rec {
+                    causes.push((r, *t));
+                }
+                causes.sort_by_key(|(r, _)| r.seq);
+                for (r, t) in causes {
+                    if self.last_printed.is_none_or(|last| r.seq > last) {
+                        self.print(out, r, t)?;
+                    }
+                }
+            }
+            if !self.json {
+                let e = entry_rec.as_ref().map(|(r, _, v)| Entry { record: r, vbar: *v });
+                let p = por_rec.as_ref().map(|(r, _)| r);
+                out.write_all(hazard::report(rec, e, p, self.sym.as_ref()).as_bytes())?;
+            }
+            return self.print(out, rec, time);
+        }
+        if self.hazards_only {
+            return Ok(());
+        }
+        self.print(out, rec, time)
+    }
+
+    fn print(&mut self, out: &mut dyn Write, rec: &Record<'_>, time: Option<Timestamp>) -> io::Result<()> {
+        self.last_printed = Some(rec.seq);
+        if self.json {
+            json::write_record_with(out, rec, time, self.sym.as_ref())
+        } else {
+            writeln!(out, "{}", text::record_line_with(rec, time, self.sym.as_ref()))
+        }
+    }
+}
+
+fn remember(map: &mut BTreeMap<u64, Stored>, rec: &Record<'_>, time: Option<Timestamp>, vbar: Option<u64>) {
+    let mut buf = [0u8; MAX_PAYLOAD];
+    let Some(n) = encode_payload(rec, &mut buf) else { return };
+    map.insert(rec.seq, Stored { payload: buf.get(..n).unwrap_or(&[]).to_vec(), time, vbar });
+    while map.len() > HISTORY {
+        map.pop_first();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample;
+
+    fn entry(seq: u64) -> Record<'static> {
+        Record {
+            seq,
+            ts: seq,
+            event: Event::ExcEntry { vector: 5, esr: 0, elr: 0x1010, spsr: 0, far: 0, por: 0x57, depth: 0 },
+        }
+    }
+
+    fn hazard(seq: u64, entry_seq: u64, por_seq: u64) -> Record<'static> {
+        Record {
+            seq,
+            ts: seq,
+            event: Event::Hazard {
+                va: 0x1000,
+                ipa: 0x1000,
+                level: 3,
+                half: 1,
+                old: 1 << 60,
+                new: 0,
+                pc: 0x1020,
+                por: 0x17,
+                poindex: 1,
+                perm: 1,
+                unprivileged: 0,
+                entry_seq,
+                por_seq,
+                action: 0,
+            },
+        }
+    }
+
+    fn por(seq: u64, entry_seq: u64) -> Record<'static> {
+        Record {
+            seq,
+            ts: seq,
+            event: Event::PorWrite { pc: 0x2000, reg: 0, old: 0x57, new: 0x17, at_entry: 1, entry_seq },
+        }
+    }
+
+    fn trap(seq: u64) -> Record<'static> {
+        Record { seq, ts: seq, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1004, outcome: 0 } }
+    }
+
+    fn print(json: bool, view: &ViewOptions, recs: &[Record<'_>]) -> String {
+        let mut p = Printer::new(json, view);
+        let mut out = Vec::new();
+        for r in recs {
+            p.item(&mut out, &Item::Record { record: r, time: None }).unwrap();
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn syms() -> Arc<Symbols> {
+        Arc::new(Symbols::from_entries(vec![
+            (0x1000, Some(0x40), "pageattr_pte_entry".into()),
+            (0x2000, None, "kentry_entry".into()),
+            (0x2100, None, "vectors".into()),
+            (0x2200, None, "end".into()),
+        ]))
+    }
+
+    #[test]
+    fn text_report_precedes_hazard_line_and_cause_is_found() {
+        let recs = [entry(1), por(2, 1), trap(3), hazard(4, 1, 2)];
+        let out = print(false, &ViewOptions::default(), &recs);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3 + 7 + 1, "{out}");
+        assert!(lines[3].starts_with("porwatch: HAZARD:"), "{out}");
+        assert!(lines[7].contains("#1 exc_entry irq_el1h ESR=0x0"), "{out}");
+        assert!(lines[9].contains("exception-entry code of IRQ #1"), "{out}");
+        assert!(lines[10].contains("#4 hazard"), "{out}");
+    }
+
+    #[test]
+    fn hazards_only_prints_causes_once() {
+        let view = ViewOptions { hazards_only: true, ..Default::default() };
+        let recs = [entry(1), trap(2), por(3, 1), trap(4), hazard(5, 1, 3), trap(6), hazard(7, 1, 3)];
+        let out = print(true, &view, &recs);
+        let seqs: Vec<u64> = out
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs, [1, 3, 5, 7]);
+        // A cause that fell out of the history is named as missing.
+        let out = print(false, &view, &[hazard(9, 1, 3)]);
+        assert!(out.contains("#1 exc_entry (not in this trace)"), "{out}");
+        assert_eq!(out.lines().count(), 8);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut p = Printer::new(false, &ViewOptions::default());
+        let mut out = Vec::new();
+        for seq in 0..(HISTORY as u64 + 10) {
+            p.item(&mut out, &Item::Record { record: &entry(seq), time: None }).unwrap();
+        }
+        assert_eq!(p.entries.len(), HISTORY);
+        assert_eq!(p.entries.keys().next(), Some(&10));
+    }
+
+    #[test]
+    fn symbols_and_kaslr_offset() {
+        let view = ViewOptions { symbols: Some(syms()), ..Default::default() };
+        let tap = Record { seq: 0, ts: 0, event: Event::TapArm { vbar: 0x10_2100, page: 0 } };
+        let mut h = hazard(1, 0, 0);
+        if let Event::Hazard { ref mut pc, .. } = h.event {
+            *pc = 0x10_1020;
+        }
+        let out = print(false, &view, &[tap, h]);
+        assert!(out.contains("vbar=0x102100 <vectors+0x0/0x100>"), "{out}");
+        assert!(out.contains("pc=0x101020 <pageattr_pte_entry+0x20/0x40>"), "{out}");
+        assert!(out.contains("no exception entry before this write"), "{out}");
+        let out = print(true, &view, &[tap, h]);
+        let v: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(v[0]["vbar_sym"], "vectors+0x0/0x100");
+        assert_eq!(v[1]["pc_sym"], "pageattr_pte_entry+0x20/0x40");
+        assert!(v[1].get("va_sym").is_none());
+        assert_eq!(v.len(), 2, "no report in JSON mode");
+        // A user-given offset is kept even with a tap_arm record.
+        let view = ViewOptions { symbols: Some(syms()), kaslr_offset: Some(0), ..Default::default() };
+        let out = print(false, &view, &[tap, h]);
+        assert!(out.contains("vbar=0x102100 "), "{out}");
+        assert!(!out.contains('<'), "{out}");
+    }
+
+    #[test]
+    fn counts_line() {
+        let mut p = Printer::new(false, &ViewOptions::default());
+        let mut stats = DecodeStats::default();
+        assert_eq!(
+            p.counts_line(&stats),
+            "porwatch: hazards 0; tables tracked unknown (no pt_stats); exception entries 0"
+        );
+        let pt = Record {
+            seq: 0,
+            ts: 0,
+            event: Event::PtStats {
+                tables: 5,
+                max_tables: 7,
+                table_writes: 0,
+                stores: 0,
+                hazards: 1,
+                coverage_gaps: 0,
+                roots_dropped: 0,
+                overflows: 0,
+            },
+        };
+        p.item(&mut Vec::new(), &Item::Record { record: &pt, time: None }).unwrap();
+        stats.per_kind.insert("hazard", 1);
+        stats.per_kind.insert("exc_entry", 12);
+        assert_eq!(
+            p.counts_line(&stats),
+            "porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12"
+        );
+    }
+
+    #[test]
+    fn plain_output_unchanged_without_options() {
+        let recs = sample::records();
+        let out = print(false, &ViewOptions::default(), &recs);
+        let expected: String = recs.iter().map(|r| format!("{}\n", text::record_line(r, None))).collect();
+        assert_eq!(out, expected);
+    }
+}

@@ -1,0 +1,78 @@
+//! Symbolization and the hazard report on a real trace: `porwatch run
+//! --guest seed --trace-out FILE`, then `porwatch decode --symbols` on it.
+//! The images come from scripts/build; missing images fail the test.
+
+mod common;
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_porwatch");
+
+fn porwatch(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().expect("porwatch runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn seed_hazard_report_names_the_functions() {
+    let images = common::images();
+    let elf = images.join("guests/seed.elf");
+    assert!(elf.is_file(), "{} missing: run scripts/build", elf.display());
+    let dir = common::tempdir();
+    let trace = dir.join("seed.pwt");
+    let (images_s, trace_s, elf_s) =
+        (images.to_str().unwrap(), trace.to_str().unwrap(), elf.to_str().unwrap());
+
+    // Live run: the guest ELF is the default symbol source.
+    let run = porwatch(&["run", "--images", images_s, "--guest", "seed", "--trace-out", trace_s]);
+    let out = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{}", text(&run.stderr));
+    assert!(out.contains("porwatch: HAZARD:"), "{out}");
+    assert!(out.contains("<pageattr_pte_entry+"), "{out}");
+    assert!(text(&run.stderr).contains("symbols from"), "{}", text(&run.stderr));
+
+    // Offline decode with explicit symbols.
+    let o = porwatch(&["decode", "--symbols", elf_s, trace_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    let start =
+        out.find("porwatch: HAZARD: page-table write under an insufficient permission overlay").expect(&out);
+    let block: Vec<&str> = out[start..].lines().take(8).collect();
+    assert!(block[1].contains("pc=0x") && block[1].contains("<pageattr_pte_entry+0x"), "{block:#?}");
+    assert!(block[2].contains("(changed: POIndex 1->0)"), "{block:#?}");
+    assert!(block[3].contains("pkey 1 perm r-- under POR_EL1=0x17"), "{block:#?}");
+    assert!(block[4].contains("exc_entry irq_el1h (vector 0x44004280 <el1h_64_irq+0x0/"), "{block:#?}");
+    assert!(
+        block[5].contains("por_write 0x57 -> 0x17 at pc=") && block[5].contains("(at_entry=1)"),
+        "{block:#?}"
+    );
+    assert!(block[6].contains("set by exception-entry code of IRQ #"), "{block:#?}");
+    assert!(block[7].contains(" hazard ") && block[7].contains("<pageattr_pte_entry+0x"), "{block:#?}");
+    assert!(text(&o.stderr).contains("KASLR offset 0x0"), "{}", text(&o.stderr));
+
+    // -v adds file:line from DWARF.
+    let o = porwatch(&["decode", "-v", "--symbols", elf_s, trace_s]);
+    assert!(text(&o.stdout).contains(".rs:"), "{}", text(&o.stdout));
+
+    // JSON: pc_sym members, no report; --hazards-only keeps the chain.
+    let o = porwatch(&["decode", "--json", "--hazards-only", "--symbols", elf_s, trace_s]);
+    assert_eq!(o.status.code(), Some(0));
+    let lines: Vec<serde_json::Value> =
+        text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    let kinds: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["exc_entry", "por_write", "hazard", "summary"], "{}", text(&o.stdout));
+    assert!(lines[2]["pc_sym"].as_str().unwrap().starts_with("pageattr_pte_entry+0x"));
+    assert!(lines[1]["pc_sym"].as_str().unwrap().starts_with("kentry_entry_por_msr+0x0/"));
+
+    // --fail-on-hazard: exit 4; --counts: one more stderr line.
+    let o = porwatch(&["decode", "--fail-on-hazard", "--counts", trace_s]);
+    assert_eq!(o.status.code(), Some(4));
+    let err = text(&o.stderr);
+    let counts = err.lines().last().unwrap();
+    assert!(counts.starts_with("porwatch: hazards 1; tables tracked "), "{err}");
+    assert!(counts.ends_with("; exception entries 1"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
