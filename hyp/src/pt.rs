@@ -224,7 +224,7 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     // The overlay rule, on the state before the write (as the hardware checks).
     let unprivileged = matches!(st.kind, store::Kind::Unprivileged);
     let verdict = overlay_verdict(&w.regime, far, unprivileged);
-    let hazard = origin == Origin::HardwareOverlay || matches!(verdict, Some((v, _)) if !v.grants_write);
+    let hazard = origin == Origin::HardwareOverlay || matches!(verdict, Some((v, _, _)) if !v.grants_write);
     // Only hazard records need the written table's level and root.
     let level = if hazard { w.table_level(ipa) } else { (0, Half::Ttbr1) };
     let performed =
@@ -243,7 +243,7 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     if hazard && config().opts.policy == Policy::Fault {
         let old = read_u64_at(ipa & !7);
         let new = would_write(&plan, far, old);
-        let leaf_level = w.leaf_level(far);
+        let leaf_level = verdict.map_or(3, |v| v.2);
         w.hazards += 1;
         drop(w);
         let h = HazardInfo { va: far, ipa, level, old, new, pc, verdict, unprivileged };
@@ -330,15 +330,11 @@ impl Watch {
             .is_tracked(ipa)
             .map_or((3, Half::Ttbr1), |t| (t.level, if t.roots.kernel() { Half::Ttbr1 } else { Half::Ttbr0 }))
     }
-
-    fn leaf_level(&self, va: u64) -> i8 {
-        s1::walk_regime(&Ram, va, &self.regime, TTBR0_EL1.get(), TTBR1_EL1.get()).map_or(3, |l| l.level)
-    }
 }
 
 /// What the overlay says about a write to `va` now (None: POE not provided,
 /// or the VA is not mapped by a readable stage-1 walk).
-fn overlay_verdict(regime: &Regime, va: u64, unprivileged: bool) -> Option<(s1::OverlayVerdict, u64)> {
+fn overlay_verdict(regime: &Regime, va: u64, unprivileged: bool) -> Option<(s1::OverlayVerdict, u64, i8)> {
     let (por_el1, por_el0, tcr2) = match config().poe {
         Mode::Virtual => tap::with_vpoe(|p| (p.por_el1, p.por_el0, p.tcr2_el1)),
         Mode::Native => native_overlay_regs(),
@@ -355,7 +351,7 @@ fn overlay_verdict(regime: &Regime, va: u64, unprivileged: bool) -> Option<(s1::
     };
     let privilege = if unprivileged { Privilege::Unprivileged } else { Privilege::Privileged };
     let por = if unprivileged { por_el0 } else { por_el1 };
-    Some((s1::verdict(&regs, leaf.desc, privilege), por))
+    Some((s1::verdict(&regs, leaf.desc, privilege), por, leaf.level))
 }
 
 /// POR_EL1, POR_EL0 and TCR2_EL1 as the CPU has them (native POE).
@@ -545,13 +541,13 @@ struct HazardInfo {
     old: u64,
     new: u64,
     pc: u64,
-    verdict: Option<(s1::OverlayVerdict, u64)>,
+    verdict: Option<(s1::OverlayVerdict, u64, i8)>,
     unprivileged: bool,
 }
 
 fn record_hazard(h: &HazardInfo, action: HazardAction) {
     let (entry_seq, por_seq) = tap::cause_chain();
-    let Some((v, por)) = h.verdict else { return };
+    let Some((v, por, leaf_level)) = h.verdict else { return };
     trace_out::emit_reliable(Event::Hazard {
         va: h.va,
         ipa: h.ipa,
@@ -567,5 +563,6 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
         entry_seq,
         por_seq,
         action: action as u64,
+        leaf_level: leaf_level as i64,
     });
 }

@@ -160,11 +160,12 @@ pub fn report(
     let changed = changed_fields(old, new);
     let changed = if changed.is_empty() { "nothing".to_string() } else { changed.join(", ") };
     let _ = writeln!(s, "          old={old:#x} -> new={new:#x}  (changed: {changed})");
-    let fault = overlay_fault_esr(3);
+    let level = i(h, "leaf_level").clamp(0, 3) as u64;
+    let fault = overlay_fault_esr(level);
     let _ = writeln!(
         s,
         "  overlay: pkey {poindex} perm {} under {reg}={por_val:#x} (hardware would fault: ESR {fault:#018x}: \
-         data abort, level 3 permission fault, Overlay=1, if va is mapped by a level-3 page)",
+         data abort, level {level} permission fault, Overlay=1)",
         perm_rwx(perm)
     );
     // Cause chain.
@@ -310,6 +311,7 @@ mod tests {
                 entry_seq: 91,
                 por_seq: 92,
                 action: 0,
+                leaf_level: 3,
             },
         };
         (entry, por, hazard)

@@ -232,6 +232,7 @@ mod tests {
                 entry_seq,
                 por_seq,
                 action: 0,
+                leaf_level: 3,
             },
         }
     }

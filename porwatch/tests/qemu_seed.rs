@@ -81,6 +81,9 @@ fn check_hazard(o: &Outcome, action: &str) -> Expect {
     assert_eq!(h.get_u64("poindex"), Some(e.pkey));
     assert_eq!(h.get_u64("perm"), Some(1), "pkey 1 is read-only under 0x17");
     assert_eq!(h.get_enum("action"), Some(action));
+    // The seed's linear map uses pages: the fault the hardware would raise
+    // is a level-3 permission fault.
+    assert_eq!(h.get_i64("leaf_level"), Some(3));
     if action == "performed" {
         assert_eq!(h.get_u64("new"), Some(e.new));
     }

@@ -389,6 +389,9 @@ define_events! {
         por_seq: u64 = Dec,
         /// performed, fault_injected, hardware_fault.
         action: u64 = Enum(HAZARD_ACTION_NAMES),
+        /// Level of the stage-1 leaf that maps `va` (the level a hardware
+        /// overlay fault reports in its DFSC).
+        leaf_level: i64 = Dec,
     }
 
     /// A store to a tracked table porwatch could not emulate. The page stops

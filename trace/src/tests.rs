@@ -58,6 +58,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             entry_seq: v,
             por_seq: v,
             action: v,
+            leaf_level: i,
         },
         Event::CoverageGap { pc: v, insn: v, va: v, ipa: v, reason: v },
         Event::PtStats {
