@@ -57,18 +57,34 @@ struct Tap {
     vpoe: VirtPoe,
 }
 
-static TAP: Mutex<Tap> = Mutex::new(Tap {
-    vbar: 0,
-    page_ipa: None,
-    stepping: false,
-    step_page: 0,
-    prev_pc: 0,
-    guest_mdscr: 0,
-    window: EntryWindow::new(),
-    last_por_seq: 0,
-    shadow: ShadowStack::new(),
-    vpoe: VirtPoe::new(),
-});
+/// vCPUs porwatch keeps tap state for. porwatch runs one vCPU today; the
+/// state is per vCPU (indexed by MPIDR_EL1.Aff0, vCPU = pCPU) so SMP needs no
+/// change here.
+const MAX_VCPUS: usize = 8;
+
+static TAPS: [Mutex<Tap>; MAX_VCPUS] = [const {
+    Mutex::new(Tap {
+        vbar: 0,
+        page_ipa: None,
+        stepping: false,
+        step_page: 0,
+        prev_pc: 0,
+        guest_mdscr: 0,
+        window: EntryWindow::new(),
+        last_por_seq: 0,
+        shadow: ShadowStack::new(),
+        vpoe: VirtPoe::new(),
+    })
+}; MAX_VCPUS];
+
+/// MPIDR_EL1.Aff0: the CPU number within its cluster.
+const MPIDR_AFF0: u64 = 0xff;
+
+/// This vCPU's tap state.
+#[inline]
+fn tap() -> &'static Mutex<Tap> {
+    &TAPS[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS]
+}
 
 fn poe_mode() -> Mode {
     config().poe
@@ -77,7 +93,7 @@ fn poe_mode() -> Mode {
 /// The guest wrote VBAR_EL1 (trapped by HFGWTR_EL2.VBAR_EL1).
 pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
     VBAR_EL1.set(value);
-    let mut t = TAP.lock();
+    let mut t = tap().lock();
     if t.stepping {
         t.stop_stepping(regs);
     }
@@ -98,7 +114,7 @@ pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
 
 /// An instruction abort from the guest: ours if it hit the vector page.
 pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
-    let mut t = TAP.lock();
+    let mut t = tap().lock();
     let ipa = t.page_ipa?;
     if page_of(far) != page_of(t.vbar) && at::va_to_ipa(far).map(page_of) != Some(ipa) {
         return None;
@@ -128,7 +144,7 @@ pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
 
 /// A software-step exception (only porwatch steps the guest).
 pub fn on_step(regs: &mut GuestRegs) -> Handled {
-    let mut t = TAP.lock();
+    let mut t = tap().lock();
     if !t.stepping {
         // A stale step (e.g. the guest set PSTATE.SS itself): drop it.
         regs.spsr &= !SPSR_SS;
@@ -161,7 +177,7 @@ pub fn on_step(regs: &mut GuestRegs) -> Handled {
 pub fn on_eret(regs: &mut GuestRegs) -> Handled {
     let elr = ELR_EL1.get();
     let spsr = SPSR_EL1.get() & !SPSR_SS;
-    let mut t = TAP.lock();
+    let mut t = tap().lock();
     t.shadow.pop();
     t.window.on_return();
     let por = t.por_el1();
@@ -182,7 +198,7 @@ pub fn on_eret(regs: &mut GuestRegs) -> Handled {
 /// the page must be stepped on from; an exception porwatch injected while
 /// stepping is an entry the CPU will not fault on).
 pub fn after_trap(regs: &mut GuestRegs, injected: bool) {
-    let mut t = TAP.lock();
+    let mut t = tap().lock();
     if !t.stepping {
         return;
     }
@@ -197,7 +213,7 @@ pub fn after_trap(regs: &mut GuestRegs, injected: bool) {
 
 /// The guest's MDSCR_EL1, for accesses trapped while porwatch steps it.
 pub fn guest_mdscr(write: Option<u64>) -> u64 {
-    let mut t = TAP.lock();
+    let mut t = tap().lock();
     if let Some(v) = write {
         t.guest_mdscr = v;
     }
@@ -206,19 +222,19 @@ pub fn guest_mdscr(write: Option<u64>) -> u64 {
 
 /// Virtual TCR2_EL1/CPACR_EL1.E0POE state for sysreg traps.
 pub fn with_vpoe<R>(f: impl FnOnce(&mut VirtPoe) -> R) -> R {
-    f(&mut TAP.lock().vpoe)
+    f(&mut tap().lock().vpoe)
 }
 
 /// The cause chain of a hazard now: the seq of the most recent exception
 /// entry and of the most recent POR_EL1/POR_EL0 change (0: none yet).
 pub fn cause_chain() -> (u64, u64) {
-    let t = TAP.lock();
+    let t = tap().lock();
     (t.window.last_entry(), t.last_por_seq)
 }
 
 /// Records a POR_EL1/POR_EL0 change made at `pc` (virtual or native).
 pub fn record_por_change(reg: VReg, pc: u64, old: u64, new: u64) {
-    let mut t = TAP.lock();
+    let mut t = tap().lock();
     t.por_change(reg, pc, old, new);
 }
 
