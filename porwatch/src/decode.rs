@@ -276,6 +276,7 @@ pub fn decode_stream<R: Read, W: Write>(
     if opts.view.counts {
         eprintln!("{}", printer.counts_line(&stats));
     }
+    printer.finish(&opts.view)?;
     out.flush()?;
     Ok(stats)
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::decode::{decode_stream, DecodeOptions, DecodeStats};
+use crate::filter::Filter;
 use crate::printer::ViewOptions;
 use crate::symbols::Symbols;
 
@@ -45,6 +46,23 @@ pub struct ViewArgs {
     /// (from pt_stats) and exception entries.
     #[arg(long)]
     pub counts: bool,
+    /// Also write the trace as a Chrome Trace Event Format JSON file for
+    /// ui.perfetto.dev / chrome://tracing (exception slices, POR counter,
+    /// hazard/POR/coverage-gap and trap instants).
+    #[arg(long, value_name = "FILE")]
+    pub perfetto: Option<PathBuf>,
+    /// Show only records of these kinds (comma-separated, e.g. hazard,por_write).
+    #[arg(long = "kind", value_name = "KIND[,KIND...]", value_delimiter = ',', value_parser = crate::filter::parse_kind)]
+    pub kinds: Option<Vec<String>>,
+    /// Show only records with a va/ipa/pc/elr/far field in LO-HI (hex, inclusive).
+    #[arg(long, value_name = "LO-HI", value_parser = crate::filter::parse_range)]
+    pub addr: Option<(u64, u64)>,
+    /// Show only hazard records whose poindex (pkey) is N.
+    #[arg(long, value_name = "N")]
+    pub pkey: Option<u64>,
+    /// Show only records whose symbolized PC/ELR is in function NAME (needs symbols).
+    #[arg(long, value_name = "NAME")]
+    pub symbol: Option<String>,
 }
 
 fn parse_hex(s: &str) -> Result<u64, String> {
@@ -68,12 +86,22 @@ impl ViewArgs {
             },
             (None, None) => None,
         };
+        if let (Some(name), None) = (&self.symbol, &symbols) {
+            anyhow::bail!("--symbol {name} needs symbols (--symbols FILE)");
+        }
         Ok(ViewOptions {
             symbols,
             kaslr_offset: self.kaslr_offset,
             verbose,
             hazards_only: self.hazards_only,
             counts: self.counts,
+            filter: Filter {
+                kinds: self.kinds.clone(),
+                addr: self.addr,
+                pkey: self.pkey,
+                symbol: self.symbol.clone(),
+            },
+            perfetto: self.perfetto.clone(),
         })
     }
 

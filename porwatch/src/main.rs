@@ -18,6 +18,9 @@ enum Command {
     Run(run::RunArgs),
     /// Decode a trace from a file, stdin or TCP (exit 3 if not clean).
     Decode(decode_cmd::DecodeArgs),
+    /// Write a synthetic trace of RECORDS records to FILE (scripts/bench-decoder).
+    #[command(hide = true)]
+    BenchTrace { records: u64, file: std::path::PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::main(args),
         Command::Decode(args) => decode_cmd::main(args),
+        Command::BenchTrace { records, file } => bench_trace(records, &file),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -33,4 +37,11 @@ fn main() -> ExitCode {
             ExitCode::from(decode_cmd::EXIT_ERROR as u8)
         }
     }
+}
+
+fn bench_trace(records: u64, file: &std::path::Path) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let f = std::fs::File::create(file).with_context(|| format!("creating {}", file.display()))?;
+    porwatch::sample::write_bench_trace(records, &mut std::io::BufWriter::new(f))?;
+    Ok(0)
 }

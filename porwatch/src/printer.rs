@@ -5,12 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use porwatch_trace::{decode_payload, encode_payload, Event, Record, MAX_PAYLOAD};
 
 use crate::decode::{Item, Timestamp};
+use crate::filter::Filter;
 use crate::hazard::{self, Entry};
+use crate::perfetto::Perfetto;
 use crate::stats::DecodeStats;
 use crate::symbols::{Symbolizer, Symbols};
 use crate::{json, text};
@@ -33,6 +36,10 @@ pub struct ViewOptions {
     pub hazards_only: bool,
     /// After the summary, print [`Printer::counts_line`] on stderr.
     pub counts: bool,
+    /// Show only the records this filter matches (`--kind`, `--addr`, ...).
+    pub filter: Filter,
+    /// Write a Chrome Trace Event Format file here at the end (`--perfetto`).
+    pub perfetto: Option<PathBuf>,
 }
 
 /// A remembered record: its payload (re-decoded on demand) and context.
@@ -57,6 +64,8 @@ pub struct Printer {
     last_printed: Option<u64>,
     /// `tables` and `max_tables` of the latest `pt_stats` record.
     pt_tables: Option<(u64, u64)>,
+    filter: Filter,
+    perfetto: Option<Perfetto>,
 }
 
 impl Printer {
@@ -90,6 +99,8 @@ impl Printer {
             pors: BTreeMap::new(),
             last_printed: None,
             pt_tables: None,
+            filter: view.filter.clone(),
+            perfetto: view.perfetto.as_ref().map(|_| Perfetto::new()),
         }
     }
 
@@ -105,6 +116,16 @@ impl Printer {
             stats.count("hazard"),
             stats.count("exc_entry")
         )
+    }
+
+    /// Writes the `--perfetto` file, if one was asked for.
+    pub fn finish(&mut self, view: &ViewOptions) -> io::Result<()> {
+        if let (Some(p), Some(path)) = (self.perfetto.take(), &view.perfetto) {
+            let f = std::fs::File::create(path)
+                .map_err(|e| io::Error::new(e.kind(), format!("creating {}: {e}", path.display())))?;
+            p.write(&mut io::BufWriter::new(f))?;
+        }
+        Ok(())
     }
 
     /// The symbolizer in force (offset included).
@@ -147,6 +168,12 @@ impl Printer {
             Event::ExcEntry { .. } => remember(&mut self.entries, rec, time, self.vbar),
             Event::PorWrite { .. } => remember(&mut self.pors, rec, time, self.vbar),
             _ => {}
+        }
+        if let Some(p) = self.perfetto.as_mut() {
+            p.record(rec, time, self.sym.as_ref());
+        }
+        if !self.filter.matches(rec, self.sym.as_ref()) {
+            return Ok(());
         }
         if let Event::Hazard { entry_seq, por_seq, .. } = rec.event {
             let entry = self.entries.get(&entry_seq).map(|s| (s.payload.clone(), s.time, s.vbar));

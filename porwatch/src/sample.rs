@@ -97,3 +97,88 @@ pub fn encode(records: &[Record<'_>]) -> Option<Vec<u8>> {
 pub fn trace() -> Vec<u8> {
     encode(&records()).unwrap_or_default()
 }
+
+/// A large synthetic trace for `scripts/bench-decoder`: the sample header,
+/// then `n - 1` records cycling through the kinds a busy guest produces
+/// (exc_entry, por_write, trap, exc_return, coverage_gap, psci, and a hazard
+/// every 1000 records), with consecutive seqs, written to `out`.
+pub fn write_bench_trace(n: u64, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let mut buf = [0u8; MAX_FRAME];
+    let mut put = |r: &Record<'_>, out: &mut dyn std::io::Write| -> std::io::Result<()> {
+        let len = encode_frame(r, &mut buf).ok_or_else(|| std::io::Error::other("record too large"))?;
+        out.write_all(buf.get(..len).unwrap_or(&[]))
+    };
+    let mut header = records()[0];
+    header.seq = 0;
+    header.ts = 0;
+    if n > 0 {
+        put(&header, out)?;
+    }
+    for seq in 1..n {
+        let pc = 0xffff_8000_8001_0000 + (seq % 4096) * 4;
+        let event = match seq % 6 {
+            _ if seq % 1000 == 0 => Event::Hazard {
+                va: 0xffff_0000_4403_2198,
+                ipa: 0x4403_2198,
+                level: 3,
+                half: 1,
+                old: 0x1060_0000_4403_3703,
+                new: 0x60_0000_4403_3703,
+                pc,
+                por: 0x17,
+                poindex: 1,
+                perm: 1,
+                unprivileged: 0,
+                entry_seq: seq - 1,
+                por_seq: seq - 1,
+                action: 0,
+                leaf_level: 3,
+            },
+            0 => Event::ExcEntry {
+                vector: 5,
+                esr: 0x200_0000,
+                elr: pc,
+                spsr: 0x2000_0345,
+                far: 0,
+                por: 0x57,
+                depth: 0,
+            },
+            1 => Event::PorWrite { pc, reg: 0, old: 0x57, new: 0x17, at_entry: 1, entry_seq: seq - 1 },
+            2 => Event::Trap { esr: ESR_MRS_POR_EL0, elr: pc, outcome: TrapOutcome::Emulated as u64 },
+            3 => Event::ExcReturn { elr: pc, spsr: 0x2000_0345, por: 0x57, depth: 0 },
+            4 => Event::CoverageGap {
+                pc,
+                insn: 0xf900_0020,
+                va: 0xffff_0000_4400_0000,
+                ipa: 0x4400_0000,
+                reason: 0,
+            },
+            _ => Event::Psci {
+                function: 0x8400_0000,
+                arg0: 0,
+                arg1: 0,
+                arg2: 0,
+                result: 0x1_0002,
+                conduit: PsciConduit::Hvc as u64,
+            },
+        };
+        put(&Record { seq, ts: seq * 625, event }, out)?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn bench_trace_is_clean_and_mixed() {
+        let mut bytes = Vec::new();
+        super::write_bench_trace(2001, &mut bytes).unwrap();
+        let (recs, stats) = crate::decode_all(&bytes);
+        assert!(stats.is_clean(), "{stats}");
+        assert_eq!(recs.len(), 2001);
+        assert_eq!(stats.count("hazard"), 2);
+        for kind in ["header", "exc_entry", "por_write", "trap", "exc_return", "coverage_gap", "psci"] {
+            assert!(stats.count(kind) > 0, "{kind}");
+        }
+    }
+}

@@ -245,3 +245,123 @@ fn system_map_symbols_with_automatic_kaslr_offset() {
     let o = run(&["decode", "--kaslr-offset", "xyz", trace.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A trace with two hazards (pkeys 1 and 2), a POR write and traps.
+fn filter_trace() -> PathBuf {
+    use porwatch_trace::{Event, Record};
+    let hazard = |seq: u64, poindex: u64, pc: u64| Record {
+        seq,
+        ts: seq,
+        event: Event::Hazard {
+            va: 0x8000 + seq,
+            ipa: 0x9000 + seq,
+            level: 3,
+            half: 1,
+            old: 0,
+            new: 0,
+            pc,
+            por: 0x17,
+            poindex,
+            perm: 1,
+            unprivileged: 0,
+            entry_seq: 0,
+            por_seq: 0,
+            action: 0,
+            leaf_level: 3,
+        },
+    };
+    let recs = [
+        Record { seq: 0, ts: 0, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1004, outcome: 0 } },
+        Record {
+            seq: 1,
+            ts: 1,
+            event: Event::PorWrite { pc: 0x2008, reg: 0, old: 0x57, new: 0x17, at_entry: 0, entry_seq: 0 },
+        },
+        hazard(2, 1, 0x2010),
+        Record { seq: 3, ts: 3, event: Event::Trap { esr: 0x5a00_0000, elr: 0x3000, outcome: 0 } },
+        hazard(4, 2, 0x1010),
+    ];
+    trace_file("filters", &sample::encode(&recs).unwrap())
+}
+
+fn seqs(o: &Output) -> Vec<u64> {
+    json_lines(o).iter().filter_map(|l| l["seq"].as_u64()).collect()
+}
+
+#[test]
+fn filters_select_records_and_summary_counts_all() {
+    let trace = filter_trace();
+    let t = trace.to_str().unwrap();
+    let map = trace_file(
+        "filters-map",
+        b"0000000000001000 T alpha\n0000000000002000 T beta\n0000000000003000 T end\n",
+    );
+    let m = map.to_str().unwrap();
+    let o = run(&["decode", "--json", "--kind", "trap,por_write", t]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(seqs(&o), [0, 1, 3]);
+    let summary = json_lines(&o).pop().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["records"], 5, "{summary}");
+    assert_eq!(seqs(&run(&["decode", "--json", "--kind", "hazard", "--kind", "trap", t])), [0, 2, 3, 4]);
+    assert_eq!(seqs(&run(&["decode", "--json", "--addr", "0x9004-0x9fff", t])), [4], "ipa");
+    assert_eq!(seqs(&run(&["decode", "--json", "--addr", "2000-2fff", t])), [1, 2], "pc");
+    assert_eq!(seqs(&run(&["decode", "--json", "--pkey", "2", t])), [4]);
+    assert_eq!(
+        seqs(&run(&["decode", "--json", "--symbols", m, "--kaslr-offset", "0", "--symbol", "alpha", t])),
+        [0, 4]
+    );
+    assert_eq!(
+        seqs(&run(&[
+            "decode",
+            "--json",
+            "--symbols",
+            m,
+            "--kaslr-offset",
+            "0",
+            "--symbol",
+            "beta",
+            "--kind",
+            "hazard",
+            t
+        ])),
+        [2]
+    );
+    // Text mode: the hazard report goes with the hazard it belongs to.
+    let o = run(&["decode", "--pkey", "1", t]);
+    assert_eq!(stdout(&o).matches("porwatch: HAZARD:").count(), 1, "{}", stdout(&o));
+    assert!(stdout(&o).contains("#2 hazard"), "{}", stdout(&o));
+    assert!(stderr(&o).contains("5 records"), "{}", stderr(&o));
+    // Usage errors exit 2.
+    for bad in [&["--kind", "nope"][..], &["--addr", "0x10-0x1"], &["--addr", "zz"], &["--symbol", "alpha"]] {
+        let mut args = vec!["decode"];
+        args.extend_from_slice(bad);
+        args.push(t);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn perfetto_file_is_a_trace_event_object() {
+    let trace = filter_trace();
+    let out = trace.with_extension("perfetto.json");
+    let o = run(&["decode", "--perfetto", out.to_str().unwrap(), trace.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let evs = doc["traceEvents"].as_array().unwrap();
+    assert_eq!(evs.iter().filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("hazard"))).count(), 2);
+    assert_eq!(evs.iter().filter(|e| e["ph"] == "C" && e["args"]["POR_EL1"] == 0x17).count(), 1);
+    assert_eq!(evs.iter().filter(|e| e["ph"] == "i" && e["name"] == "trap").count(), 2);
+}
+
+#[test]
+fn hidden_bench_trace_command_writes_a_clean_trace() {
+    let path = trace_file("bench", b"");
+    let o = run(&["bench-trace", "500", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o).lines().count(), 500);
+    assert!(!stdout(&run(&["--help"])).contains("bench-trace"), "hidden");
+}

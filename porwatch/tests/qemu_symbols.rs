@@ -76,3 +76,35 @@ fn seed_hazard_report_names_the_functions() {
     assert!(counts.ends_with("; exception entries 1"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn seed_perfetto_export_has_the_hazard_and_por_counter() {
+    let images = common::images();
+    let dir = common::tempdir();
+    let file = dir.join("seed-perfetto.json");
+    let run = porwatch(&[
+        "run",
+        "--images",
+        images.to_str().unwrap(),
+        "--guest",
+        "seed",
+        "--perfetto",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0), "stderr:\n{}", text(&run.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("perfetto file")).unwrap();
+    let evs = doc["traceEvents"].as_array().expect("traceEvents");
+    let hazard = evs
+        .iter()
+        .find(|e| e["ph"] == "i" && e["name"].as_str().is_some_and(|n| n.starts_with("hazard")))
+        .expect("hazard instant");
+    assert!(
+        hazard["args"]["pc_sym"].as_str().is_some_and(|s| s.starts_with("pageattr_pte_entry+")),
+        "{hazard}"
+    );
+    assert!(evs.iter().any(|e| e["ph"] == "C" && e["args"]["POR_EL1"] == 0x17), "POR_EL1 counter");
+    // The seed's IRQ handler never returns (the guest exits first): an instant.
+    assert!(evs.iter().any(|e| e["tid"] == 1 && e["name"] == "irq_el1h"), "exception entry");
+    assert!(evs.iter().all(|e| e["ph"] == "M" || e["ts"].is_number()));
+}

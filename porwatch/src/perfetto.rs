@@ -1,0 +1,248 @@
+//! `--perfetto FILE`: the trace as a Chrome Trace Event Format JSON object
+//! (`{"traceEvents": [...]}`), loadable by ui.perfetto.dev and
+//! chrome://tracing.
+//!
+//! One process ("porwatch guest") with three tracks (threads):
+//!
+//! * "guest exceptions": each `exc_entry` is a slice (`B`) ended (`E`) by the
+//!   `exc_return` with the same nesting depth; an entry without a matching
+//!   return is an instant (`i`) instead.
+//! * "page-table watch": `hazard`, `por_write`, `coverage_gap` as instants.
+//! * "traps": `trap` and `unknown_trap` as instants.
+//!
+//! plus a counter (`C`) per POR register (`POR_EL1`, `POR_EL0`): the value
+//! after each `por_write`, and POR_EL1 at each `exc_entry` (its `por`).
+//! Every event's `args` is the record's JSON line (symbolized members
+//! included). Timestamps are µs since counter start (the header's cntfrq);
+//! records before any header use their raw `ts` ticks.
+
+use std::io::{self, Write};
+
+use porwatch_trace::{Event, Record};
+use serde_json::{json, Value};
+
+use crate::decode::Timestamp;
+use crate::json;
+use crate::symbols::Symbolizer;
+
+const PID: u64 = 1;
+const TID_EXC: u64 = 1;
+const TID_WATCH: u64 = 2;
+const TID_TRAPS: u64 = 3;
+
+/// Collects trace events; [`Perfetto::write`] writes the JSON object.
+#[derive(Default)]
+pub struct Perfetto {
+    events: Vec<Value>,
+    /// Open exception slices: (index in `events`, depth at entry).
+    open: Vec<(usize, u64)>,
+}
+
+impl Perfetto {
+    pub fn new() -> Self {
+        let meta = |tid: u64, name: &str| json!({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": {"name": name}});
+        Perfetto {
+            events: vec![
+                json!({"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": "porwatch guest"}}),
+                meta(TID_EXC, "guest exceptions"),
+                meta(TID_WATCH, "page-table watch"),
+                meta(TID_TRAPS, "traps"),
+            ],
+            open: Vec::new(),
+        }
+    }
+
+    /// Adds the events of one record.
+    pub fn record(&mut self, rec: &Record<'_>, time: Option<Timestamp>, sym: Option<&Symbolizer>) {
+        let ts = match time {
+            Some(t) => t.secs as f64 * 1e6 + f64::from(t.micros),
+            None => rec.ts as f64,
+        };
+        let args = || {
+            let mut buf = Vec::new();
+            match json::write_record_with(&mut buf, rec, time, sym) {
+                Ok(()) => serde_json::from_slice::<Value>(&buf).unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            }
+        };
+        let instant = |tid: u64, name: String, args: Value| json!({"ph": "i", "s": "t", "pid": PID, "tid": tid, "ts": ts, "name": name, "args": args});
+        let counter = |name: &str, value: u64| json!({"ph": "C", "pid": PID, "ts": ts, "name": name, "args": {name: value}});
+        match rec.event {
+            Event::Header { .. } if rec.seq == 0 => self.close_all(),
+            Event::ExcEntry { vector, por, depth, .. } => {
+                let name = porwatch_trace::VECTOR_NAMES.get(vector as usize).copied().unwrap_or("exception");
+                self.events.push(counter("POR_EL1", por));
+                self.open.push((self.events.len(), depth));
+                self.events.push(json!({
+                    "ph": "B", "pid": PID, "tid": TID_EXC, "ts": ts,
+                    "name": name, "args": args(),
+                }));
+            }
+            Event::ExcReturn { depth, .. } => {
+                while self.open.last().is_some_and(|&(_, d)| d > depth) {
+                    self.unmatch();
+                }
+                if self.open.last().is_some_and(|&(_, d)| d == depth) {
+                    self.open.pop();
+                    self.events
+                        .push(json!({"ph": "E", "pid": PID, "tid": TID_EXC, "ts": ts, "args": args()}));
+                }
+            }
+            Event::PorWrite { reg, new, .. } => {
+                let name = if reg == 1 { "POR_EL0" } else { "POR_EL1" };
+                self.events.push(instant(TID_WATCH, format!("por_write {name}={new:#x}"), args()));
+                self.events.push(counter(name, new));
+            }
+            Event::Hazard { poindex, .. } => {
+                self.events.push(instant(TID_WATCH, format!("hazard pkey {poindex}"), args()))
+            }
+            Event::CoverageGap { .. } => self.events.push(instant(TID_WATCH, "coverage_gap".into(), args())),
+            Event::Trap { .. } | Event::UnknownTrap { .. } => {
+                self.events.push(instant(TID_TRAPS, rec.event.kind_name().into(), args()))
+            }
+            _ => {}
+        }
+    }
+
+    /// The innermost open slice never returned: make it an instant.
+    fn unmatch(&mut self) {
+        if let Some((i, _)) = self.open.pop() {
+            if let Some(Value::Object(e)) = self.events.get_mut(i) {
+                e.insert("ph".into(), "i".into());
+                e.insert("s".into(), "t".into());
+            }
+        }
+    }
+
+    fn close_all(&mut self) {
+        while !self.open.is_empty() {
+            self.unmatch();
+        }
+    }
+
+    /// Writes `{"traceEvents":[...],"displayTimeUnit":"ns"}`.
+    pub fn write(mut self, out: &mut dyn Write) -> io::Result<()> {
+        self.close_all();
+        let doc = json!({"traceEvents": self.events, "displayTimeUnit": "ns"});
+        serde_json::to_writer(&mut *out, &doc).map_err(io::Error::from)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{decode_stream, DecodeOptions};
+    use crate::printer::ViewOptions;
+    use crate::sample;
+    use crate::symbols::Symbols;
+    use std::sync::Arc;
+
+    fn ev(seq: u64, ts: u64, event: Event<'static>) -> Record<'static> {
+        Record { seq, ts, event }
+    }
+
+    fn entry(depth: u64, por: u64) -> Event<'static> {
+        Event::ExcEntry { vector: 5, esr: 0, elr: 0x1010, spsr: 0, far: 0, por, depth }
+    }
+
+    fn ret(depth: u64) -> Event<'static> {
+        Event::ExcReturn { elr: 0x1010, spsr: 0, por: 0x57, depth }
+    }
+
+    /// Records encoded with the trace encoder, decoded with `--perfetto`.
+    fn export(recs: &[Record<'_>]) -> Vec<Value> {
+        let dir = std::env::temp_dir().join(format!("porwatch-perfetto-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("t{}.json", recs.len()));
+        let symbols =
+            Arc::new(Symbols::from_entries(vec![(0x1000, Some(0x40), "pageattr_pte_entry".into())]));
+        let view = ViewOptions { perfetto: Some(path.clone()), symbols: Some(symbols), ..Default::default() };
+        let opts = DecodeOptions { json: false, summary: false, view };
+        let bytes = sample::encode(recs).unwrap();
+        decode_stream(&bytes[..], &mut Vec::new(), &opts, None).unwrap();
+        let doc: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        doc["traceEvents"].as_array().unwrap().clone()
+    }
+
+    #[test]
+    fn slices_counters_and_instants() {
+        let mut header = sample::records()[0];
+        header.seq = 0;
+        header.ts = 0;
+        if let Event::Header { ref mut cntfrq, .. } = header.event {
+            *cntfrq = 1_000_000; // 1 tick = 1 µs
+        }
+        let recs = [
+            header,
+            ev(1, 10, entry(0, 0x57)),
+            ev(
+                2,
+                12,
+                Event::PorWrite { pc: 0x1004, reg: 0, old: 0x57, new: 0x17, at_entry: 1, entry_seq: 1 },
+            ),
+            ev(3, 14, entry(1, 0x17)), // nested, never returns
+            ev(
+                4,
+                15,
+                Event::Hazard {
+                    va: 0x8000,
+                    ipa: 0x8000,
+                    level: 3,
+                    half: 1,
+                    old: 1 << 60,
+                    new: 0,
+                    pc: 0x1020,
+                    por: 0x17,
+                    poindex: 1,
+                    perm: 1,
+                    unprivileged: 0,
+                    entry_seq: 1,
+                    por_seq: 2,
+                    action: 0,
+                    leaf_level: 3,
+                },
+            ),
+            ev(5, 20, ret(0)),
+            ev(6, 22, Event::Trap { esr: 0x5a00_0000, elr: 0x1030, outcome: 0 }),
+            ev(7, 25, Event::CoverageGap { pc: 0x1000, insn: 0, va: 1, ipa: 1, reason: 0 }),
+            ev(8, 30, entry(0, 0x57)), // never returns: instant
+        ];
+        let evs = export(&recs);
+        let ph = |p: &str| evs.iter().filter(|e| e["ph"] == p).collect::<Vec<_>>();
+        let threads: Vec<&Value> = ph("M").iter().map(|e| &e["args"]["name"]).collect();
+        assert!(threads.contains(&&json!("guest exceptions")) && threads.contains(&&json!("traps")));
+        let (b, e) = (ph("B"), ph("E"));
+        assert_eq!((b.len(), e.len()), (1, 1), "{evs:#?}");
+        assert_eq!(b[0]["ts"], 10.0);
+        assert_eq!(b[0]["name"], "irq_el1h");
+        assert_eq!(b[0]["tid"], TID_EXC);
+        assert_eq!(b[0]["args"]["elr_sym"], "pageattr_pte_entry+0x10/0x40");
+        assert_eq!(e[0]["ts"], 20.0);
+        let instants = ph("i");
+        let names: Vec<&str> = instants.iter().map(|e| e["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["por_write POR_EL1=0x17", "irq_el1h", "hazard pkey 1", "trap", "coverage_gap", "irq_el1h"],
+            "{evs:#?}"
+        );
+        let hz = instants[2];
+        assert_eq!(hz["ts"], 15.0);
+        assert_eq!(hz["args"]["pc_sym"], "pageattr_pte_entry+0x20/0x40");
+        assert_eq!(hz["args"]["poindex"], 1);
+        assert_eq!(instants[3]["tid"], TID_TRAPS);
+        let por: Vec<(f64, u64)> = ph("C")
+            .iter()
+            .map(|e| (e["ts"].as_f64().unwrap(), e["args"]["POR_EL1"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(por, [(10.0, 0x57), (12.0, 0x17), (14.0, 0x17), (30.0, 0x57)]);
+    }
+
+    #[test]
+    fn no_header_uses_raw_ticks_and_empty_trace_is_valid() {
+        let evs = export(&[ev(3, 77, Event::Trap { esr: 0, elr: 0, outcome: 0 })]);
+        assert_eq!(evs.last().unwrap()["ts"], 77.0);
+        assert_eq!(export(&[]).len(), 4, "metadata only");
+    }
+}
