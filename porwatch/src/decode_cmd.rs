@@ -5,11 +5,13 @@ use std::io::{self, BufWriter, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::decode::{decode_stream, DecodeOptions, DecodeStats};
 use crate::filter::Filter;
+use crate::follow::Follow;
 use crate::printer::ViewOptions;
 use crate::symbols::Symbols;
 
@@ -19,8 +21,9 @@ pub const EXIT_CLEAN: i32 = 0;
 pub const EXIT_ERROR: i32 = 2;
 /// Exit status: corrupt frames, truncated tail or unexplained sequence gaps.
 pub const EXIT_DIRTY: i32 = 3;
-/// Exit status with `--fail-on-hazard`: the trace has a `hazard` record (and
-/// would otherwise have exited 0).
+/// Exit status when the trace has a `hazard` record and is otherwise clean:
+/// the default of `porwatch decode` (off with `--no-fail-on-hazard`), opt-in
+/// with `--fail-on-hazard` for `porwatch run`.
 pub const EXIT_HAZARD: i32 = 4;
 
 /// Options shared by `porwatch decode` and `porwatch run`: symbols and views.
@@ -39,7 +42,8 @@ pub struct ViewArgs {
     #[arg(long)]
     pub hazards_only: bool,
     /// Exit with status 4 when the trace has a hazard and the status would
-    /// otherwise be 0.
+    /// otherwise be 0 (`porwatch run`; `porwatch decode` does by default and
+    /// accepts this as a no-op).
     #[arg(long)]
     pub fail_on_hazard: bool,
     /// At the end, one more stderr line: hazards, page-table pages tracked
@@ -63,6 +67,11 @@ pub struct ViewArgs {
     /// Show only records whose symbolized PC/ELR is in function NAME (needs symbols).
     #[arg(long, value_name = "NAME")]
     pub symbol: Option<String>,
+}
+
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.parse().map_err(|e| format!("{s:?} is not a number of seconds: {e}"))?;
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn parse_hex(s: &str) -> Result<u64, String> {
@@ -106,22 +115,38 @@ impl ViewArgs {
     }
 
     /// `status`, or [`EXIT_HAZARD`] when it is 0, `--fail-on-hazard` is on
-    /// and `stats` counted a hazard.
+    /// and `stats` counted a hazard (`porwatch run`).
     pub fn exit_status(&self, status: i32, stats: &DecodeStats) -> i32 {
-        if self.fail_on_hazard && status == 0 && stats.count("hazard") > 0 {
-            EXIT_HAZARD
-        } else {
-            status
-        }
+        hazard_status(self.fail_on_hazard, status, stats)
+    }
+}
+
+/// `status`, or [`EXIT_HAZARD`] when `fail` is set, `status` is 0 and
+/// `stats` counted a hazard: a worse status (3, a damaged trace) wins.
+pub fn hazard_status(fail: bool, status: i32, stats: &DecodeStats) -> i32 {
+    if fail && status == 0 && stats.count("hazard") > 0 {
+        EXIT_HAZARD
+    } else {
+        status
     }
 }
 
 /// Options of `porwatch decode`.
 #[derive(Debug, clap::Args)]
 pub struct DecodeArgs {
-    /// Trace file; `-` or absent for stdin.
+    /// Trace file (or a serial device, in raw mode); `-` or absent for stdin.
     #[arg(value_name = "FILE", conflicts_with = "tcp")]
     pub file: Option<PathBuf>,
+
+    /// Keep reading FILE as it grows, like `tail -f`, until Ctrl-C or
+    /// `--follow-timeout`; then print the summary.
+    #[arg(long, requires = "file")]
+    pub follow: bool,
+
+    /// With --follow: stop when FILE has not grown for SECONDS (default:
+    /// follow until Ctrl-C).
+    #[arg(long, value_name = "SECONDS", requires = "follow", value_parser = parse_seconds)]
+    pub follow_timeout: Option<Duration>,
 
     /// Print JSON lines (schema in docs/trace-format.md) instead of text.
     #[arg(long)]
@@ -143,11 +168,17 @@ pub struct DecodeArgs {
     #[arg(long, short)]
     pub verbose: bool,
 
+    /// Exit 0 rather than 4 when the trace has a hazard (a damaged trace
+    /// still exits 3).
+    #[arg(long, conflicts_with = "fail_on_hazard")]
+    pub no_fail_on_hazard: bool,
+
     #[command(flatten)]
     pub view: ViewArgs,
 }
 
-/// Runs `porwatch decode`; returns the exit status (0 clean, 3 not clean).
+/// Runs `porwatch decode`; returns the exit status (0 clean, 3 not clean,
+/// 4 clean with a hazard unless `--no-fail-on-hazard`).
 /// IO errors are returned as errors (exit status 2).
 pub fn main(args: DecodeArgs) -> anyhow::Result<i32> {
     let input: Box<dyn Read> = match (&args.tcp, &args.file) {
@@ -155,8 +186,15 @@ pub fn main(args: DecodeArgs) -> anyhow::Result<i32> {
             Box::new(TcpStream::connect(addr.as_str()).with_context(|| format!("connecting to {addr}"))?)
         }
         (None, Some(path)) if path.as_os_str() != "-" => {
-            Box::new(File::open(path).with_context(|| format!("opening {}", path.display()))?)
+            let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            if args.follow {
+                crate::follow::catch_sigint().context("catching Ctrl-C")?;
+                Box::new(Follow::new(file, args.follow_timeout)?)
+            } else {
+                Box::new(file)
+            }
         }
+        (None, _) if args.follow => anyhow::bail!("--follow needs a FILE (not stdin)"),
         (None, _) => Box::new(io::stdin().lock()),
     };
     let mut save = match &args.save {
@@ -169,7 +207,8 @@ pub fn main(args: DecodeArgs) -> anyhow::Result<i32> {
     let tee = save.as_mut().map(|f| f as &mut dyn Write);
     match decode_stream(input, &mut out, &opts, tee) {
         Ok(stats) => {
-            Ok(args.view.exit_status(if stats.is_clean() { EXIT_CLEAN } else { EXIT_DIRTY }, &stats))
+            let status = if stats.is_clean() { EXIT_CLEAN } else { EXIT_DIRTY };
+            Ok(hazard_status(!args.no_fail_on_hazard, status, &stats))
         }
         // The reader of our output went away (e.g. `| head`): not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(EXIT_CLEAN),

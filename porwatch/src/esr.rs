@@ -159,6 +159,159 @@ pub fn sysreg_name(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> Option<&'stat
     })
 }
 
+/// Linux's `esr_class_str[]` (arch/arm64/kernel/traps.c): the class name
+/// `mem_abort_decode()` prints after `EC = 0x..:`.
+pub const fn kernel_class_str(ec: u8) -> &'static str {
+    match ec {
+        0x00 => "Unknown/Uncategorized",
+        0x01 => "WFI/WFE",
+        0x03 => "CP15 MCR/MRC",
+        0x04 => "CP15 MCRR/MRRC",
+        0x05 => "CP14 MCR/MRC",
+        0x06 => "CP14 LDC/STC",
+        0x07 => "ASIMD",
+        0x08 => "CP10 MRC/VMRS",
+        0x09 => "PAC",
+        0x0c => "CP14 MCRR/MRRC",
+        0x0d => "BTI",
+        0x0e => "PSTATE.IL",
+        0x11 => "SVC (AArch32)",
+        0x12 => "HVC (AArch32)",
+        0x13 => "SMC (AArch32)",
+        0x15 => "SVC (AArch64)",
+        0x16 => "HVC (AArch64)",
+        0x17 => "SMC (AArch64)",
+        0x18 => "MSR/MRS (AArch64)",
+        0x19 => "SVE",
+        0x1a => "ERET/ERETAA/ERETAB",
+        0x1c => "FPAC",
+        0x1d => "SME",
+        0x1f => "EL3 IMP DEF",
+        0x20 => "IABT (lower EL)",
+        0x21 => "IABT (current EL)",
+        0x22 => "PC Alignment",
+        0x24 => "DABT (lower EL)",
+        0x25 => "DABT (current EL)",
+        0x26 => "SP Alignment",
+        0x27 => "MOPS",
+        0x28 => "FP (AArch32)",
+        0x2c => "FP (AArch64)",
+        0x2d => "Guarded Control Stack",
+        0x2f => "SError",
+        0x30 => "Breakpoint (lower EL)",
+        0x31 => "Breakpoint (current EL)",
+        0x32 => "Software Step (lower EL)",
+        0x33 => "Software Step (current EL)",
+        0x34 => "Watchpoint (lower EL)",
+        0x35 => "Watchpoint (current EL)",
+        0x38 => "BKPT (AArch32)",
+        0x3a => "Vector catch (AArch32)",
+        0x3c => "BRK (AArch64)",
+        _ => "UNRECOGNIZED EC",
+    }
+}
+
+/// Linux's `fault_info[].name` (arch/arm64/mm/fault.c) for a 6-bit
+/// IFSC/DFSC: `level 3 permission fault`, `unknown 18`, ...
+pub fn kernel_fault_name(fsc: u8) -> String {
+    let fsc = fsc & 0x3f;
+    let level = |base: u8| fsc - base;
+    match fsc {
+        0x00 => "ttbr address size fault".into(),
+        0x01..=0x03 => format!("level {} address size fault", level(0)),
+        0x04..=0x07 => format!("level {} translation fault", level(4)),
+        0x08..=0x0b => format!("level {} access flag fault", level(8)),
+        0x0c..=0x0f => format!("level {} permission fault", level(0x0c)),
+        0x10 => "synchronous external abort".into(),
+        0x11 => "synchronous tag check fault".into(),
+        0x13 => "level -1 (translation table walk)".into(),
+        0x14..=0x17 => format!("level {} (translation table walk)", level(0x14)),
+        0x18 => "synchronous parity or ECC error".into(),
+        0x1b => "level -1 synchronous parity error (translation table walk)".into(),
+        0x1c..=0x1f => {
+            format!("level {} synchronous parity error (translation table walk)", level(0x1c))
+        }
+        0x21 => "alignment fault".into(),
+        0x29 => "level -1 address size fault".into(),
+        0x2b => "level -1 translation fault".into(),
+        0x30 => "TLB conflict abort".into(),
+        0x31 => "Unsupported atomic hardware update fault".into(),
+        0x34 => "implementation fault (lockdown abort)".into(),
+        0x35 => "implementation fault (unsupported exclusive)".into(),
+        0x3d => "section domain fault".into(),
+        0x3e => "page domain fault".into(),
+        _ => format!("unknown {fsc}"),
+    }
+}
+
+/// `esr` decoded the way Linux prints a fault (`mem_abort_decode()` and
+/// `data_abort_decode()` in arch/arm64/mm/fault.c), one string per printk
+/// line without the log prefix:
+///
+/// ```text
+/// Mem abort info:
+///   ESR = 0x000000409600004f
+///   EC = 0x25: DABT (current EL), IL = 32 bits
+///   SET = 0, FnV = 0
+///   EA = 0, S1PTW = 0
+///   FSC = 0x0f: level 3 permission fault
+/// Data abort info:
+///   ISV = 0, ISS = 0x0000004f, ISS2 = 0x00000040
+///   CM = 0, WnR = 1, TnD = 0, TagAccess = 0
+///   GCS = 0, Overlay = 1, DirtyBit = 0, Xs = 0
+/// ```
+///
+/// The data-abort block is printed for EC 0x24/0x25 only, the abort lines
+/// (SET ... FSC) for instruction and data aborts. Other classes, which the
+/// kernel does not decode this way, get `Exception info:` with the ESR, EC
+/// and `ISS = 0x........, ISS2 = 0x........` in the same style.
+pub fn kernel_decode(esr: u64) -> Vec<String> {
+    let bit = |n: u32| (esr >> n) & 1;
+    let class = ec(esr);
+    let iss = esr & 0x01ff_ffff;
+    let iss2 = (esr >> 32) & 0x00ff_ffff;
+    let is_abort = matches!(class, 0x20 | 0x21 | 0x24 | 0x25);
+    let is_dabt = matches!(class, 0x24 | 0x25);
+    let mut out = vec![
+        if is_abort { "Mem abort info:" } else { "Exception info:" }.to_string(),
+        format!("  ESR = {esr:#018x}"),
+        format!(
+            "  EC = {class:#04x}: {}, IL = {} bits",
+            kernel_class_str(class),
+            if bit(25) != 0 { 32 } else { 16 }
+        ),
+    ];
+    if !is_abort {
+        out.push(format!("  ISS = {iss:#010x}, ISS2 = {iss2:#010x}"));
+        return out;
+    }
+    out.push(format!("  SET = {}, FnV = {}", (esr >> 11) & 3, bit(10)));
+    out.push(format!("  EA = {}, S1PTW = {}", bit(9), bit(7)));
+    let fsc = (esr & 0x3f) as u8;
+    out.push(format!("  FSC = {fsc:#04x}: {}", kernel_fault_name(fsc)));
+    if !is_dabt {
+        return out;
+    }
+    out.push("Data abort info:".to_string());
+    if bit(24) != 0 {
+        out.push(format!("  Access size = {} byte(s)", 1u32 << ((esr >> 22) & 3)));
+        out.push(format!("  SSE = {}, SRT = {}", bit(21), (esr >> 16) & 0x1f));
+        out.push(format!("  SF = {}, AR = {}", bit(15), bit(14)));
+    } else {
+        out.push(format!("  ISV = 0, ISS = {iss:#010x}, ISS2 = {iss2:#010x}"));
+    }
+    let bit2 = |n: u32| (iss2 >> n) & 1;
+    out.push(format!("  CM = {}, WnR = {}, TnD = {}, TagAccess = {}", bit(8), bit(6), bit2(10), bit2(9)));
+    out.push(format!(
+        "  GCS = {}, Overlay = {}, DirtyBit = {}, Xs = {}",
+        bit2(8),
+        bit2(6),
+        bit2(5),
+        iss2 & 0x1f
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,5 +367,53 @@ mod tests {
         let esr = (0x24 << 26) | (1 << 25) | (1 << 24) | (2 << 22) | (1 << 16) | (1 << 6);
         assert_eq!(describe(esr), "DABT_LOW write 4B x1");
         assert_eq!(describe(0x25 << 26), "DABT_CUR read");
+    }
+    /// The seed splat's `Mem abort info` / `Data abort info` lines
+    /// (../shared/seed), log prefix stripped.
+    #[test]
+    fn kernel_decode_matches_the_seed_splat() {
+        assert_eq!(
+            kernel_decode(0x0000_0040_9600_004f),
+            [
+                "Mem abort info:",
+                "  ESR = 0x000000409600004f",
+                "  EC = 0x25: DABT (current EL), IL = 32 bits",
+                "  SET = 0, FnV = 0",
+                "  EA = 0, S1PTW = 0",
+                "  FSC = 0x0f: level 3 permission fault",
+                "Data abort info:",
+                "  ISV = 0, ISS = 0x0000004f, ISS2 = 0x00000040",
+                "  CM = 0, WnR = 1, TnD = 0, TagAccess = 0",
+                "  GCS = 0, Overlay = 1, DirtyBit = 0, Xs = 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn kernel_decode_other_classes() {
+        // Valid instruction syndrome: access size, SRT, SF/AR instead of ISS.
+        let esr = (0x24 << 26) | (1 << 25) | (1 << 24) | (3 << 22) | (5 << 16) | (1 << 15) | 0x07;
+        let l = kernel_decode(esr);
+        assert_eq!(l[2], "  EC = 0x24: DABT (lower EL), IL = 32 bits");
+        assert_eq!(l[5], "  FSC = 0x07: level 3 translation fault");
+        assert_eq!(&l[7..10], ["  Access size = 8 byte(s)", "  SSE = 0, SRT = 5", "  SF = 1, AR = 0"]);
+        // Instruction abort: no data-abort block.
+        let l = kernel_decode((0x21 << 26) | (1 << 25) | 0x0e);
+        assert_eq!(l.last().unwrap(), "  FSC = 0x0e: level 2 permission fault");
+        assert_eq!(l.len(), 6);
+        // Not an abort: class and ISS only.
+        assert_eq!(
+            kernel_decode(0x5600_0001),
+            [
+                "Exception info:",
+                "  ESR = 0x0000000056000001",
+                "  EC = 0x15: SVC (AArch64), IL = 32 bits",
+                "  ISS = 0x00000001, ISS2 = 0x00000000"
+            ]
+        );
+        assert_eq!(kernel_decode(0x3e << 26)[2], "  EC = 0x3e: UNRECOGNIZED EC, IL = 16 bits");
+        assert_eq!(kernel_fault_name(0x12), "unknown 18");
+        assert_eq!(kernel_fault_name(0x21), "alignment fault");
+        assert_eq!(kernel_fault_name(0x13), "level -1 (translation table walk)");
     }
 }

@@ -101,6 +101,16 @@ fn exception_kind(vector: &str) -> &'static str {
     }
 }
 
+/// Indent of the kernel-style ESR decoding under a report line.
+const DECODE_INDENT: &str = "            ";
+
+/// Appends [`esr::kernel_decode`] of `esr`, one indented line each.
+fn push_kernel_decode(s: &mut String, esr: u64) {
+    for line in esr::kernel_decode(esr) {
+        let _ = writeln!(s, "{DECODE_INDENT}{line}");
+    }
+}
+
 fn u(rec: &Record<'_>, name: &str) -> u64 {
     match rec.event.field(name) {
         Some(FieldValue::U64(v)) => v,
@@ -168,7 +178,10 @@ pub fn report(
          data abort, level {level} permission fault, Overlay=1)",
         perm_rwx(perm)
     );
+    push_kernel_decode(&mut s, fault);
     // Cause chain.
+    // The cause entry's ESR, kernel-style, when ESR_EL1 means something.
+    let mut entry_decode = String::new();
     let entry_line = match (entry_seq, entry) {
         (0, _) => "no exception entry before this write".to_string(),
         (seq, None) => format!("#{seq} exc_entry (not in this trace)"),
@@ -178,6 +191,15 @@ pub fn report(
             let slot =
                 e.vbar.map(|v| format!(" (vector {})", addr(sym, v + vector_n * 0x80))).unwrap_or_default();
             let esr_v = u(e.record, "esr");
+            match exception_kind(&vector) {
+                kind @ ("IRQ" | "FIQ") => {
+                    let _ = writeln!(
+                        entry_decode,
+                        "{DECODE_INDENT}(ESR not decoded: an {kind} does not write ESR_EL1, so the value is stale)"
+                    );
+                }
+                _ => push_kernel_decode(&mut entry_decode, esr_v),
+            }
             format!(
                 "#{seq} exc_entry {vector}{slot} ESR={esr_v:#x} ({}) at elr={}",
                 esr::describe(esr_v),
@@ -197,6 +219,7 @@ pub fn report(
         ),
     };
     let _ = writeln!(s, "  cause:  {entry_line}");
+    s.push_str(&entry_decode);
     let _ = writeln!(s, "          {por_line}");
     // Verdict.
     let set_by = match por {
@@ -333,24 +356,34 @@ mod tests {
         let e = Entry { record: &entry, vbar: Some(0x4400_4000) };
         let r = report(&hazard, Some(e), Some(&por), Some(&sym));
         let lines: Vec<&str> = r.lines().collect();
-        assert_eq!(lines.len(), 7, "{r}");
+        assert_eq!(lines.len(), 18, "{r}");
         assert_eq!(lines[0], "porwatch: HAZARD: page-table write under an insufficient permission overlay");
         assert!(lines[1].contains("pc=0x440018c4 <pageattr_pte_entry+0x38/0xb0>"), "{r}");
         assert!(lines[1].contains("va=0xffff000044032198  ipa=0x44032198  level 3 table (ttbr1)"), "{r}");
         assert!(lines[2].contains("(changed: POIndex 1->0)"), "{r}");
         assert!(lines[3].contains("pkey 1 perm r-- under POR_EL1=0x17"), "{r}");
         assert!(lines[3].contains("ESR 0x000000409600004f"), "{r}");
+        // The fault, kernel-style, indented under the overlay line.
+        let decoded: Vec<&str> =
+            lines[4..14].iter().map(|l| l.strip_prefix(DECODE_INDENT).unwrap()).collect();
+        assert_eq!(decoded, esr::kernel_decode(0x0000_0040_9600_004f), "{r}");
+        assert_eq!(lines[5], "              ESR = 0x000000409600004f");
+        assert_eq!(lines[13], "              GCS = 0, Overlay = 1, DirtyBit = 0, Xs = 0");
         assert!(
-            lines[4].contains("#91 exc_entry irq_el1h (vector 0x44004280 <el1h_64_irq+0x0/0x580>)"),
+            lines[14].contains("#91 exc_entry irq_el1h (vector 0x44004280 <el1h_64_irq+0x0/0x580>)"),
             "{r}"
         );
-        assert!(lines[4]
+        assert!(lines[14]
             .contains("ESR=0x2000000 (UNKNOWN) at elr=0x440014d8 <__vunmap_range_noflush+0x90/0x1f8>"));
-        assert!(lines[5].contains(
+        assert_eq!(
+            lines[15],
+            "            (ESR not decoded: an IRQ does not write ESR_EL1, so the value is stale)"
+        );
+        assert!(lines[16].contains(
             "#92 por_write 0x57 -> 0x17 at pc=0x44004860 <kentry_entry_por_msr+0x0/0x34> (at_entry=1)"
         ));
         assert_eq!(
-            lines[6],
+            lines[17],
             "  verdict: the write happens under POR_EL1 0x17 set by exception-entry code of IRQ #91; pkey 1 is read-only"
         );
     }
@@ -363,5 +396,29 @@ mod tests {
         assert!(r.contains("#91 exc_entry (not in this trace)"), "{r}");
         assert!(r.contains("#92 por_write (not in this trace)"), "{r}");
         assert!(r.contains("verdict: the write happens under POR_EL1 0x17; pkey 1 is read-only"), "{r}");
+    }
+
+    #[test]
+    fn synchronous_cause_entry_esr_is_decoded() {
+        let (mut entry, por, hazard) = seed_records();
+        // A sync_el1h entry (vector 4) for an SVC #1.
+        if let Event::ExcEntry { vector, esr, .. } = &mut entry.event {
+            *vector = 4;
+            *esr = 0x5600_0001;
+        }
+        let r = report(&hazard, Some(Entry { record: &entry, vbar: None }), Some(&por), None);
+        let cause = r.find("  cause:").unwrap();
+        let after: Vec<&str> = r[cause..].lines().skip(1).take(4).collect();
+        assert_eq!(
+            after,
+            [
+                "            Exception info:",
+                "              ESR = 0x0000000056000001",
+                "              EC = 0x15: SVC (AArch64), IL = 32 bits",
+                "              ISS = 0x00000001, ISS2 = 0x00000000"
+            ],
+            "{r}"
+        );
+        assert!(!r.contains("not decoded"), "{r}");
     }
 }

@@ -15,6 +15,7 @@ pub mod decode_cmd;
 pub mod docgen;
 pub mod esr;
 pub mod filter;
+pub mod follow;
 pub mod hazard;
 pub mod json;
 pub mod perfetto;

@@ -16,7 +16,8 @@ struct Cli {
 enum Command {
     /// Launch the hypervisor and guest under QEMU and decode the trace live.
     Run(run::RunArgs),
-    /// Decode a trace from a file, stdin or TCP (exit 3 if not clean).
+    /// Decode a trace from a file, stdin, TCP or a serial device (exit 3 if not
+    /// clean, 4 on a hazard).
     Decode(decode_cmd::DecodeArgs),
     /// Write a synthetic trace of RECORDS records to FILE (scripts/bench-decoder).
     #[command(hide = true)]

@@ -299,11 +299,14 @@ mod tests {
         let recs = [entry(1), por(2, 1), trap(3), hazard(4, 1, 2)];
         let out = print(false, &ViewOptions::default(), &recs);
         let lines: Vec<&str> = out.lines().collect();
-        assert_eq!(lines.len(), 3 + 7 + 1, "{out}");
+        // The report: 7 lines, the 10-line fault decoding, the stale-ESR note.
+        assert_eq!(lines.len(), 3 + 7 + 10 + 1 + 1, "{out}");
         assert!(lines[3].starts_with("porwatch: HAZARD:"), "{out}");
-        assert!(lines[7].contains("#1 exc_entry irq_el1h ESR=0x0"), "{out}");
-        assert!(lines[9].contains("exception-entry code of IRQ #1"), "{out}");
-        assert!(lines[10].contains("#4 hazard"), "{out}");
+        assert!(lines[7].trim() == "Mem abort info:", "{out}");
+        assert!(lines[17].contains("#1 exc_entry irq_el1h ESR=0x0"), "{out}");
+        assert!(lines[18].contains("ESR not decoded: an IRQ"), "{out}");
+        assert!(lines[20].contains("exception-entry code of IRQ #1"), "{out}");
+        assert!(lines[21].contains("#4 hazard"), "{out}");
     }
 
     #[test]
@@ -319,7 +322,7 @@ mod tests {
         // A cause that fell out of the history is named as missing.
         let out = print(false, &view, &[hazard(9, 1, 3)]);
         assert!(out.contains("#1 exc_entry (not in this trace)"), "{out}");
-        assert_eq!(out.lines().count(), 8);
+        assert_eq!(out.lines().count(), 8 + 10);
     }
 
     #[test]

@@ -298,7 +298,7 @@ fn filters_select_records_and_summary_counts_all() {
     );
     let m = map.to_str().unwrap();
     let o = run(&["decode", "--json", "--kind", "trap,por_write", t]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(4), "hazards count though not shown: {}", stderr(&o));
     assert_eq!(seqs(&o), [0, 1, 3]);
     let summary = json_lines(&o).pop().unwrap();
     assert_eq!(summary["event"], "summary");
@@ -346,7 +346,8 @@ fn filters_select_records_and_summary_counts_all() {
 fn perfetto_file_is_a_trace_event_object() {
     let trace = filter_trace();
     let out = trace.with_extension("perfetto.json");
-    let o = run(&["decode", "--perfetto", out.to_str().unwrap(), trace.to_str().unwrap()]);
+    let o =
+        run(&["decode", "--no-fail-on-hazard", "--perfetto", out.to_str().unwrap(), trace.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let evs = doc["traceEvents"].as_array().unwrap();
@@ -364,4 +365,74 @@ fn hidden_bench_trace_command_writes_a_clean_trace() {
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stdout(&o).lines().count(), 500);
     assert!(!stdout(&run(&["--help"])).contains("bench-trace"), "hidden");
+}
+
+#[test]
+fn decode_exits_4_on_a_hazard_by_default_and_3_wins() {
+    let t = filter_trace();
+    let t = t.to_str().unwrap();
+    assert_eq!(run(&["decode", t]).status.code(), Some(4));
+    assert_eq!(run(&["decode", "--fail-on-hazard", t]).status.code(), Some(4), "no-op alias");
+    assert_eq!(run(&["decode", "--no-fail-on-hazard", t]).status.code(), Some(0));
+    let o = run(&["decode", "--fail-on-hazard", "--no-fail-on-hazard", t]);
+    assert_eq!(o.status.code(), Some(2), "the two conflict");
+    // A damaged trace with a hazard: 3 takes precedence.
+    let mut bytes = std::fs::read(t).unwrap();
+    bytes.truncate(bytes.len() - 3);
+    let damaged = trace_file("hazard-truncated", &bytes);
+    assert_eq!(run(&["decode", damaged.to_str().unwrap()]).status.code(), Some(3));
+}
+
+#[test]
+fn follow_reads_a_file_appended_to_by_a_thread() {
+    let bytes = sample::trace();
+    let path = trace_file("follow", b"");
+    let p = path.to_str().unwrap();
+    let whole = trace_file("follow-whole", &bytes);
+    let expected = run(&["decode", "--json", whole.to_str().unwrap()]);
+    assert_eq!(expected.status.code(), Some(0));
+    // The first third is there at start; a thread appends the rest in two
+    // pieces (one cutting a frame), 300 ms apart.
+    let (a, rest) = bytes.split_at(bytes.len() / 3);
+    let (b, c) = rest.split_at(rest.len() / 2);
+    std::fs::write(&path, a).unwrap();
+    let (b, c) = (b.to_vec(), c.to_vec());
+    let appender_path = path.clone();
+    let appender = std::thread::spawn(move || {
+        let mut f = std::fs::OpenOptions::new().append(true).open(appender_path).unwrap();
+        for piece in [b, c] {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            f.write_all(&piece).unwrap();
+            f.flush().unwrap();
+        }
+    });
+    let start = std::time::Instant::now();
+    let o = run(&["decode", "--json", "--follow", "--follow-timeout", "1", p]);
+    appender.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), stdout(&expected), "same records as the whole file");
+    assert!(start.elapsed() >= std::time::Duration::from_millis(1500), "followed the appends, then 1 s");
+    // --follow needs a file; --follow-timeout needs --follow.
+    assert_eq!(run(&["decode", "--follow"]).status.code(), Some(2));
+    assert_eq!(run(&["decode", "--follow-timeout", "1", p]).status.code(), Some(2));
+    assert_eq!(run(&["decode", "--follow", "--follow-timeout", "x", p]).status.code(), Some(2));
+}
+
+#[test]
+fn follow_stops_on_ctrl_c_and_prints_the_summary() {
+    let path = trace_file("follow-int", &sample::trace());
+    let child = Command::new(BIN)
+        .args(["decode", "--json", "--follow", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: signals our own child, which is still running (no timeout).
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines.last().unwrap()["event"], "summary", "{}", stdout(&o));
 }

@@ -35,22 +35,28 @@ fn seed_hazard_report_names_the_functions() {
     assert!(text(&run.stderr).contains("symbols from"), "{}", text(&run.stderr));
 
     // Offline decode with explicit symbols.
+    // `decode` exits 4 on a hazard by default (`run` exited 0 above).
     let o = porwatch(&["decode", "--symbols", elf_s, trace_s]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o.stderr));
     let out = text(&o.stdout);
     let start =
         out.find("porwatch: HAZARD: page-table write under an insufficient permission overlay").expect(&out);
-    let block: Vec<&str> = out[start..].lines().take(8).collect();
+    let block: Vec<&str> = out[start..].lines().take(19).collect();
     assert!(block[1].contains("pc=0x") && block[1].contains("<pageattr_pte_entry+0x"), "{block:#?}");
     assert!(block[2].contains("(changed: POIndex 1->0)"), "{block:#?}");
     assert!(block[3].contains("pkey 1 perm r-- under POR_EL1=0x17"), "{block:#?}");
-    assert!(block[4].contains("exc_entry irq_el1h (vector 0x44004280 <el1h_64_irq+0x0/"), "{block:#?}");
+    // The would-be fault decoded like the kernel's mem_abort_decode().
+    assert_eq!(block[4].trim(), "Mem abort info:", "{block:#?}");
+    assert_eq!(block[5].trim(), "ESR = 0x000000409600004f", "{block:#?}");
+    assert_eq!(block[13].trim(), "GCS = 0, Overlay = 1, DirtyBit = 0, Xs = 0", "{block:#?}");
+    assert!(block[14].contains("exc_entry irq_el1h (vector 0x44004280 <el1h_64_irq+0x0/"), "{block:#?}");
+    assert!(block[15].contains("ESR not decoded: an IRQ does not write ESR_EL1"), "{block:#?}");
     assert!(
-        block[5].contains("por_write 0x57 -> 0x17 at pc=") && block[5].contains("(at_entry=1)"),
+        block[16].contains("por_write 0x57 -> 0x17 at pc=") && block[16].contains("(at_entry=1)"),
         "{block:#?}"
     );
-    assert!(block[6].contains("set by exception-entry code of IRQ #"), "{block:#?}");
-    assert!(block[7].contains(" hazard ") && block[7].contains("<pageattr_pte_entry+0x"), "{block:#?}");
+    assert!(block[17].contains("set by exception-entry code of IRQ #"), "{block:#?}");
+    assert!(block[18].contains(" hazard ") && block[18].contains("<pageattr_pte_entry+0x"), "{block:#?}");
     assert!(text(&o.stderr).contains("KASLR offset 0x0"), "{}", text(&o.stderr));
 
     // -v adds file:line from DWARF.
@@ -59,7 +65,7 @@ fn seed_hazard_report_names_the_functions() {
 
     // JSON: pc_sym members, no report; --hazards-only keeps the chain.
     let o = porwatch(&["decode", "--json", "--hazards-only", "--symbols", elf_s, trace_s]);
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.status.code(), Some(4));
     let lines: Vec<serde_json::Value> =
         text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect(l)).collect();
     let kinds: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
@@ -67,7 +73,10 @@ fn seed_hazard_report_names_the_functions() {
     assert!(lines[2]["pc_sym"].as_str().unwrap().starts_with("pageattr_pte_entry+0x"));
     assert!(lines[1]["pc_sym"].as_str().unwrap().starts_with("kentry_entry_por_msr+0x0/"));
 
-    // --fail-on-hazard: exit 4; --counts: one more stderr line.
+    // --no-fail-on-hazard: exit 0; --fail-on-hazard (the default) is
+    // still accepted: exit 4; --counts: one more stderr line.
+    let o = porwatch(&["decode", "--no-fail-on-hazard", trace_s]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let o = porwatch(&["decode", "--fail-on-hazard", "--counts", trace_s]);
     assert_eq!(o.status.code(), Some(4));
     let err = text(&o.stderr);
