@@ -182,7 +182,10 @@ impl State {
     ) -> Result<(), E> {
         if let Event::Header { cntfrq, .. } = rec.event {
             self.cntfrq = (cntfrq != 0).then_some(cntfrq);
+            self.stats.cntfrq = cntfrq;
         }
+        self.stats.first_ts.get_or_insert(rec.ts);
+        self.stats.last_ts = rec.ts;
         self.check_seq(rec, sink)?;
         let st = &mut self.stats;
         st.records += 1;

@@ -47,8 +47,9 @@ pub struct ViewArgs {
     #[arg(long)]
     pub fail_on_hazard: bool,
     /// At the end, one more stderr line: hazards, page-table pages tracked
-    /// (from pt_stats) and exception entries.
-    #[arg(long)]
+    /// (from pt_stats), exception entries, traps and traps per second (the
+    /// per-kind counts and drops are in the summary line above it).
+    #[arg(long, visible_alias = "summary")]
     pub counts: bool,
     /// Also write the trace as a Chrome Trace Event Format JSON file for
     /// ui.perfetto.dev / chrome://tracing (exception slices, POR counter,

@@ -111,8 +111,18 @@ impl Printer {
             Some((now, max)) => format!("{now} (max {max})"),
             None => "unknown (no pt_stats)".to_string(),
         };
+        let traps = stats.count("trap") + stats.count("unknown_trap");
+        let span = stats.first_ts.map_or(0, |f| stats.last_ts.saturating_sub(f));
+        let rate = if stats.cntfrq > 0 && span > 0 {
+            // Integer arithmetic: traps per second over the trace's time span.
+            let per_s = (traps as u128 * stats.cntfrq as u128 / span as u128) as u64;
+            let ms = (span as u128 * 1000 / stats.cntfrq as u128) as u64;
+            format!(" ({per_s}/s over {ms} ms)")
+        } else {
+            String::new()
+        };
         format!(
-            "porwatch: hazards {}; tables tracked {tables}; exception entries {}",
+            "porwatch: hazards {}; tables tracked {tables}; exception entries {}; traps {traps}{rate}",
             stats.count("hazard"),
             stats.count("exc_entry")
         )
@@ -367,7 +377,7 @@ mod tests {
         let mut stats = DecodeStats::default();
         assert_eq!(
             p.counts_line(&stats),
-            "porwatch: hazards 0; tables tracked unknown (no pt_stats); exception entries 0"
+            "porwatch: hazards 0; tables tracked unknown (no pt_stats); exception entries 0; traps 0"
         );
         let pt = Record {
             seq: 0,
@@ -388,7 +398,17 @@ mod tests {
         stats.per_kind.insert("exc_entry", 12);
         assert_eq!(
             p.counts_line(&stats),
-            "porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12"
+            "porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12; traps 0"
+        );
+        // 30 traps over 0.5 s of a 1 GHz counter.
+        stats.per_kind.insert("trap", 20);
+        stats.per_kind.insert("unknown_trap", 10);
+        stats.cntfrq = 1_000_000_000;
+        stats.first_ts = Some(1_000);
+        stats.last_ts = 500_001_000;
+        assert_eq!(
+            p.counts_line(&stats),
+            "porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12; traps 30 (60/s over 500 ms)"
         );
     }
 

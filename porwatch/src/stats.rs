@@ -29,6 +29,11 @@ pub struct DecodeStats {
     pub bytes: u64,
     /// Records decoded.
     pub records: u64,
+    /// Timestamps (CNTPCT ticks) of the first and last record, and the
+    /// counter frequency from the header (0: none seen).
+    pub first_ts: Option<u64>,
+    pub last_ts: u64,
+    pub cntfrq: u64,
     /// Records per kind name (`unknown` for unknown kinds).
     pub per_kind: BTreeMap<&'static str, u64>,
     /// Frames rejected (COBS, CRC, size or payload errors).
