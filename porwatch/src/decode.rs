@@ -11,11 +11,19 @@ use crate::records::OwnedRecord;
 pub use crate::stats::{DecodeStats, GuestExit};
 use crate::{json, text};
 
-/// Time of a record since counter start, from the latest header's cntfrq.
+/// MPIDR_EL1.Aff0.
+const MPIDR_AFF0: u64 = 0xff;
+
+/// Time of a record since counter start, from the latest header's cntfrq,
+/// and the CPU that wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timestamp {
     pub secs: u64,
     pub micros: u32,
+    /// CPU number: the header's MPIDR_EL1.Aff0. porwatch runs one vCPU and
+    /// writes one stream per CPU, so the header names the CPU of every
+    /// record that follows it.
+    pub cpu: u8,
 }
 
 impl Timestamp {
@@ -25,7 +33,7 @@ impl Timestamp {
             return None;
         }
         let micros = u128::from(ticks % cntfrq) * 1_000_000 / u128::from(cntfrq);
-        Some(Timestamp { secs: ticks / cntfrq, micros: u32::try_from(micros).unwrap_or(999_999) })
+        Some(Timestamp { secs: ticks / cntfrq, micros: u32::try_from(micros).unwrap_or(999_999), cpu: 0 })
     }
 }
 
@@ -60,6 +68,8 @@ pub struct StreamDecoder {
 struct State {
     stats: DecodeStats,
     cntfrq: Option<u64>,
+    /// CPU of the stream (header MPIDR_EL1.Aff0).
+    cpu: u8,
     next_seq: Option<u64>,
     /// Stream offset of the next byte.
     offset: u64,
@@ -180,8 +190,9 @@ impl State {
         rec: &Record<'_>,
         sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        if let Event::Header { cntfrq, .. } = rec.event {
+        if let Event::Header { cntfrq, mpidr, .. } = rec.event {
             self.cntfrq = (cntfrq != 0).then_some(cntfrq);
+            self.cpu = (mpidr & MPIDR_AFF0) as u8;
             self.stats.cntfrq = cntfrq;
         }
         self.stats.first_ts.get_or_insert(rec.ts);
@@ -199,7 +210,10 @@ impl State {
             }
             _ => {}
         }
-        let time = self.cntfrq.and_then(|f| Timestamp::from_ticks(rec.ts, f));
+        let time = self
+            .cntfrq
+            .and_then(|f| Timestamp::from_ticks(rec.ts, f))
+            .map(|t| Timestamp { cpu: self.cpu, ..t });
         sink(&Item::Record { record: rec, time })
     }
 
@@ -406,10 +420,19 @@ mod tests {
 
     #[test]
     fn timestamps_follow_header_cntfrq() {
-        assert_eq!(Timestamp::from_ticks(125_000_000, 62_500_000), Some(Timestamp { secs: 2, micros: 0 }));
-        assert_eq!(Timestamp::from_ticks(62_500_063, 62_500_000), Some(Timestamp { secs: 1, micros: 1 }));
-        assert_eq!(Timestamp::from_ticks(u64::MAX, 1), Some(Timestamp { secs: u64::MAX, micros: 0 }));
-        assert_eq!(Timestamp::from_ticks(u64::MAX, u64::MAX - 1), Some(Timestamp { secs: 1, micros: 0 }));
+        assert_eq!(
+            Timestamp::from_ticks(125_000_000, 62_500_000),
+            Some(Timestamp { secs: 2, micros: 0, cpu: 0 })
+        );
+        assert_eq!(
+            Timestamp::from_ticks(62_500_063, 62_500_000),
+            Some(Timestamp { secs: 1, micros: 1, cpu: 0 })
+        );
+        assert_eq!(Timestamp::from_ticks(u64::MAX, 1), Some(Timestamp { secs: u64::MAX, micros: 0, cpu: 0 }));
+        assert_eq!(
+            Timestamp::from_ticks(u64::MAX, u64::MAX - 1),
+            Some(Timestamp { secs: 1, micros: 0, cpu: 0 })
+        );
         assert_eq!(Timestamp::from_ticks(5, 0), None);
 
         let mut h = sample::records()[0];
@@ -426,7 +449,7 @@ mod tests {
             *cntfrq = 0;
         }
         let Ok(()) = dec.feed(&enc(&[Record { seq: 2, ..h }, trap(3)]), &mut sink);
-        assert_eq!(times, [None, Some(Timestamp { secs: 1, micros: 0 }), None, None]);
+        assert_eq!(times, [None, Some(Timestamp { secs: 1, micros: 0, cpu: 0 }), None, None]);
     }
 
     #[test]

@@ -222,7 +222,7 @@ mod tests {
     fn trap_object() {
         let v = rec_json(
             Event::Trap { esr: 0x5a00_0000, elr: u64::MAX, outcome: 2 },
-            Some(Timestamp { secs: 2, micros: 50 }),
+            Some(Timestamp { secs: 2, micros: 50, cpu: 0 }),
         );
         assert_eq!(
             v,

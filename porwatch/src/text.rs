@@ -1,5 +1,6 @@
 //! Human-readable output: one ftrace-like line per record,
-//! `[   seconds.micros] #seq kind  field=value ...`.
+//! `[   seconds.micros] cpuN #seq kind  field=value ...` (ftrace-like:
+//! timestamp, CPU, event, fields; `[t=TICKS]` and no CPU before a header).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -45,7 +46,7 @@ pub fn record_line_with(rec: &Record<'_>, time: Option<Timestamp>, sym: Option<&
     let mut s = String::new();
     // Writing to a String cannot fail.
     let _ = match time {
-        Some(t) => write!(s, "[{:>5}.{:06}]", t.secs, t.micros),
+        Some(t) => write!(s, "[{:>5}.{:06}] cpu{}", t.secs, t.micros, t.cpu),
         None => write!(s, "[t={}]", rec.ts),
     };
     let kind_name = rec.event.kind_name();
@@ -87,14 +88,14 @@ mod tests {
         Record { seq: 7, ts: 62_500_123, event }
     }
 
-    const T: Option<Timestamp> = Some(Timestamp { secs: 1, micros: 1 });
+    const T: Option<Timestamp> = Some(Timestamp { secs: 1, micros: 1, cpu: 0 });
 
     #[test]
     fn trap_line() {
         let r = rec(Event::Trap { esr: 0x5a00_0000, elr: 0x4008_1234, outcome: 0 });
         assert_eq!(
             record_line(&r, T),
-            "[    1.000001] #7 trap         esr=0x5a000000 (HVC64) elr=0x40081234 outcome=emulated"
+            "[    1.000001] cpu0 #7 trap         esr=0x5a000000 (HVC64) elr=0x40081234 outcome=emulated"
         );
         assert_eq!(
             record_line(&r, None),
@@ -133,7 +134,9 @@ mod tests {
         let recs = sample::records();
         let l = record_line(&recs[0], T);
         assert!(
-            l.starts_with("[    1.000001] #0 header       format_version=1 cntfrq=62500000 midr=0x410fd083"),
+            l.starts_with(
+                "[    1.000001] cpu0 #0 header       format_version=1 cntfrq=62500000 midr=0x410fd083"
+            ),
             "{l}"
         );
         assert!(l.contains(" poe_mode=virtual "), "{l}");

@@ -78,7 +78,7 @@ fn clean_trace_text_from_stdin() {
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 12);
-    assert!(out.starts_with("[    1.000000] #0 header "), "{out}");
+    assert!(out.starts_with("[    1.000000] cpu0 #0 header "), "{out}");
     assert!(out.contains("esr=0x6238e865 (SYS64 MRS x3, POR_EL0)"), "{out}");
     assert!(out.contains("message=\"hyp/src/trap.rs:120: unexpected \\\"ESR\\\"\""), "{out}");
     let err = stderr(&o);
