@@ -111,6 +111,19 @@ pub fn config() -> &'static Config {
     CONFIG.get().unwrap_or(&EARLY)
 }
 
+/// CurrentEL.EL of an EL3 entry (boot.S passes CurrentEL, EL in bits [3:2]).
+const EL3: u64 = 3;
+
+/// Set first thing when entered at EL3 (boot.S dropped to EL2): no firmware
+/// runs at EL3, so nothing may be forwarded with SMC — porwatch answers PSCI
+/// itself and ends the run with semihosting.
+static NO_FIRMWARE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether an EL3 firmware (PSCI provider) exists: false after an EL3 entry.
+pub fn has_firmware() -> bool {
+    !NO_FIRMWARE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// Guest part of bootargs (porwatch.* words removed).
 static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 
@@ -119,6 +132,9 @@ static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     let layout = Layout::from_linker();
     let ids = IdRegs::read();
+    if current_el >> 2 == EL3 {
+        NO_FIRMWARE.store(true, core::sync::atomic::Ordering::Relaxed);
+    }
 
     let dtb_bytes = unsafe { dtb_slice(dtb) };
     let mut plat = Platform::new();

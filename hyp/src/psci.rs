@@ -20,8 +20,13 @@ pub enum Conduit {
 /// an SMCCC call and gets NOT_SUPPORTED.
 const SMCCC_IMM: u16 = 0;
 /// Passes the guest's call to firmware (SMC from EL2) and returns its x0..x3
-/// to the guest; returns x0.
+/// to the guest; returns x0. Without firmware (porwatch entered at EL3)
+/// decide_without_firmware never forwards; NOT_SUPPORTED is a safety net.
 fn forward(regs: &mut GuestRegs, x0: u64) -> u64 {
+    if !crate::boot::has_firmware() {
+        regs.x[0] = SMCCC_NOT_SUPPORTED;
+        return SMCCC_NOT_SUPPORTED;
+    }
     let mut args = [0u64; FORWARD_ARGS];
     args.copy_from_slice(&regs.x[1..=FORWARD_ARGS]);
     let ret = smccc::smc64(psci::function_id(x0), args);
@@ -39,7 +44,11 @@ pub fn handle(regs: &mut GuestRegs, conduit: Conduit, imm: u16) -> Handled {
     let cfg = config();
     let hyp = (cfg.layout.start, cfg.layout.end - cfg.layout.start);
     let call = if imm == SMCCC_IMM { psci::classify(x0, x1, x2, x3) } else { GuestCall::Unknown(x0 as u32) };
-    let decision = psci::decide(call, hyp, cfg.ids.mpidr);
+    let decision = if crate::boot::has_firmware() {
+        psci::decide(call, hyp, cfg.ids.mpidr)
+    } else {
+        psci::decide_without_firmware(call, hyp, cfg.ids.mpidr)
+    };
 
     let conduit_code = match conduit {
         Conduit::Smc => PsciConduit::Smc,

@@ -19,10 +19,16 @@ pub fn guest_done(reason: ExitReason, status: u32) -> ! {
 }
 
 /// Stops the machine. Without semihosting the status cannot reach the host:
-/// PSCI SYSTEM_OFF (or SYSTEM_RESET) is all there is.
+/// PSCI SYSTEM_OFF (or SYSTEM_RESET) is all there is — and after an EL3
+/// entry not even that (no firmware): the CPU then waits forever.
 pub fn stop(status: u32, reset: bool) -> ! {
     if config().opts.semihosting {
         semihosting::exit(status);
+    }
+    if !crate::boot::has_firmware() {
+        loop {
+            aarch64_cpu::asm::wfe();
+        }
     }
     if reset {
         let _ = smccc::psci::system_reset::<smccc::Smc>();

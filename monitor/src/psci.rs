@@ -302,6 +302,27 @@ pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decis
     }
 }
 
+/// SMCCC version porwatch claims when it is the only firmware (1.1: the
+/// first with SMCCC_ARCH_FEATURES, which it answers).
+pub const SMCCC_VERSION_WITHOUT_FIRMWARE: u64 = 0x1_0001;
+
+/// [`decide`] when no firmware runs at EL3 (porwatch was entered at EL3 and
+/// dropped to EL2 itself, as on an Arm FVP without TF-A): nothing is ever
+/// [`Decision::Forward`]ed. PSCI is porwatch's own (its version; SYSTEM_OFF,
+/// SYSTEM_RESET and CPU_OFF end the run, so they are supported); firmware
+/// services (Spectre workarounds, SoC ID, vendor calls) are not supported.
+pub fn decide_without_firmware(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decision {
+    match decide(call, hyp_region, boot_mpidr) {
+        Decision::ForwardVersion => Decision::Answer(clamp_version(ret(NOT_SUPPORTED))),
+        Decision::Forward => match call {
+            GuestCall::PsciFeatures { .. } => Decision::Answer(ret(SUCCESS)),
+            GuestCall::SmcccVersion => Decision::Answer(SMCCC_VERSION_WITHOUT_FIRMWARE),
+            _ => Decision::Answer(ret(NOT_SUPPORTED)),
+        },
+        d => d,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -309,6 +330,32 @@ mod tests {
 
     const HYP: (u64, u64) = (0x4000_0000, 0x0020_0000);
     const BOOT: u64 = 0x8000_0000; // MPIDR_EL1 with RES1 bit 31, affinity 0
+
+    #[test]
+    fn without_firmware_nothing_is_forwarded() {
+        let d = |c| decide_without_firmware(c, HYP, BOOT);
+        assert_eq!(d(GuestCall::PsciVersion), Decision::Answer(0x1_0001));
+        for fid in [PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_CPU_OFF, PSCI_CPU_ON_64] {
+            assert_eq!(d(GuestCall::PsciFeatures { fid }), Decision::Answer(ret(SUCCESS)), "{fid:#x}");
+        }
+        assert_eq!(d(GuestCall::PsciFeatures { fid: 0x8400_00ff }), Decision::Answer(ret(NOT_SUPPORTED)));
+        assert_eq!(d(GuestCall::SmcccVersion), Decision::Answer(SMCCC_VERSION_WITHOUT_FIRMWARE));
+        assert_eq!(
+            d(GuestCall::SmcccArchFeatures { fid: SMCCC_ARCH_WORKAROUND_1 }),
+            Decision::Answer(ret(NOT_SUPPORTED))
+        );
+        assert_eq!(d(GuestCall::SystemOff), Decision::PowerOff);
+        assert_eq!(d(GuestCall::TestExit { code: 3 }), Decision::TestExit(3));
+        // Every call of the classifier's space: never Forward*.
+        for x0 in
+            [0x8000_0000u64, 0x8000_0001, 0x8400_0000, 0x8400_000A, 0xC400_0003, 0x8600_0000, 0xC600_0050]
+        {
+            for x1 in [0u64, 0x8000_8000, 0x8400_0008, 0xC400_0003] {
+                let r = d(classify(x0, x1, 0x4000_0000, 0));
+                assert!(!matches!(r, Decision::Forward | Decision::ForwardVersion), "{x0:#x} {x1:#x}: {r:?}");
+            }
+        }
+    }
 
     #[test]
     fn ids_match_the_specs() {

@@ -7,6 +7,33 @@ use std::path::{Path, PathBuf};
 /// developed and tested on.
 pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
 pub const CPU: &str = "max";
+/// `--secure`: the same machine with EL3 (TrustZone). QEMU then provides no
+/// PSCI and starts the CPU at EL3, as an Arm FVP does; porwatch's boot.S
+/// drops to EL2 itself. The second PL011 is Secure-only there, so there is
+/// no trace UART (porwatch.trace=none).
+pub const MACHINE_SECURE: &str = "virt,virtualization=on,secure=on,gic-version=3";
+/// `--secure`: where porwatch-hyp.bin is loaded (RAM base + 2 MiB, where
+/// QEMU puts a Linux Image).
+pub const SECURE_HYP_ADDR: u64 = 0x4020_0000;
+/// `--secure`: where QEMU puts the device tree when firmware (`-bios`) is
+/// loaded: the base of RAM, with `-append` in /chosen/bootargs.
+pub const SECURE_DTB_ADDR: u64 = 0x4000_0000;
+
+/// `--secure`: the "firmware" QEMU starts at EL3 from flash address 0: three
+/// instructions that enter porwatch as a boot loader would, x0 = DTB.
+pub fn el3_reset_stub() -> Vec<u8> {
+    // MOVZ Xd, #imm16, LSL #16: 0xd2a00000 | imm16 << 5 | d.
+    let movz_hi = |d: u32, v: u64| {
+        assert_eq!(v & 0xffff, 0, "stub addresses are 64 KiB aligned");
+        assert!(v >> 32 == 0);
+        0xd2a0_0000 | ((v >> 16) as u32) << 5 | d
+    };
+    const BR_X1: u32 = 0xd61f_0020;
+    [movz_hi(0, SECURE_DTB_ADDR), movz_hi(1, SECURE_HYP_ADDR), BR_X1]
+        .iter()
+        .flat_map(|w| w.to_le_bytes())
+        .collect()
+}
 pub const MEMORY: &str = "1G";
 
 /// A guest and how QEMU's generic loader places it.
@@ -109,11 +136,17 @@ pub struct QemuConfig {
     pub hyp_opts: Vec<String>,
     pub icount: bool,
     pub extra: Vec<String>,
+    /// `--secure`: the EL3 reset stub file (el3_reset_stub) to load as
+    /// `-bios`; the machine is MACHINE_SECURE and there is no trace UART.
+    pub secure_stub: Option<PathBuf>,
 }
 
 impl QemuConfig {
     pub fn argv(&self) -> Result<Vec<String>> {
         let mut append = format!("porwatch.guest={:#x} porwatch.semihosting=1", self.guest.entry);
+        if self.secure_stub.is_some() {
+            append.push_str(" porwatch.trace=none");
+        }
         for o in &self.hyp_opts {
             let o = o.strip_prefix("porwatch.").unwrap_or(o);
             if !o.contains('=') || o.contains(char::is_whitespace) {
@@ -132,7 +165,7 @@ impl QemuConfig {
         };
         let mut v: Vec<String> = [
             "-M",
-            MACHINE,
+            if self.secure_stub.is_some() { MACHINE_SECURE } else { MACHINE },
             "-cpu",
             CPU,
             "-smp",
@@ -148,14 +181,28 @@ impl QemuConfig {
             "enable=on,target=native",
             "-serial",
             "stdio",
-            "-chardev",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
-        v.push(format!("socket,id=trace,path={}", self.trace_socket.display()));
-        v.extend(["-serial", "chardev:trace", "-kernel"].map(String::from));
-        v.push(self.hyp.display().to_string());
+        match &self.secure_stub {
+            None => {
+                v.push("-chardev".into());
+                v.push(format!("socket,id=trace,path={}", self.trace_socket.display()));
+                v.extend(["-serial", "chardev:trace", "-kernel"].map(String::from));
+                v.push(self.hyp.display().to_string());
+            }
+            // With firmware loaded, QEMU only puts -kernel in fw_cfg (unused);
+            // it is needed for -append. The generic loader places porwatch.
+            Some(stub) => {
+                v.push("-bios".into());
+                v.push(stub.display().to_string());
+                v.push("-kernel".into());
+                v.push(self.hyp.display().to_string());
+                v.push("-device".into());
+                v.push(format!("loader,file={},addr={SECURE_HYP_ADDR:#x}", self.hyp.display()));
+            }
+        }
         v.push("-append".into());
         v.push(append);
         v.push("-device".into());
@@ -197,6 +244,7 @@ mod tests {
             hyp_opts: vec!["eret=on".into()],
             icount: true,
             extra: vec!["-d".into(), "guest_errors".into()],
+            secure_stub: None,
         };
         let v = cfg.argv().unwrap();
         let append = &v[v.iter().position(|a| a == "-append").unwrap() + 1];
@@ -207,7 +255,40 @@ mod tests {
         assert!(v.contains(&"loader,file=/g/Image,addr=0x48000000,force-raw=on".to_string()));
         assert!(v.windows(2).any(|w| w[0] == "-icount" && w[1] == "shift=0"));
         assert_eq!(&v[v.len() - 2..], &["-d".to_string(), "guest_errors".to_string()]);
+        assert!(v.windows(2).any(|w| w[0] == "-M" && w[1] == MACHINE));
+        assert!(v.windows(2).any(|w| w[0] == "-serial" && w[1] == "chardev:trace"));
         let bad = QemuConfig { hyp_opts: vec!["eret on".into()], ..cfg };
         assert!(bad.argv().is_err());
+    }
+
+    #[test]
+    fn secure_argv_boots_from_the_el3_stub_without_a_trace_uart() {
+        let cfg = QemuConfig {
+            qemu: "q".into(),
+            hyp: "/i/porwatch-hyp.bin".into(),
+            guest: GuestImage { path: "/g/hello.elf".into(), entry: 0x4400_0000, raw_addr: None },
+            trace_socket: "/t/s".into(),
+            guest_args: String::new(),
+            hyp_opts: vec![],
+            icount: false,
+            extra: vec![],
+            secure_stub: Some("/t/el3-stub.bin".into()),
+        };
+        let v = cfg.argv().unwrap();
+        assert!(v.windows(2).any(|w| w[0] == "-M" && w[1] == MACHINE_SECURE));
+        assert!(v.windows(2).any(|w| w[0] == "-bios" && w[1] == "/t/el3-stub.bin"));
+        assert!(v.contains(&"loader,file=/i/porwatch-hyp.bin,addr=0x40200000".to_string()));
+        assert_eq!(v.iter().filter(|a| *a == "-serial").count(), 1, "{v:?}");
+        assert!(!v.iter().any(|a| a.contains("chardev:trace") || a.contains("socket,")), "{v:?}");
+        let append = &v[v.iter().position(|a| a == "-append").unwrap() + 1];
+        assert_eq!(append, "porwatch.guest=0x44000000 porwatch.semihosting=1 porwatch.trace=none");
+    }
+
+    #[test]
+    fn el3_stub_is_movz_movz_br() {
+        let w: Vec<u32> =
+            el3_reset_stub().chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        // movz x0, #0x4000, lsl #16; movz x1, #0x4020, lsl #16; br x1
+        assert_eq!(w, [0xd2a8_0000, 0xd2a8_0401, 0xd61f_0020]);
     }
 }

@@ -59,6 +59,13 @@ pub struct RunArgs {
     /// Deterministic instruction counting (-icount shift=0), for benchmarks.
     #[arg(long)]
     pub icount: bool,
+    /// Start porwatch at EL3, as on an Arm FVP: QEMU `virt,secure=on` (no
+    /// PSCI from QEMU; a three-instruction -bios stub enters porwatch, which
+    /// drops to EL2 itself and answers the guest's PSCI). The trace is NOT
+    /// available in this mode (the second PL011 is Secure-only):
+    /// porwatch.trace=none; only the console and the exit status remain.
+    #[arg(long, conflicts_with_all = ["trace_out", "json"])]
+    pub secure: bool,
     /// Print the QEMU command line before running it.
     #[arg(long, short)]
     pub verbose: bool,
@@ -112,8 +119,22 @@ pub fn run(
     let (guest_path, guest_is_elf) = (guest.path.clone(), guest.raw_addr.is_none());
     let tmp = tempdir()?;
     let sock_path = tmp.join("trace.sock");
-    let listener = UnixListener::bind(&sock_path)
-        .with_context(|| format!("cannot listen on {}", sock_path.display()))?;
+    let listener = if args.secure {
+        None
+    } else {
+        Some(
+            UnixListener::bind(&sock_path)
+                .with_context(|| format!("cannot listen on {}", sock_path.display()))?,
+        )
+    };
+    let secure_stub = if args.secure {
+        let p = tmp.join("el3-stub.bin");
+        std::fs::write(&p, qemu::el3_reset_stub())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        Some(p)
+    } else {
+        None
+    };
 
     let cfg = QemuConfig {
         qemu: args.qemu.clone(),
@@ -124,6 +145,7 @@ pub fn run(
         hyp_opts: args.hyp_opts.clone(),
         icount: args.icount,
         extra: args.qemu_args.clone(),
+        secure_stub,
     };
     let argv = cfg.argv()?;
     if args.verbose {
@@ -156,11 +178,13 @@ pub fn run(
         None => None,
     };
     let trace_sink = shared.clone();
-    let trace_thread = std::thread::spawn(move || -> std::io::Result<DecodeStats> {
-        let (stream, _) = listener.accept()?;
-        let mut w = LockedWriter(trace_sink);
-        let tee = raw.as_mut().map(|f| f as &mut dyn Write);
-        decode_stream(stream, &mut w, &opts, tee)
+    let trace_thread = listener.map(|listener| {
+        std::thread::spawn(move || -> std::io::Result<DecodeStats> {
+            let (stream, _) = listener.accept()?;
+            let mut w = LockedWriter(trace_sink);
+            let tee = raw.as_mut().map(|f| f as &mut dyn Write);
+            decode_stream(stream, &mut w, &opts, tee)
+        })
     });
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
@@ -177,8 +201,14 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(20));
     };
     // If QEMU died before connecting, unblock accept() with an empty stream.
-    let _ = std::os::unix::net::UnixStream::connect(&sock_path);
-    let stats = trace_thread.join().map_err(|_| anyhow::anyhow!("trace reader panicked"))??;
+    // (--secure: no trace at all; empty statistics.)
+    let stats = match trace_thread {
+        Some(t) => {
+            let _ = std::os::unix::net::UnixStream::connect(&sock_path);
+            t.join().map_err(|_| anyhow::anyhow!("trace reader panicked"))??
+        }
+        None => DecodeStats::default(),
+    };
     let _ = console_thread.join();
     let _ = std::fs::remove_dir_all(&tmp);
 

@@ -1,10 +1,58 @@
 /*
- * porwatch hyp entry: arm64 Image header, self-relocation, stack, bss, EL2
- * vectors, then Rust (hyp_main). Only PC-relative addressing until the
- * relocations are applied.
+ * porwatch hyp entry: arm64 Image header, EL3 -> EL2 drop when started at
+ * EL3 (Arm FVP direct start, QEMU secure=on with firmware), self-relocation,
+ * stack, bss, EL2 vectors, then Rust (hyp_main). Only PC-relative addressing
+ * until the relocations are applied.
  */
 .equ R_AARCH64_RELATIVE, 1027
 .equ CURRENTEL_EL2, (2 << 2)
+.equ CURRENTEL_EL3, (3 << 2)
+
+/* SCR_EL3 (Arm ARM D23.2 / ../shared/ARM-FACTS.md). */
+.equ SCR_EL3_NS,     (1 << 0)       /* lower ELs are Non-secure */
+.equ SCR_EL3_HCE,    (1 << 8)       /* HVC enabled (SMC stays enabled: SMD = 0) */
+.equ SCR_EL3_RW,     (1 << 10)      /* EL2 is AArch64 */
+.equ SCR_EL3_APK,    (1 << 16)      /* pointer-auth key registers not trapped */
+.equ SCR_EL3_API,    (1 << 17)      /* pointer-auth instructions not trapped */
+.equ SCR_EL3_FGTEN,  (1 << 27)      /* FEAT_FGT: HFG*TR_EL2 etc. accessible */
+.equ SCR_EL3_HXEN,   (1 << 38)      /* FEAT_HCX: HCRX_EL2 accessible */
+.equ SCR_EL3_ENTP2,  (1 << 41)      /* FEAT_SME: TPIDR2_EL0 accessible */
+.equ SCR_EL3_TCR2EN, (1 << 43)      /* FEAT_TCR2: TCR2_ELx accessible */
+.equ SCR_EL3_PIEN,   (1 << 45)      /* FEAT_S1PIE/S1POE: PIR_ELx, POR_ELx accessible */
+/* ID register fields tested before setting the optional bits. */
+.equ ID_AA64MMFR0_FGT_SHIFT, 56
+.equ ID_AA64MMFR1_HCX_SHIFT, 40
+.equ ID_AA64MMFR3_TCRX_SHIFT, 0
+.equ ID_AA64MMFR3_S1PIE_SHIFT, 8
+.equ ID_AA64MMFR3_S1POE_SHIFT, 16
+.equ ID_AA64ISAR1_APA_SHIFT, 4
+.equ ID_AA64ISAR1_API_SHIFT, 8
+.equ ID_AA64ISAR1_GPA_SHIFT, 24
+.equ ID_AA64ISAR1_GPI_SHIFT, 28
+.equ ID_AA64ISAR2_GPA3_SHIFT, 8      /* GPA3 [11:8], then APA3 [15:12] */
+.equ ID_AA64PFR0_GIC_SHIFT, 24
+.equ ID_AA64PFR0_SVE_SHIFT, 32
+.equ ID_AA64PFR1_SME_SHIFT, 24
+/* CPTR_EL3: TFP (bit 10) = 0, FP/SIMD not trapped; EZ and ESM enable SVE
+ * and SME (the hyp sets ZCR_EL2/SMCR_EL2 for the guest). */
+.equ CPTR_EL3_EZ,  (1 << 8)
+.equ CPTR_EL3_ESM, (1 << 12)
+/* ZCR_EL3.LEN / SMCR_EL3.LEN = 0xf: EL3 does not limit the vector length. */
+.equ VL_LEN_MAX, 0xf
+.equ ID_FIELD_WIDTH, 4
+/* ICC_SRE_EL3 (GICv3): SRE | DFB | DIB | Enable, so EL2/EL1 use the
+ * system-register interface without trapping to EL3. */
+.equ ICC_SRE_EL3_SRE,    (1 << 0)
+.equ ICC_SRE_EL3_DFB,    (1 << 1)
+.equ ICC_SRE_EL3_DIB,    (1 << 2)
+.equ ICC_SRE_EL3_ENABLE, (1 << 3)
+/* SCTLR_EL2 RES1 bits (4, 5, 11, 16, 18, 22, 23, 28, 29): MMU and caches
+ * off, little-endian; hyp's MMU code sets M/C/I later. */
+.equ SCTLR_EL2_RES1_LO, ((1 << 4) | (1 << 5) | (1 << 11))
+.equ SCTLR_EL2_RES1_HI, (((1 << 16) | (1 << 18) | (1 << 22) | (1 << 23) | (1 << 28) | (1 << 29)) >> 16)
+/* SPSR_EL3 for the ERET: M[3:0] = 0b1001 (EL2h), D, A, I, F masked (bits 9..6). */
+.equ SPSR_M_EL2H, 0x9
+.equ SPSR_DAIF,   (0xf << 6)
 .equ IMAGE_FLAGS, 0xa          /* LE, 4 KiB pages, placement anywhere (bit 3) */
 .equ IMAGE_MAGIC, 0x644d5241   /* "ARM\x64" */
 
@@ -23,8 +71,12 @@ _start:
 .section .text.boot, "ax"
 primary_entry:
     mov     x19, x0                 /* DTB from the loader */
-    mrs     x20, CurrentEL
-    cmp     x20, #CURRENTEL_EL2
+    mrs     x20, CurrentEL          /* the entry EL, reported in hyp_boot */
+    cmp     x20, #CURRENTEL_EL3
+    b.eq    el3_entry
+el2_entry:                          /* also the ERET target from el3_entry */
+    mrs     x2, CurrentEL
+    cmp     x2, #CURRENTEL_EL2
     b.ne    wrong_el
 
     /* Apply R_AARCH64_RELATIVE: *(base + off) = base + addend. */
@@ -67,10 +119,94 @@ primary_entry:
     bl      hyp_main
     b       park
 
-/* Not at EL2 (EL1 without virtualization, or EL3 until the EL3 entry lands):
- * nothing can be printed safely before the DTB is parsed; park. */
+/*
+ * Started at EL3 with no firmware: make EL2 usable for a Non-secure
+ * hypervisor and drop to it. Keeps x19 (DTB) and x20 (entry EL). There is
+ * then no PSCI provider: the hyp answers the guest's PSCI itself and ends
+ * the run with semihosting (porwatch.semihosting=1).
+ */
+el3_entry:
+    mov     x2, #(SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
+    mrs     x3, id_aa64mmfr0_el1
+    ubfx    x4, x3, #ID_AA64MMFR0_FGT_SHIFT, #ID_FIELD_WIDTH
+    cbz     x4, 1f
+    orr     x2, x2, #SCR_EL3_FGTEN
+1:  mrs     x3, id_aa64mmfr1_el1
+    ubfx    x4, x3, #ID_AA64MMFR1_HCX_SHIFT, #ID_FIELD_WIDTH
+    cbz     x4, 2f
+    orr     x2, x2, #SCR_EL3_HXEN
+2:  mrs     x3, s3_0_c0_c7_3          /* ID_AA64MMFR3_EL1 */
+    ubfx    x4, x3, #ID_AA64MMFR3_TCRX_SHIFT, #ID_FIELD_WIDTH
+    cbz     x4, 3f
+    orr     x2, x2, #SCR_EL3_TCR2EN
+3:  ubfx    x4, x3, #ID_AA64MMFR3_S1PIE_SHIFT, #ID_FIELD_WIDTH
+    ubfx    x5, x3, #ID_AA64MMFR3_S1POE_SHIFT, #ID_FIELD_WIDTH
+    orr     x4, x4, x5
+    cbz     x4, 4f
+    orr     x2, x2, #SCR_EL3_PIEN
+4:  mrs     x3, id_aa64isar1_el1      /* pointer auth: APA, API [11:4]; GPA, GPI [31:24] */
+    ubfx    x4, x3, #ID_AA64ISAR1_APA_SHIFT, #(2 * ID_FIELD_WIDTH)
+    ubfx    x5, x3, #ID_AA64ISAR1_GPA_SHIFT, #(2 * ID_FIELD_WIDTH)
+    orr     x4, x4, x5
+    mrs     x3, s3_0_c0_c6_2          /* ID_AA64ISAR2_EL1 (APA3 [15:12], GPA3 [11:8]) */
+    ubfx    x5, x3, #ID_AA64ISAR2_GPA3_SHIFT, #(2 * ID_FIELD_WIDTH)
+    orr     x4, x4, x5
+    cbz     x4, 5f
+    orr     x2, x2, #(SCR_EL3_APK | SCR_EL3_API)
+5:  mrs     x3, id_aa64pfr1_el1
+    ubfx    x4, x3, #ID_AA64PFR1_SME_SHIFT, #ID_FIELD_WIDTH
+    cbz     x4, 51f
+    orr     x2, x2, #SCR_EL3_ENTP2
+51: msr     scr_el3, x2
+    mov     x6, xzr                 /* CPTR_EL3 */
+    mrs     x3, id_aa64pfr0_el1
+    ubfx    x4, x3, #ID_AA64PFR0_SVE_SHIFT, #ID_FIELD_WIDTH
+    cbz     x4, 52f
+    orr     x6, x6, #CPTR_EL3_EZ
+52: mrs     x3, id_aa64pfr1_el1
+    ubfx    x5, x3, #ID_AA64PFR1_SME_SHIFT, #ID_FIELD_WIDTH
+    cbz     x5, 53f
+    orr     x6, x6, #CPTR_EL3_ESM
+53: msr     cptr_el3, x6
+    isb
+    cbz     x4, 54f
+    mov     x2, #VL_LEN_MAX
+    msr     s3_6_c1_c2_0, x2        /* ZCR_EL3 */
+54: cbz     x5, 55f
+    mov     x2, #VL_LEN_MAX
+    msr     s3_6_c1_c2_6, x2        /* SMCR_EL3 */
+55:
+    msr     mdcr_el3, xzr           /* debug and PMU not trapped to EL3 */
+    mrs     x3, id_aa64pfr0_el1
+    ubfx    x4, x3, #ID_AA64PFR0_GIC_SHIFT, #ID_FIELD_WIDTH
+    cbz     x4, 6f
+    mov     x2, #(ICC_SRE_EL3_SRE | ICC_SRE_EL3_DFB | ICC_SRE_EL3_DIB | ICC_SRE_EL3_ENABLE)
+    msr     s3_6_c12_c12_5, x2      /* ICC_SRE_EL3 */
+6:  mov     x2, #SCTLR_EL2_RES1_LO
+    movk    x2, #SCTLR_EL2_RES1_HI, lsl #16
+    msr     sctlr_el2, x2
+    adr     x2, el3_vectors         /* an unexpected trap to EL3 parks */
+    msr     vbar_el3, x2
+    mov     x2, #(SPSR_M_EL2H | SPSR_DAIF)
+    msr     spsr_el3, x2
+    adr     x2, el2_entry
+    msr     elr_el3, x2
+    isb
+    eret
+
+/* Not at EL2 or EL3 (EL1 without virtualization): nothing can be printed
+ * safely before the DTB is parsed; park. */
 wrong_el:
 bad_reloc:
 park:
     wfe
     b       park
+
+/* EL3 vectors after the drop: no firmware runs there, so any exception
+ * taken to EL3 (an SMC from EL2, a trapped register) parks the CPU. */
+.balign 2048
+el3_vectors:
+.rept 16
+    .balign 128
+    b       park
+.endr

@@ -71,6 +71,7 @@ pub fn args(guest: &str) -> RunArgs {
         append: None,
         hyp_opts: vec![],
         icount: false,
+        secure: false,
         verbose: false,
         view: Default::default(),
         qemu_args: vec![],
