@@ -36,6 +36,7 @@ const INSN_LEN: u64 = 4;
 /// SPSR.M[3:0] values: EL0t, EL1t (SP_EL0), EL1h (SP_EL1).
 const SPSR_M_MASK: u64 = 0xf;
 const SPSR_M_EL1H: u64 = 0b0101;
+const SPSR_M_EL0T: u64 = 0b0000;
 /// SCTLR_EL1.WXN (bit 19).
 const SCTLR_WXN: u64 = 1 << 19;
 
@@ -203,6 +204,16 @@ pub fn on_native_overlay_fault(regs: &mut GuestRegs, far: u64) -> Option<bool> {
 fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> Option<Handled> {
     let mut w = WATCH.lock();
     w.tracker.is_page_protected(page_of(ipa)).then_some(())?;
+    if regs.spsr & SPSR_M_MASK == SPSR_M_EL0T && origin == Origin::Stage2 {
+        // No OS maps its page tables to EL0: this page was freed and reused
+        // while a TTBR0 root kept in the LRU still reached it. Release the
+        // idle roots; unless a live tree still reaches the page, the guest
+        // retries its store natively.
+        w.tracker.release_idle_roots(&Ram, &mut apply);
+        if !w.tracker.is_page_protected(page_of(ipa)) {
+            return Some(Handled::Machinery);
+        }
+    }
     let pc = regs.elr;
     let Some(insn) = at::read_insn(pc) else {
         return Some(w.gap(pc, 0, far, ipa, GapReason::Unreadable));
@@ -311,6 +322,7 @@ pub fn emit_stats() {
         hazards: w.hazards,
         coverage_gaps: w.gaps,
         roots_dropped: s.dropped_roots,
+        roots_released: s.released_roots,
         overflows: s.overflows,
     });
 }

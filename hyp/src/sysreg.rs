@@ -98,6 +98,14 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
         _ => None,
     };
     match result {
+        // Linux reads CPACR_EL1 on every syscall (fpsimd/SVE state): under
+        // virtual POE that read only merges a virtual bit, so it counts as
+        // porwatch's machinery and leaves no trap record.
+        Some(v) if id == sysreg::CPACR_EL1 && acc.is_read => {
+            regs.set(acc.rt, v);
+            regs.elr += INSN_LEN;
+            Handled::Machinery
+        }
         Some(v) => {
             if acc.is_read {
                 regs.set(acc.rt, v);

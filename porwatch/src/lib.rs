@@ -18,6 +18,7 @@ pub mod filter;
 pub mod follow;
 pub mod hazard;
 pub mod json;
+pub mod linux;
 pub mod perfetto;
 pub mod printer;
 pub mod psci;

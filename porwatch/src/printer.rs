@@ -390,6 +390,7 @@ mod tests {
                 hazards: 1,
                 coverage_gaps: 0,
                 roots_dropped: 0,
+                roots_released: 0,
                 overflows: 0,
             },
         };

@@ -35,6 +35,12 @@ pub fn el3_reset_stub() -> Vec<u8> {
         .collect()
 }
 pub const MEMORY: &str = "1G";
+/// Where QEMU's -kernel puts porwatch-hyp.bin (an arm64 Image with
+/// text_offset 0): RAM base + 2 MiB.
+pub const HYP_ADDR: u64 = 0x4020_0000;
+/// Where QEMU puts -initrd next to a -kernel Image: RAM base +
+/// min(RAM / 2, 128 MiB) (hw/arm/boot.c).
+pub const INITRD_ADDR: u64 = 0x4800_0000;
 
 /// A guest and how QEMU's generic loader places it.
 #[derive(Debug, Clone)]
@@ -131,6 +137,8 @@ pub struct QemuConfig {
     pub qemu: PathBuf,
     pub hyp: PathBuf,
     pub guest: GuestImage,
+    /// QEMU's -initrd (placed at INITRD_ADDR, announced in /chosen).
+    pub initrd: Option<PathBuf>,
     pub trace_socket: PathBuf,
     pub guest_args: String,
     pub hyp_opts: Vec<String>,
@@ -207,6 +215,10 @@ impl QemuConfig {
         v.push(append);
         v.push("-device".into());
         v.push(loader);
+        if let Some(p) = &self.initrd {
+            v.push("-initrd".into());
+            v.push(p.display().to_string());
+        }
         if self.icount {
             v.extend(["-icount", "shift=0"].map(String::from));
         }
@@ -239,6 +251,7 @@ mod tests {
             qemu: "q".into(),
             hyp: "/i/porwatch-hyp.bin".into(),
             guest: GuestImage { path: "/g/Image".into(), entry: 0x4800_0000, raw_addr: Some(0x4800_0000) },
+            initrd: Some("/g/initrd.gz".into()),
             trace_socket: "/t/s".into(),
             guest_args: "console=ttyAMA0".into(),
             hyp_opts: vec!["eret=on".into()],
@@ -254,6 +267,7 @@ mod tests {
         );
         assert!(v.contains(&"loader,file=/g/Image,addr=0x48000000,force-raw=on".to_string()));
         assert!(v.windows(2).any(|w| w[0] == "-icount" && w[1] == "shift=0"));
+        assert!(v.windows(2).any(|w| w[0] == "-initrd" && w[1] == "/g/initrd.gz"));
         assert_eq!(&v[v.len() - 2..], &["-d".to_string(), "guest_errors".to_string()]);
         assert!(v.windows(2).any(|w| w[0] == "-M" && w[1] == MACHINE));
         assert!(v.windows(2).any(|w| w[0] == "-serial" && w[1] == "chardev:trace"));
@@ -267,6 +281,7 @@ mod tests {
             qemu: "q".into(),
             hyp: "/i/porwatch-hyp.bin".into(),
             guest: GuestImage { path: "/g/hello.elf".into(), entry: 0x4400_0000, raw_addr: None },
+            initrd: None,
             trace_socket: "/t/s".into(),
             guest_args: String::new(),
             hyp_opts: vec![],

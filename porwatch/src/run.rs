@@ -9,6 +9,7 @@
 
 use crate::decode::{decode_stream, DecodeOptions, DecodeStats};
 use crate::decode_cmd::ViewArgs;
+use crate::linux;
 use crate::qemu::{self, GuestImage, QemuConfig};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -43,9 +44,21 @@ pub struct RunArgs {
     /// QEMU binary.
     #[arg(long, default_value = "qemu-system-aarch64", value_name = "PATH")]
     pub qemu: PathBuf,
-    /// Kill the run after S seconds (exit status 124).
-    #[arg(long, default_value_t = 60, value_name = "S")]
-    pub timeout: u64,
+    /// Kill the run after S seconds (exit status 124). Default: 60, or 900
+    /// with --linux.
+    #[arg(long, value_name = "S")]
+    pub timeout: Option<u64>,
+    /// Run Linux as the guest: `bookworm` (Debian 12's 6.1 kernel, 4 levels)
+    /// or `trixie` (Debian 13's 6.12, 5 levels with LPA2), fetched once by
+    /// `scripts/fetch-linux SUITE` (scripts/run does it), with its initramfs
+    /// and System.map; or a path to an arm64 Image (a System.map beside it is
+    /// used for symbols). The Image is loaded at --load-addr.
+    #[arg(long, value_name = "SUITE|IMAGE", conflicts_with = "guest")]
+    pub linux: Option<String>,
+    /// An initramfs for the guest (QEMU's -initrd; it lands at RAM base +
+    /// 128 MiB and /chosen tells Linux where).
+    #[arg(long, value_name = "FILE")]
+    pub initrd: Option<PathBuf>,
     /// Directory with porwatch-hyp.bin and guests/ (default: next to this
     /// binary, else target/porwatch).
     #[arg(long, value_name = "DIR")]
@@ -115,8 +128,21 @@ pub fn run(
     console_out: Box<dyn Write + Send>,
 ) -> Result<RunOutcome> {
     let images = qemu::images_dir(args.images.as_deref())?;
-    let guest = GuestImage::resolve(&images, &args.guest, args.load_addr)?;
-    let (guest_path, guest_is_elf) = (guest.path.clone(), guest.raw_addr.is_none());
+    let hyp = images.join("porwatch-hyp.bin");
+    let (guest, initrd, default_symbols) = match &args.linux {
+        Some(spec) => {
+            let l = linux::resolve(spec, args.initrd.as_deref(), args.load_addr)?;
+            check_linux_placement(&hyp, &l)?;
+            let g = GuestImage { path: l.image.clone(), entry: l.load_addr, raw_addr: Some(l.load_addr) };
+            (g, l.initrd, l.system_map)
+        }
+        None => {
+            let g = GuestImage::resolve(&images, &args.guest, args.load_addr)?;
+            let symbols = if g.raw_addr.is_none() { Some(g.path.clone()) } else { None };
+            (g, args.initrd.clone(), symbols)
+        }
+    };
+    let timeout = args.timeout.unwrap_or(if args.linux.is_some() { 900 } else { 60 });
     let tmp = tempdir()?;
     let sock_path = tmp.join("trace.sock");
     let listener = if args.secure {
@@ -138,8 +164,9 @@ pub fn run(
 
     let cfg = QemuConfig {
         qemu: args.qemu.clone(),
-        hyp: images.join("porwatch-hyp.bin"),
+        hyp,
         guest,
+        initrd,
         trace_socket: sock_path.clone(),
         guest_args: args.append.clone().unwrap_or_default(),
         hyp_opts: args.hyp_opts.clone(),
@@ -170,8 +197,7 @@ pub fn run(
     let console_thread = std::thread::spawn(move || pump_lines(qemu_stdout, console));
 
     // The summary closes the run: one stderr line (text) or a final JSON line.
-    let default_symbols = if guest_is_elf { Some(guest_path.as_path()) } else { None };
-    let view = args.view.view(default_symbols, args.verbose)?;
+    let view = args.view.view(default_symbols.as_deref(), args.verbose)?;
     let opts = DecodeOptions { json: args.json, summary: true, view };
     let mut raw = match &args.trace_out {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
@@ -187,7 +213,7 @@ pub fn run(
         })
     });
 
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = Instant::now() + Duration::from_secs(timeout);
     let mut timed_out = false;
     let status = loop {
         if let Some(st) = child.try_wait()? {
@@ -214,7 +240,7 @@ pub fn run(
 
     let qemu_status = status.code();
     let code = if timed_out {
-        eprintln!("porwatch: timed out after {} s: QEMU killed", args.timeout);
+        eprintln!("porwatch: timed out after {timeout} s: QEMU killed");
         EXIT_TIMEOUT
     } else {
         match qemu_status {
@@ -228,6 +254,27 @@ pub fn run(
     };
     let code = args.view.exit_status(code, &stats);
     Ok(RunOutcome { qemu_status, timed_out, stats, status: code })
+}
+
+/// Refuses a Linux placement that would overlap porwatch (loaded at
+/// qemu::HYP_ADDR, its header's image_size covering the guest DTB window)
+/// or the initramfs (QEMU puts it at qemu::INITRD_ADDR).
+fn check_linux_placement(hyp: &std::path::Path, l: &linux::LinuxGuest) -> Result<()> {
+    let head = std::fs::read(hyp).with_context(|| format!("cannot read {}", hyp.display()))?;
+    let (_, hyp_size) = linux::parse_image_header(&head).context("porwatch-hyp.bin")?;
+    let hyp_end = qemu::HYP_ADDR + hyp_size;
+    let end = l.load_addr + l.image_size;
+    if l.load_addr < hyp_end {
+        bail!("--load-addr {:#x} overlaps porwatch (up to {hyp_end:#x})", l.load_addr);
+    }
+    if l.initrd.is_some() && end > qemu::INITRD_ADDR {
+        bail!(
+            "the Image needs {:#x}..{end:#x}, past the initramfs at {:#x}: choose a lower --load-addr",
+            l.load_addr,
+            qemu::INITRD_ADDR
+        );
+    }
+    Ok(())
 }
 
 /// Copies `r` to the shared writer a whole line at a time.

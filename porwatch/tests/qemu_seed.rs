@@ -157,7 +157,7 @@ fn console_value(console: &str, prefix: &str, key: &str) -> String {
 #[test]
 fn stress_counts_exactly_the_constructed_hazards_and_keeps_tables_intact() {
     let mut a = args("pt_stress");
-    a.timeout = 120;
+    a.timeout = Some(120);
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);
     assert!(o.stats.is_clean(), "{:?}", o.stats);

@@ -427,5 +427,8 @@ define_events! {
         roots_dropped: u64 = Dec,
         /// Tables not tracked for lack of capacity.
         overflows: u64 = Dec,
+        /// TTBR0 address spaces released as freed (torn down while not
+        /// installed, or their pages found reused as ordinary memory).
+        roots_released: u64 = Dec,
     }
 }

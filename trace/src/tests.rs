@@ -70,6 +70,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             coverage_gaps: v,
             roots_dropped: v,
             overflows: v,
+            roots_released: v,
         },
     ]
 }

@@ -1291,3 +1291,106 @@ mod fuzz {
         }
     }
 }
+
+/// Clears every valid descriptor of the root table at `root` through the
+/// tracker, as Linux's free_pgtables does before the root is freed.
+fn tear_down(tr: &mut T, mem: &mut FakeMem, root: u64, log: &mut Log) {
+    for k in 0..desc::ENTRIES as u64 {
+        let at = root + k * 8;
+        if mem.read(at) & desc::VALID != 0 {
+            let old = mem.store(at, &0u64.to_le_bytes());
+            tr.on_store(at, &old, &[0; 8], &*mem, &mut log.sink());
+        }
+    }
+}
+
+#[test]
+fn an_exited_address_space_is_released_once_empty_and_not_installed() {
+    let mut mem = FakeMem::low();
+    let l = l48(Half::Ttbr0);
+    let roots: Vec<u64> = (0..2)
+        .map(|i| {
+            let mut t = Tables::new(&mut mem, l);
+            t.map(0x40_0000 + i * 0x1000, 0x4500_0000, 3, KDATA);
+            t.root
+        })
+        .collect();
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    tr.set_root(Half::Ttbr0, roots[0], &l, &mem, &mut log.sink());
+    tr.set_root(Half::Ttbr0, roots[1], &l, &mem, &mut log.sink());
+    assert_eq!(tr.stats().tables, 8);
+    log.take();
+    // roots[0] is idle: tearing its tree down releases the root too.
+    tear_down(&mut tr, &mut mem, roots[0], &mut log);
+    assert!(tr.is_tracked(roots[0]).is_none(), "freed root no longer trapped");
+    assert!(log.take().contains(&Action::Unprotect(roots[0])));
+    let s = tr.stats();
+    assert_eq!((s.released_roots, s.ttbr0_roots, s.tables, s.dropped_roots), (1, 1, 4, 0));
+    // The installed root torn down stays tracked (the CPU still walks it)
+    // until TTBR0 moves on.
+    tear_down(&mut tr, &mut mem, roots[1], &mut log);
+    assert!(tr.is_tracked(roots[1]).is_some());
+    assert_eq!(tr.stats().released_roots, 1);
+    let idle = {
+        let mut t = Tables::new(&mut mem, l);
+        t.map(0x50_0000, 0x4500_0000, 3, KDATA);
+        t.root
+    };
+    tr.set_root(Half::Ttbr0, idle, &l, &mem, &mut log.sink());
+    assert!(tr.is_tracked(roots[1]).is_none(), "released on switch-away");
+    assert_eq!(tr.stats().released_roots, 2);
+    assert_eq!(tr.ttbr0_roots().map(|(_, r)| r).collect::<Vec<_>>(), vec![idle]);
+}
+
+#[test]
+fn a_root_with_live_entries_is_kept_when_idle() {
+    let mut mem = FakeMem::low();
+    let l = l48(Half::Ttbr0);
+    let ra = {
+        let mut a = Tables::new(&mut mem, l);
+        a.map(0x40_0000, 0x4500_0000, 3, KDATA);
+        a.map(0x80_0000_0000, 0x4500_0000, 3, KDATA); // a second root entry
+        a.root
+    };
+    let rb = {
+        let mut b = Tables::new(&mut mem, l);
+        b.map(0x40_0000, 0x4500_0000, 3, KDATA);
+        b.root
+    };
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    tr.set_root(Half::Ttbr0, ra, &l, &mem, &mut log.sink());
+    tr.set_root(Half::Ttbr0, rb, &l, &mem, &mut log.sink());
+    // Clearing one of two root entries (munmap of a region) keeps it.
+    let old = mem.store(ra, &0u64.to_le_bytes());
+    tr.on_store(ra, &old, &[0; 8], &mem, &mut log.sink());
+    assert!(tr.is_tracked(ra).is_some());
+    assert_eq!(tr.stats().released_roots, 0);
+}
+
+#[test]
+fn release_idle_roots_keeps_the_installed_tree_and_the_kernel() {
+    let mut mem = FakeMem::low();
+    let l = l48(Half::Ttbr0);
+    let roots: Vec<u64> = (0..3)
+        .map(|i| {
+            let mut t = Tables::new(&mut mem, l);
+            t.map(0x40_0000 + i * 0x1000, 0x4500_0000, 3, KDATA);
+            t.root
+        })
+        .collect();
+    let kroot = kernel_tree(&mut mem);
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    tr.set_root(Half::Ttbr1, kroot, &l48(Half::Ttbr1), &mem, &mut log.sink());
+    for r in &roots {
+        tr.set_root(Half::Ttbr0, *r, &l, &mem, &mut log.sink());
+    }
+    assert_eq!(tr.release_idle_roots(&mem, &mut log.sink()), 2);
+    assert_eq!(tr.ttbr0_roots().map(|(_, r)| r).collect::<Vec<_>>(), vec![roots[2]]);
+    assert!(tr.is_tracked(roots[0]).is_none() && tr.is_tracked(roots[1]).is_none());
+    assert_eq!(tr.kernel_root(), Some(kroot));
+    assert_eq!(tr.stats().released_roots, 2);
+    assert_eq!(tr.release_idle_roots(&mem, &mut log.sink()), 0);
+}

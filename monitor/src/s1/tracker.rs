@@ -132,6 +132,10 @@ pub struct Stats {
     pub ttbr0_bound: usize,
     /// TTBR0 roots evicted by the LRU bound.
     pub dropped_roots: u64,
+    /// TTBR0 roots released as freed: left empty while not installed (an
+    /// exited process's torn-down tree), or found reused as ordinary
+    /// memory ([`Tracker::release_idle_roots`]).
+    pub released_roots: u64,
     /// Roots dropped because their half became unwalkable (16K/64K granule,
     /// bad TxSZ) after a TCR change.
     pub unsupported_roots: u64,
@@ -373,6 +377,8 @@ pub struct Tracker<const N: usize> {
     tables: Vec<Entry, N>,
     kernel: Option<RootSlot>,
     user: [Option<RootSlot>; MAX_TTBR0_ROOTS],
+    /// The slot of the root last written to TTBR0 (the installed one).
+    installed: Option<u8>,
     max_user: usize,
     clock: u64,
     ds: bool,
@@ -396,6 +402,7 @@ impl<const N: usize> Tracker<N> {
             tables: Vec::new(),
             kernel: None,
             user: [None; MAX_TTBR0_ROOTS],
+            installed: None,
             max_user,
             clock: 0,
             ds: false,
@@ -409,6 +416,7 @@ impl<const N: usize> Tracker<N> {
                 ttbr0_roots: 0,
                 ttbr0_bound: max_user,
                 dropped_roots: 0,
+                released_roots: 0,
                 unsupported_roots: 0,
                 overflows: 0,
                 unreadable: 0,
@@ -512,8 +520,13 @@ impl<const N: usize> Tracker<N> {
                 RootChange { slot: None, walked: true, evicted: None }
             }
             Half::Ttbr0 => {
+                let prev = self.installed.take();
                 let found = (0..self.max_user).find(|&i| self.user[i].is_some_and(|s| s.table == table));
+                if let Some(p) = prev.filter(|&p| Some(p as usize) != found) {
+                    self.release_if_empty(p, mem, sink);
+                }
                 if let Some(i) = found {
+                    self.installed = Some(i as u8);
                     let same = self.user[i].is_some_and(|s| s.layout == *layout);
                     self.user[i] = Some(slot);
                     if same && !ds_changed {
@@ -534,6 +547,7 @@ impl<const N: usize> Tracker<N> {
                     self.clear_roots(bit);
                 }
                 self.user[i] = Some(slot);
+                self.installed = Some(i as u8);
                 if ds_changed {
                     self.ds = layout.ds;
                     self.rebuild_dyn(mem, sink);
@@ -573,11 +587,36 @@ impl<const N: usize> Tracker<N> {
                 let Some(s) = self.user[i].take() else {
                     return false;
                 };
+                if self.installed == Some(i as u8) {
+                    self.installed = None;
+                }
                 self.unlink(mem, s.table, sink);
                 self.clear_roots(RootMask::ttbr0_slot(i as u8).0);
                 true
             }
         }
+    }
+
+    /// Releases every TTBR0 root but the installed one. For when a tracked
+    /// page turns out to be ordinary memory (e.g. EL0 stored to it: no OS
+    /// maps its page tables to user space): a root kept from the LRU was
+    /// freed without its tree being torn down first. Returns how many were
+    /// released; the page is still protected afterwards only if a live
+    /// tree reaches it.
+    pub fn release_idle_roots<M: GuestMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        sink: &mut impl FnMut(Action),
+    ) -> usize {
+        let sink: &mut dyn FnMut(Action) = sink;
+        let mut n = 0;
+        for i in 0..self.max_user as u8 {
+            if self.installed != Some(i) && self.user[i as usize].is_some() {
+                self.release_slot(i, mem, sink);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// The guest wrote TCR_EL1: re-derive every root's layout and, if any
@@ -622,6 +661,9 @@ impl<const N: usize> Tracker<N> {
                 }
                 Err(_) => {
                     self.user[i] = None;
+                    if self.installed == Some(i as u8) {
+                        self.installed = None;
+                    }
                     self.stats.unsupported_roots = self.stats.unsupported_roots.saturating_add(1);
                     sink(Action::RootDropped { root_ipa: s.table, slot: i as u8 });
                     changed = true;
@@ -734,8 +776,43 @@ impl<const N: usize> Tracker<N> {
         if let Some(c) = o {
             self.unlink(mem, c, sink);
             out.unlinked = Some(c);
+            // A process's tree is torn down (every root entry cleared)
+            // before its root table is freed: once a root that is not
+            // installed is empty, stop tracking it, so that the freed page
+            // is ordinary memory again.
+            if let Some(slot) = self.idle_root_slot(e.base) {
+                self.release_if_empty(slot, mem, sink);
+            }
         }
         out
+    }
+
+    /// The TTBR0 slot whose root table is at `base`, if it is not the
+    /// installed one.
+    fn idle_root_slot(&self, base: u64) -> Option<u8> {
+        (0..self.max_user)
+            .find(|&i| self.installed != Some(i as u8) && self.user[i].is_some_and(|s| s.table == base))
+            .map(|i| i as u8)
+    }
+
+    /// Releases TTBR0 slot `slot` if its root table has no valid descriptor.
+    fn release_if_empty<M: GuestMem + ?Sized>(&mut self, slot: u8, mem: &M, sink: &mut dyn FnMut(Action)) {
+        let Some(s) = self.user.get(slot as usize).copied().flatten() else { return };
+        let empty = (0..s.layout.root_entries() as u64)
+            .all(|k| mem.read_u64(s.table + k * DESC_BYTES).is_some_and(|d| d & desc::VALID == 0));
+        if empty {
+            self.release_slot(slot, mem, sink);
+        }
+    }
+
+    fn release_slot<M: GuestMem + ?Sized>(&mut self, slot: u8, mem: &M, sink: &mut dyn FnMut(Action)) {
+        let Some(s) = self.user[slot as usize].take() else { return };
+        if self.installed == Some(slot) {
+            self.installed = None;
+        }
+        self.stats.released_roots = self.stats.released_roots.saturating_add(1);
+        self.unlink(mem, s.table, sink);
+        self.clear_roots(RootMask::ttbr0_slot(slot).0);
     }
 
     fn rebuild_dyn<M: GuestMem + ?Sized>(&mut self, mem: &M, sink: &mut dyn FnMut(Action)) {
