@@ -109,6 +109,7 @@ pub fn on_ttbr_write(half: Half, value: u64) {
             asid: value >> 48,
             tables,
             evicted: change.evicted.unwrap_or(0),
+            levels: (s1::desc::LAST_LEVEL - layout.start_level + 1) as u64,
         });
     }
 }

@@ -356,6 +356,9 @@ define_events! {
         tables: u64 = Dec,
         /// Root of an address space dropped to stay within the bound (0: none).
         evicted: u64 = Hex,
+        /// Translation levels of this half: 4 (48-bit VA), 5 (52-bit VA
+        /// with LPA2, TCR_EL1.DS = 1), fewer for smaller VA ranges.
+        levels: u64 = Dec,
     }
 
     /// A write to a guest page table made while the permission overlay did

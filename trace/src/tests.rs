@@ -42,7 +42,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
         Event::PorWrite { pc: v, reg: v, old: v, new: v, at_entry: v, entry_seq: v },
         Event::Tcr2Write { pc: v, old: v, new: v },
         Event::TapArm { vbar: v, page: v },
-        Event::PtRoot { half: v, root: v, asid: v, tables: v, evicted: v },
+        Event::PtRoot { half: v, root: v, asid: v, tables: v, evicted: v, levels: v },
         Event::Hazard {
             va: v,
             ipa: v,

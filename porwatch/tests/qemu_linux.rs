@@ -1,0 +1,147 @@
+//! Stock Debian Linux as the guest: bookworm's 6.1 (48-bit VA, 4 levels)
+//! and trixie's 6.12 (52-bit VA with LPA2, 5 levels, CONFIG_ARM64_POE),
+//! booted under porwatch to the initramfs workload (fork/exec, mmap, tmpfs)
+//! and power-off. The kernels come from `scripts/fetch-linux` (scripts/test
+//! runs it first; the cache makes it a no-op). Missing kernels fail the
+//! test: it never passes by not running.
+mod common;
+
+use porwatch::OwnedRecord;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Forks of the workload (the initramfs /init default).
+const FORKS: u64 = 300;
+/// TCR2_EL1.E0POE (bit 2): POE for EL0 accesses.
+const TCR2_E0POE: u64 = 1 << 2;
+
+fn kernel_dir(suite: &str) -> PathBuf {
+    let dir = porwatch::linux::cache_dir().join("linux").join(suite);
+    assert!(
+        dir.join("Image").is_file() && dir.join("initramfs.cpio.gz").is_file(),
+        "Debian's {suite} kernel is not in {}: run `scripts/fetch-linux {suite}` (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+fn u(r: &OwnedRecord, f: &str) -> u64 {
+    r.get_u64(f).unwrap_or_else(|| panic!("{} has no {f}: {r:?}", r.kind))
+}
+
+/// Boots `suite` and checks what every Linux run must show; returns the
+/// outcome for kernel-specific checks.
+fn boot(suite: &str, levels: u64) -> common::Outcome {
+    kernel_dir(suite);
+    let mut a = common::args("seed");
+    a.linux = Some(suite.into());
+    a.timeout = Some(600);
+    let o = common::run_guest(a);
+    let tail: String =
+        o.console.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(!o.timed_out, "timed out; console tail:\n{tail}");
+    assert_eq!(o.status, 0, "console tail:\n{tail}");
+
+    // The guest's own account: init ran the workload and powered off.
+    for marker in ["porwatch-linux: init start", "porwatch-linux: workload done", "porwatch-linux: poweroff"]
+    {
+        assert!(o.console.contains(marker), "no {marker:?}; console tail:\n{tail}");
+    }
+    assert!(!o.console.contains("porwatch-linux: FAIL"), "the workload failed:\n{tail}");
+    assert!(o.console.contains(&format!("forks={FORKS}")), "{tail}");
+    for bad in ["Kernel panic", "Oops", "BUG:", "Unable to handle"] {
+        assert!(!o.console.contains(bad), "{bad} on the console:\n{tail}");
+    }
+
+    // The trace: complete, clean, and it followed Linux's page tables.
+    assert!(o.stats.is_clean(), "{:?}", o.stats);
+    common::assert_consecutive(&o.records);
+    let exit = o.one("guest_exit");
+    assert_eq!(exit.get_enum("reason"), Some("system_off"), "{exit:?}");
+    let st = o.one("pt_stats");
+    assert!(u(st, "tables") > 0 && u(st, "max_tables") > 0, "{st:?}");
+    assert!(u(st, "table_writes") > 10_000, "{st:?}");
+    assert_eq!((u(st, "hazards"), u(st, "coverage_gaps"), u(st, "overflows")), (0, 0, 0), "{st:?}");
+    assert!(u(st, "roots_released") > 0, "exited processes' roots are released: {st:?}");
+    assert_eq!(o.of_kind("hazard").count(), 0);
+    assert_eq!(o.of_kind("coverage_gap").count(), 0);
+    assert_eq!(o.of_kind("unknown_trap").count(), 0, "{:?}", o.of_kind("unknown_trap").next());
+    assert_eq!(o.of_kind("dropped").count(), 0);
+
+    // Every process's TTBR0 was followed; both halves at the expected depth.
+    let roots: Vec<&OwnedRecord> = o.of_kind("pt_root").collect();
+    let ttbr0 = roots.iter().filter(|r| r.get_enum("half") == Some("ttbr0")).count() as u64;
+    assert!(ttbr0 >= FORKS, "{ttbr0} TTBR0 trees walked for {FORKS} fork/exec");
+    let last_kernel = roots.iter().rev().find(|r| r.get_enum("half") == Some("ttbr1")).expect("a TTBR1 root");
+    assert_eq!(u(last_kernel, "levels"), levels, "{last_kernel:?}");
+
+    // The tap saw Linux's exceptions: syscalls and faults from EL0, IRQs.
+    let tap = o.one("tap_arm");
+    let vectors: BTreeSet<&str> = o.of_kind("exc_entry").filter_map(|r| r.get_enum("vector")).collect();
+    for v in ["sync_el0_64", "irq_el1h", "sync_el1h"] {
+        assert!(vectors.contains(v), "no {v} entry; saw {vectors:?}");
+    }
+    let svc = o
+        .of_kind("exc_entry")
+        .filter(|r| r.get_enum("vector") == Some("sync_el0_64") && common::ec(u(r, "esr")) == 0x15)
+        .count();
+    assert!(svc > 1_000, "{svc} SVC entries");
+    assert!(u(tap, "vbar") >> 48 == 0xffff, "Linux's own vector table: {tap:?}");
+    o
+}
+
+/// Decodes the run's trace with the kernel's System.map; returns (stdout, stderr).
+fn symbolized(o: &common::Outcome, suite: &str) -> (String, String) {
+    let map = kernel_dir(suite).join("System.map");
+    assert!(map.is_file(), "{} missing: run scripts/fetch-linux {suite}", map.display());
+    let dir = common::tempdir();
+    let trace = dir.join("linux.pwt");
+    std::fs::write(&trace, &o.raw).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_porwatch"))
+        .args(["decode", "--symbols"])
+        .arg(&map)
+        .arg(&trace)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn assert_symbolized(o: &common::Outcome, suite: &str) {
+    let (out, err) = symbolized(o, suite);
+    // The offset is derived from the logged VBAR_EL1 and `vectors`.
+    assert!(err.contains("KASLR offset 0x") && err.contains("vectors"), "{err}");
+    let tap = out.lines().find(|l| l.contains(" tap_arm ")).expect("a tap_arm line");
+    assert!(tap.contains("<vectors+0x0/"), "{tap}");
+    // Kernel-mode IRQs interrupt kernel functions: named from System.map.
+    let named = out
+        .lines()
+        .filter(|l| {
+            l.contains(" exc_entry ") && l.contains("irq_el1h") && l.contains("elr=0xffff") && l.contains('<')
+        })
+        .count();
+    assert!(named > 0, "no symbolized irq_el1h entry");
+}
+
+#[test]
+fn bookworm_6_1_boots_to_poweroff_with_its_tables_tracked() {
+    let o = boot("bookworm", 4);
+    assert_eq!(o.one("header").get_enum("poe_mode"), Some("virtual"));
+    assert!(o.console.contains("poe=no"), "6.1 has no POE support");
+    assert_symbolized(&o, "bookworm");
+}
+
+#[test]
+fn trixie_6_12_boots_with_lpa2_and_uses_virtual_poe_for_user_pkeys() {
+    let o = boot("trixie", 5);
+    assert_eq!(o.one("header").get_enum("poe_mode"), Some("virtual"));
+    // 6.12 sees the advertised FEAT_S1POE, enables it for EL0 and context-
+    // switches POR_EL0: all emulated, and the guest keeps working.
+    assert!(o.console.contains("poe=yes"), "6.12 lists poe in /proc/cpuinfo");
+    let tcr2 = o.of_kind("tcr2_write").last().expect("a TCR2_EL1 write");
+    assert_ne!(u(tcr2, "new") & TCR2_E0POE, 0, "{tcr2:?}");
+    assert!(o.of_kind("por_write").count() > 0, "POR_EL0 context switches");
+    assert_symbolized(&o, "trixie");
+}
