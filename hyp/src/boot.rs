@@ -19,7 +19,7 @@ use aarch64_cpu::registers::{Readable, CNTFRQ_EL0};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
 use porwatch_monitor::vpoe::{self, Mode};
-use porwatch_trace::{Event, MemKind, PoeMode, FORMAT_VERSION};
+use porwatch_trace::{Event, MemKind, OverlayEnforced, PoeMode, FORMAT_VERSION};
 use spin::Once;
 
 /// Exit status when porwatch cannot start the guest (bad options, no
@@ -315,6 +315,11 @@ fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64
         options: cfg.opts.bits(),
         hyp_base: cfg.layout.start,
         hyp_size: cfg.layout.end - cfg.layout.start,
+        overlay_enforced: match cfg.poe {
+            Mode::None => OverlayEnforced::None,
+            Mode::Virtual => OverlayEnforced::TableWritesOnly,
+            Mode::Native => OverlayEnforced::Hardware,
+        } as u64,
     });
     trace_out::emit(Event::HypBoot {
         entry_el: current_el >> 2,

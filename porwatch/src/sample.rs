@@ -36,6 +36,7 @@ pub fn records() -> Vec<Record<'static>> {
             options: 0x3,
             hyp_base: 0x4000_0000,
             hyp_size: 0x20_0000,
+            overlay_enforced: porwatch_trace::OverlayEnforced::TableWritesOnly as u64,
         },
         Event::HypBoot { entry_el: 2, dtb: 0x4800_0000, console_uart: 0x0900_0000, trace_uart: 0x0904_0000 },
         Event::MemRegion { base: 0x4020_0000, size: 0x7e0_0000, kind: MemKind::GuestRam.code() },

@@ -18,6 +18,20 @@ value_enum! {
 }
 
 value_enum! {
+    /// What the permission overlays actually restrict (`header.overlay_enforced`).
+    pub enum OverlayEnforced, names OVERLAY_ENFORCED_NAMES {
+        /// No overlays (POE not offered).
+        None = 0 => "none",
+        /// Virtual POE: POR_EL1/POR_EL0 are emulated and the overlay is
+        /// evaluated only for writes to tracked page tables (hazards). No
+        /// other access is restricted: user pkeys (POR_EL0) are not enforced.
+        TableWritesOnly = 1 => "table_writes_only",
+        /// Native POE: the CPU enforces POR_EL1 and POR_EL0 on every access.
+        Hardware = 2 => "hardware",
+    }
+}
+
+value_enum! {
     /// What a memory region is (`mem_region.kind`).
     pub enum MemKind, names MEM_KIND_NAMES {
         GuestRam = 0 => "guest_ram",
@@ -179,6 +193,8 @@ define_events! {
         hyp_base: u64 = Hex,
         /// Size of the hypervisor's reserved memory.
         hyp_size: u64 = Hex,
+        /// What the overlays restrict for this guest (follows poe_mode).
+        overlay_enforced: u64_appended = Enum(OVERLAY_ENFORCED_NAMES),
     }
 
     /// The hypervisor started.
@@ -358,7 +374,7 @@ define_events! {
         evicted: u64 = Hex,
         /// Translation levels of this half: 4 (48-bit VA), 5 (52-bit VA
         /// with LPA2, TCR_EL1.DS = 1), fewer for smaller VA ranges.
-        levels: u64 = Dec,
+        levels: u64_appended = Dec,
     }
 
     /// A write to a guest page table made while the permission overlay did
@@ -432,6 +448,6 @@ define_events! {
         overflows: u64 = Dec,
         /// TTBR0 address spaces released as freed (torn down while not
         /// installed, or their pages found reused as ordinary memory).
-        roots_released: u64 = Dec,
+        roots_released: u64_appended = Dec,
     }
 }

@@ -7,6 +7,9 @@ macro_rules! __field_ty {
     ($lt:lifetime, u64) => {
         u64
     };
+    ($lt:lifetime, u64_appended) => {
+        u64
+    };
     ($lt:lifetime, i64) => {
         i64
     };
@@ -18,6 +21,9 @@ macro_rules! __field_ty {
 /// [`crate::FieldType`] of a wire type.
 macro_rules! __field_type {
     (u64) => {
+        $crate::FieldType::U64
+    };
+    (u64_appended) => {
         $crate::FieldType::U64
     };
     (i64) => {
@@ -33,6 +39,9 @@ macro_rules! __field_value {
     (u64, $v:expr) => {
         $crate::FieldValue::U64($v)
     };
+    (u64_appended, $v:expr) => {
+        $crate::FieldValue::U64($v)
+    };
     (i64, $v:expr) => {
         $crate::FieldValue::I64($v)
     };
@@ -44,6 +53,9 @@ macro_rules! __field_value {
 /// Writes one field (inside a fn returning `Option`).
 macro_rules! __put_field {
     ($w:ident, u64, $v:expr) => {
+        $w.u64($v)?
+    };
+    ($w:ident, u64_appended, $v:expr) => {
         $w.u64($v)?
     };
     ($w:ident, i64, $v:expr) => {
@@ -59,6 +71,15 @@ macro_rules! __get_field {
     ($r:ident, u64, $name:expr) => {
         $r.u64($name)?
     };
+    // A field appended to a kind after its first release: a record from an
+    // older writer ends before it (its CRC is valid), and it reads as 0.
+    ($r:ident, u64_appended, $name:expr) => {
+        if $r.rest().is_empty() {
+            0
+        } else {
+            $r.u64($name)?
+        }
+    };
     ($r:ident, i64, $name:expr) => {
         $r.i64($name)?
     };
@@ -73,12 +94,14 @@ macro_rules! __get_field {
 /// /// kind doc
 /// CODE snake_name => VariantName {
 ///     /// field doc
-///     field: u64|i64|bytes = Hex|Dec|Text|HexBytes|Enum(NAMES),
+///     field: u64|i64|bytes|u64_appended = Hex|Dec|Text|HexBytes|Enum(NAMES),
 /// }
 /// ```
 ///
 /// Codes must be strictly increasing (checked at compile time). New fields
-/// may only be appended to a kind; existing codes and fields never change.
+/// may only be appended to a kind, as `u64_appended` (a u64 that reads as 0
+/// from an older writer's record, which ends before it); existing codes and
+/// fields never change.
 macro_rules! define_events {
     (
         $(

@@ -27,6 +27,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             options: v,
             hyp_base: v,
             hyp_size: v,
+            overlay_enforced: v,
         },
         Event::HypBoot { entry_el: v, dtb: v, console_uart: v, trace_uart: v },
         Event::MemRegion { base: v, size: v, kind: v },
@@ -156,7 +157,8 @@ fn kind_codes_match_table() {
     assert_eq!(kind_spec(0x05).unwrap().name, "trap");
     assert_eq!(kind_spec_by_name("psci").unwrap().code, 0x07);
     assert!(kind_spec(0x00).is_none());
-    assert_eq!(KINDS[0].fields.len(), 17);
+    assert_eq!(KINDS[0].fields.len(), 18);
+    assert_eq!(KINDS[0].fields[17].name, "overlay_enforced");
     assert_eq!(KINDS[0].fields[13].name, "poe_mode");
     assert_eq!(KINDS[0].fields[13].hint.enum_name(1), Some("virtual"));
 }
@@ -240,6 +242,13 @@ fn truncated_payloads_of_every_length_error() {
             assert_eq!(decode_payload(&p), Ok(rec));
             for k in 0..p.len() {
                 let r = decode_payload(&p[..k]);
+                if let Ok(d) = r {
+                    // Only a cut just before appended fields is a valid
+                    // (older writer's) record: same kind, appended fields 0.
+                    assert!(APPENDED.iter().any(|(kind, _)| *kind == event.kind_name()), "{k}: {d:?}");
+                    assert_eq!(d.event.kind_name(), event.kind_name());
+                    continue;
+                }
                 assert!(r.is_err(), "{} cut to {k}/{} decoded: {r:?}", event.kind_name(), p.len());
                 if k == 0 {
                     assert_eq!(r, Err(DecodeError::TooShort));
@@ -487,4 +496,30 @@ fn errors_have_codes() {
     assert_eq!(DecodeError::Crc.code(), "crc");
     assert_eq!(DecodeError::Truncated { field: "esr" }.field(), Some("esr"));
     assert_eq!(std::format!("{}", DecodeError::BadVarint { field: "ts" }), "bad varint in field ts");
+}
+
+/// Fields appended after format version 1's first release (`u64_appended`),
+/// per kind: absent in traces from older writers.
+const APPENDED: [(&str, &str); 3] =
+    [("header", "overlay_enforced"), ("pt_root", "levels"), ("pt_stats", "roots_released")];
+
+#[test]
+fn records_from_an_older_writer_read_appended_fields_as_zero() {
+    for (kind, field) in APPENDED {
+        let spec = kind_spec_by_name(kind).unwrap();
+        assert_eq!(spec.fields.last().unwrap().name, field, "{kind}: appended fields come last");
+        let event = every_kind(7, 7, b"x").into_iter().find(|e| e.kind_name() == kind).unwrap();
+        let rec = Record { seq: 3, ts: 4, event };
+        let p = payload(&rec);
+        // The older writer's record: everything but the last field (7 is
+        // one varint byte).
+        let framed = with_crc(&p[..p.len() - 1]);
+        let old = decode_frame(&framed).unwrap();
+        let fields: Vec<_> = old.event.fields().collect();
+        assert_eq!(fields.last().unwrap().0.name, field);
+        assert_eq!(fields.last().unwrap().1, FieldValue::U64(0), "{kind}");
+        assert!(fields[..fields.len() - 1].iter().all(|(_, v)| *v != FieldValue::U64(0)), "{kind}");
+        // Cut inside an earlier field: still an error.
+        assert!(decode_payload(&p[..p.len() - 2]).is_err() || spec.fields.len() < 2);
+    }
 }

@@ -25,6 +25,7 @@ fn build<'a>(idx: usize, v: &[u64; 17], i: i64, bytes: &'a [u8]) -> Event<'a> {
             options: v[14],
             hyp_base: v[15],
             hyp_size: v[16],
+            overlay_enforced: v[0] % 3,
         },
         1 => Event::HypBoot { entry_el: v[0], dtb: v[1], console_uart: v[2], trace_uart: v[3] },
         2 => Event::MemRegion { base: v[0], size: v[1], kind: v[2] },
