@@ -88,7 +88,7 @@ pub fn resolve(spec: &str, initrd: Option<&Path>, base: u64) -> Result<LinuxGues
     let head = read_head(&image, 64)?;
     let (text_offset, image_size) =
         parse_image_header(&head).with_context(|| format!("{}", image.display()))?;
-    if base % IMAGE_ALIGN != 0 {
+    if !base.is_multiple_of(IMAGE_ALIGN) {
         bail!("--load-addr {base:#x} for a Linux Image must be 2 MiB aligned");
     }
     let initrd = initrd.map(Path::to_path_buf).or(cached_initrd);
