@@ -10,7 +10,7 @@
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
 use crate::arch::pl011::Pl011;
-use crate::arch::{el2, enter_guest, mmu, stage2};
+use crate::arch::{el2, enter_guest, mmu, semihosting, stage2};
 use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
@@ -162,9 +162,18 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         t.enable_tx();
     }
     crate::console::init(console_uart, trace);
-    trace_out::init(trace);
     let poe = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
     let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
+    // After CONFIG: a refusal here must stop with semihosting when asked.
+    let file = match opts.trace {
+        Some(TraceSel::Semihosting(name)) => Some(open_trace_file(name, opts.semihosting)),
+        _ => None,
+    };
+    trace_out::init(match (trace, file) {
+        (Some(u), _) => Some(trace_out::Sink::Uart(u)),
+        (None, Some(f)) => Some(trace_out::Sink::File(f)),
+        (None, None) => None,
+    });
 
     let guest_len = match parsed {
         Ok((_, n)) => n,
@@ -181,14 +190,17 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
             stop(STATUS_BAD_CONFIG, false);
         }
     };
-    if trace.is_none() && !matches!(opts.trace, Some(TraceSel::None)) {
+    if trace.is_none() && !matches!(opts.trace, Some(TraceSel::None | TraceSel::Semihosting(_))) {
         Msg::new(To::Console)
-            .s("no second PL011 for the trace (add a second -serial, or porwatch.trace=none)")
+            .s("no second PL011 for the trace (add a second -serial, or porwatch.trace=semihosting:FILE or none)")
             .end();
         stop(STATUS_BAD_CONFIG, false);
     }
 
-    emit_header(cfg, current_el, dtb as u64, console.unwrap_or(0), trace_uart.map_or(0, |u| u.0));
+    // The header's option bits include the trace selection, which cfg.opts
+    // leaves out.
+    let bits = opts.bits();
+    emit_header(cfg, bits, current_el, dtb as u64, console.unwrap_or(0), trace_uart.map_or(0, |u| u.0));
 
     let Some(entry) = opts.guest else {
         Msg::new(To::Console).s("no guest: give porwatch.guest=ADDRESS on the command line").end();
@@ -276,11 +288,33 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     }
 }
 
+/// `porwatch.trace=semihosting:NAME`: opens the host file the trace goes
+/// to, or stops with a console message (the options are refused: exit 78).
+/// Semihosting traps (HLT) only when porwatch.semihosting says a debugger
+/// or model is there to catch them; never otherwise.
+fn open_trace_file(name: &str, semihosting: bool) -> semihosting::HostFile {
+    if !semihosting {
+        Msg::new(To::Console)
+            .s("porwatch.trace=semihosting:")
+            .s(name)
+            .s(" needs porwatch.semihosting=1 (a debugger or model that serves semihosting)")
+            .end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+    match semihosting::open_write(name.as_bytes()) {
+        Some(f) => f,
+        None => {
+            Msg::new(To::Console).s("cannot open the semihosting trace file ").s(name).end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    }
+}
+
 /// The trace UART: `porwatch.trace=` if given, else the first enabled PL011
 /// that is not the console. Returns (base, node path).
 fn pick_trace_uart<'p>(plat: &'p Platform, opts: &Options<'_>) -> Option<(u64, &'p str)> {
     let u = match &opts.trace {
-        Some(TraceSel::None) => None,
+        Some(TraceSel::None | TraceSel::Semihosting(_)) => None,
         Some(TraceSel::Path(p)) => plat.uart_by_path(p),
         Some(TraceSel::Addr(a)) => plat.uart_by_base(*a),
         None => plat.uarts.iter().find(|u| !u.console),
@@ -291,7 +325,7 @@ fn pick_trace_uart<'p>(plat: &'p Platform, opts: &Options<'_>) -> Option<(u64, &
     Some((u.regs.base, u.path.as_str()))
 }
 
-fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64) {
+fn emit_header(cfg: &Config, options: u64, current_el: u64, dtb: u64, console: u64, trace: u64) {
     let ids = &cfg.ids;
     trace_out::emit_reliable(Event::Header {
         format_version: FORMAT_VERSION,
@@ -312,7 +346,7 @@ fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64
             Mode::Virtual => PoeMode::Virtual,
             Mode::Native => PoeMode::Native,
         } as u64,
-        options: cfg.opts.bits(),
+        options,
         hyp_base: cfg.layout.start,
         hyp_size: cfg.layout.end - cfg.layout.start,
     });
