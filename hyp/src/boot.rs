@@ -10,7 +10,7 @@
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
 use crate::arch::pl011::Pl011;
-use crate::arch::{el2, enter_guest, mmu, semihosting, stage2};
+use crate::arch::{el2, enter_guest, gic_el3, mmu, semihosting, stage2};
 use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
@@ -122,6 +122,23 @@ static NO_FIRMWARE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicB
 /// Whether an EL3 firmware (PSCI provider) exists: false after an EL3 entry.
 pub fn has_firmware() -> bool {
     !NO_FIRMWARE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Entered from boot.S at EL3 (still Secure, MMU off), before the drop to
+/// EL2: what firmware would have set up for a Non-secure OS and only the
+/// Secure side can, from the device tree: every GICv3 interrupt handed to
+/// Group 1 Non-secure (arch/gic_el3.rs). A device tree that does not parse
+/// is left for hyp_main to report.
+#[unsafe(no_mangle)]
+extern "C" fn el3_setup(dtb: usize) {
+    let mut plat = Platform::new();
+    if fdt::discover(unsafe { dtb_slice(dtb) }, &mut plat).is_err() {
+        return;
+    }
+    if let Some(gic) = &plat.gic {
+        let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+        gic_el3::hand_to_non_secure(gic, gic_el3::gicr_affinity(mpidr));
+    }
 }
 
 /// Guest part of bootargs (porwatch.* words removed).
