@@ -4,7 +4,8 @@
 //! 2. take porwatch.* options from the command line;
 //! 3. turn on the EL2 MMU (identity map, hyp image W^X);
 //! 4. write the guest's DTB (trace UART removed, hyp memory carved out,
-//!    porwatch.* options removed from bootargs);
+//!    porwatch.* options removed from bootargs, a `/psci` node added after
+//!    an EL3 entry if there is none);
 //! 5. build stage 2 (guest RAM and device MMIO, trace UART hidden);
 //! 6. configure EL2 and enter the guest at EL1h.
 use crate::arch::cpu::IdRegs;
@@ -233,6 +234,9 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         carve_out: &carve,
         bootargs: Some(guest_bootargs),
         reserve: &[],
+        // Without firmware porwatch is the guest's PSCI (SMC is trapped):
+        // describe it, as QEMU does when it provides PSCI itself.
+        psci: (!has_firmware() && plat.psci.is_none()).then_some("smc"),
     };
     let window = unsafe {
         core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
