@@ -5,16 +5,21 @@
 //! The guest console is QEMU's first PL011 (piped through this process so its
 //! lines and the trace lines do not tear each other); the trace is the second
 //! PL011, connected to a Unix socket this process listens on, decoded as it
-//! arrives.
+//! arrives. With `--secure` (QEMU `secure=on`, where that PL011 is
+//! Secure-only) porwatch writes the trace with Arm semihosting to a file in
+//! the run's temporary directory instead, which this process follows as it
+//! grows and decodes the same way.
 
 use crate::decode::{decode_stream, DecodeOptions, DecodeStats};
 use crate::decode_cmd::ViewArgs;
+use crate::follow::Follow;
 use crate::qemu::{self, GuestImage, QemuConfig};
 use anyhow::{bail, Context, Result};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,6 +27,8 @@ use std::time::{Duration, Instant};
 pub const EXIT_TIMEOUT: i32 = 124;
 /// Exit status when the trace was corrupt, truncated or had unexplained gaps.
 pub const EXIT_TRACE_DAMAGED: i32 = 3;
+/// `--secure`: how often the semihosting trace file is checked for new bytes.
+const FILE_POLL: Duration = Duration::from_millis(10);
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -61,10 +68,13 @@ pub struct RunArgs {
     pub icount: bool,
     /// Start porwatch at EL3, as on an Arm FVP: QEMU `virt,secure=on` (no
     /// PSCI from QEMU; a three-instruction -bios stub enters porwatch, which
-    /// drops to EL2 itself and answers the guest's PSCI). The trace is NOT
-    /// available in this mode (the second PL011 is Secure-only):
-    /// porwatch.trace=none; only the console and the exit status remain.
-    #[arg(long, conflicts_with_all = ["trace_out", "json"])]
+    /// drops to EL2 itself and answers the guest's PSCI). The second PL011
+    /// is Secure-only there, so the trace goes through Arm semihosting to a
+    /// temporary file (porwatch.trace=semihosting:FILE), followed and
+    /// decoded live as in a normal run; porwatch writes it in batches (at
+    /// 4 KiB, after 20 ms, and at once for hazards and the guest's exit), so
+    /// trace lines may trail the console a little.
+    #[arg(long)]
     pub secure: bool,
     /// Print the QEMU command line before running it.
     #[arg(long, short)]
@@ -119,13 +129,20 @@ pub fn run(
     let (guest_path, guest_is_elf) = (guest.path.clone(), guest.raw_addr.is_none());
     let tmp = tempdir()?;
     let sock_path = tmp.join("trace.sock");
-    let listener = if args.secure {
-        None
-    } else {
-        Some(
+    // Where the trace comes from: the trace UART's socket, or (--secure)
+    // the semihosting file, created empty here so it can be opened before
+    // QEMU (which truncates it) writes to it.
+    let trace_file = if args.secure { Some(tmp.join("trace.pwt")) } else { None };
+    let source = match &trace_file {
+        None => TraceSource::Socket(
             UnixListener::bind(&sock_path)
                 .with_context(|| format!("cannot listen on {}", sock_path.display()))?,
-        )
+        ),
+        Some(p) => {
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            let f = std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            TraceSource::File(f)
+        }
     };
     let secure_stub = if args.secure {
         let p = tmp.join("el3-stub.bin");
@@ -141,6 +158,7 @@ pub fn run(
         hyp: images.join("porwatch-hyp.bin"),
         guest,
         trace_socket: sock_path.clone(),
+        trace_file,
         guest_args: args.append.clone().unwrap_or_default(),
         hyp_opts: args.hyp_opts.clone(),
         icount: args.icount,
@@ -178,13 +196,22 @@ pub fn run(
         None => None,
     };
     let trace_sink = shared.clone();
-    let trace_thread = listener.map(|listener| {
-        std::thread::spawn(move || -> std::io::Result<DecodeStats> {
-            let (stream, _) = listener.accept()?;
-            let mut w = LockedWriter(trace_sink);
-            let tee = raw.as_mut().map(|f| f as &mut dyn Write);
-            decode_stream(stream, &mut w, &opts, tee)
-        })
+    // Set once QEMU has exited: the trace file is then complete.
+    let qemu_done = Arc::new(AtomicBool::new(false));
+    let file_done = qemu_done.clone();
+    let trace_thread = std::thread::spawn(move || -> std::io::Result<DecodeStats> {
+        let mut w = LockedWriter(trace_sink);
+        let tee = raw.as_mut().map(|f| f as &mut dyn Write);
+        match source {
+            TraceSource::Socket(listener) => {
+                let (stream, _) = listener.accept()?;
+                decode_stream(stream, &mut w, &opts, tee)
+            }
+            TraceSource::File(f) => {
+                let follow = Follow::new(f, None)?.until(file_done).poll_every(FILE_POLL);
+                decode_stream(follow, &mut w, &opts, tee)
+            }
+        }
     });
 
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
@@ -200,15 +227,13 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    // If QEMU died before connecting, unblock accept() with an empty stream.
-    // (--secure: no trace at all; empty statistics.)
-    let stats = match trace_thread {
-        Some(t) => {
-            let _ = std::os::unix::net::UnixStream::connect(&sock_path);
-            t.join().map_err(|_| anyhow::anyhow!("trace reader panicked"))??
-        }
-        None => DecodeStats::default(),
-    };
+    // If QEMU died before connecting, unblock accept() with an empty stream;
+    // a followed trace file ends at its end now that QEMU is gone.
+    qemu_done.store(true, Ordering::SeqCst);
+    if !args.secure {
+        let _ = std::os::unix::net::UnixStream::connect(&sock_path);
+    }
+    let stats = trace_thread.join().map_err(|_| anyhow::anyhow!("trace reader panicked"))??;
     let _ = console_thread.join();
     let _ = std::fs::remove_dir_all(&tmp);
 
@@ -228,6 +253,14 @@ pub fn run(
     };
     let code = args.view.exit_status(code, &stats);
     Ok(RunOutcome { qemu_status, timed_out, stats, status: code })
+}
+
+/// Where the trace bytes come from.
+enum TraceSource {
+    /// The trace UART, through a Unix socket QEMU connects to.
+    Socket(UnixListener),
+    /// The file porwatch writes with semihosting (`--secure`).
+    File(std::fs::File),
 }
 
 /// Copies `r` to the shared writer a whole line at a time.
@@ -264,7 +297,9 @@ impl Write for LockedWriter {
 }
 
 fn tempdir() -> Result<PathBuf> {
+    // Absolute: the semihosting trace file is named to QEMU by this path.
     let base = std::env::temp_dir();
+    let base = base.canonicalize().unwrap_or(base);
     for i in 0..1000u32 {
         let p = base.join(format!("porwatch-{}-{}", std::process::id(), i));
         if std::fs::create_dir(&p).is_ok() {
