@@ -4,13 +4,14 @@
 //! 2. take porwatch.* options from the command line;
 //! 3. turn on the EL2 MMU (identity map, hyp image W^X);
 //! 4. write the guest's DTB (trace UART removed, hyp memory carved out,
-//!    porwatch.* options removed from bootargs);
+//!    porwatch.* options removed from bootargs, a `/psci` node added after
+//!    an EL3 entry if there is none);
 //! 5. build stage 2 (guest RAM and device MMIO, trace UART hidden);
 //! 6. configure EL2 and enter the guest at EL1h.
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
 use crate::arch::pl011::Pl011;
-use crate::arch::{el2, enter_guest, mmu, stage2};
+use crate::arch::{el2, enter_guest, gic_el3, mmu, semihosting, stage2};
 use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
@@ -124,6 +125,23 @@ pub fn has_firmware() -> bool {
     !NO_FIRMWARE.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// Entered from boot.S at EL3 (still Secure, MMU off), before the drop to
+/// EL2: what firmware would have set up for a Non-secure OS and only the
+/// Secure side can, from the device tree: every GICv3 interrupt handed to
+/// Group 1 Non-secure (arch/gic_el3.rs). A device tree that does not parse
+/// is left for hyp_main to report.
+#[unsafe(no_mangle)]
+extern "C" fn el3_setup(dtb: usize) {
+    let mut plat = Platform::new();
+    if fdt::discover(unsafe { dtb_slice(dtb) }, &mut plat).is_err() {
+        return;
+    }
+    if let Some(gic) = &plat.gic {
+        let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+        gic_el3::hand_to_non_secure(gic, gic_el3::gicr_affinity(mpidr));
+    }
+}
+
 /// Guest part of bootargs (porwatch.* words removed).
 static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 
@@ -162,9 +180,18 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         t.enable_tx();
     }
     crate::console::init(console_uart, trace);
-    trace_out::init(trace);
     let poe = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
     let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
+    // After CONFIG: a refusal here must stop with semihosting when asked.
+    let file = match opts.trace {
+        Some(TraceSel::Semihosting(name)) => Some(open_trace_file(name, opts.semihosting)),
+        _ => None,
+    };
+    trace_out::init(match (trace, file) {
+        (Some(u), _) => Some(trace_out::Sink::Uart(u)),
+        (None, Some(f)) => Some(trace_out::Sink::File(f)),
+        (None, None) => None,
+    });
 
     let guest_len = match parsed {
         Ok((_, n)) => n,
@@ -181,14 +208,17 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
             stop(STATUS_BAD_CONFIG, false);
         }
     };
-    if trace.is_none() && !matches!(opts.trace, Some(TraceSel::None)) {
+    if trace.is_none() && !matches!(opts.trace, Some(TraceSel::None | TraceSel::Semihosting(_))) {
         Msg::new(To::Console)
-            .s("no second PL011 for the trace (add a second -serial, or porwatch.trace=none)")
+            .s("no second PL011 for the trace (add a second -serial, or porwatch.trace=semihosting:FILE or none)")
             .end();
         stop(STATUS_BAD_CONFIG, false);
     }
 
-    emit_header(cfg, current_el, dtb as u64, console.unwrap_or(0), trace_uart.map_or(0, |u| u.0));
+    // The header's option bits include the trace selection, which cfg.opts
+    // leaves out.
+    let bits = opts.bits();
+    emit_header(cfg, bits, current_el, dtb as u64, console.unwrap_or(0), trace_uart.map_or(0, |u| u.0));
 
     let Some(entry) = opts.guest else {
         Msg::new(To::Console).s("no guest: give porwatch.guest=ADDRESS on the command line").end();
@@ -204,6 +234,9 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         carve_out: &carve,
         bootargs: Some(guest_bootargs),
         reserve: &[],
+        // Without firmware porwatch is the guest's PSCI (SMC is trapped):
+        // describe it, as QEMU does when it provides PSCI itself.
+        psci: (!has_firmware() && plat.psci.is_none()).then_some("smc"),
     };
     let window = unsafe {
         core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
@@ -276,11 +309,33 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     }
 }
 
+/// `porwatch.trace=semihosting:NAME`: opens the host file the trace goes
+/// to, or stops with a console message (the options are refused: exit 78).
+/// Semihosting traps (HLT) only when porwatch.semihosting says a debugger
+/// or model is there to catch them; never otherwise.
+fn open_trace_file(name: &str, semihosting: bool) -> semihosting::HostFile {
+    if !semihosting {
+        Msg::new(To::Console)
+            .s("porwatch.trace=semihosting:")
+            .s(name)
+            .s(" needs porwatch.semihosting=1 (a debugger or model that serves semihosting)")
+            .end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+    match semihosting::open_write(name.as_bytes()) {
+        Some(f) => f,
+        None => {
+            Msg::new(To::Console).s("cannot open the semihosting trace file ").s(name).end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    }
+}
+
 /// The trace UART: `porwatch.trace=` if given, else the first enabled PL011
 /// that is not the console. Returns (base, node path).
 fn pick_trace_uart<'p>(plat: &'p Platform, opts: &Options<'_>) -> Option<(u64, &'p str)> {
     let u = match &opts.trace {
-        Some(TraceSel::None) => None,
+        Some(TraceSel::None | TraceSel::Semihosting(_)) => None,
         Some(TraceSel::Path(p)) => plat.uart_by_path(p),
         Some(TraceSel::Addr(a)) => plat.uart_by_base(*a),
         None => plat.uarts.iter().find(|u| !u.console),
@@ -291,7 +346,7 @@ fn pick_trace_uart<'p>(plat: &'p Platform, opts: &Options<'_>) -> Option<(u64, &
     Some((u.regs.base, u.path.as_str()))
 }
 
-fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64) {
+fn emit_header(cfg: &Config, options: u64, current_el: u64, dtb: u64, console: u64, trace: u64) {
     let ids = &cfg.ids;
     trace_out::emit_reliable(Event::Header {
         format_version: FORMAT_VERSION,
@@ -312,7 +367,7 @@ fn emit_header(cfg: &Config, current_el: u64, dtb: u64, console: u64, trace: u64
             Mode::Virtual => PoeMode::Virtual,
             Mode::Native => PoeMode::Native,
         } as u64,
-        options: cfg.opts.bits(),
+        options,
         hyp_base: cfg.layout.start,
         hyp_size: cfg.layout.end - cfg.layout.start,
         overlay_enforced: match cfg.poe {

@@ -13,7 +13,6 @@ mod console;
 mod fatal;
 mod psci;
 mod pt;
-mod ring;
 mod run_end;
 mod sysreg;
 mod take_once;

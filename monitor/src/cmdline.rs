@@ -15,7 +15,7 @@
 //! | option | values | default |
 //! |---|---|---|
 //! | `porwatch.guest=` | entry/load address of the guest image: `0x` hex or decimal | none |
-//! | `porwatch.trace=` | UART node path (`/pl011@9040000`), MMIO address (`0x9040000`), or `none` | none (hypervisor's choice) |
+//! | `porwatch.trace=` | UART node path (`/pl011@9040000`), MMIO address (`0x9040000`), `semihosting:FILE` (a host file written with Arm semihosting; needs `porwatch.semihosting`), or `none` | none (hypervisor's choice) |
 //! | `porwatch.semihosting` | boolean | off |
 //! | `porwatch.poe=` | `auto`, `virtual`, `native`, `off` | `auto` |
 //! | `porwatch.eret` | boolean | off |
@@ -39,7 +39,19 @@ pub enum TraceSel<'a> {
     Addr(u64),
     /// No trace output.
     None,
+    /// A file on the host, written with Arm semihosting (SYS_OPEN "wb",
+    /// SYS_WRITE): `semihosting:NAME`. NAME is what the debugger or model
+    /// opens (QEMU: relative to its working directory), 1 to
+    /// [`MAX_SEMIHOSTING_NAME`] bytes. Only usable with
+    /// `porwatch.semihosting` (the hypervisor refuses it otherwise).
+    Semihosting(&'a str),
 }
+
+/// Longest file name `porwatch.trace=semihosting:NAME` accepts (bytes).
+pub const MAX_SEMIHOSTING_NAME: usize = 255;
+
+/// The value prefix of a semihosting trace file.
+const SEMIHOSTING_PREFIX: &str = "semihosting:";
 
 /// How permission overlays (FEAT_S1POE) are handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,7 +139,7 @@ impl Options<'_> {
     ///
     /// | bits | meaning |
     /// |---|---|
-    /// | 0..=1 | trace: 0 not given, 1 node path, 2 address, 3 `none` |
+    /// | 0..=1, 12 | trace (bit 12 is its bit 2): 0 not given, 1 node path, 2 address, 3 `none`, 4 `semihosting:FILE` (bit 12 was reserved and 0, so older headers read the same) |
     /// | 2 | semihosting |
     /// | 3..=4 | poe: 0 auto, 1 virtual, 2 native, 3 off |
     /// | 5 | eret (exception-return tracing) |
@@ -137,13 +149,14 @@ impl Options<'_> {
     /// | 9 | guest address given |
     /// | 10 | a selftest failure was requested |
     /// | 11 | track (page-table watch) |
-    /// | 12..=63 | reserved, 0 |
+    /// | 13..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
             Some(TraceSel::Path(_)) => 1,
             Some(TraceSel::Addr(_)) => 2,
             Some(TraceSel::None) => 3,
+            Some(TraceSel::Semihosting(_)) => 4,
         };
         let poe = match self.poe {
             PoeMode::Auto => 0,
@@ -151,7 +164,8 @@ impl Options<'_> {
             PoeMode::Native => 2,
             PoeMode::Off => 3,
         };
-        trace
+        (trace & 3)
+            | (trace >> 2) << 12
             | u64::from(self.semihosting) << 2
             | poe << 3
             | u64::from(self.exc_return) << 5
@@ -295,6 +309,11 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
             let v = need()?;
             opts.trace = Some(if v == "none" {
                 TraceSel::None
+            } else if let Some(name) = v.strip_prefix(SEMIHOSTING_PREFIX) {
+                if name.is_empty() || name.len() > MAX_SEMIHOSTING_NAME {
+                    return Err(bad(v));
+                }
+                TraceSel::Semihosting(name)
             } else if v.starts_with('/') {
                 TraceSel::Path(v)
             } else {
@@ -467,6 +486,16 @@ mod tests {
         assert_eq!(o("porwatch.trace=0x9040000").trace, Some(TraceSel::Addr(0x904_0000)));
         assert_eq!(o("porwatch.trace=151257088").trace, Some(TraceSel::Addr(0x904_0000)));
         assert_eq!(o("porwatch.trace=none").trace, Some(TraceSel::None));
+        assert_eq!(
+            o("porwatch.trace=semihosting:/tmp/run/trace.pwt").trace,
+            Some(TraceSel::Semihosting("/tmp/run/trace.pwt"))
+        );
+        assert_eq!(o("porwatch.trace=semihosting:trace.pwt").trace, Some(TraceSel::Semihosting("trace.pwt")));
+        // Only the first "semihosting:" is the selector; the rest is the name.
+        assert_eq!(
+            o("porwatch.trace=semihosting:semihosting:x").trace,
+            Some(TraceSel::Semihosting("semihosting:x"))
+        );
         for (v, b) in
             [("1", true), ("on", true), ("true", true), ("0", false), ("off", false), ("false", false)]
         {
@@ -513,6 +542,9 @@ mod tests {
             ("porwatch.guest=18446744073709551616", "guest", "18446744073709551616"),
             ("porwatch.trace=serial1", "trace", "serial1"),
             ("porwatch.trace=", "trace", ""),
+            ("porwatch.trace=semihosting:", "trace", "semihosting:"),
+            ("porwatch.trace=semihosting", "trace", "semihosting"),
+            ("porwatch.trace=Semihosting:x", "trace", "Semihosting:x"),
             ("porwatch.semihosting=yes", "semihosting", "yes"),
             ("porwatch.semihosting=", "semihosting", ""),
             ("porwatch.poe=on", "poe", "on"),
@@ -605,11 +637,19 @@ mod tests {
             track: true,
         };
         assert_eq!(all.bits(), 0xfff);
+        let all = Options { trace: Some(TraceSel::Semihosting("f")), ..all };
+        assert_eq!(all.bits(), 0x1ffc);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
         o.trace = Some(TraceSel::Addr(0));
         assert_eq!(o.bits() & 3, 2);
+        o.trace = Some(TraceSel::Semihosting("f"));
+        assert_eq!(o.bits() & 3, 0, "4 = bit 12 set, bits 0..=1 clear");
+        assert_eq!(o.bits() & (1 << 12), 1 << 12);
+        o.trace = Some(TraceSel::None);
+        assert_eq!(o.bits() & (3 | 1 << 12), 3);
+        o.trace = Some(TraceSel::Addr(0));
         o.poe = PoeMode::Virtual;
         assert_eq!(o.bits() >> 3 & 3, 1);
         o.poe = PoeMode::Native;
@@ -626,6 +666,26 @@ mod tests {
         assert!(!semihosting_requested("porwatch.semihosting=maybe"));
         assert!(!semihosting_requested("-- porwatch.semihosting=1"));
         assert!(!semihosting_requested("xporwatch.semihosting=1 porwatch.semihostingx=1"));
+    }
+
+    #[test]
+    fn semihosting_trace_file_name_bounds() {
+        let name = "n".repeat(MAX_SEMIHOSTING_NAME);
+        let s = std::format!("porwatch.trace=semihosting:{name} porwatch.semihosting=1");
+        let (o, g) = run(&s).unwrap();
+        assert_eq!(o.trace, Some(TraceSel::Semihosting(name.as_str())));
+        assert!(o.semihosting);
+        assert_eq!(g, "");
+        let long = std::format!("porwatch.trace=semihosting:{name}n");
+        assert_eq!(
+            run(&long).unwrap_err(),
+            CmdlineError::BadValue { key: "trace", value: &long["porwatch.trace=".len()..] }
+        );
+        // The option itself parses without porwatch.semihosting: refusing
+        // that combination is the hypervisor's job (it knows what it can
+        // tell the user, and how).
+        let (o, _) = run("porwatch.trace=semihosting:t").unwrap();
+        assert_eq!((o.trace, o.semihosting), (Some(TraceSel::Semihosting("t")), false));
     }
 
     #[test]

@@ -6,14 +6,17 @@
 //! a regular file is polled every [`POLL`] for new bytes; any other file (a
 //! tty, a FIFO) is waited on with `poll(2)` in [`POLL`] steps. It reports
 //! the end (`Ok(0)`) when Ctrl-C (SIGINT) was pressed, when no new byte
-//! came for the timeout (if any), or when a device hangs up. The decoder
-//! then finishes normally: a truncated tail is reported and the summary
-//! printed.
+//! came for the timeout (if any), when a device hangs up, or — with
+//! [`Follow::until`] — at the end of the data once the writer is known to
+//! be done (`porwatch run --secure` follows the semihosting trace file
+//! QEMU writes, and stops when QEMU has exited). The decoder then finishes
+//! normally: a truncated tail is reported and the summary printed.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How often the end of a growing file is checked for new bytes.
@@ -52,6 +55,9 @@ pub struct Follow {
     regular: bool,
     timeout: Option<Duration>,
     last_data: Instant,
+    writer_done: Option<Arc<AtomicBool>>,
+    /// How often the end of a regular file is checked (default [`POLL`]).
+    poll: Duration,
 }
 
 impl Follow {
@@ -59,7 +65,23 @@ impl Follow {
     /// only on Ctrl-C or a hang-up).
     pub fn new(file: File, timeout: Option<Duration>) -> io::Result<Self> {
         let regular = file.metadata()?.is_file();
-        Ok(Follow { file, regular, timeout, last_data: Instant::now() })
+        Ok(Follow { file, regular, timeout, last_data: Instant::now(), writer_done: None, poll: POLL })
+    }
+
+    /// Checks the end of a regular file for new bytes every `poll` instead
+    /// of [`POLL`] (`porwatch run --secure` keeps the trace close to the
+    /// console with 10 ms).
+    pub fn poll_every(mut self, poll: Duration) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    /// Also ends at the end of the data once `writer_done` is set: set it
+    /// after the writer has finished (its last write returned), and every
+    /// byte it wrote is read before the end is reported.
+    pub fn until(mut self, writer_done: Arc<AtomicBool>) -> Self {
+        self.writer_done = Some(writer_done);
+        self
     }
 
     /// Whether following should stop now.
@@ -96,8 +118,12 @@ impl Read for Follow {
             if !self.regular && !self.wait_readable()? {
                 continue;
             }
+            // Read before looking at the data: a flag seen set before an
+            // empty read means the writer finished before that read.
+            let writer_done = self.writer_done.as_ref().is_some_and(|d| d.load(Ordering::SeqCst));
             match self.file.read(buf) {
-                Ok(0) if self.regular => std::thread::sleep(POLL),
+                Ok(0) if writer_done => return Ok(0),
+                Ok(0) if self.regular => std::thread::sleep(self.poll),
                 // A device that reports the end has hung up.
                 Ok(0) => return Ok(0),
                 Ok(n) => {
@@ -134,6 +160,29 @@ mod tests {
         writer.join().unwrap();
         assert_eq!(got, b"abcdef");
         assert!(start.elapsed() >= Duration::from_millis(900), "waited for the timeout after the last write");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn until_ends_at_the_end_of_data_once_the_writer_is_done() {
+        let path = std::env::temp_dir().join(format!("porwatch-follow-until-{}", std::process::id()));
+        let mut w = File::create(&path).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let writer = std::thread::spawn(move || {
+            for chunk in [b"ab", b"cd", b"ef"] {
+                std::thread::sleep(Duration::from_millis(120));
+                w.write_all(chunk).unwrap();
+            }
+            flag.store(true, Ordering::SeqCst);
+        });
+        let mut f = Follow::new(File::open(&path).unwrap(), None).unwrap().until(done);
+        let mut got = Vec::new();
+        let start = Instant::now();
+        f.read_to_end(&mut got).unwrap();
+        writer.join().unwrap();
+        assert_eq!(got, b"abcdef", "every byte written before the flag was read");
+        assert!(start.elapsed() < Duration::from_secs(5), "no timeout was needed");
         let _ = std::fs::remove_file(&path);
     }
 }

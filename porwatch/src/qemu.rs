@@ -1,6 +1,7 @@
 //! The QEMU command line for a porwatch run, and where its images come from.
 
 use anyhow::{bail, Context, Result};
+use porwatch_monitor::cmdline::MAX_SEMIHOSTING_NAME;
 use std::path::{Path, PathBuf};
 
 /// QEMU virt with EL2, GICv3, one CPU, 1 GiB: the configuration porwatch is
@@ -9,8 +10,9 @@ pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
 pub const CPU: &str = "max";
 /// `--secure`: the same machine with EL3 (TrustZone). QEMU then provides no
 /// PSCI and starts the CPU at EL3, as an Arm FVP does; porwatch's boot.S
-/// drops to EL2 itself. The second PL011 is Secure-only there, so there is
-/// no trace UART (porwatch.trace=none).
+/// drops to EL2 itself. The second PL011 is Secure-only there, so the trace
+/// goes to a host file through semihosting instead
+/// (porwatch.trace=semihosting:FILE, [`QemuConfig::trace_file`]).
 pub const MACHINE_SECURE: &str = "virt,virtualization=on,secure=on,gic-version=3";
 /// `--secure`: where porwatch-hyp.bin is loaded (RAM base + 2 MiB, where
 /// QEMU puts a Linux Image).
@@ -133,32 +135,73 @@ pub fn images_dir(explicit: Option<&Path>) -> Result<PathBuf> {
     bail!("porwatch-hyp.bin not found (looked in {}): run scripts/build", tried.join(", "))
 }
 
+#[derive(Debug, Clone)]
 pub struct QemuConfig {
     pub qemu: PathBuf,
     pub hyp: PathBuf,
     pub guest: GuestImage,
     /// QEMU's -initrd (placed at INITRD_ADDR, announced in /chosen).
     pub initrd: Option<PathBuf>,
-    pub trace_socket: PathBuf,
+    /// Base path of the FIFO pair of QEMU's `pipe` chardev for the trace
+    /// UART (QEMU's second PL011): QEMU writes the UART's bytes to
+    /// `<trace_pipe>.out`. A FIFO rather than a socket: QEMU makes one
+    /// syscall per UART byte, and a FIFO write costs less than a socket
+    /// send with its reader wake-up (Linux bookworm run: 37 s -> 32 s).
+    /// Unused when `trace_file` is set.
+    pub trace_pipe: PathBuf,
+    /// Some(FILE): the trace goes to FILE on the host through Arm
+    /// semihosting (porwatch.trace=semihosting:FILE, written by QEMU with
+    /// `-semihosting-config target=native`), and there is no trace UART.
+    /// FILE must be absolute (QEMU would resolve it against its own working
+    /// directory), without whitespace or quotes (it is one command-line
+    /// word), at most [`MAX_SEMIHOSTING_NAME`] bytes. `--secure` uses it.
+    pub trace_file: Option<PathBuf>,
     pub guest_args: String,
     pub hyp_opts: Vec<String>,
     pub icount: bool,
     pub extra: Vec<String>,
     /// `--secure`: the EL3 reset stub file (el3_reset_stub) to load as
-    /// `-bios`; the machine is MACHINE_SECURE and there is no trace UART.
+    /// `-bios`; the machine is MACHINE_SECURE and there is no trace UART
+    /// (without `trace_file`, no trace at all: porwatch.trace=none).
     pub secure_stub: Option<PathBuf>,
+}
+
+/// The semihosting trace file as a `porwatch.trace=` value.
+fn semihosting_trace_value(file: &Path) -> Result<String> {
+    let Some(name) = file.to_str() else {
+        bail!("trace file {}: not UTF-8", file.display());
+    };
+    if !file.is_absolute() {
+        bail!("trace file {name:?}: must be an absolute path (QEMU opens it from its own directory)");
+    }
+    if name.contains(|c: char| c.is_whitespace() || c == '"') {
+        bail!("trace file {name:?}: a path without spaces or quotes is needed (set TMPDIR?)");
+    }
+    if name.len() > MAX_SEMIHOSTING_NAME {
+        bail!("trace file {name:?}: longer than {MAX_SEMIHOSTING_NAME} bytes (set TMPDIR?)");
+    }
+    Ok(format!("semihosting:{name}"))
 }
 
 impl QemuConfig {
     pub fn argv(&self) -> Result<Vec<String>> {
         let mut append = format!("porwatch.guest={:#x} porwatch.semihosting=1", self.guest.entry);
-        if self.secure_stub.is_some() {
-            append.push_str(" porwatch.trace=none");
+        let trace = match (&self.trace_file, &self.secure_stub) {
+            (Some(f), _) => Some(semihosting_trace_value(f)?),
+            (None, Some(_)) => Some("none".to_string()),
+            (None, None) => None,
+        };
+        if let Some(t) = &trace {
+            append.push_str(" porwatch.trace=");
+            append.push_str(t);
         }
         for o in &self.hyp_opts {
             let o = o.strip_prefix("porwatch.").unwrap_or(o);
             if !o.contains('=') || o.contains(char::is_whitespace) {
                 bail!("--hyp-opt {o:?}: expected KEY=VALUE without spaces");
+            }
+            if let Some(t) = trace.as_ref().filter(|_| o.starts_with("trace=")) {
+                bail!("--hyp-opt {o:?}: this run chooses the trace itself (porwatch.trace={t})");
             }
             append.push_str(" porwatch.");
             append.push_str(o);
@@ -195,9 +238,12 @@ impl QemuConfig {
         .collect();
         match &self.secure_stub {
             None => {
-                v.push("-chardev".into());
-                v.push(format!("socket,id=trace,path={}", self.trace_socket.display()));
-                v.extend(["-serial", "chardev:trace", "-kernel"].map(String::from));
+                if self.trace_file.is_none() {
+                    v.push("-chardev".into());
+                    v.push(format!("pipe,id=trace,path={}", self.trace_pipe.display()));
+                    v.extend(["-serial", "chardev:trace"].map(String::from));
+                }
+                v.push("-kernel".into());
                 v.push(self.hyp.display().to_string());
             }
             // With firmware loaded, QEMU only puts -kernel in fw_cfg (unused);
@@ -252,7 +298,8 @@ mod tests {
             hyp: "/i/porwatch-hyp.bin".into(),
             guest: GuestImage { path: "/g/Image".into(), entry: 0x4800_0000, raw_addr: Some(0x4800_0000) },
             initrd: Some("/g/initrd.gz".into()),
-            trace_socket: "/t/s".into(),
+            trace_pipe: "/t/trace".into(),
+            trace_file: None,
             guest_args: "console=ttyAMA0".into(),
             hyp_opts: vec!["eret=on".into()],
             icount: true,
@@ -282,7 +329,8 @@ mod tests {
             hyp: "/i/porwatch-hyp.bin".into(),
             guest: GuestImage { path: "/g/hello.elf".into(), entry: 0x4400_0000, raw_addr: None },
             initrd: None,
-            trace_socket: "/t/s".into(),
+            trace_pipe: "/t/trace".into(),
+            trace_file: None,
             guest_args: String::new(),
             hyp_opts: vec![],
             icount: false,
@@ -294,9 +342,35 @@ mod tests {
         assert!(v.windows(2).any(|w| w[0] == "-bios" && w[1] == "/t/el3-stub.bin"));
         assert!(v.contains(&"loader,file=/i/porwatch-hyp.bin,addr=0x40200000".to_string()));
         assert_eq!(v.iter().filter(|a| *a == "-serial").count(), 1, "{v:?}");
-        assert!(!v.iter().any(|a| a.contains("chardev:trace") || a.contains("socket,")), "{v:?}");
+        assert!(!v.iter().any(|a| a.contains("chardev:trace") || a.contains("pipe,")), "{v:?}");
         let append = &v[v.iter().position(|a| a == "-append").unwrap() + 1];
         assert_eq!(append, "porwatch.guest=0x44000000 porwatch.semihosting=1 porwatch.trace=none");
+
+        // With a semihosting trace file: still no trace UART, and the file
+        // (absolute) is named on the command line.
+        let cfg = QemuConfig { trace_file: Some("/t/trace.pwt".into()), ..cfg };
+        let v = cfg.argv().unwrap();
+        assert_eq!(v.iter().filter(|a| *a == "-serial").count(), 1, "{v:?}");
+        assert!(!v.iter().any(|a| a.contains("chardev:trace") || a.contains("pipe,")), "{v:?}");
+        assert!(v.windows(2).any(|w| w[0] == "-semihosting-config" && w[1] == "enable=on,target=native"));
+        let append = &v[v.iter().position(|a| a == "-append").unwrap() + 1];
+        assert_eq!(
+            append,
+            "porwatch.guest=0x44000000 porwatch.semihosting=1 porwatch.trace=semihosting:/t/trace.pwt"
+        );
+        // The run picks the trace: a --hyp-opt trace= would be refused by
+        // porwatch as a duplicate, so it is refused here, clearly.
+        let dup = QemuConfig { hyp_opts: vec!["trace=none".into()], ..cfg };
+        let e = dup.argv().unwrap_err().to_string();
+        assert!(e.contains("chooses the trace itself"), "{e}");
+        let cfg = QemuConfig { hyp_opts: vec![], ..dup };
+        let long = format!("/{}", "x".repeat(MAX_SEMIHOSTING_NAME));
+        for bad in ["rel/trace.pwt", "/t/a b.pwt", "/t/a\"b.pwt", long.as_str()] {
+            let c = QemuConfig { trace_file: Some(bad.into()), ..cfg.clone() };
+            assert!(c.argv().is_err(), "{bad}");
+        }
+        let c = QemuConfig { trace_file: Some(long[..MAX_SEMIHOSTING_NAME].into()), ..cfg };
+        assert!(c.argv().is_ok());
     }
 
     #[test]

@@ -40,6 +40,12 @@ fn hello_runs_and_the_trace_describes_the_boot() {
     assert!(o.console.contains(&want), "want {want}; console:\n{}", o.console);
     // The trace UART is hidden from the guest.
     assert!(o.console.contains("hello: 1 PL011 UART(s) visible"), "console:\n{}", o.console);
+    // QEMU's own /psci node reaches the guest unchanged.
+    assert!(
+        o.console.contains("hello: device tree PSCI: method=smc arm,psci-1.0"),
+        "console:\n{}",
+        o.console
+    );
     assert!(o.stats.is_clean(), "{:?}", o.stats);
     assert_consecutive(&o.records);
 

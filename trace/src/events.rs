@@ -187,7 +187,7 @@ define_events! {
         id_aa64mmfr3: u64 = Hex,
         /// How FEAT_S1POE is provided to the guest.
         poe_mode: u64 = Enum(POE_MODE_NAMES),
-        /// Hypervisor option bits (build/run-time switches).
+        /// Hypervisor option bits: the `porwatch.*` command-line options, as `porwatch_monitor::cmdline::Options::bits` documents (the trace selection is bits 0..=1 plus bit 12: 1 node path, 2 address, 3 none, 4 semihosting file).
         options: u64 = Hex,
         /// Physical base of the hypervisor image.
         hyp_base: u64 = Hex,
@@ -205,7 +205,7 @@ define_events! {
         dtb: u64 = Hex,
         /// Base of the guest-visible console UART.
         console_uart: u64 = Hex,
-        /// Base of the UART this trace is written to.
+        /// Base of the UART this trace is written to (0: none, e.g. the trace goes to a semihosting file).
         trace_uart: u64 = Hex,
     }
 

@@ -6,7 +6,8 @@
 //! See `docs/trace-format.md` for the full specification.
 //!
 //! * Writer (hypervisor, `no_std`, no alloc): build a [`Record`] and call
-//!   [`encode_frame`] into a `[u8; MAX_FRAME]`.
+//!   [`encode_frame`] into a `[u8; MAX_FRAME]`; queue frames in a
+//!   [`ring::Ring`] until the sink takes them.
 //! * Reader (host): feed bytes to a [`Deframer`], then [`decode_payload`];
 //!   or [`decode_frame`] on a COBS-decoded frame.
 //! * Generic printers: [`Event::kind_name`], [`Event::fields`] and the
@@ -26,6 +27,7 @@ mod deframer;
 mod error;
 mod events;
 mod frame;
+pub mod ring;
 mod schema;
 pub mod varint;
 mod wire;

@@ -28,6 +28,16 @@ fn test_main(boot: &Boot) -> u32 {
         println!("hello: memory {:#x}..{:#x}", m.base, m.base + m.size);
     }
     println!("hello: {} PL011 UART(s) visible", plat.uarts.len());
+    match plat.psci {
+        Some(p) => {
+            let method = match p.method {
+                fdt::platform::PsciMethod::Smc => "smc",
+                fdt::platform::PsciMethod::Hvc => "hvc",
+            };
+            println!("hello: device tree PSCI: method={} {}", method, p.compatible);
+        }
+        None => println!("hello: device tree PSCI: none"),
+    }
     println!("hello: bootargs {:?}", plat.chosen.bootargs.unwrap_or(""));
     let v = smccc::smc(smccc::PSCI_VERSION, 0, 0, 0);
     println!("hello: PSCI version {}.{}", (v >> 16) & 0xffff, v & 0xffff);

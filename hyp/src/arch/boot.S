@@ -2,7 +2,9 @@
  * porwatch hyp entry: arm64 Image header, EL3 -> EL2 drop when started at
  * EL3 (Arm FVP direct start, QEMU secure=on with firmware), self-relocation,
  * stack, bss, EL2 vectors, then Rust (hyp_main). Only PC-relative addressing
- * until the relocations are applied.
+ * until the relocations are applied. At EL3 the same relocation/bss/stack
+ * set-up runs first for el3_setup (Rust, the Secure side of the GIC), and
+ * again at EL2: applying R_AARCH64_RELATIVE twice gives the same result.
  */
 .equ R_AARCH64_RELATIVE, 1027
 .equ CURRENTEL_EL2, (2 << 2)
@@ -78,7 +80,23 @@ el2_entry:                          /* also the ERET target from el3_entry */
     mrs     x2, CurrentEL
     cmp     x2, #CURRENTEL_EL2
     b.ne    wrong_el
+    bl      c_env
+    adrp    x2, el2_vectors
+    add     x2, x2, :lo12:el2_vectors
+    msr     vbar_el2, x2
+    isb
+    mov     x0, x19                 /* dtb */
+    mov     x1, x21                 /* load address */
+    mov     x2, x20                 /* CurrentEL at entry */
+    bl      hyp_main
+    b       park
 
+/*
+ * What Rust needs, at EL2 or EL3: relocations applied, .bss zeroed, SP at
+ * the top of the hyp stack. Returns x21 = load address; uses x2-x6 and no
+ * stack (it sets SP).
+ */
+c_env:
     /* Apply R_AARCH64_RELATIVE: *(base + off) = base + addend. */
     adrp    x21, __hyp_start
     add     x21, x21, :lo12:__hyp_start
@@ -109,23 +127,23 @@ el2_entry:                          /* also the ERET target from el3_entry */
     adrp    x2, __stack_top
     add     x2, x2, :lo12:__stack_top
     mov     sp, x2
-    adrp    x2, el2_vectors
-    add     x2, x2, :lo12:el2_vectors
-    msr     vbar_el2, x2
-    isb
-    mov     x0, x19                 /* dtb */
-    mov     x1, x21                 /* load address */
-    mov     x2, x20                 /* CurrentEL at entry */
-    bl      hyp_main
-    b       park
+    ret
 
 /*
  * Started at EL3 with no firmware: make EL2 usable for a Non-secure
  * hypervisor and drop to it. Keeps x19 (DTB) and x20 (entry EL). There is
  * then no PSCI provider: the hyp answers the guest's PSCI itself and ends
- * the run with semihosting (porwatch.semihosting=1).
+ * the run with semihosting (porwatch.semihosting=1). el3_setup (Rust, still
+ * Secure, MMU off) first hands the GIC's interrupts to the Non-secure world
+ * as firmware would.
  */
 el3_entry:
+    adr     x2, el3_vectors         /* an unexpected trap to EL3 parks */
+    msr     vbar_el3, x2
+    isb
+    bl      c_env
+    mov     x0, x19
+    bl      el3_setup
     mov     x2, #(SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
     mrs     x3, id_aa64mmfr0_el1
     ubfx    x4, x3, #ID_AA64MMFR0_FGT_SHIFT, #ID_FIELD_WIDTH
@@ -185,8 +203,6 @@ el3_entry:
 6:  mov     x2, #SCTLR_EL2_RES1_LO
     movk    x2, #SCTLR_EL2_RES1_HI, lsl #16
     msr     sctlr_el2, x2
-    adr     x2, el3_vectors         /* an unexpected trap to EL3 parks */
-    msr     vbar_el3, x2
     mov     x2, #(SPSR_M_EL2H | SPSR_DAIF)
     msr     spsr_el3, x2
     adr     x2, el2_entry

@@ -5,6 +5,7 @@ pub mod cpu;
 pub mod debug;
 pub mod el2;
 pub mod frame;
+pub mod gic_el3;
 pub mod idregs;
 pub mod inject;
 pub mod mmu;

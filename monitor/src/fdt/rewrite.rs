@@ -13,6 +13,23 @@
 //! skips disabled memory nodes, and a zero-length `reg` yields no ranges even
 //! in consumers that ignore `status`. `dtc` accepts the result (it may warn
 //! about the empty `reg`).
+//!
+//! # A `/psci` node for a guest without firmware
+//!
+//! QEMU `secure=on` (and an FVP started without TF-A) describes no PSCI:
+//! QEMU adds `/psci` only when it implements PSCI itself. When porwatch is
+//! the PSCI implementation (entered at EL3), [`Edits::psci`] adds
+//!
+//! ```text
+//! psci {
+//!     compatible = "arm,psci-1.0", "arm,psci-0.2";
+//!     method = "smc";
+//! };
+//! ```
+//!
+//! as the last child of the root, so that a guest such as Linux finds its
+//! power-off and CPU calls where QEMU would have put them. An existing node
+//! at `/psci` is kept as it is (nothing is added).
 
 use heapless::Vec;
 
@@ -53,7 +70,15 @@ pub struct Edits<'e> {
     /// Extra `(address, size)` memory reservations appended after the
     /// source's own (which are copied verbatim).
     pub reserve: &'e [(u64, u64)],
+    /// `Some(method)` (`"smc"` or `"hvc"`, else [`FdtError::BadEdit`]): add
+    /// a PSCI 1.0 node `/psci` with that conduit unless the source has a
+    /// node at `/psci` (see the module doc). `None`: no change.
+    pub psci: Option<&'e str>,
 }
+
+/// `compatible` of the node [`Edits::psci`] adds: PSCI 1.0 and 0.2 (the
+/// standard function IDs; no 0.1 IDs are listed, so no plain `arm,psci`).
+pub const PSCI_COMPATIBLE: &[u8] = b"arm,psci-1.0\0arm,psci-0.2\0";
 
 /// Bounds-checked output cursor.
 struct Out<'o> {
@@ -137,20 +162,33 @@ fn find_string(strings: &[u8], name: &str) -> Option<u32> {
 /// Name offsets in the output strings block; names missing from the source
 /// are appended after it.
 struct Names<'e> {
-    appended: Vec<&'e str, 2>,
+    appended: Vec<&'e str, 4>,
     base: usize,
     bootargs: u32,
     status: u32,
+    compatible: u32,
+    method: u32,
 }
 
 impl<'e> Names<'e> {
-    fn new(strings: &[u8], need_bootargs: bool, need_status: bool) -> Result<Self> {
-        let mut n = Names { appended: Vec::new(), base: strings.len(), bootargs: 0, status: 0 };
+    fn new(strings: &[u8], need_bootargs: bool, need_status: bool, need_psci: bool) -> Result<Self> {
+        let mut n = Names {
+            appended: Vec::new(),
+            base: strings.len(),
+            bootargs: 0,
+            status: 0,
+            compatible: 0,
+            method: 0,
+        };
         if need_bootargs {
             n.bootargs = n.get(strings, "bootargs")?;
         }
         if need_status {
             n.status = n.get(strings, "status")?;
+        }
+        if need_psci {
+            n.compatible = n.get(strings, "compatible")?;
+            n.method = n.get(strings, "method")?;
         }
         Ok(n)
     }
@@ -239,7 +277,17 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
         return Err(FdtError::BadEdit);
     }
     let set_bootargs = edits.bootargs.filter(|s| !s.is_empty());
-    let names = Names::new(fdt.strings_block(), set_bootargs.is_some(), !edits.carve_out.is_empty())?;
+    let add_psci = match edits.psci {
+        None => None,
+        Some(m @ ("smc" | "hvc")) => fdt.find_node("/psci")?.is_none().then_some(m),
+        Some(_) => return Err(FdtError::BadEdit),
+    };
+    let names = Names::new(
+        fdt.strings_block(),
+        set_bootargs.is_some(),
+        !edits.carve_out.is_empty(),
+        add_psci.is_some(),
+    )?;
     let chosen_has_bootargs = match chosen {
         Some(c) => c.prop("bootargs")?.is_some(),
         None => false,
@@ -359,6 +407,12 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
                         w.prop_parts(names.bootargs, &[s.as_bytes(), b"\0"])?;
                         w.u32(TOK_END_NODE)?;
                     }
+                }
+                if let (0, Some(method)) = (t.depth, add_psci) {
+                    w.begin_node("psci")?;
+                    w.prop(names.compatible, PSCI_COMPATIBLE)?;
+                    w.prop_parts(names.method, &[method.as_bytes(), b"\0"])?;
+                    w.u32(TOK_END_NODE)?;
                 }
                 mem = None;
                 w.u32(TOK_END_NODE)?;

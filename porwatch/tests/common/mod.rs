@@ -72,6 +72,7 @@ pub fn args(guest: &str) -> RunArgs {
         hyp_opts: vec![],
         icount: false,
         secure: false,
+        trace_via: None,
         linux: None,
         initrd: None,
         verbose: false,

@@ -15,6 +15,7 @@ fn exercise(dtb: &[u8], cut: usize) {
         carve_out: &[(0x4020_0000, 0x100_0000)],
         bootargs: Some("console=ttyAMA0"),
         reserve: &[(0x4800_0000, 0x1000)],
+        psci: Some("smc"),
     };
     if let Ok(n) = rewrite(dtb, &edits, &mut out) {
         // Whatever is produced must itself be readable.

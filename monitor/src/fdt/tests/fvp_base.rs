@@ -67,7 +67,15 @@ fn fvp_base_revc_rewrite_removes_a_uart_and_carves_out_hyp() {
     let remove = [trace.as_str()];
     // porwatch loaded at 0x8008_0000 (scripts/run-fvp), 16 MiB reserved.
     let carve = [(0x8008_0000, 0x100_0000)];
-    let edits = Edits { remove: &remove, carve_out: &carve, bootargs: Some("console=ttyAMA0"), reserve: &[] };
+    // An EL3 direct start asks for a /psci node only when there is none:
+    // the FVP tree has one, which stays as it is.
+    let edits = Edits {
+        remove: &remove,
+        carve_out: &carve,
+        bootargs: Some("console=ttyAMA0"),
+        reserve: &[],
+        psci: platform(FVP_BASE_REVC).psci.is_none().then_some("smc"),
+    };
     let mut out = vec![0u8; FVP_BASE_REVC.len() + 4096];
     let n = rewrite(FVP_BASE_REVC, &edits, &mut out).unwrap();
     out.truncate(n);
@@ -87,4 +95,5 @@ fn fvp_base_revc_rewrite_removes_a_uart_and_carves_out_hyp() {
     );
     assert_eq!(p.chosen.bootargs, Some("console=ttyAMA0"));
     assert_eq!(p.gic.as_ref().unwrap().dist.base, 0x2f00_0000);
+    assert_eq!(p.psci, platform(FVP_BASE_REVC).psci);
 }

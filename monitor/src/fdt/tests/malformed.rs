@@ -90,6 +90,7 @@ fn all(dtb: &[u8]) -> Result<(), FdtError> {
             carve_out: &[(0x4000_0000, 0x1000)],
             bootargs: Some("x"),
             reserve: &[(1, 2)],
+            psci: Some("smc"),
         },
         &mut out,
     );

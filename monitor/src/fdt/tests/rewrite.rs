@@ -264,6 +264,7 @@ fn all_edits_together() {
             carve_out: &[(0x4020_0000, 0x0100_0000)],
             bootargs: Some("console=ttyAMA0 root=/dev/vda"),
             reserve: &[(0x4800_0000, 0x1000)],
+            psci: Some("smc"),
         },
     );
     let mut p = Platform::new();
@@ -284,6 +285,7 @@ fn output_too_small_is_an_error_at_every_size() {
         carve_out: &[(0x4000_1000, 0x1000)],
         bootargs: Some("console=ttyAMA0"),
         reserve: &[(0x1000, 0x1000)],
+        psci: Some("hvc"),
     };
     let mut buf = vec![0u8; 4096];
     let n = rewrite(TINY, &edits, &mut buf).unwrap();
@@ -307,11 +309,14 @@ fn output_accepted_by_dtc() {
             carve_out: &[(0x4020_0000, 0x0100_0000)],
             bootargs: Some("console=ttyAMA0 \"quoted\""),
             reserve: &[(0x4800_0000, 0x1000)],
+            psci: None,
         },
     );
     let emptied = rw(MISC_GICV2, &Edits { carve_out: &[(0, u64::MAX)], ..Edits::default() });
+    let secure = rw(VIRT_SECURE, &Edits { psci: Some("smc"), ..Edits::default() });
+    let tiny = rw(TINY, &Edits { psci: Some("hvc"), bootargs: Some("x"), ..Edits::default() });
     let dir = std::env::temp_dir();
-    for (name, blob) in [("virt", &out), ("emptied", &emptied)] {
+    for (name, blob) in [("virt", &out), ("emptied", &emptied), ("secure", &secure), ("tiny", &tiny)] {
         let path = dir.join(std::format!("porwatch-fdt-test-{}-{name}.dtb", std::process::id()));
         std::fs::write(&path, blob).unwrap();
         let res = Command::new("dtc").args(["-I", "dtb", "-O", "dts"]).arg(&path).output();
@@ -339,8 +344,69 @@ fn output_accepted_by_dtc() {
                 "{dts}"
             );
             assert!(!dts.contains("pl011@9040000"), "{dts}");
-        } else {
+        } else if name == "emptied" {
             assert!(dts.contains("status = \"disabled\";"), "{dts}");
+        } else {
+            let method = if name == "secure" { "smc" } else { "hvc" };
+            let node = std::format!(
+                "\tpsci {{\n\t\tcompatible = \"arm,psci-1.0\\0arm,psci-0.2\";\n\t\tmethod = \"{method}\";\n\t}};"
+            );
+            assert!(dts.contains(&node), "{node}\n{dts}");
         }
+    }
+}
+
+#[test]
+fn psci_node_added_when_absent() {
+    use crate::fdt::platform::{Psci, PsciMethod, PsciVersion};
+    let mut before = Platform::new();
+    discover(VIRT_SECURE, &mut before).unwrap();
+    assert_eq!(before.psci, None, "QEMU's secure=on tree has no PSCI node");
+    let out = rw(VIRT_SECURE, &Edits { psci: Some("smc"), ..Edits::default() });
+    let mut after = Platform::new();
+    discover(&out, &mut after).unwrap();
+    assert_eq!(
+        after.psci,
+        Some(Psci { method: PsciMethod::Smc, version: PsciVersion::V1_0, compatible: "arm,psci-1.0" })
+    );
+    let fdt = Fdt::new(&out).unwrap();
+    let node = fdt.find_node("/psci").unwrap().unwrap();
+    let compat: Vec<&str> = StrList::new(node.prop("compatible").unwrap().unwrap()).unwrap().collect();
+    assert_eq!(compat, ["arm,psci-1.0", "arm,psci-0.2"]);
+    // Nothing else changed: the tokens are the source's plus the new node,
+    // just before the root's end.
+    let (src, new) = (tokens(VIRT_SECURE), tokens(&out));
+    assert_eq!(new.len(), src.len() + 4);
+    let root_end = src.iter().rposition(|t| t.1 == "end" && t.0 == 0).unwrap();
+    assert_eq!(new[..root_end], src[..root_end]);
+    assert_eq!(new[root_end + 4..], src[root_end..]);
+    assert_eq!(new[root_end].1, "begin psci");
+    // "compatible" is reused from the source's strings block; "method"
+    // (no node of the secure tree has one) is appended.
+    let mut strings = Fdt::new(VIRT_SECURE).unwrap().strings_block().to_vec();
+    strings.extend_from_slice(b"method\0");
+    assert_eq!(fdt.strings_block(), strings);
+    after.psci = None;
+    for u in before.uarts.iter_mut().chain(after.uarts.iter_mut()) {
+        u.node = 0;
+    }
+    assert_eq!(before, after);
+
+    // hvc, and names missing from the source's strings are appended.
+    let out = rw(TINY, &Edits { psci: Some("hvc"), ..Edits::default() });
+    let mut p = Platform::new();
+    discover(&out, &mut p).unwrap();
+    assert_eq!(p.psci.map(|p| p.method), Some(PsciMethod::Hvc));
+}
+
+#[test]
+fn existing_psci_node_is_kept_and_bad_methods_refused() {
+    // QEMU's non-secure tree has /psci (method "smc", with 0.1 IDs): kept.
+    let out = rw(VIRT_GICV3, &Edits { psci: Some("hvc"), ..Edits::default() });
+    assert_eq!(tokens(&out), tokens(VIRT_GICV3));
+    let mut out = vec![0u8; VIRT_SECURE.len() + 4096];
+    for bad in ["", "SMC", "svc", "smc\0"] {
+        let e = rewrite(VIRT_SECURE, &Edits { psci: Some(bad), ..Edits::default() }, &mut out);
+        assert_eq!(e, Err(FdtError::BadEdit), "{bad:?}");
     }
 }

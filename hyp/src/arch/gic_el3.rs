@@ -1,0 +1,119 @@
+//! The Secure side of a GICv3, set up at an EL3 entry with no firmware
+//! (Arm FVP direct start, QEMU `secure=on` with porwatch as `-bios`
+//! payload), the way TF-A's BL31 leaves it for a Non-secure OS.
+//!
+//! With two security states (GICD_CTLR.DS = 0) every interrupt comes out of
+//! reset in Group 0 (Secure), and the group registers, GICD_CTLR.ARE_S and
+//! GICR_WAKER are Secure-only: a Non-secure guest writing them is ignored,
+//! so its timer interrupt would never arrive. Before dropping to EL2,
+//! porwatch therefore puts every SGI, PPI and SPI in Group 1 Non-secure,
+//! enables affinity routing for both states and wakes this CPU's
+//! redistributor. The guest enables Group 1 and its interrupts itself.
+//!
+//! Runs at EL3 with the MMU off (all accesses Secure, Device memory); never
+//! panics, and gives up silently (bounded polls) on a GIC that does not
+//! answer: the guest then simply gets no interrupts, as before.
+use porwatch_monitor::fdt::platform::{Gic, GicVersion};
+
+const GICD_CTLR: usize = 0x0000;
+const GICD_TYPER: usize = 0x0004;
+const GICD_IGROUPR: usize = 0x0080;
+const GICD_IGRPMODR: usize = 0x0d00;
+/// GICD_CTLR, Secure view.
+const CTLR_ENABLE_GRP0: u32 = 1 << 0;
+const CTLR_ENABLE_GRP1NS: u32 = 1 << 1;
+const CTLR_ENABLE_GRP1S: u32 = 1 << 2;
+const CTLR_ARE_S: u32 = 1 << 4;
+const CTLR_ARE_NS: u32 = 1 << 5;
+const CTLR_DS: u32 = 1 << 6;
+const CTLR_RWP: u32 = 1 << 31;
+/// GICD_TYPER.ITLinesNumber: INTIDs up to 32 * (N + 1) - 1.
+const TYPER_IT_LINES: u32 = 0x1f;
+
+const GICR_TYPER: usize = 0x0008;
+const GICR_TYPER_VLPIS: u32 = 1 << 1;
+const GICR_TYPER_LAST: u32 = 1 << 4;
+const GICR_WAKER: usize = 0x0014;
+const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+/// The SGI/PPI frame follows RD_base.
+const GICR_SGI_FRAME: usize = 0x1_0000;
+const GICR_IGROUPR0: usize = 0x0080;
+const GICR_IGRPMODR0: usize = 0x0d00;
+
+const POLL_LIMIT: u32 = 1_000_000;
+
+fn rd32(a: usize) -> u32 {
+    unsafe { (a as *const u32).read_volatile() }
+}
+
+fn wr32(a: usize, v: u32) {
+    unsafe { (a as *mut u32).write_volatile(v) }
+}
+
+fn poll(mut done: impl FnMut() -> bool) -> bool {
+    (0..POLL_LIMIT).any(|_| done())
+}
+
+/// Hands every interrupt of `gic` to the Non-secure world (see the module
+/// doc). `affinity`: this CPU's MPIDR_EL1 in GICR_TYPER[63:32] layout.
+/// Nothing is done for a GICv2, or a GICv3 with security disabled (DS = 1:
+/// the Non-secure world can do all of this itself).
+pub fn hand_to_non_secure(gic: &Gic, affinity: u32) {
+    if gic.version != GicVersion::V3 {
+        return;
+    }
+    let dist = gic.dist.base as usize;
+    let ctlr = rd32(dist + GICD_CTLR);
+    if ctlr & CTLR_DS != 0 {
+        return;
+    }
+    // Group enables off while the routing mode changes.
+    wr32(dist + GICD_CTLR, ctlr & !(CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1NS | CTLR_ENABLE_GRP1S));
+    if !poll(|| rd32(dist + GICD_CTLR) & CTLR_RWP == 0) {
+        return;
+    }
+    // SPIs: Group 1 Non-secure (IGROUPR = 1, IGRPMODR = 0). Register 0
+    // (SGIs/PPIs) is the redistributor's under affinity routing.
+    let lines = (rd32(dist + GICD_TYPER) & TYPER_IT_LINES) as usize;
+    for n in 1..=lines {
+        wr32(dist + GICD_IGROUPR + 4 * n, u32::MAX);
+        wr32(dist + GICD_IGRPMODR + 4 * n, 0);
+    }
+    wr32(dist + GICD_CTLR, CTLR_ARE_S | CTLR_ARE_NS);
+    if !poll(|| rd32(dist + GICD_CTLR) & CTLR_RWP == 0) {
+        return;
+    }
+    let Some(rd) = find_redist(gic, affinity) else { return };
+    wr32(rd + GICR_WAKER, rd32(rd + GICR_WAKER) & !WAKER_PROCESSOR_SLEEP);
+    if !poll(|| rd32(rd + GICR_WAKER) & WAKER_CHILDREN_ASLEEP == 0) {
+        return;
+    }
+    wr32(rd + GICR_SGI_FRAME + GICR_IGROUPR0, u32::MAX);
+    wr32(rd + GICR_SGI_FRAME + GICR_IGRPMODR0, 0);
+}
+
+/// RD_base of the redistributor whose GICR_TYPER.Affinity is `affinity`.
+fn find_redist(gic: &Gic, affinity: u32) -> Option<usize> {
+    for r in gic.redist.iter() {
+        let end = (r.base + r.size) as usize;
+        let mut rd = r.base as usize;
+        while rd + 2 * GICR_SGI_FRAME <= end {
+            let lo = rd32(rd + GICR_TYPER);
+            if rd32(rd + GICR_TYPER + 4) == affinity {
+                return Some(rd);
+            }
+            if lo & GICR_TYPER_LAST != 0 {
+                break;
+            }
+            let frames = if lo & GICR_TYPER_VLPIS != 0 { 4 } else { 2 };
+            rd += frames * GICR_SGI_FRAME;
+        }
+    }
+    None
+}
+
+/// MPIDR_EL1 affinity in GICR_TYPER[63:32] layout (Aff3.Aff2.Aff1.Aff0).
+pub fn gicr_affinity(mpidr: u64) -> u32 {
+    ((((mpidr >> 32) & 0xff) << 24) | (mpidr & 0xff_ffff)) as u32
+}
