@@ -16,7 +16,7 @@
 //! after the instruction as if nothing had happened.
 use crate::arch::debug::{self, SPSR_SS};
 use crate::arch::frame::GuestRegs;
-use crate::arch::{at, stage2};
+use crate::arch::{at, stage2, vpoe_fast};
 use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
@@ -60,7 +60,7 @@ struct Tap {
 /// vCPUs porwatch keeps tap state for. porwatch runs one vCPU today; the
 /// state is per vCPU (indexed by MPIDR_EL1.Aff0, vCPU = pCPU) so SMP needs no
 /// change here.
-const MAX_VCPUS: usize = 8;
+const MAX_VCPUS: usize = vpoe_fast::MAX_VCPUS;
 
 static TAPS: [Mutex<Tap>; MAX_VCPUS] = [const {
     Mutex::new(Tap {
@@ -82,8 +82,41 @@ const MPIDR_AFF0: u64 = 0xff;
 
 /// This vCPU's tap state.
 #[inline]
-fn tap() -> &'static Mutex<Tap> {
-    &TAPS[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS]
+/// This vCPU's tap state, locked. Releasing it publishes what the
+/// virtual-POE fast path in vectors.S needs (arch::vpoe_fast).
+fn tap() -> TapGuard {
+    let cpu = (MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS;
+    TapGuard(TAPS[cpu].lock(), cpu)
+}
+
+struct TapGuard(spin::MutexGuard<'static, Tap>, usize);
+
+impl core::ops::Deref for TapGuard {
+    type Target = Tap;
+    fn deref(&self) -> &Tap {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for TapGuard {
+    fn deref_mut(&mut self) -> &mut Tap {
+        &mut self.0
+    }
+}
+
+impl Drop for TapGuard {
+    fn drop(&mut self) {
+        let t = &*self.0;
+        let enabled = !t.stepping && t.page_ipa.is_some() && poe_mode() == Mode::Virtual;
+        vpoe_fast::publish(
+            self.1,
+            &vpoe_fast::Published {
+                enabled,
+                por_el1: t.vpoe.por_el1,
+                shadow: if enabled { t.shadow.top().map(|e| (e.elr, e.spsr, e.esr, e.far)) } else { None },
+            },
+        );
+    }
 }
 
 fn poe_mode() -> Mode {
@@ -93,7 +126,7 @@ fn poe_mode() -> Mode {
 /// The guest wrote VBAR_EL1 (trapped by HFGWTR_EL2.VBAR_EL1).
 pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
     VBAR_EL1.set(value);
-    let mut t = tap().lock();
+    let mut t = tap();
     if t.stepping {
         t.stop_stepping(regs);
     }
@@ -114,7 +147,7 @@ pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
 
 /// An instruction abort from the guest: ours if it hit the vector page.
 pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
-    let mut t = tap().lock();
+    let mut t = tap();
     let ipa = t.page_ipa?;
     if page_of(far) != page_of(t.vbar) && at::va_to_ipa(far).map(page_of) != Some(ipa) {
         return None;
@@ -144,7 +177,7 @@ pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
 
 /// A software-step exception (only porwatch steps the guest).
 pub fn on_step(regs: &mut GuestRegs) -> Handled {
-    let mut t = tap().lock();
+    let mut t = tap();
     if !t.stepping {
         // A stale step (e.g. the guest set PSTATE.SS itself): drop it.
         regs.spsr &= !SPSR_SS;
@@ -177,7 +210,7 @@ pub fn on_step(regs: &mut GuestRegs) -> Handled {
 pub fn on_eret(regs: &mut GuestRegs) -> Handled {
     let elr = ELR_EL1.get();
     let spsr = SPSR_EL1.get() & !SPSR_SS;
-    let mut t = tap().lock();
+    let mut t = tap();
     t.shadow.pop();
     t.window.on_return();
     let por = t.por_el1();
@@ -198,7 +231,7 @@ pub fn on_eret(regs: &mut GuestRegs) -> Handled {
 /// the page must be stepped on from; an exception porwatch injected while
 /// stepping is an entry the CPU will not fault on).
 pub fn after_trap(regs: &mut GuestRegs, injected: bool) {
-    let mut t = tap().lock();
+    let mut t = tap();
     if !t.stepping {
         return;
     }
@@ -213,7 +246,7 @@ pub fn after_trap(regs: &mut GuestRegs, injected: bool) {
 
 /// The guest's MDSCR_EL1, for accesses trapped while porwatch steps it.
 pub fn guest_mdscr(write: Option<u64>) -> u64 {
-    let mut t = tap().lock();
+    let mut t = tap();
     if let Some(v) = write {
         t.guest_mdscr = v;
     }
@@ -222,19 +255,19 @@ pub fn guest_mdscr(write: Option<u64>) -> u64 {
 
 /// Virtual TCR2_EL1/CPACR_EL1.E0POE state for sysreg traps.
 pub fn with_vpoe<R>(f: impl FnOnce(&mut VirtPoe) -> R) -> R {
-    f(&mut tap().lock().vpoe)
+    f(&mut tap().vpoe)
 }
 
 /// The cause chain of a hazard now: the seq of the most recent exception
 /// entry and of the most recent POR_EL1/POR_EL0 change (0: none yet).
 pub fn cause_chain() -> (u64, u64) {
-    let t = tap().lock();
+    let t = tap();
     (t.window.last_entry(), t.last_por_seq)
 }
 
 /// Records a POR_EL1/POR_EL0 change made at `pc` (virtual or native).
 pub fn record_por_change(reg: VReg, pc: u64, old: u64, new: u64) {
-    let mut t = tap().lock();
+    let mut t = tap();
     t.por_change(reg, pc, old, new);
 }
 

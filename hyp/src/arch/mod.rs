@@ -14,6 +14,7 @@ pub mod regs;
 pub mod semihosting;
 pub mod stage2;
 pub mod table_pool;
+pub mod vpoe_fast;
 
 core::arch::global_asm!(include_str!("boot.S"));
 core::arch::global_asm!(include_str!("vectors.S"));
