@@ -235,7 +235,7 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
 
     // The overlay rule, on the state before the write (as the hardware checks).
     let unprivileged = matches!(st.kind, store::Kind::Unprivileged);
-    let verdict = overlay_verdict(&w.regime, far, unprivileged);
+    let verdict = overlay_verdict(&w.regime, far, unprivileged, origin == Origin::HardwareOverlay);
     let hazard = origin == Origin::HardwareOverlay || matches!(verdict, Some((v, _, _)) if !v.grants_write);
     // Only hazard records need the written table's level and root.
     let level = if hazard { w.table_level(ipa) } else { (0, Half::Ttbr1) };
@@ -347,13 +347,19 @@ impl Watch {
 
 /// What the overlay says about a write to `va` now (None: POE not provided,
 /// or the VA is not mapped by a readable stage-1 walk).
-fn overlay_verdict(regime: &Regime, va: u64, unprivileged: bool) -> Option<(s1::OverlayVerdict, u64, i8)> {
+/// `denied`: the CPU already raised an overlay fault (native POE): always
+/// walk, the hazard record needs the leaf.
+fn overlay_verdict(
+    regime: &Regime,
+    va: u64,
+    unprivileged: bool,
+    denied: bool,
+) -> Option<(s1::OverlayVerdict, u64, i8)> {
     let (por_el1, por_el0, tcr2) = match config().poe {
-        Mode::Virtual => tap::with_vpoe(|p| (p.por_el1, p.por_el0, p.tcr2_el1)),
+        Mode::Virtual => tap::vpoe_overlay_regs(),
         Mode::Native => native_overlay_regs(),
         Mode::None => return None,
     };
-    let leaf = s1::walk_regime(&Ram, va, regime, TTBR0_EL1.get(), TTBR1_EL1.get()).ok()?;
     let regs = OverlayRegs {
         por_el1,
         por_el0,
@@ -363,6 +369,12 @@ fn overlay_verdict(regime: &Regime, va: u64, unprivileged: bool) -> Option<(s1::
         wxn: SCTLR_EL1.get() & SCTLR_WXN != 0,
     };
     let privilege = if unprivileged { Privilege::Unprivileged } else { Privilege::Privileged };
+    // Overlays off (stock Linux: TCR2_EL1.POE = 0), or every pkey writable:
+    // no page can be denied, so skip the stage-1 walk (~500 instructions).
+    if !denied && !s1::may_deny_write(&regs, privilege) {
+        return None;
+    }
+    let leaf = s1::walk_regime(&Ram, va, regime, TTBR0_EL1.get(), TTBR1_EL1.get()).ok()?;
     let por = if unprivileged { por_el0 } else { por_el1 };
     Some((s1::verdict(&regs, leaf.desc, privilege), por, leaf.level))
 }

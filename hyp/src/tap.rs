@@ -89,6 +89,11 @@ fn tap() -> TapGuard {
     TapGuard(TAPS[cpu].lock(), cpu)
 }
 
+/// This vCPU's tap state, locked, for reading only (no publishing).
+fn tap_ro() -> spin::MutexGuard<'static, Tap> {
+    TAPS[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS].lock()
+}
+
 struct TapGuard(spin::MutexGuard<'static, Tap>, usize);
 
 impl core::ops::Deref for TapGuard {
@@ -253,6 +258,12 @@ pub fn guest_mdscr(write: Option<u64>) -> u64 {
     t.guest_mdscr
 }
 
+/// (POR_EL1, POR_EL0, TCR2_EL1) of virtual POE, for the overlay rule.
+pub fn vpoe_overlay_regs() -> (u64, u64, u64) {
+    let t = tap_ro();
+    (t.vpoe.por_el1, t.vpoe.por_el0, t.vpoe.tcr2_el1)
+}
+
 /// Virtual TCR2_EL1/CPACR_EL1.E0POE state for sysreg traps.
 pub fn with_vpoe<R>(f: impl FnOnce(&mut VirtPoe) -> R) -> R {
     f(&mut tap().vpoe)
@@ -261,7 +272,7 @@ pub fn with_vpoe<R>(f: impl FnOnce(&mut VirtPoe) -> R) -> R {
 /// The cause chain of a hazard now: the seq of the most recent exception
 /// entry and of the most recent POR_EL1/POR_EL0 change (0: none yet).
 pub fn cause_chain() -> (u64, u64) {
-    let t = tap();
+    let t = tap_ro();
     (t.window.last_entry(), t.last_por_seq)
 }
 

@@ -122,6 +122,34 @@ pub const fn verdict(regs: &OverlayRegs, leaf: u64, access: Privilege) -> Overla
     OverlayVerdict { applies, poindex: po, perm, effective, grants_write: effective & POE_W != 0 }
 }
 
+/// Whether the overlay could deny a write by `access` through *some* leaf
+/// descriptor. False when overlays are off for `access`, or when every
+/// Perm<0..7> field grants W (not reserved, and not losing W to WXN): then
+/// no stage-1 walk is needed to know a write is permitted. Conservative
+/// with S1PIE (any PIR entry may set WXN).
+pub const fn may_deny_write(regs: &OverlayRegs, access: Privilege) -> bool {
+    let (por, enable) = match access {
+        Privilege::Privileged => (regs.por_el1, TCR2_POE),
+        Privilege::Unprivileged => (regs.por_el0, TCR2_E0POE),
+    };
+    if regs.tcr2_el1 & enable == 0 {
+        return false;
+    }
+    let wxn = regs.wxn || regs.tcr2_el1 & TCR2_PIE != 0;
+    let mut i = 0;
+    while i < POINDEX_VALUES {
+        let p = perm_field(por, i);
+        if p & 0b1000 != 0 || p & POE_W == 0 || (wxn && p & POE_X != 0) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// POIndex is 3 bits.
+const POINDEX_VALUES: u8 = 8;
+
 /// A store by the guest kernel through `leaf` is a hazard: the overlay in
 /// force denies write (privileged access).
 #[inline]

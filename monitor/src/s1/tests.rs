@@ -1394,3 +1394,44 @@ fn release_idle_roots_keeps_the_installed_tree_and_the_kernel() {
     assert_eq!(tr.stats().released_roots, 2);
     assert_eq!(tr.release_idle_roots(&mem, &mut log.sink()), 0);
 }
+
+mod may_deny_write_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        /// Skipping the walk is sound: when the overlay cannot deny a write,
+        /// no leaf descriptor gets a denial from `verdict`.
+        #[test]
+        fn no_denial_when_may_deny_write_is_false(
+            por_el1 in any::<u64>(), por_el0 in any::<u64>(), tcr2 in 0u64..16,
+            pir in any::<u64>(), pire0 in any::<u64>(), wxn in any::<bool>(),
+            leaf in any::<u64>(), unpriv in any::<bool>(), all_w in any::<bool>(),
+        ) {
+            // Half the cases: every field W (0x4..0x7), so "false" is common.
+            let w = |v: u64| if all_w { (v & 0x3333_3333) | 0x4444_4444 } else { v };
+            let r = OverlayRegs {
+                por_el1: w(por_el1), por_el0: w(por_el0), tcr2_el1: tcr2,
+                pir_el1: pir, pire0_el1: pire0, wxn,
+            };
+            let p = if unpriv { Privilege::Unprivileged } else { Privilege::Privileged };
+            if !overlay::may_deny_write(&r, p) {
+                prop_assert!(overlay::verdict(&r, leaf, p).grants_write);
+            }
+        }
+    }
+}
+
+#[test]
+fn may_deny_write_cases() {
+    let p = Privilege::Privileged;
+    assert!(!overlay::may_deny_write(&regs(0x17, 0), p), "POE off");
+    assert!(overlay::may_deny_write(&regs(0x17, TCR2_POE), p), "pkey 1 read-only");
+    assert!(!overlay::may_deny_write(&regs(0x5555_5555, TCR2_POE), p), "all RW");
+    assert!(!overlay::may_deny_write(&regs(0x7777_7777, TCR2_POE), p), "all RWX, no WXN");
+    let wxn = OverlayRegs { wxn: true, ..regs(0x7777_7777, TCR2_POE) };
+    assert!(overlay::may_deny_write(&wxn, p), "RWX loses W under WXN");
+    assert!(overlay::may_deny_write(&regs(0x8555_5555, TCR2_POE), p), "reserved value");
+    assert!(!overlay::may_deny_write(&regs(0, TCR2_POE), Privilege::Unprivileged), "E0POE off");
+}

@@ -723,6 +723,19 @@ impl<const N: usize> Tracker<N> {
         sink: &mut impl FnMut(Action),
     ) -> StoreEffect {
         let sink: &mut dyn FnMut(Action) = sink;
+        // The common case, one aligned descriptor (STR Xt, SWP, CAS, ...).
+        if let (Ok(o), Ok(n), 0) = (<[u8; 8]>::try_from(old), <[u8; 8]>::try_from(new), ipa % DESC_BYTES) {
+            let mut out = StoreEffect { descriptors: 1, ..StoreEffect::default() };
+            if let Some(i) = self.containing(ipa) {
+                let index = ((ipa - self.tables[i].base) / DESC_BYTES) as u16;
+                let eff = self.write_at(i, index, u64::from_le_bytes(o), u64::from_le_bytes(n), mem, sink);
+                out.tracked = 1;
+                out.table = eff.table;
+                out.linked = eff.linked.is_some() as u16;
+                out.unlinked = eff.unlinked.is_some() as u16;
+            }
+            return out;
+        }
         let mut out = StoreEffect { length_mismatch: old.len() != new.len(), ..StoreEffect::default() };
         for w in split_store(ipa, old, new, mem) {
             out.descriptors = out.descriptors.saturating_add(1);
