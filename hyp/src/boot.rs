@@ -16,7 +16,7 @@ use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
 use crate::trace_out;
-use aarch64_cpu::registers::{Readable, CNTFRQ_EL0};
+use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
 use porwatch_monitor::vpoe::{self, Mode};
@@ -139,6 +139,13 @@ extern "C" fn el3_setup(dtb: usize) {
     if let Some(gic) = &plat.gic {
         let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
         gic_el3::hand_to_non_secure(gic, gic_el3::gicr_affinity(mpidr));
+    }
+    // CNTFRQ_EL0 is writable only at the highest EL, and firmware normally
+    // sets it; QEMU resets it to its counter's frequency, an FVP to 0.
+    if let Some(hz) = plat.timer.and_then(|t| t.clock_frequency) {
+        if CNTFRQ_EL0.get() == 0 {
+            crate::arch::regs::CNTFRQ_EL0_REG.set(hz as u64);
+        }
     }
 }
 

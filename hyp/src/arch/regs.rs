@@ -66,6 +66,11 @@ register_bitfields! {u64,
     pub POR_EL1 [
         VALUE OFFSET(0) NUMBITS(64) [],
     ],
+    /// CNTFRQ_EL0: the counter frequency in Hz (writable at the highest EL
+    /// only; aarch64-cpu declares it read-only).
+    pub CNTFRQ_EL0 [
+        VALUE OFFSET(0) NUMBITS(32) [],
+    ],
     /// VPIDR_EL2: the MIDR_EL1 value EL1 reads.
     pub VPIDR_EL2 [
         VALUE OFFSET(0) NUMBITS(32) [],
@@ -95,4 +100,8 @@ sysreg!(
 sysreg!(
     /// POR_EL1: op0=3 op1=0 CRn=10 CRm=2 op2=4 (only with FEAT_S1POE: native mode).
     POR_EL1_REG, PorEl1, "s3_0_c10_c2_4", POR_EL1::Register, rw
+);
+sysreg!(
+    /// CNTFRQ_EL0: op0=3 op1=3 CRn=14 CRm=0 op2=0 (written at EL3 only).
+    CNTFRQ_EL0_REG, CntfrqEl0, "cntfrq_el0", CNTFRQ_EL0::Register, rw
 );

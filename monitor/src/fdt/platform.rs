@@ -112,6 +112,10 @@ pub struct Timer {
     pub hyp_phys: u32,
     /// Hypervisor virtual timer (CNTHV, FEAT_VHE), 5th entry if listed (28).
     pub hyp_virt: Option<u32>,
+    /// `clock-frequency`: the counter frequency in Hz, given only where no
+    /// firmware programs CNTFRQ_EL0 (an FVP started without TF-A; porwatch
+    /// writes it at EL3 then).
+    pub clock_frequency: Option<u32>,
 }
 
 /// `/chosen`.
@@ -546,5 +550,6 @@ fn timer(node: &Node<'_>, cells: u32) -> Result<Timer> {
         virt: ids[2],
         hyp_phys: ids[3],
         hyp_virt: (n >= 5).then_some(ids[4]),
+        clock_frequency: node.prop_u32("clock-frequency")?,
     })
 }

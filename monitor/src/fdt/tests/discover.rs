@@ -50,7 +50,14 @@ fn qemu_virt_gicv3() {
 
     assert_eq!(
         p.timer,
-        Some(Timer { secure_phys: 29, phys: 30, virt: 27, hyp_phys: 26, hyp_virt: Some(28) })
+        Some(Timer {
+            secure_phys: 29,
+            phys: 30,
+            virt: 27,
+            hyp_phys: 26,
+            hyp_virt: Some(28),
+            clock_frequency: None
+        })
     );
 
     assert_eq!(p.chosen.stdout_path, Some("/pl011@9000000"));
@@ -140,6 +147,7 @@ fn fvp_nested_ranges() {
     assert_eq!(psci.version, PsciVersion::V0_2);
     assert_eq!(p.timer.unwrap().hyp_virt, None);
     assert_eq!(p.timer.unwrap().phys, 30);
+    assert_eq!(p.timer.unwrap().clock_frequency, Some(100_000_000));
 
     assert_eq!(p.chosen.bootargs, Some("console=ttyAMA0 porwatch.guest=0x88000000 earlycon"));
     assert_eq!(p.chosen.initrd, Some((0x8400_0000, 0x8410_0000)));

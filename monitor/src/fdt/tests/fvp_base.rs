@@ -53,7 +53,17 @@ fn fvp_base_revc_memory_uarts_gic_psci_timer() {
     assert_eq!(psci.version, PsciVersion::V0_2);
 
     // interrupts = <1 13 8>, <1 14 8>, <1 11 8>, <1 10 8>: PPI n is INTID 16 + n.
-    assert_eq!(p.timer, Some(Timer { secure_phys: 29, phys: 30, virt: 27, hyp_phys: 26, hyp_virt: None }));
+    assert_eq!(
+        p.timer,
+        Some(Timer {
+            secure_phys: 29,
+            phys: 30,
+            virt: 27,
+            hyp_phys: 26,
+            hyp_virt: None,
+            clock_frequency: None
+        })
+    );
 
     assert!(!p.mmio.iter().any(|r| r.contains(0x8000_0000, 0x1000)), "RAM is not MMIO");
     for r in &p.mmio {
