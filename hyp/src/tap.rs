@@ -86,7 +86,12 @@ const MPIDR_AFF0: u64 = 0xff;
 /// virtual-POE fast path in vectors.S needs (arch::vpoe_fast).
 fn tap() -> TapGuard {
     let cpu = (MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS;
-    TapGuard(TAPS[cpu].lock(), cpu)
+    let mut t = TAPS[cpu].lock();
+    if t.stepping {
+        // Steps vectors.S handled itself moved the PC on.
+        t.prev_pc = vpoe_fast::prev_pc(cpu);
+    }
+    TapGuard(t, cpu)
 }
 
 /// This vCPU's tap state, locked, for reading only (no publishing).
@@ -119,6 +124,7 @@ impl Drop for TapGuard {
                 enabled,
                 por_el1: t.vpoe.por_el1,
                 shadow: if enabled { t.shadow.top().map(|e| (e.elr, e.spsr, e.esr, e.far)) } else { None },
+                stepping: t.stepping.then_some((t.step_page, t.vbar & rules::VBAR_MASK, t.prev_pc)),
             },
         );
     }

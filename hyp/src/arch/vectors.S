@@ -112,14 +112,22 @@ el2_vectors:
     GUEST_VECTOR 7
 
 /*
- * Virtual-POE fast path (arch/vpoe_fast.rs says why and what). Entered with
+ * Fast paths (arch/vpoe_fast.rs says why and what). Entered with
  * x0-x5 and x30 saved in a new frame (x30: the helpers are called with bl). Completes, without Rust, a guest MRS POR_EL1
  * or an MSR POR_EL1 of the value it already holds, made at EL1 and caught
  * as the instruction abort on the guest's EL1h synchronous vector (the tap);
  * everything else continues in lower_sync_slow, the normal trap path.
  */
 .equ VPOE_MAX_VCPUS, 8              /* vpoe_fast::MAX_VCPUS */
-.equ VPOE_BLOCK_SHIFT, 7            /* size_of::<FastPath>() == 128 */
+.equ VPOE_BLOCK_SHIFT, 8            /* size_of::<FastPath>() == 256 */
+.equ FP_STEPPING, 56                /* FastPath field offsets (asserted in vpoe_fast.rs) */
+.equ FP_STEP_PAGE, 128
+.equ FP_VBAR, 136
+.equ FP_PREV_PC, 144
+.equ EC_SOFTSTEP_LOW, 0x32          /* software step from a lower EL */
+.equ VECTOR_TABLE_SIZE, 0x800
+.equ VECTOR_SLOT_MASK, 0x7f
+.equ PAGE_MASK, 0xfff
 .equ ESR_EC_SHIFT, 26
 .equ EC_IABT_LOW, 0x20              /* instruction abort from a lower EL */
 .equ ISS_S1PTW, (1 << 7)
@@ -135,15 +143,6 @@ el2_vectors:
 .equ MSR_POR_EL1_HI, 0xd518         /* MSR S3_0_C10_C2_4, Xt = 0xd518a280 | Rt */
 
 lower_sync:
-    mrs     x0, esr_el2
-    lsr     x1, x0, #ESR_EC_SHIFT
-    cmp     x1, #EC_IABT_LOW
-    b.ne    lower_sync_slow
-    tst     x0, #ISS_S1PTW
-    b.ne    lower_sync_slow
-    and     x1, x0, #IFSC_TYPE_MASK
-    cmp     x1, #IFSC_PERMISSION
-    b.ne    lower_sync_slow
     /* x2 = this vCPU's FastPath block */
     mrs     x1, mpidr_el1
     and     x1, x1, #0xff
@@ -152,6 +151,17 @@ lower_sync:
     adrp    x2, VPOE_FAST
     add     x2, x2, :lo12:VPOE_FAST
     add     x2, x2, x1, lsl #VPOE_BLOCK_SHIFT
+    mrs     x0, esr_el2
+    lsr     x1, x0, #ESR_EC_SHIFT
+    cmp     x1, #EC_SOFTSTEP_LOW
+    b.eq    lower_sync_step
+    cmp     x1, #EC_IABT_LOW
+    b.ne    lower_sync_slow
+    tst     x0, #ISS_S1PTW
+    b.ne    lower_sync_slow
+    and     x1, x0, #IFSC_TYPE_MASK
+    cmp     x1, #IFSC_PERMISSION
+    b.ne    lower_sync_slow
     ldr     x3, [x2, #0]                /* enabled */
     cbz     x3, lower_sync_slow
     /* at the EL1h synchronous slot, for an UNDEF (ESR_EL1.EC == 0) */
@@ -223,6 +233,37 @@ lower_sync_done:
     msr     esr_el1, x0
     msr     far_el1, x1
 3:  ldp     x0, x1, [sp, #16 * 0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldr     x30, [sp, #16 * 15]
+    add     sp, sp, #FRAME_SIZE
+    eret
+
+/*
+ * The tap's single step (vpoe_fast.rs): still inside the stepped page and
+ * not on a vector slot of the guest's table: step again. Anything else --
+ * a slot (perhaps an exception taken during the step), leaving the page,
+ * a stale step -- is decided by tap.rs (on_step).
+ */
+lower_sync_step:
+    ldr     x3, [x2, #FP_STEPPING]
+    cbz     x3, lower_sync_slow
+    mrs     x0, elr_el2
+    ldr     x1, [x2, #FP_VBAR]
+    sub     x3, x0, x1
+    cmp     x3, #VECTOR_TABLE_SIZE
+    b.hs    1f
+    tst     x0, #VECTOR_SLOT_MASK
+    b.eq    lower_sync_slow
+1:  ldr     x1, [x2, #FP_STEP_PAGE]
+    bic     x3, x0, #PAGE_MASK
+    cmp     x3, x1
+    b.ne    lower_sync_slow
+    str     x0, [x2, #FP_PREV_PC]
+    mrs     x1, spsr_el2
+    orr     x1, x1, #(1 << SPSR_SS_BIT)
+    msr     spsr_el2, x1
+    ldp     x0, x1, [sp, #16 * 0]
     ldp     x2, x3, [sp, #16 * 1]
     ldp     x4, x5, [sp, #16 * 2]
     ldr     x30, [sp, #16 * 15]

@@ -1,4 +1,5 @@
-//! State for the virtual-POE fast path in vectors.S (`lower_sync`).
+//! State for the fast paths in vectors.S (`lower_sync`): virtual POE, and
+//! the tap's single steps.
 //!
 //! Under virtual POE every guest `MRS/MSR POR_EL1` at EL1 UNDEFs, and the
 //! guest's fetch of its EL1h synchronous vector faults to EL2 (the tap). The
@@ -9,6 +10,13 @@
 //! the level it is already at). Anything else -- a change of value (it is
 //! traced, with the entry-window rule), POR_EL0, an access from EL0, the tap
 //! stepping -- goes the full way.
+//!
+//! The second fast path is the tap's single step: while the tap steps the
+//! guest through its vector page (tap.rs), every instruction traps. A step
+//! that lands inside the page and not on a vector slot only means "step
+//! again": vectors.S sets SPSR_EL2.SS, records the PC (`prev_pc`) and
+//! returns, ~25 instructions instead of ~160. A step onto a slot (maybe an
+//! exception taken during the step) or out of the page goes to Rust.
 //!
 //! The tap publishes what the assembly needs into this per-vCPU block each
 //! time it releases its lock (tap.rs, `TapGuard`); only the vCPU itself
@@ -24,7 +32,7 @@ pub const RAM_RANGES: usize = 4;
 
 /// One vCPU's block. Layout shared with vectors.S: offsets asserted below.
 #[derive(Clone, Copy)]
-#[repr(C, align(128))]
+#[repr(C, align(256))]
 pub struct FastPath {
     /// Non-zero: virtual POE, the tap armed and not stepping.
     pub enabled: u64,
@@ -37,9 +45,17 @@ pub struct FastPath {
     pub shadow_spsr: u64,
     pub shadow_esr: u64,
     pub shadow_far: u64,
-    _pad: u64,
+    /// Non-zero: the tap is single-stepping the guest through `step_page`.
+    pub stepping: u64,
     /// Guest RAM [start, end) (unused: 0, 0).
     pub ram: [(u64, u64); RAM_RANGES],
+    /// The VA page being stepped through.
+    pub step_page: u64,
+    /// The guest's vector table (VBAR_EL1, bits [10:0] clear).
+    pub vbar: u64,
+    /// The PC of the last step; written by the assembly, read back by the
+    /// tap when it takes its lock.
+    pub prev_pc: u64,
 }
 
 const _: () = {
@@ -50,8 +66,12 @@ const _: () = {
     assert!(offset_of!(FastPath, shadow_spsr) == 32);
     assert!(offset_of!(FastPath, shadow_esr) == 40);
     assert!(offset_of!(FastPath, shadow_far) == 48);
+    assert!(offset_of!(FastPath, stepping) == 56);
     assert!(offset_of!(FastPath, ram) == 64);
-    assert!(size_of::<FastPath>() == 128); // vectors.S: lsl #7
+    assert!(offset_of!(FastPath, step_page) == 128);
+    assert!(offset_of!(FastPath, vbar) == 136);
+    assert!(offset_of!(FastPath, prev_pc) == 144);
+    assert!(size_of::<FastPath>() == 256); // vectors.S: VPOE_BLOCK_SHIFT
 };
 
 impl FastPath {
@@ -63,8 +83,11 @@ impl FastPath {
         shadow_spsr: 0,
         shadow_esr: 0,
         shadow_far: 0,
-        _pad: 0,
+        stepping: 0,
         ram: [(0, 0); RAM_RANGES],
+        step_page: 0,
+        vbar: 0,
+        prev_pc: 0,
     };
 }
 
@@ -74,6 +97,8 @@ pub struct Published {
     pub por_el1: u64,
     /// (ELR, SPSR, ESR, FAR)_EL1 of the innermost exception, if known.
     pub shadow: Option<(u64, u64, u64, u64)>,
+    /// Some((page, vbar, prev_pc)) while the tap single-steps.
+    pub stepping: Option<(u64, u64, u64)>,
 }
 
 #[repr(transparent)]
@@ -107,6 +132,15 @@ pub fn publish(cpu: usize, p: &Published) {
     // SAFETY: only this vCPU touches its block (see Blocks).
     let b = unsafe { &mut *block(cpu) };
     b.enabled = p.enabled as u64;
+    match p.stepping {
+        Some((page, vbar, prev_pc)) => {
+            b.stepping = 1;
+            b.step_page = page;
+            b.vbar = vbar;
+            b.prev_pc = prev_pc;
+        }
+        None => b.stepping = 0,
+    }
     if !p.enabled {
         return; // nothing else is read (e.g. while the tap steps)
     }
@@ -121,4 +155,12 @@ pub fn publish(cpu: usize, p: &Published) {
         }
         None => b.shadow_valid = 0,
     }
+}
+
+/// The PC of the last step the assembly handled for vCPU `cpu` (valid while
+/// the tap steps).
+#[inline]
+pub fn prev_pc(cpu: usize) -> u64 {
+    // SAFETY: only this vCPU touches its block (see Blocks).
+    unsafe { (*block(cpu)).prev_pc }
 }
