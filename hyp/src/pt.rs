@@ -37,6 +37,8 @@ const INSN_LEN: u64 = 4;
 const SPSR_M_MASK: u64 = 0xf;
 const SPSR_M_EL1H: u64 = 0b0101;
 const SPSR_M_EL0T: u64 = 0b0000;
+/// `hazard.poindex` when the leaf could not be found (POIndex is 0..=7).
+const POINDEX_UNKNOWN: u64 = 8;
 /// SCTLR_EL1.WXN (bit 19).
 const SCTLR_WXN: u64 = 1 << 19;
 
@@ -572,7 +574,18 @@ struct HazardInfo {
 
 fn record_hazard(h: &HazardInfo, action: HazardAction) {
     let (entry_seq, por_seq) = tap::cause_chain();
-    let Some((v, por, leaf_level)) = h.verdict else { return };
+    // Never dropped: without a verdict (native POE, the CPU faulted but the
+    // software walk of FAR failed) the overlay fields say "unknown".
+    let (poindex, perm, por, leaf_level) = match h.verdict {
+        Some((v, por, leaf_level)) => (v.poindex as u64, v.perm as u64, por, leaf_level as i64),
+        None => {
+            let (por1, por0, _) = match config().poe {
+                Mode::Native => native_overlay_regs(),
+                _ => tap::vpoe_overlay_regs(),
+            };
+            (POINDEX_UNKNOWN, 0, if h.unprivileged { por0 } else { por1 }, -1)
+        }
+    };
     trace_out::emit_reliable(Event::Hazard {
         va: h.va,
         ipa: h.ipa,
@@ -582,12 +595,12 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
         new: h.new,
         pc: h.pc,
         por,
-        poindex: v.poindex as u64,
-        perm: v.perm as u64,
+        poindex,
+        perm,
         unprivileged: h.unprivileged as u64,
         entry_seq,
         por_seq,
         action: action as u64,
-        leaf_level: leaf_level as i64,
+        leaf_level,
     });
 }

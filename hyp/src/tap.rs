@@ -80,10 +80,10 @@ static TAPS: [Mutex<Tap>; MAX_VCPUS] = [const {
 /// MPIDR_EL1.Aff0: the CPU number within its cluster.
 const MPIDR_AFF0: u64 = 0xff;
 
-/// This vCPU's tap state.
+/// This vCPU's tap state, locked. Releasing it publishes what the fast
+/// paths in vectors.S need (arch::vpoe_fast): virtual POE's state, and the
+/// stepping state whose `prev_pc` the assembly advances (read back here).
 #[inline]
-/// This vCPU's tap state, locked. Releasing it publishes what the
-/// virtual-POE fast path in vectors.S needs (arch::vpoe_fast).
 fn tap() -> TapGuard {
     let cpu = (MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS;
     let mut t = TAPS[cpu].lock();

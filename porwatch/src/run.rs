@@ -33,7 +33,8 @@ const FILE_POLL: Duration = Duration::from_millis(10);
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Guest to run: the name of a guest-tests kernel (default: seed, the
-    /// kpkeys crash reproduced; others: hello, hostile, exceptions, pt_stress),
+    /// kpkeys crash reproduced; others: pt_stress, exceptions, por_regs,
+    /// bench, hello, hostile),
     /// or a path to an ELF (loaded at its own addresses) or a raw image such
     /// as a Linux Image (loaded at --load-addr).
     #[arg(long, default_value = "seed")]
@@ -75,6 +76,12 @@ pub struct RunArgs {
     /// porwatch options, as KEY=VALUE (passed as porwatch.KEY=VALUE; see README).
     #[arg(long = "hyp-opt", value_name = "KEY=VALUE")]
     pub hyp_opts: Vec<String>,
+    /// What porwatch does with a hazard: `report` (perform the write, log
+    /// it, the guest never faults) or `fault` (inject the overlay permission
+    /// fault the hardware would raise). Same as --hyp-opt policy=...;
+    /// default: report.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub policy: Option<HazardPolicy>,
     /// Deterministic instruction counting (-icount shift=0), for benchmarks.
     #[arg(long)]
     pub icount: bool,
@@ -105,6 +112,22 @@ pub struct RunArgs {
     /// Extra QEMU arguments (after --).
     #[arg(last = true, value_name = "QEMU-ARGS")]
     pub qemu_args: Vec<String>,
+}
+
+/// `--policy`: porwatch.policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HazardPolicy {
+    Report,
+    Fault,
+}
+
+impl HazardPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HazardPolicy::Report => "report",
+            HazardPolicy::Fault => "fault",
+        }
+    }
 }
 
 /// `--trace-via`.
@@ -207,7 +230,16 @@ pub fn run(
         trace_pipe: pipe_base,
         trace_file,
         guest_args: args.append.clone().unwrap_or_default(),
-        hyp_opts: args.hyp_opts.clone(),
+        hyp_opts: {
+            let mut v = args.hyp_opts.clone();
+            if let Some(p) = args.policy {
+                if v.iter().any(|o| o.trim_start_matches("porwatch.").starts_with("policy=")) {
+                    bail!("--policy and --hyp-opt policy=... both given");
+                }
+                v.push(format!("policy={}", p.as_str()));
+            }
+            v
+        },
         icount: args.icount,
         extra: args.qemu_args.clone(),
         secure_stub,

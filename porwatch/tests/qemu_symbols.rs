@@ -117,3 +117,24 @@ fn seed_perfetto_export_has_the_hazard_and_por_counter() {
     assert!(evs.iter().any(|e| e["tid"] == 1 && e["name"] == "irq_el1h"), "exception entry");
     assert!(evs.iter().all(|e| e["ph"] == "M" || e["ts"].is_number()));
 }
+
+/// `porwatch run --policy fault` (what `scripts/run --policy fault` runs):
+/// the report, then the guest dying with the seed's ESR.
+#[test]
+fn policy_fault_flag_shows_the_report_and_the_seed_esr() {
+    let images = common::images();
+    let images_s = images.to_str().unwrap();
+    let run = porwatch(&["run", "--images", images_s, "--guest", "seed", "--policy", "fault"]);
+    let out = text(&run.stdout);
+    assert_eq!(run.status.code(), Some(0x4f), "stdout:\n{out}\nstderr:\n{}", text(&run.stderr));
+    assert!(
+        out.contains("porwatch: HAZARD: page-table write under an insufficient permission overlay"),
+        "{out}"
+    );
+    assert!(out.contains("action=fault_injected"), "{out}");
+    assert!(out.contains("seed:   ESR = 0x000000409600004f"), "{out}");
+    // Both ways of asking at once is a usage error, not a silent choice.
+    let both = porwatch(&["run", "--images", images_s, "--policy", "fault", "--hyp-opt", "policy=report"]);
+    assert_ne!(both.status.code(), Some(0));
+    assert!(text(&both.stderr).contains("--policy and --hyp-opt policy"), "{}", text(&both.stderr));
+}

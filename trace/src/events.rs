@@ -396,9 +396,10 @@ define_events! {
         pc: u64 = Hex,
         /// POR_EL1 (POR_EL0 for unprivileged stores) in force.
         por: u64 = Hex,
-        /// POIndex of the leaf descriptor that maps `va` (the pkey).
+        /// POIndex of the leaf descriptor that maps `va` (the pkey); 8:
+        /// unknown (native POE: the CPU faulted, the software walk failed).
         poindex: u64 = Dec,
-        /// The 4-bit overlay permission POR grants that pkey.
+        /// The 4-bit overlay permission POR grants that pkey (0 if unknown).
         perm: u64 = Hex,
         /// 1 for an unprivileged (STTR-class) store.
         unprivileged: u64 = Dec,
@@ -409,7 +410,7 @@ define_events! {
         /// performed, fault_injected, hardware_fault.
         action: u64 = Enum(HAZARD_ACTION_NAMES),
         /// Level of the stage-1 leaf that maps `va` (the level a hardware
-        /// overlay fault reports in its DFSC).
+        /// overlay fault reports in its DFSC); -1 if unknown.
         leaf_level: i64 = Dec,
     }
 

@@ -70,6 +70,7 @@ pub fn args(guest: &str) -> RunArgs {
         images: Some(images()),
         append: None,
         hyp_opts: vec![],
+        policy: None,
         icount: false,
         secure: false,
         trace_via: None,
