@@ -68,6 +68,19 @@ impl GuestMem for Ram {
         let pa = stage2::ram_pa(ipa, 8)?;
         Some(unsafe { core::ptr::read_volatile(pa as *const u64) })
     }
+
+    /// One range check for the whole table (the tracker scans tables).
+    fn read_table(&self, ipa: u64, out: &mut [u64]) -> bool {
+        let Some(pa) = stage2::ram_pa(ipa, out.len() as u64 * 8) else { return false };
+        if pa % 8 != 0 {
+            return false;
+        }
+        for (i, o) in out.iter_mut().enumerate() {
+            // SAFETY: guest RAM, identity-mapped at EL2, range checked above.
+            *o = unsafe { core::ptr::read_volatile((pa as *const u64).add(i)) };
+        }
+        true
+    }
 }
 
 /// Carries out the tracker's decisions at stage 2.

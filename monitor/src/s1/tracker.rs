@@ -366,6 +366,41 @@ impl Walk {
     }
 }
 
+/// The descriptors of the table a link/unlink walk is in, read a table at
+/// a time (one range check and a tight copy instead of a GuestMem call per
+/// descriptor: scanning a process's tree on each new TTBR0 was most of the
+/// tracker's cost under Linux).
+struct TableBuf {
+    base: u64,
+    entries: u16,
+    /// `d` holds the table at `base`; false: read descriptor by descriptor.
+    whole: bool,
+    valid: bool,
+    d: [u64; ENTRIES as usize],
+}
+
+impl TableBuf {
+    fn new() -> Self {
+        Self { base: 0, entries: 0, whole: false, valid: false, d: [0; ENTRIES as usize] }
+    }
+
+    /// The descriptor at `at` in the table `f`.
+    #[inline]
+    fn get<M: GuestMem + ?Sized>(&mut self, mem: &M, f: &Frame, at: u64) -> Option<u64> {
+        if !self.valid || self.base != f.base || self.entries != f.entries {
+            let n = (f.entries as usize).min(self.d.len());
+            self.base = f.base;
+            self.entries = f.entries;
+            self.valid = true;
+            self.whole = mem.read_table(f.base, &mut self.d[..n]);
+        }
+        if !self.whole {
+            return mem.read_u64(at);
+        }
+        self.d.get((at.wrapping_sub(f.base) / DESC_BYTES) as usize).copied()
+    }
+}
+
 #[inline]
 const fn page_of(ipa: u64) -> u64 {
     ipa & !(PAGE_SIZE - 1)
@@ -811,8 +846,11 @@ impl<const N: usize> Tracker<N> {
     /// Releases TTBR0 slot `slot` if its root table has no valid descriptor.
     fn release_if_empty<M: GuestMem + ?Sized>(&mut self, slot: u8, mem: &M, sink: &mut dyn FnMut(Action)) {
         let Some(s) = self.user.get(slot as usize).copied().flatten() else { return };
-        let empty = (0..s.layout.root_entries() as u64)
-            .all(|k| mem.read_u64(s.table + k * DESC_BYTES).is_some_and(|d| d & desc::VALID == 0));
+        // Read as one table: Linux switches to its empty reserved_pg_dir for
+        // every kernel thread, so this runs on many context switches.
+        let mut buf = [0u64; ENTRIES as usize];
+        let n = (s.layout.root_entries() as usize).min(buf.len());
+        let empty = mem.read_table(s.table, &mut buf[..n]) && buf[..n].iter().all(|d| d & desc::VALID == 0);
         if empty {
             self.release_slot(slot, mem, sink);
         }
@@ -1015,8 +1053,9 @@ impl<const N: usize> Tracker<N> {
         sink: &mut dyn FnMut(Action),
     ) {
         let mut walk = Walk::new(self.link_one(mem, base, level, entries, roots, sink));
+        let mut buf = TableBuf::new();
         while let Some((top, at)) = walk.next_desc() {
-            let Some(d) = mem.read_u64(at) else {
+            let Some(d) = buf.get(mem, &top, at) else {
                 self.stats.unreadable = self.stats.unreadable.saturating_add(1);
                 walk.pop();
                 continue;
@@ -1033,8 +1072,9 @@ impl<const N: usize> Tracker<N> {
     /// its children released in turn.
     fn unlink<M: GuestMem + ?Sized>(&mut self, mem: &M, base: u64, sink: &mut dyn FnMut(Action)) {
         let mut walk = Walk::new(self.release_one(base, sink));
+        let mut buf = TableBuf::new();
         while let Some((top, at)) = walk.next_desc() {
-            let Some(d) = mem.read_u64(at) else {
+            let Some(d) = buf.get(mem, &top, at) else {
                 self.stats.unreadable = self.stats.unreadable.saturating_add(1);
                 self.incomplete = true;
                 walk.pop();

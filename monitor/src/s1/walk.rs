@@ -18,12 +18,30 @@ pub trait GuestMem {
     /// The 64-bit value at `ipa` (8-byte aligned), or `None` if `ipa` is
     /// not readable guest RAM.
     fn read_u64(&self, ipa: u64) -> Option<u64>;
+
+    /// Fills `out` with the descriptors from `ipa` on; false if any is not
+    /// readable (then `out` is unspecified). Implementations can check the
+    /// range once: the tracker reads whole tables with it.
+    fn read_table(&self, ipa: u64, out: &mut [u64]) -> bool {
+        for (i, o) in out.iter_mut().enumerate() {
+            match self.read_u64(ipa.wrapping_add(i as u64 * DESC_BYTES)) {
+                Some(v) => *o = v,
+                None => return false,
+            }
+        }
+        true
+    }
 }
 
 impl<T: GuestMem + ?Sized> GuestMem for &T {
     #[inline]
     fn read_u64(&self, ipa: u64) -> Option<u64> {
         (**self).read_u64(ipa)
+    }
+
+    #[inline]
+    fn read_table(&self, ipa: u64, out: &mut [u64]) -> bool {
+        (**self).read_table(ipa, out)
     }
 }
 
