@@ -192,7 +192,7 @@ pub fn run(
     let tmp = tempdir()?;
     let pipe_base = tmp.join("trace");
     let pipe_out = tmp.join("trace.out");
-    // Where the trace comes from: the trace UART's socket, or (--secure)
+    // Where the trace comes from: the trace UART's FIFO, or (semihosting)
     // the semihosting file, created empty here so it can be opened before
     // QEMU (which truncates it) writes to it.
     if args.secure && args.trace_via == Some(TraceVia::Uart) {

@@ -118,12 +118,20 @@ el2_vectors:
  * as the instruction abort on the guest's EL1h synchronous vector (the tap);
  * everything else continues in lower_sync_slow, the normal trap path.
  */
-.equ VPOE_MAX_VCPUS, 8              /* vpoe_fast::MAX_VCPUS */
-.equ VPOE_BLOCK_SHIFT, 8            /* size_of::<FastPath>() == 256 */
-.equ FP_STEPPING, 56                /* FastPath field offsets (asserted in vpoe_fast.rs) */
-.equ FP_STEP_PAGE, 128
-.equ FP_VBAR, 136
-.equ FP_PREV_PC, 144
+/* The FastPath block's geometry, from Rust (arch/mod.rs passes them to
+ * global_asm!: this file is a template, not standalone assembly). */
+.equ VPOE_MAX_VCPUS, {fp_max_vcpus}
+.equ VPOE_BLOCK_SHIFT, {fp_block_shift}
+.equ FP_ENABLED, {fp_enabled}
+.equ FP_POR_EL1, {fp_por_el1}
+.equ FP_SHADOW_VALID, {fp_shadow_valid}
+.equ FP_SHADOW_ELR, {fp_shadow_elr}     /* then SPSR: one ldp */
+.equ FP_SHADOW_ESR, {fp_shadow_esr}     /* then FAR: one ldp */
+.equ FP_STEPPING, {fp_stepping}
+.equ FP_RAM, {fp_ram}                   /* 4 x (start, end) */
+.equ FP_STEP_PAGE, {fp_step_page}
+.equ FP_VBAR, {fp_vbar}
+.equ FP_PREV_PC, {fp_prev_pc}
 .equ EC_SOFTSTEP_LOW, 0x32          /* software step from a lower EL */
 .equ VECTOR_TABLE_SIZE, 0x800
 .equ VECTOR_SLOT_MASK, 0x7f
@@ -162,7 +170,7 @@ lower_sync:
     and     x1, x0, #IFSC_TYPE_MASK
     cmp     x1, #IFSC_PERMISSION
     b.ne    lower_sync_slow
-    ldr     x3, [x2, #0]                /* enabled */
+    ldr     x3, [x2, #FP_ENABLED]
     cbz     x3, lower_sync_slow
     /* at the EL1h synchronous slot, for an UNDEF (ESR_EL1.EC == 0) */
     mrs     x0, far_el2
@@ -186,8 +194,8 @@ lower_sync:
     and     x1, x1, #PAR_PA_MASK
     bfxil   x1, x0, #0, #12
     /* only from guest RAM (hyp's EL2 map is the identity there) */
-    .irp off, 64, 80, 96, 112
-    ldp     x4, x5, [x2, #\off]
+    .irp i, 0, 1, 2, 3
+    ldp     x4, x5, [x2, #(FP_RAM + 16 * \i)]
     cmp     x1, x4
     b.lo    1f
     cmp     x1, x5
@@ -207,13 +215,13 @@ lower_sync:
     /* MSR: only rewriting the current value stays here (no change to trace) */
     and     x1, x1, #31
     bl      vpoe_get_x
-    ldr     x3, [x2, #8]                /* por_el1 */
+    ldr     x3, [x2, #FP_POR_EL1]
     cmp     x0, x3
     b.ne    lower_sync_slow
     b       lower_sync_done
 lower_sync_por_read:
     and     x1, x1, #31
-    ldr     x0, [x2, #8]                /* por_el1 */
+    ldr     x0, [x2, #FP_POR_EL1]
     bl      vpoe_set_x
 lower_sync_done:
     /* resume after the instruction, in the state it ran in */
@@ -224,12 +232,12 @@ lower_sync_done:
     bic     x0, x0, #(1 << SPSR_SS_BIT)
     msr     spsr_el2, x0
     /* put back what the UNDEF overwrote (as tap.rs emulate_undef) */
-    ldr     x3, [x2, #16]               /* shadow_valid */
+    ldr     x3, [x2, #FP_SHADOW_VALID]
     cbz     x3, 3f
-    ldp     x0, x1, [x2, #24]
+    ldp     x0, x1, [x2, #FP_SHADOW_ELR]
     msr     elr_el1, x0
     msr     spsr_el1, x1
-    ldp     x0, x1, [x2, #40]
+    ldp     x0, x1, [x2, #FP_SHADOW_ESR]
     msr     esr_el1, x0
     msr     far_el1, x1
 3:  ldp     x0, x1, [sp, #16 * 0]
