@@ -1435,3 +1435,40 @@ fn may_deny_write_cases() {
     assert!(overlay::may_deny_write(&regs(0x8555_5555, TCR2_POE), p), "reserved value");
     assert!(!overlay::may_deny_write(&regs(0, TCR2_POE), Privilege::Unprivileged), "E0POE off");
 }
+
+#[test]
+fn an_empty_root_that_never_held_entries_is_kept_across_switches() {
+    // Linux installs its empty reserved_pg_dir for every kernel thread.
+    let mut mem = FakeMem::low();
+    let l = l48(Half::Ttbr0);
+    let reserved = mem.alloc();
+    let proc_root = {
+        let mut t = Tables::new(&mut mem, l);
+        t.map(0x40_0000, 0x4500_0000, 3, KDATA);
+        t.root
+    };
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    tr.set_root(Half::Ttbr0, reserved, &l, &mem, &mut log.sink());
+    tr.set_root(Half::Ttbr0, proc_root, &l, &mem, &mut log.sink());
+    log.take();
+    // Back and forth: no release, no walk, no stage-2 change.
+    for _ in 0..3 {
+        let c = tr.set_root(Half::Ttbr0, reserved, &l, &mem, &mut log.sink());
+        assert!(!c.walked);
+        let c = tr.set_root(Half::Ttbr0, proc_root, &l, &mem, &mut log.sink());
+        assert!(!c.walked);
+    }
+    assert!(log.take().is_empty());
+    assert_eq!(tr.stats().released_roots, 0);
+
+    // Once it has held an entry, emptying it while idle releases it.
+    let child = mem.alloc();
+    let old = mem.store(reserved, &desc::make_table(child, false).to_le_bytes());
+    let new = mem.read_bytes(reserved, 8);
+    tr.on_store(reserved, &old, &new, &mem, &mut log.sink());
+    let old = mem.store(reserved, &0u64.to_le_bytes());
+    tr.on_store(reserved, &old, &[0; 8], &mem, &mut log.sink());
+    assert!(tr.is_tracked(reserved).is_none());
+    assert_eq!(tr.stats().released_roots, 1);
+}

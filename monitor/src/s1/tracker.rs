@@ -301,6 +301,12 @@ struct RootSlot {
     table: u64,
     layout: Layout,
     last_used: u64,
+    /// The root has held a valid descriptor while tracked. Only such a root
+    /// is released when it empties (an exited process's torn-down tree):
+    /// one empty from the start (Linux's reserved_pg_dir, installed for
+    /// every kernel thread) stays, instead of being released and walked
+    /// again on each switch.
+    populated: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -529,7 +535,7 @@ impl<const N: usize> Tracker<N> {
         let sink: &mut dyn FnMut(Action) = sink;
         self.clock = self.clock.wrapping_add(1);
         let table = layout.root_table(root_ipa);
-        let slot = RootSlot { root_ipa, table, layout: *layout, last_used: self.clock };
+        let slot = RootSlot { root_ipa, table, layout: *layout, last_used: self.clock, populated: false };
         let ds_changed = layout.ds != self.ds;
         match which {
             Half::Ttbr1 => {
@@ -563,7 +569,8 @@ impl<const N: usize> Tracker<N> {
                 if let Some(i) = found {
                     self.installed = Some(i as u8);
                     let same = self.user[i].is_some_and(|s| s.layout == *layout);
-                    self.user[i] = Some(slot);
+                    let populated = self.user[i].is_some_and(|s| s.populated);
+                    self.user[i] = Some(RootSlot { populated, ..slot });
                     if same && !ds_changed {
                         return RootChange { slot: Some(i as u8), walked: false, evicted: None };
                     }
@@ -581,7 +588,8 @@ impl<const N: usize> Tracker<N> {
                     self.unlink(mem, old.table, sink);
                     self.clear_roots(bit);
                 }
-                self.user[i] = Some(slot);
+                let populated = Self::any_valid(mem, table, layout.root_entries());
+                self.user[i] = Some(RootSlot { populated, ..slot });
                 self.installed = Some(i as u8);
                 if ds_changed {
                     self.ds = layout.ds;
@@ -810,6 +818,15 @@ impl<const N: usize> Tracker<N> {
         if e.stale || index >= e.entries || e.level >= LAST_LEVEL {
             return out;
         }
+        // A valid descriptor written into a TTBR0 root (only roots live at
+        // level 0 or above it): the root is populated.
+        if e.level <= 0 && new & desc::VALID != 0 {
+            for u in self.user.iter_mut().take(self.max_user).flatten() {
+                if u.table == e.base {
+                    u.populated = true;
+                }
+            }
+        }
         let o = desc::next_table(old, e.level, self.ds);
         let n = desc::next_table(new, e.level, self.ds);
         if o == n {
@@ -835,6 +852,15 @@ impl<const N: usize> Tracker<N> {
         out
     }
 
+    /// True if the table at `base` has a valid descriptor among its first
+    /// `entries` (an unreadable table counts as populated: never released
+    /// for being empty).
+    fn any_valid<M: GuestMem + ?Sized>(mem: &M, base: u64, entries: u16) -> bool {
+        let mut buf = [0u64; ENTRIES as usize];
+        let n = (entries as usize).min(buf.len());
+        !mem.read_table(base, &mut buf[..n]) || buf[..n].iter().any(|d| d & desc::VALID != 0)
+    }
+
     /// The TTBR0 slot whose root table is at `base`, if it is not the
     /// installed one.
     fn idle_root_slot(&self, base: u64) -> Option<u8> {
@@ -843,9 +869,13 @@ impl<const N: usize> Tracker<N> {
             .map(|i| i as u8)
     }
 
-    /// Releases TTBR0 slot `slot` if its root table has no valid descriptor.
+    /// Releases TTBR0 slot `slot` if its root table, once populated, has no
+    /// valid descriptor now.
     fn release_if_empty<M: GuestMem + ?Sized>(&mut self, slot: u8, mem: &M, sink: &mut dyn FnMut(Action)) {
         let Some(s) = self.user.get(slot as usize).copied().flatten() else { return };
+        if !s.populated {
+            return;
+        }
         // Read as one table: Linux switches to its empty reserved_pg_dir for
         // every kernel thread, so this runs on many context switches.
         let mut buf = [0u64; ENTRIES as usize];
