@@ -3,6 +3,10 @@
 //! the GIC to the guest (no HCR_EL2.IMO, ICC_SRE_EL2.Enable = 1).
 use core::arch::asm;
 use porwatch_monitor::fdt::platform::{Gic, GicVersion};
+use porwatch_monitor::gic::{
+    find_redistributor, gicr_affinity, GICR_SGI_FRAME, GICR_WAKER, GICR_WAKER_CHILDREN_ASLEEP,
+    GICR_WAKER_PROCESSOR_SLEEP,
+};
 
 const GICD_CTLR: usize = 0x0000;
 const GICD_CTLR_RWP: u32 = 1 << 31;
@@ -11,14 +15,6 @@ const GICD_CTLR_ARE: u32 = 1 << 4;
 /// EnableGrp1 (single security state) / EnableGrp1A (Non-secure view).
 const GICD_CTLR_ENABLE_G1: u32 = 1 << 1;
 
-const GICR_TYPER: usize = 0x0008;
-const GICR_TYPER_VLPIS: u32 = 1 << 1;
-const GICR_TYPER_LAST: u32 = 1 << 4;
-const GICR_WAKER: usize = 0x0014;
-const GICR_WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
-const GICR_WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
-/// The SGI/PPI frame follows RD_base.
-const GICR_SGI_FRAME: usize = 0x1_0000;
 const GICR_IGROUPR0: usize = 0x0080;
 const GICR_ISENABLER0: usize = 0x0100;
 const GICR_IPRIORITYR: usize = 0x0400;
@@ -45,11 +41,11 @@ fn poll(what: &'static str, mut done: impl FnMut() -> bool) -> Result<(), &'stat
     Err(what)
 }
 
-/// This CPU's affinity in GICR_TYPER[63:32] layout (Aff3.Aff2.Aff1.Aff0).
+/// This CPU's affinity in GICR_TYPER[63:32] layout.
 fn my_affinity() -> u32 {
     let m: u64;
     unsafe { asm!("mrs {}, mpidr_el1", out(reg) m, options(nomem, nostack)) };
-    ((((m >> 32) & 0xff) << 24) | (m & 0xff_ffff)) as u32
+    gicr_affinity(m)
 }
 
 /// The distributor and this CPU's redistributor, initialised.
@@ -68,7 +64,7 @@ impl GicV3 {
             return Err("not a GICv3");
         }
         let dist = gic.dist.base as usize;
-        let redist = Self::find_redist(gic).ok_or("no redistributor for this CPU")?;
+        let redist = find_redistributor(gic, my_affinity(), rd32).ok_or("no redistributor for this CPU")?;
 
         let ctlr = rd32(dist + GICD_CTLR);
         if ctlr & GICD_CTLR_ARE == 0 {
@@ -94,27 +90,6 @@ impl GicV3 {
             asm!("msr s3_0_c12_c12_7, {}", "isb", in(reg) 1u64, options(nostack));
         }
         Ok(GicV3 { dist, redist })
-    }
-
-    fn find_redist(gic: &Gic) -> Option<usize> {
-        let me = my_affinity();
-        for r in gic.redist.iter() {
-            let end = (r.base + r.size) as usize;
-            let mut rd = r.base as usize;
-            while rd + 2 * GICR_SGI_FRAME <= end {
-                let lo = rd32(rd + GICR_TYPER);
-                let hi = rd32(rd + GICR_TYPER + 4);
-                if hi == me {
-                    return Some(rd);
-                }
-                if lo & GICR_TYPER_LAST != 0 {
-                    break;
-                }
-                let frames = if lo & GICR_TYPER_VLPIS != 0 { 4 } else { 2 };
-                rd += frames * GICR_SGI_FRAME;
-            }
-        }
-        None
     }
 
     /// Makes SGI/PPI `intid` (< 32) Group 1 with priority `prio`, and enables it.

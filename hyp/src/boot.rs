@@ -138,7 +138,7 @@ extern "C" fn el3_setup(dtb: usize) {
     }
     if let Some(gic) = &plat.gic {
         let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
-        gic_el3::hand_to_non_secure(gic, gic_el3::gicr_affinity(mpidr));
+        gic_el3::hand_to_non_secure(gic, porwatch_monitor::gic::gicr_affinity(mpidr));
     }
     // CNTFRQ_EL0 is writable only at the highest EL, and firmware normally
     // sets it; QEMU resets it to its counter's frequency, an FVP to 0.

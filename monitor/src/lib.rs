@@ -5,6 +5,7 @@
 pub mod cmdline;
 pub mod esr;
 pub mod fdt;
+pub mod gic;
 pub mod inject;
 pub mod pgtable;
 pub mod psci;

@@ -14,6 +14,9 @@
 //! panics, and gives up silently (bounded polls) on a GIC that does not
 //! answer: the guest then simply gets no interrupts, as before.
 use porwatch_monitor::fdt::platform::{Gic, GicVersion};
+use porwatch_monitor::gic::{
+    find_redistributor, GICR_SGI_FRAME, GICR_WAKER, GICR_WAKER_CHILDREN_ASLEEP, GICR_WAKER_PROCESSOR_SLEEP,
+};
 
 const GICD_CTLR: usize = 0x0000;
 const GICD_TYPER: usize = 0x0004;
@@ -30,14 +33,6 @@ const CTLR_RWP: u32 = 1 << 31;
 /// GICD_TYPER.ITLinesNumber: INTIDs up to 32 * (N + 1) - 1.
 const TYPER_IT_LINES: u32 = 0x1f;
 
-const GICR_TYPER: usize = 0x0008;
-const GICR_TYPER_VLPIS: u32 = 1 << 1;
-const GICR_TYPER_LAST: u32 = 1 << 4;
-const GICR_WAKER: usize = 0x0014;
-const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
-const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
-/// The SGI/PPI frame follows RD_base.
-const GICR_SGI_FRAME: usize = 0x1_0000;
 const GICR_IGROUPR0: usize = 0x0080;
 const GICR_IGRPMODR0: usize = 0x0d00;
 
@@ -84,36 +79,11 @@ pub fn hand_to_non_secure(gic: &Gic, affinity: u32) {
     if !poll(|| rd32(dist + GICD_CTLR) & CTLR_RWP == 0) {
         return;
     }
-    let Some(rd) = find_redist(gic, affinity) else { return };
-    wr32(rd + GICR_WAKER, rd32(rd + GICR_WAKER) & !WAKER_PROCESSOR_SLEEP);
-    if !poll(|| rd32(rd + GICR_WAKER) & WAKER_CHILDREN_ASLEEP == 0) {
+    let Some(rd) = find_redistributor(gic, affinity, rd32) else { return };
+    wr32(rd + GICR_WAKER, rd32(rd + GICR_WAKER) & !GICR_WAKER_PROCESSOR_SLEEP);
+    if !poll(|| rd32(rd + GICR_WAKER) & GICR_WAKER_CHILDREN_ASLEEP == 0) {
         return;
     }
     wr32(rd + GICR_SGI_FRAME + GICR_IGROUPR0, u32::MAX);
     wr32(rd + GICR_SGI_FRAME + GICR_IGRPMODR0, 0);
-}
-
-/// RD_base of the redistributor whose GICR_TYPER.Affinity is `affinity`.
-fn find_redist(gic: &Gic, affinity: u32) -> Option<usize> {
-    for r in gic.redist.iter() {
-        let end = (r.base + r.size) as usize;
-        let mut rd = r.base as usize;
-        while rd + 2 * GICR_SGI_FRAME <= end {
-            let lo = rd32(rd + GICR_TYPER);
-            if rd32(rd + GICR_TYPER + 4) == affinity {
-                return Some(rd);
-            }
-            if lo & GICR_TYPER_LAST != 0 {
-                break;
-            }
-            let frames = if lo & GICR_TYPER_VLPIS != 0 { 4 } else { 2 };
-            rd += frames * GICR_SGI_FRAME;
-        }
-    }
-    None
-}
-
-/// MPIDR_EL1 affinity in GICR_TYPER[63:32] layout (Aff3.Aff2.Aff1.Aff0).
-pub fn gicr_affinity(mpidr: u64) -> u32 {
-    ((((mpidr >> 32) & 0xff) << 24) | (mpidr & 0xff_ffff)) as u32
 }
