@@ -150,6 +150,16 @@ el2_vectors:
 .equ MRS_POR_EL1_HI, 0xd538
 .equ MSR_POR_EL1_HI, 0xd518         /* MSR S3_0_C10_C2_4, Xt = 0xd518a280 | Rt */
 
+/* Back to the guest from a fast path: only x0-x5 and x30 were saved. */
+.macro FAST_RETURN
+    ldp     x0, x1, [sp, #16 * 0]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldr     x30, [sp, #16 * 15]
+    add     sp, sp, #FRAME_SIZE
+    eret
+.endm
+
 lower_sync:
     /* x2 = this vCPU's FastPath block */
     mrs     x1, mpidr_el1
@@ -240,12 +250,7 @@ lower_sync_done:
     ldp     x0, x1, [x2, #FP_SHADOW_ESR]
     msr     esr_el1, x0
     msr     far_el1, x1
-3:  ldp     x0, x1, [sp, #16 * 0]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldr     x30, [sp, #16 * 15]
-    add     sp, sp, #FRAME_SIZE
-    eret
+3:  FAST_RETURN
 
 /*
  * The tap's single step (vpoe_fast.rs): still inside the stepped page and
@@ -271,12 +276,7 @@ lower_sync_step:
     mrs     x1, spsr_el2
     orr     x1, x1, #(1 << SPSR_SS_BIT)
     msr     spsr_el2, x1
-    ldp     x0, x1, [sp, #16 * 0]
-    ldp     x2, x3, [sp, #16 * 1]
-    ldp     x4, x5, [sp, #16 * 2]
-    ldr     x30, [sp, #16 * 15]
-    add     sp, sp, #FRAME_SIZE
-    eret
+    FAST_RETURN
 
 /* x0 = guest Xn, n = x1 (0..31; 31 = XZR). x0-x5 and x30 live in the frame. */
 vpoe_get_x:
