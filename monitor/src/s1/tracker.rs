@@ -876,12 +876,7 @@ impl<const N: usize> Tracker<N> {
         if !s.populated {
             return;
         }
-        // Read as one table: Linux switches to its empty reserved_pg_dir for
-        // every kernel thread, so this runs on many context switches.
-        let mut buf = [0u64; ENTRIES as usize];
-        let n = (s.layout.root_entries() as usize).min(buf.len());
-        let empty = mem.read_table(s.table, &mut buf[..n]) && buf[..n].iter().all(|d| d & desc::VALID == 0);
-        if empty {
+        if !Self::any_valid(mem, s.table, s.layout.root_entries()) {
             self.release_slot(slot, mem, sink);
         }
     }
