@@ -11,12 +11,15 @@
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
 use crate::arch::pl011::Pl011;
-use crate::arch::{el2, enter_guest, gic_el3, mmu, semihosting, stage2};
+use crate::arch::{el2, enter_guest, fast_path, gic_el3, mmu, semihosting, stage2};
 use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
 use crate::trace_out;
-use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0};
+use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
+
+/// MPIDR_EL1.Aff0: the CPU number within its cluster (fast_path's block).
+const MPIDR_AFF0: u64 = 0xff;
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
 use porwatch_monitor::vpoe::{self, Mode};
@@ -290,6 +293,11 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     }
 
     el2::configure_for_guest(cfg, s2.vtcr, s2.vttbr);
+    // vectors.S's fast paths find this vCPU's state through TPIDR_EL2.
+    fast_path::install((MPIDR_EL1.get() & MPIDR_AFF0) as usize % fast_path::MAX_VCPUS);
+    if opts.track {
+        fast_path::enable_stores();
+    }
     match opts.selftest {
         Some(SelfTest::Panic) => panic!("porwatch.selftest=panic: deliberate hypervisor panic"),
         Some(SelfTest::El2Fault) => unsafe { core::arch::asm!("udf #0") },

@@ -4,7 +4,7 @@
 //! porwatch_monitor: `s1` (regime, walk, tracker, overlay rule) and `store`
 //! (decoding the faulting instruction).
 use crate::arch::frame::GuestRegs;
-use crate::arch::{at, inject, regs::POR_EL1_REG, stage2};
+use crate::arch::{at, fast_path, inject, regs::POR_EL1_REG, stage2};
 use crate::boot::config;
 use crate::tap;
 use crate::trace_out;
@@ -87,9 +87,11 @@ impl GuestMem for Ram {
 fn apply(a: Action) {
     match a {
         Action::Protect(ipa) => {
+            fast_path::clear_leaf_page(ipa);
             stage2::set_writable(ipa, false);
         }
         Action::Unprotect(ipa) => {
+            fast_path::clear_leaf_page(ipa);
             stage2::set_writable(ipa, true);
         }
         Action::Overflow { table_ipa, .. } => {
@@ -112,9 +114,16 @@ pub fn on_ttbr_write(half: Half, value: u64) {
         Half::Ttbr1 => TTBR1_EL1.set(value),
     }
     let mut w = WATCH.lock();
-    let Ok(layout) = w.regime.layout(half) else { return };
+    let Ok(layout) = w.regime.layout(half) else {
+        fast_path::set_walk(half, None);
+        return;
+    };
     let root = s1::Ttbr(value).table(&layout);
     let change = w.tracker.set_root(half, root, &layout, &Ram, &mut apply);
+    // A root inside a leaf table's page ends its leaf status
+    // (Tracker::is_leaf_page).
+    fast_path::clear_leaf_page(page_of(root));
+    fast_path::set_walk(half, Some((root, &layout)));
     let tables = w.tracker.stats().tables as u64;
     drop(w);
     if change.walked {
@@ -136,6 +145,14 @@ pub fn on_tcr_write(value: u64) {
     w.regime = Regime::from_tcr(value);
     let r = w.regime;
     w.tracker.on_tcr_change(&r, &Ram, &mut apply);
+    // The rebuild may give tables other levels.
+    fast_path::clear_leaf_pages();
+    for (half, ttbr) in [(Half::Ttbr0, TTBR0_EL1.get()), (Half::Ttbr1, TTBR1_EL1.get())] {
+        match r.layout(half) {
+            Ok(l) => fast_path::set_walk(half, Some((s1::Ttbr(ttbr).table(&l), &l))),
+            Err(_) => fast_path::set_walk(half, None),
+        }
+    }
 }
 
 fn trace_half(h: Half) -> porwatch_trace::Half {
@@ -314,6 +331,11 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     if hazard {
         w.hazards += 1;
     }
+    // Later plain stores to a last-level table's page can skip all this
+    // (arch/fast_path.rs).
+    if w.tracker.is_leaf_page(page_of(ipa)) {
+        fast_path::set_leaf_page(page_of(ipa));
+    }
     drop(w);
     if hazard {
         // The descriptor containing FAR, before and after.
@@ -330,16 +352,20 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
 pub fn emit_stats() {
     let w = WATCH.lock();
     let s = w.tracker.stats();
+    // Each fast store is one aligned store of at most 8 bytes: one
+    // descriptor.
+    let fast = fast_path::fast_stores();
     trace_out::emit_reliable(Event::PtStats {
         tables: s.tables as u64,
         max_tables: s.max_tables as u64,
-        table_writes: w.table_writes,
-        stores: w.stores,
+        table_writes: w.table_writes + fast,
+        stores: w.stores + fast,
         hazards: w.hazards,
         coverage_gaps: w.gaps,
         roots_dropped: s.dropped_roots,
         roots_released: s.released_roots,
         overflows: s.overflows,
+        fast_stores: fast,
     });
 }
 
@@ -348,6 +374,7 @@ impl Watch {
     /// page so the guest makes progress (its store re-executes natively).
     fn gap(&mut self, pc: u64, insn: u32, va: u64, ipa: u64, reason: GapReason) -> Handled {
         self.gaps += 1;
+        fast_path::clear_leaf_page(page_of(ipa));
         stage2::set_writable(page_of(ipa), true);
         trace_out::emit(Event::CoverageGap { pc, insn: insn as u64, va, ipa, reason: reason as u64 });
         Handled::Done(TrapOutcome::Ignored)

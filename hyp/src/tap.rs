@@ -16,7 +16,7 @@
 //! after the instruction as if nothing had happened.
 use crate::arch::debug::{self, SPSR_SS};
 use crate::arch::frame::GuestRegs;
-use crate::arch::{at, stage2, vpoe_fast};
+use crate::arch::{at, fast_path, stage2};
 use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
@@ -60,7 +60,7 @@ struct Tap {
 /// vCPUs porwatch keeps tap state for. porwatch runs one vCPU today; the
 /// state is per vCPU (indexed by MPIDR_EL1.Aff0, vCPU = pCPU) so SMP needs no
 /// change here.
-const MAX_VCPUS: usize = vpoe_fast::MAX_VCPUS;
+const MAX_VCPUS: usize = fast_path::MAX_VCPUS;
 
 static TAPS: [Mutex<Tap>; MAX_VCPUS] = [const {
     Mutex::new(Tap {
@@ -81,7 +81,7 @@ static TAPS: [Mutex<Tap>; MAX_VCPUS] = [const {
 const MPIDR_AFF0: u64 = 0xff;
 
 /// This vCPU's tap state, locked. Releasing it publishes what the fast
-/// paths in vectors.S need (arch::vpoe_fast): virtual POE's state, and the
+/// paths in vectors.S need (arch::fast_path): virtual POE's state, and the
 /// stepping state whose `prev_pc` the assembly advances (read back here).
 #[inline]
 fn tap() -> TapGuard {
@@ -89,7 +89,7 @@ fn tap() -> TapGuard {
     let mut t = TAPS[cpu].lock();
     if t.stepping {
         // Steps vectors.S handled itself moved the PC on.
-        t.prev_pc = vpoe_fast::prev_pc(cpu);
+        t.prev_pc = fast_path::prev_pc(cpu);
     }
     TapGuard(t, cpu)
 }
@@ -118,13 +118,18 @@ impl Drop for TapGuard {
     fn drop(&mut self) {
         let t = &*self.0;
         let enabled = !t.stepping && t.page_ipa.is_some() && poe_mode() == Mode::Virtual;
-        vpoe_fast::publish(
+        fast_path::publish(
             self.1,
-            &vpoe_fast::Published {
+            &fast_path::Published {
                 enabled,
                 por_el1: t.vpoe.por_el1,
                 shadow: if enabled { t.shadow.top().map(|e| (e.elr, e.spsr, e.esr, e.far)) } else { None },
                 stepping: t.stepping.then_some((t.step_page, t.vbar & rules::VBAR_MASK, t.prev_pc)),
+                overlay: (poe_mode() == Mode::Virtual).then_some((
+                    t.vpoe.por_el1,
+                    t.vpoe.por_el0,
+                    t.vpoe.tcr2_el1,
+                )),
             },
         );
     }

@@ -391,6 +391,7 @@ mod tests {
                 coverage_gaps: 0,
                 roots_dropped: 0,
                 roots_released: 0,
+                fast_stores: 0,
                 overflows: 0,
             },
         };

@@ -33,8 +33,8 @@ const FILE_POLL: Duration = Duration::from_millis(10);
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Guest to run: the name of a guest-tests kernel (default: seed, the
-    /// kpkeys crash reproduced; others: pt_stress, exceptions, por_regs,
-    /// bench, hello, hostile),
+    /// kpkeys crash reproduced; others: pt_stress, pt_store, exceptions,
+    /// por_regs, bench, hello, hostile),
     /// or a path to an ELF (loaded at its own addresses) or a raw image such
     /// as a Linux Image (loaded at --load-addr).
     #[arg(long, default_value = "seed")]

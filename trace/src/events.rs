@@ -450,5 +450,8 @@ define_events! {
         /// TTBR0 address spaces released as freed (torn down while not
         /// installed, or their pages found reused as ordinary memory).
         roots_released: u64_appended = Dec,
+        /// Of `stores`, those the hypervisor's assembly fast path completed
+        /// (plain stores to last-level tables).
+        fast_stores: u64_appended = Dec,
     }
 }

@@ -72,6 +72,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             roots_dropped: v,
             overflows: v,
             roots_released: v,
+            fast_stores: v,
         },
     ]
 }
@@ -499,27 +500,34 @@ fn errors_have_codes() {
 }
 
 /// Fields appended after format version 1's first release (`u64_appended`),
-/// per kind: absent in traces from older writers.
-const APPENDED: [(&str, &str); 3] =
-    [("header", "overlay_enforced"), ("pt_root", "levels"), ("pt_stats", "roots_released")];
+/// per kind, in order: absent in traces from older writers.
+const APPENDED: [(&str, &[&str]); 3] = [
+    ("header", &["overlay_enforced"]),
+    ("pt_root", &["levels"]),
+    ("pt_stats", &["roots_released", "fast_stores"]),
+];
 
 #[test]
 fn records_from_an_older_writer_read_appended_fields_as_zero() {
-    for (kind, field) in APPENDED {
+    for (kind, appended) in APPENDED {
         let spec = kind_spec_by_name(kind).unwrap();
-        assert_eq!(spec.fields.last().unwrap().name, field, "{kind}: appended fields come last");
+        let names: Vec<_> = spec.fields.iter().map(|f| f.name).collect();
+        assert_eq!(&names[names.len() - appended.len()..], appended, "{kind}: appended fields come last");
         let event = every_kind(7, 7, b"x").into_iter().find(|e| e.kind_name() == kind).unwrap();
         let rec = Record { seq: 3, ts: 4, event };
         let p = payload(&rec);
-        // The older writer's record: everything but the last field (7 is
-        // one varint byte).
-        let framed = with_crc(&p[..p.len() - 1]);
-        let old = decode_frame(&framed).unwrap();
-        let fields: Vec<_> = old.event.fields().collect();
-        assert_eq!(fields.last().unwrap().0.name, field);
-        assert_eq!(fields.last().unwrap().1, FieldValue::U64(0), "{kind}");
-        assert!(fields[..fields.len() - 1].iter().all(|(_, v)| *v != FieldValue::U64(0)), "{kind}");
-        // Cut inside an earlier field: still an error.
-        assert!(decode_payload(&p[..p.len() - 2]).is_err() || spec.fields.len() < 2);
+        // Older writers' records: without the last k fields (7 is one
+        // varint byte).
+        for k in 1..=appended.len() {
+            let framed = with_crc(&p[..p.len() - k]);
+            let old = decode_frame(&framed).unwrap();
+            let fields: Vec<_> = old.event.fields().collect();
+            let (kept, missing) = fields.split_at(fields.len() - k);
+            assert!(missing.iter().all(|(_, v)| *v == FieldValue::U64(0)), "{kind}, {k} missing");
+            assert!(kept.iter().all(|(_, v)| *v != FieldValue::U64(0)), "{kind}, {k} missing");
+        }
+        // Cut inside a field that was always there: still an error.
+        let cut = appended.len() + 1;
+        assert!(decode_payload(&p[..p.len() - cut]).is_err() || spec.fields.len() < cut);
     }
 }

@@ -9,6 +9,8 @@ pub struct GuestRegs {
     pub elr: u64,
     /// Guest PSTATE to return with.
     pub spsr: u64,
+    /// Padding to 16 bytes; vectors.S's fast paths use it as a scratch
+    /// slot (`FRAME_SCRATCH`).
     _pad: u64,
 }
 

@@ -4,6 +4,7 @@ pub mod at;
 pub mod cpu;
 pub mod debug;
 pub mod el2;
+pub mod fast_path;
 pub mod frame;
 pub mod gic_el3;
 pub mod idregs;
@@ -14,23 +15,28 @@ pub mod regs;
 pub mod semihosting;
 pub mod stage2;
 pub mod table_pool;
-pub mod vpoe_fast;
 
 core::arch::global_asm!(include_str!("boot.S"));
 core::arch::global_asm!(
     include_str!("vectors.S"),
-    fp_max_vcpus = const vpoe_fast::MAX_VCPUS,
-    fp_block_shift = const vpoe_fast::BLOCK_SHIFT,
-    fp_enabled = const core::mem::offset_of!(vpoe_fast::FastPath, enabled),
-    fp_por_el1 = const core::mem::offset_of!(vpoe_fast::FastPath, por_el1),
-    fp_shadow_valid = const core::mem::offset_of!(vpoe_fast::FastPath, shadow_valid),
-    fp_shadow_elr = const core::mem::offset_of!(vpoe_fast::FastPath, shadow_elr),
-    fp_shadow_esr = const core::mem::offset_of!(vpoe_fast::FastPath, shadow_esr),
-    fp_stepping = const core::mem::offset_of!(vpoe_fast::FastPath, stepping),
-    fp_ram = const core::mem::offset_of!(vpoe_fast::FastPath, ram),
-    fp_step_page = const core::mem::offset_of!(vpoe_fast::FastPath, step_page),
-    fp_vbar = const core::mem::offset_of!(vpoe_fast::FastPath, vbar),
-    fp_prev_pc = const core::mem::offset_of!(vpoe_fast::FastPath, prev_pc),
+    fp_enabled = const core::mem::offset_of!(fast_path::FastPath, enabled),
+    fp_por_el1 = const core::mem::offset_of!(fast_path::FastPath, por_el1),
+    fp_shadow_valid = const core::mem::offset_of!(fast_path::FastPath, shadow_valid),
+    fp_shadow_elr = const core::mem::offset_of!(fast_path::FastPath, shadow_elr),
+    fp_shadow_esr = const core::mem::offset_of!(fast_path::FastPath, shadow_esr),
+    fp_stepping = const core::mem::offset_of!(fast_path::FastPath, stepping),
+    fp_ram = const core::mem::offset_of!(fast_path::FastPath, ram),
+    fp_step_page = const core::mem::offset_of!(fast_path::FastPath, step_page),
+    fp_vbar = const core::mem::offset_of!(fast_path::FastPath, vbar),
+    fp_prev_pc = const core::mem::offset_of!(fast_path::FastPath, prev_pc),
+    fp_pt_iss = const core::mem::offset_of!(fast_path::FastPath, pt_iss),
+    fp_pt_map = const core::mem::offset_of!(fast_path::FastPath, pt_map),
+    fp_pt_map_pages = const core::mem::offset_of!(fast_path::FastPath, pt_map_pages),
+    fp_pt_deny = const core::mem::offset_of!(fast_path::FastPath, pt_deny),
+    fp_pt_walk = const core::mem::offset_of!(fast_path::FastPath, pt_walk),
+    fp_pt_walk_ram = const core::mem::offset_of!(fast_path::FastPath, pt_walk_ram),
+    fp_pt_stores = const core::mem::offset_of!(fast_path::FastPath, pt_stores),
+    walk_half_shift = const fast_path::WALK_HALF_SHIFT,
 );
 
 unsafe extern "C" {

@@ -101,7 +101,7 @@ pub fn build(
     if let Some(e) = err {
         return Err(e);
     }
-    super::vpoe_fast::set_ram(&ranges);
+    super::fast_path::set_ram(&ranges);
     GUEST_RAM.call_once(|| ranges);
     let vttbr = pt.root() | (GUEST_VMID << VTTBR_VMID_SHIFT);
     *STAGE2.lock() = Some(pt);

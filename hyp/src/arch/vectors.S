@@ -6,6 +6,8 @@
  * Frame layout = struct GuestRegs in src/arch/frame.rs.
  */
 .equ FRAME_SIZE, (34 * 8)
+/* The LSE atomics fast path runs the guest's operation at EL2. */
+.arch_extension lse
 
 .macro SAVE_GUEST
     sub     sp, sp, #FRAME_SIZE
@@ -112,16 +114,16 @@ el2_vectors:
     GUEST_VECTOR 7
 
 /*
- * Fast paths (arch/vpoe_fast.rs says why and what). Entered with
- * x0-x5 and x30 saved in a new frame (x30: the helpers are called with bl). Completes, without Rust, a guest MRS POR_EL1
- * or an MSR POR_EL1 of the value it already holds, made at EL1 and caught
- * as the instruction abort on the guest's EL1h synchronous vector (the tap);
- * everything else continues in lower_sync_slow, the normal trap path.
+ * Fast paths (arch/fast_path.rs says why and what). Entered with
+ * x0-x5 and x30 saved in a new frame (x30: the helpers are called with bl).
+ * Completes, without Rust: a guest MRS POR_EL1 or an MSR POR_EL1 of the
+ * value it already holds, made at EL1 and caught as the instruction abort
+ * on the guest's EL1h synchronous vector (the tap); the tap's single steps
+ * inside its page; and plain stores to last-level page tables. Everything
+ * else continues in lower_sync_slow, the normal trap path.
  */
-/* The FastPath block's geometry, from Rust (arch/mod.rs passes them to
+/* The FastPath block's layout, from Rust (arch/mod.rs passes them to
  * global_asm!: this file is a template, not standalone assembly). */
-.equ VPOE_MAX_VCPUS, {fp_max_vcpus}
-.equ VPOE_BLOCK_SHIFT, {fp_block_shift}
 .equ FP_ENABLED, {fp_enabled}
 .equ FP_POR_EL1, {fp_por_el1}
 .equ FP_SHADOW_VALID, {fp_shadow_valid}
@@ -132,11 +134,42 @@ el2_vectors:
 .equ FP_STEP_PAGE, {fp_step_page}
 .equ FP_VBAR, {fp_vbar}
 .equ FP_PREV_PC, {fp_prev_pc}
+.equ FP_PT_ISS, {fp_pt_iss}             /* (mask, value): one ldp */
+.equ FP_PT_MAP, {fp_pt_map}             /* (bitmap, its first IPA): one ldp */
+.equ FP_PT_MAP_PAGES, {fp_pt_map_pages}
+.equ FP_PT_DENY, {fp_pt_deny}
+.equ FP_PT_WALK, {fp_pt_walk}           /* 2 x (root, shift, index mask, entry) */
+.equ FP_PT_WALK_RAM, {fp_pt_walk_ram}   /* (start, size): one ldp */
+.equ FP_PT_STORES, {fp_pt_stores}
+.equ WALK_HALF_SHIFT, {walk_half_shift}
 .equ EC_SOFTSTEP_LOW, 0x32          /* software step from a lower EL */
+.equ EC_DABT_LOW, 0x24              /* data abort from a lower EL */
 .equ VECTOR_TABLE_SIZE, 0x800
 .equ VECTOR_SLOT_MASK, 0x7f
 .equ PAGE_MASK, 0xfff
+.equ PAGE_SHIFT, 12
 .equ ESR_EC_SHIFT, 26
+.equ ESR_SAS_SHIFT, 22              /* data abort ISS with ISV = 1 */
+.equ ESR_SRT_SHIFT, 16
+.equ ESR_AR_BIT, 14
+.equ ISS_ISV_BIT, 24
+.equ ISS_ISV, (1 << ISS_ISV_BIT)
+.equ FRAME_SCRATCH, (33 * 8)         /* the frame's padding slot (after SPSR) */
+.equ LSE_RMW_MASK_LO, 0x0c00        /* 0xff200c00: size, V, bit 21, bits [11:10] */
+.equ LSE_RMW_MASK_HI, 0xff20
+.equ LSE_RMW_64_HI, 0xf820          /* 64-bit SWP / LD<op> */
+.equ LSE_OP_SHIFT, 12               /* o3:opc */
+.equ LSE_OP_SWP, 8
+.equ LSE_OP_CAS, 9
+.equ CAS_MASK_LO, 0x7c00            /* 0xffa07c00: size, 0010001, bit 21, bits [14:10] */
+.equ CAS_MASK_HI, 0xffa0
+.equ CAS_64_LO, 0x7c00              /* 64-bit CAS: 0xc8a07c00 */
+.equ CAS_64_HI, 0xc8a0
+.equ LSE_RS_SHIFT, 16
+.equ LSE_RT_MASK, 0x1f
+.equ SAS_64, 3
+.equ SAS_32, 2
+.equ SAS_16, 1
 .equ EC_IABT_LOW, 0x20              /* instruction abort from a lower EL */
 .equ ISS_S1PTW, (1 << 7)
 .equ IFSC_TYPE_MASK, 0x3c           /* IFSC without the level bits */
@@ -145,6 +178,19 @@ el2_vectors:
 .equ PAR_F, 0
 .equ PAR_PA_MASK, 0x000ffffffffff000
 .equ SPSR_SS_BIT, 21
+.equ SPSR_EL_LSB, 2                 /* M[4:2]: 0b001 = AArch64 EL1 */
+.equ SPSR_EL_WIDTH, 3
+.equ SPSR_EL_EL1, 1
+.equ SCTLR_M_BIT, 0
+.equ SCTLR_WXN_BIT, 19
+.equ VA_TTBR1_BIT, 55
+.equ DESC_VALID_BIT, 0
+.equ DESC_TABLE_BIT, 1              /* levels -1..2: table; level 3: page */
+.equ DESC_OA_MASK, 0x0003fffffffff000   /* NLTA[49:12] */
+.equ DESC_DS_OA_HI, 0x300           /* DS: NLTA[51:50] */
+.equ DESC_POINDEX_SHIFT, 60
+.equ LEVEL_BITS, 9
+.equ INSN_LEN, 4
 .equ SYSREG_RT_MASK, 0xffffffe0
 .equ MRS_POR_EL1_LO, 0xa280         /* MRS Xt, S3_0_C10_C2_4 = 0xd538a280 | Rt */
 .equ MRS_POR_EL1_HI, 0xd538
@@ -161,16 +207,11 @@ el2_vectors:
 .endm
 
 lower_sync:
-    /* x2 = this vCPU's FastPath block */
-    mrs     x1, mpidr_el1
-    and     x1, x1, #0xff
-    cmp     x1, #VPOE_MAX_VCPUS
-    b.hs    lower_sync_slow
-    adrp    x2, VPOE_FAST
-    add     x2, x2, :lo12:VPOE_FAST
-    add     x2, x2, x1, lsl #VPOE_BLOCK_SHIFT
+    mrs     x2, tpidr_el2               /* this vCPU's FastPath block */
     mrs     x0, esr_el2
     lsr     x1, x0, #ESR_EC_SHIFT
+    cmp     x1, #EC_DABT_LOW
+    b.eq    lower_sync_store
     cmp     x1, #EC_SOFTSTEP_LOW
     b.eq    lower_sync_step
     cmp     x1, #EC_IABT_LOW
@@ -224,7 +265,7 @@ lower_sync:
     b.ne    lower_sync_slow
     /* MSR: only rewriting the current value stays here (no change to trace) */
     and     x1, x1, #31
-    bl      vpoe_get_x
+    bl      fast_get_x
     ldr     x3, [x2, #FP_POR_EL1]
     cmp     x0, x3
     b.ne    lower_sync_slow
@@ -232,7 +273,7 @@ lower_sync:
 lower_sync_por_read:
     and     x1, x1, #31
     ldr     x0, [x2, #FP_POR_EL1]
-    bl      vpoe_set_x
+    bl      fast_set_x
 lower_sync_done:
     /* resume after the instruction, in the state it ran in */
     mrs     x0, elr_el1
@@ -253,7 +294,7 @@ lower_sync_done:
 3:  FAST_RETURN
 
 /*
- * The tap's single step (vpoe_fast.rs): still inside the stepped page and
+ * The tap's single step (fast_path.rs): still inside the stepped page and
  * not on a vector slot of the guest's table: step again. Anything else --
  * a slot (perhaps an exception taken during the step), leaving the page,
  * a stale step -- is decided by tap.rs (on_step).
@@ -278,8 +319,255 @@ lower_sync_step:
     msr     spsr_el2, x1
     FAST_RETURN
 
-/* x0 = guest Xn, n = x1 (0..31; 31 = XZR). x0-x5 and x30 live in the frame. */
-vpoe_get_x:
+/*
+ * A store to a page that holds one last-level table (fast_path.rs): x0 =
+ * ESR_EL2. The CPU described it (ISV), it was made at EL1, and no overlay
+ * permission can have denied it: perform it, count it, step past it.
+ */
+lower_sync_store:
+    ldp     x3, x4, [x2, #FP_PT_ISS]
+    and     x3, x0, x3
+    cmp     x3, x4
+    b.eq    1f
+    eor     x3, x3, #ISS_ISV            /* ISV = 0: perhaps an LSE atomic */
+    cmp     x3, x4
+    b.ne    lower_sync_slow
+1:
+    mrs     x3, spsr_el2
+    tbnz    x3, #SPSR_SS_BIT, lower_sync_slow   /* a step in progress */
+    ubfx    x3, x3, #SPSR_EL_LSB, #SPSR_EL_WIDTH
+    cmp     x3, #SPSR_EL_EL1
+    b.ne    lower_sync_slow
+    /* the IPA: AT S1E1R on FAR (guest PAR_EL1 preserved) */
+    mrs     x0, far_el2
+    mrs     x3, par_el1
+    at      s1e1r, x0
+    isb
+    mrs     x1, par_el1
+    msr     par_el1, x3
+    tbnz    x1, #PAR_F, lower_sync_slow
+    and     x1, x1, #PAR_PA_MASK
+    /* its page's bit in the leaf-page bitmap */
+    ldp     x4, x5, [x2, #FP_PT_MAP]
+    sub     x3, x1, x5
+    lsr     x3, x3, #PAGE_SHIFT
+    ldr     x5, [x2, #FP_PT_MAP_PAGES]
+    cmp     x3, x5
+    b.hs    lower_sync_slow
+    lsr     x5, x3, #6
+    ldr     x5, [x4, x5, lsl #3]
+    lsr     x5, x5, x3
+    tbz     x5, #0, lower_sync_slow
+    bfxil   x1, x0, #0, #PAGE_SHIFT     /* x1 = IPA = PA (identity at EL2) */
+    /* the overlay: walk only if some POIndex may deny a write */
+    ldr     x3, [x2, #FP_PT_DENY]
+    cbz     x3, lower_sync_store_do
+    mrs     x4, sctlr_el1
+    tbz     x4, #SCTLR_M_BIT, lower_sync_slow   /* no stage 1: Rust decides */
+    ubfx    x4, x4, #SCTLR_WXN_BIT, #1
+    lsl     x4, x4, #3
+    lsr     x3, x3, x4
+    ands    x3, x3, #0xff               /* bit i: POIndex i may deny */
+    b.eq    lower_sync_store_do
+    /* the walk (x6, x7 saved; x30 is saved in the frame already) */
+    stp     x6, x7, [sp, #16 * 3]
+    ubfx    x4, x0, #VA_TTBR1_BIT, #1
+    add     x4, x2, x4, lsl #WALK_HALF_SHIFT
+    ldp     x6, x5, [x4, #FP_PT_WALK]           /* root table, start shift */
+    ldp     x7, x4, [x4, #(FP_PT_WALK + 16)]    /* start index mask, entry */
+    cbz     x6, walk_bail
+    lsr     x5, x0, x5
+    and     x5, x5, x7
+    ldr     x5, [x6, x5, lsl #3]        /* the start level's descriptor */
+    adr     x7, walk_entry
+    add     x4, x7, x4, lsl #2
+    ldp     x7, x30, [x2, #FP_PT_WALK_RAM]
+    br      x4
+walk_entry:                             /* by entry: start level + 1, +5 without DS */
+    b       walk_ds_level_m1
+    b       walk_ds_level0
+    b       walk_ds_level1
+    b       walk_ds_level2
+    b       walk_level3
+    b       walk_bail                   /* level -1 needs DS */
+    b       walk_level0
+    b       walk_level1
+    b       walk_level2
+    b       walk_level3
+
+/* x5 = a table-level descriptor: follow it (x6 = next table, inside guest
+ * RAM [x7, x7 + x30)) and read the next level's descriptor for VA x0 into
+ * x5. A block goes to \block. With DS, NLTA[51:50] (bits [9:8]) must be 0. */
+.macro WALK_TABLE shift_next, block, ds
+    tbz     x5, #DESC_VALID_BIT, walk_bail
+    tbz     x5, #DESC_TABLE_BIT, \block
+    .if \ds
+    tst     x5, #DESC_DS_OA_HI
+    b.ne    walk_bail
+    .endif
+    and     x6, x5, #DESC_OA_MASK
+    sub     x4, x6, x7
+    cmp     x4, x30
+    b.hs    walk_bail
+    ubfx    x4, x0, #\shift_next, #LEVEL_BITS
+    ldr     x5, [x6, x4, lsl #3]
+.endm
+
+/* A block at level -1 does not exist, and one at level 0 needs DS: Linux
+ * never maps one; the Rust path decides. */
+walk_ds_level_m1:
+    WALK_TABLE 39, walk_bail, 1
+walk_ds_level0:
+    WALK_TABLE 30, walk_bail, 1
+walk_ds_level1:
+    WALK_TABLE 21, walk_leaf, 1
+walk_ds_level2:
+    WALK_TABLE 12, walk_leaf, 1
+    b       walk_level3
+walk_level0:
+    WALK_TABLE 30, walk_bail, 0
+walk_level1:
+    WALK_TABLE 21, walk_leaf, 0
+walk_level2:
+    WALK_TABLE 12, walk_leaf, 0
+walk_level3:
+    tbz     x5, #DESC_VALID_BIT, walk_bail
+    tbz     x5, #DESC_TABLE_BIT, walk_bail      /* 0b01 at level 3: invalid */
+walk_leaf:
+    ubfx    x4, x5, #DESC_POINDEX_SHIFT, #3
+    lsr     x3, x3, x4
+    ldp     x6, x7, [sp, #16 * 3]
+    tbnz    x3, #0, lower_sync_slow     /* may be a hazard: Rust decides */
+    b       lower_sync_store_do
+walk_bail:
+    ldp     x6, x7, [sp, #16 * 3]
+    b       lower_sync_slow
+
+/* x1 = PA of the store. */
+lower_sync_store_do:
+    mrs     x5, esr_el2
+    tbz     x5, #ISS_ISV_BIT, lower_sync_atomic
+    ubfx    x3, x5, #ESR_SAS_SHIFT, #2
+    movn    w4, #0
+    lsl     w4, w4, w3
+    bics    wzr, w1, w4                 /* naturally aligned */
+    b.ne    lower_sync_slow
+    mov     x4, x1
+    ubfx    x1, x5, #ESR_SRT_SHIFT, #5
+    bl      fast_get_x                  /* x0 = Xt (31: XZR) */
+    ubfx    x3, x5, #ESR_SAS_SHIFT, #2
+    tbz     x5, #ESR_AR_BIT, 1f
+    dmb     ish                         /* STLR: release */
+1:  cmp     x3, #SAS_64
+    b.ne    2f
+    str     x0, [x4]
+    b       5f
+2:  cmp     x3, #SAS_32
+    b.ne    3f
+    str     w0, [x4]
+    b       5f
+3:  cmp     x3, #SAS_16
+    b.ne    4f
+    strh    w0, [x4]
+    b       5f
+4:  strb    w0, [x4]
+5:
+lower_sync_store_done:
+    ldr     x3, [x2, #FP_PT_STORES]
+    add     x3, x3, #1
+    str     x3, [x2, #FP_PT_STORES]
+    mrs     x3, elr_el2
+    add     x3, x3, #INSN_LEN
+    msr     elr_el2, x3
+    FAST_RETURN
+
+/*
+ * An LSE atomic (ISV = 0: ESR does not describe it, so the instruction is
+ * read) on a page that holds one last-level table, x1 = PA, overlay
+ * checked: 64-bit SWP, LD<op> (ST<op>) and CAS, any ordering. Performed at
+ * EL2 by the same operation on the same location, with acquire-release
+ * ordering (at least what the guest asked for), so it stays atomic for
+ * every other agent. Anything else (STP, writeback forms, exclusives,
+ * DC ZVA, other sizes) goes to Rust.
+ */
+lower_sync_atomic:
+    tst     x1, #7                      /* naturally aligned (no LSE2 case) */
+    b.ne    lower_sync_slow
+    mov     x5, x1                      /* x5 = PA */
+    /* the instruction: AT S1E1R on ELR_EL2, inside the walk's RAM */
+    mrs     x0, elr_el2
+    mrs     x3, par_el1
+    at      s1e1r, x0
+    isb
+    mrs     x4, par_el1
+    msr     par_el1, x3
+    tbnz    x4, #PAR_F, lower_sync_slow
+    and     x4, x4, #PAR_PA_MASK
+    bfxil   x4, x0, #0, #PAGE_SHIFT
+    ldp     x0, x3, [x2, #FP_PT_WALK_RAM]
+    sub     x0, x4, x0
+    cmp     x0, x3
+    b.hs    lower_sync_slow
+    ldr     w4, [x4]
+    /* SWP / LD<op>: size 11, 111000 A R 1 Rs o3 opc 00 Rn Rt */
+    movz    w3, #LSE_RMW_MASK_LO
+    movk    w3, #LSE_RMW_MASK_HI, lsl #16
+    and     w0, w4, w3
+    movz    w3, #LSE_RMW_64_HI, lsl #16
+    cmp     w0, w3
+    b.ne    2f
+    ubfx    w0, w4, #LSE_OP_SHIFT, #4  /* o3:opc: 0..7 LD<op>, 8 SWP */
+    cmp     w0, #LSE_OP_SWP
+    b.hi    lower_sync_slow             /* o3 = 1, opc != 0: not a write */
+    b       3f
+    /* CAS: size 11, 0010001 L 1 Rs o0 11111 Rn Rt */
+2:  movz    w3, #CAS_MASK_LO
+    movk    w3, #CAS_MASK_HI, lsl #16
+    and     w0, w4, w3
+    movz    w3, #CAS_64_LO
+    movk    w3, #CAS_64_HI, lsl #16
+    cmp     w0, w3
+    b.ne    lower_sync_slow
+    mov     w0, #LSE_OP_CAS
+3:  str     x0, [sp, #FRAME_SCRATCH]    /* the operation */
+    ubfx    x1, x4, #LSE_RS_SHIFT, #5
+    bl      fast_get_x
+    mov     x3, x0                      /* x3 = Xs */
+    and     x1, x4, #LSE_RT_MASK
+    bl      fast_get_x                  /* x0 = Xt */
+    ldr     x1, [sp, #FRAME_SCRATCH]
+    adr     x30, 4f
+    add     x30, x30, x1, lsl #3
+    br      x30
+4:  ldaddal x3, x0, [x5]                /* by operation: 2 instructions each */
+    b       5f
+    ldclral x3, x0, [x5]
+    b       5f
+    ldeoral x3, x0, [x5]
+    b       5f
+    ldsetal x3, x0, [x5]
+    b       5f
+    ldsmaxal x3, x0, [x5]
+    b       5f
+    ldsminal x3, x0, [x5]
+    b       5f
+    ldumaxal x3, x0, [x5]
+    b       5f
+    lduminal x3, x0, [x5]
+    b       5f
+    swpal   x3, x0, [x5]
+    b       5f
+    casal   x3, x0, [x5]                /* x3: compare, then the old value */
+    mov     x0, x3
+    ubfx    x1, x4, #LSE_RS_SHIFT, #5   /* CAS: the old value to Xs */
+    b       6f
+5:  and     x1, x4, #LSE_RT_MASK        /* the old value to Xt */
+6:  bl      fast_set_x
+    b       lower_sync_store_done
+
+/* x0 = guest Xn, n = x1 (0..31; 31 = XZR); clobbers x1. x0-x5 and x30
+ * live in the frame. */
+fast_get_x:
     cmp     x1, #31
     b.eq    4f
     cmp     x1, #6
@@ -288,10 +576,10 @@ vpoe_get_x:
     ret
 4:  mov     x0, xzr
     ret
-5:  adr     x3, 6f
+5:  adr     x0, 6f
     sub     x1, x1, #6
-    add     x3, x3, x1, lsl #3
-    br      x3
+    add     x0, x0, x1, lsl #3
+    br      x0
 6:
     .irp n, 6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29
     mov     x0, x\n
@@ -300,8 +588,8 @@ vpoe_get_x:
     ldr     x0, [sp, #16 * 15]          /* n = 30: saved (x30 is our LR here) */
     ret
 
-/* guest Xn = x0, n = x1 (0..31; 31 = XZR: nothing). */
-vpoe_set_x:
+/* guest Xn = x0, n = x1 (0..31; 31 = XZR: nothing); clobbers x1, x3. */
+fast_set_x:
     cmp     x1, #31
     b.eq    4f
     cmp     x1, #6

@@ -35,7 +35,9 @@ mod fixtures;
 #[cfg(test)]
 mod tests;
 
-pub use overlay::{may_deny_write, perm_name, verdict, OverlayRegs, OverlayVerdict, Privilege};
+pub use overlay::{
+    may_deny_write, perm_name, verdict, write_deny_mask, OverlayRegs, OverlayVerdict, Privilege,
+};
 pub use regime::{Half, Layout, Regime, Ttbr, Unsupported};
 pub use tracker::{Action, RootMask, Stats, TableInfo, Tracker};
 pub use walk::{for_each_table, walk, walk_regime, GuestMem, Leaf, TablePage, Visit, WalkError};

@@ -128,23 +128,35 @@ pub const fn verdict(regs: &OverlayRegs, leaf: u64, access: Privilege) -> Overla
 /// no stage-1 walk is needed to know a write is permitted. Conservative
 /// with S1PIE (any PIR entry may set WXN).
 pub const fn may_deny_write(regs: &OverlayRegs, access: Privilege) -> bool {
+    write_deny_mask(regs, access) != 0
+}
+
+/// The POIndex values through which the overlay could deny a write by
+/// `access`: bit i set unless every leaf with POIndex i is granted write by
+/// [`verdict`]. A superset (exact without S1PIE): with PIE any PIR entry may
+/// switch the overlay off or set WXN, so the mask assumes it applies, with
+/// WXN. Zero when overlays are off for `access`. The hypervisor's
+/// store fast path walks to the leaf and completes the store itself only
+/// when its POIndex bit is clear here.
+pub const fn write_deny_mask(regs: &OverlayRegs, access: Privilege) -> u8 {
     let (por, enable) = match access {
         Privilege::Privileged => (regs.por_el1, TCR2_POE),
         Privilege::Unprivileged => (regs.por_el0, TCR2_E0POE),
     };
     if regs.tcr2_el1 & enable == 0 {
-        return false;
+        return 0;
     }
     let wxn = regs.wxn || regs.tcr2_el1 & TCR2_PIE != 0;
+    let mut mask = 0u8;
     let mut i = 0;
     while i < POINDEX_VALUES {
         let p = perm_field(por, i);
         if p & 0b1000 != 0 || p & POE_W == 0 || (wxn && p & POE_X != 0) {
-            return true;
+            mask |= 1 << i;
         }
         i += 1;
     }
-    false
+    mask
 }
 
 /// POIndex is 3 bits.

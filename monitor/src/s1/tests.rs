@@ -342,6 +342,9 @@ fn link_unlink_relink_subtrees() {
     assert_eq!(eff.table.unwrap().level, 1);
     assert_eq!(log.take(), vec![Action::Protect(pmd), Action::Protect(pte)]);
     assert_eq!(tr.is_tracked(pte).unwrap().level, 3);
+    // Only the last-level table's page takes stores without the tracker.
+    assert!(tr.is_leaf_page(pte) && !tr.is_leaf_page(pmd) && !tr.is_leaf_page(pud));
+    assert!(!tr.is_leaf_page(pte + 8) && !tr.is_leaf_page(0x4000_0000));
     assert_eq!(tr.is_tracked(pmd).unwrap().roots, RootMask::KERNEL);
     // Attribute-only change of the table descriptor (PXNTable): nothing.
     let eff = tr.on_write(pud, 2, new, new | desc::PXN_TABLE, &mem, &mut log.sink());
@@ -358,6 +361,7 @@ fn link_unlink_relink_subtrees() {
     assert_eq!(eff.unlinked, Some(pmd));
     assert_eq!(log.take(), vec![Action::Unprotect(pmd), Action::Unprotect(pte)]);
     assert!(tr.is_tracked(pmd).is_none() && tr.is_tracked(pte).is_none());
+    assert!(!tr.is_leaf_page(pte));
     // Relink at another index.
     mem.write(pud + 8 * 7, new);
     tr.on_write(pud, 7, 0, new, &mem, &mut log.sink());
@@ -674,6 +678,26 @@ fn lpa2_stores_to_upper_half_move_tables() {
     assert_eq!(log.take(), vec![Action::Protect(other)]);
     assert_eq!(tr.is_tracked(other).unwrap().level, 0);
     assert!(tr.is_tracked(l0).is_some());
+}
+
+#[test]
+fn a_root_set_inside_a_leaf_page_ends_its_leaf_status() {
+    // 52-bit LPA2: TTBR0 roots are 16-entry tables at level -1, so one can
+    // sit inside a page that already holds a full last-level table.
+    let mut mem = FakeMem::high();
+    let l = l52(Half::Ttbr0);
+    let a = mem.alloc();
+    Tables::at(&mut mem, l, a).map(0x1000, RAM_HI, 3, KDATA_LPA2);
+    let mut tr = T::new(4);
+    let mut log = Log::default();
+    tr.set_root(Half::Ttbr0, a, &l, &mem, &mut log.sink());
+    let pte = Tables::at(&mut mem, l, a).table(0x1000, 3);
+    assert!(tr.is_leaf_page(pte));
+    // A second root in the PTE table's page (its bytes 0x800..0x880 are
+    // zero: an empty PGD).
+    tr.set_root(Half::Ttbr0, pte + 0x800, &l, &mem, &mut log.sink());
+    assert_eq!(tr.is_tracked(pte + 0x800).unwrap().level, -1);
+    assert!(!tr.is_leaf_page(pte));
 }
 
 #[test]
@@ -1420,6 +1444,32 @@ mod may_deny_write_props {
                 prop_assert!(overlay::verdict(&r, leaf, p).grants_write);
             }
         }
+
+        /// The store fast path's test is sound: a leaf whose POIndex bit is
+        /// clear in `write_deny_mask` is granted write by `verdict`; and
+        /// without S1PIE the mask is exact (a set bit means some leaf with
+        /// that POIndex is denied).
+        #[test]
+        fn deny_mask_covers_every_denial(
+            por_el1 in any::<u64>(), por_el0 in any::<u64>(), tcr2 in 0u64..16,
+            pir in any::<u64>(), pire0 in any::<u64>(), wxn in any::<bool>(),
+            leaf in any::<u64>(), unpriv in any::<bool>(), all_w in any::<bool>(),
+        ) {
+            let w = |v: u64| if all_w { (v & 0x3333_3333) | 0x4444_4444 } else { v };
+            let r = OverlayRegs {
+                por_el1: w(por_el1), por_el0: w(por_el0), tcr2_el1: tcr2,
+                pir_el1: pir, pire0_el1: pire0, wxn,
+            };
+            let p = if unpriv { Privilege::Unprivileged } else { Privilege::Privileged };
+            let mask = overlay::write_deny_mask(&r, p);
+            let v = overlay::verdict(&r, leaf, p);
+            if mask & (1 << v.poindex) == 0 {
+                prop_assert!(v.grants_write);
+            } else if tcr2 & overlay::TCR2_PIE == 0 {
+                prop_assert!(!v.grants_write);
+            }
+            prop_assert_eq!(mask != 0, overlay::may_deny_write(&r, p));
+        }
     }
 }
 
@@ -1434,6 +1484,19 @@ fn may_deny_write_cases() {
     assert!(overlay::may_deny_write(&wxn, p), "RWX loses W under WXN");
     assert!(overlay::may_deny_write(&regs(0x8555_5555, TCR2_POE), p), "reserved value");
     assert!(!overlay::may_deny_write(&regs(0, TCR2_POE), Privilege::Unprivileged), "E0POE off");
+}
+
+#[test]
+fn deny_mask_cases() {
+    let p = Privilege::Privileged;
+    assert_eq!(overlay::write_deny_mask(&regs(0x17, 0), p), 0, "POE off");
+    // seed/kpkeys: default 0x17 (pkey 0 RWX, pkey 1 R, 2..7 none).
+    assert_eq!(overlay::write_deny_mask(&regs(0x17, TCR2_POE), p), 0b1111_1110);
+    // page-table level 0x57: pkey 1 RW.
+    assert_eq!(overlay::write_deny_mask(&regs(0x57, TCR2_POE), p), 0b1111_1100);
+    let wxn = OverlayRegs { wxn: true, ..regs(0x57, TCR2_POE) };
+    assert_eq!(overlay::write_deny_mask(&wxn, p), 0b1111_1101, "pkey 0 RWX loses W");
+    assert_eq!(overlay::write_deny_mask(&regs(0x8555_5555, TCR2_POE), p), 0b1000_0000, "reserved");
 }
 
 #[test]

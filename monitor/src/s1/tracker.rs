@@ -483,6 +483,23 @@ impl<const N: usize> Tracker<N> {
         self.page_used(page_of(ipa))
     }
 
+    /// True if the page at `page` holds exactly one tracked table, a full
+    /// last-level one at the page's base. A store there never changes what
+    /// is tracked (`on_store` ignores last-level tables: their descriptors
+    /// point at pages, not tables), which is what lets the hypervisor
+    /// complete stores to such a page without the tracker. It stays true
+    /// until the table is released (the page is unprotected), a root is set
+    /// inside the page, or `on_tcr_change` rebuilds.
+    pub fn is_leaf_page(&self, page: u64) -> bool {
+        let Ok(i) = self.find(page) else { return false };
+        let e = &self.tables[i];
+        page.is_multiple_of(PAGE_SIZE)
+            && !e.stale
+            && e.level == LAST_LEVEL
+            && e.entries == ENTRIES
+            && self.tables.get(i + 1).is_none_or(|n| n.base >= page + PAGE_SIZE)
+    }
+
     /// Counters and sizes.
     pub fn stats(&self) -> Stats {
         Stats {

@@ -1,0 +1,564 @@
+//! `pt_store`: the page-table watch's store fast path (porwatch's
+//! `hyp/src/arch/fast_path.rs`), checked and timed. Without porwatch, or
+//! with `porwatch.track=off`, the same stores run natively: the baseline.
+//!
+//! # Set-up
+//!
+//! As `pt_stress` (`src/mmu.rs`): kpkeys vectors, the image and console
+//! identity-mapped, the page-table pool in a linear map
+//! (`0xffff_0000_0000_0000 + PA`) with POIndex 1 on table pages, TCR2_EL1.POE
+//! = 1, POR_EL1 = 0x17, MMU on. Then, in one lazy-MMU batch (POR_EL1 = 0x57:
+//! pkey 1 read-write), three pool pages become L1, L2 and L3 tables of a
+//! subtree under TTBR1 (L0 index 0x1c0). Every store below goes through the
+//! linear map into that L3 table unless said otherwise, and writes an even
+//! value (never a valid descriptor).
+//!
+//! # Checks (`pt_store: check NAME ok`, or `FAIL ...` lines)
+//!
+//! | name | stores (PTE indices) |
+//! |---|---|
+//! | `regs` | `STR Xn, [X0, #8n]` for n = 0..30 and `STR XZR` (PTEs 0-31): each PTE holds the register's value (`pt_store_regs`) |
+//! | `sizes` | STRB, STRH, STR W, STR X, STLR X, STUR X (negative offset), STLRB, STRB at byte 7 (PTEs 32-39) |
+//! | `unaligned` | `STR X` at PTE 40 + 4 bytes (spans PTEs 40 and 41: porwatch's Rust path) |
+//! | `atomics` | 64-bit LSE atomics (FEAT_LSE; else `skipped`), PTEs 42-47 and 58-62: LDADD, LDCLR, LDEOR, LDSET, LDSMAX, LDSMIN, LDUMAX, LDUMIN, SWP, SWPAL, CAS that swaps, CAS that does not, CASAL, STADD (LDADD to XZR): each old value returned and each PTE after it |
+//! | `hazards` | `HAZARDS` `STR X1, [X0]` (`pt_store_hazard_str`) to PTEs 48.. under POR_EL1 = 0x17: pkey 1 read-only, each one a hazard porwatch must report (report policy: performed) |
+//!
+//! # Timed (`pt_store: bench NAME stores=N ticks=T milli_per_store=M`)
+//!
+//! N = `pt_store.iters` stores each (`pt_store.only=NAME`: that one only),
+//! to PTEs 64-127 in turn, CNTVCT read
+//! around the loop (under `-icount shift=0` with CNTFRQ = 1 GHz a tick is an
+//! instruction, EL2's included; M = T * 1000 / N):
+//!
+//! | name | store | porwatch's path |
+//! |---|---|---|
+//! | `str_x` | STR X, POR_EL1 = 0x57 | assembly, with the stage-1 walk (some pkeys are denied) |
+//! | `str_w` | STR W, POR_EL1 = 0x57 | assembly, with the walk |
+//! | `str_x_nowalk` | STR X, POR_EL1 = 0x7777_7777 (every pkey RWX) | assembly, no walk (the overlay cannot deny: as in stock Linux) |
+//! | `stp` | STP X, X | Rust (two registers: ESR does not describe it) |
+//! | `swp` | SWP X (FEAT_LSE; else `skipped`) | assembly, with the walk |
+//! | `cas` | CAS X (FEAT_LSE; else `skipped`) | assembly, with the walk |
+//!
+//! # End
+//!
+//! PTEs cleared, the subtree unlinked and its tables freed; a walk of both
+//! trees equals the one made before, every free pool page is zero. Console:
+//! `pt_store: writes=W fast_min=F hazards=H hazard_va=V`: W table stores in
+//! all (linear-map PTE updates included), of which at least F can take the
+//! fast path under porwatch (every check and bench store to the L3 table
+//! but the first store, the unaligned one, the hazards and STP), and H
+//! hazards (0 without POE) at VA V (the first; the others follow 8 bytes
+//! apart). Then `pt_store: done`. Exit status 0, 1 on a failed check or bad
+//! command line, 100 on an unexpected exception.
+#![no_std]
+#![no_main]
+
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU32, Ordering};
+use porwatch_guest_tests::exceptions::VECTOR_NAMES;
+use porwatch_guest_tests::kentry::{self, Frame};
+use porwatch_guest_tests::kpkeys::{self, POR_DEFAULT, POR_PGTABLES};
+use porwatch_guest_tests::mmu::{self, Setup, PAGE_SIZE};
+use porwatch_guest_tests::{cmdline, println, smccc, timer, Boot};
+use porwatch_monitor::fdt;
+
+const DEFAULT_ITERS: u64 = 1000;
+const MAX_ITERS: u64 = 10_000_000;
+/// The subtree's L0 index (TTBR1).
+const L0_INDEX: usize = 0x1c0;
+const L1_INDEX: usize = 3;
+const L2_INDEX: usize = 5;
+const REGS_PTE: usize = 0;
+const SIZES_PTE: usize = 32;
+const UNALIGNED_PTE: usize = 40;
+const HAZARD_PTE: usize = 48;
+const HAZARDS: u64 = 10;
+const ATOMIC_PTE: usize = 42;
+const ATOMIC_PTE2: usize = 58;
+const BENCH_PTE: usize = 64;
+const BENCH_PTES: usize = 64;
+/// `regs`: register n holds REGS_BASE + 2n.
+const REGS_BASE: u64 = 0x1234_5678_0000_0000;
+const SIZES_VALUE: u64 = 0x8877_6655_4433_2210;
+/// Every pkey read-write-execute: the overlay cannot deny a write.
+const POR_ALL_RWX: u64 = 0x7777_7777;
+const STATUS_UNEXPECTED: u32 = 100;
+
+global_asm!(
+    r#"
+.pushsection .text.pt_store_regs, "ax"
+/* x0 = 32 descriptors, x1 = base: STR Xn, [x0, #8n] with Xn = base + 2n
+ * (x0: its own value), then STR XZR into the last. */
+.global pt_store_regs
+.type pt_store_regs, %function
+pt_store_regs:
+    stp     x18, x19, [sp, #-96]!
+    stp     x20, x21, [sp, #16]
+    stp     x22, x23, [sp, #32]
+    stp     x24, x25, [sp, #48]
+    stp     x26, x27, [sp, #64]
+    stp     x28, x29, [sp, #80]
+    str     x30, [sp, #-16]!
+    .irp n, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
+    add     x\n, x1, #(2 * \n)
+    .endr
+    add     x1, x1, #2
+    str     x0, [x0]
+    .irp n, 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30
+    str     x\n, [x0, #(8 * \n)]
+    .endr
+    str     xzr, [x0, #(8 * 31)]
+    ldr     x30, [sp], #16
+    ldp     x20, x21, [sp, #16]
+    ldp     x22, x23, [sp, #32]
+    ldp     x24, x25, [sp, #48]
+    ldp     x26, x27, [sp, #64]
+    ldp     x28, x29, [sp, #80]
+    ldp     x18, x19, [sp], #96
+    ret
+.size pt_store_regs, . - pt_store_regs
+
+/* x0 = 8 descriptors, x1 = value: one store of each single-register
+ * form porwatch's fast path takes (see the table in pt_store.rs). */
+.global pt_store_sizes
+.type pt_store_sizes, %function
+pt_store_sizes:
+    strb    w1, [x0]
+    strh    w1, [x0, #8]
+    str     w1, [x0, #16]
+    str     x1, [x0, #24]
+    add     x2, x0, #32
+    stlr    x1, [x2]
+    add     x2, x0, #48
+    stur    x1, [x2, #-8]
+    stlrb   w1, [x2]
+    strb    w1, [x0, #63]
+    ret
+.size pt_store_sizes, . - pt_store_sizes
+
+.global pt_store_hazard_str
+.type pt_store_hazard_str, %function
+pt_store_hazard_str:
+    str     x1, [x0]
+    ret
+.size pt_store_hazard_str, . - pt_store_hazard_str
+.popsection
+"#
+);
+
+unsafe extern "C" {
+    fn pt_store_regs(ptes: u64, base: u64);
+    fn pt_store_sizes(ptes: u64, value: u64);
+    fn pt_store_hazard_str(ptep: u64, value: u64);
+}
+
+/// Stores per check, as pt_store_regs / pt_store_sizes make them.
+const REGS_STORES: u64 = 32;
+const SIZES_STORES: u64 = 8;
+
+static FAILURES: AtomicU32 = AtomicU32::new(0);
+
+fn fail(args: core::fmt::Arguments) {
+    if FAILURES.fetch_add(1, Ordering::Relaxed) < 10 {
+        println!("pt_store: FAIL {}", args);
+    }
+}
+
+extern "C" fn pt_store_exception(frame: &mut Frame, vector: u64) {
+    println!(
+        "pt_store: FAIL unexpected exception {} esr={:#x} elr={:#x} far={:#x}",
+        VECTOR_NAMES[(vector & 15) as usize],
+        frame.esr,
+        frame.elr,
+        frame.far
+    );
+    smccc::test_exit(STATUS_UNEXPECTED)
+}
+
+/// Table stores made, and how many of them can take the fast path.
+#[derive(Default)]
+struct Count {
+    writes: u64,
+    fast: u64,
+}
+
+fn set_page_pkey(n: &mut Count, pa: u64, pkey: u64) {
+    let pte = mmu::lm_pte(pa);
+    str_x(pte.va(), (pte.desc & !mmu::POINDEX_MASK) | mmu::pkey_bits(pkey));
+    mmu::flush_tlb_page(mmu::lm_va(pa));
+    n.writes += 1;
+}
+
+fn str_x(p: u64, v: u64) {
+    unsafe { (p as *mut u64).write_volatile(v) };
+}
+
+fn read(p: u64) -> u64 {
+    unsafe { (p as *const u64).read_volatile() }
+}
+
+fn expect(what: &str, idx: usize, got: u64, want: u64) -> bool {
+    if got != want {
+        fail(format_args!("{}: PTE {} = {:#x}, expected {:#x}", what, idx, got, want));
+        return false;
+    }
+    true
+}
+
+fn report(name: &str, ok: bool) {
+    if ok {
+        println!("pt_store: check {} ok", name);
+    }
+}
+
+/// The benches, in order.
+const BENCHES: [&str; 6] = ["str_x", "str_w", "str_x_nowalk", "stp", "swp", "cas"];
+
+struct Args {
+    iters: u64,
+    /// Index into BENCHES (None: all).
+    only: Option<usize>,
+}
+
+fn bench(name: &str, iters: u64, mut store: impl FnMut(u64, u64)) {
+    let t0 = timer::cntvct();
+    for i in 0..iters {
+        let j = BENCH_PTE + (i as usize % BENCH_PTES);
+        store(j as u64, (i & 0xff) << 1);
+    }
+    let ticks = timer::cntvct().wrapping_sub(t0);
+    println!(
+        "pt_store: bench {} stores={} ticks={} milli_per_store={}",
+        name,
+        iters,
+        ticks,
+        ticks * 1000 / iters
+    );
+}
+
+fn lse() -> bool {
+    let isar0: u64;
+    unsafe { asm!("mrs {}, id_aa64isar0_el1", out(reg) isar0, options(nomem, nostack)) };
+    (isar0 >> 20) & 0xf >= 2
+}
+
+#[target_feature(enable = "lse")]
+unsafe fn cas_lse(p: u64, expected: u64, new: u64) -> u64 {
+    let mut old = expected;
+    unsafe {
+        asm!("cas {old}, {new}, [{p}]", old = inout(reg) old, new = in(reg) new, p = in(reg) p, options(nostack))
+    };
+    old
+}
+
+/// The LSE atomics the `atomics` check uses.
+#[derive(Clone, Copy)]
+enum Op {
+    Add,
+    Clr,
+    Eor,
+    Set,
+    Smax,
+    Smin,
+    Umax,
+    Umin,
+    Swp,
+    SwpAl,
+}
+
+/// `op` on the u64 at `p` with operand `v`; returns the old value.
+#[target_feature(enable = "lse")]
+unsafe fn atomic(op: Op, p: u64, v: u64) -> u64 {
+    let old: u64;
+    macro_rules! rmw {
+        ($i:literal) => {
+            unsafe {
+                asm!(concat!($i, " {v}, {old}, [{p}]"), v = in(reg) v, old = out(reg) old, p = in(reg) p,
+                    options(nostack))
+            }
+        };
+    }
+    match op {
+        Op::Add => rmw!("ldadd"),
+        Op::Clr => rmw!("ldclr"),
+        Op::Eor => rmw!("ldeor"),
+        Op::Set => rmw!("ldset"),
+        Op::Smax => rmw!("ldsmax"),
+        Op::Smin => rmw!("ldsmin"),
+        Op::Umax => rmw!("ldumax"),
+        Op::Umin => rmw!("ldumin"),
+        Op::Swp => rmw!("swp"),
+        Op::SwpAl => rmw!("swpal"),
+    }
+    old
+}
+
+/// What `op` leaves in memory.
+fn apply(op: Op, old: u64, v: u64) -> u64 {
+    match op {
+        Op::Add => old.wrapping_add(v),
+        Op::Clr => old & !v,
+        Op::Eor => old ^ v,
+        Op::Set => old | v,
+        Op::Smax => (old as i64).max(v as i64) as u64,
+        Op::Smin => (old as i64).min(v as i64) as u64,
+        Op::Umax => old.max(v),
+        Op::Umin => old.min(v),
+        Op::Swp | Op::SwpAl => v,
+    }
+}
+
+#[target_feature(enable = "lse")]
+unsafe fn casal_lse(p: u64, expected: u64, new: u64) -> u64 {
+    let mut old = expected;
+    unsafe {
+        asm!("casal {old}, {new}, [{p}]", old = inout(reg) old, new = in(reg) new, p = in(reg) p, options(nostack))
+    };
+    old
+}
+
+#[target_feature(enable = "lse")]
+unsafe fn stadd_lse(p: u64, v: u64) {
+    unsafe { asm!("stadd {v}, [{p}]", v = in(reg) v, p = in(reg) p, options(nostack)) };
+}
+
+/// The `atomics` check (FEAT_LSE).
+fn check_atomics(n: &mut Count, p: &dyn Fn(usize) -> u64) {
+    if !lse() {
+        println!("pt_store: check atomics skipped (no FEAT_LSE)");
+        return;
+    }
+    // Initial values: even; operands with the sign bit either way.
+    const INIT: u64 = 0x8000_0000_0000_1230;
+    const OPERAND: u64 = 0x0000_0000_0000_0ff2;
+    let ops =
+        [Op::Add, Op::Clr, Op::Eor, Op::Set, Op::Smax, Op::Smin, Op::Umax, Op::Umin, Op::Swp, Op::SwpAl];
+    let mut ok = true;
+    for (i, op) in ops.iter().enumerate() {
+        let j = if i < 6 { ATOMIC_PTE + i } else { ATOMIC_PTE2 + i - 6 };
+        str_x(p(j), INIT);
+        let old = unsafe { atomic(*op, p(j), OPERAND) };
+        ok &= expect("atomics old", j, old, INIT);
+        ok &= expect("atomics", j, read(p(j)), apply(*op, INIT, OPERAND));
+        n.writes += 2;
+        n.fast += 2;
+    }
+    // CAS: one that swaps, one that does not (CASAL), then STADD.
+    let j = ATOMIC_PTE2 + 4;
+    str_x(p(j), INIT);
+    ok &= expect("cas old", j, unsafe { cas_lse(p(j), INIT, OPERAND) }, INIT);
+    ok &= expect("cas", j, read(p(j)), OPERAND);
+    ok &= expect("casal old", j, unsafe { casal_lse(p(j), INIT, 2) }, OPERAND);
+    ok &= expect("casal (no swap)", j, read(p(j)), OPERAND);
+    unsafe { stadd_lse(p(j), 4) };
+    ok &= expect("stadd", j, read(p(j)), OPERAND + 4);
+    n.writes += 4;
+    n.fast += 4;
+    report("atomics", ok);
+}
+
+fn parse_args(plat: &fdt::Platform) -> Result<Args, ()> {
+    let mut iters = DEFAULT_ITERS;
+    let mut only = None;
+    for (k, v) in cmdline::words(plat.chosen.bootargs.unwrap_or(""), "pt_store.") {
+        match (k, v) {
+            ("pt_store.iters", Some(v)) => match cmdline::parse_u64(v) {
+                Some(n) if (1..=MAX_ITERS).contains(&n) => iters = n,
+                _ => {
+                    println!("pt_store: FAIL bad pt_store.iters={:?} (want 1..={})", v, MAX_ITERS);
+                    return Err(());
+                }
+            },
+            ("pt_store.only", Some(v)) => match BENCHES.iter().position(|b| *b == v) {
+                Some(i) => only = Some(i),
+                None => {
+                    println!("pt_store: FAIL bad pt_store.only={:?} (want one of {:?})", v, BENCHES);
+                    return Err(());
+                }
+            },
+            _ => {
+                println!("pt_store: FAIL unknown option {} (pt_store.iters=N, pt_store.only=NAME)", k);
+                return Err(());
+            }
+        }
+    }
+    Ok(Args { iters, only })
+}
+
+/// The checks; returns the number of hazards made.
+fn checks(n: &mut Count, l3: u64, poe: bool) -> u64 {
+    let p = |j: usize| mmu::desc_va(l3, j);
+
+    unsafe { pt_store_regs(p(REGS_PTE), REGS_BASE) };
+    n.writes += REGS_STORES;
+    n.fast += REGS_STORES - 1; // the first store to the page goes to Rust
+    let mut ok = expect("regs x0", REGS_PTE, read(p(REGS_PTE)), p(REGS_PTE));
+    for r in 1..31 {
+        ok &= expect("regs", REGS_PTE + r, read(p(REGS_PTE + r)), REGS_BASE + 2 * r as u64);
+    }
+    ok &= expect("regs xzr", REGS_PTE + 31, read(p(REGS_PTE + 31)), 0);
+    report("regs", ok);
+
+    unsafe { pt_store_sizes(p(SIZES_PTE), SIZES_VALUE) };
+    n.writes += SIZES_STORES;
+    n.fast += SIZES_STORES;
+    let v = SIZES_VALUE;
+    let want = [v & 0xff, v & 0xffff, v & 0xffff_ffff, v, v, v, v & 0xff, (v & 0xff) << 56];
+    let mut ok = true;
+    for (i, w) in want.iter().enumerate() {
+        ok &= expect("sizes", SIZES_PTE + i, read(p(SIZES_PTE + i)), *w);
+    }
+    report("sizes", ok);
+
+    unsafe { asm!("str {v}, [{p}, #4]", v = in(reg) v, p = in(reg) p(UNALIGNED_PTE), options(nostack)) };
+    n.writes += 1;
+    let ok = expect("unaligned", UNALIGNED_PTE, read(p(UNALIGNED_PTE)), v << 32)
+        & expect("unaligned", UNALIGNED_PTE + 1, read(p(UNALIGNED_PTE + 1)), v >> 32);
+    report("unaligned", ok);
+
+    check_atomics(n, &p);
+
+    // Hazards: the default level leaves pkey 1 (the tables) read-only.
+    kpkeys::set_por(POR_DEFAULT);
+    for h in 0..HAZARDS as usize {
+        unsafe { pt_store_hazard_str(p(HAZARD_PTE + h), 2 * h as u64 + 2) };
+    }
+    kpkeys::set_por(POR_PGTABLES);
+    n.writes += HAZARDS;
+    let mut ok = true;
+    for h in 0..HAZARDS as usize {
+        ok &= expect("hazards", HAZARD_PTE + h, read(p(HAZARD_PTE + h)), 2 * h as u64 + 2);
+    }
+    report("hazards", ok);
+    if poe {
+        HAZARDS
+    } else {
+        0
+    }
+}
+
+fn benches(n: &mut Count, l3: u64, a: &Args) {
+    let p = |j: u64| mmu::desc_va(l3, j as usize);
+    let iters = a.iters;
+    let run = |name: &str| a.only.is_none_or(|i| BENCHES[i] == name);
+    // The three the assembly completes.
+    let mut fast = |name: &str, store: &dyn Fn(u64, u64)| {
+        if run(name) {
+            bench(name, iters, store);
+            n.writes += iters;
+            n.fast += iters;
+        }
+    };
+    fast("str_x", &|j, v| str_x(p(j), v));
+    fast("str_w", &|j, v| unsafe { (p(j) as *mut u32).write_volatile(v as u32) });
+    kpkeys::set_por(POR_ALL_RWX);
+    fast("str_x_nowalk", &|j, v| str_x(p(j), v));
+    kpkeys::set_por(POR_PGTABLES);
+    if run("stp") {
+        bench("stp", iters, |j, v| unsafe {
+            asm!("stp {v}, {v}, [{p}]", v = in(reg) v, p = in(reg) p(j & !1), options(nostack))
+        });
+        n.writes += iters;
+    }
+    for name in ["swp", "cas"] {
+        if !run(name) {
+            continue;
+        }
+        if !lse() {
+            println!("pt_store: bench {} skipped (no FEAT_LSE)", name);
+            continue;
+        }
+        if name == "swp" {
+            bench(name, iters, |j, v| {
+                unsafe { atomic(Op::Swp, p(j), v) };
+            });
+        } else {
+            bench(name, iters, |j, v| {
+                unsafe { cas_lse(p(j), read(p(j)), v) };
+            });
+        }
+        n.writes += iters;
+        n.fast += iters;
+    }
+}
+
+#[unsafe(no_mangle)]
+fn test_main(boot: &Boot) -> u32 {
+    let mut plat = fdt::Platform::new();
+    if fdt::discover(boot.dtb, &mut plat).is_err() {
+        println!("pt_store: FAIL cannot parse the device tree");
+        return 1;
+    }
+    let Ok(args) = parse_args(&plat) else {
+        return 1;
+    };
+    kentry::install(pt_store_exception);
+    let poe = kpkeys::init();
+    println!("pt_store: iters={} poe={} lse={}", args.iters, poe as u8, lse() as u8);
+
+    let mut s = Setup::new();
+    s.identity_image();
+    s.identity(boot.dtb_addr as u64, boot.dtb.len() as u64, mmu::PROT_RODATA);
+    if let Some(u) = plat.console() {
+        s.identity(u.regs.base, PAGE_SIZE, mmu::PROT_DEVICE);
+    }
+    s.linear_map();
+    kpkeys::enable_poe();
+    s.enable();
+    let mut before = mmu::Snapshot::default();
+    let (_, root) = mmu::roots();
+    mmu::snapshot(root, &mut before);
+
+    let mut n = Count::default();
+    kpkeys::lazy_mmu_mode_enable();
+    let mut tables = [0u64; 3];
+    for t in tables.iter_mut() {
+        *t = mmu::pool_alloc().expect("page-table pool exhausted");
+        set_page_pkey(&mut n, *t, kpkeys::PKEY_PGTABLES);
+    }
+    let [l1, l2, l3] = tables;
+    str_x(mmu::desc_va(root, L0_INDEX), l1 | mmu::DESC_TABLE);
+    str_x(mmu::desc_va(l1, L1_INDEX), l2 | mmu::DESC_TABLE);
+    str_x(mmu::desc_va(l2, L2_INDEX), l3 | mmu::DESC_TABLE);
+    n.writes += 3;
+    unsafe { asm!("dsb ishst", "isb", options(nostack)) };
+
+    let hazards = checks(&mut n, l3, poe);
+    benches(&mut n, l3, &args);
+
+    // Clear the L3 table (STP XZR: Rust path), unlink, free.
+    for j in (0..mmu::ENTRIES).step_by(2) {
+        unsafe { asm!("stp xzr, xzr, [{p}]", p = in(reg) mmu::desc_va(l3, j), options(nostack)) };
+    }
+    n.writes += mmu::ENTRIES as u64 / 2;
+    str_x(mmu::desc_va(l2, L2_INDEX), 0);
+    str_x(mmu::desc_va(l1, L1_INDEX), 0);
+    str_x(mmu::desc_va(root, L0_INDEX), 0);
+    n.writes += 3;
+    mmu::flush_tlb_all();
+    for t in tables {
+        set_page_pkey(&mut n, t, kpkeys::PKEY_DEFAULT);
+        mmu::pool_free(t);
+    }
+    kpkeys::lazy_mmu_mode_disable();
+
+    let mut after = mmu::Snapshot::default();
+    mmu::snapshot(root, &mut after);
+    if after != before || after.bad != 0 {
+        fail(format_args!("tables changed: before {:?}, after {:?}", before, after));
+    }
+    let free_bad = mmu::check_free_pages();
+    if free_bad != 0 {
+        fail(format_args!("{} free pool pages not clean", free_bad));
+    }
+    println!(
+        "pt_store: writes={} fast_min={} hazards={} hazard_va={:#x}",
+        n.writes,
+        n.fast,
+        hazards,
+        mmu::desc_va(l3, HAZARD_PTE)
+    );
+    let failures = FAILURES.load(Ordering::Relaxed);
+    println!("pt_store: {}", if failures == 0 { "done" } else { "FAILED" });
+    (failures != 0) as u32
+}

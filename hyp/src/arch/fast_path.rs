@@ -1,0 +1,357 @@
+//! State for the fast paths in vectors.S (`lower_sync`): virtual POE, the
+//! tap's single steps, and stores to last-level page tables.
+//!
+//! Under virtual POE every guest `MRS/MSR POR_EL1` at EL1 UNDEFs, and the
+//! guest's fetch of its EL1h synchronous vector faults to EL2 (the tap). The
+//! Rust path for that (save every register, decode ESR, lock the tap, read
+//! the instruction, emulate, restore) costs ~270 instructions; vectors.S
+//! completes the two common cases itself in ~60, saving only x0-x5: a read
+//! of POR_EL1, and a write of the value it already holds (kpkeys code sets
+//! the level it is already at). Anything else -- a change of value (it is
+//! traced, with the entry-window rule), POR_EL0, an access from EL0, the tap
+//! stepping -- goes the full way.
+//!
+//! The second fast path is the tap's single step: while the tap steps the
+//! guest through its vector page (tap.rs), every instruction traps. A step
+//! that lands inside the page and not on a vector slot only means "step
+//! again": vectors.S sets SPSR_EL2.SS, records the PC (`prev_pc`) and
+//! returns, ~25 instructions instead of ~160. A step onto a slot (maybe an
+//! exception taken during the step) or out of the page goes to Rust.
+//!
+//! The third is the page-table watch's common store (pt.rs): a single
+//! general-purpose register store (`STR`/`STUR`/`STLR` of 1-8 bytes, no
+//! writeback: the CPU describes it in ESR_EL2, ISV = 1) at EL1, naturally
+//! aligned, to a page that holds one last-level table (`leaf_pages`, kept by
+//! pt.rs from `Tracker::is_leaf_page`: such a store never changes what is
+//! tracked). vectors.S finds the IPA with `AT S1E1R`, checks the overlay
+//! (below), performs the store and counts it (`pt_stores`), ~80-140
+//! instructions instead of ~1,400-1,900. Everything else -- STP, atomics,
+//! DC ZVA, exclusives, writeback forms, stores to higher-level tables, EL0,
+//! a step in progress -- and every possible hazard take the Rust path.
+//!
+//! The overlay check is exact for the hazard rule: `pt_deny` holds, for
+//! SCTLR_EL1.WXN = 0 (byte 0) and 1 (byte 1), the POIndex values through
+//! which a write could be denied (`s1::write_deny_mask`, privileged and
+//! unprivileged together: ESR does not tell STR from STTR). When it is zero
+//! (overlays off, as in stock Linux, or native POE: there a write that
+//! reaches a stage-2 fault already passed the CPU's own overlay check) no
+//! walk is needed. Otherwise vectors.S walks the guest's stage-1 tables
+//! (`pt_walk`, from the TTBR/TCR writes pt.rs sees) to the leaf mapping FAR
+//! and goes to Rust when its POIndex bit is set; a walk it cannot finish
+//! (invalid, outside guest RAM, a level -1/0 block) goes to Rust too.
+//!
+//! The tap and pt.rs publish what the assembly needs into this per-vCPU
+//! block (TPIDR_EL2 points at it); only the vCPU itself reads or writes its
+//! block, at EL2, never concurrently. `leaf_pages` is shared (the tracker
+//! is global).
+use core::cell::UnsafeCell;
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{AtomicU64, Ordering};
+use porwatch_monitor::s1::{self, Layout, OverlayRegs, Privilege};
+
+/// Blocks, indexed by MPIDR_EL1.Aff0 (vectors.S: `VPOE_MAX_VCPUS`).
+pub const MAX_VCPUS: usize = 8;
+/// Guest RAM ranges the assembly checks before it reads the instruction
+/// (later ones take the Rust path). vectors.S unrolls exactly 4.
+pub const RAM_RANGES: usize = 4;
+/// log2 of the block size.
+pub const BLOCK_SHIFT: usize = 9;
+/// Guest RAM the leaf-page bitmap covers from the start of the largest RAM
+/// range (stage2.rs refuses more than 2 GiB of guest RAM).
+const LEAF_MAP_BYTES: u64 = 2 << 30;
+const PAGE_SHIFT: u32 = 12;
+const LEAF_MAP_PAGES: u64 = LEAF_MAP_BYTES >> PAGE_SHIFT;
+const LEAF_MAP_WORDS: usize = (LEAF_MAP_PAGES / 64) as usize;
+/// ESR_EL2 bits the store fast path requires (`pt_iss`): ISV = 1 (a single
+/// register, no writeback: SAS/SRT/AR valid), VNCR/SET/FnV/EA/CM/S1PTW = 0,
+/// WnR = 1, DFSC = permission fault (any level), ISS2 = 0.
+const ISS_MASK: u64 = (0xff_ffff << 32) | (1 << 24) | 0x3ffc;
+const ISS_WANT: u64 = (1 << 24) | (1 << 6) | 0x0c;
+/// `pt_iss.1` while the store fast path is off: no ESR matches it.
+const ISS_NEVER: u64 = u64::MAX;
+
+/// One vCPU's block. Layout shared with vectors.S (offsets passed to it).
+#[derive(Clone, Copy)]
+#[repr(C, align(256))]
+pub struct FastPath {
+    /// Non-zero: virtual POE, the tap armed and not stepping.
+    pub enabled: u64,
+    /// The virtual POR_EL1.
+    pub por_el1: u64,
+    /// Non-zero: the shadow registers below are valid (the innermost
+    /// exception's ELR/SPSR/ESR/FAR_EL1, which the UNDEF overwrote).
+    pub shadow_valid: u64,
+    pub shadow_elr: u64,
+    pub shadow_spsr: u64,
+    pub shadow_esr: u64,
+    pub shadow_far: u64,
+    /// Non-zero: the tap is single-stepping the guest through `step_page`.
+    pub stepping: u64,
+    /// Guest RAM [start, end) (unused: 0, 0).
+    pub ram: [(u64, u64); RAM_RANGES],
+    /// The VA page being stepped through.
+    pub step_page: u64,
+    /// The guest's vector table (VBAR_EL1, bits [10:0] clear).
+    pub vbar: u64,
+    /// The PC of the last step; written by the assembly, read back by the
+    /// tap when it takes its lock.
+    pub prev_pc: u64,
+    /// ESR_EL2 (mask, value) a fast store must match (one LDP).
+    pub pt_iss: (u64, u64),
+    /// `leaf_pages` and the IPA of its bit 0 (one LDP), then its length in
+    /// pages.
+    pub pt_map: (u64, u64),
+    pub pt_map_pages: u64,
+    /// POIndex bits that may deny a write: byte 0 with SCTLR_EL1.WXN = 0,
+    /// byte 1 with WXN = 1 (0: no walk).
+    pub pt_deny: u64,
+    /// Per half (TTBR0, TTBR1; VA bit 55 picks).
+    pub pt_walk: [WalkHalf; 2],
+    /// Guest RAM the walk reads tables from: (start, size) (one LDP).
+    pub pt_walk_ram: (u64, u64),
+    /// Stores the assembly completed (added into pt_stats).
+    pub pt_stores: u64,
+    /// The overlay registers `pt_deny` was computed from (virtual POE).
+    deny_inputs: (u64, u64, u64),
+}
+
+/// One half's walk parameters. Layout shared with vectors.S.
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct WalkHalf {
+    /// The root table (0: the assembly does not walk this half).
+    pub root: u64,
+    /// The start level's index: `(va >> shift) & index_mask`.
+    pub shift: u64,
+    pub index_mask: u64,
+    /// Where vectors.S's `walk_entry` continues: start level + 1, plus
+    /// [`ENTRY_NO_DS`] without TCR_EL1.DS (no NLTA[51:50] check).
+    pub entry: u64,
+}
+
+/// log2 of `size_of::<WalkHalf>()` (vectors.S indexes the halves with it).
+pub const WALK_HALF_SHIFT: usize = 5;
+const ENTRY_NO_DS: u64 = 5;
+
+impl WalkHalf {
+    const OFF: Self = Self { root: 0, shift: 0, index_mask: 0, entry: 0 };
+}
+
+// vectors.S gets the offsets from Rust (arch/mod.rs); what it assumes
+// beyond them: pairs it loads with one LDP, the unrolled RAM check, the
+// walk's half stride, and immediates that fit LDP's scaled offsets.
+const _: () = {
+    assert!(offset_of!(FastPath, shadow_spsr) == offset_of!(FastPath, shadow_elr) + 8);
+    assert!(offset_of!(FastPath, shadow_far) == offset_of!(FastPath, shadow_esr) + 8);
+    assert!(RAM_RANGES == 4);
+    assert!(size_of::<FastPath>() <= 1 << BLOCK_SHIFT);
+    assert!(size_of::<WalkHalf>() == 1 << WALK_HALF_SHIFT);
+    assert!(offset_of!(WalkHalf, shift) == 8 && offset_of!(WalkHalf, entry) == 24);
+    assert!(offset_of!(FastPath, pt_walk_ram) < 504 && offset_of!(FastPath, pt_walk) + 48 < 504);
+};
+
+impl FastPath {
+    const OFF: Self = Self {
+        enabled: 0,
+        por_el1: 0,
+        shadow_valid: 0,
+        shadow_elr: 0,
+        shadow_spsr: 0,
+        shadow_esr: 0,
+        shadow_far: 0,
+        stepping: 0,
+        ram: [(0, 0); RAM_RANGES],
+        step_page: 0,
+        vbar: 0,
+        prev_pc: 0,
+        pt_iss: (ISS_MASK, ISS_NEVER),
+        pt_map: (0, 0),
+        pt_map_pages: 0,
+        pt_deny: 0,
+        pt_walk: [WalkHalf::OFF; 2],
+        pt_walk_ram: (0, 0),
+        pt_stores: 0,
+        deny_inputs: (0, 0, 0),
+    };
+}
+
+/// What the tap publishes.
+pub struct Published {
+    pub enabled: bool,
+    pub por_el1: u64,
+    /// (ELR, SPSR, ESR, FAR)_EL1 of the innermost exception, if known.
+    pub shadow: Option<(u64, u64, u64, u64)>,
+    /// Some((page, vbar, prev_pc)) while the tap single-steps.
+    pub stepping: Option<(u64, u64, u64)>,
+    /// Virtual POE's (POR_EL1, POR_EL0, TCR2_EL1), for `pt_deny` (None:
+    /// not virtual POE; `pt_deny` stays 0).
+    pub overlay: Option<(u64, u64, u64)>,
+}
+
+#[repr(transparent)]
+pub struct Blocks(UnsafeCell<[FastPath; MAX_VCPUS]>);
+
+// SAFETY: block i is only accessed by vCPU i, at EL2, with no preemption.
+unsafe impl Sync for Blocks {}
+
+pub static FAST_PATH: Blocks = Blocks(UnsafeCell::new([FastPath::OFF; MAX_VCPUS]));
+
+fn block(cpu: usize) -> *mut FastPath {
+    // SAFETY: in bounds; see Blocks.
+    unsafe { (FAST_PATH.0.get() as *mut FastPath).add(cpu % MAX_VCPUS) }
+}
+
+/// Pages of guest RAM holding one last-level table each (bit set: stores
+/// there may take the fast path). Bit i is the page at `pt_map.1 + i * 4 KiB`.
+static LEAF_PAGES: [AtomicU64; LEAF_MAP_WORDS] = [const { AtomicU64::new(0) }; LEAF_MAP_WORDS];
+
+/// Guest RAM for every vCPU's block (boot, before the guest runs).
+pub fn set_ram(ranges: &[(u64, u64)]) {
+    // The store path covers the largest range (on QEMU virt, RAM above
+    // porwatch's own reservation); tables elsewhere take the Rust path.
+    let (lo, size) = ranges.iter().map(|&(s, e)| (s, e - s)).max_by_key(|r| r.1).unwrap_or((0, 0));
+    for cpu in 0..MAX_VCPUS {
+        // SAFETY: boot, single-threaded.
+        let b = unsafe { &mut *block(cpu) };
+        for (slot, r) in b.ram.iter_mut().zip(ranges.iter().chain(core::iter::repeat(&(0, 0)))) {
+            *slot = *r;
+        }
+        b.pt_map = (LEAF_PAGES.as_ptr() as u64, lo);
+        b.pt_map_pages = (size >> PAGE_SHIFT).min(LEAF_MAP_PAGES);
+        b.pt_walk_ram = (lo, size);
+    }
+}
+
+/// Lets stores to leaf tables take the fast path (the page-table watch is
+/// on); boot, before the guest runs.
+pub fn enable_stores() {
+    for cpu in 0..MAX_VCPUS {
+        // SAFETY: boot, single-threaded.
+        unsafe { (*block(cpu)).pt_iss = (ISS_MASK, ISS_WANT) };
+    }
+}
+
+/// Points TPIDR_EL2 at vCPU `cpu`'s block (vectors.S finds it there).
+pub fn install(cpu: usize) {
+    let p = block(cpu) as u64;
+    // SAFETY: TPIDR_EL2 is porwatch's own scratch register.
+    unsafe { core::arch::asm!("msr tpidr_el2, {}", in(reg) p, options(nomem, nostack)) };
+}
+
+fn leaf_bit(page: u64) -> Option<(usize, u64)> {
+    // SAFETY: read-only after boot (set_ram).
+    let b = unsafe { &*block(0) };
+    let i = page.checked_sub(b.pt_map.1)? >> PAGE_SHIFT;
+    (i < b.pt_map_pages).then_some(((i / 64) as usize, 1 << (i % 64)))
+}
+
+/// Stores to the table page at `page` may take the fast path (the caller
+/// checked `Tracker::is_leaf_page`).
+pub fn set_leaf_page(page: u64) {
+    if let Some((w, bit)) = leaf_bit(page) {
+        LEAF_PAGES[w].fetch_or(bit, Ordering::Relaxed);
+    }
+}
+
+/// Stores to `page` take the Rust path again.
+pub fn clear_leaf_page(page: u64) {
+    if let Some((w, bit)) = leaf_bit(page) {
+        LEAF_PAGES[w].fetch_and(!bit, Ordering::Relaxed);
+    }
+}
+
+/// Every page takes the Rust path again (the tracker rebuilt).
+pub fn clear_leaf_pages() {
+    for w in LEAF_PAGES.iter() {
+        w.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The walk parameters of one half for the current vCPU: `root` the root
+/// table (None: the fast path does not walk that half).
+pub fn set_walk(half: s1::Half, walk: Option<(u64, &Layout)>) {
+    // SAFETY: only this vCPU touches its block (see Blocks).
+    let b = unsafe { &mut *current() };
+    let (lo, size) = b.pt_walk_ram;
+    let h = walk
+        .filter(|(root, l)| {
+            // The assembly reads the root without a range check.
+            l.enabled && *root >= lo && root + l.root_bytes() <= lo + size
+        })
+        .map_or(WalkHalf::OFF, |(root, l)| {
+            let shift = (PAGE_SHIFT as i64 + 9 * (s1::desc::LAST_LEVEL - l.start_level) as i64) as u64;
+            let entry = (l.start_level + 1) as u64 + if l.ds { 0 } else { ENTRY_NO_DS };
+            WalkHalf { root, shift, index_mask: l.root_entries() as u64 - 1, entry }
+        });
+    b.pt_walk[half as usize] = h;
+}
+
+/// Stores the assembly completed, all vCPUs.
+pub fn fast_stores() -> u64 {
+    // SAFETY: a racy read of counters only their vCPUs write; pt_stats is
+    // emitted when the guest stops.
+    (0..MAX_VCPUS).map(|c| unsafe { (*block(c)).pt_stores }).sum()
+}
+
+fn current() -> *mut FastPath {
+    let p: u64;
+    // SAFETY: TPIDR_EL2 holds this vCPU's block (install).
+    unsafe { core::arch::asm!("mrs {}, tpidr_el2", out(reg) p, options(nomem, nostack)) };
+    p as *mut FastPath
+}
+
+/// `pt_deny` for virtual POE's registers: POIndex values through which a
+/// privileged or unprivileged write could be denied, without and with WXN.
+fn deny_bytes(por_el1: u64, por_el0: u64, tcr2: u64) -> u64 {
+    let mask = |wxn| {
+        let r = OverlayRegs { por_el1, por_el0, tcr2_el1: tcr2, pir_el1: 0, pire0_el1: 0, wxn };
+        (s1::write_deny_mask(&r, Privilege::Privileged) | s1::write_deny_mask(&r, Privilege::Unprivileged))
+            as u64
+    };
+    mask(false) | mask(true) << 8
+}
+
+/// Publishes vCPU `cpu`'s tap state for the assembly.
+#[inline]
+pub fn publish(cpu: usize, p: &Published) {
+    // SAFETY: only this vCPU touches its block (see Blocks).
+    let b = unsafe { &mut *block(cpu) };
+    b.enabled = p.enabled as u64;
+    if let Some(o) = p.overlay {
+        if o != b.deny_inputs {
+            b.deny_inputs = o;
+            b.pt_deny = deny_bytes(o.0, o.1, o.2);
+        }
+    }
+    match p.stepping {
+        Some((page, vbar, prev_pc)) => {
+            b.stepping = 1;
+            b.step_page = page;
+            b.vbar = vbar;
+            b.prev_pc = prev_pc;
+        }
+        None => b.stepping = 0,
+    }
+    if !p.enabled {
+        return; // nothing else is read (e.g. while the tap steps)
+    }
+    b.por_el1 = p.por_el1;
+    match p.shadow {
+        Some((elr, spsr, esr, far)) => {
+            b.shadow_valid = 1;
+            b.shadow_elr = elr;
+            b.shadow_spsr = spsr;
+            b.shadow_esr = esr;
+            b.shadow_far = far;
+        }
+        None => b.shadow_valid = 0,
+    }
+}
+
+/// The PC of the last step the assembly handled for vCPU `cpu` (valid while
+/// the tap steps).
+#[inline]
+pub fn prev_pc(cpu: usize) -> u64 {
+    // SAFETY: only this vCPU touches its block (see Blocks).
+    unsafe { (*block(cpu)).prev_pc }
+}
