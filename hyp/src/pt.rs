@@ -41,6 +41,8 @@ const SPSR_M_EL0T: u64 = 0b0000;
 const POINDEX_UNKNOWN: u64 = 8;
 /// SCTLR_EL1.WXN (bit 19).
 const SCTLR_WXN: u64 = 1 << 19;
+/// SCTLR_EL1.EE (bit 25): EL1 data accesses are big-endian.
+const SCTLR_EE: u64 = 1 << 25;
 
 struct Watch {
     tracker: Tracker<MAX_TABLES>,
@@ -248,6 +250,11 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
         }
     }
     let pc = regs.elr;
+    if SCTLR_EL1.get() & SCTLR_EE != 0 {
+        // Big-endian data: the store decoder's data is little-endian
+        // (monitor::store). Not emulated: release the page.
+        return Some(w.gap(pc, 0, far, ipa, GapReason::Regime));
+    }
     let Some(insn) = at::read_insn(pc) else {
         return Some(w.gap(pc, 0, far, ipa, GapReason::Unreadable));
     };

@@ -132,7 +132,8 @@ value_enum! {
         AddressMismatch = 2 => "address_mismatch",
         /// The table is beyond the tracker's capacity.
         Capacity = 3 => "capacity",
-        /// Unsupported translation regime (16K/64K granule).
+        /// Unsupported translation regime (16K/64K granule, big-endian
+        /// data at EL1).
         Regime = 4 => "regime",
         /// The stage-1 walker updated a descriptor itself (hardware AF/dirty).
         WalkerUpdate = 5 => "walker_update",

@@ -183,6 +183,7 @@ el2_vectors:
 .equ SPSR_EL_EL1, 1
 .equ SCTLR_M_BIT, 0
 .equ SCTLR_WXN_BIT, 19
+.equ SCTLR_EE_BIT, 25
 .equ VA_TTBR1_BIT, 55
 .equ DESC_VALID_BIT, 0
 .equ DESC_TABLE_BIT, 1              /* levels -1..2: table; level 3: page */
@@ -338,6 +339,8 @@ lower_sync_store:
     ubfx    x3, x3, #SPSR_EL_LSB, #SPSR_EL_WIDTH
     cmp     x3, #SPSR_EL_EL1
     b.ne    lower_sync_slow
+    mrs     x3, sctlr_el1
+    tbnz    x3, #SCTLR_EE_BIT, lower_sync_slow  /* big-endian data: Rust */
     /* the IPA: AT S1E1R on FAR (guest PAR_EL1 preserved) */
     mrs     x0, far_el2
     mrs     x3, par_el1
