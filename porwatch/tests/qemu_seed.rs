@@ -182,10 +182,12 @@ fn stress_counts_exactly_the_constructed_hazards_and_keeps_tables_intact() {
 
 /// The store fast path (hyp/src/arch/fast_path.rs, vectors.S): `pt_store`
 /// stores through every transfer register (x0..x30, XZR), every size and
-/// form the assembly completes, an unaligned store (Rust path) and
-/// constructed hazards; the guest checks every value itself. porwatch must
-/// have completed at least the stores the guest counts as fast-path
-/// eligible in assembly, emulated every store, and reported each hazard.
+/// form the assembly completes, every 64-bit LSE atomic (QEMU's `max` CPU
+/// has FEAT_LSE), the kernel's stores while EL0 overlays deny everything,
+/// an unaligned store (Rust path) and constructed hazards (one by STTR);
+/// the guest checks every value itself. porwatch must have completed at
+/// least the stores the guest counts as fast-path eligible in assembly,
+/// emulated every store, and reported each hazard.
 #[test]
 fn store_fast_path_keeps_every_value_and_reports_every_hazard() {
     let mut a = args("pt_store");
@@ -194,7 +196,7 @@ fn store_fast_path_keeps_every_value_and_reports_every_hazard() {
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);
     assert!(o.stats.is_clean(), "{:?}", o.stats);
-    for check in ["regs", "sizes", "unaligned", "hazards"] {
+    for check in ["regs", "sizes", "unaligned", "atomics", "unpriv", "hazards"] {
         assert!(o.console.contains(&format!("pt_store: check {check} ok")), "{check}:\n{}", o.console);
     }
     let field = |k: &str| console_value(&o.console, "pt_store: ", k);
@@ -202,7 +204,8 @@ fn store_fast_path_keeps_every_value_and_reports_every_hazard() {
     let fast_min: u64 = field("fast_min").parse().unwrap();
     let expected: u64 = field("hazards").parse().unwrap();
     let hazard_va = hex(&field("hazard_va"));
-    assert!(expected > 0 && fast_min > 900, "{}", o.console);
+    let sttr_va = hex(&field("sttr_va"));
+    assert!(expected == 11 && fast_min > 900, "{}", o.console);
     let stats = o.one("pt_stats");
     assert_eq!(stats.get_u64("stores"), Some(writes), "every table store emulated");
     assert_eq!(stats.get_u64("coverage_gaps"), Some(0));
@@ -212,11 +215,21 @@ fn store_fast_path_keeps_every_value_and_reports_every_hazard() {
         fast >= fast_min && fast < writes,
         "fast_stores {fast}, guest's minimum {fast_min}, writes {writes}"
     );
+    // The STTR under POR_EL0 = 0 (its stores are EL0's: POR_EL0 applies),
+    // then the kernel's own stores under POR_EL1 = 0x17.
     let hazards: Vec<_> = o.of_kind("hazard").collect();
     assert_eq!(hazards.len() as u64, expected);
-    for (i, h) in hazards.iter().enumerate() {
+    let (sttr, kernel) = hazards.split_first().unwrap();
+    assert_eq!(sttr.get_u64("va"), Some(sttr_va));
+    assert_eq!(sttr.get_u64("unprivileged"), Some(1));
+    assert_eq!(
+        (sttr.get_u64("por"), sttr.get_u64("poindex"), sttr.get_u64("perm")),
+        (Some(0), Some(1), Some(0))
+    );
+    for (i, h) in kernel.iter().enumerate() {
         assert_eq!(h.get_u64("va"), Some(hazard_va + 8 * i as u64));
         assert_eq!(h.get_u64("new"), Some(2 * i as u64 + 2));
+        assert_eq!(h.get_u64("unprivileged"), Some(0));
         assert_eq!((h.get_u64("por"), h.get_u64("poindex")), (Some(0x17), Some(1)));
     }
 }

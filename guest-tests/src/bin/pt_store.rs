@@ -21,6 +21,7 @@
 //! | `sizes` | STRB, STRH, STR W, STR X, STLR X, STUR X (negative offset), STLRB, STRB at byte 7 (PTEs 32-39) |
 //! | `unaligned` | `STR X` at PTE 40 + 4 bytes (spans PTEs 40 and 41: porwatch's Rust path) |
 //! | `atomics` | 64-bit LSE atomics (FEAT_LSE; else `skipped`), PTEs 42-47 and 58-62: LDADD, LDCLR, LDEOR, LDSET, LDSMAX, LDSMIN, LDUMAX, LDUMIN, SWP, SWPAL, CAS that swaps, CAS that does not, CASAL, STADD (LDADD to XZR): each old value returned and each PTE after it |
+//! | `unpriv` | with POE: the L3 table's linear-map page made EL0-accessible (AP[1]), TCR2_EL1.E0POE = 1, POR_EL0 = 0: `UNPRIV_STORES` STR X (PTEs 32-39: the kernel's own stores, no hazard; porwatch's fast path reads each instruction to tell), then one `STTR X1, [X0]` (`pt_store_sttr`, PTE 63): an unprivileged store POR_EL0 denies, a hazard porwatch must report |
 //! | `hazards` | `HAZARDS` `STR X1, [X0]` (`pt_store_hazard_str`) to PTEs 48.. under POR_EL1 = 0x17: pkey 1 read-only, each one a hazard porwatch must report (report policy: performed) |
 //!
 //! # Timed (`pt_store: bench NAME stores=N ticks=T milli_per_store=M`)
@@ -35,6 +36,7 @@
 //! | `str_x` | STR X, POR_EL1 = 0x57 | assembly, with the stage-1 walk (some pkeys are denied) |
 //! | `str_w` | STR W, POR_EL1 = 0x57 | assembly, with the walk |
 //! | `str_x_nowalk` | STR X, POR_EL1 = 0x7777_7777 (every pkey RWX) | assembly, no walk (the overlay cannot deny: as in stock Linux) |
+//! | `str_x_por_el0` | STR X, POR_EL1 = 0x57, TCR2_EL1.E0POE = 1 and POR_EL0 = 0 (as in a Linux 6.12 kernel thread) | assembly, with the walk and a read of the instruction (only an STTR could be denied) |
 //! | `stp` | STP X, X | Rust (two registers: ESR does not describe it) |
 //! | `swp` | SWP X (FEAT_LSE; else `skipped`) | assembly, with the walk |
 //! | `cas` | CAS X (FEAT_LSE; else `skipped`) | assembly, with the walk |
@@ -43,12 +45,12 @@
 //!
 //! PTEs cleared, the subtree unlinked and its tables freed; a walk of both
 //! trees equals the one made before, every free pool page is zero. Console:
-//! `pt_store: writes=W fast_min=F hazards=H hazard_va=V`: W table stores in
+//! `pt_store: writes=W fast_min=F hazards=H hazard_va=V sttr_va=S`: W table stores in
 //! all (linear-map PTE updates included), of which at least F can take the
 //! fast path under porwatch (every check and bench store to the L3 table
 //! but the first store, the unaligned one, the hazards and STP), and H
 //! hazards (0 without POE) at VA V (the first; the others follow 8 bytes
-//! apart). Then `pt_store: done`. Exit status 0, 1 on a failed check or bad
+//! apart) and, with POE, the unprivileged one at S. Then `pt_store: done`. Exit status 0, 1 on a failed check or bad
 //! command line, 100 on an unexpected exception.
 #![no_std]
 #![no_main]
@@ -59,7 +61,7 @@ use porwatch_guest_tests::exceptions::VECTOR_NAMES;
 use porwatch_guest_tests::kentry::{self, Frame};
 use porwatch_guest_tests::kpkeys::{self, POR_DEFAULT, POR_PGTABLES};
 use porwatch_guest_tests::mmu::{self, Setup, PAGE_SIZE};
-use porwatch_guest_tests::{cmdline, println, smccc, timer, Boot};
+use porwatch_guest_tests::{cmdline, poe, println, smccc, timer, Boot};
 use porwatch_monitor::fdt;
 
 const DEFAULT_ITERS: u64 = 1000;
@@ -73,6 +75,9 @@ const SIZES_PTE: usize = 32;
 const UNALIGNED_PTE: usize = 40;
 const HAZARD_PTE: usize = 48;
 const HAZARDS: u64 = 10;
+const UNPRIV_STORES: usize = 8;
+const UNPRIV_PTE: usize = 32;
+const STTR_PTE: usize = 63;
 const ATOMIC_PTE: usize = 42;
 const ATOMIC_PTE2: usize = 58;
 const BENCH_PTE: usize = 64;
@@ -136,6 +141,13 @@ pt_store_sizes:
     ret
 .size pt_store_sizes, . - pt_store_sizes
 
+.global pt_store_sttr
+.type pt_store_sttr, %function
+pt_store_sttr:
+    sttr    x1, [x0]
+    ret
+.size pt_store_sttr, . - pt_store_sttr
+
 .global pt_store_hazard_str
 .type pt_store_hazard_str, %function
 pt_store_hazard_str:
@@ -150,6 +162,7 @@ unsafe extern "C" {
     fn pt_store_regs(ptes: u64, base: u64);
     fn pt_store_sizes(ptes: u64, value: u64);
     fn pt_store_hazard_str(ptep: u64, value: u64);
+    fn pt_store_sttr(ptep: u64, value: u64);
 }
 
 /// Stores per check, as pt_store_regs / pt_store_sizes make them.
@@ -212,7 +225,7 @@ fn report(name: &str, ok: bool) {
 }
 
 /// The benches, in order.
-const BENCHES: [&str; 6] = ["str_x", "str_w", "str_x_nowalk", "stp", "swp", "cas"];
+const BENCHES: [&str; 7] = ["str_x", "str_w", "str_x_nowalk", "str_x_por_el0", "stp", "swp", "cas"];
 
 struct Args {
     iters: u64,
@@ -417,6 +430,7 @@ fn checks(n: &mut Count, l3: u64, poe: bool) -> u64 {
     report("unaligned", ok);
 
     check_atomics(n, &p);
+    let unpriv_hazards = if poe { check_unpriv(n, l3, &p) } else { 0 };
 
     // Hazards: the default level leaves pkey 1 (the tables) read-only.
     kpkeys::set_por(POR_DEFAULT);
@@ -431,10 +445,39 @@ fn checks(n: &mut Count, l3: u64, poe: bool) -> u64 {
     }
     report("hazards", ok);
     if poe {
-        HAZARDS
+        HAZARDS + unpriv_hazards
     } else {
         0
     }
+}
+
+/// The `unpriv` check (POE only); returns the hazards made (1).
+fn check_unpriv(n: &mut Count, l3: u64, p: &dyn Fn(usize) -> u64) -> u64 {
+    let lm = mmu::lm_pte(l3);
+    str_x(lm.va(), lm.desc | mmu::AP_EL0);
+    mmu::flush_tlb_page(mmu::lm_va(l3));
+    n.writes += 1;
+    let tcr2 = unsafe { poe::read_tcr2_el1() };
+    unsafe {
+        poe::write_por_el0(0);
+        poe::write_tcr2_el1(tcr2 | poe::TCR2_E0POE);
+    }
+    for j in 0..UNPRIV_STORES {
+        str_x(p(UNPRIV_PTE + j), 0x40 + 2 * j as u64);
+    }
+    unsafe { pt_store_sttr(p(STTR_PTE), 0x80) };
+    unsafe { poe::write_tcr2_el1(tcr2) };
+    str_x(lm.va(), lm.desc);
+    mmu::flush_tlb_page(mmu::lm_va(l3));
+    n.writes += UNPRIV_STORES as u64 + 2;
+    n.fast += UNPRIV_STORES as u64;
+    let mut ok = true;
+    for j in 0..UNPRIV_STORES {
+        ok &= expect("unpriv", UNPRIV_PTE + j, read(p(UNPRIV_PTE + j)), 0x40 + 2 * j as u64);
+    }
+    ok &= expect("unpriv sttr", STTR_PTE, read(p(STTR_PTE)), 0x80);
+    report("unpriv", ok);
+    1
 }
 
 fn benches(n: &mut Count, l3: u64, a: &Args) {
@@ -454,6 +497,20 @@ fn benches(n: &mut Count, l3: u64, a: &Args) {
     kpkeys::set_por(POR_ALL_RWX);
     fast("str_x_nowalk", &|j, v| str_x(p(j), v));
     kpkeys::set_por(POR_PGTABLES);
+    // Overlays for EL0 too, denying every pkey: the kernel's own stores
+    // are not affected (only STTR would be).
+    let poe = kpkeys::poe_on();
+    let tcr2 = if poe { unsafe { poe::read_tcr2_el1() } } else { 0 };
+    if poe {
+        unsafe {
+            poe::write_por_el0(0);
+            poe::write_tcr2_el1(tcr2 | poe::TCR2_E0POE);
+        }
+    }
+    fast("str_x_por_el0", &|j, v| str_x(p(j), v));
+    if poe {
+        unsafe { poe::write_tcr2_el1(tcr2) };
+    }
     if run("stp") {
         bench("stp", iters, |j, v| unsafe {
             asm!("stp {v}, {v}, [{p}]", v = in(reg) v, p = in(reg) p(j & !1), options(nostack))
@@ -552,11 +609,12 @@ fn test_main(boot: &Boot) -> u32 {
         fail(format_args!("{} free pool pages not clean", free_bad));
     }
     println!(
-        "pt_store: writes={} fast_min={} hazards={} hazard_va={:#x}",
+        "pt_store: writes={} fast_min={} hazards={} hazard_va={:#x} sttr_va={:#x}",
         n.writes,
         n.fast,
         hazards,
-        mmu::desc_va(l3, HAZARD_PTE)
+        mmu::desc_va(l3, HAZARD_PTE),
+        mmu::desc_va(l3, STTR_PTE)
     );
     let failures = FAILURES.load(Ordering::Relaxed);
     println!("pt_store: {}", if failures == 0 { "done" } else { "FAILED" });

@@ -18,21 +18,28 @@
 //! returns, ~25 instructions instead of ~160. A step onto a slot (maybe an
 //! exception taken during the step) or out of the page goes to Rust.
 //!
-//! The third is the page-table watch's common store (pt.rs): a single
-//! general-purpose register store (`STR`/`STUR`/`STLR` of 1-8 bytes, no
-//! writeback: the CPU describes it in ESR_EL2, ISV = 1) at EL1, naturally
-//! aligned, to a page that holds one last-level table (`leaf_pages`, kept by
-//! pt.rs from `Tracker::is_leaf_page`: such a store never changes what is
-//! tracked). vectors.S finds the IPA with `AT S1E1R`, checks the overlay
-//! (below), performs the store and counts it (`pt_stores`), ~80-140
-//! instructions instead of ~1,400-1,900. Everything else -- STP, atomics,
-//! DC ZVA, exclusives, writeback forms, stores to higher-level tables, EL0,
-//! a step in progress -- and every possible hazard take the Rust path.
+//! The third is the page-table watch's common store (pt.rs) at EL1,
+//! little-endian, naturally aligned, to a page that holds one last-level
+//! table (`LEAF_PAGES`, kept by pt.rs from `Tracker::is_leaf_page`: such a
+//! store never changes what is tracked): a single general-purpose register
+//! store (`STR`/`STUR`/`STLR` of 1-8 bytes, no writeback: the CPU describes
+//! it in ESR_EL2, ISV = 1), or a 64-bit SWP, LD<op> or CAS (the instruction
+//! is read), which EL2 performs as the same atomic on the same location.
+//! vectors.S finds the IPA with `AT S1E1R`, checks the overlay (below),
+//! performs the store and counts it (`pt_stores`): 87-134 instructions, 171
+//! for an atomic, instead of ~1,400-2,400 (docs/costs.md). Everything else
+//! -- STP, DC ZVA, exclusives, writeback forms, stores to higher-level
+//! tables, EL0, a step in progress -- and every possible hazard take the
+//! Rust path.
 //!
 //! The overlay check is exact for the hazard rule: `pt_deny` holds, for
-//! SCTLR_EL1.WXN = 0 (byte 0) and 1 (byte 1), the POIndex values through
-//! which a write could be denied (`s1::write_deny_mask`, privileged and
-//! unprivileged together: ESR does not tell STR from STTR). When it is zero
+//! SCTLR_EL1.WXN = 0 and 1, the POIndex values through which a privileged
+//! or an unprivileged write could be denied (`s1::write_deny_mask`). When
+//! only an unprivileged one could be, the leaf's AP[1] says whether EL0 may
+//! access the page at all (if not, an STTR would have faulted at stage 1),
+//! else the instruction is read: ESR does not tell STR from STTR (Linux's
+//! kernel threads run with POR_EL0 = 0, which denies every pkey to STTR but
+//! not the kernel's own stores). When it is zero
 //! (overlays off, as in stock Linux, or native POE: there a write that
 //! reaches a stage-2 fault already passed the CPU's own overlay check) no
 //! walk is needed. Otherwise vectors.S walks the guest's stage-1 tables
@@ -42,7 +49,7 @@
 //!
 //! The tap and pt.rs publish what the assembly needs into this per-vCPU
 //! block (TPIDR_EL2 points at it); only the vCPU itself reads or writes its
-//! block, at EL2, never concurrently. `leaf_pages` is shared (the tracker
+//! block, at EL2, never concurrently. `LEAF_PAGES` is shared (the tracker
 //! is global).
 use core::cell::UnsafeCell;
 use core::mem::{offset_of, size_of};
@@ -54,8 +61,6 @@ pub const MAX_VCPUS: usize = 8;
 /// Guest RAM ranges the assembly checks before it reads the instruction
 /// (later ones take the Rust path). vectors.S unrolls exactly 4.
 pub const RAM_RANGES: usize = 4;
-/// log2 of the block size.
-pub const BLOCK_SHIFT: usize = 9;
 /// Guest RAM the leaf-page bitmap covers from the start of the largest RAM
 /// range (stage2.rs refuses more than 2 GiB of guest RAM).
 const LEAF_MAP_BYTES: u64 = 2 << 30;
@@ -72,7 +77,7 @@ const ISS_NEVER: u64 = u64::MAX;
 
 /// One vCPU's block. Layout shared with vectors.S (offsets passed to it).
 #[derive(Clone, Copy)]
-#[repr(C, align(256))]
+#[repr(C, align(64))] // blocks of different vCPUs never share a cache line
 pub struct FastPath {
     /// Non-zero: virtual POE, the tap armed and not stepping.
     pub enabled: u64,
@@ -98,13 +103,17 @@ pub struct FastPath {
     pub prev_pc: u64,
     /// ESR_EL2 (mask, value) a fast store must match (one LDP).
     pub pt_iss: (u64, u64),
-    /// `leaf_pages` and the IPA of its bit 0 (one LDP), then its length in
+    /// `LEAF_PAGES` and the IPA of its bit 0 (one LDP), then its length in
     /// pages.
     pub pt_map: (u64, u64),
     pub pt_map_pages: u64,
-    /// POIndex bits that may deny a write: byte 0 with SCTLR_EL1.WXN = 0,
-    /// byte 1 with WXN = 1 (0: no walk).
+    /// POIndex bits that may deny a write: privileged accesses in byte 0
+    /// (SCTLR_EL1.WXN = 0) and byte 1 (WXN = 1), unprivileged ones (STTR*)
+    /// in bytes 2 and 3 (0: no walk).
     pub pt_deny: u64,
+    /// Non-zero: the guest's TCR2_EL1.PIE is set (descriptor bit 6 is not
+    /// AP[1]).
+    pub pt_pie: u64,
     /// Per half (TTBR0, TTBR1; VA bit 55 picks).
     pub pt_walk: [WalkHalf; 2],
     /// Guest RAM the walk reads tables from: (start, size) (one LDP).
@@ -144,7 +153,6 @@ const _: () = {
     assert!(offset_of!(FastPath, shadow_spsr) == offset_of!(FastPath, shadow_elr) + 8);
     assert!(offset_of!(FastPath, shadow_far) == offset_of!(FastPath, shadow_esr) + 8);
     assert!(RAM_RANGES == 4);
-    assert!(size_of::<FastPath>() <= 1 << BLOCK_SHIFT);
     assert!(size_of::<WalkHalf>() == 1 << WALK_HALF_SHIFT);
     assert!(offset_of!(WalkHalf, shift) == 8 && offset_of!(WalkHalf, entry) == 24);
     assert!(offset_of!(FastPath, pt_walk_ram) < 504 && offset_of!(FastPath, pt_walk) + 48 < 504);
@@ -168,6 +176,7 @@ impl FastPath {
         pt_map: (0, 0),
         pt_map_pages: 0,
         pt_deny: 0,
+        pt_pie: 0,
         pt_walk: [WalkHalf::OFF; 2],
         pt_walk_ram: (0, 0),
         pt_stores: 0,
@@ -301,14 +310,15 @@ fn current() -> *mut FastPath {
 }
 
 /// `pt_deny` for virtual POE's registers: POIndex values through which a
-/// privileged or unprivileged write could be denied, without and with WXN.
+/// privileged (bytes 0, 1) or unprivileged (bytes 2, 3) write could be
+/// denied, without and with WXN.
 fn deny_bytes(por_el1: u64, por_el0: u64, tcr2: u64) -> u64 {
-    let mask = |wxn| {
+    let mask = |p, wxn| {
         let r = OverlayRegs { por_el1, por_el0, tcr2_el1: tcr2, pir_el1: 0, pire0_el1: 0, wxn };
-        (s1::write_deny_mask(&r, Privilege::Privileged) | s1::write_deny_mask(&r, Privilege::Unprivileged))
-            as u64
+        s1::write_deny_mask(&r, p) as u64
     };
-    mask(false) | mask(true) << 8
+    let (p, u) = (Privilege::Privileged, Privilege::Unprivileged);
+    mask(p, false) | mask(p, true) << 8 | mask(u, false) << 16 | mask(u, true) << 24
 }
 
 /// Publishes vCPU `cpu`'s tap state for the assembly.
@@ -321,6 +331,7 @@ pub fn publish(cpu: usize, p: &Published) {
         if o != b.deny_inputs {
             b.deny_inputs = o;
             b.pt_deny = deny_bytes(o.0, o.1, o.2);
+            b.pt_pie = o.2 & s1::overlay::TCR2_PIE;
         }
     }
     match p.stepping {

@@ -138,6 +138,7 @@ el2_vectors:
 .equ FP_PT_MAP, {fp_pt_map}             /* (bitmap, its first IPA): one ldp */
 .equ FP_PT_MAP_PAGES, {fp_pt_map_pages}
 .equ FP_PT_DENY, {fp_pt_deny}
+.equ FP_PT_PIE, {fp_pt_pie}
 .equ FP_PT_WALK, {fp_pt_walk}           /* 2 x (root, shift, index mask, entry) */
 .equ FP_PT_WALK_RAM, {fp_pt_walk_ram}   /* (start, size): one ldp */
 .equ FP_PT_STORES, {fp_pt_stores}
@@ -185,6 +186,13 @@ el2_vectors:
 .equ SCTLR_WXN_BIT, 19
 .equ SCTLR_EE_BIT, 25
 .equ VA_TTBR1_BIT, 55
+.equ DENY_BYTES, 0x00ff00ff00ff00ff  /* FP_PT_DENY after the WXN shift: bytes 0, 2 */
+.equ DENY_UNPRIV_BIT, 16
+.equ DESC_AP_EL0_BIT, 6             /* AP[1]: EL0 access */
+.equ LDST_UNPRIV_MASK_LO, 0x0c00    /* 0x3f200c00: LDTR* and STTR*, any size */
+.equ LDST_UNPRIV_MASK_HI, 0x3f20
+.equ LDST_UNPRIV_LO, 0x0800         /* 0x38000800 */
+.equ LDST_UNPRIV_HI, 0x3800
 .equ DESC_VALID_BIT, 0
 .equ DESC_TABLE_BIT, 1              /* levels -1..2: table; level 3: page */
 .equ DESC_OA_MASK, 0x0003fffffffff000   /* NLTA[49:12] */
@@ -370,7 +378,7 @@ lower_sync_store:
     ubfx    x4, x4, #SCTLR_WXN_BIT, #1
     lsl     x4, x4, #3
     lsr     x3, x3, x4
-    ands    x3, x3, #0xff               /* bit i: POIndex i may deny */
+    ands    x3, x3, #DENY_BYTES         /* bit i / 16 + i: POIndex i may deny */
     b.eq    lower_sync_store_do
     /* the walk (x6, x7 saved; x30 is saved in the frame already) */
     stp     x6, x7, [sp, #16 * 3]
@@ -441,6 +449,39 @@ walk_leaf:
     lsr     x3, x3, x4
     ldp     x6, x7, [sp, #16 * 3]
     tbnz    x3, #0, lower_sync_slow     /* may be a hazard: Rust decides */
+    tbz     x3, #DENY_UNPRIV_BIT, lower_sync_store_do
+    /* Only an unprivileged store (STTR*) could be denied here (POR_EL0:
+     * Linux's kernel threads run with POR_EL0 = 0). If the leaf gives EL0
+     * no access (AP[1] = 0; without S1PIE, where bit 6 is PIIndex[0]) an
+     * unprivileged store would have faulted at stage 1, before stage 2:
+     * this is not one. Otherwise LSE atomics are privileged, and a
+     * single-register store is read to tell. */
+    tbnz    x5, #DESC_AP_EL0_BIT, 1f
+    ldr     x4, [x2, #FP_PT_PIE]
+    cbz     x4, lower_sync_store_do
+1:  mrs     x5, esr_el2
+    tbz     x5, #ISS_ISV_BIT, lower_sync_store_do
+    mrs     x0, elr_el2
+    mrs     x3, par_el1
+    at      s1e1r, x0
+    isb
+    mrs     x4, par_el1
+    msr     par_el1, x3
+    tbnz    x4, #PAR_F, lower_sync_slow
+    and     x4, x4, #PAR_PA_MASK
+    bfxil   x4, x0, #0, #PAGE_SHIFT
+    ldp     x0, x3, [x2, #FP_PT_WALK_RAM]
+    sub     x0, x4, x0
+    cmp     x0, x3
+    b.hs    lower_sync_slow
+    ldr     w4, [x4]
+    movz    w3, #LDST_UNPRIV_MASK_LO
+    movk    w3, #LDST_UNPRIV_MASK_HI, lsl #16
+    and     w0, w4, w3
+    movz    w3, #LDST_UNPRIV_LO
+    movk    w3, #LDST_UNPRIV_HI, lsl #16
+    cmp     w0, w3
+    b.eq    lower_sync_slow             /* STTR*: Rust decides */
     b       lower_sync_store_do
 walk_bail:
     ldp     x6, x7, [sp, #16 * 3]

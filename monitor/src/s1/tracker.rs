@@ -1094,7 +1094,10 @@ impl<const N: usize> Tracker<N> {
         roots: u32,
         sink: &mut dyn FnMut(Action),
     ) {
-        let mut walk = Walk::new(self.link_one(mem, base, level, entries, roots, sink));
+        // Nothing to scan (a last-level table, or one already tracked):
+        // skip setting up the walk and its 4 KiB buffer.
+        let Some(first) = self.link_one(mem, base, level, entries, roots, sink) else { return };
+        let mut walk = Walk::new(Some(first));
         let mut buf = TableBuf::new();
         while let Some((top, at)) = walk.next_desc() {
             let Some(d) = buf.get(mem, &top, at) else {
@@ -1113,7 +1116,8 @@ impl<const N: usize> Tracker<N> {
     /// One pointer fewer to the table at `base`; at zero it is untracked and
     /// its children released in turn.
     fn unlink<M: GuestMem + ?Sized>(&mut self, mem: &M, base: u64, sink: &mut dyn FnMut(Action)) {
-        let mut walk = Walk::new(self.release_one(base, sink));
+        let Some(first) = self.release_one(base, sink) else { return };
+        let mut walk = Walk::new(Some(first));
         let mut buf = TableBuf::new();
         while let Some((top, at)) = walk.next_desc() {
             let Some(d) = buf.get(mem, &top, at) else {
