@@ -215,6 +215,31 @@ el2_vectors:
     eret
 .endm
 
+/* \dst = the PA (= IPA: stage 1 only) of guest VA \va by AT S1E1R, the
+ * guest's PAR_EL1 kept (\tmp); a VA stage 1 does not map: Rust path. */
+.macro AT_S1E1R_PA dst, va, tmp
+    mrs     \tmp, par_el1
+    at      s1e1r, \va
+    isb
+    mrs     \dst, par_el1
+    msr     par_el1, \tmp
+    tbnz    \dst, #PAR_F, lower_sync_slow
+    and     \dst, \dst, #PAR_PA_MASK
+    bfxil   \dst, \va, #0, #PAGE_SHIFT
+.endm
+
+/* w4 = the instruction at ELR_EL2 (it must be in the store path's guest
+ * RAM range, else Rust path); clobbers x0, x3. */
+.macro ELR_INSN_W4
+    mrs     x0, elr_el2
+    AT_S1E1R_PA x4, x0, x3
+    ldp     x0, x3, [x2, #FP_PT_WALK_RAM]
+    sub     x0, x4, x0
+    cmp     x0, x3
+    b.hs    lower_sync_slow
+    ldr     w4, [x4]
+.endm
+
 lower_sync:
     mrs     x2, tpidr_el2               /* this vCPU's FastPath block */
     mrs     x0, esr_el2
@@ -245,14 +270,7 @@ lower_sync:
     mrs     x0, elr_el1
     tst     x0, #3
     b.ne    lower_sync_slow
-    mrs     x3, par_el1
-    at      s1e1r, x0
-    isb
-    mrs     x1, par_el1
-    msr     par_el1, x3
-    tbnz    x1, #PAR_F, lower_sync_slow
-    and     x1, x1, #PAR_PA_MASK
-    bfxil   x1, x0, #0, #12
+    AT_S1E1R_PA x1, x0, x3
     /* only from guest RAM (hyp's EL2 map is the identity there) */
     .irp i, 0, 1, 2, 3
     ldp     x4, x5, [x2, #(FP_RAM + 16 * \i)]
@@ -349,15 +367,9 @@ lower_sync_store:
     b.ne    lower_sync_slow
     mrs     x3, sctlr_el1
     tbnz    x3, #SCTLR_EE_BIT, lower_sync_slow  /* big-endian data: Rust */
-    /* the IPA: AT S1E1R on FAR (guest PAR_EL1 preserved) */
+    /* x1 = the IPA written (= PA: the identity at EL2) */
     mrs     x0, far_el2
-    mrs     x3, par_el1
-    at      s1e1r, x0
-    isb
-    mrs     x1, par_el1
-    msr     par_el1, x3
-    tbnz    x1, #PAR_F, lower_sync_slow
-    and     x1, x1, #PAR_PA_MASK
+    AT_S1E1R_PA x1, x0, x3
     /* its page's bit in the leaf-page bitmap */
     ldp     x4, x5, [x2, #FP_PT_MAP]
     sub     x3, x1, x5
@@ -369,7 +381,6 @@ lower_sync_store:
     ldr     x5, [x4, x5, lsl #3]
     lsr     x5, x5, x3
     tbz     x5, #0, lower_sync_slow
-    bfxil   x1, x0, #0, #PAGE_SHIFT     /* x1 = IPA = PA (identity at EL2) */
     /* the overlay: walk only if some POIndex may deny a write */
     ldr     x3, [x2, #FP_PT_DENY]
     cbz     x3, lower_sync_store_do
@@ -461,20 +472,7 @@ walk_leaf:
     cbz     x4, lower_sync_store_do
 1:  mrs     x5, esr_el2
     tbz     x5, #ISS_ISV_BIT, lower_sync_store_do
-    mrs     x0, elr_el2
-    mrs     x3, par_el1
-    at      s1e1r, x0
-    isb
-    mrs     x4, par_el1
-    msr     par_el1, x3
-    tbnz    x4, #PAR_F, lower_sync_slow
-    and     x4, x4, #PAR_PA_MASK
-    bfxil   x4, x0, #0, #PAGE_SHIFT
-    ldp     x0, x3, [x2, #FP_PT_WALK_RAM]
-    sub     x0, x4, x0
-    cmp     x0, x3
-    b.hs    lower_sync_slow
-    ldr     w4, [x4]
+    ELR_INSN_W4
     movz    w3, #LDST_UNPRIV_MASK_LO
     movk    w3, #LDST_UNPRIV_MASK_HI, lsl #16
     and     w0, w4, w3
@@ -538,21 +536,7 @@ lower_sync_atomic:
     tst     x1, #7                      /* naturally aligned (no LSE2 case) */
     b.ne    lower_sync_slow
     mov     x5, x1                      /* x5 = PA */
-    /* the instruction: AT S1E1R on ELR_EL2, inside the walk's RAM */
-    mrs     x0, elr_el2
-    mrs     x3, par_el1
-    at      s1e1r, x0
-    isb
-    mrs     x4, par_el1
-    msr     par_el1, x3
-    tbnz    x4, #PAR_F, lower_sync_slow
-    and     x4, x4, #PAR_PA_MASK
-    bfxil   x4, x0, #0, #PAGE_SHIFT
-    ldp     x0, x3, [x2, #FP_PT_WALK_RAM]
-    sub     x0, x4, x0
-    cmp     x0, x3
-    b.hs    lower_sync_slow
-    ldr     w4, [x4]
+    ELR_INSN_W4
     /* SWP / LD<op>: size 11, 111000 A R 1 Rs o3 opc 00 Rn Rt */
     movz    w3, #LSE_RMW_MASK_LO
     movk    w3, #LSE_RMW_MASK_HI, lsl #16
