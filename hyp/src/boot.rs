@@ -17,14 +17,14 @@ use crate::run_end::stop;
 use crate::take_once::TakeOnce;
 use crate::trace_out;
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
-
-/// MPIDR_EL1.Aff0: the CPU number within its cluster (fast_path's block).
-const MPIDR_AFF0: u64 = 0xff;
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
 use porwatch_monitor::vpoe::{self, Mode};
 use porwatch_trace::{Event, MemKind, OverlayEnforced, PoeMode, FORMAT_VERSION};
 use spin::Once;
+
+/// MPIDR_EL1.Aff0: the CPU number within its cluster (fast_path's block).
+const MPIDR_AFF0: u64 = 0xff;
 
 /// Exit status when porwatch cannot start the guest (bad options, no
 /// guest, unusable device tree): EX_CONFIG from sysexits.h.

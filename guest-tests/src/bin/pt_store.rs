@@ -27,16 +27,16 @@
 //! # Timed (`pt_store: bench NAME stores=N ticks=T milli_per_store=M`)
 //!
 //! N = `pt_store.iters` stores each (`pt_store.only=NAME`: that one only),
-//! to PTEs 64-127 in turn, CNTVCT read
-//! around the loop (under `-icount shift=0` with CNTFRQ = 1 GHz a tick is an
-//! instruction, EL2's included; M = T * 1000 / N):
+//! to PTEs 64-127 in turn, CNTVCT read around the loop (under `-icount
+//! shift=0` with CNTFRQ = 1 GHz a tick is an instruction, EL2's included;
+//! M = T * 1000 / N):
 //!
 //! | name | store | porwatch's path |
 //! |---|---|---|
 //! | `str_x` | STR X, POR_EL1 = 0x57 | assembly, with the stage-1 walk (some pkeys are denied) |
 //! | `str_w` | STR W, POR_EL1 = 0x57 | assembly, with the walk |
 //! | `str_x_nowalk` | STR X, POR_EL1 = 0x7777_7777 (every pkey RWX) | assembly, no walk (the overlay cannot deny: as in stock Linux) |
-//! | `str_x_por_el0` | STR X, POR_EL1 = 0x57, TCR2_EL1.E0POE = 1 and POR_EL0 = 0 (as in a Linux 6.12 kernel thread) | assembly, with the walk and a read of the instruction (only an STTR could be denied) |
+//! | `str_x_por_el0` | STR X, POR_EL1 = 0x57, TCR2_EL1.E0POE = 1 and POR_EL0 = 0 (as in a Linux 6.12 kernel thread) | assembly, with the walk (only an STTR could be denied, and the leaf gives EL0 no access: none can be one) |
 //! | `stp` | STP X, X | Rust (two registers: ESR does not describe it) |
 //! | `swp` | SWP X (FEAT_LSE; else `skipped`) | assembly, with the walk |
 //! | `cas` | CAS X (FEAT_LSE; else `skipped`) | assembly, with the walk |
@@ -45,13 +45,15 @@
 //!
 //! PTEs cleared, the subtree unlinked and its tables freed; a walk of both
 //! trees equals the one made before, every free pool page is zero. Console:
-//! `pt_store: writes=W fast_min=F hazards=H hazard_va=V sttr_va=S`: W table stores in
-//! all (linear-map PTE updates included), of which at least F can take the
-//! fast path under porwatch (every check and bench store to the L3 table
-//! but the first store, the unaligned one, the hazards and STP), and H
+//! `pt_store: writes=W fast_min=F hazards=H hazard_va=V sttr_va=S`: W
+//! table stores in all (linear-map PTE updates included), of which at least
+//! F can take the fast path under porwatch (every check and bench store to
+//! the L3 table but the first store, the unaligned one, the hazards, the
+//! STTR and STP), and H
 //! hazards (0 without POE) at VA V (the first; the others follow 8 bytes
-//! apart) and, with POE, the unprivileged one at S. Then `pt_store: done`. Exit status 0, 1 on a failed check or bad
-//! command line, 100 on an unexpected exception.
+//! apart) and, with POE, the unprivileged one at S. Then `pt_store: done`.
+//! Exit status 0, 1 on a failed check or bad command line, 100 on an
+//! unexpected exception.
 #![no_std]
 #![no_main]
 
