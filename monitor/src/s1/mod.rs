@@ -27,6 +27,7 @@
 pub mod desc;
 pub mod overlay;
 pub mod regime;
+mod sorted_slots;
 pub mod tracker;
 pub mod walk;
 

@@ -26,7 +26,7 @@
 //! until the next `rebuild` (a mark-and-sweep from the roots that repairs
 //! any drift).
 
-use heapless::Vec;
+use super::sorted_slots::SortedSlots;
 
 use super::desc::{self, DESC_BYTES, ENTRIES, LAST_LEVEL, PAGE_SIZE};
 use super::regime::{Half, Layout, Regime};
@@ -281,6 +281,9 @@ struct Entry {
     stale: bool,
 }
 
+/// What unused slots of the table set hold.
+const EMPTY_ENTRY: Entry = Entry { base: 0, refs: 0, roots: 0, entries: 0, level: 0, stale: false };
+
 impl Entry {
     const fn info(&self) -> TableInfo {
         TableInfo {
@@ -415,7 +418,7 @@ const fn page_of(ipa: u64) -> u64 {
 /// The tracked tables (at most `N`), the root slots and the counters.
 pub struct Tracker<const N: usize> {
     /// Sorted by `base`.
-    tables: Vec<Entry, N>,
+    tables: SortedSlots<Entry, N>,
     kernel: Option<RootSlot>,
     user: [Option<RootSlot>; MAX_TTBR0_ROOTS],
     /// The slot of the root last written to TTBR0 (the installed one).
@@ -440,7 +443,7 @@ impl<const N: usize> Tracker<N> {
             max_ttbr0_roots
         };
         Self {
-            tables: Vec::new(),
+            tables: SortedSlots::new(EMPTY_ENTRY),
             kernel: None,
             user: [None; MAX_TTBR0_ROOTS],
             installed: None,
@@ -911,11 +914,11 @@ impl<const N: usize> Tracker<N> {
     fn rebuild_dyn<M: GuestMem + ?Sized>(&mut self, mem: &M, sink: &mut dyn FnMut(Action)) {
         self.stats.rebuilds = self.stats.rebuilds.saturating_add(1);
         self.incomplete = false;
-        for e in self.tables.iter_mut() {
+        self.tables.for_each_mut(|e| {
             e.stale = true;
             e.refs = 0;
             e.roots = 0;
-        }
+        });
         if let Some(k) = self.kernel {
             let l = k.layout;
             self.link(mem, k.table, l.start_level, l.root_entries(), 1, sink);
@@ -1031,7 +1034,8 @@ impl<const N: usize> Tracker<N> {
 
     /// During a rebuild, makes room by dropping a table not (yet) reached.
     fn evict_stale(&mut self, sink: &mut dyn FnMut(Action)) -> bool {
-        match self.tables.iter().position(|e| e.stale) {
+        let stale = self.tables.iter().position(|e| e.stale);
+        match stale {
             Some(i) => self.remove_at(i, sink).is_some(),
             None => false,
         }
@@ -1168,9 +1172,7 @@ impl<const N: usize> Tracker<N> {
     }
 
     fn clear_roots(&mut self, bits: u32) {
-        for e in self.tables.iter_mut() {
-            e.roots &= !bits;
-        }
+        self.tables.for_each_mut(|e| e.roots &= !bits);
     }
 
     fn propagate_from<M: GuestMem + ?Sized>(&mut self, mem: &M, base: u64, bits: u32) {
