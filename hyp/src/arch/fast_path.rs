@@ -26,8 +26,8 @@
 //! it in ESR_EL2, ISV = 1), or a 64-bit SWP, LD<op> or CAS (the instruction
 //! is read), which EL2 performs as the same atomic on the same location.
 //! vectors.S finds the IPA with `AT S1E1R`, checks the overlay (below),
-//! performs the store and counts it (`pt_stores`): 87-134 instructions, 171
-//! for an atomic, instead of ~1,400-2,400 (docs/costs.md). Everything else
+//! performs the store and counts it (`pt_stores`): 87-135 instructions,
+//! 171-176 for an atomic, instead of ~1,400-2,400 (docs/costs.md). Everything else
 //! -- STP, DC ZVA, exclusives, writeback forms, stores to higher-level
 //! tables, EL0, a step in progress -- and every possible hazard take the
 //! Rust path.
@@ -39,8 +39,8 @@
 //! access the page at all (if not, an STTR would have faulted at stage 1),
 //! else the instruction is read: ESR does not tell STR from STTR (Linux's
 //! kernel threads run with POR_EL0 = 0, which denies every pkey to STTR but
-//! not the kernel's own stores). When it is zero
-//! (overlays off, as in stock Linux, or native POE: there a write that
+//! not the kernel's own stores). When no write can be denied (overlays
+//! off, as in stock Linux, or native POE: there a write that
 //! reaches a stage-2 fault already passed the CPU's own overlay check) no
 //! walk is needed. Otherwise vectors.S walks the guest's stage-1 tables
 //! (`pt_walk`, from the TTBR/TCR writes pt.rs sees) to the leaf mapping FAR
