@@ -9,11 +9,8 @@
 /* The LSE atomics fast path runs the guest's operation at EL2. */
 .arch_extension lse
 
-.macro SAVE_GUEST
-    sub     sp, sp, #FRAME_SIZE
-    stp     x0, x1, [sp, #16 * 0]
-    stp     x2, x3, [sp, #16 * 1]
-    stp     x4, x5, [sp, #16 * 2]
+/* x6-x29 into the frame (the fast paths save x0-x5 and x30 themselves). */
+.macro SAVE_X6_X29
     stp     x6, x7, [sp, #16 * 3]
     stp     x8, x9, [sp, #16 * 4]
     stp     x10, x11, [sp, #16 * 5]
@@ -26,6 +23,14 @@
     stp     x24, x25, [sp, #16 * 12]
     stp     x26, x27, [sp, #16 * 13]
     stp     x28, x29, [sp, #16 * 14]
+.endm
+
+.macro SAVE_GUEST
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #16 * 0]
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    SAVE_X6_X29
     mrs     x0, elr_el2
     stp     x30, x0, [sp, #16 * 15]
     mrs     x1, spsr_el2
@@ -639,18 +644,7 @@ fast_set_x:
 /* Not the fast path: save the rest of the frame as SAVE_GUEST does (x30 is
  * already there). */
 lower_sync_slow:
-    stp     x6, x7, [sp, #16 * 3]
-    stp     x8, x9, [sp, #16 * 4]
-    stp     x10, x11, [sp, #16 * 5]
-    stp     x12, x13, [sp, #16 * 6]
-    stp     x14, x15, [sp, #16 * 7]
-    stp     x16, x17, [sp, #16 * 8]
-    stp     x18, x19, [sp, #16 * 9]
-    stp     x20, x21, [sp, #16 * 10]
-    stp     x22, x23, [sp, #16 * 11]
-    stp     x24, x25, [sp, #16 * 12]
-    stp     x26, x27, [sp, #16 * 13]
-    stp     x28, x29, [sp, #16 * 14]
+    SAVE_X6_X29
     mrs     x0, elr_el2
     str     x0, [sp, #16 * 15 + 8]
     mrs     x1, spsr_el2
