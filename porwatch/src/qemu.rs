@@ -215,6 +215,10 @@ impl QemuConfig {
             None => format!("loader,file={}", self.guest.path.display()),
         };
         let mut v: Vec<String> = [
+            // No default devices (virt's virtio NIC needs an iPXE ROM that a
+            // fresh machine lacks, and would be a DMA-capable device the
+            // guest could aim past stage 2): only what is listed here.
+            "-nodefaults",
             "-M",
             if self.secure_stub.is_some() { MACHINE_SECURE } else { MACHINE },
             "-cpu",
