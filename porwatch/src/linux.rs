@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// Suites `scripts/fetch-linux` knows.
-pub const SUITES: [&str; 2] = ["bookworm", "trixie"];
+pub const SUITES: [&str; 3] = ["bookworm", "trixie", "trixie-backports"];
 
 /// Offset of the arm64 Image header's magic ("ARM\x64"), per
 /// Documentation/arch/arm64/booting.rst.

@@ -55,8 +55,9 @@ pub struct RunArgs {
     /// with --linux.
     #[arg(long, value_name = "S")]
     pub timeout: Option<u64>,
-    /// Run Linux as the guest: `bookworm` (Debian 12's 6.1 kernel, 4 levels)
-    /// or `trixie` (Debian 13's 6.12, 5 levels with LPA2), fetched once by
+    /// Run Linux as the guest: `bookworm` (Debian 12's 6.1 kernel, 4 levels),
+    /// `trixie` (Debian 13's 6.12, 5 levels with LPA2) or `trixie-backports`
+    /// (Debian's newest, 7.x), fetched once by
     /// `scripts/fetch-linux SUITE` (scripts/run does it), with its initramfs
     /// and System.map; or a path to an arm64 Image (a System.map beside it is
     /// used for symbols). The Image is loaded at --load-addr.
