@@ -20,6 +20,8 @@ use porwatch_monitor::vpoe::Mode;
 use porwatch_trace::{Event, GapReason, HazardAction, TrapOutcome};
 use spin::Mutex;
 
+mod mops;
+
 /// DC ZVA blocks are zeroed and tracked in chunks of this many bytes.
 const CHUNK: usize = 32;
 /// DCZID_EL0.BS allows blocks up to 2 KiB.
@@ -51,6 +53,7 @@ struct Watch {
     stores: u64,
     hazards: u64,
     gaps: u64,
+    mops_steps: u64,
 }
 
 static WATCH: Mutex<Watch> = Mutex::new(Watch {
@@ -60,6 +63,7 @@ static WATCH: Mutex<Watch> = Mutex::new(Watch {
     stores: 0,
     hazards: 0,
     gaps: 0,
+    mops_steps: 0,
 });
 
 /// Guest RAM as the tracker reads it (None outside guest RAM).
@@ -258,8 +262,13 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     let Some(insn) = at::read_insn(pc) else {
         return Some(w.gap(pc, 0, far, ipa, GapReason::Unreadable));
     };
-    let Ok(st) = store::decode(insn) else {
-        return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable));
+    let st = match store::decode(insn) {
+        Ok(st) => st,
+        Err(store::Unsupported::Mops) => match store::decode_mops(insn) {
+            Some(m) => return Some(mops::store(w, regs, &m, insn, far, ipa, origin)),
+            None => return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable)),
+        },
+        Err(_) => return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable)),
     };
     let plan = store::plan(&st, &TrapRegs(regs));
     let Some((addr, len)) = plan_span(&plan) else {
@@ -373,6 +382,7 @@ pub fn emit_stats() {
         roots_released: s.released_roots,
         overflows: s.overflows,
         fast_stores: fast,
+        mops_steps: w.mops_steps,
     });
 }
 

@@ -392,6 +392,7 @@ mod tests {
                 roots_dropped: 0,
                 roots_released: 0,
                 fast_stores: 0,
+                mops_steps: 0,
                 overflows: 0,
             },
         };

@@ -1,5 +1,6 @@
-//! Stock Debian Linux as the guest: bookworm's 6.1 (48-bit VA, 4 levels)
-//! and trixie's 6.12 (52-bit VA with LPA2, 5 levels, CONFIG_ARM64_POE),
+//! Stock Debian Linux as the guest: bookworm's 6.1 (48-bit VA, 4 levels),
+//! trixie's 6.12 (52-bit VA with LPA2, 5 levels, CONFIG_ARM64_POE) and
+//! trixie-backports' 7.x (the same, and FEAT_MOPS memset/clear_page),
 //! booted under porwatch to the initramfs workload (fork/exec, mmap, tmpfs)
 //! and power-off. The kernels come from `scripts/fetch-linux` (scripts/test
 //! runs it first; the cache makes it a no-op). Missing kernels fail the
@@ -144,4 +145,18 @@ fn trixie_6_12_boots_with_lpa2_and_uses_virtual_poe_for_user_pkeys() {
     assert_ne!(u(tcr2, "new") & TCR2_E0POE, 0, "{tcr2:?}");
     assert!(o.of_kind("por_write").count() > 0, "POR_EL0 context switches");
     assert_symbolized(&o, "trixie");
+}
+
+#[test]
+fn trixie_backports_7_x_clears_its_tables_with_mops_and_porwatch_follows() {
+    let o = boot("trixie-backports", 5);
+    assert_eq!(o.one("header").get_enum("poe_mode"), Some("virtual"));
+    assert!(o.console.contains("poe=yes"), "7.x lists poe in /proc/cpuinfo");
+    // 7.x clears pages with FEAT_MOPS (SETP/SETM/SETE in __memset, SETPN in
+    // clear_page) on -cpu max, also pages still tracked as tables: those
+    // stores are emulated step by step (no coverage gap, checked in boot),
+    // so none of them is a gap (checked in boot) and they are counted.
+    let st = o.one("pt_stats");
+    assert!(u(st, "mops_steps") > 0, "no MOPS store to a tracked table emulated: {st:?}");
+    assert_symbolized(&o, "trixie-backports");
 }

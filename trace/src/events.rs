@@ -454,5 +454,8 @@ define_events! {
         /// Of `stores`, those the hypervisor's assembly fast path completed
         /// (plain stores to last-level tables).
         fast_stores: u64_appended = Dec,
+        /// Of `stores`, FEAT_MOPS steps (SET*/CPY*: one destination page of a
+        /// memset or memcpy each, emulated and restarted).
+        mops_steps: u64_appended = Dec,
     }
 }

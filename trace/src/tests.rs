@@ -73,6 +73,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             overflows: v,
             roots_released: v,
             fast_stores: v,
+            mops_steps: v,
         },
     ]
 }
@@ -504,7 +505,7 @@ fn errors_have_codes() {
 const APPENDED: [(&str, &[&str]); 3] = [
     ("header", &["overlay_enforced"]),
     ("pt_root", &["levels"]),
-    ("pt_stats", &["roots_released", "fast_stores"]),
+    ("pt_stats", &["roots_released", "fast_stores", "mops_steps"]),
 ];
 
 #[test]

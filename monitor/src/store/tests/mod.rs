@@ -14,6 +14,7 @@ use std::vec::Vec;
 use super::*;
 
 mod atomics;
+mod mops;
 mod plans;
 mod props;
 mod unsupported;
