@@ -16,6 +16,31 @@ fn checksum(len: usize) -> u64 {
     h
 }
 
+/// The SMCCC version as Linux's psci_init_smccc finds it: v1.0 unless
+/// PSCI_FEATURES lists SMCCC_VERSION and that reports at least v1.1
+/// (compared as a u32, as Linux does: an error code reads as v65535.65535).
+fn smccc_version() {
+    const V1_0: u32 = 0x1_0000;
+    const V1_1: u32 = 0x1_0001;
+    let features = smccc::smc(smccc::PSCI_FEATURES, smccc::SMCCC_VERSION, 0, 0);
+    let mut ver = V1_0;
+    if features != smccc::NOT_SUPPORTED {
+        let v = smccc::smc(smccc::SMCCC_VERSION, 0, 0, 0) as u32;
+        println!("hello: PSCI_FEATURES(SMCCC_VERSION)={} SMCCC_VERSION={:#x}", features, v);
+        if v >= V1_1 {
+            ver = v;
+        }
+    } else {
+        println!("hello: PSCI_FEATURES(SMCCC_VERSION)={}", features);
+    }
+    println!("hello: SMC Calling Convention v{}.{}", ver >> 16, ver & 0xffff);
+    if ver >= V1_1 {
+        let wa1 = smccc::smc(smccc::SMCCC_ARCH_FEATURES, smccc::SMCCC_ARCH_WORKAROUND_1, 0, 0);
+        let own = smccc::smc(smccc::SMCCC_ARCH_FEATURES, smccc::SMCCC_VERSION, 0, 0);
+        println!("hello: SMCCC_ARCH_FEATURES ARCH_WORKAROUND_1={} SMCCC_VERSION={}", wa1, own);
+    }
+}
+
 #[unsafe(no_mangle)]
 fn test_main(boot: &Boot) -> u32 {
     println!("hello: porwatch guest-test running at EL1, dtb at {:#x}", boot.dtb_addr);
@@ -41,6 +66,7 @@ fn test_main(boot: &Boot) -> u32 {
     println!("hello: bootargs {:?}", plat.chosen.bootargs.unwrap_or(""));
     let v = smccc::smc(smccc::PSCI_VERSION, 0, 0, 0);
     println!("hello: PSCI version {}.{}", (v >> 16) & 0xffff, v & 0xffff);
+    smccc_version();
     let (mmfr1, mmfr3): (u64, u64);
     unsafe {
         core::arch::asm!("mrs {}, id_aa64mmfr1_el1", out(reg) mmfr1);
