@@ -1,6 +1,6 @@
 //! hyp's own EL2 stage-1 MMU: an identity map of RAM and the UARTs, with
-//! hyp's image mapped W^X (text RX, rodata RO, data/bss/stack RW NX) and an
-//! unmapped guard page below the stack.
+//! hyp's image mapped W^X (text RX, rodata RO, data/bss/stack RW NX), an
+//! unmapped guard page below the stack, and the stage-2 table pool RW NX.
 use super::cpu::{dsb_ish, isb, IdRegs};
 use super::regs::{CTR_EL0, CTR_EL0_REG};
 use super::table_pool::TablePool;
@@ -39,12 +39,17 @@ pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<
         (layout.start, layout.text_end, S1Attrs::NORMAL_RX),
         (layout.text_end, layout.rodata_end, S1Attrs::NORMAL_RO),
         (layout.rodata_end, layout.stack_guard, S1Attrs::NORMAL_RW),
-        (layout.stack_bottom, layout.end, S1Attrs::NORMAL_RW),
+        (layout.stack_bottom, layout.pool_start, S1Attrs::NORMAL_RW),
     ];
     for (s, e, a) in pieces {
         if s < e {
             ok &= pt.map(s, s, e - s, a, Granularity::PagesOnly).is_ok();
         }
+    }
+    // The pool: 2 MiB aligned and sized, so blocks (it grows with RAM).
+    if layout.pool_start < layout.end {
+        let (s, e) = (layout.pool_start, layout.end);
+        ok &= pt.map(s, s, e - s, S1Attrs::NORMAL_RW, Granularity::AllowBlocks).is_ok();
     }
     for &d in devices.iter().flatten() {
         let base = d & !(PAGE - 1);
@@ -57,7 +62,8 @@ pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<
 
     // Tables and data were written with the MMU (so the caches) off: drop any
     // stale clean lines the loader may have left before the caches come on.
-    invalidate_dcache_range(layout.start, layout.end);
+    // (The stage-2 pool is first written with the caches on.)
+    invalidate_dcache_range(layout.start, layout.pool_start);
 
     MAIR_EL2.set(MAIR_EL2_VALUE);
     TCR_EL2.set(tcr_el2(pa_range));
