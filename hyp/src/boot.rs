@@ -311,12 +311,15 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         // describe it, as QEMU does when it provides PSCI itself.
         psci: (!has_firmware() && plat.psci.is_none()).then_some("smc"),
     };
-    // The window is guest RAM where the loader put porwatch (layout.rs):
-    // cleared first, so the guest finds no stale copy of porwatch there.
+    // The window is guest RAM, normally where the loader put porwatch
+    // (layout.rs): cleared first then, so the guest finds no stale copy of
+    // porwatch there.
     let window = unsafe {
         core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
     };
-    window.fill(0);
+    if layout.dtb_window == load {
+        window.fill(0);
+    }
     let dtb_size = match fdt::rewrite(dtb_bytes, &edits, window) {
         Ok(n) => n as u64,
         Err(e) => {
@@ -336,7 +339,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         Err(e) => {
             let m = Msg::new(To::Both).s("cannot build stage 2: ").s(e.what);
             match e.range {
-                Some((s, e)) => m.s(" ").hex(s).s("..").hex(e),
+                Some((start, end)) => m.s(" ").hex(start).s("..").hex(end),
                 None => m,
             }
             .end();
