@@ -105,3 +105,58 @@ fn hostile_finds_porwatch_above_the_end_of_ram() {
     assert_eq!(aborts.len(), 2, "a write and a read of porwatch's memory");
     assert!(aborts.iter().all(|r| r.get_enum("action") == Some("abort_injected")));
 }
+
+/// FNV-1a over little-endian 64-bit words, then tail bytes (hello's
+/// `memory_checksum`).
+fn word_checksum(data: &[u8]) -> u64 {
+    const PRIME: u64 = 0x100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        h = (h ^ u64::from_le_bytes(w.try_into().unwrap())).wrapping_mul(PRIME);
+    }
+    for &b in words.remainder() {
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    h
+}
+
+/// With 160 MiB of RAM and a 77 MiB initrd, QEMU puts the initrd at RAM
+/// base + 80 MiB and its device tree right after it, in the top 2 MiB:
+/// porwatch cannot have the top, so it goes just below the initrd. Neither
+/// is overwritten (hello checksums the initrd it finds through /chosen,
+/// and its device tree parses), and the guest's RAM is all of RAM but
+/// porwatch (two ranges here, truthfully).
+#[test]
+fn what_qemu_placed_at_the_top_is_kept() {
+    let dir = tempdir();
+    let initrd = dir.join("initrd.bin");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let data: Vec<u8> = (0..77usize << 20)
+        .map(|_| {
+            // xorshift64: incompressible, deterministic.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&initrd, &data).unwrap();
+    let mut a = args("hello");
+    a.initrd = Some(initrd);
+    a.qemu_args = vec!["-m".into(), "160M".into()];
+    let o = run_guest(a);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status, 0, "console:\n{}", o.console);
+    let (initrd_start, initrd_end) = (RAM_BASE + (80 << 20), RAM_BASE + (157 << 20));
+    let want =
+        format!("hello: initrd {initrd_start:#x}..{initrd_end:#x} checksum={:#018x}", word_checksum(&data));
+    assert!(o.console.contains(&want), "want {want:?}; console:\n{}", o.console);
+    let header = &o.records[0];
+    let (hyp_base, hyp_size) = (header.get_u64("hyp_base").unwrap(), header.get_u64("hyp_size").unwrap());
+    let loader_dtb = o.one("hyp_boot").get_u64("dtb").unwrap();
+    assert!(loader_dtb >= initrd_end, "QEMU's DTB follows the initrd: {loader_dtb:#x}");
+    assert_eq!(hyp_base + hyp_size, initrd_start, "porwatch just below the initrd");
+    let ram_end = RAM_BASE + (160 << 20);
+    assert_eq!(guest_memory(&o.console), [(RAM_BASE, hyp_base), (initrd_start, ram_end)]);
+}

@@ -16,6 +16,23 @@ fn checksum(len: usize) -> u64 {
     h
 }
 
+/// FNV-1a over [start, end) in little-endian 64-bit words, then any tail
+/// bytes (the host test computes the same over the file it loaded there).
+fn memory_checksum(start: u64, end: u64) -> u64 {
+    const PRIME: u64 = 0x100_0000_01b3;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let words = (end - start) / 8;
+    for i in 0..words {
+        let w = unsafe { ((start + 8 * i) as *const u64).read_volatile() };
+        h = (h ^ w).wrapping_mul(PRIME);
+    }
+    for a in start + 8 * words..end {
+        let b = unsafe { (a as *const u8).read_volatile() };
+        h = (h ^ u64::from(b)).wrapping_mul(PRIME);
+    }
+    h
+}
+
 /// The SMCCC version as Linux's psci_init_smccc finds it: v1.0 unless
 /// PSCI_FEATURES lists SMCCC_VERSION and that reports at least v1.1
 /// (compared as a u32, as Linux does: an error code reads as v65535.65535).
@@ -51,6 +68,9 @@ fn test_main(boot: &Boot) -> u32 {
     }
     for m in plat.memory.iter() {
         println!("hello: memory {:#x}..{:#x}", m.base, m.base + m.size);
+    }
+    if let Some((start, end)) = plat.chosen.initrd {
+        println!("hello: initrd {:#x}..{:#x} checksum={:#018x}", start, end, memory_checksum(start, end));
     }
     println!("hello: {} PL011 UART(s) visible", plat.uarts.len());
     match plat.psci {
