@@ -227,17 +227,22 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         Err(_) => here,
     };
 
-    mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]);
+    let poe_pick = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
+    let poe = poe_pick.unwrap_or(Mode::None);
+    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
+    // After CONFIG: a refusal here must stop with semihosting when asked.
+    // The console works with the MMU off too (device memory).
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
+    crate::console::init(console_uart, None);
+    if let Err(what) = mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]) {
+        Msg::new(To::Console).s("cannot map porwatch's own memory at EL2: ").s(what).end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
     let trace = trace_uart.map(|(b, _)| unsafe { Pl011::new(b as usize) });
     if let Some(t) = trace {
         t.enable_tx();
     }
     crate::console::init(console_uart, trace);
-    let poe_pick = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
-    let poe = poe_pick.unwrap_or(Mode::None);
-    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
-    // After CONFIG: a refusal here must stop with semihosting when asked.
     let file = match opts.trace {
         Some(TraceSel::Semihosting(name)) => Some(open_trace_file(name, opts.semihosting)),
         _ => None,

@@ -18,12 +18,17 @@ const EL2_TABLES: usize = 64;
 static EL2_POOL: TakeOnce<TablePool<EL2_TABLES>> = TakeOnce::new(TablePool::new());
 
 /// Builds the map and turns the MMU and caches on. Runs once, at boot, with
-/// the MMU off; on failure there is nothing to report with, so it stops.
-pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
+/// the MMU off; on failure the MMU stays off and the caller reports why.
+pub fn enable(
+    ids: &IdRegs,
+    layout: &Layout,
+    plat: &Platform,
+    devices: &[Option<u64>],
+) -> Result<(), &'static str> {
     let pa_range = ids.pa_range() as u8;
     let Some(Ok(mut pt)) = EL2_POOL.take().map(|pool| PageTable::new(pool, stage1_el2_regime(pa_range)))
     else {
-        crate::run_end::stop(crate::boot::STATUS_BAD_CONFIG, false);
+        return Err("no root table");
     };
     let mut ok = true;
     for m in plat.memory.iter() {
@@ -56,7 +61,7 @@ pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<
         ok &= pt.map(base, base, PAGE, S1Attrs::DEVICE_RW, Granularity::PagesOnly).is_ok();
     }
     if !ok {
-        crate::run_end::stop(crate::boot::STATUS_BAD_CONFIG, false);
+        return Err("RAM, porwatch or a UART does not fit its tables or the PA size");
     }
     let root = pt.root();
 
@@ -76,6 +81,7 @@ pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<
         SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable,
     );
     isb();
+    Ok(())
 }
 
 fn invalidate_dcache_range(start: u64, end: u64) {
