@@ -1,11 +1,12 @@
 //! Start-up: from the loader's DTB to the guest's first instruction.
 //!
+//! 0. (boot.S, placement.rs) move porwatch to the top of RAM;
 //! 1. read the platform from the device tree (MMU still off);
 //! 2. take porwatch.* options from the command line;
 //! 3. turn on the EL2 MMU (identity map, hyp image W^X);
-//! 4. write the guest's DTB (trace UART removed, hyp memory carved out,
-//!    porwatch.* options removed from bootargs, a `/psci` node added after
-//!    an EL3 entry if there is none);
+//! 4. write the guest's DTB where porwatch was loaded (trace UART removed,
+//!    hyp memory carved out, porwatch.* options removed from bootargs, a
+//!    `/psci` node added after an EL3 entry if there is none);
 //! 5. build stage 2 (guest RAM and device MMIO, trace UART hidden);
 //! 6. configure EL2 and enter the guest at EL1h.
 use crate::arch::cpu::IdRegs;
@@ -13,13 +14,14 @@ use crate::arch::frame::GuestRegs;
 use crate::arch::pl011::Pl011;
 use crate::arch::{el2, enter_guest, fast_path, gic_el3, mmu, semihosting, stage2};
 use crate::console::{Msg, To};
+use crate::placement::{self, PlaceError};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
 use crate::trace_out;
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
-use porwatch_monitor::vpoe::{self, Mode};
+use porwatch_monitor::vpoe::{self, Mode, PoeRefusal};
 use porwatch_trace::{Event, MemKind, OverlayEnforced, PoeMode, FORMAT_VERSION};
 use spin::Once;
 
@@ -30,7 +32,9 @@ const MPIDR_AFF0: u64 = 0xff;
 /// guest, unusable device tree): EX_CONFIG from sysexits.h.
 pub const STATUS_BAD_CONFIG: u32 = 78;
 
-/// Where hyp is, from the linker script, at run time (hyp is PIE).
+/// Where hyp is at run time (hyp is PIE): its image from the linker
+/// script, the stage-2 pool after it, and the guest DTB window
+/// (porwatch_monitor::layout::Plan).
 #[derive(Clone, Copy)]
 pub struct Layout {
     pub start: u64,
@@ -38,10 +42,14 @@ pub struct Layout {
     pub rodata_end: u64,
     pub stack_guard: u64,
     pub stack_bottom: u64,
+    /// The stage-2 table pool [pool_start, pool_end): after the image,
+    /// .bss and stack (2 MiB aligned), up to `end`.
+    pub pool_start: u64,
+    pub pool_end: u64,
     /// End of hyp-owned memory (exclusive).
     pub end: u64,
-    /// The guest DTB window: guest RAM that the Image header's image_size
-    /// kept free of loader placements.
+    /// The guest DTB window: guest RAM, where the loader put porwatch (or
+    /// just below porwatch).
     pub dtb_window: u64,
     pub dtb_window_size: u64,
 }
@@ -54,24 +62,43 @@ unsafe extern "C" {
     static __stack_bottom: u8;
     static __stack_top: u8;
     static __hyp_end: u8;
-    static __guest_dtb_window: u8;
-    static __reserved_end: u8;
 }
 
 impl Layout {
-    fn from_linker() -> Self {
+    /// The image where it runs now, without a pool or DTB window yet.
+    pub fn from_linker() -> Self {
         let a = |s: *const u8| s as u64;
-        {
-            Self {
-                start: a(&raw const __hyp_start),
-                text_end: a(&raw const __text_end),
-                rodata_end: a(&raw const __rodata_end),
-                stack_guard: a(&raw const __stack_guard),
-                stack_bottom: a(&raw const __stack_bottom),
-                end: a(&raw const __hyp_end),
-                dtb_window: a(&raw const __guest_dtb_window),
-                dtb_window_size: a(&raw const __reserved_end) - a(&raw const __guest_dtb_window),
-            }
+        let start = a(&raw const __hyp_start);
+        let end = a(&raw const __hyp_end);
+        Self {
+            start,
+            text_end: a(&raw const __text_end),
+            rodata_end: a(&raw const __rodata_end),
+            stack_guard: a(&raw const __stack_guard),
+            stack_bottom: a(&raw const __stack_bottom),
+            pool_start: end,
+            pool_end: end,
+            end,
+            dtb_window: 0,
+            dtb_window_size: 0,
+        }
+    }
+
+    /// Image, .bss and stack: what the loader keeps free (`image_size`).
+    pub fn static_size(&self) -> u64 {
+        self.pool_start - self.start
+    }
+
+    /// With the stage-2 pool and DTB window `plan` gives porwatch, now
+    /// running at `plan.hyp.start`.
+    fn with_plan(self, plan: &porwatch_monitor::layout::Plan) -> Self {
+        Self {
+            pool_start: plan.pool.start,
+            pool_end: plan.pool.end,
+            end: plan.hyp.end,
+            dtb_window: plan.dtb_window.start,
+            dtb_window_size: plan.dtb_window.len(),
+            ..self
         }
     }
 
@@ -105,6 +132,8 @@ static EARLY: Config = Config {
         rodata_end: 0,
         stack_guard: 0,
         stack_bottom: 0,
+        pool_start: 0,
+        pool_end: 0,
         end: 0,
         dtb_window: 0,
         dtb_window_size: 0,
@@ -155,10 +184,12 @@ extern "C" fn el3_setup(dtb: usize) {
 /// Guest part of bootargs (porwatch.* words removed).
 static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 
-/// Entered from boot.S with the MMU off.
+/// Entered from boot.S with the MMU off, at the top of RAM (placement.rs)
+/// unless there was no place: then where the loader put porwatch (`load`),
+/// to report why.
 #[unsafe(no_mangle)]
-extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
-    let layout = Layout::from_linker();
+extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
+    let here = Layout::from_linker();
     let ids = IdRegs::read();
     if current_el >> 2 == EL3 {
         NO_FIRMWARE.store(true, core::sync::atomic::Ordering::Relaxed);
@@ -181,18 +212,37 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         // non-zero exit status.
         Err(_) => Options { semihosting: cmdline::semihosting_requested(bootargs), ..Options::DEFAULT },
     };
-    let trace_uart = pick_trace_uart(&plat, &opts);
+    let trace_pick = pick_trace_uart(&plat, &opts);
+    let trace_uart = trace_pick.ok().flatten();
+    // The same plan boot.S followed (same inputs), or why there is none.
+    let placed = placement::plan(dtb_bytes, &plat, load, here.static_size()).and_then(|p| {
+        if p.hyp.start == here.start {
+            Ok(p)
+        } else {
+            Err(PlaceError::NotMoved { planned: p.hyp.start, at: here.start })
+        }
+    });
+    let layout = match &placed {
+        Ok(p) => here.with_plan(p),
+        Err(_) => here,
+    };
 
-    mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]);
+    let poe_pick = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
+    let poe = poe_pick.unwrap_or(Mode::None);
+    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
+    // After CONFIG: a refusal here must stop with semihosting when asked.
+    // The console works with the MMU off too (device memory).
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
+    crate::console::init(console_uart, None);
+    if let Err(what) = mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]) {
+        Msg::new(To::Console).s("cannot map porwatch's own memory at EL2: ").s(what).end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
     let trace = trace_uart.map(|(b, _)| unsafe { Pl011::new(b as usize) });
     if let Some(t) = trace {
         t.enable_tx();
     }
     crate::console::init(console_uart, trace);
-    let poe = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
-    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
-    // After CONFIG: a refusal here must stop with semihosting when asked.
     let file = match opts.trace {
         Some(TraceSel::Semihosting(name)) => Some(open_trace_file(name, opts.semihosting)),
         _ => None,
@@ -206,22 +256,40 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     let guest_len = match parsed {
         Ok((_, n)) => n,
         Err(e) => {
-            let what = match e {
-                CmdlineError::UnknownKey(_) => "unknown option porwatch.",
-                CmdlineError::BadValue { .. } => "bad value for porwatch.",
-                CmdlineError::MissingValue(_) => "missing value for porwatch.",
-                CmdlineError::Duplicate(_) => "option given twice: porwatch.",
-                CmdlineError::Quoted(_) => "quotes not allowed in porwatch options",
-                CmdlineError::OutputTooSmall => "guest command line too long",
-            };
-            Msg::new(To::Both).s(what).s(e.key().unwrap_or("")).end();
+            // The wording of CmdlineError's Display, without core::fmt.
+            let m = Msg::new(To::Both);
+            match e {
+                CmdlineError::UnknownKey(k) => m.s("unknown option porwatch.").s(k),
+                CmdlineError::BadValue { key, value } => {
+                    m.s("bad value \"").s(value).s("\" for porwatch.").s(key)
+                }
+                CmdlineError::MissingValue(k) => m.s("porwatch.").s(k).s(" needs a value"),
+                CmdlineError::Duplicate(k) => m.s("porwatch.").s(k).s(" given more than once"),
+                CmdlineError::Quoted(w) => m.s("quotes are not allowed in ").s(w),
+                CmdlineError::OutputTooSmall => m.s("guest command line too long"),
+            }
+            .end();
             stop(STATUS_BAD_CONFIG, false);
         }
     };
-    if trace.is_none() && !matches!(opts.trace, Some(TraceSel::None | TraceSel::Semihosting(_))) {
-        Msg::new(To::Console)
-            .s("no second PL011 for the trace (add a second -serial, or porwatch.trace=semihosting:FILE or none)")
-            .end();
+    if let Err(why) = trace_pick {
+        refuse_trace(why, &opts);
+    }
+    if let Err(why) = placed {
+        why.explain(Msg::new(To::Both).s("cannot start: ")).end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+    if let Err(why) = poe_pick {
+        let m = Msg::new(To::Both);
+        match why {
+            PoeRefusal::NoFeature => m
+                .s("porwatch.poe=native: this CPU has no FEAT_S1POE (ID_AA64MMFR3_EL1.S1POE is 0); \
+                 porwatch.poe=virtual (or auto) provides it"),
+            PoeRefusal::NeedsTap => {
+                m.s("porwatch.poe=virtual needs the exception-entry tap, and porwatch.tap=off turns it off")
+            }
+        }
+        .end();
         stop(STATUS_BAD_CONFIG, false);
     }
 
@@ -248,13 +316,24 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         // describe it, as QEMU does when it provides PSCI itself.
         psci: (!has_firmware() && plat.psci.is_none()).then_some("smc"),
     };
+    // The window is guest RAM, normally where the loader put porwatch
+    // (layout.rs): cleared first then, so the guest finds no stale copy of
+    // porwatch there.
     let window = unsafe {
         core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
     };
+    if layout.dtb_window == load {
+        window.fill(0);
+    }
     let dtb_size = match fdt::rewrite(dtb_bytes, &edits, window) {
         Ok(n) => n as u64,
-        Err(_) => {
-            Msg::new(To::Both).s("cannot write the guest device tree").end();
+        Err(e) => {
+            let m = Msg::new(To::Both).s("cannot write the guest device tree");
+            match e {
+                fdt::FdtError::OutputTooSmall => m.s(": it does not fit its 2 MiB window"),
+                _ => m.s(": the loader's device tree is malformed"),
+            }
+            .end();
             stop(STATUS_BAD_CONFIG, false);
         }
     };
@@ -262,8 +341,13 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     // Stage 2.
     let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0)) {
         Ok(s2) => s2,
-        Err(what) => {
-            Msg::new(To::Both).s("cannot build stage 2: ").s(what).end();
+        Err(e) => {
+            let m = Msg::new(To::Both).s("cannot build stage 2: ").s(e.what);
+            match e.range {
+                Some((start, end)) => m.s(" ").hex(start).s("..").hex(end),
+                None => m,
+            }
+            .end();
             stop(STATUS_BAD_CONFIG, false);
         }
     };
@@ -288,7 +372,17 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     }
 
     if !stage2::is_guest_ram(&plat, &layout, entry) {
-        Msg::new(To::Both).s("guest entry ").hex(entry).s(" is not in guest RAM").end();
+        let m = Msg::new(To::Both).s("guest entry ").hex(entry).s(" is not in guest RAM");
+        if (layout.start..layout.end).contains(&entry) {
+            m.s(": porwatch's own memory (")
+                .hex(layout.start)
+                .s("..")
+                .hex(layout.end)
+                .s(", the top of RAM); load the guest lower")
+                .end();
+        } else {
+            m.end();
+        }
         stop(STATUS_BAD_CONFIG, false);
     }
 
@@ -346,19 +440,56 @@ fn open_trace_file(name: &str, semihosting: bool) -> semihosting::HostFile {
     }
 }
 
+/// Why no trace UART could be chosen.
+#[derive(Clone, Copy)]
+enum TraceRefusal {
+    /// `porwatch.trace=` names the guest's console.
+    Console,
+    /// `porwatch.trace=` names no enabled PL011.
+    NotFound,
+    /// Not given, and there is no PL011 besides the console.
+    NoSecond,
+}
+
 /// The trace UART: `porwatch.trace=` if given, else the first enabled PL011
-/// that is not the console. Returns (base, node path).
-fn pick_trace_uart<'p>(plat: &'p Platform, opts: &Options<'_>) -> Option<(u64, &'p str)> {
+/// that is not the console. Returns (base, node path), or None for
+/// `none` and `semihosting:FILE`.
+fn pick_trace_uart<'p>(
+    plat: &'p Platform,
+    opts: &Options<'_>,
+) -> Result<Option<(u64, &'p str)>, TraceRefusal> {
     let u = match &opts.trace {
-        Some(TraceSel::None | TraceSel::Semihosting(_)) => None,
-        Some(TraceSel::Path(p)) => plat.uart_by_path(p),
-        Some(TraceSel::Addr(a)) => plat.uart_by_base(*a),
-        None => plat.uarts.iter().find(|u| !u.console),
-    }?;
+        Some(TraceSel::None | TraceSel::Semihosting(_)) => return Ok(None),
+        Some(TraceSel::Path(p)) => plat.uart_by_path(p).ok_or(TraceRefusal::NotFound)?,
+        Some(TraceSel::Addr(a)) => plat.uart_by_base(*a).ok_or(TraceRefusal::NotFound)?,
+        None => plat.uarts.iter().find(|u| !u.console).ok_or(TraceRefusal::NoSecond)?,
+    };
     if u.console {
-        return None; // never steal the guest's console
+        return Err(TraceRefusal::Console); // never steal the guest's console
     }
-    Some((u.regs.base, u.path.as_str()))
+    Ok(Some((u.regs.base, u.path.as_str())))
+}
+
+/// Stops the boot with why the trace has nowhere to go.
+fn refuse_trace(why: TraceRefusal, opts: &Options<'_>) -> ! {
+    let m = Msg::new(To::Console);
+    let m = match opts.trace {
+        Some(TraceSel::Path(p)) => m.s("porwatch.trace=").s(p),
+        Some(TraceSel::Addr(a)) => m.s("porwatch.trace=").hex(a),
+        _ => m,
+    };
+    match why {
+        TraceRefusal::Console => m.s(
+            " is the guest's console (/chosen/stdout-path), which porwatch never takes: \
+             name another PL011, or porwatch.trace=semihosting:FILE or none",
+        ),
+        TraceRefusal::NotFound => m.s(" names no enabled PL011 in the device tree"),
+        TraceRefusal::NoSecond => m.s(
+            "no second PL011 for the trace (add a second -serial, or porwatch.trace=semihosting:FILE or none)",
+        ),
+    }
+    .end();
+    stop(STATUS_BAD_CONFIG, false);
 }
 
 fn emit_header(cfg: &Config, options: u64, current_el: u64, dtb: u64, console: u64, trace: u64) {
@@ -400,7 +531,7 @@ fn emit_header(cfg: &Config, options: u64, current_el: u64, dtb: u64, console: u
 }
 
 /// The DTB at `addr` as a slice sized by its header (empty if none).
-unsafe fn dtb_slice(addr: usize) -> &'static [u8] {
+pub unsafe fn dtb_slice(addr: usize) -> &'static [u8] {
     const FDT_MAGIC: u32 = 0xd00d_feed;
     const MAX_DTB: usize = 2 << 20;
     if addr == 0 || !addr.is_multiple_of(8) {

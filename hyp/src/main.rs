@@ -11,6 +11,7 @@ mod arch;
 mod boot;
 mod console;
 mod fatal;
+mod placement;
 mod psci;
 mod pt;
 mod run_end;

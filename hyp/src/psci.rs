@@ -19,8 +19,10 @@ pub enum Conduit {
 /// SMCCC: the immediate of an SMC/HVC call must be 0; anything else is not
 /// an SMCCC call and gets NOT_SUPPORTED.
 const SMCCC_IMM: u16 = 0;
-/// Passes the guest's call to firmware (SMC from EL2) and returns its x0..x3
-/// to the guest; returns x0. Without firmware (porwatch entered at EL3)
+/// Passes the guest's call to firmware (SMC from EL2) and returns its
+/// x0..x17 to the guest (SMCCC v1.2 results; earlier versions leave x4..x17
+/// unpredictable, so this suits every version the guest may be told);
+/// returns x0. Without firmware (porwatch entered at EL3)
 /// decide_without_firmware never forwards; NOT_SUPPORTED is a safety net.
 fn forward(regs: &mut GuestRegs, x0: u64) -> u64 {
     if !crate::boot::has_firmware() {
@@ -30,13 +32,13 @@ fn forward(regs: &mut GuestRegs, x0: u64) -> u64 {
     let mut args = [0u64; FORWARD_ARGS];
     args.copy_from_slice(&regs.x[1..=FORWARD_ARGS]);
     let ret = smccc::smc64(psci::function_id(x0), args);
-    regs.x[..4].copy_from_slice(&ret[..4]);
+    regs.x[..=FORWARD_ARGS].copy_from_slice(&ret);
     ret[0]
 }
 
 /// SMCCC's NOT_SUPPORTED (-1) as an x0 value.
 const SMCCC_NOT_SUPPORTED: u64 = -1i64 as u64;
-/// Arguments forwarded to firmware: x1..x17 (SMCCC v1.2).
+/// Arguments forwarded to firmware: x1..x17; results x0..x17 (SMCCC v1.2).
 const FORWARD_ARGS: usize = 17;
 
 pub fn handle(regs: &mut GuestRegs, conduit: Conduit, imm: u16) -> Handled {

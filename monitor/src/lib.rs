@@ -7,6 +7,7 @@ pub mod esr;
 pub mod fdt;
 pub mod gic;
 pub mod inject;
+pub mod layout;
 pub mod pgtable;
 pub mod psci;
 pub mod s1;

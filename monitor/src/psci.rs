@@ -8,6 +8,18 @@
 //! The hypervisor should only route `HVC #0` / `SMC #0` here (SMCCC: the
 //! immediate is 0; KVM answers NOT_SUPPORTED for a non-zero HVC immediate).
 //!
+//! SMCCC itself (version, `SMCCC_ARCH_FEATURES`, the Arm architecture
+//! services) belongs to whoever is at EL3. With firmware, porwatch forwards
+//! `SMCCC_VERSION`, `SMCCC_ARCH_FEATURES` and `PSCI_FEATURES(SMCCC_VERSION)`
+//! alike, so the guest sees the firmware's SMCCC, consistently: QEMU's
+//! built-in PSCI knows no SMCCC_VERSION, so the guest sees SMCCC v1.0 as on
+//! bare QEMU (Linux: "SMC Calling Convention v1.0"), and TF-A's answers
+//! reach it unchanged. Without firmware ([`decide_without_firmware`])
+//! porwatch is the SMCCC v1.1 implementation: `SMCCC_VERSION` 1.1,
+//! `SMCCC_ARCH_FEATURES` SUCCESS for itself and `SMCCC_VERSION`,
+//! NOT_SUPPORTED for the Spectre workarounds and SoC ID, whose calls are
+//! NOT_SUPPORTED too.
+//!
 //! Single-vCPU policy (porwatch runs exactly one vCPU):
 //! * `CPU_ON`: an entry point inside the hypervisor's memory is refused with
 //!   `INVALID_ADDRESS` (PSCI: "the entry point address is known by the
@@ -246,7 +258,8 @@ pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decis
         GuestCall::PsciVersion => Decision::ForwardVersion,
         GuestCall::PsciFeatures { fid } => {
             let fid = function_id(fid as u64);
-            if matches!(fid, PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET | PSCI_CPU_OFF) {
+            if matches!(fid, PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET | PSCI_CPU_OFF | SMCCC_VERSION) {
+                // Carried out by firmware (SMCCC_VERSION: forwarded too).
                 Decision::Forward
             } else if implemented(fid) {
                 // CPU_SUSPEND's feature flags are 0 too: original
@@ -287,15 +300,8 @@ pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decis
         GuestCall::MigrateInfoType => Decision::Answer(MigrateType::MigrationNotRequired as u64),
         GuestCall::SystemOff => Decision::PowerOff,
         GuestCall::SystemReset => Decision::Reset,
-        GuestCall::SmcccVersion => Decision::Forward,
-        GuestCall::SmcccArchFeatures { fid } => match function_id(fid as u64) {
-            SMCCC_ARCH_WORKAROUND_1
-            | SMCCC_ARCH_WORKAROUND_2
-            | SMCCC_ARCH_WORKAROUND_3
-            | SMCCC_ARCH_SOC_ID => Decision::Forward,
-            SMCCC_VERSION | SMCCC_ARCH_FEATURES => Decision::Answer(ret(SUCCESS)),
-            _ => Decision::Answer(ret(NOT_SUPPORTED)),
-        },
+        // Firmware's SMCCC, as it describes it (module doc).
+        GuestCall::SmcccVersion | GuestCall::SmcccArchFeatures { .. } => Decision::Forward,
         GuestCall::ArchService { .. } => Decision::Forward,
         GuestCall::TestExit { code } => Decision::TestExit(code),
         GuestCall::Unknown(_) => Decision::Answer(ret(NOT_SUPPORTED)),
@@ -315,8 +321,13 @@ pub fn decide_without_firmware(call: GuestCall, hyp_region: (u64, u64), boot_mpi
     match decide(call, hyp_region, boot_mpidr) {
         Decision::ForwardVersion => Decision::Answer(clamp_version(ret(NOT_SUPPORTED))),
         Decision::Forward => match call {
+            // SYSTEM_OFF/RESET, CPU_OFF (they end the run) and SMCCC_VERSION.
             GuestCall::PsciFeatures { .. } => Decision::Answer(ret(SUCCESS)),
             GuestCall::SmcccVersion => Decision::Answer(SMCCC_VERSION_WITHOUT_FIRMWARE),
+            GuestCall::SmcccArchFeatures { fid } => match function_id(fid as u64) {
+                SMCCC_VERSION | SMCCC_ARCH_FEATURES => Decision::Answer(ret(SUCCESS)),
+                _ => Decision::Answer(ret(NOT_SUPPORTED)),
+            },
             _ => Decision::Answer(ret(NOT_SUPPORTED)),
         },
         d => d,
@@ -340,8 +351,24 @@ mod tests {
         }
         assert_eq!(d(GuestCall::PsciFeatures { fid: 0x8400_00ff }), Decision::Answer(ret(NOT_SUPPORTED)));
         assert_eq!(d(GuestCall::SmcccVersion), Decision::Answer(SMCCC_VERSION_WITHOUT_FIRMWARE));
+        // SMCCC v1.1 as claimed: PSCI_FEATURES and ARCH_FEATURES agree that
+        // SMCCC_VERSION exists; the firmware workarounds do not.
+        assert_eq!(d(GuestCall::PsciFeatures { fid: SMCCC_VERSION }), Decision::Answer(ret(SUCCESS)));
+        for fid in [SMCCC_VERSION, SMCCC_ARCH_FEATURES] {
+            assert_eq!(d(GuestCall::SmcccArchFeatures { fid }), Decision::Answer(ret(SUCCESS)), "{fid:#x}");
+        }
+        for fid in
+            [SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2, SMCCC_ARCH_WORKAROUND_3, SMCCC_ARCH_SOC_ID]
+        {
+            assert_eq!(
+                d(GuestCall::SmcccArchFeatures { fid }),
+                Decision::Answer(ret(NOT_SUPPORTED)),
+                "{fid:#x}"
+            );
+            assert_eq!(d(GuestCall::ArchService { fid }), Decision::Answer(ret(NOT_SUPPORTED)), "{fid:#x}");
+        }
         assert_eq!(
-            d(GuestCall::SmcccArchFeatures { fid: SMCCC_ARCH_WORKAROUND_1 }),
+            d(GuestCall::SmcccArchFeatures { fid: PSCI_CPU_ON_64 }),
             Decision::Answer(ret(NOT_SUPPORTED))
         );
         assert_eq!(d(GuestCall::SystemOff), Decision::PowerOff);
@@ -450,11 +477,12 @@ mod tests {
             PSCI_CPU_SUSPEND_64,
             PSCI_AFFINITY_INFO_64,
             PSCI_MIGRATE_INFO_TYPE,
-            SMCCC_VERSION,
         ] {
             assert_eq!(f(fid), Decision::Answer(0), "{fid:#x}");
         }
-        for fid in [PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_CPU_OFF] {
+        // What firmware carries out, and SMCCC_VERSION: firmware's answer,
+        // so that it agrees with SMCCC_VERSION itself (forwarded too).
+        for fid in [PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_CPU_OFF, SMCCC_VERSION] {
             assert_eq!(f(fid), Decision::Forward, "{fid:#x}");
         }
         for fid in [
@@ -467,12 +495,18 @@ mod tests {
         ] {
             assert_eq!(f(fid), Decision::Answer(u64::MAX), "{fid:#x}");
         }
+        // SMCCC_ARCH_FEATURES: firmware's SMCCC, whatever is asked.
         let a = |fid| decide(GuestCall::SmcccArchFeatures { fid }, HYP, BOOT);
-        assert_eq!(a(SMCCC_ARCH_WORKAROUND_1), Decision::Forward);
-        assert_eq!(a(SMCCC_ARCH_WORKAROUND_3), Decision::Forward);
-        assert_eq!(a(SMCCC_ARCH_SOC_ID), Decision::Forward);
-        assert_eq!(a(SMCCC_ARCH_FEATURES), Decision::Answer(0));
-        assert_eq!(a(PSCI_CPU_ON_64), Decision::Answer(u64::MAX));
+        for fid in [
+            SMCCC_ARCH_WORKAROUND_1,
+            SMCCC_ARCH_WORKAROUND_3,
+            SMCCC_ARCH_SOC_ID,
+            SMCCC_ARCH_FEATURES,
+            SMCCC_VERSION,
+            PSCI_CPU_ON_64,
+        ] {
+            assert_eq!(a(fid), Decision::Forward, "{fid:#x}");
+        }
         assert_eq!(decide(GuestCall::SmcccVersion, HYP, BOOT), Decision::Forward);
         assert_eq!(
             decide(GuestCall::ArchService { fid: SMCCC_ARCH_WORKAROUND_2 }, HYP, BOOT),

@@ -26,20 +26,31 @@ pub enum Mode {
     Native,
 }
 
+/// Why an explicit `porwatch.poe=` cannot be honoured: the hypervisor
+/// refuses to start (exit 78) rather than run in another mode than asked.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PoeRefusal {
+    /// `native` on a CPU without FEAT_S1POE.
+    NoFeature,
+    /// `virtual` with `porwatch.tap=off`: virtual POE completes the guest's
+    /// accesses at the tap.
+    NeedsTap,
+}
+
 /// The mode for a CPU with (`hw`) or without FEAT_S1POE, the
-/// `porwatch.poe=` option and whether the tap is on. Asking for native POE
-/// on a CPU without it, or virtual POE without the tap, gives `None` (the
-/// hypervisor reports that in the trace header) rather than a broken guest.
-pub fn select_mode(hw: bool, opt: PoeOption, tap: bool) -> Mode {
+/// `porwatch.poe=` option and whether the tap is on. `auto` takes what is
+/// possible (native, else virtual, else none); an explicit `native` or
+/// `virtual` that cannot be had is refused.
+pub fn select_mode(hw: bool, opt: PoeOption, tap: bool) -> Result<Mode, PoeRefusal> {
     match opt {
-        PoeOption::Off => Mode::None,
-        PoeOption::Native if hw => Mode::Native,
-        PoeOption::Native => Mode::None,
-        PoeOption::Virtual if tap => Mode::Virtual,
-        PoeOption::Virtual => Mode::None,
-        PoeOption::Auto if hw => Mode::Native,
-        PoeOption::Auto if tap => Mode::Virtual,
-        PoeOption::Auto => Mode::None,
+        PoeOption::Off => Ok(Mode::None),
+        PoeOption::Native if hw => Ok(Mode::Native),
+        PoeOption::Native => Err(PoeRefusal::NoFeature),
+        PoeOption::Virtual if tap => Ok(Mode::Virtual),
+        PoeOption::Virtual => Err(PoeRefusal::NeedsTap),
+        PoeOption::Auto if hw => Ok(Mode::Native),
+        PoeOption::Auto if tap => Ok(Mode::Virtual),
+        PoeOption::Auto => Ok(Mode::None),
     }
 }
 
@@ -186,14 +197,20 @@ mod tests {
     #[test]
     fn mode_selection() {
         use PoeOption::*;
-        assert_eq!(select_mode(false, Auto, true), Mode::Virtual);
-        assert_eq!(select_mode(false, Auto, false), Mode::None);
-        assert_eq!(select_mode(true, Auto, true), Mode::Native);
-        assert_eq!(select_mode(true, Auto, false), Mode::Native);
-        assert_eq!(select_mode(true, Virtual, true), Mode::Virtual);
-        assert_eq!(select_mode(true, Virtual, false), Mode::None);
-        assert_eq!(select_mode(false, Native, true), Mode::None);
-        assert_eq!(select_mode(true, Off, true), Mode::None);
+        assert_eq!(select_mode(false, Auto, true), Ok(Mode::Virtual));
+        assert_eq!(select_mode(false, Auto, false), Ok(Mode::None));
+        assert_eq!(select_mode(true, Auto, true), Ok(Mode::Native));
+        assert_eq!(select_mode(true, Auto, false), Ok(Mode::Native));
+        assert_eq!(select_mode(true, Virtual, true), Ok(Mode::Virtual));
+        assert_eq!(select_mode(false, Virtual, true), Ok(Mode::Virtual));
+        assert_eq!(select_mode(true, Native, false), Ok(Mode::Native));
+        assert_eq!(select_mode(true, Off, true), Ok(Mode::None));
+        assert_eq!(select_mode(false, Off, false), Ok(Mode::None));
+        // Explicit requests that cannot be met are refused, not downgraded.
+        assert_eq!(select_mode(true, Virtual, false), Err(PoeRefusal::NeedsTap));
+        assert_eq!(select_mode(false, Virtual, false), Err(PoeRefusal::NeedsTap));
+        assert_eq!(select_mode(false, Native, true), Err(PoeRefusal::NoFeature));
+        assert_eq!(select_mode(false, Native, false), Err(PoeRefusal::NoFeature));
     }
 
     #[test]

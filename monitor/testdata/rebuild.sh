@@ -4,6 +4,6 @@
 # and have no source here: `dtc -I dtb -O dts FILE` shows them.
 set -eu
 cd "$(dirname "$0")"
-for f in fvp-nested misc-gicv2 tiny alias-loop bad-cells deep; do
+for f in fvp-nested misc-gicv2 tiny alias-loop bad-cells deep reserved; do
 	dtc -q -I dts -O dtb -o "$f.dtb" "$f.dts"
 done

@@ -64,6 +64,20 @@ fn hello_runs_when_porwatch_is_entered_at_el3() {
     assert!(console.contains("hello: done"), "console:\n{console}");
     // No QEMU PSCI under secure=on with firmware: porwatch answers itself.
     assert!(console.contains("hello: PSCI version 1.1"), "console:\n{console}");
+    // Without firmware porwatch is SMCCC v1.1, and says so consistently:
+    // PSCI_FEATURES lists SMCCC_VERSION, which answers 1.1; ARCH_FEATURES
+    // knows SMCCC_VERSION and no firmware Spectre workaround.
+    for want in [
+        "hello: PSCI_FEATURES(SMCCC_VERSION)=0 SMCCC_VERSION=0x10001",
+        "hello: SMC Calling Convention v1.1",
+        "hello: SMCCC_ARCH_FEATURES ARCH_WORKAROUND_1=-1 SMCCC_VERSION=0",
+    ] {
+        assert!(console.contains(want), "want {want:?}; console:\n{console}");
+    }
+    // One RAM range from the RAM base, as in the normal run.
+    let mem: Vec<&str> = console.lines().filter(|l| l.starts_with("hello: memory ")).collect();
+    assert_eq!(mem.len(), 1, "console:\n{console}");
+    assert!(mem[0].starts_with("hello: memory 0x40000000.."), "{}", mem[0]);
     // The Secure-only second UART is not offered to the guest.
     assert!(console.contains("hello: 1 PL011 UART(s) visible"), "console:\n{console}");
     // QEMU's secure=on tree has no /psci node; porwatch adds one, as QEMU

@@ -54,6 +54,11 @@ fn boot(suite: &str, levels: u64) -> common::Outcome {
     for bad in ["Kernel panic", "Oops", "BUG:", "Unable to handle"] {
         assert!(!o.console.contains(bad), "{bad} on the console:\n{tail}");
     }
+    // A real SMCCC version: QEMU's firmware has no SMCCC_VERSION, so Linux
+    // keeps v1.0, as on bare QEMU (porwatch forwards both the call and
+    // PSCI_FEATURES(SMCCC_VERSION), so they agree).
+    let smccc = o.console.lines().find_map(|l| l.split("SMC Calling Convention v").nth(1));
+    assert_eq!(smccc.map(str::trim), Some("1.0"), "console tail:\n{tail}");
 
     // The trace: complete, clean, and it followed Linux's page tables.
     assert!(o.stats.is_clean(), "{:?}", o.stats);

@@ -190,9 +190,9 @@ define_events! {
         poe_mode: u64 = Enum(POE_MODE_NAMES),
         /// Hypervisor option bits: the `porwatch.*` command-line options, as `porwatch_monitor::cmdline::Options::bits` documents (the trace selection is bits 0..=1 plus bit 12: 1 node path, 2 address, 3 none, 4 semihosting file).
         options: u64 = Hex,
-        /// Physical base of the hypervisor image.
+        /// Physical base of the hypervisor's memory, where it runs (it moves itself to the top of RAM at boot).
         hyp_base: u64 = Hex,
-        /// Size of the hypervisor's reserved memory.
+        /// Size of the hypervisor's memory: its image, stack and the guest's stage-2 tables (never guest RAM).
         hyp_size: u64 = Hex,
         /// What the overlays restrict for this guest (follows poe_mode).
         overlay_enforced: u64_appended = Enum(OVERLAY_ENFORCED_NAMES),

@@ -1,10 +1,15 @@
 /*
  * porwatch hyp entry: arm64 Image header, EL3 -> EL2 drop when started at
  * EL3 (Arm FVP direct start, QEMU secure=on with firmware), self-relocation,
- * stack, bss, EL2 vectors, then Rust (hyp_main). Only PC-relative addressing
- * until the relocations are applied. At EL3 the same relocation/bss/stack
- * set-up runs first for el3_setup (Rust, the Secure side of the GIC), and
- * again at EL2: applying R_AARCH64_RELATIVE twice gives the same result.
+ * stack, bss, the move to the top of RAM, EL2 vectors, then Rust
+ * (hyp_main). Only PC-relative addressing until the relocations are
+ * applied. At EL3 the same relocation/bss/stack set-up runs first for
+ * el3_setup (Rust, the Secure side of the GIC), and again at EL2: applying
+ * R_AARCH64_RELATIVE twice gives the same result. At EL2, hyp_place (Rust,
+ * MMU off) says where porwatch runs (monitor/src/layout.rs: the top of
+ * RAM, so that guest RAM is one range); boot.S copies the image there and
+ * applies the relocations again for the new base (the entries themselves
+ * are not changed by applying them), then zeroes .bss and sets SP there.
  */
 .equ R_AARCH64_RELATIVE, 1027
 .equ CURRENTEL_EL2, (2 << 2)
@@ -42,6 +47,9 @@
 /* ZCR_EL3.LEN / SMCR_EL3.LEN = 0xf: EL3 does not limit the vector length. */
 .equ VL_LEN_MAX, 0xf
 .equ ID_FIELD_WIDTH, 4
+/* CTR_EL0.DminLine [19:16]: log2 of the smallest D-cache line in 4-byte words. */
+.equ CTR_DMINLINE_SHIFT, 16
+.equ CTR_LINE_UNIT, 4
 /* ICC_SRE_EL3 (GICv3): SRE | DFB | DIB | Enable, so EL2/EL1 use the
  * system-register interface without trapping to EL3. */
 .equ ICC_SRE_EL3_SRE,    (1 << 0)
@@ -81,20 +89,67 @@ el2_entry:                          /* also the ERET target from el3_entry */
     cmp     x2, #CURRENTEL_EL2
     b.ne    wrong_el
     bl      c_env
+    mov     x22, x21                /* where the loader put porwatch */
+    mov     x0, x19
+    mov     x1, x22
+    bl      hyp_place               /* x0 = where to run: x21 = stay */
+    cmp     x0, x21
+    b.eq    run
+    /* Copy [__hyp_start, __image_end) to x0 (16-byte multiple; hyp_place
+     * chose a place that overlaps neither the image nor the DTB). The MMU
+     * and D-cache are off, so the stores go to memory; first discard any
+     * cache lines firmware left for the new place (a dirty one written
+     * back later would undo the copy), and afterwards any stale I-cache
+     * lines. */
+    mov     x23, x0
+    mrs     x2, ctr_el0
+    ubfx    x2, x2, #CTR_DMINLINE_SHIFT, #ID_FIELD_WIDTH
+    mov     x3, #CTR_LINE_UNIT
+    lsl     x2, x3, x2              /* D-cache line size in bytes */
+    adrp    x3, __hyp_end
+    add     x3, x3, :lo12:__hyp_end
+    sub     x3, x3, x21
+    add     x3, x3, x23             /* end of the new place's image, .bss, stack */
+    mov     x4, x23
+0:  dc      ivac, x4
+    add     x4, x4, x2
+    cmp     x4, x3
+    b.lo    0b
+    dsb     ish
+    adrp    x3, __image_end
+    add     x3, x3, :lo12:__image_end
+    sub     x3, x3, x21
+    mov     x4, x21
+    mov     x5, x23
+1:  ldp     x6, x7, [x4], #16
+    stp     x6, x7, [x5], #16
+    subs    x3, x3, #16
+    b.hi    1b
+    dsb     ish
+    ic      iallu
+    dsb     ish
+    isb
+    adr     x2, moved
+    sub     x2, x2, x21
+    add     x2, x2, x23
+    br      x2
+moved:                              /* now running in the copy */
+    bl      c_env
+run:
     adrp    x2, el2_vectors
     add     x2, x2, :lo12:el2_vectors
     msr     vbar_el2, x2
     isb
     mov     x0, x19                 /* dtb */
-    mov     x1, x21                 /* load address */
+    mov     x1, x22                 /* load address */
     mov     x2, x20                 /* CurrentEL at entry */
     bl      hyp_main
     b       park
 
 /*
  * What Rust needs, at EL2 or EL3: relocations applied, .bss zeroed, SP at
- * the top of the hyp stack. Returns x21 = load address; uses x2-x6 and no
- * stack (it sets SP).
+ * the top of the hyp stack. Returns x21 = where this copy of the image is;
+ * uses x2-x6 and no stack (it sets SP).
  */
 c_env:
     /* Apply R_AARCH64_RELATIVE: *(base + off) = base + addend. */

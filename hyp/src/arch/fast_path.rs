@@ -62,8 +62,8 @@ pub const MAX_VCPUS: usize = 8;
 /// (later ones take the Rust path). vectors.S unrolls exactly 4.
 pub const RAM_RANGES: usize = 4;
 /// Guest RAM the leaf-page bitmap covers from the start of the largest RAM
-/// range (stage2.rs refuses more than 2 GiB of guest RAM).
-const LEAF_MAP_BYTES: u64 = 2 << 30;
+/// range: all of it (porwatch refuses more RAM, layout::MAX_GUEST_RAM).
+const LEAF_MAP_BYTES: u64 = porwatch_monitor::layout::MAX_GUEST_RAM;
 const PAGE_SHIFT: u32 = 12;
 const LEAF_MAP_PAGES: u64 = LEAF_MAP_BYTES >> PAGE_SHIFT;
 const LEAF_MAP_WORDS: usize = (LEAF_MAP_PAGES / 64) as usize;

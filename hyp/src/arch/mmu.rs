@@ -1,6 +1,6 @@
 //! hyp's own EL2 stage-1 MMU: an identity map of RAM and the UARTs, with
-//! hyp's image mapped W^X (text RX, rodata RO, data/bss/stack RW NX) and an
-//! unmapped guard page below the stack.
+//! hyp's image mapped W^X (text RX, rodata RO, data/bss/stack RW NX), an
+//! unmapped guard page below the stack, and the stage-2 table pool RW NX.
 use super::cpu::{dsb_ish, isb, IdRegs};
 use super::regs::{CTR_EL0, CTR_EL0_REG};
 use super::table_pool::TablePool;
@@ -18,12 +18,17 @@ const EL2_TABLES: usize = 64;
 static EL2_POOL: TakeOnce<TablePool<EL2_TABLES>> = TakeOnce::new(TablePool::new());
 
 /// Builds the map and turns the MMU and caches on. Runs once, at boot, with
-/// the MMU off; on failure there is nothing to report with, so it stops.
-pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<u64>]) {
+/// the MMU off; on failure the MMU stays off and the caller reports why.
+pub fn enable(
+    ids: &IdRegs,
+    layout: &Layout,
+    plat: &Platform,
+    devices: &[Option<u64>],
+) -> Result<(), &'static str> {
     let pa_range = ids.pa_range() as u8;
     let Some(Ok(mut pt)) = EL2_POOL.take().map(|pool| PageTable::new(pool, stage1_el2_regime(pa_range)))
     else {
-        crate::run_end::stop(crate::boot::STATUS_BAD_CONFIG, false);
+        return Err("no root table");
     };
     let mut ok = true;
     for m in plat.memory.iter() {
@@ -39,25 +44,31 @@ pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<
         (layout.start, layout.text_end, S1Attrs::NORMAL_RX),
         (layout.text_end, layout.rodata_end, S1Attrs::NORMAL_RO),
         (layout.rodata_end, layout.stack_guard, S1Attrs::NORMAL_RW),
-        (layout.stack_bottom, layout.end, S1Attrs::NORMAL_RW),
+        (layout.stack_bottom, layout.pool_start, S1Attrs::NORMAL_RW),
     ];
     for (s, e, a) in pieces {
         if s < e {
             ok &= pt.map(s, s, e - s, a, Granularity::PagesOnly).is_ok();
         }
     }
+    // The pool: 2 MiB aligned and sized, so blocks (it grows with RAM).
+    if layout.pool_start < layout.end {
+        let (s, e) = (layout.pool_start, layout.end);
+        ok &= pt.map(s, s, e - s, S1Attrs::NORMAL_RW, Granularity::AllowBlocks).is_ok();
+    }
     for &d in devices.iter().flatten() {
         let base = d & !(PAGE - 1);
         ok &= pt.map(base, base, PAGE, S1Attrs::DEVICE_RW, Granularity::PagesOnly).is_ok();
     }
     if !ok {
-        crate::run_end::stop(crate::boot::STATUS_BAD_CONFIG, false);
+        return Err("RAM, porwatch or a UART does not fit its tables or the PA size");
     }
     let root = pt.root();
 
     // Tables and data were written with the MMU (so the caches) off: drop any
     // stale clean lines the loader may have left before the caches come on.
-    invalidate_dcache_range(layout.start, layout.end);
+    // (The stage-2 pool is first written with the caches on.)
+    invalidate_dcache_range(layout.start, layout.pool_start);
 
     MAIR_EL2.set(MAIR_EL2_VALUE);
     TCR_EL2.set(tcr_el2(pa_range));
@@ -70,6 +81,7 @@ pub fn enable(ids: &IdRegs, layout: &Layout, plat: &Platform, devices: &[Option<
         SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable,
     );
     isb();
+    Ok(())
 }
 
 fn invalidate_dcache_range(start: u64, end: u64) {

@@ -2,28 +2,29 @@
 //! mapped in 4 KiB pages (so single pages can later be made read-only or
 //! execute-never without splitting blocks); device MMIO from the device
 //! tree passes through with blocks where possible; hyp memory and the trace
-//! UART are left unmapped, so a guest access to them faults to EL2.
+//! UART are left unmapped, so a guest access to them faults to EL2. The
+//! tables come from the pool at the end of hyp memory, sized from RAM at
+//! boot (porwatch_monitor::layout::stage2_tables).
 use super::cpu::IdRegs;
-use super::table_pool::TablePool;
+use super::table_pool::RegionPool;
 use crate::boot::Layout;
-use crate::take_once::TakeOnce;
+use core::sync::atomic::{AtomicBool, Ordering};
 use porwatch_monitor::fdt::Platform;
+use porwatch_monitor::layout::TABLE_BYTES;
 use porwatch_monitor::pgtable::desc::{with_s2ap, with_s2xn, S2Ap, S2Xn};
 use porwatch_monitor::pgtable::regs::{effective_pa_range, stage2_regime, vtcr_el2};
-use porwatch_monitor::pgtable::{Granularity, PageTable, S2Attrs, Tlbi};
+use porwatch_monitor::pgtable::{Granularity, MapError, PageTable, S2Attrs, Tlbi};
 use spin::Mutex;
 
 const PAGE: u64 = 4096;
-/// 4 KiB pages for up to 2 GiB of guest RAM (1024 last-level tables), plus
-/// the upper levels and device blocks. 4.4 MiB of hyp memory.
-const S2_TABLES: usize = 1100;
 /// VMID of the one guest (VTTBR_EL2[63:48]).
 const GUEST_VMID: u64 = 1;
 const VTTBR_VMID_SHIFT: u32 = 48;
 
-static S2_POOL: TakeOnce<TablePool<S2_TABLES>> = TakeOnce::new(TablePool::new());
+/// Set by the one `build`: the pool's memory is handed out once.
+static BUILT: AtomicBool = AtomicBool::new(false);
 
-pub type Stage2Table = PageTable<&'static mut TablePool<S2_TABLES>>;
+pub type Stage2Table = PageTable<RegionPool>;
 
 /// The guest's stage-2 tables, for the trap path (later issues change
 /// single pages' permissions).
@@ -32,6 +33,29 @@ pub static STAGE2: Mutex<Option<Stage2Table>> = Mutex::new(None);
 pub struct Stage2 {
     pub vtcr: u64,
     pub vttbr: u64,
+}
+
+/// Why stage 2 could not be built: what, and the range concerned.
+pub struct Stage2Error {
+    pub what: &'static str,
+    pub range: Option<(u64, u64)>,
+}
+
+impl Stage2Error {
+    const fn new(what: &'static str) -> Self {
+        Self { what, range: None }
+    }
+
+    fn map(kind: &'static str, s: u64, e: u64, err: MapError) -> Self {
+        let what = match (kind, err) {
+            (_, MapError::OutOfTables) => "the stage-2 table pool is exhausted (a porwatch bug: layout::stage2_tables undercounts) mapping",
+            (_, MapError::Overlap) => "overlapping ranges in the device tree at",
+            (_, MapError::OutOfRange) => "beyond the CPU's physical address size:",
+            ("ram", _) => "cannot map guest RAM",
+            _ => "cannot map a device region",
+        };
+        Self { what, range: Some((s, e)) }
+    }
 }
 
 /// Guest RAM: every memory range minus hyp's own [start, end).
@@ -75,27 +99,35 @@ pub fn build(
     plat: &Platform,
     layout: &Layout,
     hidden_uart: Option<u64>,
-) -> Result<Stage2, &'static str> {
+) -> Result<Stage2, Stage2Error> {
+    let no_geometry = || Stage2Error::new("no stage-2 geometry for this PA range");
     let pa_range = ids.pa_range() as u8;
     let (_, ipa_bits) = effective_pa_range(pa_range);
-    let (vtcr, _, _) = vtcr_el2(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
-    let regime = stage2_regime(ipa_bits, pa_range).ok_or("no stage-2 geometry for this PA range")?;
-    let pool = S2_POOL.take().ok_or("stage 2 built twice")?;
-    let mut pt = PageTable::new(pool, regime).map_err(|_| "stage-2 root allocation failed")?;
+    let (vtcr, _, _) = vtcr_el2(ipa_bits, pa_range).ok_or_else(no_geometry)?;
+    let regime = stage2_regime(ipa_bits, pa_range).ok_or_else(no_geometry)?;
+    if BUILT.swap(true, Ordering::AcqRel) {
+        return Err(Stage2Error::new("stage 2 built twice"));
+    }
+    let tables = (layout.pool_end - layout.pool_start) / TABLE_BYTES;
+    // SAFETY: the pool is hyp memory (never guest RAM), mapped RW at EL2
+    // (mmu.rs), 2 MiB aligned, and used by nothing else (BUILT).
+    let pool = unsafe { RegionPool::new(layout.pool_start, tables as usize) };
+    let mut pt =
+        PageTable::new(pool, regime).map_err(|_| Stage2Error::new("no room for the stage-2 root"))?;
 
     let mut err = None;
     let mut ranges = heapless::Vec::new();
     guest_ram(plat, layout, |s, e| {
         if ranges.push((s, e)).is_err() {
-            err = Some("too many guest RAM ranges");
+            err = Some(Stage2Error { what: "too many guest RAM ranges at", range: Some((s, e)) });
         }
-        if let Err(_e) = pt.map(s, s, e - s, S2Attrs::NORMAL_RW, Granularity::PagesOnly) {
-            err = Some("guest RAM does not fit the stage-2 table pool (use at most 2 GiB)");
+        if let Err(m) = pt.map(s, s, e - s, S2Attrs::NORMAL_RW, Granularity::PagesOnly) {
+            err = Some(Stage2Error::map("ram", s, e, m));
         }
     });
     passthrough(plat, hidden_uart, |s, e| {
-        if pt.map(s, s, e - s, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).is_err() {
-            err = Some("cannot map a device region at stage 2");
+        if let Err(m) = pt.map(s, s, e - s, S2Attrs::DEVICE_RW, Granularity::AllowBlocks) {
+            err = Some(Stage2Error::map("device", s, e, m));
         }
     });
     if let Some(e) = err {

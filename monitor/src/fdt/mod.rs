@@ -10,10 +10,13 @@
 //!   timer, /chosen, MMIO regions for stage 2).
 //! * [`mod@rewrite`]: [`rewrite()`] produces the guest's DTB (remove nodes, carve
 //!   hypervisor memory out of RAM, set bootargs, add reservations).
+//! * [`reserved`]: the RAM the tree says is taken (`/memreserve/`,
+//!   `/reserved-memory`).
 
 pub mod address;
 pub mod platform;
 pub mod reader;
+pub mod reserved;
 pub mod rewrite;
 
 mod error;

@@ -7,6 +7,7 @@ mod fuzz;
 mod fvp_base;
 mod malformed;
 mod reader;
+mod reserved;
 mod rewrite;
 
 pub(super) const VIRT_GICV3: &[u8] = include_bytes!("../../../testdata/virt-gicv3.dtb");
@@ -19,3 +20,4 @@ pub(super) const TINY: &[u8] = include_bytes!("../../../testdata/tiny.dtb");
 pub(super) const ALIAS_LOOP: &[u8] = include_bytes!("../../../testdata/alias-loop.dtb");
 pub(super) const BAD_CELLS: &[u8] = include_bytes!("../../../testdata/bad-cells.dtb");
 pub(super) const DEEP: &[u8] = include_bytes!("../../../testdata/deep.dtb");
+pub(super) const RESERVED: &[u8] = include_bytes!("../../../testdata/reserved.dtb");

@@ -1,0 +1,75 @@
+//! porwatch's own refusals: an option it cannot honour stops the boot
+//! before the guest starts, with exit status 78 and a console message that
+//! names the real cause (README "porwatch options").
+mod common;
+use common::*;
+
+fn refused(opts: &[&str]) -> Outcome {
+    let mut a = args("hello");
+    a.hyp_opts = opts.iter().map(|o| o.to_string()).collect();
+    let o = run_guest(a);
+    assert_eq!(o.status, 78, "{opts:?}: console:\n{}", o.console);
+    assert!(!o.console.contains("hello:"), "{opts:?}: the guest must not start:\n{}", o.console);
+    o
+}
+
+fn assert_says(o: &Outcome, want: &str) {
+    assert!(o.console.contains(want), "want {want:?}; console:\n{}", o.console);
+}
+
+/// QEMU has no FEAT_S1POE: native POE cannot be had, and porwatch says so
+/// instead of running without POE.
+#[test]
+fn poe_native_without_the_feature_is_refused() {
+    let o = refused(&["poe=native"]);
+    assert_says(
+        &o,
+        "porwatch: porwatch.poe=native: this CPU has no FEAT_S1POE (ID_AA64MMFR3_EL1.S1POE is 0)",
+    );
+    // Virtual POE is what this CPU can have.
+    let mut a = args("hello");
+    a.hyp_opts = vec!["poe=virtual".into()];
+    let o = run_guest(a);
+    assert_eq!(o.status, 0, "console:\n{}", o.console);
+    assert_eq!(o.records[0].get_enum("poe_mode"), Some("virtual"));
+}
+
+#[test]
+fn poe_virtual_without_the_tap_is_refused() {
+    let o = refused(&["poe=virtual", "tap=off"]);
+    assert_says(
+        &o,
+        "porwatch: porwatch.poe=virtual needs the exception-entry tap, and porwatch.tap=off turns it off",
+    );
+}
+
+/// The guest console (QEMU virt: the PL011 at 0x9000000) is never taken
+/// for the trace, and porwatch says that is why, by address or by path.
+#[test]
+fn trace_on_the_guest_console_is_refused() {
+    for (opt, shown) in [("trace=0x9000000", "0x9000000"), ("trace=/pl011@9000000", "/pl011@9000000")] {
+        let o = refused(&[opt]);
+        assert_says(&o, &format!("porwatch: porwatch.trace={shown} is the guest's console"));
+        assert!(!o.console.contains("no second PL011"), "{opt}: not the cause:\n{}", o.console);
+    }
+}
+
+#[test]
+fn trace_naming_no_uart_is_refused() {
+    for (opt, shown) in [("trace=0x9050000", "0x9050000"), ("trace=/pl011@1234", "/pl011@1234")] {
+        let o = refused(&[opt]);
+        assert_says(
+            &o,
+            &format!("porwatch: porwatch.trace={shown} names no enabled PL011 in the device tree"),
+        );
+    }
+}
+
+/// Command-line refusals name the option and, for a bad value, the value.
+#[test]
+fn bad_option_values_are_named() {
+    let o = refused(&["poe=nativ"]);
+    assert_says(&o, "porwatch: bad value \"nativ\" for porwatch.poe");
+    let o = refused(&["tap=on", "tap=off"]);
+    assert_says(&o, "porwatch: porwatch.tap given more than once");
+}
