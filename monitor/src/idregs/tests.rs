@@ -206,7 +206,8 @@ fn el2_enables_follow_the_view() {
     assert_eq!(controls(&without, &v, &s).hcrx & HCRX_ENFPM, 0);
 
     // Each Enable rule's control, on and off.
-    let cases: [(SysRegId, u8, u8, fn(&Controls) -> bool); 9] = [
+    type Check = fn(&Controls) -> bool;
+    let cases: [(SysRegId, u8, u8, Check); 9] = [
         (ID_AA64ISAR2_EL1, 16, 1, |c| c.hcrx & HCRX_MSCEN != 0),
         (ID_AA64MMFR3_EL1, 4, 1, |c| c.hcrx & HCRX_SCTLR2EN != 0),
         (ID_AA64ISAR1_EL1, 4, 1, |c| c.hcr & (HCR_API | HCR_APK) == HCR_API | HCR_APK),
