@@ -74,6 +74,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             roots_released: v,
             fast_stores: v,
         },
+        Event::IdField { field: v, width: v, cpu: v, guest: v, reason: v },
     ]
 }
 
@@ -152,6 +153,7 @@ fn kind_codes_match_table() {
         (0x11, "hazard"),
         (0x12, "coverage_gap"),
         (0x13, "pt_stats"),
+        (0x15, "id_field"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);

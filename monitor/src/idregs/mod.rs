@@ -453,25 +453,26 @@ pub fn decide(raw: &Raw, setup: &Setup, mut on_deviation: impl FnMut(Deviation))
     view
 }
 
-/// "ID_AA64PFR1_EL1.GCS [47:44]" for a packed `id_field.field`, or
-/// "ID_AA64PFR1_EL1 [51:48]" for unknown bits, "S3_0_C0_C4_3" for an
-/// unknown register. `width` as recorded.
-pub fn describe(packed: u64, width: u8, out: &mut impl core::fmt::Write) -> core::fmt::Result {
+/// The name of a packed `id_field.field`: "ID_AA64PFR1_EL1.GCS [47:44]"
+/// for a field of the table, "ID_AA64PFR2_EL1 [27:24]" for unknown bits
+/// (reported a nibble at a time), "S3_0_C0_C4_3" for a register the table
+/// does not know (reported whole).
+pub fn describe(packed: u64, out: &mut impl core::fmt::Write) -> core::fmt::Result {
     let (id, lsb) = unpack(packed);
-    let reg = table::REGS.iter().find(|r| r.id == id);
-    let hi = (lsb as u32 + width.max(1) as u32 - 1).min(63);
-    match reg {
-        Some(r) => {
-            out.write_str(r.name)?;
-            if let Some(f) = r.fields.iter().find(|f| f.lsb == lsb && f.width == width) {
-                write!(out, ".{}", f.name)?;
-            }
+    let Some(reg) = table::REGS.iter().find(|r| r.id == id) else {
+        return write!(out, "S{}_{}_C{}_C{}_{}", id.op0(), id.op1(), id.crn(), id.crm(), id.op2());
+    };
+    out.write_str(reg.name)?;
+    let (width, named) = match reg.fields.iter().find(|f| f.lsb == lsb) {
+        Some(f) => {
+            write!(out, ".{}", f.name)?;
+            (f.width, true)
         }
-        None => write!(out, "S{}_{}_C{}_C{}_{}", id.op0(), id.op1(), id.crn(), id.crm(), id.op2())?,
-    }
-    if width == 1 {
-        write!(out, " [{lsb}]")
-    } else {
-        write!(out, " [{hi}:{lsb}]")
+        None => (4, false),
+    };
+    let hi = (lsb as u32 + width as u32 - 1).min(63);
+    match (named, width) {
+        (true, 1) => write!(out, " [{lsb}]"),
+        _ => write!(out, " [{hi}:{lsb}]"),
     }
 }

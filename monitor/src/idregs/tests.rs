@@ -369,17 +369,17 @@ fn el3_controls_from_the_table() {
 #[test]
 fn describes_fields() {
     let mut s = String::new();
-    describe(pack(ID_AA64PFR1_EL1, 44), 4, &mut s).unwrap();
+    describe(pack(ID_AA64PFR1_EL1, 44), &mut s).unwrap();
     assert_eq!(s, "ID_AA64PFR1_EL1.GCS [47:44]");
     s.clear();
-    describe(pack(ID_AA64PFR2_EL1, 24), 4, &mut s).unwrap();
+    describe(pack(ID_AA64PFR2_EL1, 24), &mut s).unwrap();
     assert_eq!(s, "ID_AA64PFR2_EL1 [27:24]");
     s.clear();
-    describe(pack(ID_AA64SMFR0_EL1, 63), 1, &mut s).unwrap();
+    describe(pack(ID_AA64SMFR0_EL1, 63), &mut s).unwrap();
     assert_eq!(s, "ID_AA64SMFR0_EL1.FA64 [63]");
     s.clear();
-    describe(pack(SysRegId::new(3, 0, 0, 4, 3), 0), 64, &mut s).unwrap();
-    assert_eq!(s, "S3_0_C0_C4_3 [63:0]");
+    describe(pack(SysRegId::new(3, 0, 0, 4, 3), 0), &mut s).unwrap();
+    assert_eq!(s, "S3_0_C0_C4_3");
     assert_eq!(Reason::NAMES.len(), Reason::Depends as usize + 1);
     assert_eq!(Reason::PageTableWatch.name(), "page_table_watch");
 }
