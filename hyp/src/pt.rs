@@ -4,7 +4,8 @@
 //! porwatch_monitor: `s1` (regime, walk, tracker, overlay rule) and `store`
 //! (decoding the faulting instruction).
 use crate::arch::frame::GuestRegs;
-use crate::arch::{at, fast_path, inject, regs::POR_EL1_REG, stage2};
+use crate::arch::regs::{PIRE0_EL1_REG, PIR_EL1_REG, POR_EL1_REG};
+use crate::arch::{at, fast_path, inject, stage2};
 use crate::boot::config;
 use crate::tap;
 use crate::trace_out;
@@ -409,12 +410,18 @@ fn overlay_verdict(
         Mode::Native => native_overlay_regs(),
         Mode::None => return None,
     };
+    // With S1PIE on, the overlay applies only where the selected PIR entry
+    // allows it: PIR_EL1/PIRE0_EL1 are the guest's own (never trapped),
+    // read here. TCR2_EL1.PIE is set only where the CPU has S1PIE and
+    // porwatch passes it (cpu_view), so the registers exist.
+    let (pir_el1, pire0_el1) =
+        if tcr2 & s1::overlay::TCR2_PIE != 0 { (PIR_EL1_REG.get(), PIRE0_EL1_REG.get()) } else { (0, 0) };
     let regs = OverlayRegs {
         por_el1,
         por_el0,
         tcr2_el1: tcr2,
-        pir_el1: 0,
-        pire0_el1: 0,
+        pir_el1,
+        pire0_el1,
         wxn: SCTLR_EL1.get() & SCTLR_WXN != 0,
     };
     let privilege = if unprivileged { Privilege::Unprivileged } else { Privilege::Privileged };
@@ -433,7 +440,7 @@ fn native_overlay_regs() -> (u64, u64, u64) {
     let (por0, tcr2): (u64, u64);
     unsafe {
         core::arch::asm!("mrs {}, s3_3_c10_c2_4", out(reg) por0, options(nomem, nostack));
-        core::arch::asm!("mrs {}, s3_0_c2_c0_3", out(reg) tcr2, options(nomem, nostack));
+        core::arch::asm!("mrs {}, s3_0_c2_c0_3", out(reg) tcr2, options(nomem, nostack)); // TCR2_EL1
     }
     (POR_EL1_REG.get(), por0, tcr2)
 }

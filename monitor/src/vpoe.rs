@@ -48,12 +48,6 @@ pub const fn hw_has_s1poe(mmfr3: u64) -> bool {
     mmfr3 & MMFR3_S1POE_MASK != 0
 }
 
-/// ID_AA64MMFR3_EL1 as a virtual-POE guest reads it: S1POE = 1, every
-/// other field the CPU's own.
-pub const fn virtual_mmfr3(real: u64) -> u64 {
-    (real & !MMFR3_S1POE_MASK) | (1 << MMFR3_S1POE_SHIFT)
-}
-
 /// ESR_ELx fields of the hardware's overlay permission fault (Arm ARM
 /// D24.2.40 ESR_EL1; Linux esr.h): EC [31:26], WnR [6], FnV [10],
 /// DFSC [5:0], ISS2.Overlay = ESR bit 38.
@@ -202,9 +196,6 @@ mod tests {
         assert!(!hw_has_s1poe(0x1000_0000_0000_0000));
         assert!(!hw_has_s1poe(0x1000_0000_1100_1111));
         assert!(hw_has_s1poe(0x1000_0000_1111_1111));
-        assert_eq!(virtual_mmfr3(0x1000_0000_0000_0000), 0x1000_0000_0001_0000);
-        assert_eq!(virtual_mmfr3(0x1000_0000_1100_1111), 0x1000_0000_1101_1111);
-        assert_eq!(virtual_mmfr3(0x0000_0000_0022_0000), 0x0000_0000_0021_0000);
     }
 
     #[test]

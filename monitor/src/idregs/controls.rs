@@ -87,6 +87,19 @@ pub struct Controls {
     pub tcr2_guest: u64,
 }
 
+impl Controls {
+    /// Nothing enabled (before the view is computed).
+    pub const NONE: Self = Self {
+        hcr: 0,
+        hcrx: 0,
+        zcr_el2: None,
+        smcr_el2: None,
+        tcr2: Tcr2Path::Absent,
+        tcr2_hw: 0,
+        tcr2_guest: 0,
+    };
+}
+
 /// SCR_EL3 and friends for an EL3 entry (porwatch's own needs included).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct El3Controls {
