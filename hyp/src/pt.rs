@@ -440,7 +440,8 @@ fn native_overlay_regs() -> (u64, u64, u64) {
     let (por0, tcr2): (u64, u64);
     unsafe {
         core::arch::asm!("mrs {}, s3_3_c10_c2_4", out(reg) por0, options(nomem, nostack));
-        core::arch::asm!("mrs {}, s3_0_c2_c0_3", out(reg) tcr2, options(nomem, nostack)); // TCR2_EL1
+        core::arch::asm!("mrs {}, s3_0_c2_c0_3", out(reg) tcr2, options(nomem, nostack));
+        // TCR2_EL1
     }
     (POR_EL1_REG.get(), por0, tcr2)
 }

@@ -22,10 +22,10 @@ use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
+use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::tap::{
     self as rules, classify_step, page_of, EntryRegs, EntryWindow, ShadowStack, Step,
 };
-use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::vpoe::{self, Mode, VReg, VirtPoe};
 use porwatch_trace::{Event, PorReg, TrapOutcome};
 use spin::Mutex;

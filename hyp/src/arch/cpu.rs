@@ -96,5 +96,4 @@ impl IdRegs {
     pub fn has_amu(&self) -> bool {
         Self::field(self.pfr0, 44) != 0
     }
-
 }
