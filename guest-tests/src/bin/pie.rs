@@ -23,12 +23,14 @@
 //! * `feature NAME`: for every feature the guest's ID registers advertise,
 //!   one instruction that needs it runs without an UNDEF (porwatch passes a
 //!   feature only with the EL2 controls it needs; QEMU 11's FPMR without
-//!   HCRX_EL2.EnFPM was the counterexample): `fpmr` (`MSR/MRS FPMR`),
+//!   HCRX_EL2.EnFPM was the counterexample): `fpmr` (`MRS FPMR`),
 //!   `mops` (`SETP/SETM/SETE`), `sve` (`RDVL`), `sme` (`RDSVL`), `sme2`
 //!   (`ZERO {ZT0}` in streaming mode), `lse` (`LDADD`), `pauth` (`MRS
 //!   APIAKeyLo_EL1`), `rndr` (`MRS RNDR`), `mte` (`IRG`), `sctlr2` (`MRS
 //!   SCTLR2_EL1`), `tcr2` (`MRS TCR2_EL1`), `pir` (`MRS/MSR PIR_EL1`),
-//!   `por` (`MRS POR_EL1`). `absent`: not advertised, not run.
+//!   `por` (`MRS POR_EL1`). `absent`: not advertised, not run. (A probe
+//!   of several instructions that UNDEF ends the run as an unexpected
+//!   exception, status 2.)
 //! * `tcr2`: TCR2_EL1 := PIE | E0POE | POE | PnCH reads back PIE (only
 //!   where S1PIE is advertised), E0POE and POE (virtual POE keeps them): a
 //!   bit the guest's CPU lacks does not stick.
@@ -145,7 +147,7 @@ const CPACR_SMEN: u64 = 3 << 24;
 const SMCR_EL1_EZT0_LEN: u64 = 1 << 30 | 0xf;
 
 fn probe_fpmr() {
-    unsafe { asm!("msr s3_3_c4_c4_2, xzr", "mrs {0}, s3_3_c4_c4_2", out(reg) _, options(nostack)) };
+    let _ = mrs!("s3_3_c4_c4_2"); // FPMR
 }
 
 fn probe_mops() {
