@@ -482,8 +482,9 @@ define_events! {
     }
 
     /// An ID-register field the guest reads differently from the CPU
-    /// (hidden, lowered or provided by porwatch), written after the header,
-    /// one per field: what the guest's CPU lacks and why.
+    /// (hidden, lowered or provided by porwatch), one per field, written at
+    /// boot before guest_start: what the guest's CPU lacks and why
+    /// (docs/cpu.md).
     0x15 id_field => IdField {
         /// The field: the register's MSR/MRS encoding (instruction bits [20:5]: op0, op1, CRn, CRm, op2) shifted left by 8, or'ed with the field's lowest bit. The reader names it (`ID_AA64PFR1_EL1.GCS [47:44]`).
         field: u64 = Hex,
