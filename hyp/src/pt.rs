@@ -40,6 +40,8 @@ const SPSR_M_EL1H: u64 = 0b0101;
 const SPSR_M_EL0T: u64 = 0b0000;
 /// `hazard.poindex` when the leaf could not be found (POIndex is 0..=7).
 const POINDEX_UNKNOWN: u64 = 8;
+/// `hazard.pir`: S1PIE was on (the low 4 bits are the PIR entry).
+const HAZARD_PIR_ON: u64 = 0x10;
 /// SCTLR_EL1.WXN (bit 19).
 const SCTLR_WXN: u64 = 1 << 19;
 /// SCTLR_EL1.EE (bit 25): EL1 data accesses are big-endian.
@@ -631,14 +633,20 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
     let (entry_seq, por_seq) = tap::cause_chain();
     // Never dropped: without a verdict (native POE, the CPU faulted but the
     // software walk of FAR failed) the overlay fields say "unknown".
-    let (poindex, perm, por, leaf_level) = match h.verdict {
-        Some((v, por, leaf_level)) => (v.poindex as u64, v.perm as u64, por, leaf_level as i64),
+    let (poindex, perm, por, leaf_level, pir) = match h.verdict {
+        Some((v, por, leaf_level)) => (
+            v.poindex as u64,
+            v.perm as u64,
+            por,
+            leaf_level as i64,
+            v.pie_entry.map_or(0, |e| HAZARD_PIR_ON | e as u64),
+        ),
         None => {
             let (por1, por0, _) = match config().poe {
                 Mode::Native => native_overlay_regs(),
                 _ => tap::vpoe_overlay_regs(),
             };
-            (POINDEX_UNKNOWN, 0, if h.unprivileged { por0 } else { por1 }, -1)
+            (POINDEX_UNKNOWN, 0, if h.unprivileged { por0 } else { por1 }, -1, 0)
         }
     };
     trace_out::emit_reliable(Event::Hazard {
@@ -657,5 +665,6 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
         por_seq,
         action: action as u64,
         leaf_level,
+        pir,
     });
 }

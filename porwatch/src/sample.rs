@@ -141,6 +141,7 @@ pub fn write_bench_trace(n: u64, out: &mut dyn std::io::Write) -> std::io::Resul
                 por_seq: seq - 1,
                 action: 0,
                 leaf_level: 3,
+                pir: 0,
             },
             0 => Event::ExcEntry {
                 vector: 5,

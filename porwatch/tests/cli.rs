@@ -268,6 +268,7 @@ fn filter_trace() -> PathBuf {
             por_seq: 0,
             action: 0,
             leaf_level: 3,
+            pir: 0,
         },
     };
     let recs = [

@@ -17,8 +17,14 @@ const S1PIE_SHIFT: u32 = 8;
 const GCS_SHIFT: u32 = 44;
 /// The kernel's aliases in order; their stores go to VA + 8 * (256 + 4i)
 /// (STR) and VA + 8 * (258 + 4i) (STP).
-const ALIASES: [(&str, bool, u64, u64); 4] =
-    [("o_r", true, 1, 0x1), ("x_r", false, 1, 0x1), ("wxn", true, 2, 0x7), ("o_rwx", false, 2, 0x7)];
+/// (name, hazard, POIndex, its POR_EL1 permission, hazard.pir: S1PIE on |
+/// the PIR entry).
+const ALIASES: [(&str, bool, u64, u64, u64); 4] = [
+    ("o_r", true, 1, 0x1, 0x15),
+    ("x_r", false, 1, 0x1, 0x1c),
+    ("wxn", true, 2, 0x7, 0x16),
+    ("o_rwx", false, 2, 0x7, 0x15),
+];
 const FEATURES: [&str; 13] =
     ["fpmr", "mops", "sve", "sme", "sme2", "lse", "pauth", "rndr", "mte", "sctlr2", "tcr2", "pir", "por"];
 
@@ -114,7 +120,7 @@ fn pie_report() {
     assert!(o.console.contains("pie: hazards=4"), "console:\n{}", o.console);
     let hz = hazards(&o);
     let mut want = Vec::new();
-    for (i, (name, hazard, pkey, perm)) in ALIASES.iter().enumerate() {
+    for (i, (name, hazard, pkey, perm, pir)) in ALIASES.iter().enumerate() {
         let va = alias_va(&o.console, name);
         for target in [256 + 4 * i as u64, 258 + 4 * i as u64] {
             let at = va + 8 * target;
@@ -124,6 +130,7 @@ fn pie_report() {
                 assert_eq!(h.get_u64("poindex"), Some(*pkey), "{h:?}");
                 assert_eq!(h.get_u64("perm"), Some(*perm), "{h:?}");
                 assert_eq!(h.get_u64("por"), Some(0x717), "{h:?}");
+                assert_eq!(h.get_u64("pir"), Some(*pir), "{h:?}");
                 assert_eq!(h.get_enum("action"), Some("performed"), "{h:?}");
                 want.push(at);
             }

@@ -438,6 +438,8 @@ define_events! {
         /// Level of the stage-1 leaf that maps `va` (the level a hardware
         /// overlay fault reports in its DFSC); -1 if unknown.
         leaf_level: i64 = Dec,
+        /// With S1PIE on (TCR2_EL1.PIE): 0x10 | the PIR_EL1 (PIRE0_EL1) entry the leaf's PIIndex selects (bit 3 clear: the overlay applies; 0x6: with WXN, the overlay's X removes its W); 0: S1PIE off, or unknown.
+        pir: u64_appended = Hex,
     }
 
     /// A store to a tracked table porwatch could not emulate. The page stops

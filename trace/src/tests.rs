@@ -60,6 +60,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             por_seq: v,
             action: v,
             leaf_level: i,
+            pir: v,
         },
         Event::CoverageGap { pc: v, insn: v, va: v, ipa: v, reason: v },
         Event::PtStats {
@@ -503,9 +504,10 @@ fn errors_have_codes() {
 
 /// Fields appended after format version 1's first release (`u64_appended`),
 /// per kind, in order: absent in traces from older writers.
-const APPENDED: [(&str, &[&str]); 3] = [
+const APPENDED: [(&str, &[&str]); 4] = [
     ("header", &["overlay_enforced"]),
     ("pt_root", &["levels"]),
+    ("hazard", &["pir"]),
     ("pt_stats", &["roots_released", "fast_stores"]),
 ];
 
