@@ -16,7 +16,8 @@ pub const CPACR_E0POE: u64 = 1 << 29;
 /// How porwatch provides FEAT_S1POE.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
-    /// Not offered: the guest sees the CPU as it is.
+    /// Not offered: ID_AA64MMFR3_EL1.S1POE reads 0 (the ID-register table,
+    /// crate::idregs) and porwatch watches no overlay.
     None,
     /// Emulated: advertised through HCR_EL2.TID3, accesses completed at the
     /// exception-entry tap (needs the tap).
