@@ -10,6 +10,7 @@
 mod arch;
 mod boot;
 mod console;
+mod cpu_view;
 mod fatal;
 mod placement;
 mod psci;

@@ -4,7 +4,8 @@
 //! porwatch_monitor: `s1` (regime, walk, tracker, overlay rule) and `store`
 //! (decoding the faulting instruction).
 use crate::arch::frame::GuestRegs;
-use crate::arch::{at, fast_path, inject, regs::POR_EL1_REG, stage2};
+use crate::arch::regs::{PIRE0_EL1_REG, PIR_EL1_REG, POR_EL1_REG};
+use crate::arch::{at, fast_path, inject, stage2};
 use crate::boot::config;
 use crate::tap;
 use crate::trace_out;
@@ -41,6 +42,8 @@ const SPSR_M_EL1H: u64 = 0b0101;
 const SPSR_M_EL0T: u64 = 0b0000;
 /// `hazard.poindex` when the leaf could not be found (POIndex is 0..=7).
 const POINDEX_UNKNOWN: u64 = 8;
+/// `hazard.pir`: S1PIE was on (the low 4 bits are the PIR entry).
+const HAZARD_PIR_ON: u64 = 0x10;
 /// SCTLR_EL1.WXN (bit 19).
 const SCTLR_WXN: u64 = 1 << 19;
 /// SCTLR_EL1.EE (bit 25): EL1 data accesses are big-endian.
@@ -419,12 +422,18 @@ fn overlay_verdict(
         Mode::Native => native_overlay_regs(),
         Mode::None => return None,
     };
+    // With S1PIE on, the overlay applies only where the selected PIR entry
+    // allows it: PIR_EL1/PIRE0_EL1 are the guest's own (never trapped),
+    // read here. TCR2_EL1.PIE is set only where the CPU has S1PIE and
+    // porwatch passes it (cpu_view), so the registers exist.
+    let (pir_el1, pire0_el1) =
+        if tcr2 & s1::overlay::TCR2_PIE != 0 { (PIR_EL1_REG.get(), PIRE0_EL1_REG.get()) } else { (0, 0) };
     let regs = OverlayRegs {
         por_el1,
         por_el0,
         tcr2_el1: tcr2,
-        pir_el1: 0,
-        pire0_el1: 0,
+        pir_el1,
+        pire0_el1,
         wxn: SCTLR_EL1.get() & SCTLR_WXN != 0,
     };
     let privilege = if unprivileged { Privilege::Unprivileged } else { Privilege::Privileged };
@@ -444,6 +453,7 @@ fn native_overlay_regs() -> (u64, u64, u64) {
     unsafe {
         core::arch::asm!("mrs {}, s3_3_c10_c2_4", out(reg) por0, options(nomem, nostack));
         core::arch::asm!("mrs {}, s3_0_c2_c0_3", out(reg) tcr2, options(nomem, nostack));
+        // TCR2_EL1
     }
     (POR_EL1_REG.get(), por0, tcr2)
 }
@@ -633,14 +643,20 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
     let (entry_seq, por_seq) = tap::cause_chain();
     // Never dropped: without a verdict (native POE, the CPU faulted but the
     // software walk of FAR failed) the overlay fields say "unknown".
-    let (poindex, perm, por, leaf_level) = match h.verdict {
-        Some((v, por, leaf_level)) => (v.poindex as u64, v.perm as u64, por, leaf_level as i64),
+    let (poindex, perm, por, leaf_level, pir) = match h.verdict {
+        Some((v, por, leaf_level)) => (
+            v.poindex as u64,
+            v.perm as u64,
+            por,
+            leaf_level as i64,
+            v.pie_entry.map_or(0, |e| HAZARD_PIR_ON | e as u64),
+        ),
         None => {
             let (por1, por0, _) = match config().poe {
                 Mode::Native => native_overlay_regs(),
                 _ => tap::vpoe_overlay_regs(),
             };
-            (POINDEX_UNKNOWN, 0, if h.unprivileged { por0 } else { por1 }, -1)
+            (POINDEX_UNKNOWN, 0, if h.unprivileged { por0 } else { por1 }, -1, 0)
         }
     };
     trace_out::emit_reliable(Event::Hazard {
@@ -659,5 +675,6 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
         por_seq,
         action: action as u64,
         leaf_level,
+        pir,
     });
 }

@@ -1,21 +1,26 @@
 //! Trapped guest MSR/MRS (EC 0x18). What traps is chosen in arch/el2.rs:
-//! VBAR_EL1 writes (the tap follows the vector table), ID registers (TID3,
-//! virtual POE advertises S1POE), TCR2_EL1 (HCRX_EL2.TCR2En = 0 where
-//! FEAT_TCR2 exists, virtual POE), CPACR_EL1 (FGT, virtual E0POE), POR_EL1
-//! writes (native POE, logged), MDSCR_EL1 and other debug registers (only
-//! while porwatch single-steps with MDCR_EL2.TDE), IMPLEMENTATION DEFINED
-//! registers (TIDCP). Anything else is answered with an UNDEF.
+//! VBAR_EL1 writes (the tap follows the vector table), ID registers (TID3:
+//! the guest's CPU, cpu_view.rs), TCR2_EL1 under virtual POE (with FGT
+//! while the guest's value also drives the hardware, e.g. PIE; with
+//! HCRX_EL2.TCR2En = 0 where porwatch cannot), TCR_EL1 (FGT: the
+//! page-table watch, and reads under virtual POE since the same FGT bit
+//! traps TCR2_EL1), CPACR_EL1 (FGT, virtual E0POE), POR_EL1 writes (native
+//! POE, logged), MDSCR_EL1 and other debug registers (only while porwatch
+//! single-steps with MDCR_EL2.TDE), IMPLEMENTATION DEFINED registers
+//! (TIDCP). Anything else is answered with an UNDEF.
 use crate::arch::frame::GuestRegs;
-use crate::arch::{idregs, inject, regs::POR_EL1_REG};
+use crate::arch::{inject, regs::POR_EL1_REG, regs::TCR2_EL1_REG};
 use crate::boot::config;
+use crate::cpu_view;
 use crate::pt;
 use crate::tap;
 use crate::traps::Handled;
-use aarch64_cpu::registers::{Readable, Writeable, CPACR_EL1};
+use aarch64_cpu::registers::{Readable, Writeable, CPACR_EL1, TCR_EL1};
 use porwatch_monitor::esr::SysRegAccess;
+use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::s1::Half;
-use porwatch_monitor::sysreg::{self, SysRegId};
-use porwatch_monitor::vpoe::{self, Mode, VReg, CPACR_E0POE};
+use porwatch_monitor::sysreg;
+use porwatch_monitor::vpoe::{Mode, VReg, CPACR_E0POE};
 use porwatch_trace::TrapOutcome;
 
 /// The trapped MSR/MRS completes; the guest continues after it.
@@ -31,17 +36,14 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
             regs.elr += INSN_LEN;
             return h;
         }
-        (id, None) if sysreg::is_tid3_space(id) => Some(read_id(id, mode)),
-        (sysreg::TCR2_EL1, v) if mode == Mode::Virtual => Some(tap::with_vpoe(|p| match v {
+        (id, None) if sysreg::is_tid3_space(id) => Some(cpu_view::read_id(id)),
+        (sysreg::TCR2_EL1, v) if mode == Mode::Virtual => Some(match v {
             Some(v) => {
-                let old = p.set(VReg::Tcr2El1, v);
-                if old != v {
-                    crate::trace_out::emit(porwatch_trace::Event::Tcr2Write { pc: regs.elr, old, new: v });
-                }
+                tap::write_virtual_tcr2(regs.elr, v);
                 0
             }
-            None => p.tcr2_el1,
-        })),
+            None => tap::with_vpoe(|p| p.tcr2_el1),
+        }),
         (sysreg::CPACR_EL1, v) if mode == Mode::Virtual => Some(tap::with_vpoe(|p| match v {
             Some(v) => {
                 // The CPU has no E0POE bit: keep it virtual, write the rest.
@@ -85,14 +87,20 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
             pt::on_ttbr_write(Half::Ttbr1, v);
             Some(0)
         }
-        (sysreg::TCR_EL1, Some(v)) if config().opts.track => {
-            pt::on_tcr_write(v);
+        (sysreg::TCR_EL1, Some(v)) => {
+            if config().opts.track {
+                pt::on_tcr_write(v);
+            } else {
+                TCR_EL1.set(v);
+            }
             Some(0)
         }
+        // Trapped only because the FGT bit also covers TCR2_EL1.
+        (sysreg::TCR_EL1, None) => Some(TCR_EL1.get()),
         // FGT's TCR_EL1 write trap covers TCR2_EL1 too (FEAT_TCR2): when it
-        // is not virtual, write it through.
-        (sysreg::TCR2_EL1, Some(v)) if config().opts.track => {
-            unsafe { core::arch::asm!("msr s3_0_c2_c0_3, {}", in(reg) v, options(nomem, nostack)) };
+        // is not virtual, write through the bits the guest may set.
+        (sysreg::TCR2_EL1, Some(v)) if cpu_view::get().controls.tcr2 == Tcr2Path::Hardware => {
+            TCR2_EL1_REG.set(v & cpu_view::get().controls.tcr2_hw);
             Some(0)
         }
         _ => None,
@@ -100,8 +108,10 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
     match result {
         // Linux reads CPACR_EL1 on every syscall (fpsimd/SVE state): under
         // virtual POE that read only merges a virtual bit, so it counts as
-        // porwatch's machinery and leaves no trap record.
-        Some(v) if id == sysreg::CPACR_EL1 && acc.is_read => {
+        // porwatch's machinery and leaves no trap record. Likewise TCR_EL1
+        // reads, trapped only because the same FGT bit traps TCR2_EL1
+        // (vectors.S completes most of them itself).
+        Some(v) if matches!(id, sysreg::CPACR_EL1 | sysreg::TCR_EL1) && acc.is_read => {
             regs.set(acc.rt, v);
             regs.elr += INSN_LEN;
             Handled::Machinery
@@ -119,23 +129,3 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
         }
     }
 }
-
-/// An ID register as the guest sees it: the CPU's, except that virtual POE
-/// advertises FEAT_S1POE; unallocated encodings read as zero.
-fn read_id(id: SysRegId, mode: Mode) -> u64 {
-    if sysreg::is_unallocated_raz(id) {
-        return 0;
-    }
-    let real = idregs::read(id.crm(), id.op2()).unwrap_or(0);
-    match id {
-        sysreg::ID_AA64MMFR3_EL1 if mode == Mode::Virtual => vpoe::virtual_mmfr3(real),
-        // The page-table watch cannot let the stage-1 walker update
-        // descriptors in tracked tables itself (hardware AF/dirty updates
-        // would fault at stage 2 with S1PTW): hide FEAT_HAFDBS.
-        sysreg::ID_AA64MMFR1_EL1 if config().opts.track => real & !MMFR1_HAFDBS_MASK,
-        _ => real,
-    }
-}
-
-/// ID_AA64MMFR1_EL1.HAFDBS, bits [3:0].
-const MMFR1_HAFDBS_MASK: u64 = 0xf;

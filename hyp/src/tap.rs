@@ -16,11 +16,13 @@
 //! after the instruction as if nothing had happened.
 use crate::arch::debug::{self, SPSR_SS};
 use crate::arch::frame::GuestRegs;
+use crate::arch::regs::TCR2_EL1_REG;
 use crate::arch::{at, fast_path, stage2};
 use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
+use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::tap::{
     self as rules, classify_step, page_of, EntryRegs, EntryWindow, ShadowStack, Step,
 };
@@ -280,6 +282,16 @@ pub fn with_vpoe<R>(f: impl FnOnce(&mut VirtPoe) -> R) -> R {
     f(&mut tap().vpoe)
 }
 
+/// Virtual POE: the guest wrote `v` to TCR2_EL1 at `pc` (a trapped MSR, or
+/// an UNDEF completed here). porwatch keeps the guest's view (POE and E0POE,
+/// which the CPU does not have, and the bits it passes); the bits the
+/// hardware implements and the guest may use (PIE, ...) go to the
+/// hardware register when it is in use (cpu_view's controls).
+pub fn write_virtual_tcr2(pc: u64, v: u64) {
+    let mut t = tap();
+    t.write_tcr2(pc, v);
+}
+
 /// The cause chain of a hazard now: the seq of the most recent exception
 /// entry and of the most recent POR_EL1/POR_EL0 change (0: none yet).
 pub fn cause_chain() -> (u64, u64) {
@@ -309,6 +321,18 @@ impl Tap {
             Mode::Virtual => self.vpoe.por_el1,
             Mode::Native => crate::arch::regs::POR_EL1_REG.get(),
             Mode::None => 0,
+        }
+    }
+
+    fn write_tcr2(&mut self, pc: u64, v: u64) {
+        let c = &crate::cpu_view::get().controls;
+        let new = v & c.tcr2_guest;
+        let old = self.vpoe.set(VReg::Tcr2El1, new);
+        if c.tcr2 == Tcr2Path::Hardware {
+            TCR2_EL1_REG.set(new & c.tcr2_hw);
+        }
+        if old != new {
+            trace_out::emit(Event::Tcr2Write { pc, old, new });
         }
     }
 
@@ -411,10 +435,12 @@ impl Tap {
             let new = regs.get(acc.rt);
             let old = self.vpoe.set(acc.reg, new);
             match acc.reg {
-                VReg::Tcr2El1 if old != new => {
-                    trace_out::emit(Event::Tcr2Write { pc: e.elr, old, new });
+                VReg::Tcr2El1 => {
+                    // Undo the plain set: TCR2 keeps only what the guest
+                    // may set (and says so in the trace).
+                    self.vpoe.set(acc.reg, old);
+                    self.write_tcr2(e.elr, new);
                 }
-                VReg::Tcr2El1 => {}
                 r => self.por_change(r, e.elr, old, new),
             }
         }

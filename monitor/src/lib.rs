@@ -6,6 +6,7 @@ pub mod cmdline;
 pub mod esr;
 pub mod fdt;
 pub mod gic;
+pub mod idregs;
 pub mod inject;
 pub mod layout;
 pub mod pgtable;

@@ -16,7 +16,8 @@ pub const CPACR_E0POE: u64 = 1 << 29;
 /// How porwatch provides FEAT_S1POE.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Mode {
-    /// Not offered: the guest sees the CPU as it is.
+    /// Not offered: ID_AA64MMFR3_EL1.S1POE reads 0 (the ID-register table,
+    /// crate::idregs) and porwatch watches no overlay.
     None,
     /// Emulated: advertised through HCR_EL2.TID3, accesses completed at the
     /// exception-entry tap (needs the tap).
@@ -57,12 +58,6 @@ pub fn select_mode(hw: bool, opt: PoeOption, tap: bool) -> Result<Mode, PoeRefus
 /// True if ID_AA64MMFR3_EL1 says the CPU implements FEAT_S1POE.
 pub const fn hw_has_s1poe(mmfr3: u64) -> bool {
     mmfr3 & MMFR3_S1POE_MASK != 0
-}
-
-/// ID_AA64MMFR3_EL1 as a virtual-POE guest reads it: S1POE = 1, every
-/// other field the CPU's own.
-pub const fn virtual_mmfr3(real: u64) -> u64 {
-    (real & !MMFR3_S1POE_MASK) | (1 << MMFR3_S1POE_SHIFT)
 }
 
 /// ESR_ELx fields of the hardware's overlay permission fault (Arm ARM
@@ -219,9 +214,6 @@ mod tests {
         assert!(!hw_has_s1poe(0x1000_0000_0000_0000));
         assert!(!hw_has_s1poe(0x1000_0000_1100_1111));
         assert!(hw_has_s1poe(0x1000_0000_1111_1111));
-        assert_eq!(virtual_mmfr3(0x1000_0000_0000_0000), 0x1000_0000_0001_0000);
-        assert_eq!(virtual_mmfr3(0x1000_0000_1100_1111), 0x1000_0000_1101_1111);
-        assert_eq!(virtual_mmfr3(0x0000_0000_0022_0000), 0x0000_0000_0021_0000);
     }
 
     #[test]

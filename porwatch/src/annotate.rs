@@ -12,7 +12,7 @@ pub struct Annotation {
     pub text: String,
     /// Extra members of the JSON object (key, string value), written right
     /// after the field: `ec` and `esr_detail` for `esr`, `function_name`,
-    /// `result_name`.
+    /// `result_name`, `field_name` (`id_field`).
     pub json: Vec<(&'static str, String)>,
 }
 
@@ -30,6 +30,11 @@ pub fn annotate(kind: &str, field: &str, value: FieldValue<'_>) -> Option<Annota
             .map(|n| Annotation { text: n.to_string(), json: vec![("function_name", n.to_string())] }),
         ("psci", "result", FieldValue::I64(v)) => psci::error_name(v)
             .map(|n| Annotation { text: n.to_string(), json: vec![("result_name", n.to_string())] }),
+        ("id_field", "field", FieldValue::U64(v)) => {
+            let mut name = String::new();
+            porwatch_monitor::idregs::describe(v, &mut name).ok()?;
+            Some(Annotation { text: name.clone(), json: vec![("field_name", name)] })
+        }
         _ => None,
     }
 }
@@ -81,6 +86,12 @@ mod tests {
         assert_eq!(a.json, [("result_name", "NOT_SUPPORTED".to_string())]);
         assert_eq!(annotate("psci", "result", FieldValue::I64(0x10001)), None);
         assert_eq!(annotate("trap", "elr", FieldValue::U64(0)), None);
+        let gcs = porwatch_monitor::idregs::pack(porwatch_monitor::sysreg::ID_AA64PFR1_EL1, 44);
+        let a = annotate("id_field", "field", FieldValue::U64(gcs)).unwrap();
+        assert_eq!(a.text, "ID_AA64PFR1_EL1.GCS [47:44]");
+        assert_eq!(a.json, [("field_name", "ID_AA64PFR1_EL1.GCS [47:44]".to_string())]);
+        // The hypervisor writes monitor's reason codes; the trace names them.
+        assert_eq!(porwatch_monitor::idregs::Reason::NAMES, porwatch_trace::ID_REASON_NAMES);
     }
 
     #[test]

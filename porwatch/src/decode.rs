@@ -359,7 +359,7 @@ mod tests {
         let (recs, stats) = decode_all(&sample::trace());
         assert_eq!(recs.len(), sample::records().len());
         assert!(stats.is_clean(), "{stats}");
-        assert_eq!(stats.records, 12);
+        assert_eq!(stats.records, 13);
         assert_eq!(stats.count("psci"), 2);
         assert_eq!(stats.count("mem_region"), 2);
         assert_eq!(stats.hyp_dropped, 3);
@@ -617,11 +617,11 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         assert_eq!(last["event"], "summary");
-        assert_eq!(last["records"], 12);
+        assert_eq!(last["records"], 13);
         assert_eq!(last["clean"], true);
         assert_eq!(last["kinds"]["psci"], 2);
         assert_eq!(last["guest_exit"]["reason"], "hyp_error");
-        assert_eq!(text.lines().count(), 13);
+        assert_eq!(text.lines().count(), 14);
     }
 }
 

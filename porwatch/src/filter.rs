@@ -121,6 +121,7 @@ mod tests {
                 por_seq: 0,
                 action: 0,
                 leaf_level: 3,
+                pir: 0,
             },
         }
     }

@@ -71,9 +71,17 @@ pub fn perm_rwx(perm: u64) -> String {
     format!("{r}{w}{x}")
 }
 
-/// What a permission means for a store, for the verdict line.
-fn perm_words(perm: u64) -> &'static str {
+/// `hazard.pir`: S1PIE was on; the low 4 bits are the PIR entry.
+const PIR_ON: u64 = 0x10;
+/// The PIR value whose base permission is RWX with WXN (Arm ARM R_HJYGR).
+const PIR_RWX_WXN: u64 = 0b0110;
+
+/// What a permission means for a store, for the verdict line; `pir` is the
+/// record's `pir` field (S1PIE).
+fn perm_words(perm: u64, pir: u64) -> &'static str {
     match perm {
+        // With WXN an overlay that grants X loses W (R_NPBXC).
+        6 | 7 if pir == PIR_ON | PIR_RWX_WXN => "loses write to WXN (S1PIE entry 0b0110)",
         0 => "has no access",
         1 => "is read-only",
         2 => "is execute-only",
@@ -172,9 +180,15 @@ pub fn report(
     let _ = writeln!(s, "          old={old:#x} -> new={new:#x}  (changed: {changed})");
     let level = i(h, "leaf_level").clamp(0, 3) as u64;
     let fault = overlay_fault_esr(level);
+    let pir = u(h, "pir");
+    let pie = if pir & PIR_ON != 0 {
+        format!(" with S1PIE entry {:#x} (the overlay applies)", pir & 0xf)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         s,
-        "  overlay: pkey {poindex} perm {} under {reg}={por_val:#x} (hardware would fault: ESR {fault:#018x}: \
+        "  overlay: pkey {poindex} perm {} under {reg}={por_val:#x}{pie} (hardware would fault: ESR {fault:#018x}: \
          data abort, level {level} permission fault, Overlay=1)",
         perm_rwx(perm)
     );
@@ -239,7 +253,7 @@ pub fn report(
     let _ = writeln!(
         s,
         "  verdict: the write happens under {reg} {por_val:#x}{set_by}; pkey {poindex} {}",
-        perm_words(perm)
+        perm_words(perm, pir)
     );
     s
 }
@@ -335,6 +349,7 @@ mod tests {
                 por_seq: 92,
                 action: 0,
                 leaf_level: 3,
+                pir: 0,
             },
         };
         (entry, por, hazard)
@@ -396,6 +411,20 @@ mod tests {
         assert!(r.contains("#91 exc_entry (not in this trace)"), "{r}");
         assert!(r.contains("#92 por_write (not in this trace)"), "{r}");
         assert!(r.contains("verdict: the write happens under POR_EL1 0x17; pkey 1 is read-only"), "{r}");
+    }
+
+    #[test]
+    fn s1pie_wxn_is_named() {
+        let (_, _, mut hazard) = seed_records();
+        if let Event::Hazard { perm, pir, .. } = &mut hazard.event {
+            (*perm, *pir) = (7, PIR_ON | PIR_RWX_WXN);
+        }
+        let r = report(&hazard, None, None, None);
+        assert!(r.contains("perm rwx under POR_EL1=0x17 with S1PIE entry 0x6 (the overlay applies)"), "{r}");
+        assert!(r.contains("pkey 1 loses write to WXN (S1PIE entry 0b0110)"), "{r}");
+        // Without S1PIE (pir 0, as in traces from before the field) nothing changes.
+        let (_, _, plain) = seed_records();
+        assert!(!report(&plain, None, None, None).contains("S1PIE"));
     }
 
     #[test]

@@ -202,6 +202,7 @@ mod tests {
                     por_seq: 2,
                     action: 0,
                     leaf_level: 3,
+                    pir: 0,
                 },
             ),
             ev(5, 20, ret(0)),

@@ -270,6 +270,7 @@ mod tests {
                 por_seq,
                 action: 0,
                 leaf_level: 3,
+                pir: 0,
             },
         }
     }

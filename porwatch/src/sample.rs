@@ -13,7 +13,7 @@ pub const ESR_MRS_POR_EL0: u64 =
     (0x18 << 26) | (1 << 25) | (3 << 20) | (4 << 17) | (3 << 14) | (10 << 10) | (3 << 5) | (2 << 1) | 1;
 
 /// The sample records: header, hyp_boot, mem_region ×2, guest_start, trap,
-/// unknown_trap, psci ×2, dropped (explaining a gap of 3), panic,
+/// unknown_trap, psci ×2, id_field, dropped (explaining a gap of 3), panic,
 /// guest_exit. Sequence numbers are consistent (a clean decode).
 pub fn records() -> Vec<Record<'static>> {
     let ms = CNTFRQ / 1000;
@@ -64,6 +64,13 @@ pub fn records() -> Vec<Record<'static>> {
             arg2: 0,
             result: -2,
             conduit: PsciConduit::Hvc.code(),
+        },
+        Event::IdField {
+            field: porwatch_monitor::idregs::pack(porwatch_monitor::sysreg::ID_AA64PFR1_EL1, 44),
+            width: 4,
+            cpu: 1,
+            guest: 0,
+            reason: porwatch_trace::IdReason::NeedsEl2.code(),
         },
         Event::Dropped { count: 3 },
         Event::Panic { message: b"hyp/src/trap.rs:120: unexpected \"ESR\"" },
@@ -134,6 +141,7 @@ pub fn write_bench_trace(n: u64, out: &mut dyn std::io::Write) -> std::io::Resul
                 por_seq: seq - 1,
                 action: 0,
                 leaf_level: 3,
+                pir: 0,
             },
             0 => Event::ExcEntry {
                 vector: 5,

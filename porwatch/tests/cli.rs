@@ -60,7 +60,7 @@ fn clean_trace_json() {
     let summary = lines.last().unwrap();
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["clean"], true);
-    assert_eq!(summary["records"], 12);
+    assert_eq!(summary["records"], 13);
     assert_eq!(summary["hyp_dropped"], 3);
 }
 
@@ -77,12 +77,12 @@ fn clean_trace_text_from_stdin() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let out = stdout(&o);
-    assert_eq!(out.lines().count(), 12);
+    assert_eq!(out.lines().count(), 13);
     assert!(out.starts_with("[    1.000000] cpu0 #0 header "), "{out}");
     assert!(out.contains("esr=0x6238e865 (SYS64 MRS x3, POR_EL0)"), "{out}");
     assert!(out.contains("message=\"hyp/src/trap.rs:120: unexpected \\\"ESR\\\"\""), "{out}");
     let err = stderr(&o);
-    assert!(err.contains("12 records"), "{err}");
+    assert!(err.contains("13 records"), "{err}");
     assert!(err.contains("clean"), "{err}");
     // Absent FILE also means stdin.
     let o = Command::new(BIN).arg("decode").stdin(Stdio::null()).output().unwrap();
@@ -170,9 +170,9 @@ fn tcp_stream() {
     server.join().unwrap();
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let lines = json_lines(&o);
-    assert_eq!(lines.len(), 13);
-    assert_eq!(lines[11]["event"], "guest_exit");
-    assert_eq!(lines[11]["reason"], "hyp_error");
+    assert_eq!(lines.len(), 14);
+    assert_eq!(lines[12]["event"], "guest_exit");
+    assert_eq!(lines[12]["reason"], "hyp_error");
     assert_eq!(std::fs::read(&save).unwrap(), sample::trace());
 }
 
@@ -268,6 +268,7 @@ fn filter_trace() -> PathBuf {
             por_seq: 0,
             action: 0,
             leaf_level: 3,
+            pir: 0,
         },
     };
     let recs = [

@@ -54,6 +54,7 @@ fn event() -> impl Strategy<Value = Event<'static>> {
                 por_seq,
                 action: perm % 3,
                 leaf_level: 3,
+                pir: 0,
             }
         ),
         (v, v, v, v, small.clone()).prop_map(|(pc, insn, va, ipa, reason)| Event::CoverageGap {

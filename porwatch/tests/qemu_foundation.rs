@@ -58,14 +58,19 @@ fn hello_runs_and_the_trace_describes_the_boot() {
     let mmfr3 = header.get_u64("id_aa64mmfr3").unwrap();
     assert_eq!(mmfr3 >> 16 & 0xf, 0, "the header carries the CPU's own value");
     assert_eq!(header.get_enum("poe_mode"), Some("virtual"));
-    // What the guest reads (HCR_EL2.TID3): the CPU's values, except S1POE
-    // advertised (virtual POE) and HAFDBS hidden (the page-table watch).
-    let want = format!(
-        "hello: id_aa64mmfr1={:#x} id_aa64mmfr3={:#x}",
-        header.get_u64("id_aa64mmfr1").unwrap() & !0xf,
-        mmfr3 | 1 << 16
-    );
+    // What the guest reads (HCR_EL2.TID3): the CPU's values with each
+    // id_field record applied, among them S1POE advertised (virtual POE)
+    // and HAFDBS hidden (the page-table watch).
+    use porwatch_monitor::sysreg::{ID_AA64MMFR1_EL1, ID_AA64MMFR3_EL1};
+    let mmfr1 = guest_id_value(&o.records, ID_AA64MMFR1_EL1, header.get_u64("id_aa64mmfr1").unwrap());
+    let guest_mmfr3 = guest_id_value(&o.records, ID_AA64MMFR3_EL1, mmfr3);
+    assert_eq!(guest_mmfr3 >> 16 & 0xf, 1, "virtual S1POE");
+    assert_eq!(mmfr1 & 0xf, 0, "HAFDBS hidden");
+    let want = format!("hello: id_aa64mmfr1={mmfr1:#x} id_aa64mmfr3={guest_mmfr3:#x}");
     assert!(o.console.contains(&want), "want {want}; console:\n{}", o.console);
+    let reasons: Vec<_> = o.of_kind("id_field").map(|r| r.get_enum("reason").unwrap()).collect();
+    assert!(reasons.contains(&"virtual_poe") && reasons.contains(&"page_table_watch"), "{reasons:?}");
+    assert!(!reasons.contains(&"unknown"), "QEMU's CPU has a field porwatch does not know: {reasons:?}");
     let hyp_base = header.get_u64("hyp_base").unwrap();
     let hyp_size = header.get_u64("hyp_size").unwrap();
 

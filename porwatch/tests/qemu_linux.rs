@@ -14,8 +14,11 @@ use std::process::Command;
 
 /// Forks of the workload (the initramfs /init default).
 const FORKS: u64 = 300;
-/// TCR2_EL1.E0POE (bit 2): POE for EL0 accesses.
+/// TCR2_EL1.E0POE (bit 2): POE for EL0 accesses; PIE (bit 1).
 const TCR2_E0POE: u64 = 1 << 2;
+const TCR2_PIE: u64 = 1 << 1;
+/// ID_AA64MMFR3_EL1.S1PIE [11:8].
+const S1PIE_SHIFT: u32 = 8;
 
 fn kernel_dir(suite: &str) -> PathBuf {
     let dir = porwatch::linux::cache_dir().join("linux").join(suite);
@@ -148,6 +151,11 @@ fn trixie_6_12_boots_with_lpa2_and_uses_virtual_poe_for_user_pkeys() {
     assert!(o.console.contains("poe=yes"), "6.12 lists poe in /proc/cpuinfo");
     let tcr2 = o.of_kind("tcr2_write").last().expect("a TCR2_EL1 write");
     assert_ne!(u(tcr2, "new") & TCR2_E0POE, 0, "{tcr2:?}");
+    // On a CPU with FEAT_S1PIE (QEMU 11) porwatch passes it and 6.12 turns
+    // it on: TCR2_EL1.PIE reaches the hardware (docs/cpu.md).
+    if u(o.one("header"), "id_aa64mmfr3") >> S1PIE_SHIFT & 0xf != 0 {
+        assert_ne!(u(tcr2, "new") & TCR2_PIE, 0, "{tcr2:?}");
+    }
     assert!(o.of_kind("por_write").count() > 0, "POR_EL0 context switches");
     assert_symbolized(&o, "trixie");
 }

@@ -156,6 +156,31 @@ value_enum! {
     }
 }
 
+value_enum! {
+    /// Why the guest reads an ID-register field other than the CPU's
+    /// (`id_field.reason`; porwatch_monitor::idregs::Reason, same order).
+    pub enum IdReason, names ID_REASON_NAMES {
+        /// Not in porwatch's table: a reserved position or an unknown register (a newer architecture).
+        Unknown = 0 => "unknown",
+        /// Describes EL2, EL3 or stage 2, which belong to porwatch.
+        El2Only = 1 => "el2_only",
+        /// Needs EL2 work porwatch does not do (its controls stay at their trapping or disabled value).
+        NeedsEl2 = 2 => "needs_el2_support",
+        /// The page-table watch cannot follow it.
+        PageTableWatch = 3 => "page_table_watch",
+        /// Provided by porwatch (virtual POE).
+        VirtualPoe = 4 => "virtual_poe",
+        /// FEAT_S1POE not provided (porwatch.poe=off, or no tap).
+        PoeNotProvided = 5 => "poe_not_provided",
+        /// Needs the guest's TCR2_EL1 in the hardware; porwatch keeps it virtual here.
+        Tcr2Virtual = 6 => "tcr2_virtual",
+        /// Fixed by porwatch's EL2 configuration (EL1 AArch64, stage-2 IPA size).
+        El2Config = 7 => "el2_config",
+        /// Depends on a feature the guest does not see.
+        Depends = 8 => "depends",
+    }
+}
+
 define_events! {
     /// First record of a trace: format version and the CPU's identity, so a
     /// trace can be read without the machine it came from.
@@ -413,6 +438,8 @@ define_events! {
         /// Level of the stage-1 leaf that maps `va` (the level a hardware
         /// overlay fault reports in its DFSC); -1 if unknown.
         leaf_level: i64 = Dec,
+        /// With S1PIE on (TCR2_EL1.PIE): 0x10 | the PIR_EL1 (PIRE0_EL1) entry the leaf's PIIndex selects (bit 3 clear: the overlay applies; 0x6: with WXN, the overlay's X removes its W); 0: S1PIE off, or unknown.
+        pir: u64_appended = Hex,
     }
 
     /// A store to a tracked table porwatch could not emulate. The page stops
@@ -457,5 +484,22 @@ define_events! {
         /// Of `stores`, FEAT_MOPS steps (SET*/CPY*: one destination page of a
         /// memset or memcpy each, emulated and restarted).
         mops_steps: u64_appended = Dec,
+    }
+
+    /// An ID-register field the guest reads differently from the CPU
+    /// (hidden, lowered or provided by porwatch), one per field, written at
+    /// boot before guest_start: what the guest's CPU lacks and why
+    /// (docs/cpu.md).
+    0x15 id_field => IdField {
+        /// The field: the register's MSR/MRS encoding (instruction bits [20:5]: op0, op1, CRn, CRm, op2) shifted left by 8, or'ed with the field's lowest bit. The reader names it (`ID_AA64PFR1_EL1.GCS [47:44]`).
+        field: u64 = Hex,
+        /// Width in bits (64: a whole register porwatch does not know).
+        width: u64 = Dec,
+        /// The CPU's value of the field.
+        cpu: u64 = Hex,
+        /// The value the guest reads.
+        guest: u64 = Hex,
+        /// Why they differ.
+        reason: u64 = Enum(ID_REASON_NAMES),
     }
 }

@@ -60,6 +60,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             por_seq: v,
             action: v,
             leaf_level: i,
+            pir: v,
         },
         Event::CoverageGap { pc: v, insn: v, va: v, ipa: v, reason: v },
         Event::PtStats {
@@ -75,6 +76,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             fast_stores: v,
             mops_steps: v,
         },
+        Event::IdField { field: v, width: v, cpu: v, guest: v, reason: v },
     ]
 }
 
@@ -153,6 +155,7 @@ fn kind_codes_match_table() {
         (0x11, "hazard"),
         (0x12, "coverage_gap"),
         (0x13, "pt_stats"),
+        (0x15, "id_field"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);
@@ -502,9 +505,10 @@ fn errors_have_codes() {
 
 /// Fields appended after format version 1's first release (`u64_appended`),
 /// per kind, in order: absent in traces from older writers.
-const APPENDED: [(&str, &[&str]); 3] = [
+const APPENDED: [(&str, &[&str]); 4] = [
     ("header", &["overlay_enforced"]),
     ("pt_root", &["levels"]),
+    ("hazard", &["pir"]),
     ("pt_stats", &["roots_released", "fast_stores", "mops_steps"]),
 ];
 

@@ -15,37 +15,8 @@
 .equ CURRENTEL_EL2, (2 << 2)
 .equ CURRENTEL_EL3, (3 << 2)
 
-/* SCR_EL3 (Arm ARM D23.2 / ../shared/ARM-FACTS.md). */
-.equ SCR_EL3_NS,     (1 << 0)       /* lower ELs are Non-secure */
-.equ SCR_EL3_HCE,    (1 << 8)       /* HVC enabled (SMC stays enabled: SMD = 0) */
-.equ SCR_EL3_RW,     (1 << 10)      /* EL2 is AArch64 */
-.equ SCR_EL3_APK,    (1 << 16)      /* pointer-auth key registers not trapped */
-.equ SCR_EL3_API,    (1 << 17)      /* pointer-auth instructions not trapped */
-.equ SCR_EL3_FGTEN,  (1 << 27)      /* FEAT_FGT: HFG*TR_EL2 etc. accessible */
-.equ SCR_EL3_HXEN,   (1 << 38)      /* FEAT_HCX: HCRX_EL2 accessible */
-.equ SCR_EL3_ENTP2,  (1 << 41)      /* FEAT_SME: TPIDR2_EL0 accessible */
-.equ SCR_EL3_TCR2EN, (1 << 43)      /* FEAT_TCR2: TCR2_ELx accessible */
-.equ SCR_EL3_PIEN,   (1 << 45)      /* FEAT_S1PIE/S1POE: PIR_ELx, POR_ELx accessible */
-/* ID register fields tested before setting the optional bits. */
-.equ ID_AA64MMFR0_FGT_SHIFT, 56
-.equ ID_AA64MMFR1_HCX_SHIFT, 40
-.equ ID_AA64MMFR3_TCRX_SHIFT, 0
-.equ ID_AA64MMFR3_S1PIE_SHIFT, 8
-.equ ID_AA64MMFR3_S1POE_SHIFT, 16
-.equ ID_AA64ISAR1_APA_SHIFT, 4
-.equ ID_AA64ISAR1_API_SHIFT, 8
-.equ ID_AA64ISAR1_GPA_SHIFT, 24
-.equ ID_AA64ISAR1_GPI_SHIFT, 28
-.equ ID_AA64ISAR2_GPA3_SHIFT, 8      /* GPA3 [11:8], then APA3 [15:12] */
+/* ID register fields tested here (SCR_EL3 and CPTR_EL3: arch/el3.rs). */
 .equ ID_AA64PFR0_GIC_SHIFT, 24
-.equ ID_AA64PFR0_SVE_SHIFT, 32
-.equ ID_AA64PFR1_SME_SHIFT, 24
-/* CPTR_EL3: TFP (bit 10) = 0, FP/SIMD not trapped; EZ and ESM enable SVE
- * and SME (the hyp sets ZCR_EL2/SMCR_EL2 for the guest). */
-.equ CPTR_EL3_EZ,  (1 << 8)
-.equ CPTR_EL3_ESM, (1 << 12)
-/* ZCR_EL3.LEN / SMCR_EL3.LEN = 0xf: EL3 does not limit the vector length. */
-.equ VL_LEN_MAX, 0xf
 .equ ID_FIELD_WIDTH, 4
 /* CTR_EL0.DminLine [19:16]: log2 of the smallest D-cache line in 4-byte words. */
 .equ CTR_DMINLINE_SHIFT, 16
@@ -199,56 +170,10 @@ el3_entry:
     bl      c_env
     mov     x0, x19
     bl      el3_setup
-    mov     x2, #(SCR_EL3_NS | SCR_EL3_HCE | SCR_EL3_RW)
-    mrs     x3, id_aa64mmfr0_el1
-    ubfx    x4, x3, #ID_AA64MMFR0_FGT_SHIFT, #ID_FIELD_WIDTH
-    cbz     x4, 1f
-    orr     x2, x2, #SCR_EL3_FGTEN
-1:  mrs     x3, id_aa64mmfr1_el1
-    ubfx    x4, x3, #ID_AA64MMFR1_HCX_SHIFT, #ID_FIELD_WIDTH
-    cbz     x4, 2f
-    orr     x2, x2, #SCR_EL3_HXEN
-2:  mrs     x3, s3_0_c0_c7_3          /* ID_AA64MMFR3_EL1 */
-    ubfx    x4, x3, #ID_AA64MMFR3_TCRX_SHIFT, #ID_FIELD_WIDTH
-    cbz     x4, 3f
-    orr     x2, x2, #SCR_EL3_TCR2EN
-3:  ubfx    x4, x3, #ID_AA64MMFR3_S1PIE_SHIFT, #ID_FIELD_WIDTH
-    ubfx    x5, x3, #ID_AA64MMFR3_S1POE_SHIFT, #ID_FIELD_WIDTH
-    orr     x4, x4, x5
-    cbz     x4, 4f
-    orr     x2, x2, #SCR_EL3_PIEN
-4:  mrs     x3, id_aa64isar1_el1      /* pointer auth: APA, API [11:4]; GPA, GPI [31:24] */
-    ubfx    x4, x3, #ID_AA64ISAR1_APA_SHIFT, #(2 * ID_FIELD_WIDTH)
-    ubfx    x5, x3, #ID_AA64ISAR1_GPA_SHIFT, #(2 * ID_FIELD_WIDTH)
-    orr     x4, x4, x5
-    mrs     x3, s3_0_c0_c6_2          /* ID_AA64ISAR2_EL1 (APA3 [15:12], GPA3 [11:8]) */
-    ubfx    x5, x3, #ID_AA64ISAR2_GPA3_SHIFT, #(2 * ID_FIELD_WIDTH)
-    orr     x4, x4, x5
-    cbz     x4, 5f
-    orr     x2, x2, #(SCR_EL3_APK | SCR_EL3_API)
-5:  mrs     x3, id_aa64pfr1_el1
-    ubfx    x4, x3, #ID_AA64PFR1_SME_SHIFT, #ID_FIELD_WIDTH
-    cbz     x4, 51f
-    orr     x2, x2, #SCR_EL3_ENTP2
-51: msr     scr_el3, x2
-    mov     x6, xzr                 /* CPTR_EL3 */
-    mrs     x3, id_aa64pfr0_el1
-    ubfx    x4, x3, #ID_AA64PFR0_SVE_SHIFT, #ID_FIELD_WIDTH
-    cbz     x4, 52f
-    orr     x6, x6, #CPTR_EL3_EZ
-52: mrs     x3, id_aa64pfr1_el1
-    ubfx    x5, x3, #ID_AA64PFR1_SME_SHIFT, #ID_FIELD_WIDTH
-    cbz     x5, 53f
-    orr     x6, x6, #CPTR_EL3_ESM
-53: msr     cptr_el3, x6
-    isb
-    cbz     x4, 54f
-    mov     x2, #VL_LEN_MAX
-    msr     s3_6_c1_c2_0, x2        /* ZCR_EL3 */
-54: cbz     x5, 55f
-    mov     x2, #VL_LEN_MAX
-    msr     s3_6_c1_c2_6, x2        /* SMCR_EL3 */
-55:
+    /* SCR_EL3, CPTR_EL3, ZCR_EL3, SMCR_EL3: from the ID-register table
+     * (arch/el3.rs), so EL3 enables what EL2 passes to the guest and
+     * nothing it hides. */
+    bl      el3_enable_features
     msr     mdcr_el3, xzr           /* debug and PMU not trapped to EL3 */
     mrs     x3, id_aa64pfr0_el1
     ubfx    x4, x3, #ID_AA64PFR0_GIC_SHIFT, #ID_FIELD_WIDTH

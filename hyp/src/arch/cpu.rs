@@ -12,7 +12,6 @@ pub struct IdRegs {
     pub dfr0: u64,
     pub isar0: u64,
     pub isar1: u64,
-    pub isar2: u64,
     pub mmfr0: u64,
     pub mmfr1: u64,
     pub mmfr2: u64,
@@ -21,9 +20,6 @@ pub struct IdRegs {
 
 impl IdRegs {
     pub fn read() -> Self {
-        let isar2: u64;
-        // ID_AA64ISAR2_EL1 (s3_0_c0_c6_2) is not in aarch64-cpu 11.2.
-        unsafe { core::arch::asm!("mrs {}, s3_0_c0_c6_2", out(reg) isar2, options(nomem, nostack)) };
         Self {
             midr: MIDR_EL1.get(),
             mpidr: MPIDR_EL1.get(),
@@ -32,7 +28,6 @@ impl IdRegs {
             dfr0: ID_AA64DFR0_EL1.get(),
             isar0: ID_AA64ISAR0_EL1.get(),
             isar1: ID_AA64ISAR1_EL1.get(),
-            isar2,
             mmfr0: ID_AA64MMFR0_EL1.get(),
             mmfr1: ID_AA64MMFR1_EL1.get(),
             mmfr2: ID_AA64MMFR2_EL1.get(),
@@ -60,29 +55,9 @@ impl IdRegs {
     pub fn has_tcr2(&self) -> bool {
         Self::field(self.mmfr3, 0) != 0
     }
-    /// FEAT_SCTLR2: ID_AA64MMFR3_EL1.SCTLRX [7:4].
-    pub fn has_sctlr2(&self) -> bool {
-        Self::field(self.mmfr3, 4) != 0
-    }
-    /// FEAT_MOPS: ID_AA64ISAR2_EL1.MOPS [19:16].
-    pub fn has_mops(&self) -> bool {
-        Self::field(self.isar2, 16) != 0
-    }
     /// GICv3 system registers: ID_AA64PFR0_EL1.GIC [27:24].
     pub fn has_gicv3_sysregs(&self) -> bool {
         Self::field(self.pfr0, 24) != 0
-    }
-    /// SVE: ID_AA64PFR0_EL1.SVE [35:32].
-    pub fn has_sve(&self) -> bool {
-        Self::field(self.pfr0, 32) != 0
-    }
-    /// SME: ID_AA64PFR1_EL1.SME [27:24].
-    pub fn has_sme(&self) -> bool {
-        Self::field(self.pfr1, 24) != 0
-    }
-    /// MTE with tag storage (FEAT_MTE2): ID_AA64PFR1_EL1.MTE [11:8] >= 2.
-    pub fn has_mte2(&self) -> bool {
-        Self::field(self.pfr1, 8) >= 2
     }
 }
 
@@ -106,7 +81,6 @@ impl IdRegs {
         dfr0: 0,
         isar0: 0,
         isar1: 0,
-        isar2: 0,
         mmfr0: 0,
         mmfr1: 0,
         mmfr2: 0,
@@ -121,10 +95,5 @@ impl IdRegs {
     /// FEAT_AMUv1: ID_AA64PFR0_EL1.AMU [47:44].
     pub fn has_amu(&self) -> bool {
         Self::field(self.pfr0, 44) != 0
-    }
-
-    /// PMUv3 present: ID_AA64DFR0_EL1.PMUVer [11:8] not 0 (none) or 0xf (IMPDEF).
-    pub fn has_pmuv3(&self) -> bool {
-        !matches!(Self::field(self.dfr0, 8), 0 | 0xf)
     }
 }

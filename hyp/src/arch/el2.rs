@@ -3,12 +3,17 @@
 //! The guest owns the CPU as it would natively (GIC system registers, EL1
 //! timers, FP/SIMD/SVE/SME, PMU, debug) except what porwatch must see:
 //! SMC (PSCI), IMPLEMENTATION DEFINED registers (TIDCP: answered UNDEF, as
-//! KVM does), and stage 2. Fine-grained traps are all opened (their "n" bits
-//! trap when 0, and reset values are UNKNOWN on hardware).
+//! KVM does), the ID registers (TID3: the guest reads porwatch's view of the
+//! CPU, cpu_view.rs) and stage 2. Fine-grained traps are all opened (their
+//! "n" bits trap when 0, and reset values are UNKNOWN on hardware). The
+//! controls a passed feature needs (HCRX_EL2.EnFPM for FPMR, SMCR_EL2.EZT0
+//! for SME2, ...) come from the ID-register table
+//! (porwatch_monitor::idregs::controls), never from the raw CPU.
 use super::cpu::{isb, IdRegs};
-use super::regs::{HCRX_EL2, HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, VPIDR_EL2_REG};
+use super::regs::{HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, VPIDR_EL2_REG};
 use crate::boot::Config;
 use aarch64_cpu::registers::*;
+use porwatch_monitor::idregs::{table, Tcr2Path};
 use porwatch_monitor::vpoe::Mode;
 use tock_registers::interfaces::Writeable;
 
@@ -23,53 +28,44 @@ const SCTLR_EL1_RES1: u64 = (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22) | (1 <
 /// TFP (10), TSM (12), TTA (20), TAM (30), TCPAC (31) all 0 = no trap.
 const CPTR_EL2_RES1: u64 = (1 << 13) | (1 << 9) | 0xff;
 
-/// ZCR_EL2/SMCR_EL2.LEN: the largest vector length the CPU offers.
-const VL_LEN_MAX: u64 = 0xf;
-
-/// HCR_EL2 for the guest.
-pub fn hcr(ids: &IdRegs) -> u64 {
-    let mut v = HCR_EL2::VM::SET
+/// HCR_EL2 for every guest; the table adds what passed features need
+/// (API/APK, ATA, EnSCXT, FIEN) and TID3 makes ID registers trap.
+pub fn hcr() -> u64 {
+    (HCR_EL2::VM::SET
         + HCR_EL2::RW::EL1IsAarch64
         + HCR_EL2::TSC::SET
         + HCR_EL2::TIDCP::SET
+        + HCR_EL2::TID3::SET
         + HCR_EL2::FB::SET
-        + HCR_EL2::BSU::InnerShareable
-        // Pointer authentication stays the guest's: do not trap keys or insns.
-        + HCR_EL2::API::SET
-        + HCR_EL2::APK::SET;
-    if ids.has_mte2() {
-        v += HCR_EL2::ATA::SET;
-    }
-    v.value
+        + HCR_EL2::BSU::InnerShareable)
+        .value
 }
 
 pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
     let ids = &cfg.ids;
-    let mut hcr = hcr(ids);
-    if cfg.poe == Mode::Virtual || cfg.opts.track {
-        // ID register reads trap (HCR_EL2.TID3), every value the CPU's
-        // except: virtual POE advertises ID_AA64MMFR3_EL1.S1POE, the
-        // page-table watch hides ID_AA64MMFR1_EL1.HAFDBS (sysreg.rs).
-        hcr |= HCR_EL2::TID3::SET.value;
-    }
-    HCR_EL2.set(hcr);
+    let cpu = crate::cpu_view::init(cfg);
+    let c = &cpu.controls;
+    HCR_EL2.set(hcr() | c.hcr);
     VTCR_EL2.set(vtcr);
     VTTBR_EL2.set(vttbr);
 
     // Traps for FP/SIMD, SVE, SME, trace, AMU, CPACR: all off (RES1 bits kept).
     CPTR_EL2.set(CPTR_EL2_RES1);
     isb();
-    if ids.has_sve() {
+    if let Some(zcr) = c.zcr_el2 {
         // ZCR_EL2 (s3_4_c1_c2_0): let EL1 use every vector length.
-        unsafe { core::arch::asm!("msr s3_4_c1_c2_0, {}", in(reg) VL_LEN_MAX) };
+        unsafe { core::arch::asm!("msr s3_4_c1_c2_0, {}", in(reg) zcr) };
     }
-    if ids.has_sme() {
-        // SMCR_EL2 (s3_4_c1_c2_6): likewise for streaming mode.
-        unsafe { core::arch::asm!("msr s3_4_c1_c2_6, {}", in(reg) VL_LEN_MAX) };
+    if let Some(smcr) = c.smcr_el2 {
+        // SMCR_EL2 (s3_4_c1_c2_6): likewise for streaming mode, with ZT0
+        // (SME2) and FA64 when the guest sees them.
+        unsafe { core::arch::asm!("msr s3_4_c1_c2_6, {}", in(reg) smcr) };
     }
 
     // PMU and debug: the guest gets every counter, nothing traps.
-    let hpmn = if ids.has_pmuv3() { (PMCR_EL0_N.read() >> 11) & 0x1f } else { 0 };
+    let pmuver = cpu.view.field(table::DFR0_PMUVER);
+    let pmuv3 = !matches!(pmuver, PMUVER_NONE | PMUVER_IMPDEF);
+    let hpmn = if pmuv3 { (PMCR_EL0_N.read() >> PMCR_N_SHIFT) & PMCR_N_MASK } else { 0 };
     MDCR_EL2.set(hpmn);
 
     // Timers: EL1 may read the physical counter and use the physical timer.
@@ -87,21 +83,16 @@ pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
 
     if ids.has_fgt() {
         open_fine_grained_traps(ids);
-        watch_with_fine_grained_traps(cfg);
+        watch_with_fine_grained_traps(cfg, c.tcr2);
     }
     if cfg.opts.tap {
         super::debug::unlock_os_lock();
     }
     if ids.has_hcx() {
-        // Virtual POE owns TCR2_EL1: with TCR2En = 0 every access traps.
-        let tcr2_passthrough = ids.has_tcr2() && cfg.poe != Mode::Virtual;
-        let mut v =
-            HCRX_EL2::TCR2En.val(tcr2_passthrough as u64) + HCRX_EL2::SCTLR2En.val(ids.has_sctlr2() as u64);
-        if ids.has_mops() {
-            // MSCEn (bit 11): CPY*/SET* (FEAT_MOPS) usable at EL1/EL0.
-            v += tock_registers::fields::FieldValue::<u64, HCRX_EL2::Register>::new(1, 11, 1);
-        }
-        HCRX_EL2_REG.write(v);
+        // TCR2En (the guest's TCR2_EL1 in the hardware, or kept by porwatch
+        // with every access trapped), SCTLR2En, EnFPM, MSCEn: as the table
+        // says.
+        HCRX_EL2_REG.set(c.hcrx);
     }
 
     SCTLR_EL1.set(SCTLR_EL1_RES1);
@@ -144,6 +135,13 @@ fn open_fine_grained_traps(ids: &IdRegs) {
     isb();
 }
 
+/// ID_AA64DFR0_EL1.PMUVer: no PMU, or an IMPLEMENTATION DEFINED one.
+const PMUVER_NONE: u8 = 0;
+const PMUVER_IMPDEF: u8 = 0xf;
+/// PMCR_EL0.N [15:11]: the number of event counters.
+const PMCR_N_SHIFT: u64 = 11;
+const PMCR_N_MASK: u64 = 0x1f;
+
 /// PMCR_EL0.N (number of event counters), read at EL2.
 struct PmcrEl0;
 static PMCR_EL0_N: PmcrEl0 = PmcrEl0;
@@ -157,8 +155,11 @@ impl PmcrEl0 {
 
 /// The fine-grained traps porwatch watches the guest with: VBAR_EL1 writes
 /// (the tap follows the vector table), CPACR_EL1 (virtual E0POE), POR_EL1
-/// writes (native POE), ERET (exception-return tracing).
-fn watch_with_fine_grained_traps(cfg: &Config) {
+/// writes (native POE), TCR_EL1 (the page-table watch; under virtual POE
+/// with the guest's TCR2_EL1 in the hardware, reads and writes: the FGT
+/// TCR_EL1 bits also trap TCR2_EL1, so porwatch keeps its POE bits), ERET
+/// (exception-return tracing).
+fn watch_with_fine_grained_traps(cfg: &Config, tcr2: Tcr2Path) {
     let mut w = HFGWTR_EL2.get();
     let mut r = HFGRTR_EL2.get();
     if cfg.opts.tap {
@@ -174,6 +175,10 @@ fn watch_with_fine_grained_traps(cfg: &Config) {
         Mode::Virtual => {
             w |= HFGWTR_EL2::CPACR_EL1::SET.value;
             r |= HFGRTR_EL2::CPACR_EL1::SET.value;
+            if tcr2 == Tcr2Path::Hardware {
+                w |= HFGWTR_EL2::TCR_EL1::SET.value;
+                r |= HFGRTR_EL2::TCR_EL1::SET.value;
+            }
             if porwatch_monitor::vpoe::hw_has_s1poe(cfg.ids.mmfr3) {
                 // Forced virtual on a CPU with POE: trap POR_EL1/POR_EL0
                 // both ways (nPOR_* = 0 traps) so they stay virtual.

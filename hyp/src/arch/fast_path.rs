@@ -1,5 +1,5 @@
 //! State for the fast paths in vectors.S (`lower_sync`): virtual POE, the
-//! tap's single steps, and stores to last-level page tables.
+//! tap's single steps, stores to last-level page tables, and TCR_EL1 reads.
 //!
 //! Under virtual POE every guest `MRS/MSR POR_EL1` at EL1 UNDEFs, and the
 //! guest's fetch of its EL1h synchronous vector faults to EL2 (the tap). The
@@ -46,6 +46,17 @@
 //! (`pt_walk`, from the TTBR/TCR writes pt.rs sees) to the leaf mapping FAR
 //! and goes to Rust when its POIndex bit is set; a walk it cannot finish
 //! (invalid, outside guest RAM, a level -1/0 block) goes to Rust too.
+//!
+//! With S1PIE on (TCR2_EL1.PIE), `pt_deny` assumes every PIR entry applies
+//! the overlay, with WXN (a superset of what can deny: `s1::write_deny_mask`):
+//! a store through a POIndex it names goes to Rust, which reads PIR_EL1 /
+//! PIRE0_EL1 and decides exactly. `pt_pie` only stops the AP[1] shortcut
+//! (bit 6 is PIIndex[0] then).
+//!
+//! The fourth is a trapped `MRS Xt, TCR_EL1`: under virtual POE with the
+//! guest's TCR2_EL1 in the hardware (QEMU 11: S1PIE), the FGT bit that traps
+//! TCR2_EL1 reads also traps TCR_EL1's, which LPA2 kernels read all the time;
+//! vectors.S returns the register itself.
 //!
 //! The tap and pt.rs publish what the assembly needs into this per-vCPU
 //! block (TPIDR_EL2 points at it); only the vCPU itself reads or writes its

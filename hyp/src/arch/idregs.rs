@@ -30,3 +30,14 @@ pub fn read(crm: u8, op2: u8) -> Option<u64> {
         (7,0),(7,1),(7,2),(7,3),(7,4),(7,5),(7,6),(7,7),
     )
 }
+
+/// The CPU's values of the whole TID3 space, for porwatch_monitor::idregs.
+pub fn read_all() -> porwatch_monitor::idregs::Raw {
+    use porwatch_monitor::idregs::{slot_id, Raw, REGS};
+    let mut r = Raw::ZERO;
+    for (i, v) in r.0.iter_mut().enumerate().take(REGS) {
+        let id = slot_id(i);
+        *v = read(id.crm(), id.op2()).unwrap_or(0);
+    }
+    r
+}

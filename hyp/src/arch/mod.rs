@@ -4,6 +4,7 @@ pub mod at;
 pub mod cpu;
 pub mod debug;
 pub mod el2;
+pub mod el3;
 pub mod fast_path;
 pub mod frame;
 pub mod gic_el3;

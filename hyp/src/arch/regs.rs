@@ -44,10 +44,18 @@ register_bitfields! {u64,
         S1POE OFFSET(16) NUMBITS(4) [],
         S2POE OFFSET(20) NUMBITS(4) [],
     ],
-    /// HCRX_EL2 (FEAT_HCX): only the bits porwatch sets.
+    /// HCRX_EL2 (FEAT_HCX): written whole, from the ID-register table
+    /// (porwatch_monitor::idregs::controls names the bits).
     pub HCRX_EL2 [
-        TCR2En OFFSET(14) NUMBITS(1) [],
-        SCTLR2En OFFSET(15) NUMBITS(1) [],
+        VALUE OFFSET(0) NUMBITS(64) [],
+    ],
+    /// TCR2_EL1 (FEAT_TCR2): PIE, POE, E0POE, ... (porwatch_monitor::idregs::controls).
+    pub TCR2_EL1 [
+        VALUE OFFSET(0) NUMBITS(64) [],
+    ],
+    /// PIR_EL1 / PIRE0_EL1 (FEAT_S1PIE): sixteen 4-bit permissions, by PIIndex.
+    pub PIR_EL1 [
+        VALUE OFFSET(0) NUMBITS(64) [],
     ],
     /// ICC_SRE_EL2 (GICv3): SRE = system-register interface, Enable = lets
     /// EL1 use ICC_SRE_EL1.
@@ -100,6 +108,18 @@ sysreg!(
 sysreg!(
     /// POR_EL1: op0=3 op1=0 CRn=10 CRm=2 op2=4 (only with FEAT_S1POE: native mode).
     POR_EL1_REG, PorEl1, "s3_0_c10_c2_4", POR_EL1::Register, rw
+);
+sysreg!(
+    /// TCR2_EL1: op0=3 op1=0 CRn=2 CRm=0 op2=3 (only with FEAT_TCR2).
+    TCR2_EL1_REG, Tcr2El1, "s3_0_c2_c0_3", TCR2_EL1::Register, rw
+);
+sysreg!(
+    /// PIR_EL1: op0=3 op1=0 CRn=10 CRm=2 op2=3 (only with FEAT_S1PIE).
+    PIR_EL1_REG, PirEl1, "s3_0_c10_c2_3", PIR_EL1::Register, r
+);
+sysreg!(
+    /// PIRE0_EL1: op0=3 op1=0 CRn=10 CRm=2 op2=2 (only with FEAT_S1PIE).
+    PIRE0_EL1_REG, Pire0El1, "s3_0_c10_c2_2", PIR_EL1::Register, r
 );
 sysreg!(
     /// CNTFRQ_EL0: op0=3 op1=3 CRn=14 CRm=0 op2=0 (written at EL3 only).

@@ -150,6 +150,12 @@ el2_vectors:
 .equ WALK_HALF_SHIFT, {walk_half_shift}
 .equ EC_SOFTSTEP_LOW, 0x32          /* software step from a lower EL */
 .equ EC_DABT_LOW, 0x24              /* data abort from a lower EL */
+.equ EC_SYS64, 0x18                 /* trapped MSR/MRS */
+/* EC 0x18 ISS without Rt [9:5]: op0 [21:20], op2 [19:17], op1 [16:14],
+ * CRn [13:10], CRm [4:1], direction [0] (1 = read). */
+.equ ISS_SYSREG_MASK, 0x3ffc1f
+.equ ISS_SYSREG_RT_SHIFT, 5
+.equ ISS_MRS_TCR_EL1, 0x340801      /* op0 3, op1 0, CRn 2, CRm 0, op2 2, read */
 .equ VECTOR_TABLE_SIZE, 0x800
 .equ VECTOR_SLOT_MASK, 0x7f
 .equ PAGE_MASK, 0xfff
@@ -253,6 +259,8 @@ lower_sync:
     b.eq    lower_sync_store
     cmp     x1, #EC_SOFTSTEP_LOW
     b.eq    lower_sync_step
+    cmp     x1, #EC_SYS64
+    b.eq    lower_sync_sysreg
     cmp     x1, #EC_IABT_LOW
     b.ne    lower_sync_slow
     tst     x0, #ISS_S1PTW
@@ -324,6 +332,31 @@ lower_sync_done:
     msr     esr_el1, x0
     msr     far_el1, x1
 3:  FAST_RETURN
+
+/*
+ * A trapped MRS Xt, TCR_EL1 (fast_path.rs): under virtual POE with the
+ * guest's TCR2_EL1 in the hardware, HFGRTR_EL2.TCR_EL1 traps TCR2_EL1 reads
+ * and, with them, TCR_EL1's, which Linux's LPA2 kernels read for every PTE
+ * conversion (lpa2_is_enabled). Return the register and step past it; a
+ * step in progress goes to Rust (tap.rs keeps stepping).
+ */
+lower_sync_sysreg:
+    movz    w3, #(ISS_SYSREG_MASK & 0xffff)
+    movk    w3, #(ISS_SYSREG_MASK >> 16), lsl #16
+    and     w3, w0, w3
+    movz    w4, #(ISS_MRS_TCR_EL1 & 0xffff)
+    movk    w4, #(ISS_MRS_TCR_EL1 >> 16), lsl #16
+    cmp     w3, w4
+    b.ne    lower_sync_slow
+    mrs     x3, spsr_el2
+    tbnz    x3, #SPSR_SS_BIT, lower_sync_slow
+    ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
+    mrs     x0, tcr_el1
+    bl      fast_set_x
+    mrs     x0, elr_el2
+    add     x0, x0, #INSN_LEN
+    msr     elr_el2, x0
+    FAST_RETURN
 
 /*
  * The tap's single step (fast_path.rs): still inside the stepped page and

@@ -81,6 +81,9 @@ pub struct OverlayVerdict {
     pub effective: u8,
     /// The overlay does not forbid a write.
     pub grants_write: bool,
+    /// With S1PIE on, the PIR_EL1 (PIRE0_EL1) entry the leaf's PIIndex
+    /// selects: bit 3 set, the overlay does not apply; 0b0110, WXN.
+    pub pie_entry: Option<u8>,
 }
 
 /// Perm<index> of a POR_ELx (or PIR) value; indices above 15 give 0.
@@ -103,11 +106,10 @@ pub const fn verdict(regs: &OverlayRegs, leaf: u64, access: Privilege) -> Overla
     let po = poindex(leaf);
     let perm = perm_field(por, po);
     let pie = regs.tcr2_el1 & TCR2_PIE != 0;
-    let (applies, wxn) = if pie {
-        let ip = perm_field(pir, piindex(leaf));
-        (regs.tcr2_el1 & enable != 0 && ip & PIR_NO_OVERLAY == 0, ip == PIR_RWX_WXN)
-    } else {
-        (regs.tcr2_el1 & enable != 0, regs.wxn)
+    let pie_entry = if pie { Some(perm_field(pir, piindex(leaf))) } else { None };
+    let (applies, wxn) = match pie_entry {
+        Some(ip) => (regs.tcr2_el1 & enable != 0 && ip & PIR_NO_OVERLAY == 0, ip == PIR_RWX_WXN),
+        None => (regs.tcr2_el1 & enable != 0, regs.wxn),
     };
     let effective = if !applies {
         POE_RWX
@@ -119,7 +121,7 @@ pub const fn verdict(regs: &OverlayRegs, leaf: u64, access: Privilege) -> Overla
         }
         p
     };
-    OverlayVerdict { applies, poindex: po, perm, effective, grants_write: effective & POE_W != 0 }
+    OverlayVerdict { applies, poindex: po, perm, effective, grants_write: effective & POE_W != 0, pie_entry }
 }
 
 /// Whether the overlay could deny a write by `access` through *some* leaf

@@ -127,3 +127,20 @@ pub fn assert_consecutive(records: &[OwnedRecord]) {
         assert_eq!(r.seq, i as u64, "record {i} has seq {}", r.seq);
     }
 }
+
+/// What the guest reads for ID register `reg`, from the trace alone: the
+/// CPU's value `cpu` with every `id_field` record for `reg` applied.
+pub fn guest_id_value(records: &[OwnedRecord], reg: porwatch_monitor::sysreg::SysRegId, cpu: u64) -> u64 {
+    let mut v = cpu;
+    for r in records.iter().filter(|r| r.kind == "id_field") {
+        let (id, lsb) = porwatch_monitor::idregs::unpack(r.get_u64("field").unwrap());
+        if id != reg {
+            continue;
+        }
+        let width = r.get_u64("width").unwrap();
+        let mask = if width >= 64 { u64::MAX } else { ((1u64 << width) - 1) << lsb };
+        assert_eq!((v & mask) >> lsb, r.get_u64("cpu").unwrap(), "id_field cpu value: {r:?}");
+        v = (v & !mask) | ((r.get_u64("guest").unwrap() << lsb) & mask);
+    }
+    v
+}

@@ -1,0 +1,50 @@
+//! The CPU the guest sees (porwatch_monitor::idregs), decided once at boot
+//! from the CPU's ID registers and porwatch's configuration: what trapped
+//! ID-register reads return, the `id_field` records that say what differs
+//! and why, and the EL2 controls arch/el2.rs programs from the same table.
+use crate::arch::idregs;
+use crate::boot::Config;
+use crate::trace_out;
+use porwatch_monitor::idregs::{self as table, Controls, Setup, View};
+use porwatch_monitor::sysreg::SysRegId;
+use porwatch_trace::Event;
+use spin::Once;
+
+pub struct Cpu {
+    pub view: View,
+    pub controls: Controls,
+}
+
+static CPU: Once<Cpu> = Once::new();
+
+/// Stands in before [`init`] (no guest runs yet, nothing reads it).
+static NONE: Cpu = Cpu { view: View::ZERO, controls: Controls::NONE };
+
+/// Decides the guest's CPU and records every field it reads differently
+/// from the CPU (boot, once, before the guest runs).
+pub fn init(cfg: &Config) -> &'static Cpu {
+    CPU.call_once(|| {
+        let raw = idregs::read_all();
+        let setup = Setup { poe: cfg.poe, track: cfg.opts.track, fgt: cfg.ids.has_fgt() };
+        let view = table::decide(&raw, &setup, |d| {
+            trace_out::emit(Event::IdField {
+                field: d.packed(),
+                width: d.width as u64,
+                cpu: d.cpu,
+                guest: d.guest,
+                reason: d.reason as u64,
+            });
+        });
+        let controls = table::controls::controls(&raw, &view, &setup);
+        Cpu { view, controls }
+    })
+}
+
+pub fn get() -> &'static Cpu {
+    CPU.get().unwrap_or(&NONE)
+}
+
+/// What a guest MRS of ID register `id` (TID3 space) returns.
+pub fn read_id(id: SysRegId) -> u64 {
+    get().view.get(id)
+}
