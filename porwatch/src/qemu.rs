@@ -143,6 +143,10 @@ pub fn check_run_option(o: &str, from: &str) -> Result<()> {
             "{from} porwatch.{o}: porwatch run sets porwatch.semihosting=1 itself: the hypervisor ends \
              the run through semihosting so that the status reaches porwatch run"
         ),
+        "trace" if value.starts_with("semihosting:") => bail!(
+            "{from} porwatch.{o}: give --trace-via semihosting instead: porwatch run then names the \
+             file and reads it (a trace written elsewhere would leave it none)"
+        ),
         "trace" if names_console(value) => bail!(
             "{from} porwatch.{o}: that is the guest console (QEMU virt's first PL011, \
              {VIRT_CONSOLE_UART:#x}); the trace needs the second PL011 (the default) or \
@@ -517,6 +521,7 @@ mod tests {
             let e = msg(&format!("trace={console}"));
             assert!(e.contains("that is the guest console"), "{console}: {e}");
         }
+        assert!(msg("trace=semihosting:/tmp/t.pwt").contains("give --trace-via semihosting instead"));
         for fine in ["trace=0x9040000", "trace=/pl011@9040000", "trace=none", "eret=on", "policy=fault"] {
             assert!(check_run_option(fine, "--hyp-opt").is_ok(), "{fine}");
         }
