@@ -347,8 +347,14 @@ impl Ending {
     /// The text summary: the one-line summary, then a line for each failure
     /// the trace records that the line only counts.
     pub fn text_lines(&self) -> Vec<String> {
+        self.text_lines_with(&[])
+    }
+
+    /// [`Ending::text_lines`] with problems found outside the trace named in
+    /// the summary's verdict too ([`DecodeStats::summary_with`]).
+    pub fn text_lines_with(&self, extra: &[&str]) -> Vec<String> {
         let s = &self.stats;
-        let mut v = vec![s.to_string()];
+        let mut v = vec![s.summary_with(extra)];
         if s.undefs_injected > 0 {
             v.push(format!(
                 "porwatch: UNDEF injected {} time(s): the guest ran instructions porwatch could not handle \
@@ -379,8 +385,10 @@ impl Ending {
             json::write_summary_with(out, &self.stats, run)?;
             return out.flush();
         }
+        let extra: Vec<&str> =
+            run.map(|r| r.extra_problems.iter().map(|(_, t)| *t).collect()).unwrap_or_default();
         let mut err = io::stderr().lock();
-        for line in self.text_lines() {
+        for line in self.text_lines_with(&extra) {
             writeln!(err, "{line}")?;
         }
         Ok(())

@@ -180,6 +180,9 @@ pub struct RunEnd<'a> {
     pub timed_out: bool,
     /// The first guest console line naming a kernel panic or Oops.
     pub guest_failure: Option<&'a str>,
+    /// Problems of the run the trace does not show (name, text): added to
+    /// the summary's `problems`, and `clean` is false with any.
+    pub extra_problems: &'a [(&'a str, &'a str)],
 }
 
 /// The final `{"v":1,"event":"summary",...}` line.
@@ -230,13 +233,15 @@ pub fn write_summary_with(out: &mut dyn Write, s: &DecodeStats, run: Option<&Run
         None => o.out.write_all(b"null")?,
     }
     o.num("bytes", s.bytes)?;
+    let extra = run.map_or(&[][..], |r| r.extra_problems);
     o.key("problems")?;
     o.out.write_all(b"[")?;
-    for (i, p) in s.problems().into_iter().enumerate() {
+    let names = s.problems().into_iter().map(|p| p.name()).chain(extra.iter().map(|(n, _)| *n));
+    for (i, name) in names.enumerate() {
         if i > 0 {
             o.out.write_all(b",")?;
         }
-        write_json_str(o.out, p.name())?;
+        write_json_str(o.out, name)?;
     }
     o.out.write_all(b"]")?;
     o.num("trace_intact", s.trace_intact())?;
@@ -256,7 +261,7 @@ pub fn write_summary_with(out: &mut dyn Write, s: &DecodeStats, run: Option<&Run
         }
         ro.out.write_all(b"}")?;
     }
-    o.num("clean", s.is_clean())?;
+    o.num("clean", s.is_clean() && extra.is_empty())?;
     o.end()
 }
 
@@ -396,11 +401,12 @@ mod tests {
             qemu_signal: None,
             timed_out: false,
             guest_failure: Some("Kernel panic - not syncing: x"),
+            extra_problems: &[("guest_panic", "guest kernel died")],
         };
         let mut out = Vec::new();
         write_summary_with(&mut out, &s, Some(&run)).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["problems"], json!(["undef_injected"]));
+        assert_eq!(v["problems"], json!(["undef_injected", "guest_panic"]));
         assert_eq!(v["first_undef_seq"], 9);
         assert_eq!(v["trace_intact"], true);
         assert_eq!(

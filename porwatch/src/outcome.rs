@@ -45,6 +45,11 @@ pub struct Observed<'a> {
 pub struct Verdict {
     pub outcome: RunStatus,
     pub lines: Vec<String>,
+    /// Problems of the run that the trace's own summary does not count
+    /// (name, text), so that the summary's verdict names them too:
+    /// `qemu_failed`, `timeout`, `hyp_failed`, `hyp_refused`,
+    /// `guest_exit_contradicted`, `trace_unreadable`, `guest_panic`.
+    pub extra_problems: Vec<(&'static str, &'static str)>,
 }
 
 /// The status the hypervisor stops the machine with (and QEMU exits with)
@@ -89,6 +94,10 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
     let stats = &o.ending.stats;
     let started = stats.count("guest_start") > 0;
     let mut found: Vec<(RunStatus, String)> = Vec::new();
+    let mut extra: Vec<(&'static str, &'static str)> = Vec::new();
+    const QEMU_FAILED: (&str, &str) = ("qemu_failed", "QEMU failed");
+    const HYP_FAILED: (&str, &str) = ("hyp_failed", "hypervisor failed");
+    const HYP_REFUSED: (&str, &str) = ("hyp_refused", "hypervisor refused its configuration");
     let qemu_said = match o.qemu_said.last() {
         Some(l) => format!("; QEMU said: {l}"),
         None => String::new(),
@@ -97,13 +106,18 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
 
     match &o.qemu {
         QemuEnd::NotStarted(e) => {
+            extra.push(QEMU_FAILED);
             found.push((RunStatus::QemuFailed, format!("QEMU failed: cannot start it: {e}")))
         }
-        QemuEnd::Signaled(sig) => found.push((
-            RunStatus::QemuFailed,
-            format!("QEMU failed: it was killed by {}{qemu_said}", signal_name(*sig)),
-        )),
+        QemuEnd::Signaled(sig) => {
+            extra.push(QEMU_FAILED);
+            found.push((
+                RunStatus::QemuFailed,
+                format!("QEMU failed: it was killed by {}{qemu_said}", signal_name(*sig)),
+            ))
+        }
         QemuEnd::TimedOut(secs) => {
+            extra.push(("timeout", "timed out"));
             found.push((RunStatus::Timeout, format!("timed out after {secs} s: QEMU killed")))
         }
         QemuEnd::Exited(c) if !o.traced => {
@@ -113,12 +127,18 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
             let c = *c;
             match c {
                 HYP_FAILURE_STATUS => {
+                    extra.push(HYP_FAILED);
                     found.push((RunStatus::HypFailed, format!("the hypervisor failed (status {c})")))
                 }
-                HYP_REFUSED_STATUS => found.push((
-                    RunStatus::Refused,
-                    format!("the hypervisor refused its configuration (status {c}; its message is above)"),
-                )),
+                HYP_REFUSED_STATUS => {
+                    extra.push(HYP_REFUSED);
+                    found.push((
+                        RunStatus::Refused,
+                        format!(
+                            "the hypervisor refused its configuration (status {c}; its message is above)"
+                        ),
+                    ))
+                }
                 _ => {
                     guest = Some(RunStatus::of_guest_status(c as u64));
                     found.push((
@@ -139,6 +159,10 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
                 }
                 Some(e) => {
                     if let Some(want) = expected_qemu_status(e.reason, e.code).filter(|&w| w != c) {
+                        extra.push((
+                            "guest_exit_contradicted",
+                            "guest_exit contradicted by QEMU's exit status",
+                        ));
                         found.push((
                             RunStatus::TraceDamaged,
                             format!(
@@ -166,28 +190,39 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
                         guest = Some(RunStatus::Guest(0));
                     }
                 }
-                None if c == HYP_FAILURE_STATUS => found.push((
-                    RunStatus::HypFailed,
-                    match &stats.last_panic {
-                        Some(m) => format!("the hypervisor failed: {m}"),
-                        None => "the hypervisor failed (status 70; its message is above)".into(),
-                    },
-                )),
-                None if c == HYP_REFUSED_STATUS && !started => found.push((
-                    RunStatus::Refused,
-                    "the hypervisor refused its configuration (status 78; its message is above)".into(),
-                )),
-                None => found.push((
-                    RunStatus::QemuFailed,
-                    if started {
-                        format!(
-                            "QEMU failed: it exited with status {c} while the guest was running (the trace has \
-                             no guest_exit){qemu_said}"
-                        )
-                    } else {
-                        format!("QEMU failed: it exited with status {c} before the guest started{qemu_said}")
-                    },
-                )),
+                None if c == HYP_FAILURE_STATUS => {
+                    if stats.panics == 0 {
+                        extra.push(HYP_FAILED);
+                    }
+                    found.push((
+                        RunStatus::HypFailed,
+                        match &stats.last_panic {
+                            Some(m) => format!("the hypervisor failed: {m}"),
+                            None => "the hypervisor failed (status 70; its message is above)".into(),
+                        },
+                    ))
+                }
+                None if c == HYP_REFUSED_STATUS && !started => {
+                    extra.push(HYP_REFUSED);
+                    found.push((
+                        RunStatus::Refused,
+                        "the hypervisor refused its configuration (status 78; its message is above)".into(),
+                    ))
+                }
+                None => {
+                    extra.push(QEMU_FAILED);
+                    found.push((
+                        RunStatus::QemuFailed,
+                        if started {
+                            format!(
+                                "QEMU failed: it exited with status {c} while the guest was running (the trace \
+                                 has no guest_exit){qemu_said}"
+                            )
+                        } else {
+                            format!("QEMU failed: it exited with status {c} before the guest started{qemu_said}")
+                        },
+                    ))
+                }
             }
         }
     }
@@ -209,6 +244,7 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
             found.push((RunStatus::TraceDamaged, format!("the trace is damaged: {}", damage.join(", "))));
         }
         if let Some(e) = o.trace_error {
+            extra.push(("trace_unreadable", "trace not read to its end"));
             found.push((RunStatus::TraceDamaged, format!("the trace could not be read to its end: {e}")));
         }
         if stats.undefs_injected > 0 {
@@ -232,6 +268,7 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
         }
     }
     if let Some((line, kind)) = o.console_death {
+        extra.push(("guest_panic", "guest kernel died"));
         found.push((RunStatus::GuestPanic, format!("the guest kernel died ({kind}): {line}")));
     }
 
@@ -254,7 +291,7 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
     }
     let mut lines: Vec<String> = found.into_iter().map(|(_, l)| format!("porwatch: {l}")).collect();
     lines.push(format!("porwatch: exit status {} ({})", outcome.code(), outcome.name()));
-    Verdict { outcome, lines }
+    Verdict { outcome, lines, extra_problems: extra }
 }
 
 #[cfg(test)]
@@ -296,6 +333,7 @@ mod tests {
         let v = run(QemuEnd::Exited(0), stats(Some((ExitReason::TestExit, 0))));
         assert_eq!(v.outcome, RunStatus::Guest(0));
         assert_eq!(v.lines, ["porwatch: exit status 0 (guest)"]);
+        assert!(v.extra_problems.is_empty());
         let v = run(QemuEnd::Exited(3), stats(Some((ExitReason::TestExit, 3))));
         assert_eq!(v.outcome.code(), 3);
         // 256 and 2^32 are not passes: QEMU saw 255 (the hypervisor's cut).
@@ -333,6 +371,7 @@ mod tests {
         assert!(v.lines[0].contains("exited with status 0 while the guest was running"), "{v:?}");
         let v = run(QemuEnd::Signaled(libc::SIGSEGV), stats(None));
         assert!(v.lines[0].contains("killed by signal 11 (SIGSEGV)"), "{v:?}");
+        assert_eq!(v.extra_problems, [("qemu_failed", "QEMU failed")]);
         assert_eq!(v.outcome, RunStatus::QemuFailed);
         let v = run(QemuEnd::NotStarted("No such file".into()), DecodeStats::default());
         assert_eq!(v.outcome, RunStatus::QemuFailed);
@@ -374,6 +413,8 @@ mod tests {
         });
         assert_eq!(v.outcome, RunStatus::GuestPanic);
         assert!(v.lines.iter().any(|l| l.contains("timed out after 60 s")), "{v:?}");
+        let names: Vec<&str> = v.extra_problems.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["timeout", "guest_panic"], "{v:?}");
         assert!(
             v.lines.iter().any(|l| l.contains("guest kernel died (kernel panic): [ 1.0] Kernel panic")),
             "{v:?}"

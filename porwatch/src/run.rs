@@ -484,6 +484,7 @@ fn finish(
         qemu_signal,
         timed_out,
         guest_failure: console_death.map(|(l, _)| l),
+        extra_problems: &verdict.extra_problems,
     };
     let _ = d.ending.write_summary(&mut out, args.json, Some(&run_end));
     let _ = out.flush();

@@ -187,6 +187,24 @@ impl DecodeStats {
     }
 }
 
+impl DecodeStats {
+    /// The summary line with problems found outside the trace (`porwatch
+    /// run`: QEMU failed, a timeout, a guest kernel's death...) named in its
+    /// verdict after the trace's own.
+    pub fn summary_with(&self, extra: &[&str]) -> String {
+        let line = self.to_string();
+        if extra.is_empty() {
+            return line;
+        }
+        let verdict = if self.is_clean() {
+            line.strip_suffix("; clean").map(|l| format!("{l}; NOT CLEAN: "))
+        } else {
+            Some(format!("{line}, "))
+        };
+        format!("{}{}", verdict.unwrap_or(line), extra.join(", "))
+    }
+}
+
 /// The one-line summary printed to stderr after a text decode.
 impl fmt::Display for DecodeStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -274,6 +292,11 @@ mod tests {
             assert_eq!(dirty.trace_intact(), !damaged, "{dirty}");
             assert!(dirty.to_string().ends_with(says), "{dirty}");
         }
+        // porwatch run adds what the trace cannot know.
+        assert!(s.summary_with(&[]).ends_with("; clean"));
+        assert!(s.summary_with(&["guest kernel died"]).ends_with("; NOT CLEAN: guest kernel died"), "{s}");
+        let d = DecodeStats { corrupt_frames: 1, ..s.clone() };
+        assert!(d.summary_with(&["timed out"]).ends_with("NOT CLEAN: corrupt frames, timed out"));
         let both = DecodeStats { corrupt_frames: 1, undefs_injected: 1, tables_unwatched: 5, ..s.clone() };
         let line = both.to_string();
         assert!(line.contains("; UNDEF injected 1; tables unwatched 5;"), "{line}");

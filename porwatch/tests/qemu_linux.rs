@@ -145,3 +145,29 @@ fn trixie_6_12_boots_with_lpa2_and_uses_virtual_poe_for_user_pkeys() {
     assert!(o.of_kind("por_write").count() > 0, "POR_EL0 context switches");
     assert_symbolized(&o, "trixie");
 }
+
+/// A Linux kernel that panics (no init: `rdinit=` names nothing and there
+/// is no root device) is named in the closing summary and fails the run
+/// (80), though it then reboots cleanly through PSCI (`panic=-1`) and the
+/// trace is intact.
+#[test]
+fn a_linux_kernel_panic_fails_the_run_and_is_named() {
+    kernel_dir("bookworm");
+    let mut a = common::args("seed");
+    a.linux = Some("bookworm".into());
+    a.append = Some("rdinit=/nonexistent panic=-1".into());
+    a.timeout = Some(600);
+    let o = common::run_guest(a);
+    let tail: String =
+        o.console.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(!o.timed_out, "timed out; console tail:\n{tail}");
+    assert_eq!(o.status, porwatch::exit_status::RunStatus::GuestPanic.code(), "console tail:\n{tail}");
+    assert_eq!(o.one("guest_exit").get_enum("reason"), Some("system_reset"));
+    assert!(o.stats.trace_intact(), "{:?}", o.stats);
+    let summary = o.json.last().unwrap();
+    assert_eq!(summary["run"]["outcome"], "guest_panic", "{summary}");
+    let line = summary["run"]["guest_failure"].as_str().unwrap_or_default();
+    assert!(line.contains("Kernel panic - not syncing: VFS: Unable to mount root fs"), "{summary}");
+    assert_eq!(summary["problems"], serde_json::json!(["guest_panic"]), "{summary}");
+    assert_eq!(summary["clean"], false, "{summary}");
+}

@@ -130,6 +130,8 @@ fn a_kernel_panic_on_the_console_is_named_and_fails_the_run() {
     let summary = o.json.last().unwrap();
     assert_eq!(summary["run"]["outcome"], "guest_panic", "{summary}");
     assert_eq!(summary["run"]["guest_failure"], line, "{summary}");
+    assert_eq!(summary["problems"], serde_json::json!(["guest_panic"]), "{summary}");
+    assert_eq!(summary["clean"], false, "{summary}");
     // The trace itself is clean: the guest's exit code is 0.
     assert!(o.stats.is_clean(), "{:?}", o.stats);
     // Merely mentioning the words is not a panic.
@@ -178,6 +180,8 @@ fn the_closing_summary_never_lands_inside_a_console_line() {
         guest.to_str().unwrap(),
     ]);
     assert_eq!(status, Some(5), "{text}");
+    // A guest's failing status is its own verdict; porwatch saw nothing wrong.
+    assert!(text.contains("; guest exit test_exit code 5; clean\n"), "{text}");
     let lines: Vec<&str> = text.lines().collect();
     let partial = lines.iter().position(|l| l.starts_with("partial: ")).expect(&text);
     assert_eq!(lines[partial], "partial: SUMMARY: 8 tests / 26 / no line end", "{text}");
