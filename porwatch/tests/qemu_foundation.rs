@@ -173,6 +173,8 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
 fn raw_image_through_the_generic_loader() {
     let raw = images().join("guests/raw/hello.bin");
     let mut a = args(raw.to_str().unwrap());
+    // Neither an ELF nor an Image: loaded only when asked for.
+    a.raw = true;
     a.load_addr = guest_entry("hello");
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);
