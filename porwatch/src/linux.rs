@@ -94,7 +94,7 @@ pub fn has_image_magic(head: &[u8]) -> bool {
 /// inside the file — what a truncated Image shows. Returns (text_offset,
 /// image_size).
 pub fn check_image(head: &[u8], file_len: u64) -> Result<(u64, u64)> {
-    if (head.len() as u64) < file_len.min(IMAGE_HEADER_LEN as u64) || file_len < IMAGE_HEADER_LEN as u64 {
+    if file_len < IMAGE_HEADER_LEN as u64 || head.len() < IMAGE_HEADER_LEN {
         bail!("truncated arm64 Image: {file_len} bytes, shorter than its 64-byte header");
     }
     let (text_offset, image_size) = parse_image_header(head)?;
