@@ -381,7 +381,12 @@ fn run_in(
         match source {
             TraceSource::Fifo(path) => {
                 // Blocks until QEMU opens its end.
-                let fifo = std::fs::File::open(&path)?;
+                let mut fifo = std::fs::File::open(&path)?;
+                if !traced {
+                    // porwatch.trace=none: nothing is expected; drain it.
+                    std::io::copy(&mut fifo, &mut std::io::sink())?;
+                    return Ok(Ending::default());
+                }
                 decode_to_end(fifo, &mut w, &opts, tee)
             }
             TraceSource::File(f) => {
@@ -486,7 +491,11 @@ fn finish(
         guest_failure: console_death.map(|(l, _)| l),
         extra_problems: &verdict.extra_problems,
     };
-    let _ = d.ending.write_summary(&mut out, args.json, Some(&run_end));
+    // Without a trace (porwatch.trace=none) there is no trace summary, but
+    // JSON still ends with its summary line, which carries the run.
+    if traced || args.json {
+        let _ = d.ending.write_summary(&mut out, args.json, Some(&run_end));
+    }
     let _ = out.flush();
     {
         let mut err = std::io::stderr().lock();

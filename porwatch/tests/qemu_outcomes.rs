@@ -275,3 +275,25 @@ fn qemu_dying_mid_run_or_contradicting_the_trace_is_not_a_pass() {
     assert_eq!(out.status, 0, "{:?}", out.verdict);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--hyp-opt trace=none`: no trace to read, so the status is QEMU's, and
+/// the run says so instead of calling a missing trace damaged.
+#[test]
+fn without_a_trace_the_status_is_qemus_and_said_to_be() {
+    let mut a = args("hello");
+    a.hyp_opts = vec!["trace=none".into()];
+    a.json = false;
+    let out = porwatch::run::run(&a, Box::new(std::io::sink()), Box::new(std::io::sink())).unwrap();
+    assert_eq!(out.status, 0, "{:?}", out.verdict);
+    assert!(
+        out.verdict[0].contains("no trace (porwatch.trace=none): the status is QEMU's exit status 0"),
+        "{:?}",
+        out.verdict
+    );
+    let dir = tempdir();
+    let mut a = raw_args(&dir, "exit-7.bin", &exit_guest(7));
+    a.hyp_opts = vec!["trace=none".into()];
+    let out = porwatch::run::run(&a, Box::new(std::io::sink()), Box::new(std::io::sink())).unwrap();
+    assert_eq!(out.status, 7, "{:?}", out.verdict);
+    let _ = std::fs::remove_dir_all(&dir);
+}
