@@ -164,7 +164,7 @@ pub struct DecodeArgs {
     pub verbose: bool,
 
     /// Exit 0 rather than 4 when the trace has a hazard (a damaged trace
-    /// still exits 3).
+    /// still exits 3, the trace of a failed run 5).
     #[arg(long, conflicts_with = "fail_on_hazard")]
     pub no_fail_on_hazard: bool,
 

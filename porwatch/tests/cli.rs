@@ -612,3 +612,15 @@ fn follow_stops_on_ctrl_c_and_prints_the_summary() {
     let lines = json_lines(&o);
     assert_eq!(lines.last().unwrap()["event"], "summary", "{}", stdout(&o));
 }
+
+#[test]
+fn help_prints_the_exit_status_tables() {
+    let o = run(&["run", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    for want in ["Exit status:", " 0-63  guest: ", "   64  guest_status_out_of_range: ", "  124  timeout: "] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+    let out = stdout(&run(&["decode", "--help"]));
+    assert!(out.contains("  5  the trace is intact but records a failed run"), "{out}");
+}
