@@ -92,7 +92,7 @@ pub fn handle(regs: &mut GuestRegs, conduit: Conduit, imm: u16) -> Handled {
         }
         Decision::TestExit(code) => {
             record(0);
-            run_end::guest_done(ExitReason::TestExit, code as u32)
+            run_end::guest_done(ExitReason::TestExit, code)
         }
         // Suspend: a standby CPU_SUSPEND may return at once (PSCI 1.1,
         // 5.4.2); the guest re-checks its wake-up condition itself.

@@ -3,19 +3,22 @@
 use crate::arch::semihosting;
 use crate::boot::config;
 use crate::trace_out;
-use porwatch_trace::{Event, ExitReason};
+use porwatch_trace::{test_exit_status, Event, ExitReason};
 
 /// Exit status for a hyp panic or an exception taken at EL2.
 pub const STATUS_HYP_FAILURE: u32 = 70;
 
-/// Ends the run after the guest asked to (power off, reset, test exit).
-pub fn guest_done(reason: ExitReason, status: u32) -> ! {
+/// Ends the run after the guest asked to (power off, reset, test exit with
+/// `code`). The trace gets all 64 bits of `code`; the exit status, which
+/// has 8, is `test_exit_status(code)` (255 for wider codes, never 0).
+pub fn guest_done(reason: ExitReason, code: u64) -> ! {
     if config().opts.track {
         crate::pt::emit_stats();
     }
-    trace_out::emit_reliable(Event::GuestExit { reason: reason as u64, code: status as u64 });
+    trace_out::emit_reliable(Event::GuestExit { reason: reason as u64, code });
     trace_out::flush();
-    stop(status, reason == ExitReason::SystemReset)
+    let status = if reason == ExitReason::TestExit { test_exit_status(code) } else { 0 };
+    stop(u32::from(status), reason == ExitReason::SystemReset)
 }
 
 /// Stops the machine. Without semihosting the status cannot reach the host:

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 
-use porwatch_trace::{decode_payload, DecodeError, Deframer, Event, Record};
+use porwatch_trace::{decode_payload, DecodeError, Deframer, Event, Record, TrapOutcome};
 
 use crate::printer::{Printer, ViewOptions};
 use crate::records::OwnedRecord;
@@ -48,8 +48,17 @@ pub enum Item<'a> {
     /// record). `dropped` is the count of a `dropped` record that did not
     /// match the jump.
     Gap { expected: u64, got: u64, dropped: Option<u64> },
-    /// Input ended `bytes` bytes into a frame that started at `offset`.
+    /// Input ended `bytes` bytes into a frame that started at `offset`
+    /// (any length: an oversize frame cut off by the end is one too).
     TruncatedTail { offset: u64, bytes: u64 },
+    /// A `header` record (seq `seq`, frame at `offset`) after the first
+    /// record: the hypervisor writes one per run, so this is a restart
+    /// (another run's trace appended) or a forged header. Reported before the
+    /// record; sequence checking goes on as for any record.
+    MidStreamHeader { seq: u64, offset: u64 },
+    /// The input ended without a single record (`bytes` bytes: none, zeros,
+    /// garbage, hyp text only).
+    NoRecords { bytes: u64 },
     /// A plain-text line the hypervisor wrote between frames (it does so
     /// only when it fails: panics, exceptions at EL2), starting at `offset`.
     Text { text: &'a str, offset: u64 },
@@ -119,7 +128,7 @@ impl StreamDecoder {
                     Ok(rec) => {
                         *st.stats.bytes_per_kind.entry(rec.event.kind_name()).or_insert(0) +=
                             st.offset - start;
-                        st.record(&rec, sink)?
+                        st.record(&rec, start, sink)?
                     }
                     Err(error) => st.text_or_corrupt(error, start, sink)?,
                 },
@@ -138,8 +147,9 @@ impl StreamDecoder {
         Ok(())
     }
 
-    /// Ends the stream: reports a truncated tail if a frame was cut off, and
-    /// returns the statistics.
+    /// Ends the stream: reports a truncated tail if the input ended inside a
+    /// frame (of any length), and that there were no records if there were
+    /// none; returns the statistics.
     pub fn finish<E>(mut self, sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>) -> Result<DecodeStats, E> {
         if self.deframer.pending() {
             self.state.stats.truncated_tail = true;
@@ -147,6 +157,9 @@ impl StreamDecoder {
                 offset: self.state.frame_start,
                 bytes: self.deframer.pending_len() as u64,
             })?;
+        }
+        if self.state.stats.records == 0 {
+            sink(&Item::NoRecords { bytes: self.state.stats.bytes })?;
         }
         Ok(self.state.stats)
     }
@@ -188,9 +201,14 @@ impl State {
     fn record<E>(
         &mut self,
         rec: &Record<'_>,
+        offset: u64,
         sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
         if let Event::Header { cntfrq, mpidr, .. } = rec.event {
+            if self.stats.records > 0 {
+                self.stats.mid_stream_headers += 1;
+                sink(&Item::MidStreamHeader { seq: rec.seq, offset })?;
+            }
             self.cntfrq = (cntfrq != 0).then_some(cntfrq);
             self.cpu = (mpidr & MPIDR_AFF0) as u8;
             self.stats.cntfrq = cntfrq;
@@ -208,6 +226,11 @@ impl State {
                 st.panics += 1;
                 st.last_panic = Some(String::from_utf8_lossy(message).into_owned());
             }
+            Event::UnknownTrap { action, .. } if action == TrapOutcome::UndefInjected.code() => {
+                st.undefs_injected += 1;
+                st.first_undef_seq.get_or_insert(rec.seq);
+            }
+            Event::PtStats { overflows, .. } => st.tables_unwatched = st.tables_unwatched.max(overflows),
             _ => {}
         }
         let time = self
@@ -218,15 +241,15 @@ impl State {
     }
 
     /// Each seq must be the previous + 1, except that a `dropped{count}`
-    /// record comes exactly `count` later, and a header with seq 0 starts a
-    /// new run (the hypervisor restarted). The first record sets the base.
+    /// record comes exactly `count` later. The first record sets the base; a
+    /// later header does not start a new one (a forged header with seq 0
+    /// must not hide the jump).
     fn check_seq<E>(
         &mut self,
         rec: &Record<'_>,
         sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let restart = matches!(rec.event, Event::Header { .. }) && rec.seq == 0;
-        if let (Some(expected), false) = (self.next_seq, restart) {
+        if let Some(expected) = self.next_seq {
             let dropped = match rec.event {
                 Event::Dropped { count } => Some(count),
                 _ => None,
@@ -256,14 +279,34 @@ pub struct DecodeOptions {
 /// Reads `input` to its end, printing each record (and each problem) to
 /// `out` as soon as it is decoded; `out` is flushed after every chunk read,
 /// so this works on live streams. `tee`, if given, receives every raw byte
-/// read. Returns the statistics; IO errors of input, output or tee end the
+/// read. Then prints the summary (if `opts.summary`) and the `--counts`
+/// line. Returns the statistics; IO errors of input, output or tee end the
 /// decode.
 pub fn decode_stream<R: Read, W: Write>(
+    input: R,
+    out: &mut W,
+    opts: &DecodeOptions,
+    tee: Option<&mut dyn Write>,
+) -> io::Result<DecodeStats> {
+    let ending = decode_to_end(input, out, opts, tee)?;
+    if opts.summary {
+        ending.write_summary(out, opts.json, None)?;
+    }
+    ending.write_counts();
+    out.flush()?;
+    Ok(ending.stats)
+}
+
+/// [`decode_stream`] without the closing lines: the caller prints them with
+/// [`Ending`] when it is ready (`porwatch run` does once the guest console
+/// is drained, so they never interleave with it). Writes the `--perfetto`
+/// file.
+pub fn decode_to_end<R: Read, W: Write>(
     mut input: R,
     out: &mut W,
     opts: &DecodeOptions,
     mut tee: Option<&mut dyn Write>,
-) -> io::Result<DecodeStats> {
+) -> io::Result<Ending> {
     let mut dec = StreamDecoder::new();
     let mut printer = Printer::new(opts.json, &opts.view);
     let mut buf = vec![0u8; 64 * 1024];
@@ -283,19 +326,80 @@ pub fn decode_stream<R: Read, W: Write>(
         out.flush()?;
     }
     let stats = dec.finish(&mut |item: &Item<'_>| printer.item(out, item))?;
-    if opts.summary {
-        if opts.json {
-            json::write_summary(out, &stats)?;
-        } else {
-            eprintln!("{stats}");
-        }
-    }
-    if opts.view.counts {
-        eprintln!("{}", printer.counts_line(&stats));
-    }
     printer.finish(&opts.view)?;
     out.flush()?;
-    Ok(stats)
+    let counts = opts.view.counts.then(|| printer.counts_line(&stats));
+    Ok(Ending { first_undef: printer.first_undef().map(str::to_owned), counts, stats })
+}
+
+/// What a finished decode says at the end.
+#[derive(Clone, Debug, Default)]
+pub struct Ending {
+    pub stats: DecodeStats,
+    /// The first `unknown_trap` with action `undef_injected`, as its text
+    /// line (ESR decoded, ELR symbolized).
+    pub first_undef: Option<String>,
+    /// The `--counts` line, when asked for.
+    pub counts: Option<String>,
+}
+
+impl Ending {
+    /// The text summary: the one-line summary, then a line for each failure
+    /// the trace records that the line only counts.
+    pub fn text_lines(&self) -> Vec<String> {
+        self.text_lines_with(&[])
+    }
+
+    /// [`Ending::text_lines`] with problems found outside the trace named in
+    /// the summary's verdict too ([`DecodeStats::summary_with`]).
+    pub fn text_lines_with(&self, extra: &[&str]) -> Vec<String> {
+        let s = &self.stats;
+        let mut v = vec![s.summary_with(extra)];
+        if s.undefs_injected > 0 {
+            v.push(format!(
+                "porwatch: UNDEF injected {} time(s): the guest ran instructions porwatch could not handle \
+                 and got an UNDEF for each; first: {}",
+                s.undefs_injected,
+                self.first_undef.as_deref().unwrap_or("(not shown)")
+            ));
+        }
+        if s.tables_unwatched > 0 {
+            v.push(format!(
+                "porwatch: page-table tracker over capacity: {} table page(s) not watched \
+                 (pt_stats.overflows); stores to them went unseen",
+                s.tables_unwatched
+            ));
+        }
+        v
+    }
+
+    /// Prints the summary: text lines on stderr, or the final JSON line to
+    /// `out` (with the run's outcome from `porwatch run`).
+    pub fn write_summary(
+        &self,
+        out: &mut dyn Write,
+        json: bool,
+        run: Option<&json::RunEnd<'_>>,
+    ) -> io::Result<()> {
+        if json {
+            json::write_summary_with(out, &self.stats, run)?;
+            return out.flush();
+        }
+        let extra: Vec<&str> =
+            run.map(|r| r.extra_problems.iter().map(|(_, t)| *t).collect()).unwrap_or_default();
+        let mut err = io::stderr().lock();
+        for line in self.text_lines_with(&extra) {
+            writeln!(err, "{line}")?;
+        }
+        Ok(())
+    }
+
+    /// The `--counts` line on stderr, if asked for.
+    pub fn write_counts(&self) {
+        if let Some(c) = &self.counts {
+            eprintln!("{c}");
+        }
+    }
 }
 
 /// Prints one item as text or as a JSON line.
@@ -326,6 +430,7 @@ pub fn decode_all(bytes: &[u8]) -> (Vec<OwnedRecord>, DecodeStats) {
 mod tests {
     use super::*;
     use crate::sample;
+    use crate::stats::Problem;
     use porwatch_trace::{encode_frame, MAX_FRAME};
 
     fn enc(records: &[Record<'_>]) -> Vec<u8> {
@@ -355,10 +460,13 @@ mod tests {
     }
 
     #[test]
-    fn sample_decodes_clean() {
+    fn sample_decodes_intact_and_records_the_failures_it_holds() {
         let (recs, stats) = decode_all(&sample::trace());
         assert_eq!(recs.len(), sample::records().len());
-        assert!(stats.is_clean(), "{stats}");
+        assert!(stats.trace_intact(), "{stats}");
+        // It has a hyp panic and an injected UNDEF: not a clean run.
+        assert_eq!(stats.problems(), [Problem::HypFailed, Problem::UndefInjected]);
+        assert_eq!((stats.undefs_injected, stats.first_undef_seq), (1, Some(6)));
         assert_eq!(stats.records, 13);
         assert_eq!(stats.count("psci"), 2);
         assert_eq!(stats.count("mem_region"), 2);
@@ -387,14 +495,16 @@ mod tests {
         assert_eq!(gaps(&[trap(0), ev(1, Event::Dropped { count: 0 }), trap(2)]), 0);
         assert_eq!(gaps(&[trap(0), ev(5, Event::Dropped { count: 3 }), trap(6)]), 1);
         assert_eq!(gaps(&[trap(0), ev(2, Event::Dropped { count: 3 })]), 1);
-        // A header with seq 0 starts a new run.
+        // A header after the first record does not reset the base: a
+        // "restart" with seq 0 is a gap (and reported as a mid-stream header).
         let h = sample::records()[0];
-        assert_eq!(gaps(&[trap(7), trap(8), h, trap(1)]), 0);
+        assert_eq!(gaps(&[trap(7), trap(8), h, trap(1)]), 1);
         assert_eq!(gaps(&[trap(7), Record { seq: 3, ..h }]), 1);
+        assert_eq!(gaps(&[trap(7), Record { seq: 8, ..h }]), 0);
 
         let (_, stats) = decode_all(&enc(&[trap(0), ev(4, Event::Dropped { count: 3 })]));
         assert_eq!(stats.hyp_dropped, 3);
-        assert!(stats.is_clean());
+        assert!(stats.is_clean(), "{stats}");
     }
 
     #[test]
@@ -408,6 +518,8 @@ mod tests {
                 Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
                 Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
                 Item::Text { text, .. } => format!("text {text}"),
+                Item::MidStreamHeader { seq, offset } => format!("header {seq} {offset}"),
+                Item::NoRecords { bytes } => format!("no records {bytes}"),
             });
             Ok(())
         };
@@ -416,6 +528,118 @@ mod tests {
         let Ok(stats) = dec.finish(&mut sink);
         assert_eq!(items, ["rec 0", "gap 1 2 None", "rec 2", "gap 3 9 Some(2)", "rec 9"]);
         assert_eq!(stats.unexplained_gaps, 2);
+    }
+
+    /// Items of a whole-buffer decode, as short strings, and the stats.
+    fn item_list(bytes: &[u8]) -> (Vec<String>, DecodeStats) {
+        let mut items = Vec::new();
+        let mut sink = |i: &Item<'_>| -> Result<(), Infallible> {
+            items.push(match i {
+                Item::Record { record, .. } => format!("rec {}", record.seq),
+                Item::Gap { expected, got, .. } => format!("gap {expected} {got}"),
+                Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
+                Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
+                Item::Text { .. } => "text".into(),
+                Item::MidStreamHeader { seq, offset } => format!("header {seq} {offset}"),
+                Item::NoRecords { bytes } => format!("no records {bytes}"),
+            });
+            Ok(())
+        };
+        let mut dec = StreamDecoder::new();
+        let Ok(()) = dec.feed(bytes, &mut sink);
+        let Ok(stats) = dec.finish(&mut sink);
+        (items, stats)
+    }
+
+    #[test]
+    fn a_mid_stream_header_is_reported_and_never_clean() {
+        // The attack of issue #12: after a real run, a restart header with
+        // seq 0, a fake hazard and a `dropped` explaining nothing.
+        let h = sample::records()[0];
+        let good = enc(&[h, Record { seq: 1, ..trap(1) }, trap(2)]);
+        let mut bytes = good.clone();
+        let forged = [h, ev(1, Event::Dropped { count: 0 }), trap(2)];
+        bytes.extend(enc(&forged));
+        let (items, stats) = item_list(&bytes);
+        assert_eq!(items[3], format!("header 0 {}", good.len()), "{items:?}");
+        assert_eq!(items[4], "gap 3 0", "{items:?}");
+        assert_eq!(stats.mid_stream_headers, 1);
+        assert!(!stats.trace_intact() && !stats.is_clean(), "{stats}");
+        assert!(stats.to_string().ends_with("NOT CLEAN: unexplained gaps, mid-stream header"), "{stats}");
+        // Even with consistent seqs a second header is a problem.
+        let (items, stats) = item_list(&enc(&[trap(0), Record { seq: 1, ..h }, trap(2)]));
+        let at = enc(&[trap(0)]).len();
+        assert_eq!(items, ["rec 0".to_string(), format!("header 1 {at}"), "rec 1".into(), "rec 2".into()]);
+        assert_eq!(stats.unexplained_gaps, 0);
+        assert!(!stats.trace_intact());
+        // A header that is the first record (after garbage) is fine.
+        let mut bytes = b"\x13junk\x00".to_vec();
+        bytes.extend(enc(&[h, Record { seq: 1, ..trap(1) }]));
+        let (_, stats) = item_list(&bytes);
+        assert_eq!(stats.mid_stream_headers, 0);
+    }
+
+    #[test]
+    fn empty_zero_and_garbage_inputs_have_no_records_and_are_not_clean() {
+        for (bytes, name) in
+            [(vec![], "empty"), (vec![0u8; 4096], "zeros"), (b"porwatch\x00".to_vec(), "junk")]
+        {
+            let (items, stats) = item_list(&bytes);
+            assert_eq!(items.last().unwrap(), &format!("no records {}", bytes.len()), "{name}");
+            assert_eq!(stats.records, 0);
+            assert!(!stats.trace_intact() && !stats.is_clean(), "{name}");
+            assert!(stats.to_string().contains("NOT CLEAN: no records"), "{name}: {stats}");
+        }
+    }
+
+    #[test]
+    fn an_unterminated_tail_of_any_length_is_truncated() {
+        let good = enc(&[trap(0)]);
+        for len in [1, 5, MAX_FRAME - 1, MAX_FRAME, MAX_FRAME + 1, 5000] {
+            let mut bytes = good.clone();
+            bytes.extend(std::iter::repeat_n(0x42u8, len));
+            let (items, stats) = item_list(&bytes);
+            assert_eq!(items, ["rec 0".to_string(), format!("tail {} {len}", good.len())], "{len}");
+            assert!(stats.truncated_tail && !stats.trace_intact(), "{len}");
+        }
+        // Terminated, the oversize frame is a corrupt frame instead.
+        let mut bytes = good.clone();
+        bytes.extend(std::iter::repeat_n(0x42u8, 500));
+        bytes.push(0);
+        let (items, stats) = item_list(&bytes);
+        assert_eq!(items, ["rec 0".to_string(), format!("corrupt too_long {}", good.len())]);
+        assert!(!stats.truncated_tail);
+    }
+
+    #[test]
+    fn injected_undefs_and_tracker_overflow_are_counted() {
+        let undef = |seq, action| ev(seq, Event::UnknownTrap { esr: 0x6234_d028, elr: 0x40, far: 0, action });
+        let pt = |seq, overflows| {
+            ev(
+                seq,
+                Event::PtStats {
+                    tables: 4096,
+                    max_tables: 4096,
+                    table_writes: 0,
+                    stores: 0,
+                    hazards: 0,
+                    coverage_gaps: 0,
+                    roots_dropped: 0,
+                    overflows,
+                    roots_released: 0,
+                    fast_stores: 0,
+                    mops_steps: 0,
+                },
+            )
+        };
+        let (_, stats) = decode_all(&enc(&[trap(0), undef(1, 3), undef(2, 2), undef(3, 2), pt(4, 0)]));
+        assert_eq!((stats.undefs_injected, stats.first_undef_seq), (2, Some(2)));
+        assert!(stats.trace_intact() && !stats.is_clean());
+        let (_, stats) = decode_all(&enc(&[trap(0), pt(1, 523)]));
+        assert_eq!(stats.tables_unwatched, 523);
+        assert!(stats.to_string().ends_with("NOT CLEAN: tables unwatched"), "{stats}");
+        let (_, stats) = decode_all(&enc(&[trap(0), pt(1, 0)]));
+        assert!(stats.is_clean(), "{stats}");
     }
 
     #[test]
@@ -484,7 +708,7 @@ mod tests {
         assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), [0, 3]);
         assert_eq!(stats.corrupt_frames, 2);
         assert_eq!(stats.unexplained_gaps, 1);
-        assert!(!stats.is_clean());
+        assert!(!stats.trace_intact());
     }
 
     #[test]
@@ -492,12 +716,12 @@ mod tests {
         let bytes = sample::trace();
         let (_, stats) = decode_all(&bytes[..bytes.len() - 3]);
         assert!(stats.truncated_tail);
-        assert!(!stats.is_clean());
+        assert!(!stats.trace_intact());
         // Cut exactly at a frame boundary: clean, one record fewer.
         let first = enc(&sample::records()[..1]).len();
         let (recs, stats) = decode_all(&bytes[..first]);
         assert_eq!(recs.len(), 1);
-        assert!(stats.is_clean());
+        assert!(stats.is_clean(), "{stats}");
     }
 
     /// Feeds input through `decode_stream` in both formats: must not panic.
@@ -543,8 +767,8 @@ mod tests {
                 bytes[i] ^= 1 << rng.below(8);
             }
             let stats = survive(&bytes);
-            // Either something was reported, or every record still decoded.
-            assert!(!stats.is_clean() || stats.records == 12, "{stats}");
+            // Either damage was reported, or every record still decoded.
+            assert!(!stats.trace_intact() || stats.records == 12, "{stats}");
         }
         for cut in 0..trace.len() {
             let stats = survive(&trace[..cut]);
@@ -552,6 +776,9 @@ mod tests {
             if trace[cut - usize::from(cut > 0)] != 0 && cut > 0 {
                 assert!(stats.truncated_tail, "cut {cut}");
             }
+            // No cut of a trace is ever intact unless it ends on a frame.
+            let on_boundary = cut > 0 && trace[cut - 1] == 0;
+            assert_eq!(stats.trace_intact(), on_boundary, "cut {cut}: {stats}");
         }
     }
 
@@ -600,7 +827,7 @@ mod tests {
         let mut tee = Vec::new();
         let opts = DecodeOptions { json: false, summary: false, ..Default::default() };
         let stats = decode_stream(Chunks(chunks), &mut out, &opts, Some(&mut tee)).unwrap();
-        assert!(stats.is_clean());
+        assert!(stats.trace_intact(), "{stats}");
         assert_eq!(tee, sample::trace());
         // After the second chunk (end of the first frame) the header is out.
         assert!(!out.at_flush[0].contains("header"));
@@ -618,7 +845,9 @@ mod tests {
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         assert_eq!(last["event"], "summary");
         assert_eq!(last["records"], 13);
-        assert_eq!(last["clean"], true);
+        assert_eq!(last["trace_intact"], true);
+        assert_eq!(last["problems"], serde_json::json!(["hyp_failed", "undef_injected"]));
+        assert_eq!(last["clean"], false);
         assert_eq!(last["kinds"]["psci"], 2);
         assert_eq!(last["guest_exit"]["reason"], "hyp_error");
         assert_eq!(text.lines().count(), 14);
@@ -645,6 +874,7 @@ mod text_message_tests {
                 Item::Text { text, .. } => format!("text {text}"),
                 Item::Corrupt { .. } => "corrupt".into(),
                 Item::Record { record, .. } => format!("rec {}", record.seq),
+                Item::NoRecords { .. } => "no records".into(),
                 _ => "other".into(),
             });
             Ok(())
@@ -669,11 +899,12 @@ mod text_message_tests {
     fn long_hyp_text_is_still_a_message_and_other_text_is_corrupt() {
         let long = format!("\0porwatch: {}\n\0", "x".repeat(600));
         let (v, stats) = items(long.as_bytes());
-        assert_eq!(v.len(), 1);
+        assert_eq!(v.len(), 2);
         assert!(v[0].starts_with("text porwatch: xxx"));
+        assert_eq!(v[1], "no records");
         assert_eq!(stats.corrupt_frames, 0);
         let (v, stats) = items(b"\0hello world\n\0");
-        assert_eq!(v, ["corrupt"]);
+        assert_eq!(v, ["corrupt", "no records"]);
         assert_eq!(stats.corrupt_frames, 1);
     }
 }

@@ -15,16 +15,10 @@ use crate::follow::Follow;
 use crate::printer::ViewOptions;
 use crate::symbols::Symbols;
 
-/// Exit status: clean trace.
-pub const EXIT_CLEAN: i32 = 0;
-/// Exit status: usage or IO error.
-pub const EXIT_ERROR: i32 = 2;
-/// Exit status: corrupt frames, truncated tail or unexplained sequence gaps.
-pub const EXIT_DIRTY: i32 = 3;
-/// Exit status when the trace has a `hazard` record and is otherwise clean:
-/// the default of `porwatch decode` (off with `--no-fail-on-hazard`), opt-in
-/// with `--fail-on-hazard` for `porwatch run`.
-pub const EXIT_HAZARD: i32 = 4;
+pub use crate::exit_status::{
+    DECODE_CLEAN as EXIT_CLEAN, DECODE_DAMAGED as EXIT_DIRTY, DECODE_ERROR as EXIT_ERROR,
+    DECODE_HAZARD as EXIT_HAZARD, DECODE_RUN_FAILED as EXIT_RUN_FAILED,
+};
 
 /// Options shared by `porwatch decode` and `porwatch run`: symbols and views.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -38,11 +32,12 @@ pub struct ViewArgs {
     #[arg(long, value_name = "HEX", value_parser = parse_hex)]
     pub kaslr_offset: Option<u64>,
     /// Print only hazard records, their cause-chain records (exc_entry,
-    /// por_write) and problems (corrupt frames, gaps), then the summary.
+    /// por_write), UNDEFs porwatch injected (unknown_trap with action
+    /// undef_injected) and problems (corrupt frames, gaps), then the summary.
     #[arg(long)]
     pub hazards_only: bool,
-    /// Exit with status 4 when the trace has a hazard and the status would
-    /// otherwise be 0 (`porwatch run`; `porwatch decode` does by default and
+    /// Fail when the trace has a hazard and the status would otherwise be 0:
+    /// `porwatch run` exits 83, `porwatch decode` 4 (it does by default and
     /// accepts this as a no-op).
     #[arg(long)]
     pub fail_on_hazard: bool,
@@ -114,21 +109,20 @@ impl ViewArgs {
             perfetto: self.perfetto.clone(),
         })
     }
-
-    /// `status`, or [`EXIT_HAZARD`] when it is 0, `--fail-on-hazard` is on
-    /// and `stats` counted a hazard (`porwatch run`).
-    pub fn exit_status(&self, status: i32, stats: &DecodeStats) -> i32 {
-        hazard_status(self.fail_on_hazard, status, stats)
-    }
 }
 
-/// `status`, or [`EXIT_HAZARD`] when `fail` is set, `status` is 0 and
-/// `stats` counted a hazard: a worse status (3, a damaged trace) wins.
-pub fn hazard_status(fail: bool, status: i32, stats: &DecodeStats) -> i32 {
-    if fail && status == 0 && stats.count("hazard") > 0 {
+/// `porwatch decode`'s exit status for `stats`: 3 if the trace is damaged,
+/// else 5 if it records a failed run, else 4 if `fail_on_hazard` and it has
+/// a hazard, else 0 (crate::exit_status::DECODE_STATUSES).
+pub fn decode_status(stats: &DecodeStats, fail_on_hazard: bool) -> i32 {
+    if !stats.trace_intact() {
+        EXIT_DIRTY
+    } else if !stats.is_clean() {
+        EXIT_RUN_FAILED
+    } else if fail_on_hazard && stats.count("hazard") > 0 {
         EXIT_HAZARD
     } else {
-        status
+        EXIT_CLEAN
     }
 }
 
@@ -170,7 +164,7 @@ pub struct DecodeArgs {
     pub verbose: bool,
 
     /// Exit 0 rather than 4 when the trace has a hazard (a damaged trace
-    /// still exits 3).
+    /// still exits 3, the trace of a failed run 5).
     #[arg(long, conflicts_with = "fail_on_hazard")]
     pub no_fail_on_hazard: bool,
 
@@ -178,8 +172,7 @@ pub struct DecodeArgs {
     pub view: ViewArgs,
 }
 
-/// Runs `porwatch decode`; returns the exit status (0 clean, 3 not clean,
-/// 4 clean with a hazard unless `--no-fail-on-hazard`).
+/// Runs `porwatch decode`; returns the exit status ([`decode_status`]).
 /// IO errors are returned as errors (exit status 2).
 pub fn main(args: DecodeArgs) -> anyhow::Result<i32> {
     let input: Box<dyn Read> = match (&args.tcp, &args.file) {
@@ -207,10 +200,7 @@ pub fn main(args: DecodeArgs) -> anyhow::Result<i32> {
     let mut out = BufWriter::new(io::stdout().lock());
     let tee = save.as_mut().map(|f| f as &mut dyn Write);
     match decode_stream(input, &mut out, &opts, tee) {
-        Ok(stats) => {
-            let status = if stats.is_clean() { EXIT_CLEAN } else { EXIT_DIRTY };
-            Ok(hazard_status(!args.no_fail_on_hazard, status, &stats))
-        }
+        Ok(stats) => Ok(decode_status(&stats, !args.no_fail_on_hazard)),
         // The reader of our output went away (e.g. `| head`): not an error.
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(EXIT_CLEAN),
         Err(e) => Err(e).context("decoding"),

@@ -104,6 +104,17 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
             o.num("bytes", bytes)?;
             o.end()
         }
+        Item::MidStreamHeader { seq, offset } => {
+            let mut o = Obj::start(out, "mid_stream_header")?;
+            o.num("seq", seq)?;
+            o.num("offset", offset)?;
+            o.end()
+        }
+        Item::NoRecords { bytes } => {
+            let mut o = Obj::start(out, "no_records")?;
+            o.num("bytes", bytes)?;
+            o.end()
+        }
     }
 }
 
@@ -155,8 +166,32 @@ pub fn write_record_with(
     o.end()
 }
 
+/// How a `porwatch run` ended, for the `run` member of its summary line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunEnd<'a> {
+    /// porwatch run's exit status.
+    pub status: i32,
+    /// Its name in the exit-status table (`guest`, `timeout`, ...).
+    pub outcome: &'a str,
+    /// QEMU's exit status, or the signal that ended it (None, None: it did
+    /// not start).
+    pub qemu_exit: Option<i32>,
+    pub qemu_signal: Option<i32>,
+    pub timed_out: bool,
+    /// The first guest console line naming a kernel panic or Oops.
+    pub guest_failure: Option<&'a str>,
+    /// Problems of the run the trace does not show (name, text): added to
+    /// the summary's `problems`, and `clean` is false with any.
+    pub extra_problems: &'a [(&'a str, &'a str)],
+}
+
 /// The final `{"v":1,"event":"summary",...}` line.
 pub fn write_summary(out: &mut dyn Write, s: &DecodeStats) -> io::Result<()> {
+    write_summary_with(out, s, None)
+}
+
+/// The summary line, with `"run":{...}` (before `clean`) for `porwatch run`.
+pub fn write_summary_with(out: &mut dyn Write, s: &DecodeStats, run: Option<&RunEnd<'_>>) -> io::Result<()> {
     let mut o = Obj::start(out, "summary")?;
     o.num("records", s.records)?;
     o.key("kinds")?;
@@ -183,7 +218,11 @@ pub fn write_summary(out: &mut dyn Write, s: &DecodeStats) -> io::Result<()> {
     o.num("corrupt_frames", s.corrupt_frames)?;
     o.num("truncated_tail", s.truncated_tail)?;
     o.num("unexplained_gaps", s.unexplained_gaps)?;
+    o.num("mid_stream_headers", s.mid_stream_headers)?;
     o.num("panics", s.panics)?;
+    o.num("undefs_injected", s.undefs_injected)?;
+    o.opt_num("first_undef_seq", s.first_undef_seq)?;
+    o.num("tables_unwatched", s.tables_unwatched)?;
     o.key("guest_exit")?;
     match &s.guest_exit {
         Some(e) => {
@@ -194,7 +233,35 @@ pub fn write_summary(out: &mut dyn Write, s: &DecodeStats) -> io::Result<()> {
         None => o.out.write_all(b"null")?,
     }
     o.num("bytes", s.bytes)?;
-    o.num("clean", s.is_clean())?;
+    let extra = run.map_or(&[][..], |r| r.extra_problems);
+    o.key("problems")?;
+    o.out.write_all(b"[")?;
+    let names = s.problems().into_iter().map(|p| p.name()).chain(extra.iter().map(|(n, _)| *n));
+    for (i, name) in names.enumerate() {
+        if i > 0 {
+            o.out.write_all(b",")?;
+        }
+        write_json_str(o.out, name)?;
+    }
+    o.out.write_all(b"]")?;
+    o.num("trace_intact", s.trace_intact())?;
+    if let Some(r) = run {
+        o.key("run")?;
+        let mut ro = Obj { out: &mut *o.out, first: true };
+        ro.out.write_all(b"{")?;
+        ro.num("status", r.status)?;
+        ro.str("outcome", r.outcome)?;
+        ro.opt_num("qemu_exit", r.qemu_exit)?;
+        ro.opt_num("qemu_signal", r.qemu_signal)?;
+        ro.num("timed_out", r.timed_out)?;
+        ro.key("guest_failure")?;
+        match r.guest_failure {
+            Some(l) => write_json_str(ro.out, l)?,
+            None => ro.out.write_all(b"null")?,
+        }
+        ro.out.write_all(b"}")?;
+    }
+    o.num("clean", s.is_clean() && extra.is_empty())?;
     o.end()
 }
 
@@ -320,8 +387,35 @@ mod tests {
         assert_eq!(
             v,
             json!({"v":1,"event":"summary","records":2,"kinds":{"trap":2},"bytes_per_kind":{"trap":36},"hyp_dropped":0,
-                   "corrupt_frames":1,"truncated_tail":false,"unexplained_gaps":0,"panics":0,
-                   "guest_exit":{"reason":"test_exit","code":1},"bytes":40,"clean":false})
+                   "corrupt_frames":1,"truncated_tail":false,"unexplained_gaps":0,"mid_stream_headers":0,"panics":0,
+                   "undefs_injected":0,"first_undef_seq":null,"tables_unwatched":0,
+                   "guest_exit":{"reason":"test_exit","code":1},"bytes":40,"problems":["corrupt_frames"],
+                   "trace_intact":false,"clean":false})
         );
+        // porwatch run adds how the run ended.
+        let s = DecodeStats { corrupt_frames: 0, undefs_injected: 1, first_undef_seq: Some(9), ..s };
+        let run = RunEnd {
+            status: 81,
+            outcome: "guest_undef",
+            qemu_exit: Some(0),
+            qemu_signal: None,
+            timed_out: false,
+            guest_failure: Some("Kernel panic - not syncing: x"),
+            extra_problems: &[("guest_panic", "guest kernel died")],
+        };
+        let mut out = Vec::new();
+        write_summary_with(&mut out, &s, Some(&run)).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["problems"], json!(["undef_injected", "guest_panic"]));
+        assert_eq!(v["first_undef_seq"], 9);
+        assert_eq!(v["trace_intact"], true);
+        assert_eq!(
+            v["run"],
+            json!({"status":81,"outcome":"guest_undef","qemu_exit":0,"qemu_signal":null,"timed_out":false,
+                   "guest_failure":"Kernel panic - not syncing: x"})
+        );
+        assert_eq!(v["clean"], false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.find("\"run\"").unwrap() < text.find("\"clean\"").unwrap(), "{text}");
     }
 }

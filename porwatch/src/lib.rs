@@ -14,11 +14,15 @@ pub mod decode;
 pub mod decode_cmd;
 pub mod docgen;
 pub mod esr;
+pub mod exit_status;
 pub mod filter;
 pub mod follow;
+pub mod guest_console;
+pub mod guest_image;
 pub mod hazard;
 pub mod json;
 pub mod linux;
+pub mod outcome;
 pub mod perfetto;
 pub mod printer;
 pub mod psci;
@@ -30,6 +34,8 @@ pub mod stats;
 pub mod symbols;
 pub mod text;
 
-pub use decode::{decode_all, decode_stream, DecodeOptions, Item, StreamDecoder, Timestamp};
+pub use decode::{
+    decode_all, decode_stream, decode_to_end, DecodeOptions, Ending, Item, StreamDecoder, Timestamp,
+};
 pub use records::{OwnedRecord, OwnedValue};
 pub use stats::{DecodeStats, GuestExit};

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use porwatch_trace::{decode_payload, encode_payload, Event, Record, MAX_PAYLOAD};
+use porwatch_trace::{decode_payload, encode_payload, Event, Record, TrapOutcome, MAX_PAYLOAD};
 
 use crate::decode::{Item, Timestamp};
 use crate::filter::Filter;
@@ -32,7 +32,8 @@ pub struct ViewOptions {
     pub kaslr_offset: Option<u64>,
     /// Add `file:line` to symbols in text mode.
     pub verbose: bool,
-    /// Print only hazard records and their cause-chain records (and problems).
+    /// Print only hazard records and their cause-chain records, UNDEFs
+    /// porwatch injected (and problems).
     pub hazards_only: bool,
     /// After the summary, print [`Printer::counts_line`] on stderr.
     pub counts: bool,
@@ -66,6 +67,14 @@ pub struct Printer {
     pt_tables: Option<(u64, u64)>,
     filter: Filter,
     perfetto: Option<Perfetto>,
+    /// The first injected UNDEF's text line (symbolized when seen).
+    first_undef: Option<String>,
+}
+
+/// An `unknown_trap` porwatch answered with an UNDEF: an instruction it
+/// could not handle, a guest failure shown even with --hazards-only.
+fn is_injected_undef(rec: &Record<'_>) -> bool {
+    matches!(rec.event, Event::UnknownTrap { action, .. } if action == TrapOutcome::UndefInjected.code())
 }
 
 impl Printer {
@@ -101,7 +110,13 @@ impl Printer {
             pt_tables: None,
             filter: view.filter.clone(),
             perfetto: view.perfetto.as_ref().map(|_| Perfetto::new()),
+            first_undef: None,
         }
+    }
+
+    /// The first injected UNDEF seen, as a text record line.
+    pub fn first_undef(&self) -> Option<&str> {
+        self.first_undef.as_deref()
     }
 
     /// `porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12`
@@ -177,6 +192,9 @@ impl Printer {
             Event::PtStats { tables, max_tables, .. } => self.pt_tables = Some((tables, max_tables)),
             Event::ExcEntry { .. } => remember(&mut self.entries, rec, time, self.vbar),
             Event::PorWrite { .. } => remember(&mut self.pors, rec, time, self.vbar),
+            Event::UnknownTrap { .. } if self.first_undef.is_none() && is_injected_undef(rec) => {
+                self.first_undef = Some(text::record_line_with(rec, time, self.sym.as_ref()));
+            }
             _ => {}
         }
         if let Some(p) = self.perfetto.as_mut() {
@@ -212,7 +230,7 @@ impl Printer {
             }
             return self.print(out, rec, time);
         }
-        if self.hazards_only {
+        if self.hazards_only && !is_injected_undef(rec) {
             return Ok(());
         }
         self.print(out, rec, time)
@@ -334,6 +352,38 @@ mod tests {
         let out = print(false, &view, &[hazard(9, 1, 3)]);
         assert!(out.contains("#1 exc_entry (not in this trace)"), "{out}");
         assert_eq!(out.lines().count(), 8 + 10);
+    }
+
+    #[test]
+    fn hazards_only_shows_injected_undefs_and_the_first_is_kept() {
+        let undef = |seq: u64, action: u64| Record {
+            seq,
+            ts: seq,
+            event: Event::UnknownTrap { esr: 0x6234_d028, elr: 0x1010, far: 0, action },
+        };
+        let view = ViewOptions {
+            hazards_only: true,
+            symbols: Some(syms()),
+            kaslr_offset: Some(0),
+            ..Default::default()
+        };
+        let recs = [trap(1), undef(2, 3), undef(3, 2), trap(4), undef(5, 2)];
+        let mut p = Printer::new(false, &view);
+        let mut out = Vec::new();
+        for r in &recs {
+            p.item(&mut out, &Item::Record { record: r, time: None }).unwrap();
+        }
+        let out = String::from_utf8(out).unwrap();
+        // Only the two UNDEFs (not the abort, not the traps).
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(
+            out.lines().all(|l| l.contains("unknown_trap") && l.ends_with("action=undef_injected")),
+            "{out}"
+        );
+        let first = p.first_undef().unwrap();
+        assert!(first.contains("#3 unknown_trap"), "{first}");
+        assert!(first.contains("esr=0x6234d028 (SYS64"), "{first}");
+        assert!(first.contains("elr=0x1010 <pageattr_pte_entry+0x10/0x40>"), "{first}");
     }
 
     #[test]

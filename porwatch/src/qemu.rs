@@ -37,12 +37,163 @@ pub fn el3_reset_stub() -> Vec<u8> {
         .collect()
 }
 pub const MEMORY: &str = "1G";
+/// [`MEMORY`] in bytes.
+pub const DEFAULT_RAM: u64 = 1 << 30;
+/// The most guest RAM porwatch supports (porwatch_monitor::layout, which
+/// the hyp's own refusal uses too): a larger `-- -m` is refused before QEMU
+/// starts.
+pub const MAX_GUEST_RAM: u64 = porwatch_monitor::layout::MAX_GUEST_RAM;
+/// Base of RAM on QEMU virt.
+pub const RAM_BASE: u64 = 0x4000_0000;
+
+/// Where porwatch will live once it has moved to the top of guest RAM at
+/// boot (porwatch_monitor::layout::plan, as the hyp decides it): RAM of
+/// `ram` bytes from [`RAM_BASE`], the image loaded at [`HYP_ADDR`] with
+/// `image_size` (its Image header's). The host does not know QEMU's device
+/// regions, whose stage-2 tables the hyp also counts, so one more
+/// [`porwatch_monitor::layout::HYP_ALIGN`] is added below: the result covers
+/// the hyp's memory whatever the devices. An initrd (`initrd`, start and
+/// end) at the very top pushes porwatch lower, as it does the hyp; QEMU's
+/// device tree, placed after the initrd, can do the same with tiny RAM
+/// sizes, which this does not model.
+pub fn hyp_at_top(ram: u64, image_size: u64, initrd: Option<(u64, u64)>) -> Option<(u64, u64)> {
+    use porwatch_monitor::layout::{self, Occupant, Occupied, Span, HYP_ALIGN};
+    let ram_span = [Span::new(RAM_BASE, RAM_BASE.checked_add(ram)?)];
+    let kept: Vec<Occupied> =
+        initrd.map(|(s, e)| Occupied { span: Span::new(s, e), what: Occupant::Initrd }).into_iter().collect();
+    let keep: &[Occupied] = &kept;
+    let req = layout::Request {
+        ram: &ram_span,
+        loaded: Span::new(HYP_ADDR, HYP_ADDR.checked_add(image_size)?),
+        static_size: image_size,
+        devices: &[],
+        keep,
+    };
+    let plan = layout::plan(&req).ok()?;
+    Some((plan.hyp.start.saturating_sub(HYP_ALIGN).max(RAM_BASE), plan.hyp.end))
+}
+/// QEMU virt's first PL011: the guest console (`-serial stdio`).
+pub const VIRT_CONSOLE_UART: u64 = 0x0900_0000;
 /// Where QEMU's -kernel puts porwatch-hyp.bin (an arm64 Image with
 /// text_offset 0): RAM base + 2 MiB.
 pub const HYP_ADDR: u64 = 0x4020_0000;
+/// Where QEMU puts -initrd next to a -kernel Image with the default 1 GiB:
+/// [`initrd_addr`].
+pub const INITRD_ADDR: u64 = 0x4800_0000;
+/// [`initrd_addr`]: at most this far into RAM.
+const INITRD_MAX_OFFSET: u64 = 128 << 20;
+
 /// Where QEMU puts -initrd next to a -kernel Image: RAM base +
 /// min(RAM / 2, 128 MiB) (hw/arm/boot.c).
-pub const INITRD_ADDR: u64 = 0x4800_0000;
+pub fn initrd_addr(ram: u64) -> u64 {
+    RAM_BASE + (ram / 2).min(INITRD_MAX_OFFSET)
+}
+
+/// A QEMU size (`-m`): a number, maybe with a fraction, then an optional
+/// unit B, K, M, G, T, P, E (any case); MiB without one (QEMU's
+/// qemu_strtosz_MiB). None if it is not one.
+fn parse_size_mib(s: &str) -> Option<u64> {
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "b" => 0,
+        "k" => 10,
+        "" | "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        "p" => 50,
+        "e" => 60,
+        _ => return None,
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let whole = int.parse::<u64>().ok()?.checked_mul(1u64.checked_shl(shift)?)?;
+    // The fraction in bytes, from at most 9 digits (finer than a byte).
+    let digits = frac.get(..frac.len().min(9)).unwrap_or("");
+    let part = match digits {
+        "" => 0,
+        d => {
+            u64::try_from((u128::from(d.parse::<u64>().ok()?) << shift) / 10u128.pow(d.len() as u32)).ok()?
+        }
+    };
+    whole.checked_add(part)
+}
+
+/// The guest RAM size QEMU will use: the last `-m` among `extra` (QEMU
+/// takes the last), else [`DEFAULT_RAM`]. Refuses a size it cannot read or
+/// one above [`MAX_GUEST_RAM`].
+pub fn guest_ram(extra: &[String]) -> Result<u64> {
+    let mut ram = DEFAULT_RAM;
+    let mut it = extra.iter();
+    while let Some(a) = it.next() {
+        if a != "-m" && a != "--m" {
+            continue;
+        }
+        let Some(v) = it.next() else { bail!("-- {a}: a size is missing") };
+        // -m [size=]SIZE[,slots=N,maxmem=SIZE]
+        let size = v.split(',').find_map(|p| match p.split_once('=') {
+            Some(("size", s)) => Some(s),
+            Some(_) => None,
+            None => Some(p),
+        });
+        ram = size.and_then(parse_size_mib).ok_or_else(|| {
+            anyhow::anyhow!("-- {a} {v}: not a size porwatch can read (e.g. 2G, 512M, 1024)")
+        })?;
+    }
+    if ram > MAX_GUEST_RAM {
+        bail!(
+            "-- -m: {} MiB of guest RAM is more than porwatch supports ({} MiB: the page-table watch \
+             follows a Linux guest's tables up to that much); give -m {}G or less",
+            ram >> 20,
+            MAX_GUEST_RAM >> 20,
+            MAX_GUEST_RAM >> 30
+        );
+    }
+    Ok(ram)
+}
+
+/// Checks one `porwatch.` option given to `porwatch run` (`KEY=VALUE`,
+/// without the prefix) for what the run itself owns or what cannot work:
+/// `guest=` and `semihosting=` (porwatch run sets both), a `trace=` naming
+/// the guest console. `from` says where it was given (`--hyp-opt`,
+/// `--append`).
+pub fn check_run_option(o: &str, from: &str) -> Result<()> {
+    let (key, value) = o.split_once('=').unwrap_or((o, ""));
+    match key {
+        "guest" => bail!(
+            "{from} porwatch.{o}: porwatch run sets porwatch.guest itself, to the guest's entry point \
+             (the ELF's e_entry, or --load-addr for a raw image or a Linux Image)"
+        ),
+        "semihosting" => bail!(
+            "{from} porwatch.{o}: porwatch run sets porwatch.semihosting=1 itself: the hypervisor ends \
+             the run through semihosting so that the status reaches porwatch run"
+        ),
+        "trace" if value.starts_with("semihosting:") => bail!(
+            "{from} porwatch.{o}: give --trace-via semihosting instead: porwatch run then names the \
+             file and reads it (a trace written elsewhere would leave it none)"
+        ),
+        "trace" if names_console(value) => bail!(
+            "{from} porwatch.{o}: that is the guest console (QEMU virt's first PL011, \
+             {VIRT_CONSOLE_UART:#x}); the trace needs the second PL011 (the default) or \
+             semihosting (--trace-via semihosting)"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// True when a `porwatch.trace=` value names QEMU virt's first PL011, by
+/// address (hex or decimal, as the hypervisor reads it) or by node path.
+fn names_console(v: &str) -> bool {
+    let addr = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => v.parse::<u64>().ok(),
+    };
+    let node = format!("@{:x}", VIRT_CONSOLE_UART);
+    addr == Some(VIRT_CONSOLE_UART) || (v.starts_with('/') && v.ends_with(&node))
+}
 
 /// A guest and how QEMU's generic loader places it.
 #[derive(Debug, Clone)]
@@ -55,19 +206,25 @@ pub struct GuestImage {
 }
 
 impl GuestImage {
-    /// `name_or_path`: a guest-tests kernel name, or a file.
-    pub fn resolve(images: &Path, name_or_path: &str, load_addr: u64) -> Result<Self> {
+    /// The file of `name_or_path`: a guest-tests kernel name, or a file.
+    pub fn path_of(images: &Path, name_or_path: &str) -> Result<PathBuf> {
         let named = images.join("guests").join(format!("{name_or_path}.elf"));
-        let path = if !name_or_path.contains('/') && named.is_file() {
-            named
-        } else {
-            let p = PathBuf::from(name_or_path);
-            if !p.is_file() {
-                let known = list_guests(images).join(", ");
-                bail!("no guest {name_or_path:?}: not a guest-tests kernel ({known}) nor a file");
-            }
-            p
-        };
+        if !name_or_path.contains('/') && named.is_file() {
+            return Ok(named);
+        }
+        let p = PathBuf::from(name_or_path);
+        if !p.is_file() {
+            let known = list_guests(images).join(", ");
+            bail!("no guest {name_or_path:?}: not a guest-tests kernel ({known}) nor a file");
+        }
+        Ok(p)
+    }
+
+    /// `name_or_path` ([`GuestImage::path_of`]) as an ELF at its own
+    /// addresses, or else raw at `load_addr`, unchecked (`porwatch run`
+    /// checks with [`crate::guest_image::check`]).
+    pub fn resolve(images: &Path, name_or_path: &str, load_addr: u64) -> Result<Self> {
+        let path = Self::path_of(images, name_or_path)?;
         let head = read_head(&path)?;
         match elf_entry(&head) {
             Some(entry) => Ok(Self { path, entry, raw_addr: None }),
@@ -200,11 +357,17 @@ impl QemuConfig {
             if !o.contains('=') || o.contains(char::is_whitespace) {
                 bail!("--hyp-opt {o:?}: expected KEY=VALUE without spaces");
             }
+            check_run_option(o, "--hyp-opt")?;
             if let Some(t) = trace.as_ref().filter(|_| o.starts_with("trace=")) {
                 bail!("--hyp-opt {o:?}: this run chooses the trace itself (porwatch.trace={t})");
             }
             append.push_str(" porwatch.");
             append.push_str(o);
+        }
+        for w in self.guest_args.split_whitespace() {
+            if let Some(o) = w.strip_prefix("porwatch.") {
+                check_run_option(o, "--append")?;
+            }
         }
         if !self.guest_args.is_empty() {
             append.push(' ');
@@ -375,6 +538,77 @@ mod tests {
         }
         let c = QemuConfig { trace_file: Some(long[..MAX_SEMIHOSTING_NAME].into()), ..cfg };
         assert!(c.argv().is_ok());
+    }
+
+    #[test]
+    fn options_porwatch_run_owns_or_that_cannot_work_are_refused() {
+        let msg = |o: &str| check_run_option(o, "--hyp-opt").unwrap_err().to_string();
+        assert!(msg("guest=0x44000000").contains("porwatch run sets porwatch.guest itself"));
+        assert!(msg("semihosting=0").contains("porwatch run sets porwatch.semihosting=1 itself"));
+        for console in ["0x9000000", "0x09000000", "0X9000000", "150994944", "/pl011@9000000"] {
+            let e = msg(&format!("trace={console}"));
+            assert!(e.contains("that is the guest console"), "{console}: {e}");
+        }
+        assert!(msg("trace=semihosting:/tmp/t.pwt").contains("give --trace-via semihosting instead"));
+        for fine in ["trace=0x9040000", "trace=/pl011@9040000", "trace=none", "eret=on", "policy=fault"] {
+            assert!(check_run_option(fine, "--hyp-opt").is_ok(), "{fine}");
+        }
+        // Through argv: --hyp-opt (with or without the prefix) and --append.
+        let cfg = QemuConfig {
+            qemu: "q".into(),
+            hyp: "/i/porwatch-hyp.bin".into(),
+            guest: GuestImage { path: "/g/hello.elf".into(), entry: 0x4400_0000, raw_addr: None },
+            initrd: None,
+            trace_pipe: "/t/trace".into(),
+            trace_file: None,
+            guest_args: String::new(),
+            hyp_opts: vec!["porwatch.guest=0x1".into()],
+            icount: false,
+            extra: vec![],
+            secure_stub: None,
+        };
+        assert!(cfg.argv().unwrap_err().to_string().contains("--hyp-opt porwatch.guest=0x1"));
+        let cfg = QemuConfig { hyp_opts: vec![], guest_args: "quiet porwatch.trace=0x9000000".into(), ..cfg };
+        assert!(cfg
+            .argv()
+            .unwrap_err()
+            .to_string()
+            .contains("--append porwatch.trace=0x9000000: that is the guest console"));
+    }
+
+    #[test]
+    fn guest_ram_reads_the_last_m_and_refuses_more_than_porwatch_maps() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(guest_ram(&v(&[])).unwrap(), DEFAULT_RAM);
+        assert_eq!(guest_ram(&v(&["-m", "512"])).unwrap(), 512 << 20);
+        assert_eq!(guest_ram(&v(&["-m", "4G"])).unwrap(), MAX_GUEST_RAM);
+        assert_eq!(guest_ram(&v(&["-m", "size=1536M,slots=2,maxmem=4G"])).unwrap(), 1536 << 20);
+        assert_eq!(guest_ram(&v(&["-m", "1.5g"])).unwrap(), 1536 << 20);
+        assert_eq!(guest_ram(&v(&["-m", "5G", "--m", "1G"])).unwrap(), 1 << 30, "the last one counts");
+        for big in ["5G", "4097M", "size=8G", "1T"] {
+            let e = guest_ram(&v(&["-m", big])).unwrap_err().to_string();
+            assert!(
+                e.contains("more than porwatch supports (4096 MiB") && e.contains("-m 4G or less"),
+                "{big}: {e}"
+            );
+        }
+        assert!(guest_ram(&v(&["-m", "lots"])).unwrap_err().to_string().contains("not a size"));
+        assert!(guest_ram(&v(&["-m"])).is_err());
+        assert!(guest_ram(&v(&["-m", "99999999999999999999G"])).is_err());
+        assert_eq!(initrd_addr(DEFAULT_RAM), INITRD_ADDR);
+        // porwatch's memory at the top of 1 GiB: 2 MiB aligned, ending at
+        // the end of RAM, below it by at least its image.
+        let (lo, hi) = hyp_at_top(DEFAULT_RAM, 2 << 20, None).unwrap();
+        assert_eq!(hi, RAM_BASE + DEFAULT_RAM);
+        assert!(lo % (2 << 20) == 0 && hi - lo >= 4 << 20, "{lo:#x}..{hi:#x}");
+        // More RAM, a bigger stage-2 pool: porwatch takes more.
+        let (lo4, hi4) = hyp_at_top(4 << 30, 2 << 20, None).unwrap();
+        assert!(hi4 - lo4 > hi - lo);
+        // An initrd at the top: porwatch goes below it.
+        let top = (RAM_BASE + (80 << 20), RAM_BASE + (160 << 20));
+        let (_, hi_below) = hyp_at_top(160 << 20, 2 << 20, Some(top)).unwrap();
+        assert!(hi_below <= top.0, "{hi_below:#x}");
+        assert_eq!(initrd_addr(128 << 20), RAM_BASE + (64 << 20));
     }
 
     #[test]

@@ -9,39 +9,54 @@
 //! Secure-only) porwatch writes the trace with Arm semihosting to a file in
 //! the run's temporary directory instead, which this process follows as it
 //! grows and decodes the same way.
+//!
+//! The run ends with the closing summary, printed once QEMU has exited and
+//! the console and trace are drained (so it never lands inside a console
+//! line), and an exit status from [`crate::exit_status`]: the guest's test
+//! status when nothing else happened, else porwatch's own.
 
-use crate::decode::{decode_stream, DecodeOptions, DecodeStats};
+use crate::decode::{decode_to_end, DecodeOptions, DecodeStats, Ending};
 use crate::decode_cmd::ViewArgs;
+use crate::exit_status::RunStatus;
 use crate::follow::Follow;
+use crate::guest_console::ConsoleWatch;
+use crate::guest_image::{self, GuestKind, Layout, Reserved};
+use crate::json::RunEnd;
 use crate::linux;
+use crate::outcome::{self, Observed, QemuEnd};
 use crate::qemu::{self, GuestImage, QemuConfig};
 use anyhow::{bail, Context, Result};
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Exit status when the run exceeded --timeout (as timeout(1) does).
-pub const EXIT_TIMEOUT: i32 = 124;
-/// Exit status when the trace was corrupt, truncated or had unexplained gaps.
-pub const EXIT_TRACE_DAMAGED: i32 = 3;
 /// `--secure`: how often the semihosting trace file is checked for new bytes.
 const FILE_POLL: Duration = Duration::from_millis(10);
+/// QEMU's last stderr lines kept for the failure message.
+const QEMU_STDERR_KEPT: usize = 8;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Guest to run: the name of a guest-tests kernel (default: seed, the
     /// kpkeys crash reproduced; others: pt_stress, pt_store, exceptions,
     /// por_regs, bench, hello, hostile),
-    /// or a path to an ELF (loaded at its own addresses) or a raw image such
-    /// as a Linux Image (loaded at --load-addr).
+    /// or a path to an AArch64 ELF (loaded at its own addresses), an arm64
+    /// Image (loaded at --load-addr) or, with --raw, any other file (loaded
+    /// as raw bytes at --load-addr).
     #[arg(long, default_value = "seed")]
     pub guest: String,
     /// Load address for a raw guest image (also its entry point).
     #[arg(long, default_value = "0x44000000", value_parser = parse_u64)]
     pub load_addr: u64,
+    /// Load the --guest file as raw bytes at --load-addr even though it is
+    /// neither an AArch64 ELF nor an arm64 Image (without it, such a file
+    /// is refused).
+    #[arg(long, conflicts_with = "linux")]
+    pub raw: bool,
     /// Write the raw trace bytes to FILE (decode later with `porwatch decode FILE`).
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
@@ -148,10 +163,17 @@ fn parse_u64(s: &str) -> Result<u64, String> {
 
 /// What a finished run produced.
 pub struct RunOutcome {
+    /// QEMU's exit status (None: it did not start, or a signal ended it).
     pub qemu_status: Option<i32>,
     pub timed_out: bool,
     pub stats: DecodeStats,
+    /// porwatch run's exit status (`outcome.code()`).
     pub status: i32,
+    pub outcome: RunStatus,
+    /// The closing lines explaining it (also printed on stderr).
+    pub verdict: Vec<String>,
+    /// The first guest console line reporting a kernel death.
+    pub console_death: Option<String>,
 }
 
 pub fn main(args: RunArgs) -> Result<i32> {
@@ -168,7 +190,10 @@ fn console_sink(json: bool) -> Box<dyn Write + Send> {
 }
 
 /// Runs QEMU as `args` say, writing decoded trace lines to `trace_out` and
-/// the guest console to `console_out` (whole lines, never torn).
+/// the guest console to `console_out` (whole lines, never torn), then the
+/// closing summary once both are drained. An `Err` is a refusal before
+/// QEMU started (exit status 78); anything that happens after is in the
+/// returned outcome.
 pub fn run(
     args: &RunArgs,
     trace_out: Box<dyn Write + Send>,
@@ -176,44 +201,103 @@ pub fn run(
 ) -> Result<RunOutcome> {
     let images = qemu::images_dir(args.images.as_deref())?;
     let hyp = images.join("porwatch-hyp.bin");
+    let hyp_head = linux::read_head(&hyp, linux::IMAGE_HEAD_LEN)?;
+    let (_, hyp_size) = linux::parse_image_header(&hyp_head).context("porwatch-hyp.bin")?;
+    let ram = qemu::guest_ram(&args.qemu_args)?;
+    let mut layout = Layout {
+        ram_start: qemu::RAM_BASE,
+        ram_end: qemu::RAM_BASE + ram,
+        reserved: vec![Reserved {
+            start: qemu::HYP_ADDR,
+            end: qemu::HYP_ADDR.saturating_add(hyp_size),
+            what:
+                "the guest device tree window (where QEMU loads porwatch before it moves to the top of RAM)"
+                    .into(),
+        }],
+    };
     let (guest, initrd, default_symbols) = match &args.linux {
         Some(spec) => {
             let l = linux::resolve(spec, args.initrd.as_deref(), args.load_addr)?;
-            check_linux_placement(&hyp, &l)?;
+            if let Some(p) = &l.initrd {
+                reserve_initrd(&mut layout, p, ram)?;
+            }
+            reserve_hyp_top(&mut layout, ram, hyp_size);
+            layout.check(&format!("the Linux Image {}", l.image.display()), l.load_addr, l.image_size)?;
             let g = GuestImage { path: l.image.clone(), entry: l.load_addr, raw_addr: Some(l.load_addr) };
             (g, l.initrd, l.system_map)
         }
         None => {
-            let g = GuestImage::resolve(&images, &args.guest, args.load_addr)?;
+            if let Some(p) = &args.initrd {
+                reserve_initrd(&mut layout, p, ram)?;
+            }
+            reserve_hyp_top(&mut layout, ram, hyp_size);
+            let path = GuestImage::path_of(&images, &args.guest)?;
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let name = path.display().to_string();
+            let g = match guest_image::check(&name, &bytes, args.raw, args.load_addr, &layout)? {
+                GuestKind::Elf { entry } => GuestImage { path, entry, raw_addr: None },
+                GuestKind::Raw => GuestImage { path, entry: args.load_addr, raw_addr: Some(args.load_addr) },
+            };
             let symbols = if g.raw_addr.is_none() { Some(g.path.clone()) } else { None };
             (g, args.initrd.clone(), symbols)
         }
     };
     let timeout = args.timeout.unwrap_or(if args.linux.is_some() { 900 } else { 60 });
+    if args.secure && args.trace_via == Some(TraceVia::Uart) {
+        bail!("--secure has no trace UART (it is Secure-only there): the trace goes via semihosting");
+    }
     let tmp = tempdir()?;
+    let plan = RunPlan { hyp, guest, initrd, default_symbols, timeout };
+    let r = run_in(args, &tmp, plan, trace_out, console_out);
+    let _ = std::fs::remove_dir_all(&tmp);
+    r
+}
+
+/// What [`run`] resolved before QEMU starts.
+struct RunPlan {
+    hyp: PathBuf,
+    guest: GuestImage,
+    initrd: Option<PathBuf>,
+    default_symbols: Option<PathBuf>,
+    timeout: u64,
+}
+
+/// Reserves where porwatch will move to at boot (the top of RAM, below an
+/// initramfs there): a guest loaded there would be overwritten.
+fn reserve_hyp_top(layout: &mut Layout, ram: u64, hyp_size: u64) {
+    let initrd = layout.reserved.iter().find(|r| r.what.starts_with(INITRD_WHAT)).map(|r| (r.start, r.end));
+    if let Some((start, end)) = qemu::hyp_at_top(ram, hyp_size, initrd) {
+        layout.reserved.push(Reserved { start, end, what: "porwatch's memory at the top of RAM".into() });
+    }
+}
+
+/// How [`reserve_initrd`] names the initramfs.
+const INITRD_WHAT: &str = "the initramfs ";
+
+/// Reserves the initramfs QEMU will place, refusing one that does not fit.
+fn reserve_initrd(layout: &mut Layout, p: &Path, ram: u64) -> Result<()> {
+    let size = std::fs::metadata(p).with_context(|| format!("initramfs {}", p.display()))?.len();
+    let at = qemu::initrd_addr(ram);
+    let what = format!("{INITRD_WHAT}{}", p.display());
+    layout.check(&what, at, size)?;
+    layout.reserved.push(Reserved { start: at, end: at + size, what });
+    Ok(())
+}
+
+fn run_in(
+    args: &RunArgs,
+    tmp: &Path,
+    plan: RunPlan,
+    trace_out: Box<dyn Write + Send>,
+    console_out: Box<dyn Write + Send>,
+) -> Result<RunOutcome> {
     let pipe_base = tmp.join("trace");
     let pipe_out = tmp.join("trace.out");
     // Where the trace comes from: the trace UART's FIFO, or (semihosting)
     // the semihosting file, created empty here so it can be opened before
     // QEMU (which truncates it) writes to it.
-    if args.secure && args.trace_via == Some(TraceVia::Uart) {
-        bail!("--secure has no trace UART (it is Secure-only there): the trace goes via semihosting");
-    }
     let semihosting = args.secure || args.trace_via == Some(TraceVia::Semihosting);
     let trace_file = if semihosting { Some(tmp.join("trace.pwt")) } else { None };
-    let source = match &trace_file {
-        None => {
-            for p in [tmp.join("trace.in"), pipe_out.clone()] {
-                mkfifo(&p)?;
-            }
-            TraceSource::Fifo(pipe_out.clone())
-        }
-        Some(p) => {
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-            let f = std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            TraceSource::File(f)
-        }
-    };
     let secure_stub = if args.secure {
         let p = tmp.join("el3-stub.bin");
         std::fs::write(&p, qemu::el3_reset_stub())
@@ -225,11 +309,11 @@ pub fn run(
 
     let cfg = QemuConfig {
         qemu: args.qemu.clone(),
-        hyp,
-        guest,
-        initrd,
+        hyp: plan.hyp,
+        guest: plan.guest,
+        initrd: plan.initrd,
         trace_pipe: pipe_base,
-        trace_file,
+        trace_file: trace_file.clone(),
         guest_args: args.append.clone().unwrap_or_default(),
         hyp_opts: {
             let mut v = args.hyp_opts.clone();
@@ -246,64 +330,104 @@ pub fn run(
         secure_stub,
     };
     let argv = cfg.argv()?;
-    if args.verbose {
-        eprintln!("porwatch: {} {}", cfg.qemu.display(), shell_join(&argv));
-    }
-
-    let mut child = Command::new(&cfg.qemu)
-        .args(&argv)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {} (run scripts/setup?)", cfg.qemu.display()))?;
-
-    // Both output streams share one writer so lines never interleave mid-line.
-    let shared: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(trace_out));
-    let same_sink = !args.json;
-    let console: Arc<Mutex<Box<dyn Write + Send>>> =
-        if same_sink { shared.clone() } else { Arc::new(Mutex::new(console_out)) };
-
-    let qemu_stdout = child.stdout.take().context("no QEMU stdout")?;
-    let console_thread = std::thread::spawn(move || pump_lines(qemu_stdout, console));
-
-    // The summary closes the run: one stderr line (text) or a final JSON line.
-    let view = args.view.view(default_symbols.as_deref(), args.verbose)?;
-    let opts = DecodeOptions { json: args.json, summary: true, view };
+    // porwatch.trace=none: no trace to read; the status is then QEMU's.
+    let traced = !argv
+        .windows(2)
+        .any(|w| w[0] == "-append" && w[1].split_whitespace().any(|o| o == "porwatch.trace=none"));
+    let view = args.view.view(plan.default_symbols.as_deref(), args.verbose)?;
     let mut raw = match &args.trace_out {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
         None => None,
     };
+    let source = match &trace_file {
+        None => {
+            for p in [tmp.join("trace.in"), pipe_out.clone()] {
+                mkfifo(&p)?;
+            }
+            TraceSource::Fifo(pipe_out.clone())
+        }
+        Some(p) => {
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
+            let f = std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            TraceSource::File(f)
+        }
+    };
+    if args.verbose {
+        eprintln!("porwatch: {} {}", cfg.qemu.display(), shell_join(&argv));
+    }
+
+    // From here on nothing is refused: every way the run ends is an outcome.
+    let spawned = Command::new(&cfg.qemu)
+        .args(&argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            let what = format!("{}: {e} (run scripts/setup?)", cfg.qemu.display());
+            let end = Drained {
+                ending: Ending::default(),
+                trace_error: None,
+                watch: ConsoleWatch::default(),
+                qemu_said: vec![],
+            };
+            return Ok(finish(args, QemuEnd::NotStarted(what), traced, end, trace_out));
+        }
+    };
+
+    // Both output streams share one writer so lines never interleave mid-line.
+    let shared: Arc<Mutex<Box<dyn Write + Send>>> = Arc::new(Mutex::new(trace_out));
+    let console: Arc<Mutex<Box<dyn Write + Send>>> =
+        if args.json { Arc::new(Mutex::new(console_out)) } else { shared.clone() };
+
+    let qemu_stdout = child.stdout.take().context("no QEMU stdout")?;
+    let console_thread = std::thread::spawn(move || pump_lines(qemu_stdout, console));
+    let qemu_stderr = child.stderr.take().context("no QEMU stderr")?;
+    let stderr_thread = std::thread::spawn(move || pass_stderr(qemu_stderr));
+
+    let opts = DecodeOptions { json: args.json, summary: false, view };
     let trace_sink = shared.clone();
     // Set once QEMU has exited: the trace file is then complete.
     let qemu_done = Arc::new(AtomicBool::new(false));
     let file_done = qemu_done.clone();
-    let trace_thread = std::thread::spawn(move || -> std::io::Result<DecodeStats> {
+    let trace_thread = std::thread::spawn(move || -> std::io::Result<Ending> {
         let mut w = LockedWriter(trace_sink);
         let tee = raw.as_mut().map(|f| f as &mut dyn Write);
         match source {
             TraceSource::Fifo(path) => {
                 // Blocks until QEMU opens its end.
-                let fifo = std::fs::File::open(&path)?;
-                decode_stream(fifo, &mut w, &opts, tee)
+                let mut fifo = std::fs::File::open(&path)?;
+                if !traced {
+                    // porwatch.trace=none: nothing is expected; drain it.
+                    std::io::copy(&mut fifo, &mut std::io::sink())?;
+                    return Ok(Ending::default());
+                }
+                decode_to_end(fifo, &mut w, &opts, tee)
             }
             TraceSource::File(f) => {
                 let follow = Follow::new(f, None)?.until(file_done).poll_every(FILE_POLL);
-                decode_stream(follow, &mut w, &opts, tee)
+                decode_to_end(follow, &mut w, &opts, tee)
             }
         }
     });
 
-    let deadline = Instant::now() + Duration::from_secs(timeout);
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break st;
+    let deadline = Instant::now() + Duration::from_secs(plan.timeout);
+    let end = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break exit_of(st),
+            Ok(None) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break QemuEnd::NotStarted(format!("cannot wait for QEMU: {e}"));
+            }
         }
         if Instant::now() >= deadline {
-            timed_out = true;
             let _ = child.kill();
-            break child.wait()?;
+            let _ = child.wait();
+            break QemuEnd::TimedOut(plan.timeout);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -315,47 +439,97 @@ pub fn run(
         use std::os::unix::fs::OpenOptionsExt;
         let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&pipe_out);
     }
-    let stats = trace_thread.join().map_err(|_| anyhow::anyhow!("trace reader panicked"))??;
-    let _ = console_thread.join();
-    let _ = std::fs::remove_dir_all(&tmp);
-
-    let qemu_status = status.code();
-    let code = if timed_out {
-        eprintln!("porwatch: timed out after {timeout} s: QEMU killed");
-        EXIT_TIMEOUT
-    } else {
-        match qemu_status {
-            Some(0) if !stats.is_clean() => EXIT_TRACE_DAMAGED,
-            Some(c) => c,
-            None => {
-                eprintln!("porwatch: QEMU was killed by a signal");
-                128
-            }
-        }
+    let (ending, trace_error) = match trace_thread.join() {
+        Ok(Ok(e)) => (e, None),
+        Ok(Err(e)) => (Ending::default(), Some(e.to_string())),
+        Err(_) => (Ending::default(), Some("the trace reader panicked".to_string())),
     };
-    let code = args.view.exit_status(code, &stats);
-    Ok(RunOutcome { qemu_status, timed_out, stats, status: code })
+    // The console and QEMU's stderr are complete once QEMU is gone; only
+    // then is the summary printed, so it never lands inside a console line.
+    let watch = console_thread.join().unwrap_or_default();
+    let qemu_said: Vec<String> = stderr_thread.join().unwrap_or_default().into();
+    let drained = Drained { ending, trace_error, watch, qemu_said };
+    Ok(finish(args, end, traced, drained, Box::new(LockedWriter(shared))))
 }
 
-/// Refuses a Linux placement that would overlap porwatch (loaded at
-/// qemu::HYP_ADDR, its header's image_size covering the guest DTB window)
-/// or the initramfs (QEMU puts it at qemu::INITRD_ADDR).
-fn check_linux_placement(hyp: &std::path::Path, l: &linux::LinuxGuest) -> Result<()> {
-    let head = std::fs::read(hyp).with_context(|| format!("cannot read {}", hyp.display()))?;
-    let (_, hyp_size) = linux::parse_image_header(&head).context("porwatch-hyp.bin")?;
-    let hyp_end = qemu::HYP_ADDR + hyp_size;
-    let end = l.load_addr + l.image_size;
-    if l.load_addr < hyp_end {
-        bail!("--load-addr {:#x} overlaps porwatch (up to {hyp_end:#x})", l.load_addr);
+/// The process status as a [`QemuEnd`].
+fn exit_of(st: std::process::ExitStatus) -> QemuEnd {
+    use std::os::unix::process::ExitStatusExt;
+    match (st.code(), st.signal()) {
+        (Some(c), _) => QemuEnd::Exited(c),
+        (None, Some(sig)) => QemuEnd::Signaled(sig),
+        (None, None) => QemuEnd::Exited(-1),
     }
-    if l.initrd.is_some() && end > qemu::INITRD_ADDR {
-        bail!(
-            "the Image needs {:#x}..{end:#x}, past the initramfs at {:#x}: choose a lower --load-addr",
-            l.load_addr,
-            qemu::INITRD_ADDR
-        );
+}
+
+/// What the run's readers collected once QEMU was gone.
+struct Drained {
+    ending: Ending,
+    /// The trace could not be read to its end.
+    trace_error: Option<String>,
+    watch: ConsoleWatch,
+    /// QEMU's last stderr lines.
+    qemu_said: Vec<String>,
+}
+
+/// Decides the outcome and prints the closing lines: the trace summary
+/// (stderr in text mode; the final JSON line on `out`, with the run's
+/// outcome, in JSON mode), then the verdict lines and `--counts` on stderr.
+fn finish(
+    args: &RunArgs,
+    end: QemuEnd,
+    traced: bool,
+    d: Drained,
+    mut out: Box<dyn Write + Send>,
+) -> RunOutcome {
+    let console_death = d.watch.first.as_ref().map(|(l, k)| (l.as_str(), *k));
+    let verdict = outcome::decide(&Observed {
+        qemu: end.clone(),
+        traced,
+        ending: &d.ending,
+        trace_error: d.trace_error.as_deref(),
+        console_death,
+        qemu_said: &d.qemu_said,
+        fail_on_hazard: args.view.fail_on_hazard,
+    });
+    let (qemu_exit, qemu_signal) = match end {
+        QemuEnd::Exited(c) => (Some(c), None),
+        QemuEnd::Signaled(s) => (None, Some(s)),
+        QemuEnd::TimedOut(_) | QemuEnd::NotStarted(_) => (None, None),
+    };
+    let timed_out = matches!(end, QemuEnd::TimedOut(_));
+    let _ = out.flush();
+    let run_end = RunEnd {
+        status: verdict.outcome.code(),
+        outcome: verdict.outcome.name(),
+        qemu_exit,
+        qemu_signal,
+        timed_out,
+        guest_failure: console_death.map(|(l, _)| l),
+        extra_problems: &verdict.extra_problems,
+    };
+    // Without a trace (porwatch.trace=none) there is no trace summary, but
+    // JSON still ends with its summary line, which carries the run.
+    if traced || args.json {
+        let _ = d.ending.write_summary(&mut out, args.json, Some(&run_end));
     }
-    Ok(())
+    let _ = out.flush();
+    {
+        let mut err = std::io::stderr().lock();
+        for l in &verdict.lines {
+            let _ = writeln!(err, "{l}");
+        }
+    }
+    d.ending.write_counts();
+    RunOutcome {
+        qemu_status: qemu_exit,
+        timed_out,
+        stats: d.ending.stats.clone(),
+        status: verdict.outcome.code(),
+        outcome: verdict.outcome,
+        verdict: verdict.lines,
+        console_death: d.watch.first.map(|(l, _)| l),
+    }
 }
 
 /// Where the trace bytes come from.
@@ -376,22 +550,47 @@ fn mkfifo(p: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies `r` to the shared writer a whole line at a time.
-fn pump_lines(r: impl Read, out: Arc<Mutex<Box<dyn Write + Send>>>) {
+/// Copies `r` (the guest console) to the shared writer a whole line at a
+/// time, watching each for a kernel death; a last line without its line end
+/// gets one, so what follows starts on a line of its own.
+fn pump_lines(r: impl Read, out: Arc<Mutex<Box<dyn Write + Send>>>) -> ConsoleWatch {
     let mut r = BufReader::new(r);
     let mut line = Vec::new();
+    let mut watch = ConsoleWatch::default();
     loop {
         line.clear();
         match r.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
+            Ok(0) | Err(_) => return watch,
             Ok(_) => {
-                let clean: Vec<u8> = line.iter().copied().filter(|&b| b != b'\r').collect();
+                let mut clean: Vec<u8> = line.iter().copied().filter(|&b| b != b'\r').collect();
+                if clean.last() != Some(&b'\n') {
+                    clean.push(b'\n');
+                }
+                watch.line(&String::from_utf8_lossy(&clean));
                 let mut w = out.lock().unwrap_or_else(|e| e.into_inner());
                 let _ = w.write_all(&clean);
                 let _ = w.flush();
             }
         }
     }
+}
+
+/// Passes QEMU's stderr on to ours a line at a time, keeping the last
+/// [`QEMU_STDERR_KEPT`] non-empty lines for the failure message.
+fn pass_stderr(r: impl Read) -> VecDeque<String> {
+    let mut kept = VecDeque::new();
+    for line in BufReader::new(r).split(b'\n') {
+        let Ok(line) = line else { break };
+        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+        eprintln!("{text}");
+        if !text.is_empty() {
+            if kept.len() == QEMU_STDERR_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back(text);
+        }
+    }
+    kept
 }
 
 /// A Write that takes the shared lock per write (decode_stream writes whole lines).

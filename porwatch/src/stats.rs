@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use porwatch_trace::{EXIT_REASON_NAMES, KINDS};
+use porwatch_trace::{ExitReason, EXIT_REASON_NAMES, KINDS};
 
 use crate::annotate::enum_text;
 
@@ -19,6 +19,69 @@ impl GuestExit {
     /// `system_off`, `test_exit`, ... or `unknown(N)`.
     pub fn reason_name(&self) -> String {
         enum_text(EXIT_REASON_NAMES, self.reason)
+    }
+}
+
+/// Something that keeps a decode from being called clean, in the order the
+/// summary names them. The first five mean the trace itself cannot be
+/// trusted ([`Problem::damages_trace`]); the others are an intact trace
+/// recording a run that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// Not one record decoded (empty input, zeros, garbage).
+    NoRecords,
+    CorruptFrames,
+    TruncatedTail,
+    UnexplainedGaps,
+    /// A `header` record after the first record: a restart or a forgery.
+    MidStreamHeader,
+    /// A `panic` record or a `guest_exit` with reason `hyp_error`.
+    HypFailed,
+    /// porwatch injected an UNDEF for an instruction it could not handle.
+    UndefInjected,
+    /// The page-table tracker ran out of capacity (`pt_stats.overflows`).
+    TrackerOverflow,
+}
+
+impl Problem {
+    /// Stable snake_case name (JSON summary `problems`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Problem::NoRecords => "no_records",
+            Problem::CorruptFrames => "corrupt_frames",
+            Problem::TruncatedTail => "truncated_tail",
+            Problem::UnexplainedGaps => "unexplained_gaps",
+            Problem::MidStreamHeader => "mid_stream_header",
+            Problem::HypFailed => "hyp_failed",
+            Problem::UndefInjected => "undef_injected",
+            Problem::TrackerOverflow => "tracker_overflow",
+        }
+    }
+
+    /// How the text summary names it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Problem::NoRecords => "no records",
+            Problem::CorruptFrames => "corrupt frames",
+            Problem::TruncatedTail => "truncated tail",
+            Problem::UnexplainedGaps => "unexplained gaps",
+            Problem::MidStreamHeader => "mid-stream header",
+            Problem::HypFailed => "hypervisor failed",
+            Problem::UndefInjected => "UNDEF injected",
+            Problem::TrackerOverflow => "tables unwatched",
+        }
+    }
+
+    /// True when the trace itself is damaged (decode exit status 3).
+    pub fn damages_trace(self) -> bool {
+        matches!(
+            self,
+            Problem::NoRecords
+                | Problem::CorruptFrames
+                | Problem::TruncatedTail
+                | Problem::UnexplainedGaps
+                | Problem::MidStreamHeader
+        )
     }
 }
 
@@ -54,13 +117,48 @@ pub struct DecodeStats {
     pub text_messages: u64,
     /// Message of the last `panic` record (UTF-8, lossy).
     pub last_panic: Option<String>,
+    /// `header` records after the first record (a restart or a forgery).
+    pub mid_stream_headers: u64,
+    /// `unknown_trap` records with action `undef_injected`: instructions
+    /// porwatch could not handle, answered with an UNDEF.
+    pub undefs_injected: u64,
+    /// seq of the first of them.
+    pub first_undef_seq: Option<u64>,
+    /// Largest `pt_stats.overflows`: table pages the tracker had no room for.
+    pub tables_unwatched: u64,
 }
 
 impl DecodeStats {
-    /// No corrupt frames, no truncated tail, no unexplained gaps. (Records
-    /// the hypervisor itself reported as dropped do not make a stream dirty.)
+    /// Everything that keeps this decode from being clean, in order.
+    /// (Records the hypervisor itself reported as dropped are not a problem:
+    /// it said so.)
+    pub fn problems(&self) -> Vec<Problem> {
+        let hyp_error = self.guest_exit.is_some_and(|e| e.reason == ExitReason::HypError.code());
+        [
+            (self.records == 0, Problem::NoRecords),
+            (self.corrupt_frames > 0, Problem::CorruptFrames),
+            (self.truncated_tail, Problem::TruncatedTail),
+            (self.unexplained_gaps > 0, Problem::UnexplainedGaps),
+            (self.mid_stream_headers > 0, Problem::MidStreamHeader),
+            (self.panics > 0 || hyp_error, Problem::HypFailed),
+            (self.undefs_injected > 0, Problem::UndefInjected),
+            (self.tables_unwatched > 0, Problem::TrackerOverflow),
+        ]
+        .into_iter()
+        .filter_map(|(yes, p)| yes.then_some(p))
+        .collect()
+    }
+
+    /// The trace can be trusted: records were decoded, no corrupt frames, no
+    /// truncated tail, no unexplained gaps, no header after the first record.
+    pub fn trace_intact(&self) -> bool {
+        !self.problems().into_iter().any(Problem::damages_trace)
+    }
+
+    /// Intact, and recording a run without failures: no hypervisor panic,
+    /// no UNDEF porwatch had to inject, no table left unwatched.
     pub fn is_clean(&self) -> bool {
-        self.corrupt_frames == 0 && !self.truncated_tail && self.unexplained_gaps == 0
+        self.problems().is_empty()
     }
 
     /// Records of kind `kind` (a kind name such as `"trap"`).
@@ -89,6 +187,24 @@ impl DecodeStats {
     }
 }
 
+impl DecodeStats {
+    /// The summary line with problems found outside the trace (`porwatch
+    /// run`: QEMU failed, a timeout, a guest kernel's death...) named in its
+    /// verdict after the trace's own.
+    pub fn summary_with(&self, extra: &[&str]) -> String {
+        let line = self.to_string();
+        if extra.is_empty() {
+            return line;
+        }
+        let verdict = if self.is_clean() {
+            line.strip_suffix("; clean").map(|l| format!("{l}; NOT CLEAN: "))
+        } else {
+            Some(format!("{line}, "))
+        };
+        format!("{}{}", verdict.unwrap_or(line), extra.join(", "))
+    }
+}
+
 /// The one-line summary printed to stderr after a text decode.
 impl fmt::Display for DecodeStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,14 +220,28 @@ impl fmt::Display for DecodeStats {
             if self.truncated_tail { "yes" } else { "no" },
             self.unexplained_gaps
         )?;
+        if self.mid_stream_headers > 0 {
+            write!(f, "; mid-stream headers {}", self.mid_stream_headers)?;
+        }
         if self.panics > 0 {
             write!(f, "; panics {}", self.panics)?;
+        }
+        if self.undefs_injected > 0 {
+            write!(f, "; UNDEF injected {}", self.undefs_injected)?;
+        }
+        if self.tables_unwatched > 0 {
+            write!(f, "; tables unwatched {}", self.tables_unwatched)?;
         }
         match &self.guest_exit {
             Some(e) => write!(f, "; guest exit {} code {}", e.reason_name(), e.code)?,
             None => write!(f, "; no guest exit")?,
         }
-        write!(f, "; {}", if self.is_clean() { "clean" } else { "NOT CLEAN" })
+        let problems = self.problems();
+        if problems.is_empty() {
+            return write!(f, "; clean");
+        }
+        let names: Vec<&str> = problems.iter().map(|p| p.text()).collect();
+        write!(f, "; NOT CLEAN: {}", names.join(", "))
     }
 }
 
@@ -122,7 +252,9 @@ mod tests {
     #[test]
     fn clean_and_summary() {
         let mut s = DecodeStats::default();
-        assert!(s.is_clean());
+        assert!(!s.is_clean(), "no records is not clean");
+        assert_eq!(s.problems(), [Problem::NoRecords]);
+        assert!(s.to_string().ends_with("; no guest exit; NOT CLEAN: no records"), "{s}");
         s.records = 3;
         s.per_kind.insert("trap", 2);
         s.per_kind.insert("header", 1);
@@ -142,13 +274,32 @@ mod tests {
         assert_eq!(s.count("trap"), 2);
         assert_eq!(s.count("psci"), 0);
 
-        for dirty in [
-            DecodeStats { corrupt_frames: 1, ..s.clone() },
-            DecodeStats { truncated_tail: true, ..s.clone() },
-            DecodeStats { unexplained_gaps: 2, ..s.clone() },
+        for (dirty, damaged, says) in [
+            (DecodeStats { corrupt_frames: 1, ..s.clone() }, true, "NOT CLEAN: corrupt frames"),
+            (DecodeStats { truncated_tail: true, ..s.clone() }, true, "NOT CLEAN: truncated tail"),
+            (DecodeStats { unexplained_gaps: 2, ..s.clone() }, true, "NOT CLEAN: unexplained gaps"),
+            (DecodeStats { mid_stream_headers: 1, ..s.clone() }, true, "NOT CLEAN: mid-stream header"),
+            (DecodeStats { panics: 1, ..s.clone() }, false, "NOT CLEAN: hypervisor failed"),
+            (
+                DecodeStats { guest_exit: Some(GuestExit { reason: 4, code: 0 }), ..s.clone() },
+                false,
+                "NOT CLEAN: hypervisor failed",
+            ),
+            (DecodeStats { undefs_injected: 2, ..s.clone() }, false, "NOT CLEAN: UNDEF injected"),
+            (DecodeStats { tables_unwatched: 523, ..s.clone() }, false, "NOT CLEAN: tables unwatched"),
         ] {
-            assert!(!dirty.is_clean());
-            assert!(dirty.to_string().ends_with("NOT CLEAN"));
+            assert!(!dirty.is_clean(), "{dirty}");
+            assert_eq!(dirty.trace_intact(), !damaged, "{dirty}");
+            assert!(dirty.to_string().ends_with(says), "{dirty}");
         }
+        // porwatch run adds what the trace cannot know.
+        assert!(s.summary_with(&[]).ends_with("; clean"));
+        assert!(s.summary_with(&["guest kernel died"]).ends_with("; NOT CLEAN: guest kernel died"), "{s}");
+        let d = DecodeStats { corrupt_frames: 1, ..s.clone() };
+        assert!(d.summary_with(&["timed out"]).ends_with("NOT CLEAN: corrupt frames, timed out"));
+        let both = DecodeStats { corrupt_frames: 1, undefs_injected: 1, tables_unwatched: 5, ..s.clone() };
+        let line = both.to_string();
+        assert!(line.contains("; UNDEF injected 1; tables unwatched 5;"), "{line}");
+        assert!(line.ends_with("NOT CLEAN: corrupt frames, UNDEF injected, tables unwatched"), "{line}");
     }
 }

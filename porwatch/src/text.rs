@@ -31,6 +31,14 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
         Item::TruncatedTail { offset, bytes } => {
             writeln!(out, "[truncated] input ended {bytes} bytes into a frame starting at byte {offset}")
         }
+        Item::MidStreamHeader { seq, offset } => writeln!(
+            out,
+            "[header] a header record (#{seq}, frame at byte {offset}) after the first record: \
+             a trace restart or a forged header; records after it may not be this run's"
+        ),
+        Item::NoRecords { bytes } => {
+            writeln!(out, "[no records] the input ({bytes} bytes) held no trace record")
+        }
     }
 }
 
@@ -158,6 +166,16 @@ mod tests {
         assert_eq!(
             line(&Item::TruncatedTail { offset: 100, bytes: 7 }),
             "[truncated] input ended 7 bytes into a frame starting at byte 100\n"
+        );
+        let l = line(&Item::MidStreamHeader { seq: 0, offset: 77 });
+        assert!(
+            l.starts_with("[header] a header record (#0, frame at byte 77) after the first record"),
+            "{l}"
+        );
+        assert!(l.contains("forged"), "{l}");
+        assert_eq!(
+            line(&Item::NoRecords { bytes: 0 }),
+            "[no records] the input (0 bytes) held no trace record\n"
         );
     }
 }

@@ -38,11 +38,13 @@ fn json_lines(o: &Output) -> Vec<Value> {
         .collect()
 }
 
+/// The sample trace is intact but records a failed run (a hyp panic and an
+/// UNDEF porwatch injected): `decode` exits 5.
 #[test]
-fn clean_trace_json() {
+fn sample_trace_json() {
     let path = trace_file("clean", &sample::trace());
     let o = run(&["decode", "--json", path.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(5), "stderr: {}", stderr(&o));
     let lines = json_lines(&o);
     assert_eq!(lines.len(), sample::records().len() + 1);
     for (v, r) in lines.iter().zip(sample::records()) {
@@ -59,13 +61,17 @@ fn clean_trace_json() {
     assert_eq!(lines[7]["function_name"], "PSCI_VERSION");
     let summary = lines.last().unwrap();
     assert_eq!(summary["event"], "summary");
-    assert_eq!(summary["clean"], true);
+    assert_eq!(summary["trace_intact"], true);
+    assert_eq!(summary["problems"], serde_json::json!(["hyp_failed", "undef_injected"]));
+    assert_eq!(summary["undefs_injected"], 1);
+    assert_eq!(summary["first_undef_seq"], 6);
+    assert_eq!(summary["clean"], false);
     assert_eq!(summary["records"], 13);
     assert_eq!(summary["hyp_dropped"], 3);
 }
 
 #[test]
-fn clean_trace_text_from_stdin() {
+fn sample_trace_text_from_stdin() {
     let mut child = Command::new(BIN)
         .args(["decode", "-"])
         .stdin(Stdio::piped())
@@ -75,7 +81,7 @@ fn clean_trace_text_from_stdin() {
         .unwrap();
     child.stdin.take().unwrap().write_all(&sample::trace()).unwrap();
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(5), "stderr: {}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(out.lines().count(), 13);
     assert!(out.starts_with("[    1.000000] cpu0 #0 header "), "{out}");
@@ -83,10 +89,182 @@ fn clean_trace_text_from_stdin() {
     assert!(out.contains("message=\"hyp/src/trap.rs:120: unexpected \\\"ESR\\\"\""), "{out}");
     let err = stderr(&o);
     assert!(err.contains("13 records"), "{err}");
-    assert!(err.contains("clean"), "{err}");
-    // Absent FILE also means stdin.
+    assert!(err.contains("; NOT CLEAN: hypervisor failed, UNDEF injected\n"), "{err}");
+    // The first UNDEF, its ESR decoded.
+    assert!(
+        err.contains("porwatch: UNDEF injected 1 time(s): ")
+            && err.contains("first: [    1.018000] cpu0 #6 unknown_trap esr=0x2000000 (UNKNOWN)"),
+        "{err}"
+    );
+    // Absent FILE also means stdin; no input at all is no records (3).
     let o = Command::new(BIN).arg("decode").stdin(Stdio::null()).output().unwrap();
-    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stdout(&o).contains("[no records] the input (0 bytes) held no trace record"), "{}", stdout(&o));
+}
+
+/// A clean run's trace: header, a trap, the guest's exit.
+fn clean_records() -> Vec<porwatch_trace::Record<'static>> {
+    use porwatch_trace::{Event, Record};
+    let s = sample::records();
+    vec![
+        s[0],
+        Record {
+            seq: 1,
+            ts: s[0].ts + 10,
+            event: Event::Trap { esr: 0x5a00_0000, elr: 0x4400_1000, outcome: 0 },
+        },
+        Record { seq: 2, ts: s[0].ts + 20, event: Event::GuestExit { reason: 2, code: 0 } },
+    ]
+}
+
+#[test]
+fn a_clean_trace_exits_0() {
+    let path = trace_file("really-clean", &sample::encode(&clean_records()).unwrap());
+    let o = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).ends_with("; guest exit test_exit code 0; clean\n"), "{}", stderr(&o));
+}
+
+#[test]
+fn empty_and_all_zero_traces_have_no_records_and_exit_3() {
+    for (name, bytes) in [("empty", vec![]), ("zeros", vec![0u8; 10_000])] {
+        let path = trace_file(name, &bytes);
+        let o = run(&["decode", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(3), "{name}: {}", stderr(&o));
+        assert!(stdout(&o).contains("[no records]"), "{name}: {}", stdout(&o));
+        assert!(
+            stderr(&o).contains("0 records") && stderr(&o).ends_with("NOT CLEAN: no records\n"),
+            "{name}"
+        );
+        let o = run(&["decode", "--json", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(3));
+        let lines = json_lines(&o);
+        assert_eq!(lines[0]["event"], "no_records", "{name}");
+        assert_eq!(lines[0]["bytes"], bytes.len());
+        assert_eq!(lines[1]["problems"], serde_json::json!(["no_records"]));
+        assert_eq!(lines[1]["clean"], false);
+    }
+}
+
+/// Issue #12's forged frames: after a clean run, a restart header with seq
+/// 0, a fake hazard and a `dropped` — each a valid frame.
+#[test]
+fn a_forged_restart_header_is_never_clean() {
+    use porwatch_trace::{Event, Record};
+    let mut recs = clean_records();
+    let fake_hazard = Event::Hazard {
+        va: 0xffff_0000_4403_2198,
+        ipa: 0x4403_2198,
+        level: 3,
+        half: 1,
+        old: 1 << 60,
+        new: 0,
+        pc: 0x4400_18c4,
+        por: 0x17,
+        poindex: 1,
+        perm: 1,
+        unprivileged: 0,
+        entry_seq: 0,
+        por_seq: 0,
+        action: 0,
+        leaf_level: 3,
+        pir: 0,
+    };
+    recs.push(Record { seq: 0, ..sample::records()[0] });
+    recs.push(Record { seq: 1, ts: 5, event: fake_hazard });
+    recs.push(Record { seq: 3, ts: 6, event: Event::Dropped { count: 1 } });
+    let path = trace_file("forged", &sample::encode(&recs).unwrap());
+    let o = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("[header] a header record (#0, frame at byte "), "{out}");
+    assert!(out.contains("[gap] seq went backwards: expected #3, got #0"), "{out}");
+    let err = stderr(&o);
+    assert!(err.contains("; mid-stream headers 1;"), "{err}");
+    assert!(err.ends_with("NOT CLEAN: unexplained gaps, mid-stream header\n"), "{err}");
+    assert!(!err.contains("; clean"), "{err}");
+    let o = run(&["decode", "--json", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3));
+    let lines = json_lines(&o);
+    assert!(lines.iter().any(|l| l["event"] == "mid_stream_header" && l["seq"] == 0), "{}", stdout(&o));
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["mid_stream_headers"], 1);
+    assert_eq!(summary["trace_intact"], false);
+}
+
+#[test]
+fn an_unterminated_tail_of_any_length_exits_3() {
+    for len in [1usize, 319, 320, 321, 5000] {
+        let mut bytes = sample::encode(&clean_records()).unwrap();
+        bytes.extend(std::iter::repeat_n(0x5au8, len));
+        let path = trace_file(&format!("tail-{len}"), &bytes);
+        let o = run(&["decode", path.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(3), "{len}: {}", stderr(&o));
+        assert!(stdout(&o).contains(&format!("[truncated] input ended {len} bytes into a frame")), "{len}");
+        assert!(stderr(&o).contains("truncated tail yes"), "{len}");
+    }
+}
+
+/// An intact trace recording a failed run: an UNDEF porwatch injected
+/// (shown by --hazards-only, named in the summary), tables unwatched.
+#[test]
+fn undef_injected_and_tracker_overflow_exit_5() {
+    use porwatch_trace::{Event, Record};
+    let mut recs = clean_records();
+    let exit = recs.pop().unwrap();
+    recs.push(Record {
+        seq: 2,
+        ts: exit.ts,
+        event: Event::UnknownTrap { esr: 0x6234_d028, elr: 0x4400_1234, far: 0, action: 2 },
+    });
+    recs.push(Record { seq: 3, ..exit });
+    let path = trace_file("undef", &sample::encode(&recs).unwrap());
+    let o = run(&["decode", "--hazards-only", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(
+        out.contains("#2 unknown_trap esr=0x6234d028 (SYS64 MSR S3_3_C4_C4_2, x1)")
+            && out.ends_with("action=undef_injected\n"),
+        "{out}"
+    );
+    let err = stderr(&o);
+    assert!(err.contains("NOT CLEAN: UNDEF injected\n"), "{err}");
+    assert!(
+        err.contains("UNDEF injected 1 time(s)")
+            && err.contains("first: ")
+            && err.contains("#2 unknown_trap"),
+        "{err}"
+    );
+
+    let pt = Event::PtStats {
+        tables: 4096,
+        max_tables: 4096,
+        table_writes: 10,
+        stores: 10,
+        hazards: 0,
+        coverage_gaps: 523,
+        roots_dropped: 0,
+        overflows: 523,
+        roots_released: 0,
+        fast_stores: 0,
+        mops_steps: 0,
+    };
+    let mut recs = clean_records();
+    let exit = recs.pop().unwrap();
+    recs.push(Record { seq: 2, ts: exit.ts, event: pt });
+    recs.push(Record { seq: 3, ..exit });
+    let path = trace_file("overflow", &sample::encode(&recs).unwrap());
+    let o = run(&["decode", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("; tables unwatched 523;") && err.contains("NOT CLEAN: tables unwatched"), "{err}");
+    assert!(err.contains("page-table tracker over capacity: 523 table page(s) not watched"), "{err}");
+    // A damaged trace with the same: 3 wins.
+    let mut bytes = sample::encode(&recs).unwrap();
+    bytes.truncate(bytes.len() - 2);
+    let path = trace_file("overflow-cut", &bytes);
+    assert_eq!(run(&["decode", path.to_str().unwrap()]).status.code(), Some(3));
 }
 
 #[test]
@@ -168,7 +346,7 @@ fn tcp_stream() {
     let save = trace_file("tcp-save", b"");
     let o = run(&["decode", "--json", "--tcp", &addr.to_string(), "--save", save.to_str().unwrap()]);
     server.join().unwrap();
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(5), "stderr: {}", stderr(&o));
     let lines = json_lines(&o);
     assert_eq!(lines.len(), 14);
     assert_eq!(lines[12]["event"], "guest_exit");
@@ -391,7 +569,7 @@ fn follow_reads_a_file_appended_to_by_a_thread() {
     let p = path.to_str().unwrap();
     let whole = trace_file("follow-whole", &bytes);
     let expected = run(&["decode", "--json", whole.to_str().unwrap()]);
-    assert_eq!(expected.status.code(), Some(0));
+    assert_eq!(expected.status.code(), Some(5), "the sample records a failed run");
     // The first third is there at start; a thread appends the rest in two
     // pieces (one cutting a frame), 300 ms apart.
     let (a, rest) = bytes.split_at(bytes.len() / 3);
@@ -410,7 +588,7 @@ fn follow_reads_a_file_appended_to_by_a_thread() {
     let start = std::time::Instant::now();
     let o = run(&["decode", "--json", "--follow", "--follow-timeout", "1", p]);
     appender.join().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert_eq!(stdout(&o), stdout(&expected), "same records as the whole file");
     assert!(start.elapsed() >= std::time::Duration::from_millis(1500), "followed the appends, then 1 s");
     // --follow needs a file; --follow-timeout needs --follow.
@@ -433,7 +611,19 @@ fn follow_stops_on_ctrl_c_and_prints_the_summary() {
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     assert_eq!(rc, 0);
     let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     let lines = json_lines(&o);
     assert_eq!(lines.last().unwrap()["event"], "summary", "{}", stdout(&o));
+}
+
+#[test]
+fn help_prints_the_exit_status_tables() {
+    let o = run(&["run", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    for want in ["Exit status:", " 0-63  guest: ", "   64  guest_status_out_of_range: ", "  124  timeout: "] {
+        assert!(out.contains(want), "{want:?} not in:\n{out}");
+    }
+    let out = stdout(&run(&["decode", "--help"]));
+    assert!(out.contains("  5  the trace is intact but records a failed run"), "{out}");
 }

@@ -2,6 +2,10 @@
 //! real frames from the trace encoder mixed with garbage, bit flips, cut
 //! frames and zero runs, fed in random-sized reads. It must not panic, every
 //! JSON line must parse, and the output must stay bounded by the input size.
+//! And it must never call bad input clean: a stream it calls intact has a
+//! record and ends on a delimiter; a clean run's trace followed by a tail of
+//! any length, with a header inserted after its first record, or made of
+//! zeros only is never intact.
 //!
 //! `scripts/test` runs proptest's default 256 cases; `scripts/fuzz-decoder
 //! [N]` runs N (default 1,000,000) via `PROPTEST_CASES`.
@@ -181,10 +185,93 @@ fn check(bytes: &[u8], sizes: &[usize]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// A run's trace as the hypervisor writes it: the sample header (seq 0),
+/// then `events` with consecutive seqs.
+fn clean_run(events: &[Event<'static>]) -> Vec<Record<'static>> {
+    let mut recs = vec![sample::records()[0]];
+    for (i, e) in events.iter().enumerate() {
+        recs.push(Record { seq: i as u64 + 1, ts: i as u64 * 7, event: *e });
+    }
+    recs
+}
+
+/// Events a clean run may hold: a `dropped` record would need a matching
+/// gap, so it becomes a `tap_arm` (mapped, not filtered: no rejects).
+fn run_event() -> impl Strategy<Value = Event<'static>> {
+    event().prop_map(|e| match e {
+        Event::Dropped { count } => Event::TapArm { vbar: count, page: 0 },
+        e => e,
+    })
+}
+
+/// Decode stats of `bytes` (whole buffer).
+fn stats_of(bytes: &[u8]) -> porwatch::DecodeStats {
+    porwatch::decode_all(bytes).1
+}
+
 proptest! {
     // Cases from PROPTEST_CASES (default 256); no regression files (a
     // failure prints its minimal input).
     #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn an_intact_verdict_needs_a_record_and_a_final_delimiter(
+        pieces in proptest::collection::vec(piece(), 0..40),
+    ) {
+        let (bytes, _) = bytes_of(&pieces);
+        let stats = stats_of(&bytes);
+        if stats.trace_intact() {
+            prop_assert!(stats.records > 0, "{stats}");
+            prop_assert_eq!(bytes.last(), Some(&0u8), "{}", stats);
+        }
+    }
+
+    #[test]
+    fn a_clean_run_then_an_unterminated_tail_is_truncated(
+        events in proptest::collection::vec(run_event(), 0..20),
+        tail in proptest::collection::vec(1u8..=255, 1..2000),
+    ) {
+        let mut bytes = sample::encode(&clean_run(&events)).expect("encodes");
+        prop_assert!(stats_of(&bytes).trace_intact());
+        bytes.extend_from_slice(&tail);
+        let stats = stats_of(&bytes);
+        prop_assert!(stats.truncated_tail && !stats.trace_intact() && !stats.is_clean(), "{}", stats);
+    }
+
+    #[test]
+    fn a_header_after_the_first_record_is_never_clean(
+        events in proptest::collection::vec(run_event(), 1..20),
+        at in any::<usize>(),
+        seq in prop_oneof![Just(0u64), any::<u64>()],
+        renumber in any::<bool>(),
+    ) {
+        let mut recs = clean_run(&events);
+        let at = 1 + at % recs.len();
+        recs.insert(at, Record { seq, ..sample::records()[0] });
+        if renumber {
+            // Even with seqs made consecutive around it.
+            for (i, r) in recs.iter_mut().enumerate() {
+                r.seq = i as u64;
+            }
+        }
+        let stats = stats_of(&sample::encode(&recs).expect("encodes"));
+        prop_assert!(stats.mid_stream_headers >= 1 && !stats.trace_intact() && !stats.is_clean(), "{}", stats);
+    }
+
+    #[test]
+    fn zeros_and_frameless_garbage_have_no_records(
+        zeros in 0usize..5000,
+        garbage in proptest::collection::vec(1u8..=255, 0..300),
+    ) {
+        let stats = stats_of(&vec![0u8; zeros]);
+        prop_assert!(stats.records == 0 && !stats.trace_intact() && !stats.is_clean(), "{}", stats);
+        // Garbage between two delimiters is at most one bad frame.
+        let mut g = vec![0u8];
+        g.extend_from_slice(&garbage);
+        g.push(0);
+        let stats = stats_of(&g);
+        prop_assert!(!stats.trace_intact(), "{}", stats);
+    }
 
     #[test]
     fn decode_stream_survives_frames_mixed_with_garbage(

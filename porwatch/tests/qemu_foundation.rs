@@ -132,7 +132,9 @@ fn hello_runs_and_the_trace_describes_the_boot() {
 #[test]
 fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
     let o = run_guest(args("hostile"));
-    assert_eq!(o.status, 0, "console:\n{}", o.console);
+    // Its deliberate IMPLEMENTATION DEFINED register read gets an UNDEF
+    // porwatch injected: a guest failure, whatever the guest's own status.
+    assert_eq!(o.status, porwatch::exit_status::RunStatus::GuestUndef.code(), "console:\n{}", o.console);
     for check in [
         "impdef-sysreg",
         "write-hyp-memory",
@@ -146,7 +148,12 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
         assert!(o.console.contains(&format!("hostile: {check}: ok")), "{check}; console:\n{}", o.console);
     }
     assert!(o.console.contains("hostile: 0 check(s) failed"));
-    assert!(o.stats.is_clean());
+    assert!(o.stats.trace_intact(), "{:?}", o.stats);
+    assert_eq!(o.stats.undefs_injected, 1, "{:?}", o.stats);
+    assert_eq!(o.records.last().unwrap().get_u64("code"), Some(0), "the guest's own status");
+    let summary = o.json.last().unwrap();
+    assert_eq!(summary["run"]["outcome"], "guest_undef", "{summary}");
+    assert_eq!(summary["problems"], serde_json::json!(["undef_injected"]), "{summary}");
 
     let hyp_base = o.records[0].get_u64("hyp_base").unwrap();
     let unknown: Vec<_> = o.of_kind("unknown_trap").collect();
@@ -183,6 +190,8 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
 fn raw_image_through_the_generic_loader() {
     let raw = images().join("guests/raw/hello.bin");
     let mut a = args(raw.to_str().unwrap());
+    // Neither an ELF nor an Image: loaded only when asked for.
+    a.raw = true;
     a.load_addr = guest_entry("hello");
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);

@@ -167,9 +167,35 @@ fn trixie_backports_7_x_clears_its_tables_with_mops_and_porwatch_follows() {
     assert!(o.console.contains("poe=yes"), "7.x lists poe in /proc/cpuinfo");
     // 7.x clears pages with FEAT_MOPS (SETP/SETM/SETE in __memset, SETPN in
     // clear_page) on -cpu max, also pages still tracked as tables: those
-    // stores are emulated step by step (no coverage gap, checked in boot),
-    // so none of them is a gap (checked in boot) and they are counted.
+    // stores are emulated step by step: none of them is a gap (checked in
+    // boot) and they are counted.
     let st = o.one("pt_stats");
     assert!(u(st, "mops_steps") > 0, "no MOPS store to a tracked table emulated: {st:?}");
     assert_symbolized(&o, "trixie-backports");
+}
+
+/// A Linux kernel that panics (no init: `rdinit=` names nothing and there
+/// is no root device) is named in the closing summary and fails the run
+/// (80), though it then reboots cleanly through PSCI (`panic=-1`) and the
+/// trace is intact.
+#[test]
+fn a_linux_kernel_panic_fails_the_run_and_is_named() {
+    kernel_dir("bookworm");
+    let mut a = common::args("seed");
+    a.linux = Some("bookworm".into());
+    a.append = Some("rdinit=/nonexistent panic=-1".into());
+    a.timeout = Some(600);
+    let o = common::run_guest(a);
+    let tail: String =
+        o.console.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(!o.timed_out, "timed out; console tail:\n{tail}");
+    assert_eq!(o.status, porwatch::exit_status::RunStatus::GuestPanic.code(), "console tail:\n{tail}");
+    assert_eq!(o.one("guest_exit").get_enum("reason"), Some("system_reset"));
+    assert!(o.stats.trace_intact(), "{:?}", o.stats);
+    let summary = o.json.last().unwrap();
+    assert_eq!(summary["run"]["outcome"], "guest_panic", "{summary}");
+    let line = summary["run"]["guest_failure"].as_str().unwrap_or_default();
+    assert!(line.contains("Kernel panic - not syncing: VFS: Unable to mount root fs"), "{summary}");
+    assert_eq!(summary["problems"], serde_json::json!(["guest_panic"]), "{summary}");
+    assert_eq!(summary["clean"], false, "{summary}");
 }

@@ -15,13 +15,16 @@ use crate::{check_crc, DecodeError, MAX_FRAME};
 ///
 /// Starting mid-stream is fine: the first partial frame is reported as
 /// corrupt and decoding resynchronises at the next delimiter. At end of
-/// input, [`Deframer::pending`] tells whether a partial frame was cut off.
+/// input, [`Deframer::pending`] tells whether the input ended inside a
+/// frame, of any length (an oversize one included: its bytes were skipped,
+/// but the stream was still cut off).
 #[derive(Clone)]
 pub struct Deframer {
     buf: [u8; MAX_FRAME],
     /// Decoded bytes in `buf`.
     len: usize,
-    /// Encoded bytes received since the last delimiter.
+    /// Encoded bytes received since the last delimiter (counted on, saturating,
+    /// while an oversize frame is skipped).
     raw: usize,
     /// Code byte of the current COBS block.
     code: u8,
@@ -50,12 +53,15 @@ impl Deframer {
             return self.end_frame();
         }
         if self.skipping {
+            self.raw = self.raw.saturating_add(1);
             return None;
         }
         self.raw += 1;
         if self.raw >= MAX_FRAME {
             // Encoded bytes plus the delimiter would exceed MAX_FRAME.
+            let raw = self.raw;
             self.clear();
+            self.raw = raw;
             self.skipping = true;
             return Some(Err(DecodeError::TooLong));
         }
@@ -74,19 +80,16 @@ impl Deframer {
         None
     }
 
-    /// True if bytes of an unfinished frame are buffered (at end of input:
-    /// the stream was truncated mid-frame).
+    /// True if bytes arrived since the last delimiter (at end of input: the
+    /// stream was truncated mid-frame), whether the frame was still being
+    /// decoded or was being skipped as oversize.
     pub fn pending(&self) -> bool {
-        self.raw > 0 && !self.skipping
+        self.raw > 0
     }
 
-    /// Number of encoded bytes of the unfinished frame.
+    /// Number of encoded bytes since the last delimiter.
     pub fn pending_len(&self) -> usize {
-        if self.skipping {
-            0
-        } else {
-            self.raw
-        }
+        self.raw
     }
 
     /// Forgets any partial frame.

@@ -181,6 +181,22 @@ value_enum! {
     }
 }
 
+/// The largest process exit status: an exit status has 8 bits.
+pub const MAX_EXIT_STATUS: u8 = u8::MAX;
+
+/// The exit status the hypervisor stops the machine with after a test exit
+/// with `code` (semihosting SYS_EXIT; QEMU exits with it): `code` when it
+/// fits in 8 bits, [`MAX_EXIT_STATUS`] when it does not, so a code such as
+/// 256 never reads as 0. The full code is in `guest_exit.code`, which is
+/// what `porwatch run` reports.
+pub const fn test_exit_status(code: u64) -> u8 {
+    if code > MAX_EXIT_STATUS as u64 {
+        MAX_EXIT_STATUS
+    } else {
+        code as u8
+    }
+}
+
 define_events! {
     /// First record of a trace: format version and the CPU's identity, so a
     /// trace can be read without the machine it came from.
@@ -299,7 +315,7 @@ define_events! {
     0x08 guest_exit => GuestExit {
         /// Why the guest stopped.
         reason: u64 = Enum(EXIT_REASON_NAMES),
-        /// Exit code (test_exit) or 0.
+        /// Exit code (test_exit: the guest's x1, all 64 bits) or 0.
         code: u64 = Dec,
     }
 

@@ -431,10 +431,18 @@ fn deframer_oversize_reported_once() {
     let mut stream = vec![0x42u8; MAX_FRAME];
     stream.push(0);
     assert_eq!(deframe(&stream).0, vec![Err(DecodeError::TooLong)]);
-    // Oversize at end of input is not also a truncated tail.
+    // Oversize at end of input: reported once, and the input still ended
+    // inside it (a truncated tail of any length is never silent).
     let (frames, pending) = deframe(&[0x42u8; 500]);
     assert_eq!(frames, vec![Err(DecodeError::TooLong)]);
-    assert!(!pending);
+    assert!(pending);
+    let mut d = Deframer::new();
+    for _ in 0..5000 {
+        d.push(0x42);
+    }
+    assert_eq!(d.pending_len(), 5000);
+    d.push(0);
+    assert!(!d.pending());
 }
 
 #[test]
@@ -534,5 +542,15 @@ fn records_from_an_older_writer_read_appended_fields_as_zero() {
         // Cut inside a field that was always there: still an error.
         let cut = appended.len() + 1;
         assert!(decode_payload(&p[..p.len() - cut]).is_err() || spec.fields.len() < cut);
+    }
+}
+
+#[test]
+fn test_exit_status_never_reads_a_wide_code_as_zero() {
+    assert_eq!(test_exit_status(0), 0);
+    assert_eq!(test_exit_status(3), 3);
+    assert_eq!(test_exit_status(255), 255);
+    for wide in [256, 257, 1 << 32, u64::MAX] {
+        assert_eq!(test_exit_status(wide), MAX_EXIT_STATUS, "{wide}");
     }
 }

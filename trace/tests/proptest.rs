@@ -101,6 +101,17 @@ proptest! {
     }
 
     #[test]
+    fn pending_means_the_input_did_not_end_on_a_delimiter(data in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let mut d = Deframer::new();
+        for &b in &data {
+            let _ = d.push(b);
+        }
+        let since_delimiter = data.iter().rev().take_while(|&&b| b != 0).count();
+        prop_assert_eq!(d.pending(), since_delimiter > 0);
+        prop_assert_eq!(d.pending_len(), since_delimiter);
+    }
+
+    #[test]
     fn frames_survive_surrounding_garbage(
         garbage in proptest::collection::vec(any::<u8>(), 0..400),
         count in any_u64(),

@@ -160,8 +160,10 @@ const IRQ_AFTER: usize = 8;
 const INTID_CNTV: u32 = 27;
 /// Ticks until the virtual timer fires (it stays pending until unmasked).
 const TIMER_TVAL: u32 = 1000;
-/// Exit status when the kernel "dies" of an overlay permission fault.
-const STATUS_OVERLAY_FAULT: u32 = 0x4f;
+/// Exit status when the kernel "dies" of an overlay permission fault: the
+/// fault's DFSC (level 3 permission fault), inside the 0-63 `porwatch run`
+/// passes on as its own status.
+const STATUS_OVERLAY_FAULT: u32 = 0x0f;
 /// Exit status on any other unexpected exception.
 const STATUS_UNEXPECTED: u32 = 100;
 

@@ -63,6 +63,7 @@ pub fn args(guest: &str) -> RunArgs {
     RunArgs {
         guest: guest.to_string(),
         load_addr: 0x4400_0000,
+        raw: false,
         trace_out: None,
         json: true,
         qemu: "qemu-system-aarch64".into(),
