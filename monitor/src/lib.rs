@@ -3,6 +3,7 @@
 #![no_std]
 
 pub mod cmdline;
+pub mod digest;
 pub mod esr;
 pub mod fdt;
 pub mod gic;
@@ -10,6 +11,7 @@ pub mod inject;
 pub mod pgtable;
 pub mod psci;
 pub mod s1;
+pub mod smmu;
 pub mod store;
 pub mod sysreg;
 pub mod tap;
