@@ -5,8 +5,10 @@
 //! 3. turn on the EL2 MMU (identity map, hyp image W^X);
 //! 4. write the guest's DTB (trace UART removed, hyp memory carved out,
 //!    porwatch.* options removed from bootargs, a `/psci` node added after
-//!    an EL3 entry if there is none);
-//! 5. build stage 2 (guest RAM and device MMIO, trace UART hidden);
+//!    an EL3 entry if there is none, DMA-capable devices removed unless
+//!    behind porwatch's SMMU: crate::dma);
+//! 5. build stage 2 (guest RAM and device MMIO, trace UART and hidden
+//!    devices unmapped), start the SMMU on it;
 //! 6. configure EL2 and enter the guest at EL1h.
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
@@ -16,6 +18,7 @@ use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
 use crate::trace_out;
+use crate::{dma, integrity};
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
@@ -182,8 +185,11 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         Err(_) => Options { semihosting: cmdline::semihosting_requested(bootargs), ..Options::DEFAULT },
     };
     let trace_uart = pick_trace_uart(&plat, &opts);
+    // Bus masters: their SMMU (if PCI is behind one) must be mapped to probe it.
+    let surveyed = dma::survey(dtb_bytes);
+    let smmu = surveyed.as_ref().map_or([None, None], |s| s.smmu_pages());
 
-    mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]);
+    mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0), smmu[0], smmu[1]]);
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
     let trace = trace_uart.map(|(b, _)| unsafe { Pl011::new(b as usize) });
     if let Some(t) = trace {
@@ -235,18 +241,34 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         stop(STATUS_BAD_CONFIG, false);
     };
 
+    // Which devices the guest keeps (crate::dma).
+    let plan = match surveyed.and_then(|s| dma::decide(s, stage2::vtcr(&ids).unwrap_or(0))) {
+        Ok(p) => p,
+        Err(_) => {
+            Msg::new(To::Both).s("cannot list the devices that can do DMA in the device tree").end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    };
+
     // Guest DTB.
     let guest_bootargs = core::str::from_utf8(&guest_args[..guest_len]).unwrap_or("");
-    let remove: [&str; 1] = [trace_uart.map_or("", |u| u.1)];
+    let mut remove: heapless::Vec<&str, { fdt::rewrite::MAX_REMOVE }> = heapless::Vec::new();
+    for p in trace_uart.map(|u| u.1).into_iter().chain(plan.decision.remove.iter().copied()) {
+        if remove.push(p).is_err() {
+            Msg::new(To::Both).s("too many devices to hide from the guest").end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    }
     let carve = [(layout.start, layout.end - layout.start)];
     let edits = Edits {
-        remove: if trace_uart.is_some() { &remove } else { &[] },
+        remove: &remove,
         carve_out: &carve,
         bootargs: Some(guest_bootargs),
         reserve: &[],
         // Without firmware porwatch is the guest's PSCI (SMC is trapped):
         // describe it, as QEMU does when it provides PSCI itself.
         psci: (!has_firmware() && plat.psci.is_none()).then_some("smc"),
+        drop_props: &plan.decision.drop_props,
     };
     let window = unsafe {
         core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
@@ -260,7 +282,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     };
 
     // Stage 2.
-    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0)) {
+    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), plan.hidden()) {
         Ok(s2) => s2,
         Err(what) => {
             Msg::new(To::Both).s("cannot build stage 2: ").s(what).end();
@@ -270,7 +292,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     stage2::guest_ram(&plat, &layout, |s, e| {
         trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::GuestRam as u64 });
     });
-    stage2::passthrough(&plat, trace_uart.map(|u| u.0), |s, e| {
+    stage2::passthrough(&plat, trace_uart.map(|u| u.0), plan.hidden(), |s, e| {
         trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::Mmio as u64 });
     });
     trace_out::emit(Event::MemRegion {
@@ -285,6 +307,10 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     });
     if let Some(t) = trace_uart {
         trace_out::emit(Event::MemRegion { base: t.0, size: 0x1000, kind: MemKind::HiddenMmio as u64 });
+    }
+    plan.emit_hidden();
+    if plan.start(s2.vtcr, s2.root).is_err() {
+        stop(STATUS_BAD_CONFIG, false);
     }
 
     if !stage2::is_guest_ram(&plat, &layout, entry) {
@@ -304,6 +330,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         None => {}
     }
 
+    integrity::record(&layout);
     trace_out::emit(Event::GuestStart {
         entry,
         dtb: layout.dtb_window,

@@ -10,7 +10,9 @@
 mod arch;
 mod boot;
 mod console;
+mod dma;
 mod fatal;
+mod integrity;
 mod psci;
 mod pt;
 mod run_end;

@@ -10,6 +10,9 @@ pub const STATUS_HYP_FAILURE: u32 = 70;
 
 /// Ends the run after the guest asked to (power off, reset, test exit).
 pub fn guest_done(reason: ExitReason, status: u32) -> ! {
+    // Devices' last faults, then proof that nothing wrote hyp's image.
+    crate::dma::poll();
+    crate::integrity::check();
     if config().opts.track {
         crate::pt::emit_stats();
     }

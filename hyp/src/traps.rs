@@ -34,6 +34,7 @@ const KIND_SYNC: u64 = 0;
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
+    crate::dma::poll_if_due();
     let esr = ESR_EL2.get();
     let elr = regs.elr;
     let handled = if kind == KIND_SYNC {

@@ -5,15 +5,19 @@ use porwatch_monitor::cmdline::MAX_SEMIHOSTING_NAME;
 use std::path::{Path, PathBuf};
 
 /// QEMU virt with EL2, GICv3, one CPU, 1 GiB: the configuration porwatch is
-/// developed and tested on.
-pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
+/// developed and tested on. `iommu=smmuv3` puts the PCIe root complex
+/// behind an SMMUv3 (QEMU 10's virt makes it `stage=nested`, so stage 2 is
+/// there): porwatch takes it and translates every device's DMA with the
+/// guest's stage 2, so PCIe devices added with `-- -device ...` are safe to
+/// give the guest (README, "Devices").
+pub const MACHINE: &str = "virt,virtualization=on,gic-version=3,iommu=smmuv3";
 pub const CPU: &str = "max";
 /// `--secure`: the same machine with EL3 (TrustZone). QEMU then provides no
 /// PSCI and starts the CPU at EL3, as an Arm FVP does; porwatch's boot.S
 /// drops to EL2 itself. The second PL011 is Secure-only there, so the trace
 /// goes to a host file through semihosting instead
 /// (porwatch.trace=semihosting:FILE, [`QemuConfig::trace_file`]).
-pub const MACHINE_SECURE: &str = "virt,virtualization=on,secure=on,gic-version=3";
+pub const MACHINE_SECURE: &str = "virt,virtualization=on,secure=on,gic-version=3,iommu=smmuv3";
 /// `--secure`: where porwatch-hyp.bin is loaded (RAM base + 2 MiB, where
 /// QEMU puts a Linux Image).
 pub const SECURE_HYP_ADDR: u64 = 0x4020_0000;

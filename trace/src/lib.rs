@@ -40,9 +40,9 @@ pub use deframer::Deframer;
 pub use error::DecodeError;
 pub use events::{
     Event, ExitReason, GapReason, Half, HazardAction, MemKind, OverlayEnforced, PoeMode, PorReg, PsciConduit,
-    TrapOutcome, Vector, EXIT_REASON_NAMES, GAP_REASON_NAMES, HALF_NAMES, HAZARD_ACTION_NAMES, KINDS,
-    MAX_FIELDS, MEM_KIND_NAMES, POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES, TRAP_OUTCOME_NAMES,
-    VECTOR_NAMES,
+    SmmuEventType, TrapOutcome, Vector, EXIT_REASON_NAMES, GAP_REASON_NAMES, HALF_NAMES, HAZARD_ACTION_NAMES,
+    KINDS, MAX_FIELDS, MEM_KIND_NAMES, POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES,
+    SMMU_EVENT_TYPE_NAMES, TRAP_OUTCOME_NAMES, VECTOR_NAMES,
 };
 pub use frame::{
     check_crc, decode_frame, decode_payload, encode_frame, encode_payload, Record, MAX_FRAME, MAX_PAYLOAD,

@@ -74,6 +74,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             roots_released: v,
             fast_stores: v,
         },
+        Event::SmmuEvent { sid: v, reason: v, code: v, addr: v, write: v, count: v, last: v },
     ]
 }
 
@@ -128,6 +129,12 @@ fn every_kind_is_covered() {
             assert_ne!(a.name, b.name);
         }
     }
+    // JSON lines put the fields next to the record's own members.
+    for k in KINDS {
+        for f in k.fields {
+            assert!(!["v", "seq", "ts", "time", "event"].contains(&f.name), "{}.{}", k.name, f.name);
+        }
+    }
 }
 
 #[test]
@@ -152,6 +159,7 @@ fn kind_codes_match_table() {
         (0x11, "hazard"),
         (0x12, "coverage_gap"),
         (0x13, "pt_stats"),
+        (0x14, "smmu_event"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);

@@ -16,6 +16,17 @@ const VECTOR_SYNC_EL1H: u64 = 4;
 const PSCI_DENIED: i64 = -3;
 const PSCI_INVALID_ADDRESS: i64 = -9;
 
+/// QEMU virt's fw_cfg (hw/arm/virt.c VIRT_FW_CFG): data at +0, selector at
+/// +8, DMA address (big-endian, 64-bit) at +16. Writing the DMA address
+/// starts a transfer that reads and writes any physical address.
+const FW_CFG: usize = 0x0902_0000;
+const FW_CFG_DMA: usize = FW_CFG + 0x10;
+/// QEMU virt's first virtio-mmio transport (VIRT_MMIO): a DMA-capable device.
+const VIRTIO_MMIO: usize = 0x0a00_0000;
+/// Bus masters porwatch hides (or keeps only behind its SMMU): none of
+/// these may be in the guest's device tree.
+const HIDDEN_COMPATIBLE: [&str; 4] = ["qemu,fw-cfg-mmio", "virtio,mmio", "arm,smmu-v3", "arm,gic-v3-its"];
+
 struct Checks {
     failed: u32,
 }
@@ -29,6 +40,20 @@ impl Checks {
             self.failed += 1;
         }
     }
+}
+
+/// The first node of the tree compatible with `compat`, by path.
+fn find_compatible(dtb: &[u8], compat: &str) -> Option<heapless::String<128>> {
+    let f = fdt::Fdt::new(dtb).ok()?;
+    let mut w = f.walk();
+    while let Ok(Some(n)) = w.next_node() {
+        if n.is_compatible(compat).unwrap_or(false) {
+            let mut p = heapless::String::new();
+            let _ = f.write_path(w.chain(), &mut p);
+            return Some(p);
+        }
+    }
+    None
 }
 
 /// The first hole between two RAM ranges of the device tree: porwatch's own
@@ -91,6 +116,28 @@ fn test_main(boot: &Boot) -> u32 {
         }
         None => c.check("find-hyp-memory", false, format_args!("no hole in the memory map")),
     }
+
+    // fw_cfg and the other bus masters porwatch hides: absent from the tree,
+    // unmapped at stage 2 (a synchronous external abort), the fw_cfg DMA
+    // attack included.
+    for compat in HIDDEN_COMPATIBLE {
+        let found = find_compatible(boot.dtb, compat);
+        c.check("no-dma-device-in-tree", found.is_none(), format_args!("{compat}: {:?}", found));
+    }
+    let abort_at = |addr: usize, write: bool, e: Option<porwatch_guest_tests::exceptions::Caught>| {
+        matches!(e, Some(e) if e.ec() == EC_DABT_CUR && e.fsc() == FSC_SYNC_EXTERNAL
+            && e.far == addr as u64 && (e.esr & ESR_WNR != 0) == write)
+    };
+    let r = expect_sync(|| unsafe {
+        let _ = (FW_CFG as *const u64).read_volatile();
+    });
+    c.check("read-fw-cfg", abort_at(FW_CFG, false, r), format_args!("addr={:#x} {:x?}", FW_CFG, r));
+    let w = expect_sync(|| unsafe { (FW_CFG_DMA as *mut u64).write_volatile(0) });
+    c.check("fw-cfg-dma", abort_at(FW_CFG_DMA, true, w), format_args!("addr={:#x} {:x?}", FW_CFG_DMA, w));
+    let r = expect_sync(|| unsafe {
+        let _ = (VIRTIO_MMIO as *const u32).read_volatile();
+    });
+    c.check("read-virtio-mmio", abort_at(VIRTIO_MMIO, false, r), format_args!("addr={:#x} {:x?}", VIRTIO_MMIO, r));
 
     let h = smccc::hvc(0xdead_beef, 1, 2, 3);
     c.check("bogus-hvc", h == smccc::NOT_SUPPORTED, format_args!("x0={}", h));

@@ -380,3 +380,31 @@ pub fn subtract(ranges: &[Region], holes: &[Region], granule: u64, mut f: impl F
         }
     }
 }
+
+/// Calls `f` with the union of `holes`, each rounded out to `granule` (a
+/// power of two), as sorted, disjoint, non-adjacent `[start, end)` ranges:
+/// what stage 2 leaves unmapped, for the trace.
+pub fn merged(holes: &[Region], granule: u64, mut f: impl FnMut(u64, u64)) -> Result<()> {
+    let g = u128::from(granule);
+    let mut v: Vec<(u128, u128), { MAX_DMA_DEVICES * 2 }> = Vec::new();
+    for h in holes.iter().filter(|h| h.size != 0) {
+        let r = (u128::from(h.base) & !(g - 1), (h.end() + g - 1) & !(g - 1));
+        v.push(r).map_err(|_| FdtError::Capacity("hidden regions"))?;
+    }
+    v.sort_unstable();
+    let mut cur: Option<(u128, u128)> = None;
+    for (s, e) in v {
+        cur = match cur {
+            Some((cs, ce)) if s <= ce => Some((cs, ce.max(e))),
+            Some((cs, ce)) => {
+                f(cs as u64, ce.min(u128::from(u64::MAX)) as u64);
+                Some((s, e))
+            }
+            None => Some((s, e)),
+        };
+    }
+    if let Some((cs, ce)) = cur {
+        f(cs as u64, ce.min(u128::from(u64::MAX)) as u64);
+    }
+    Ok(())
+}

@@ -109,3 +109,53 @@ impl Event {
         }
     }
 }
+
+/// The largest step between two events of one run: QEMU's SMMU model
+/// reports a faulting DMA once per 4- or 8-byte access, hardware once per
+/// transaction.
+pub const RUN_MAX_STEP: u64 = 8;
+
+/// Consecutive events of one stream, type and direction at ascending
+/// addresses (or, without an address, just repeated), reported as one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// The first event of the run.
+    pub first: Event,
+    /// The address of the last one.
+    pub last_addr: u64,
+    /// How many events the run stands for.
+    pub count: u32,
+}
+
+/// Folds a stream of events into runs.
+#[derive(Default, Debug)]
+pub struct Coalescer {
+    cur: Option<Run>,
+}
+
+impl Coalescer {
+    pub const fn new() -> Self {
+        Coalescer { cur: None }
+    }
+
+    /// Adds `e`; returns the run it ended, if it does not continue it.
+    pub fn push(&mut self, e: Event) -> Option<Run> {
+        if let Some(r) = self.cur.as_mut() {
+            let f = &r.first;
+            let same = f.sid == e.sid && f.code == e.code && f.write == e.write && f.stage2 == e.stage2;
+            let next = e.addr > r.last_addr && e.addr - r.last_addr <= RUN_MAX_STEP;
+            let repeated = e.addr == 0 && r.last_addr == 0;
+            if same && (next || repeated) && r.count < u32::MAX {
+                r.last_addr = e.addr;
+                r.count += 1;
+                return None;
+            }
+        }
+        self.cur.replace(Run { first: e, last_addr: e.addr, count: 1 })
+    }
+
+    /// The run in progress, if any (call when the queue is drained).
+    pub fn finish(&mut self) -> Option<Run> {
+        self.cur.take()
+    }
+}

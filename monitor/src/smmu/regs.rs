@@ -23,10 +23,12 @@ pub const CMDQ_PROD: usize = 0x98;
 pub const CMDQ_CONS: usize = 0x9c;
 /// 64-bit.
 pub const EVENTQ_BASE: usize = 0xa0;
-/// The event queue's index registers live in page 1 (SMMUv3 frames are
-/// two 64 KiB pages; QEMU aliases them, hardware does not).
-pub const EVENTQ_PROD: usize = 0x1_00a8;
-pub const EVENTQ_CONS: usize = 0x1_00ac;
+/// Offset of register page 1 (SMMUv3 frames are two 64 KiB pages; QEMU
+/// aliases them, hardware does not).
+pub const PAGE1: usize = 0x1_0000;
+/// The event queue's index registers live in page 1.
+pub const EVENTQ_PROD: usize = PAGE1 + 0xa8;
+pub const EVENTQ_CONS: usize = PAGE1 + 0xac;
 /// Size of the register frame (pages 0 and 1).
 pub const FRAME_SIZE: u64 = 0x2_0000;
 

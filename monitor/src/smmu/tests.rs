@@ -1,6 +1,7 @@
 //! Encodings checked against the field extractors of QEMU 10.0's model
 //! (`hw/arm/smmuv3-internal.h`: 32-bit words, `extract32(word[i], pos,
 //! len)`), an independent reading of the same layout.
+extern crate std;
 use super::cmd::Command;
 use super::event::{self, Event, Kind};
 use super::geometry::for_smmu;
@@ -260,4 +261,45 @@ fn queue_indices_wrap() {
         v = q.next(v);
     }
     assert_eq!(v, 0, "two laps return to the start");
+}
+
+#[test]
+fn runs_fold_per_access_faults() {
+    use super::event::{Coalescer, Run};
+    let ev = |code: u32, sid: u32, addr: u64, rnw: bool| Event::decode(&qemu_event(code, sid, addr, rnw, true));
+    let mut c = Coalescer::new();
+    let mut runs: std::vec::Vec<Run> = std::vec::Vec::new();
+    // A 16-byte write to hyp memory, one event per 4 bytes (QEMU).
+    for a in (0x4020_0000..0x4020_0010).step_by(4) {
+        runs.extend(c.push(ev(0x10, 8, a, false)));
+    }
+    assert!(runs.is_empty(), "still one run");
+    // A read of the same range: another run.
+    runs.extend(c.push(ev(0x10, 8, 0x4020_0000, true)));
+    // Another device, same address: another run.
+    runs.extend(c.push(ev(0x10, 0x10, 0x4020_0004, true)));
+    // A gap of more than 8 bytes: another run.
+    runs.extend(c.push(ev(0x10, 0x10, 0x4020_0100, true)));
+    // Permission faults on a page table.
+    runs.extend(c.push(ev(0x13, 0x10, 0x4020_0104, true)));
+    runs.extend(c.finish());
+    let summary: std::vec::Vec<(u32, u8, u64, u64, u32, bool)> =
+        runs.iter().map(|r| (r.first.sid, r.first.code, r.first.addr, r.last_addr, r.count, r.first.write)).collect();
+    assert_eq!(
+        summary,
+        [
+            (8, 0x10, 0x4020_0000, 0x4020_000c, 4, true),
+            (8, 0x10, 0x4020_0000, 0x4020_0000, 1, false),
+            (0x10, 0x10, 0x4020_0004, 0x4020_0004, 1, false),
+            (0x10, 0x10, 0x4020_0100, 0x4020_0100, 1, false),
+            (0x10, 0x13, 0x4020_0104, 0x4020_0104, 1, false),
+        ]
+    );
+    assert_eq!(c.finish(), None);
+    // Configuration errors (no address) of one stream repeat into one run.
+    let mut c = Coalescer::new();
+    for _ in 0..3 {
+        assert_eq!(c.push(ev(u32::from(event::C_BAD_STREAMID), 0x100, 0, false)), None);
+    }
+    assert_eq!(c.finish().map(|r| r.count), Some(3));
 }

@@ -250,3 +250,35 @@ fn subtract_rounds_holes_out_to_pages() {
     let rs = [Region::new(0x1000, 0x2000), Region::new(0x10_0000, 0x1000)];
     assert_eq!(pieces(&rs, &[Region::new(0x2000, 0x1000)]), vec![(0x1000, 0x2000), (0x10_0000, 0x10_1000)]);
 }
+
+#[test]
+fn merged_holes_for_the_trace() {
+    let s = survey_of(VIRT_SMMU);
+    let mut d = Decision::default();
+    s.decide(s.smmu_for_pci(), &mut d).unwrap();
+    let mut v = Vec::new();
+    dma::merged(&d.hidden, 0x1000, |s, e| v.push((s, e))).unwrap();
+    // The ITS, fw_cfg, the SMMU, and the 32 virtio transports (0x200 apart:
+    // four pages).
+    assert_eq!(
+        v,
+        vec![
+            (0x808_0000, 0x80a_0000),
+            (0x902_0000, 0x902_1000),
+            (0x905_0000, 0x907_0000),
+            (0xa00_0000, 0xa00_4000)
+        ]
+    );
+    let mut v = Vec::new();
+    dma::merged(
+        &[Region::new(0x3000, 0x10), Region::new(0x1000, 0x1000), Region::new(0x2000, 0)],
+        0x1000,
+        |s, e| v.push((s, e)),
+    )
+    .unwrap();
+    assert_eq!(
+        v,
+        vec![(0x1000, 0x2000), (0x3000, 0x4000)],
+        "apart ranges stay apart; empty holes are ignored"
+    );
+}
