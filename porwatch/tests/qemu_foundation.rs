@@ -125,15 +125,20 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
         "hvc-nonzero-imm",
         "unknown-smc",
         "psci-features-system-off",
+        "read-fw-cfg",
+        "fw-cfg-dma",
+        "read-virtio-mmio",
     ] {
         assert!(o.console.contains(&format!("hostile: {check}: ok")), "{check}; console:\n{}", o.console);
     }
+    // fw_cfg, virtio-mmio, the SMMU and the ITS are not in its device tree.
+    assert_eq!(o.console.matches("hostile: no-dma-device-in-tree: ok").count(), 4, "console:\n{}", o.console);
     assert!(o.console.contains("hostile: 0 check(s) failed"));
     assert!(o.stats.is_clean());
 
     let hyp_base = o.records[0].get_u64("hyp_base").unwrap();
     let unknown: Vec<_> = o.of_kind("unknown_trap").collect();
-    assert_eq!(unknown.len(), 3, "{unknown:#?}");
+    assert_eq!(unknown.len(), 6, "{unknown:#?}");
     // 1: MRS of an IMPLEMENTATION DEFINED register (EC 0x18) -> UNDEF.
     assert_eq!(ec(unknown[0].get_u64("esr").unwrap()), 0x18);
     assert_eq!(unknown[0].get_enum("action"), Some("undef_injected"));
@@ -144,6 +149,18 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
         assert_eq!(ec(esr), 0x24);
         assert_eq!(esr & (1 << 6) != 0, write);
         assert_eq!(r.get_u64("far"), Some(hyp_base));
+        assert_eq!(r.get_enum("action"), Some("abort_injected"));
+    }
+    // 4-6: fw_cfg's data register (read), its DMA address register (the
+    // write that would start a transfer), a virtio-mmio transport (read):
+    // all unmapped at stage 2, aborted, logged.
+    for (r, far, write) in
+        [(unknown[3], 0x902_0000, false), (unknown[4], 0x902_0010, true), (unknown[5], 0xa00_0000, false)]
+    {
+        let esr = r.get_u64("esr").unwrap();
+        assert_eq!(ec(esr), 0x24);
+        assert_eq!(esr & (1 << 6) != 0, write);
+        assert_eq!(r.get_u64("far"), Some(far));
         assert_eq!(r.get_enum("action"), Some("abort_injected"));
     }
 

@@ -179,7 +179,8 @@ fn pcie(dtb: &[u8]) -> Option<(u64, u64, bool, bool)> {
 fn hyp_base(dtb: &[u8]) -> Option<u64> {
     let mut plat = fdt::Platform::new();
     fdt::discover(dtb, &mut plat).ok()?;
-    let mut r: heapless::Vec<(u64, u64), 16> = plat.memory.iter().map(|m| (m.base, m.base + m.size)).collect();
+    let mut r: heapless::Vec<(u64, u64), 16> =
+        plat.memory.iter().map(|m| (m.base, m.base + m.size)).collect();
     r.sort_unstable();
     r.windows(2).find(|w| w[0].1 < w[1].0).map(|w| w[0].1)
 }
@@ -265,7 +266,11 @@ fn test_main(boot: &Boot) -> u32 {
         let_porwatch_poll();
         println!("dma: target write-hyp {:#x} {}", target, ATTACK_BYTES);
     }
-    c.check("dma-write-hyp-completed", done, format_args!("the device reports completion; porwatch must survive"));
+    c.check(
+        "dma-write-hyp-completed",
+        done,
+        format_args!("the device reports completion; porwatch must survive"),
+    );
 
     // 3. Reading porwatch's memory: the device must not get its Image
     // header (magic "ARM\x64" at 0x38).

@@ -137,7 +137,11 @@ fn test_main(boot: &Boot) -> u32 {
     let r = expect_sync(|| unsafe {
         let _ = (VIRTIO_MMIO as *const u32).read_volatile();
     });
-    c.check("read-virtio-mmio", abort_at(VIRTIO_MMIO, false, r), format_args!("addr={:#x} {:x?}", VIRTIO_MMIO, r));
+    c.check(
+        "read-virtio-mmio",
+        abort_at(VIRTIO_MMIO, false, r),
+        format_args!("addr={:#x} {:x?}", VIRTIO_MMIO, r),
+    );
 
     let h = smccc::hvc(0xdead_beef, 1, 2, 3);
     c.check("bogus-hvc", h == smccc::NOT_SUPPORTED, format_args!("x0={}", h));

@@ -266,7 +266,8 @@ fn queue_indices_wrap() {
 #[test]
 fn runs_fold_per_access_faults() {
     use super::event::{Coalescer, Run};
-    let ev = |code: u32, sid: u32, addr: u64, rnw: bool| Event::decode(&qemu_event(code, sid, addr, rnw, true));
+    let ev =
+        |code: u32, sid: u32, addr: u64, rnw: bool| Event::decode(&qemu_event(code, sid, addr, rnw, true));
     let mut c = Coalescer::new();
     let mut runs: std::vec::Vec<Run> = std::vec::Vec::new();
     // A 16-byte write to hyp memory, one event per 4 bytes (QEMU).
@@ -283,8 +284,10 @@ fn runs_fold_per_access_faults() {
     // Permission faults on a page table.
     runs.extend(c.push(ev(0x13, 0x10, 0x4020_0104, true)));
     runs.extend(c.finish());
-    let summary: std::vec::Vec<(u32, u8, u64, u64, u32, bool)> =
-        runs.iter().map(|r| (r.first.sid, r.first.code, r.first.addr, r.last_addr, r.count, r.first.write)).collect();
+    let summary: std::vec::Vec<(u32, u8, u64, u64, u32, bool)> = runs
+        .iter()
+        .map(|r| (r.first.sid, r.first.code, r.first.addr, r.last_addr, r.count, r.first.write))
+        .collect();
     assert_eq!(
         summary,
         [
