@@ -18,7 +18,7 @@ use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
 use crate::trace_out;
-use crate::{dma, integrity};
+use crate::{dma, gicr, integrity};
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
@@ -185,11 +185,19 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         Err(_) => Options { semihosting: cmdline::semihosting_requested(bootargs), ..Options::DEFAULT },
     };
     let trace_uart = pick_trace_uart(&plat, &opts);
-    // Bus masters: their SMMU (if PCI is behind one) must be mapped to probe it.
+    // Bus masters: their SMMU (if PCI is behind one) must be mapped to probe
+    // it; the redistributors' LPI registers are emulated (crate::gicr).
     let surveyed = dma::survey(dtb_bytes);
     let smmu = surveyed.as_ref().map_or([None, None], |s| s.smmu_pages());
+    let redist = gicr::find(&plat);
+    // (gicr::find returns at most MAX_REDISTRIBUTORS pages: they all fit.)
+    let devices: heapless::Vec<Option<u64>, { 4 + gicr::MAX_REDISTRIBUTORS }> =
+        [console, trace_uart.map(|u| u.0), smmu[0], smmu[1]]
+            .into_iter()
+            .chain(redist.unwrap_or(&[]).iter().map(|&p| Some(p)))
+            .collect();
 
-    mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0), smmu[0], smmu[1]]);
+    mmu::enable(&ids, &layout, &plat, &devices);
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
     let trace = trace_uart.map(|(b, _)| unsafe { Pl011::new(b as usize) });
     if let Some(t) = trace {
@@ -249,6 +257,18 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
             stop(STATUS_BAD_CONFIG, false);
         }
     };
+    if redist.is_err() {
+        Msg::new(To::Both).s("more GICv3 redistributors than porwatch can guard").end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+    // Stage-2 holes: hidden devices and the emulated redistributor pages.
+    let mut holes: heapless::Vec<fdt::Region, { stage2::MAX_HOLES - 1 }> = heapless::Vec::new();
+    for r in plan.hidden().iter().copied().chain(gicr::regions()) {
+        if holes.push(r).is_err() {
+            Msg::new(To::Both).s("too many device regions to keep from the guest").end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    }
 
     // Guest DTB.
     let guest_bootargs = core::str::from_utf8(&guest_args[..guest_len]).unwrap_or("");
@@ -282,7 +302,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     };
 
     // Stage 2.
-    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), plan.hidden()) {
+    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), &holes) {
         Ok(s2) => s2,
         Err(what) => {
             Msg::new(To::Both).s("cannot build stage 2: ").s(what).end();
@@ -292,7 +312,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     stage2::guest_ram(&plat, &layout, |s, e| {
         trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::GuestRam as u64 });
     });
-    stage2::passthrough(&plat, trace_uart.map(|u| u.0), plan.hidden(), |s, e| {
+    stage2::passthrough(&plat, trace_uart.map(|u| u.0), &holes, |s, e| {
         trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::Mmio as u64 });
     });
     trace_out::emit(Event::MemRegion {
@@ -309,6 +329,9 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         trace_out::emit(Event::MemRegion { base: t.0, size: 0x1000, kind: MemKind::HiddenMmio as u64 });
     }
     plan.emit_hidden();
+    for r in gicr::regions() {
+        trace_out::emit(Event::MemRegion { base: r.base, size: r.size, kind: MemKind::EmulatedMmio as u64 });
+    }
     if plan.start(s2.vtcr, s2.root).is_err() {
         stop(STATUS_BAD_CONFIG, false);
     }

@@ -12,6 +12,7 @@ mod boot;
 mod console;
 mod dma;
 mod fatal;
+mod gicr;
 mod integrity;
 mod psci;
 mod pt;

@@ -76,6 +76,9 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             if let Some(h) = pt::on_data_abort(regs, &da, FAR_EL2.get()) {
                 return h;
             }
+            if let Some(h) = crate::gicr::on_data_abort(regs, &da, esr) {
+                return h;
+            }
             // Nothing is emulated at stage 2 yet: an abort means the guest
             // touched memory it does not own (hyp memory, the trace UART, a
             // hole). Real hardware would answer with an external abort.

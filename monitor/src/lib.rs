@@ -7,6 +7,7 @@ pub mod digest;
 pub mod esr;
 pub mod fdt;
 pub mod gic;
+pub mod gicr;
 pub mod inject;
 pub mod pgtable;
 pub mod psci;

@@ -37,9 +37,13 @@ value_enum! {
         GuestRam = 0 => "guest_ram",
         Hyp = 1 => "hyp",
         Mmio = 2 => "mmio",
-        /// MMIO the guest cannot see (e.g. the trace UART).
+        /// MMIO the guest cannot see (the trace UART, hidden DMA-capable
+        /// devices).
         HiddenMmio = 3 => "hidden_mmio",
         GuestDtb = 4 => "guest_dtb",
+        /// MMIO the guest reaches through porwatch's emulation (the GICv3
+        /// redistributors' LPI registers).
+        EmulatedMmio = 5 => "emulated_mmio",
     }
 }
 

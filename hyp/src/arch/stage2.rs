@@ -58,10 +58,14 @@ pub fn is_guest_ram(plat: &Platform, layout: &Layout, addr: u64) -> bool {
     hit
 }
 
+/// Holes [`passthrough`] can take (the hidden devices' regions, the
+/// emulated redistributor pages, the trace UART).
+pub const MAX_HOLES: usize = MAX_DMA_DEVICES * 2 + crate::gicr::MAX_REDISTRIBUTORS + 1;
+
 /// Device MMIO passed through: the device tree's regions minus the page of
 /// `hidden_uart` (the trace UART) and the pages of `hidden` devices.
 pub fn passthrough(plat: &Platform, hidden_uart: Option<u64>, hidden: &[Region], f: impl FnMut(u64, u64)) {
-    let mut holes: heapless::Vec<Region, { MAX_DMA_DEVICES * 2 + 1 }> = heapless::Vec::new();
+    let mut holes: heapless::Vec<Region, MAX_HOLES> = heapless::Vec::new();
     for r in hidden.iter().copied().chain(hidden_uart.map(|b| Region::new(b & !(PAGE - 1), PAGE))) {
         // More holes than fit: none are dropped, all is hidden instead.
         if holes.push(r).is_err() {
