@@ -41,6 +41,8 @@ pub fn el3_reset_stub() -> Vec<u8> {
         .collect()
 }
 pub const MEMORY: &str = "1G";
+/// Every virtio PCI device's DMA goes through the IOMMU (the SMMU).
+pub const VIRTIO_THROUGH_IOMMU: &str = "virtio-pci.iommu_platform=on";
 /// Where QEMU's -kernel puts porwatch-hyp.bin (an arm64 Image with
 /// text_offset 0): RAM base + 2 MiB.
 pub const HYP_ADDR: u64 = 0x4020_0000;
@@ -238,6 +240,13 @@ impl QemuConfig {
             "-no-reboot",
             "-semihosting-config",
             "enable=on,target=native",
+            // QEMU's virtio devices do DMA through the SMMU only with
+            // iommu_platform=on (otherwise straight to physical memory,
+            // porwatch's included). A transitional device cannot have it:
+            // QEMU refuses to start one rather than let it bypass the SMMU
+            // (README, "Devices": use disable-legacy=on).
+            "-global",
+            VIRTIO_THROUGH_IOMMU,
             "-serial",
             "stdio",
         ]
@@ -326,6 +335,8 @@ mod tests {
         assert_eq!(&v[v.len() - 2..], &["-d".to_string(), "guest_errors".to_string()]);
         assert!(v.windows(2).any(|w| w[0] == "-M" && w[1] == MACHINE));
         assert!(v.windows(2).any(|w| w[0] == "-serial" && w[1] == "chardev:trace"));
+        assert!(v.windows(2).any(|w| w[0] == "-global" && w[1] == VIRTIO_THROUGH_IOMMU));
+        assert!(MACHINE.contains("iommu=smmuv3") && MACHINE_SECURE.contains("iommu=smmuv3"));
         let bad = QemuConfig { hyp_opts: vec!["eret on".into()], ..cfg };
         assert!(bad.argv().is_err());
     }

@@ -142,3 +142,24 @@ fn without_an_smmu_pcie_is_hidden_from_the_guest() {
     assert_eq!(unknown[0].get_u64("far"), Some(ecam));
     assert_eq!(unknown[0].get_enum("action"), Some("abort_injected"));
 }
+
+/// QEMU's virtio devices bypass every IOMMU unless `iommu_platform=on`;
+/// `porwatch run` sets it for all of them, and a transitional device (which
+/// cannot have it) does not start at all: QEMU refuses, porwatch never runs.
+#[test]
+fn a_virtio_device_that_would_bypass_the_smmu_does_not_start() {
+    let run = |device: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_porwatch"))
+            .args(["run", "--guest", "hello", "--images"])
+            .arg(images())
+            .args(["--timeout", "60", "--", "-device", device])
+            .output()
+            .unwrap()
+    };
+    let refused = run("virtio-rng-pci");
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_ne!(refused.status.code(), Some(0), "{err}");
+    assert!(err.contains("VIRTIO_F_IOMMU_PLATFORM"), "{err}");
+    let ok = run("virtio-rng-pci,disable-legacy=on");
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+}
