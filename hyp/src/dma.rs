@@ -80,6 +80,7 @@ pub fn decide(s: Surveyed, vtcr: u64) -> Result<Plan, FdtError> {
             Ok(()) => Some((base, f)),
             Err(why) => {
                 unusable(base, why);
+                smmu::abort_all(base);
                 None
             }
         }

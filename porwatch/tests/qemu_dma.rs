@@ -143,6 +143,23 @@ fn without_an_smmu_pcie_is_hidden_from_the_guest() {
     assert_eq!(unknown[0].get_enum("action"), Some("abort_injected"));
 }
 
+#[test]
+fn an_smmu_without_stage_2_is_refused_and_pcie_hidden() {
+    // virt-9.1 and older create the SMMUv3 with stage 1 only.
+    let o = run_guest(dma_args(&["-M", "virt-9.1", "-device", EDU], "dma.expect=hidden"));
+    assert_eq!(o.status, 0, "console:\n{}", o.console);
+    assert!(
+        o.console.contains("SMMUv3 at 0x9050000 cannot confine DMA (no stage 2): PCI hidden"),
+        "{}",
+        o.console
+    );
+    for check in ["pcie-not-in-tree", "ecam-unmapped"] {
+        assert!(o.console.contains(&format!("dma: {check}: ok")), "{check}; console:\n{}", o.console);
+    }
+    assert_trace_truthful(&o);
+    assert_eq!(o.of_kind("smmu_event").count(), 0);
+}
+
 /// QEMU's virtio devices bypass every IOMMU unless `iommu_platform=on`;
 /// `porwatch run` sets it for all of them, and a transitional device (which
 /// cannot have it) does not start at all: QEMU refuses, porwatch never runs.

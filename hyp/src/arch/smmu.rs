@@ -109,6 +109,17 @@ pub fn probe(base: u64) -> Features {
     Features::decode(read32(b, r::IDR0), read32(b, r::IDR1), read32(b, r::IDR5))
 }
 
+/// For an SMMU porwatch cannot use (PCI is hidden then): translation off
+/// and every transaction aborted (GBPA.ABORT), so that no device behind it
+/// does DMA even if it were reachable. Best effort: a missing acknowledge is
+/// not an error (the guest cannot reach PCI anyway).
+pub fn abort_all(base: u64) {
+    let b = base as usize;
+    write32(b, r::GBPA, r::GBPA_ABORT | r::GBPA_UPDATE);
+    let _ = wait(|| read32(b, r::GBPA) & r::GBPA_UPDATE == 0);
+    let _ = set_cr0(b, 0);
+}
+
 /// Writes CR0 and waits for CR0ACK to match.
 fn set_cr0(base: usize, v: u32) -> Result<(), Unusable> {
     write32(base, r::CR0, v);
