@@ -18,7 +18,7 @@ use crate::console::{Msg, To};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
 use crate::trace_out;
-use crate::{dma, gicr, integrity};
+use crate::{dma, integrity};
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
@@ -185,19 +185,10 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
         Err(_) => Options { semihosting: cmdline::semihosting_requested(bootargs), ..Options::DEFAULT },
     };
     let trace_uart = pick_trace_uart(&plat, &opts);
-    // Bus masters: their SMMU (if PCI is behind one) must be mapped to probe
-    // it; the redistributors' LPI registers are emulated (crate::gicr).
-    let surveyed = dma::survey(dtb_bytes);
-    let smmu = surveyed.as_ref().map_or([None, None], |s| s.smmu_pages());
-    let redist = gicr::find(&plat);
-    // (gicr::find returns at most MAX_REDISTRIBUTORS pages: they all fit.)
-    let devices: heapless::Vec<Option<u64>, { 4 + gicr::MAX_REDISTRIBUTORS }> =
-        [console, trace_uart.map(|u| u.0), smmu[0], smmu[1]]
-            .into_iter()
-            .chain(redist.unwrap_or(&[]).iter().map(|&p| Some(p)))
-            .collect();
+    // Bus masters (crate::dma): the device pages hyp needs come from there.
+    let surveyed = dma::survey(dtb_bytes, &plat);
 
-    mmu::enable(&ids, &layout, &plat, &devices);
+    mmu::enable(&ids, &layout, &plat, &surveyed.el2_devices([console, trace_uart.map(|u| u.0)]));
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
     let trace = trace_uart.map(|(b, _)| unsafe { Pl011::new(b as usize) });
     if let Some(t) = trace {
@@ -250,45 +241,26 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     };
 
     // Which devices the guest keeps (crate::dma).
-    let plan = match surveyed.and_then(|s| dma::decide(s, stage2::vtcr(&ids).unwrap_or(0))) {
+    let plan = match surveyed.decide(stage2::vtcr(&ids).unwrap_or(0), trace_uart.map(|u| u.1)) {
         Ok(p) => p,
-        Err(_) => {
-            Msg::new(To::Both).s("cannot list the devices that can do DMA in the device tree").end();
+        Err(e) => {
+            Msg::new(To::Both).s(e).end();
             stop(STATUS_BAD_CONFIG, false);
         }
     };
-    if redist.is_err() {
-        Msg::new(To::Both).s("more GICv3 redistributors than porwatch can guard").end();
-        stop(STATUS_BAD_CONFIG, false);
-    }
-    // Stage-2 holes: hidden devices and the emulated redistributor pages.
-    let mut holes: heapless::Vec<fdt::Region, { stage2::MAX_HOLES - 1 }> = heapless::Vec::new();
-    for r in plan.hidden().iter().copied().chain(gicr::regions()) {
-        if holes.push(r).is_err() {
-            Msg::new(To::Both).s("too many device regions to keep from the guest").end();
-            stop(STATUS_BAD_CONFIG, false);
-        }
-    }
 
     // Guest DTB.
     let guest_bootargs = core::str::from_utf8(&guest_args[..guest_len]).unwrap_or("");
-    let mut remove: heapless::Vec<&str, { fdt::rewrite::MAX_REMOVE }> = heapless::Vec::new();
-    for p in trace_uart.map(|u| u.1).into_iter().chain(plan.decision.remove.iter().copied()) {
-        if remove.push(p).is_err() {
-            Msg::new(To::Both).s("too many devices to hide from the guest").end();
-            stop(STATUS_BAD_CONFIG, false);
-        }
-    }
     let carve = [(layout.start, layout.end - layout.start)];
     let edits = Edits {
-        remove: &remove,
+        remove: plan.removals(),
         carve_out: &carve,
         bootargs: Some(guest_bootargs),
         reserve: &[],
         // Without firmware porwatch is the guest's PSCI (SMC is trapped):
         // describe it, as QEMU does when it provides PSCI itself.
         psci: (!has_firmware() && plat.psci.is_none()).then_some("smc"),
-        drop_props: &plan.decision.drop_props,
+        drop_props: plan.dropped_props(),
     };
     let window = unsafe {
         core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
@@ -302,7 +274,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     };
 
     // Stage 2.
-    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), &holes) {
+    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), plan.holes()) {
         Ok(s2) => s2,
         Err(what) => {
             Msg::new(To::Both).s("cannot build stage 2: ").s(what).end();
@@ -312,7 +284,7 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     stage2::guest_ram(&plat, &layout, |s, e| {
         trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::GuestRam as u64 });
     });
-    stage2::passthrough(&plat, trace_uart.map(|u| u.0), &holes, |s, e| {
+    stage2::passthrough(&plat, trace_uart.map(|u| u.0), plan.holes(), |s, e| {
         trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::Mmio as u64 });
     });
     trace_out::emit(Event::MemRegion {
@@ -327,10 +299,6 @@ extern "C" fn hyp_main(dtb: usize, _load: usize, current_el: u64) -> ! {
     });
     if let Some(t) = trace_uart {
         trace_out::emit(Event::MemRegion { base: t.0, size: 0x1000, kind: MemKind::HiddenMmio as u64 });
-    }
-    plan.emit_hidden();
-    for r in gicr::regions() {
-        trace_out::emit(Event::MemRegion { base: r.base, size: r.size, kind: MemKind::EmulatedMmio as u64 });
     }
     if plan.start(s2.vtcr, s2.root).is_err() {
         stop(STATUS_BAD_CONFIG, false);
