@@ -150,7 +150,7 @@ fn stage2_ste_fields_where_qemu_reads_them() {
     assert_eq!(extract32(w[1], 27, 5), 0, "S1CDMAX");
     assert_eq!(extract32(w[2], 27, 1), 0, "S1STALLD");
     assert_eq!(extract32(w[2], 28, 2), 0, "EATS");
-    assert_eq!(extract32(w[3], 12, 2), 1, "SHCFG incoming (STE bits [109:108]... word 3 bits 12-13)");
+    assert_eq!(extract32(w[3], 12, 2), 1, "SHCFG = incoming (STE bits [109:108])");
     assert_eq!(extract32(w[4], 0, 16), 1, "S2VMID");
     assert_eq!(extract32(w[5], 0, 6), 20, "S2T0SZ");
     assert_eq!(extract32(w[5], 6, 2), 2, "S2SL0");
