@@ -382,15 +382,7 @@ impl Setup {
     /// walks, IPS from ID_AA64MMFR0_EL1.PARange capped at 48 bits), TTBR0,
     /// TTBR1, TLBI, then SCTLR_EL1 |= M | C | I. Returns TCR_EL1.
     pub fn enable(self) -> u64 {
-        let mmfr0: u64;
-        unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
-        let ips = (mmfr0 & 0xf).min(5);
-        let tcr = 16 // T0SZ
-            | 1 << 8 | 1 << 10 | 3 << 12 // IRGN0, ORGN0 WBWA, SH0 inner; TG0 = 4K
-            | 16 << 16 // T1SZ
-            | 1 << 24 | 1 << 26 | 3 << 28 // IRGN1, ORGN1, SH1
-            | 2 << 30 // TG1 = 4K
-            | ips << 32;
+        let tcr = tcr_value();
         TTBR0_ROOT.store(self.ttbr0, Ordering::Relaxed);
         TTBR1_ROOT.store(self.ttbr1, Ordering::Relaxed);
         TCR.store(tcr, Ordering::Relaxed);
@@ -422,6 +414,21 @@ impl Setup {
         MMU_ON.store(true, Ordering::Relaxed);
         tcr
     }
+}
+
+/// TCR_EL1 as [`Setup::enable`] writes it: T0SZ = T1SZ = 16, 4 KiB
+/// granules, inner-shareable WB walks, IPS from ID_AA64MMFR0_EL1.PARange
+/// capped at 48 bits.
+pub fn tcr_value() -> u64 {
+    let mmfr0: u64;
+    unsafe { asm!("mrs {}, id_aa64mmfr0_el1", out(reg) mmfr0, options(nomem, nostack)) };
+    let ips = (mmfr0 & 0xf).min(5);
+    16 // T0SZ
+        | 1 << 8 | 1 << 10 | 3 << 12 // IRGN0, ORGN0 WBWA, SH0 inner; TG0 = 4K
+        | 16 << 16 // T1SZ
+        | 1 << 24 | 1 << 26 | 3 << 28 // IRGN1, ORGN1, SH1
+        | 2 << 30 // TG1 = 4K
+        | ips << 32
 }
 
 /// FNV-1a 64 step over the 8 bytes of `w`, least significant first.

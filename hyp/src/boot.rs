@@ -6,8 +6,10 @@
 //! 3. turn on the EL2 MMU (identity map, hyp image W^X);
 //! 4. write the guest's DTB where porwatch was loaded (trace UART removed,
 //!    hyp memory carved out, porwatch.* options removed from bootargs, a
-//!    `/psci` node added after an EL3 entry if there is none);
-//! 5. build stage 2 (guest RAM and device MMIO, trace UART hidden);
+//!    `/psci` node added after an EL3 entry if there is none, DMA-capable
+//!    devices removed unless behind porwatch's SMMU: crate::dma);
+//! 5. build stage 2 (guest RAM and device MMIO, trace UART and hidden
+//!    devices unmapped), start the SMMU on it;
 //! 6. configure EL2 and enter the guest at EL1h.
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
@@ -18,6 +20,7 @@ use crate::placement::{self, PlaceError};
 use crate::run_end::stop;
 use crate::take_once::TakeOnce;
 use crate::trace_out;
+use crate::{dma, integrity};
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
 use porwatch_monitor::fdt::{self, Edits, Platform};
@@ -214,6 +217,8 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     };
     let trace_pick = pick_trace_uart(&plat, &opts);
     let trace_uart = trace_pick.ok().flatten();
+    // Bus masters (crate::dma): the device pages hyp needs come from there.
+    let surveyed = dma::survey(dtb_bytes, &plat);
     // The same plan boot.S followed (same inputs), or why there is none.
     let placed = placement::plan(dtb_bytes, &plat, load, here.static_size()).and_then(|p| {
         if p.hyp.start == here.start {
@@ -234,7 +239,9 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     // The console works with the MMU off too (device memory).
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
     crate::console::init(console_uart, None);
-    if let Err(what) = mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]) {
+    if let Err(what) =
+        mmu::enable(&ids, &layout, &plat, &surveyed.el2_devices([console, trace_uart.map(|u| u.0)]))
+    {
         Msg::new(To::Console).s("cannot map porwatch's own memory at EL2: ").s(what).end();
         stop(STATUS_BAD_CONFIG, false);
     }
@@ -303,18 +310,27 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         stop(STATUS_BAD_CONFIG, false);
     };
 
+    // Which devices the guest keeps (crate::dma).
+    let plan = match surveyed.decide(stage2::vtcr(&ids).unwrap_or(0), trace_uart.map(|u| u.1)) {
+        Ok(p) => p,
+        Err(e) => {
+            Msg::new(To::Both).s(e).end();
+            stop(STATUS_BAD_CONFIG, false);
+        }
+    };
+
     // Guest DTB.
     let guest_bootargs = core::str::from_utf8(&guest_args[..guest_len]).unwrap_or("");
-    let remove: [&str; 1] = [trace_uart.map_or("", |u| u.1)];
     let carve = [(layout.start, layout.end - layout.start)];
     let edits = Edits {
-        remove: if trace_uart.is_some() { &remove } else { &[] },
+        remove: plan.removals(),
         carve_out: &carve,
         bootargs: Some(guest_bootargs),
         reserve: &[],
         // Without firmware porwatch is the guest's PSCI (SMC is trapped):
         // describe it, as QEMU does when it provides PSCI itself.
         psci: (!has_firmware() && plat.psci.is_none()).then_some("smc"),
+        drop_props: plan.dropped_props(),
     };
     // The window is guest RAM, normally where the loader put porwatch
     // (layout.rs): cleared first then, so the guest finds no stale copy of
@@ -339,7 +355,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     };
 
     // Stage 2.
-    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0)) {
+    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), plan.holes()) {
         Ok(s2) => s2,
         Err(e) => {
             let m = Msg::new(To::Both).s("cannot build stage 2: ").s(e.what);
@@ -354,7 +370,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     stage2::guest_ram(&plat, &layout, |s, e| {
         trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::GuestRam as u64 });
     });
-    stage2::passthrough(&plat, trace_uart.map(|u| u.0), |s, e| {
+    stage2::passthrough(&plat, trace_uart.map(|u| u.0), plan.holes(), |s, e| {
         trace_out::emit(Event::MemRegion { base: s, size: e - s, kind: MemKind::Mmio as u64 });
     });
     trace_out::emit(Event::MemRegion {
@@ -369,6 +385,9 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     });
     if let Some(t) = trace_uart {
         trace_out::emit(Event::MemRegion { base: t.0, size: 0x1000, kind: MemKind::HiddenMmio as u64 });
+    }
+    if plan.start(s2.vtcr, s2.root).is_err() {
+        stop(STATUS_BAD_CONFIG, false);
     }
 
     if !stage2::is_guest_ram(&plat, &layout, entry) {
@@ -398,6 +417,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         None => {}
     }
 
+    integrity::record(&layout);
     trace_out::emit(Event::GuestStart {
         entry,
         dtb: layout.dtb_window,

@@ -12,6 +12,9 @@ pub const STATUS_HYP_FAILURE: u32 = 70;
 /// `code`). The trace gets all 64 bits of `code`; the exit status, which
 /// has 8, is `test_exit_status(code)` (255 for wider codes, never 0).
 pub fn guest_done(reason: ExitReason, code: u64) -> ! {
+    // Devices' last faults, then proof that nothing wrote hyp's image.
+    crate::dma::poll();
+    crate::integrity::check();
     if config().opts.track {
         crate::pt::emit_stats();
     }

@@ -34,6 +34,7 @@ const KIND_SYNC: u64 = 0;
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
+    crate::dma::poll_if_due();
     let esr = ESR_EL2.get();
     let elr = regs.elr;
     let handled = if kind == KIND_SYNC {
@@ -73,6 +74,9 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
         }
         Exit::DataAbortLower(da) => {
             if let Some(h) = pt::on_data_abort(regs, &da, FAR_EL2.get()) {
+                return h;
+            }
+            if let Some(h) = crate::gicr::on_data_abort(regs, &da, esr) {
                 return h;
             }
             // Nothing is emulated at stage 2 yet: an abort means the guest

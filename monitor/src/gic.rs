@@ -24,14 +24,24 @@ pub const fn gicr_affinity(mpidr: u64) -> u32 {
 /// walking each redistributor region frame by frame (`read32` reads a
 /// 32-bit register at an address).
 pub fn find_redistributor(gic: &Gic, affinity: u32, read32: impl Fn(usize) -> u32) -> Option<usize> {
+    let mut found = None;
+    for_each_redistributor(gic, &read32, |rd| {
+        if found.is_none() && read32(rd + GICR_TYPER + 4) == affinity {
+            found = Some(rd);
+        }
+    });
+    found
+}
+
+/// Calls `f` with the RD_base of every redistributor, region by region,
+/// frame by frame, up to the one marked Last in each region.
+pub fn for_each_redistributor(gic: &Gic, read32: impl Fn(usize) -> u32, mut f: impl FnMut(usize)) {
     for r in gic.redist.iter() {
         let end = (r.base + r.size) as usize;
         let mut rd = r.base as usize;
         while rd + 2 * GICR_SGI_FRAME <= end {
             let lo = read32(rd + GICR_TYPER);
-            if read32(rd + GICR_TYPER + 4) == affinity {
-                return Some(rd);
-            }
+            f(rd);
             if lo & GICR_TYPER_LAST != 0 {
                 break;
             }
@@ -39,7 +49,6 @@ pub fn find_redistributor(gic: &Gic, affinity: u32, read32: impl Fn(usize) -> u3
             rd += frames * GICR_SGI_FRAME;
         }
     }
-    None
 }
 
 #[cfg(test)]
@@ -94,5 +103,13 @@ mod tests {
         // A region too small for one redistributor is not read.
         let tiny = gic(&[Region::new(0x1000_0000, 0x1_0000)]);
         assert_eq!(find_redistributor(&tiny, 0, read), None);
+    }
+
+    #[test]
+    fn lists_every_redistributor() {
+        let g = gic(&[Region::new(0x1000_0000, 0x10_0000), Region::new(0x2000_0000, 0x2_0000)]);
+        let mut all = heapless::Vec::<usize, 8>::new();
+        for_each_redistributor(&g, read, |rd| all.push(rd).unwrap());
+        assert_eq!(all.as_slice(), &[0x1000_0000, 0x1004_0000, 0x2000_0000]);
     }
 }

@@ -3,15 +3,18 @@
 #![no_std]
 
 pub mod cmdline;
+pub mod digest;
 pub mod esr;
 pub mod fdt;
 pub mod gic;
+pub mod gicr;
 pub mod idregs;
 pub mod inject;
 pub mod layout;
 pub mod pgtable;
 pub mod psci;
 pub mod s1;
+pub mod smmu;
 pub mod store;
 pub mod sysreg;
 pub mod tap;

@@ -111,7 +111,9 @@ impl RunStatus {
                  having exited; porwatch prints QEMU's exit status and its last message"
             }
             RunStatus::HypFailed => {
-                "the hypervisor failed (a panic or an exception at EL2; the message is on both UARTs)"
+                "the hypervisor failed (a panic or an exception at EL2, or its code changed during the \
+                 run: a digest taken at boot is checked when the guest stops; the message is on both \
+                 UARTs)"
             }
             RunStatus::GuestPanic => {
                 "the guest kernel died: a `Kernel panic - not syncing`, `Internal error:` (Oops), \

@@ -5,15 +5,19 @@ use porwatch_monitor::cmdline::MAX_SEMIHOSTING_NAME;
 use std::path::{Path, PathBuf};
 
 /// QEMU virt with EL2, GICv3, one CPU, 1 GiB: the configuration porwatch is
-/// developed and tested on.
-pub const MACHINE: &str = "virt,virtualization=on,gic-version=3";
+/// developed and tested on. `iommu=smmuv3` puts the PCIe root complex
+/// behind an SMMUv3 (QEMU 10's virt makes it `stage=nested`, so stage 2 is
+/// there): porwatch takes it and translates every device's DMA with the
+/// guest's stage 2, so PCIe devices added with `-- -device ...` are safe to
+/// give the guest (README, "Devices").
+pub const MACHINE: &str = "virt,virtualization=on,gic-version=3,iommu=smmuv3";
 pub const CPU: &str = "max";
 /// `--secure`: the same machine with EL3 (TrustZone). QEMU then provides no
 /// PSCI and starts the CPU at EL3, as an Arm FVP does; porwatch's boot.S
 /// drops to EL2 itself. The second PL011 is Secure-only there, so the trace
 /// goes to a host file through semihosting instead
 /// (porwatch.trace=semihosting:FILE, [`QemuConfig::trace_file`]).
-pub const MACHINE_SECURE: &str = "virt,virtualization=on,secure=on,gic-version=3";
+pub const MACHINE_SECURE: &str = "virt,virtualization=on,secure=on,gic-version=3,iommu=smmuv3";
 /// `--secure`: where porwatch-hyp.bin is loaded (RAM base + 2 MiB, where
 /// QEMU puts a Linux Image).
 pub const SECURE_HYP_ADDR: u64 = 0x4020_0000;
@@ -74,6 +78,8 @@ pub fn hyp_at_top(ram: u64, image_size: u64, initrd: Option<(u64, u64)>) -> Opti
 }
 /// QEMU virt's first PL011: the guest console (`-serial stdio`).
 pub const VIRT_CONSOLE_UART: u64 = 0x0900_0000;
+/// Every virtio PCI device's DMA goes through the IOMMU (the SMMU).
+pub const VIRTIO_THROUGH_IOMMU: &str = "virtio-pci.iommu_platform=on";
 /// Where QEMU's -kernel puts porwatch-hyp.bin (an arm64 Image with
 /// text_offset 0): RAM base + 2 MiB.
 pub const HYP_ADDR: u64 = 0x4020_0000;
@@ -397,6 +403,13 @@ impl QemuConfig {
             "-no-reboot",
             "-semihosting-config",
             "enable=on,target=native",
+            // QEMU's virtio devices do DMA through the SMMU only with
+            // iommu_platform=on (otherwise straight to physical memory,
+            // porwatch's included). A transitional device cannot have it:
+            // QEMU refuses to start one rather than let it bypass the SMMU
+            // (README, "Devices": use disable-legacy=on).
+            "-global",
+            VIRTIO_THROUGH_IOMMU,
             "-serial",
             "stdio",
         ]
@@ -485,6 +498,8 @@ mod tests {
         assert_eq!(&v[v.len() - 2..], &["-d".to_string(), "guest_errors".to_string()]);
         assert!(v.windows(2).any(|w| w[0] == "-M" && w[1] == MACHINE));
         assert!(v.windows(2).any(|w| w[0] == "-serial" && w[1] == "chardev:trace"));
+        assert!(v.windows(2).any(|w| w[0] == "-global" && w[1] == VIRTIO_THROUGH_IOMMU));
+        assert!(MACHINE.contains("iommu=smmuv3") && MACHINE_SECURE.contains("iommu=smmuv3"));
         let bad = QemuConfig { hyp_opts: vec!["eret on".into()], ..cfg };
         assert!(bad.argv().is_err());
     }

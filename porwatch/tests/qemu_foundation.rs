@@ -144,9 +144,16 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
         "hvc-nonzero-imm",
         "unknown-smc",
         "psci-features-system-off",
+        "read-fw-cfg",
+        "fw-cfg-dma",
+        "read-virtio-mmio",
+        "gic-lpi-tables-in-hyp-memory",
+        "gic-lpi-tables-in-guest-ram",
     ] {
         assert!(o.console.contains(&format!("hostile: {check}: ok")), "{check}; console:\n{}", o.console);
     }
+    // fw_cfg, virtio-mmio, the SMMU and the ITS are not in its device tree.
+    assert_eq!(o.console.matches("hostile: no-dma-device-in-tree: ok").count(), 4, "console:\n{}", o.console);
     assert!(o.console.contains("hostile: 0 check(s) failed"));
     assert!(o.stats.trace_intact(), "{:?}", o.stats);
     assert_eq!(o.stats.undefs_injected, 1, "{:?}", o.stats);
@@ -157,7 +164,7 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
 
     let hyp_base = o.records[0].get_u64("hyp_base").unwrap();
     let unknown: Vec<_> = o.of_kind("unknown_trap").collect();
-    assert_eq!(unknown.len(), 3, "{unknown:#?}");
+    assert_eq!(unknown.len(), 7, "{unknown:#?}");
     // 1: MRS of an IMPLEMENTATION DEFINED register (EC 0x18) -> UNDEF.
     assert_eq!(ec(unknown[0].get_u64("esr").unwrap()), 0x18);
     assert_eq!(unknown[0].get_enum("action"), Some("undef_injected"));
@@ -170,6 +177,32 @@ fn hostile_guest_gets_architectural_answers_and_hyp_survives() {
         assert_eq!(r.get_u64("far"), Some(hyp_base));
         assert_eq!(r.get_enum("action"), Some("abort_injected"));
     }
+    // 4-6: fw_cfg's data register (read), its DMA address register (the
+    // write that would start a transfer), a virtio-mmio transport (read):
+    // all unmapped at stage 2, aborted, logged.
+    for (r, far, write) in
+        [(unknown[3], 0x902_0000, false), (unknown[4], 0x902_0010, true), (unknown[5], 0xa00_0000, false)]
+    {
+        let esr = r.get_u64("esr").unwrap();
+        assert_eq!(ec(esr), 0x24);
+        assert_eq!(esr & (1 << 6) != 0, write);
+        assert_eq!(r.get_u64("far"), Some(far));
+        assert_eq!(r.get_enum("action"), Some("abort_injected"));
+    }
+    // 7: GICR_CTLR.EnableLPIs with the LPI pending table in porwatch's
+    // memory: the redistributor page is emulated, the write done without
+    // EnableLPIs (ignored, logged). The legitimate enable that follows is
+    // emulated quietly.
+    let rd = o
+        .of_kind("mem_region")
+        .find(|r| r.get_enum("kind") == Some("emulated_mmio"))
+        .and_then(|r| r.get_u64("base"))
+        .expect("the redistributor page is emulated");
+    let esr = unknown[6].get_u64("esr").unwrap();
+    assert_eq!(ec(esr), 0x24);
+    assert!(esr & (1 << 6) != 0, "a write");
+    assert_eq!(unknown[6].get_u64("far"), Some(rd));
+    assert_eq!(unknown[6].get_enum("action"), Some("ignored"));
 
     let psci: Vec<_> = o.of_kind("psci").collect();
     let find = |f: u64| {

@@ -44,13 +44,33 @@ fn poe_virtual_without_the_tap_is_refused() {
 }
 
 /// The guest console (QEMU virt: the PL011 at 0x9000000) is never taken
-/// for the trace, and porwatch says that is why, by address or by path.
+/// for the trace, and porwatch says that is why, by address or by path:
+/// `porwatch run` refuses it before QEMU starts (run_refusals.rs), and the
+/// hypervisor itself when another launcher passes it. This test is such a
+/// launcher: QEMU with porwatch as `-kernel`, the guest by `-device
+/// loader`, the option in `-append`.
 #[test]
 fn trace_on_the_guest_console_is_refused() {
+    let images = images();
     for (opt, shown) in [("trace=0x9000000", "0x9000000"), ("trace=/pl011@9000000", "/pl011@9000000")] {
-        let o = refused(&[opt]);
-        assert_says(&o, &format!("porwatch: porwatch.trace={shown} is the guest's console"));
-        assert!(!o.console.contains("no second PL011"), "{opt}: not the cause:\n{}", o.console);
+        let append = format!("porwatch.guest=0x44000000 porwatch.semihosting=1 porwatch.{opt}");
+        let out = std::process::Command::new("timeout")
+            .args(["60", "qemu-system-aarch64", "-nodefaults", "-M", "virt,virtualization=on,gic-version=3"])
+            .args(["-cpu", "max", "-m", "1G", "-display", "none", "-monitor", "none", "-no-reboot"])
+            .args(["-semihosting-config", "enable=on,target=native", "-serial", "stdio", "-serial", "null"])
+            .arg("-kernel")
+            .arg(images.join("porwatch-hyp.bin"))
+            .args(["-append", &append, "-device"])
+            .arg(format!("loader,file={}", images.join("guests/hello.elf").display()))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("QEMU runs");
+        let console = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(78), "{opt}: console:\n{console}");
+        let want = format!("porwatch: porwatch.trace={shown} is the guest's console");
+        assert!(console.contains(&want), "{opt}: want {want:?}; console:\n{console}");
+        assert!(!console.contains("no second PL011"), "{opt}: not the cause:\n{console}");
+        assert!(!console.contains("hello:"), "{opt}: the guest must not start:\n{console}");
     }
 }
 

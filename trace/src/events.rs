@@ -37,9 +37,13 @@ value_enum! {
         GuestRam = 0 => "guest_ram",
         Hyp = 1 => "hyp",
         Mmio = 2 => "mmio",
-        /// MMIO the guest cannot see (e.g. the trace UART).
+        /// MMIO the guest cannot see (the trace UART, hidden DMA-capable
+        /// devices).
         HiddenMmio = 3 => "hidden_mmio",
         GuestDtb = 4 => "guest_dtb",
+        /// MMIO the guest reaches through porwatch's emulation (the GICv3
+        /// redistributors' LPI registers).
+        EmulatedMmio = 5 => "emulated_mmio",
     }
 }
 
@@ -194,6 +198,45 @@ pub const fn test_exit_status(code: u64) -> u8 {
         MAX_EXIT_STATUS
     } else {
         code as u8
+    }
+}
+
+value_enum! {
+    /// What an SMMU reported (`smmu_event.reason`): SMMUv3 event record types
+    /// (IHI 0070 7.3; `f_` = a transaction faulted, `c_` = a configuration
+    /// error), and the loss of events when its queue overflowed.
+    pub enum SmmuEventType, names SMMU_EVENT_TYPE_NAMES {
+        /// A type porwatch does not name (see `code`).
+        Other = 0 => "other",
+        /// F_TRANSLATION: stage 2 maps nothing there (porwatch's memory, a
+        /// hidden device, a hole).
+        Translation = 1 => "f_translation",
+        /// F_PERMISSION: stage 2 maps the page without this access (a write
+        /// to a page table the watch keeps read-only).
+        Permission = 2 => "f_permission",
+        /// F_ADDR_SIZE: beyond the SMMU's input or output address size.
+        AddrSize = 3 => "f_addr_size",
+        /// F_ACCESS: access flag fault.
+        Access = 4 => "f_access",
+        /// F_WALK_EABT: external abort on a table walk.
+        WalkAbort = 5 => "f_walk_eabt",
+        /// C_BAD_STREAMID: a StreamID beyond porwatch's stream table.
+        BadStreamId = 6 => "c_bad_streamid",
+        /// C_BAD_STE: the SMMU rejected an STE.
+        BadSte = 7 => "c_bad_ste",
+        /// F_STE_FETCH: an STE could not be read.
+        SteFetch = 8 => "f_ste_fetch",
+        /// C_BAD_SUBSTREAMID: a transaction with a PASID (stage 1 is off).
+        BadSubstreamId = 9 => "c_bad_substreamid",
+        /// F_TRANSL_FORBIDDEN: an ATS-translated transaction refused.
+        TranslForbidden = 10 => "f_transl_forbidden",
+        /// F_STREAM_DISABLED.
+        StreamDisabled = 11 => "f_stream_disabled",
+        /// F_UUT: unsupported upstream transaction.
+        Uut = 12 => "f_uut",
+        /// The SMMU's event queue overflowed (or an event could not be
+        /// written): at least one event before this record was lost.
+        Overflow = 13 => "overflow",
     }
 }
 
@@ -500,6 +543,33 @@ define_events! {
         /// Of `stores`, FEAT_MOPS steps (SET*/CPY*: one destination page of a
         /// memset or memcpy each, emulated and restarted).
         mops_steps: u64_appended = Dec,
+    }
+
+    /// A device's memory access stopped by the SMMU porwatch runs (every
+    /// stream is translated by the guest's stage 2), or another event of
+    /// its event queue. The device saw an abort (a read returns nothing
+    /// useful, a write is dropped); nothing was written. Consecutive events
+    /// of one stream, type and direction at ascending addresses are one
+    /// record (QEMU reports a faulting DMA once per 4-byte access).
+    /// Reported at the next trap after the event (at most one poll per
+    /// millisecond) and when the guest stops.
+    0x14 smmu_event => SmmuEvent {
+        /// StreamID of the device (PCIe: the requester ID, bus << 8 |
+        /// device << 3 | function).
+        sid: u64 = Hex,
+        /// What happened (the event type).
+        reason: u64 = Enum(SMMU_EVENT_TYPE_NAMES),
+        /// The SMMUv3 event type code (0x10 F_TRANSLATION, 0x13
+        /// F_PERMISSION, ...; 0 for `overflow`).
+        code: u64 = Hex,
+        /// The address the device used (an IPA; 0 for configuration errors).
+        addr: u64 = Hex,
+        /// 1: the access was a write; 0: a read (or not an access).
+        write: u64 = Dec,
+        /// Events this record stands for.
+        count: u64 = Dec,
+        /// The address of the last of them.
+        last: u64 = Hex,
     }
 
     /// An ID-register field the guest reads differently from the CPU

@@ -76,6 +76,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             fast_stores: v,
             mops_steps: v,
         },
+        Event::SmmuEvent { sid: v, reason: v, code: v, addr: v, write: v, count: v, last: v },
         Event::IdField { field: v, width: v, cpu: v, guest: v, reason: v },
     ]
 }
@@ -131,6 +132,12 @@ fn every_kind_is_covered() {
             assert_ne!(a.name, b.name);
         }
     }
+    // JSON lines put the fields next to the record's own members.
+    for k in KINDS {
+        for f in k.fields {
+            assert!(!["v", "seq", "ts", "time", "event"].contains(&f.name), "{}.{}", k.name, f.name);
+        }
+    }
 }
 
 #[test]
@@ -155,6 +162,7 @@ fn kind_codes_match_table() {
         (0x11, "hazard"),
         (0x12, "coverage_gap"),
         (0x13, "pt_stats"),
+        (0x14, "smmu_event"),
         (0x15, "id_field"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();

@@ -1,5 +1,5 @@
 //! Architecture mechanism: boot and vector assembly, system registers, the
-//! EL2 stage-1 MMU, stage 2, the UART and semihosting.
+//! EL2 stage-1 MMU, stage 2, the SMMUv3, the UART and semihosting.
 pub mod at;
 pub mod cpu;
 pub mod debug;
@@ -14,6 +14,7 @@ pub mod mmu;
 pub mod pl011;
 pub mod regs;
 pub mod semihosting;
+pub mod smmu;
 pub mod stage2;
 pub mod table_pool;
 

@@ -1,22 +1,26 @@
 //! Stage 2: the guest's view of physical memory. Guest RAM is identity
 //! mapped in 4 KiB pages (so single pages can later be made read-only or
 //! execute-never without splitting blocks); device MMIO from the device
-//! tree passes through with blocks where possible; hyp memory and the trace
-//! UART are left unmapped, so a guest access to them faults to EL2. The
-//! tables come from the pool at the end of hyp memory, sized from RAM at
-//! boot (porwatch_monitor::layout::stage2_tables).
+//! tree passes through with blocks where possible; hyp memory, the trace
+//! UART and hidden DMA-capable devices (crate::dma) are left unmapped, so a
+//! guest access to them faults to EL2. The tables come from the pool at the
+//! end of hyp memory, sized from RAM at boot
+//! (porwatch_monitor::layout::stage2_tables). The SMMU, when porwatch runs
+//! one, walks these same tables: every permission change here is
+//! invalidated in its TLB too.
 use super::cpu::IdRegs;
 use super::table_pool::RegionPool;
 use crate::boot::Layout;
 use core::sync::atomic::{AtomicBool, Ordering};
-use porwatch_monitor::fdt::Platform;
+use porwatch_monitor::fdt::dma::{self, MAX_DMA_DEVICES};
+use porwatch_monitor::fdt::{Platform, Region};
 use porwatch_monitor::layout::TABLE_BYTES;
 use porwatch_monitor::pgtable::desc::{with_s2ap, with_s2xn, S2Ap, S2Xn};
 use porwatch_monitor::pgtable::regs::{effective_pa_range, stage2_regime, vtcr_el2};
 use porwatch_monitor::pgtable::{Granularity, MapError, PageTable, S2Attrs, Tlbi};
 use spin::Mutex;
 
-const PAGE: u64 = 4096;
+pub const PAGE: u64 = 4096;
 /// VMID of the one guest (VTTBR_EL2[63:48]).
 const GUEST_VMID: u64 = 1;
 const VTTBR_VMID_SHIFT: u32 = 48;
@@ -33,6 +37,8 @@ pub static STAGE2: Mutex<Option<Stage2Table>> = Mutex::new(None);
 pub struct Stage2 {
     pub vtcr: u64,
     pub vttbr: u64,
+    /// The root table's physical address (VTTBR_EL2 without the VMID).
+    pub root: u64,
 }
 
 /// Why stage 2 could not be built: what, and the range concerned.
@@ -76,22 +82,28 @@ pub fn is_guest_ram(plat: &Platform, layout: &Layout, addr: u64) -> bool {
     hit
 }
 
+/// Holes [`passthrough`] can take (the hidden devices' regions, the
+/// emulated redistributor pages, the trace UART).
+pub const MAX_HOLES: usize = MAX_DMA_DEVICES * 2 + crate::gicr::MAX_REDISTRIBUTORS + 1;
+
 /// Device MMIO passed through: the device tree's regions minus the page of
-/// `hidden` (the trace UART).
-pub fn passthrough(plat: &Platform, hidden: Option<u64>, mut f: impl FnMut(u64, u64)) {
-    let hidden = hidden.map(|b| b & !(PAGE - 1));
-    for r in plat.mmio.iter() {
-        let (base, end) = (r.base, r.base + r.size);
-        let pieces = match hidden {
-            Some(h) if (base..end).contains(&h) => [(base, h), (h + PAGE, end)],
-            _ => [(base, end), (end, end)],
-        };
-        for (s, e) in pieces {
-            if s < e {
-                f(s, e);
-            }
+/// `hidden_uart` (the trace UART) and the pages of `hidden` devices.
+pub fn passthrough(plat: &Platform, hidden_uart: Option<u64>, hidden: &[Region], f: impl FnMut(u64, u64)) {
+    let mut holes: heapless::Vec<Region, MAX_HOLES> = heapless::Vec::new();
+    for r in hidden.iter().copied().chain(hidden_uart.map(|b| Region::new(b & !(PAGE - 1), PAGE))) {
+        // More holes than fit: none are dropped, all is hidden instead.
+        if holes.push(r).is_err() {
+            return;
         }
     }
+    dma::subtract(&plat.mmio, &holes, PAGE, f);
+}
+
+/// VTCR_EL2 for this CPU (the SMMU's configuration derives from it).
+pub fn vtcr(ids: &IdRegs) -> Option<u64> {
+    let pa_range = ids.pa_range() as u8;
+    let (_, ipa_bits) = effective_pa_range(pa_range);
+    vtcr_el2(ipa_bits, pa_range).map(|(v, _, _)| v)
 }
 
 pub fn build(
@@ -99,6 +111,7 @@ pub fn build(
     plat: &Platform,
     layout: &Layout,
     hidden_uart: Option<u64>,
+    hidden: &[Region],
 ) -> Result<Stage2, Stage2Error> {
     let no_geometry = || Stage2Error::new("no stage-2 geometry for this PA range");
     let pa_range = ids.pa_range() as u8;
@@ -125,7 +138,7 @@ pub fn build(
             err = Some(Stage2Error::map("ram", s, e, m));
         }
     });
-    passthrough(plat, hidden_uart, |s, e| {
+    passthrough(plat, hidden_uart, hidden, |s, e| {
         if let Err(m) = pt.map(s, s, e - s, S2Attrs::DEVICE_RW, Granularity::AllowBlocks) {
             err = Some(Stage2Error::map("device", s, e, m));
         }
@@ -135,9 +148,10 @@ pub fn build(
     }
     super::fast_path::set_ram(&ranges);
     GUEST_RAM.call_once(|| ranges);
-    let vttbr = pt.root() | (GUEST_VMID << VTTBR_VMID_SHIFT);
+    let root = pt.root();
+    let vttbr = root | (GUEST_VMID << VTTBR_VMID_SHIFT);
     *STAGE2.lock() = Some(pt);
-    Ok(Stage2 { vtcr, vttbr })
+    Ok(Stage2 { vtcr, vttbr, root })
 }
 
 /// Guest RAM ranges [start, end), recorded by `build` for the trap path
@@ -161,9 +175,17 @@ pub fn set_exec(ipa: u64, exec: bool) -> bool {
 
 /// Makes the guest page at `ipa` writable or read-only (the page-table
 /// watch's trigger). Returns false if `ipa` is not a mapped 4 KiB page.
+/// Devices behind the SMMU see the change too: a page table the watch
+/// makes read-only is read-only for DMA (a device write faults, the SMMU
+/// reports it), and the SMMU's TLB forgets the old permission before the
+/// guest runs again.
 pub fn set_writable(ipa: u64, writable: bool) -> bool {
     let ap = if writable { S2Ap::ReadWrite } else { S2Ap::ReadOnly };
-    update(ipa, |d| with_s2ap(d, ap))
+    let done = update(ipa, |d| with_s2ap(d, ap));
+    if done {
+        super::smmu::invalidate_ipa(ipa);
+    }
+    done
 }
 
 /// Changes one page descriptor's permissions and invalidates the TLBs.

@@ -9,11 +9,15 @@
 //! * [`platform`]: [`discover`] fills a [`Platform`] (RAM, UARTs, GIC, PSCI,
 //!   timer, /chosen, MMIO regions for stage 2).
 //! * [`mod@rewrite`]: [`rewrite()`] produces the guest's DTB (remove nodes, carve
-//!   hypervisor memory out of RAM, set bootargs, add reservations).
+//!   hypervisor memory out of RAM, set bootargs, add reservations, drop
+//!   properties).
 //! * [`reserved`]: the RAM the tree says is taken (`/memreserve/`,
 //!   `/reserved-memory`).
+//! * [`dma`]: which devices can do DMA, and which of them the guest keeps
+//!   (behind porwatch's SMMU) or loses (removed, unmapped at stage 2).
 
 pub mod address;
+pub mod dma;
 pub mod platform;
 pub mod reader;
 pub mod reserved;

@@ -245,7 +245,8 @@ const PSCI_COMPAT: [(&str, PsciVersion); 3] = [
 /// Root children whose subtrees are not devices to pass through.
 /// `/cpus` (cpu `reg` = MPIDR), `/chosen` (framebuffers live in RAM),
 /// `/reserved-memory` (RAM carve-outs), `/aliases`, `/__symbols__`.
-const NON_DEVICE_SUBTREES: [&str; 5] = ["cpus", "chosen", "reserved-memory", "aliases", "__symbols__"];
+pub(crate) const NON_DEVICE_SUBTREES: [&str; 5] =
+    ["cpus", "chosen", "reserved-memory", "aliases", "__symbols__"];
 
 /// Reads `dtb` and fills `out` (cleared first).
 ///
@@ -441,6 +442,26 @@ fn add_pci_windows<'a>(
     node: &Node<'a>,
     out: &mut Platform<'a>,
 ) -> Result<()> {
+    for_each_pci_window(fdt, chain, node, |w| match w {
+        Ok(r) => out.add_mmio(r),
+        Err(FdtError::NotTranslatable) => {
+            out.untranslatable += 1;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    })
+}
+
+/// Calls `f` with the CPU side of every `ranges` entry of the PCI host
+/// bridge `node` (I/O, 32- and 64-bit memory windows): `Ok(region)`, or
+/// `Err(NotTranslatable)` for an entry the CPU cannot address. Malformed
+/// `ranges` and `f`'s own errors end the walk.
+pub(crate) fn for_each_pci_window<'a>(
+    fdt: &Fdt<'a>,
+    chain: &[usize],
+    node: &Node<'a>,
+    mut f: impl FnMut(Result<Region>) -> Result<()>,
+) -> Result<()> {
     let Some(ranges) = node.prop("ranges")? else {
         return Ok(());
     };
@@ -464,9 +485,9 @@ fn add_pci_windows<'a>(
                 if u128::from(base) + u128::from(size) > 1u128 << 64 {
                     return Err(FdtError::AddressOverflow);
                 }
-                out.add_mmio(Region { base, size })?;
+                f(Ok(Region { base, size }))?;
             }
-            Err(FdtError::NotTranslatable) => out.untranslatable += 1,
+            Err(FdtError::NotTranslatable) => f(Err(FdtError::NotTranslatable))?,
             Err(e) => return Err(e),
         }
     }

@@ -42,8 +42,11 @@ use super::FdtError;
 
 type Result<T> = core::result::Result<T, FdtError>;
 
-/// Maximum number of nodes [`Edits::remove`] may name.
-pub const MAX_REMOVE: usize = 16;
+/// Maximum number of nodes [`Edits::remove`] may name (the trace UART and
+/// every hidden DMA-capable device, [`super::dma`]).
+pub const MAX_REMOVE: usize = 80;
+/// Maximum number of properties [`Edits::drop_props`] may name.
+pub const MAX_DROP_PROPS: usize = 16;
 /// Maximum number of ranges one memory node may have after the carve-out.
 pub const MAX_CARVED: usize = 32;
 
@@ -74,6 +77,11 @@ pub struct Edits<'e> {
     /// a PSCI 1.0 node `/psci` with that conduit unless the source has a
     /// node at `/psci` (see the module doc). `None`: no change.
     pub psci: Option<&'e str>,
+    /// `(node path, property name)` pairs: properties deleted from kept
+    /// nodes (e.g. the `iommu-map` of a PCI host bridge behind porwatch's
+    /// SMMU). A path that names no node is [`FdtError::NotFound`]; a node
+    /// without the property is left as it is.
+    pub drop_props: &'e [(&'e str, &'e str)],
 }
 
 /// `compatible` of the node [`Edits::psci`] adds: PSCI 1.0 and 0.2 (the
@@ -263,6 +271,12 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
         removed.push((node.offset(), node.end_offset()?)).map_err(|_| FdtError::Capacity("removed nodes"))?;
     }
     let is_removed = |off: usize| removed.iter().any(|&(b, e)| off >= b && off < e);
+    let mut dropped: Vec<(usize, &str), MAX_DROP_PROPS> = Vec::new();
+    for &(path, prop) in edits.drop_props {
+        let chain = fdt.locate(path)?.ok_or(FdtError::NotFound)?;
+        let node = *chain.as_slice().last().ok_or(FdtError::NotFound)?;
+        dropped.push((node, prop)).map_err(|_| FdtError::Capacity("dropped properties"))?;
+    }
 
     let root = fdt.root()?;
     let root_cells = child_cells(&root)?;
@@ -369,6 +383,9 @@ pub fn rewrite(src: &[u8], edits: &Edits<'_>, out: &mut [u8]) -> Result<usize> {
             Token::Prop { name, value } => {
                 let owner = stack.get(t.depth).copied().unwrap_or(usize::MAX);
                 let prop_nameoff = nameoff_of(&fdt, t.offset)?;
+                if dropped.iter().any(|&(n, p)| n == owner && p == name) {
+                    continue;
+                }
                 if Some(owner) == chosen.map(|c| c.offset()) && name == "bootargs" {
                     match edits.bootargs {
                         None => w.prop(prop_nameoff, value)?,

@@ -16,12 +16,18 @@ fn exercise(dtb: &[u8], cut: usize) {
         bootargs: Some("console=ttyAMA0"),
         reserve: &[(0x4800_0000, 0x1000)],
         psci: Some("smc"),
+        drop_props: &[("/pcie@10000000", "msi-map")],
     };
     if let Ok(n) = rewrite(dtb, &edits, &mut out) {
         // Whatever is produced must itself be readable.
         let mut q = Platform::new();
         let _ = discover(&out[..n], &mut q);
         crate::fdt::Fdt::new(&out[..n]).expect("rewrite output must parse");
+    }
+    let mut s = crate::fdt::dma::Survey::new();
+    if crate::fdt::dma::survey(dtb, &mut s).is_ok() {
+        let mut d = crate::fdt::dma::Decision::default();
+        let _ = s.decide(s.smmu_for_pci(), &mut d);
     }
     let cut = cut.min(out.len());
     let _ = rewrite(dtb, &Edits::default(), &mut out[..cut]);
@@ -52,12 +58,12 @@ proptest! {
 
     #[test]
     fn mutated_fixtures_never_panic(
-        which in 0usize..5,
+        which in 0usize..7,
         muts in proptest::collection::vec((any::<usize>(), any::<u8>(), any::<bool>()), 1..12),
         trunc in proptest::option::weighted(0.1, any::<usize>()),
         cut in any::<usize>(),
     ) {
-        let src = [VIRT_GICV3, VIRT_SECURE, FVP_NESTED, MISC_GICV2, TINY][which];
+        let src = [VIRT_GICV3, VIRT_SECURE, FVP_NESTED, MISC_GICV2, TINY, VIRT_SMMU, DMA_EDGE][which];
         let b = mutate(src, &muts, trunc);
         exercise(&b, cut % (src.len() + 1024));
     }

@@ -85,6 +85,7 @@ fn fvp_base_revc_rewrite_removes_a_uart_and_carves_out_hyp() {
         bootargs: Some("console=ttyAMA0"),
         reserve: &[],
         psci: platform(FVP_BASE_REVC).psci.is_none().then_some("smc"),
+        drop_props: &[],
     };
     let mut out = vec![0u8; FVP_BASE_REVC.len() + 4096];
     let n = rewrite(FVP_BASE_REVC, &edits, &mut out).unwrap();

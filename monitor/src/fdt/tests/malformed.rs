@@ -91,6 +91,7 @@ fn all(dtb: &[u8]) -> Result<(), FdtError> {
             bootargs: Some("x"),
             reserve: &[(1, 2)],
             psci: Some("smc"),
+            drop_props: &[],
         },
         &mut out,
     );

@@ -3,6 +3,7 @@
 extern crate std;
 
 mod discover;
+mod dma;
 mod fuzz;
 mod fvp_base;
 mod malformed;
@@ -11,6 +12,9 @@ mod reserved;
 mod rewrite;
 
 pub(super) const VIRT_GICV3: &[u8] = include_bytes!("../../../testdata/virt-gicv3.dtb");
+/// QEMU 10.0 `-M virt,iommu=smmuv3` (what `porwatch run` starts).
+pub(super) const VIRT_SMMU: &[u8] = include_bytes!("../../../testdata/virt-smmu.dtb");
+pub(super) const DMA_EDGE: &[u8] = include_bytes!("../../../testdata/dma-edge.dtb");
 pub(super) const VIRT_SECURE: &[u8] = include_bytes!("../../../testdata/virt-secure.dtb");
 pub(super) const FVP_NESTED: &[u8] = include_bytes!("../../../testdata/fvp-nested.dtb");
 /// Debian linux-image-6.1.0-50-arm64 6.1.176-1, arm/fvp-base-revc.dtb.
