@@ -14,12 +14,14 @@ apt_source_uris() {
     done | sed -e 's/[[:space:]]//g' -e '/^$/d'
 }
 
-# debian_archive_uri: the main archive (a URI ending in /debian), or nothing.
+# debian_archive_uri: the main archive (a URI ending in /debian), or nothing
+# (never a failure: callers run under set -e -o pipefail, and a fresh
+# debootstrap has no security source, for one).
 debian_archive_uri() {
-    apt_source_uris | grep -E '^[a-z+]+://[^[:space:]]+/debian/?$' | sed 's:/$::' | head -n1
+    { apt_source_uris | grep -E '^[a-z+]+://[^[:space:]]+/debian/?$' | sed 's:/$::' | head -n1; } || true
 }
 
 # debian_security_uri: the security archive (ending in /debian-security), or nothing.
 debian_security_uri() {
-    apt_source_uris | grep -E '^[a-z+]+://[^[:space:]]+/debian-security/?$' | sed 's:/$::' | head -n1
+    { apt_source_uris | grep -E '^[a-z+]+://[^[:space:]]+/debian-security/?$' | sed 's:/$::' | head -n1; } || true
 }
