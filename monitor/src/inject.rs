@@ -22,8 +22,8 @@
 //! guest's SPSR_EL1, ELR_EL1, ESR_EL1 and (if `Some`) FAR_EL1.
 
 use crate::esr::{
-    ExceptionClass, FaultStatus, EC_SHIFT, FSC_MASK, FSC_SYNC_EXTERNAL, IL_BIT, ISS2_MASK, ISS2_SHIFT, ISS_CM,
-    ISS_WNR,
+    ExceptionClass, FaultStatus, EC_SHIFT, FSC_MASK, FSC_SYNC_EXTERNAL, IL_BIT, ISS2_MASK, ISS2_SHIFT,
+    ISS_CM, ISS_WNR,
 };
 
 // PSTATE / SPSR_ELx bits (Linux uapi/asm/ptrace.h PSR_*, debug-monitors.h

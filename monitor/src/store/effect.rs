@@ -38,7 +38,9 @@ impl Plan {
             out[..len].copy_from_slice(&v.to_le_bytes()[..len.min(16)]);
         };
         match *self {
-            Plan::Write { data, .. } | Plan::Exclusive { data, .. } => out[..len].copy_from_slice(&data[..len]),
+            Plan::Write { data, .. } | Plan::Exclusive { data, .. } => {
+                out[..len].copy_from_slice(&data[..len])
+            }
             Plan::Cas { expected, new, .. } => {
                 if len > 16 {
                     return None;
@@ -116,21 +118,24 @@ pub struct Changed {
 /// order. Only whole descriptors are compared; a trailing partial one (not
 /// a multiple of 8 bytes) is ignored.
 pub fn changed_descriptors<'a>(before: &'a [u8], after: &'a [u8]) -> impl Iterator<Item = Changed> + 'a {
-    before.chunks_exact(DESC_BYTES).zip(after.chunks_exact(DESC_BYTES)).enumerate().filter_map(|(i, (o, n))| {
-        (o != n).then(|| Changed {
+    before
+        .chunks_exact(DESC_BYTES)
+        .zip(after.chunks_exact(DESC_BYTES))
+        .enumerate()
+        .filter(|(_, (o, n))| o != n)
+        .map(|(i, (o, n))| Changed {
             offset: i * DESC_BYTES,
             old: u64::from_le_bytes(o.try_into().unwrap_or([0; 8])),
             new: u64::from_le_bytes(n.try_into().unwrap_or([0; 8])),
         })
-    })
 }
 
 #[cfg(test)]
 mod tests {
     extern crate std;
     use super::super::atomic::AtomicOp;
-    use std::vec::Vec;
     use super::*;
+    use std::vec::Vec;
 
     fn write_plan(addr: u64, bytes: &[u8]) -> Plan {
         let mut data = [0u8; MAX_WRITE_BYTES];
@@ -167,7 +172,14 @@ mod tests {
         let mut cur16 = [0u8; 16];
         cur16[..8].copy_from_slice(&1u64.to_le_bytes());
         cur16[8..].copy_from_slice(&2u64.to_le_bytes());
-        let casp = Plan::Cas { addr: 0, len: 16, expected: 1 | 2 << 64, new: 3 | 4 << 64, result_reg: 0, result_reg2: Some(1) };
+        let casp = Plan::Cas {
+            addr: 0,
+            len: 16,
+            expected: 1 | 2 << 64,
+            new: 3 | 4 << 64,
+            result_reg: 0,
+            result_reg2: Some(1),
+        };
         let b = casp.written_bytes(&cur16).unwrap();
         assert_eq!((b[0], b[8]), (3, 4));
         // Plain stores: their data; DC ZVA and SIMD: not known here.
@@ -182,7 +194,10 @@ mod tests {
         let p = page_parts(0x4000_0ffc, 8);
         assert_eq!(
             p.as_slice(),
-            [PagePart { va: 0x4000_0ffc, len: 4, offset: 0 }, PagePart { va: 0x4000_1000, len: 4, offset: 4 }]
+            [
+                PagePart { va: 0x4000_0ffc, len: 4, offset: 0 },
+                PagePart { va: 0x4000_1000, len: 4, offset: 4 }
+            ]
         );
         assert_eq!(page_parts(0x4000_0ff8, 8).as_slice(), [PagePart { va: 0x4000_0ff8, len: 8, offset: 0 }]);
         assert_eq!(page_parts(0x4000_0fff, 16)[1], PagePart { va: 0x4000_1000, len: 15, offset: 1 });
