@@ -29,6 +29,16 @@ use porwatch_monitor::store::{self, Plan};
 use porwatch_monitor::tap::page_of;
 use porwatch_trace::{HazardAction, TrapOutcome};
 
+/// The overlay's verdict for a privileged or unprivileged write to `va`
+/// (native POE: the CPU denied it; the walk gives the leaf for the record).
+fn overlay_verdict_now(
+    va: u64,
+    unprivileged: bool,
+) -> Option<(porwatch_monitor::s1::OverlayVerdict, u64, i8)> {
+    let regime = super::WATCH.lock().regime;
+    overlay_verdict(&regime, va, unprivileged, true)
+}
+
 /// The store `plan` (a [`Plan::Write`] crossing a page boundary, FAR in
 /// one of its parts).
 pub(super) fn store(
@@ -51,6 +61,29 @@ pub(super) fn store(
         } else {
             at::va_to_ipa_write(part.va, u.unprivileged)
         };
+        if ipa.is_err() && origin == Origin::HardwareOverlay {
+            // The CPU's own overlay fault stands (the architecture does
+            // not say which of two faults it reports); the guest's handler
+            // runs. Only what the hazard record needs is left to do.
+            let d = u.ipa & !7;
+            let old = read_u64_at(d);
+            let level = w.table_level(u.ipa);
+            w.hazards += 1;
+            drop(w);
+            let verdict = overlay_verdict_now(u.far, u.unprivileged);
+            let h = HazardInfo {
+                va: u.far,
+                ipa: u.ipa,
+                level,
+                old,
+                new: old,
+                pc,
+                verdict,
+                unprivileged: u.unprivileged,
+            };
+            record_hazard(&h, HazardAction::HardwareFault);
+            return Handled::Done(TrapOutcome::Forwarded);
+        }
         match ipa {
             Ok(ipa) => match stage2::ram_pa(ipa, part.len as u64) {
                 Some(p) => pa[i] = p,

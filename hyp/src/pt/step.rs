@@ -196,13 +196,13 @@ fn copy_page(page: u64, out: &mut [u64; WORDS]) {
 /// first).
 pub(super) fn start(w: spin::MutexGuard<'_, super::Watch>, regs: &mut GuestRegs, req: Request) -> Handled {
     drop(w);
+    if pending().lock().active {
+        // Cannot happen (a pending step ends before any other trap is
+        // handled); if it did, end that one first rather than loop.
+        finish(regs, false);
+    }
     let tap_stepping = tap::is_stepping();
     let mut p = pending().lock();
-    if p.active {
-        // Cannot happen: a pending step ends before any other trap is
-        // handled. Keep the first one.
-        return Handled::Machinery;
-    }
     for (i, &page) in req.pages.iter().enumerate() {
         copy_page(page, &mut p.copies[i]);
         fast_path::clear_leaf_page(page);
