@@ -228,7 +228,7 @@ pub fn on_step(regs: &mut GuestRegs) -> Option<Handled> {
     if !pending().lock().active {
         return None;
     }
-    finish(regs, true).then_some(Handled::Machinery)
+    finish(regs, true).own.then_some(Handled::Machinery)
 }
 
 /// Any other synchronous trap while a step is pending. The same
@@ -254,14 +254,30 @@ pub fn on_trap(regs: &mut GuestRegs, esr: u64, far: u64) -> Option<Handled> {
         }
     }
     drop(p);
-    finish(regs, false);
+    let end = finish(regs, false);
+    if end.injected {
+        // The guest now enters its fault handler: the trap that ended the
+        // step belongs to a state that no longer exists.
+        if !end.own {
+            tap::after_trap(regs, true);
+        }
+        return Some(Handled::Machinery);
+    }
     None
 }
 
+/// How a step ended.
+struct End {
+    /// porwatch had turned stepping on for it (else the tap is stepping and
+    /// decides what comes next).
+    own: bool,
+    /// Fault policy: the overlay fault was injected instead.
+    injected: bool,
+}
+
 /// Ends the pending step (`stepped`: a step exception, else another trap
-/// came first). Returns whether porwatch had turned stepping on for it
-/// (else the tap is stepping and decides what comes next).
-fn finish(regs: &mut GuestRegs, stepped: bool) -> bool {
+/// came first).
+fn finish(regs: &mut GuestRegs, stepped: bool) -> End {
     let mut p = pending().lock();
     p.active = false;
     let pc = p.req.pc;
@@ -331,7 +347,7 @@ fn finish(regs: &mut GuestRegs, stepped: bool) -> bool {
             record_hazard(h, HazardAction::FaultInjected);
         }
         inject::data_abort(regs, fsc, true, ISS2_OVERLAY, far);
-        return own;
+        return End { own, injected: true };
     }
 
     let mut changed = false;
@@ -363,5 +379,5 @@ fn finish(regs: &mut GuestRegs, stepped: bool) -> bool {
             record_hazard(h, HazardAction::Performed);
         }
     }
-    own
+    End { own, injected: false }
 }
