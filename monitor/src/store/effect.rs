@@ -2,17 +2,14 @@
 //! a [`Plan`] writes given the bytes there now (fault policy reports the
 //! value the hardware would have stored, atomics included), how a store
 //! splits at page boundaries (a store that crosses into a table page is
-//! translated and checked page by page), the descriptor a store leaves at
-//! a given address, and the descriptors a single-stepped instruction
-//! changed (compare a page before and after).
+//! translated and checked page by page), and the descriptor a store leaves
+//! at a given address.
 
 use super::atomic::ldop_apply;
 use super::plan::{Plan, MAX_WRITE_BYTES};
 
 /// The translation granule porwatch splits stores at (4 KiB).
 pub const PAGE_BYTES: u64 = 4096;
-/// A descriptor is 8 bytes, naturally aligned.
-const DESC_BYTES: usize = 8;
 
 /// Little-endian value of `bytes` (at most 16), zero-extended.
 #[inline]
@@ -104,38 +101,10 @@ pub fn descriptor_after(desc_addr: u64, old: u64, addr: u64, data: &[u8]) -> u64
     u64::from_le_bytes(b)
 }
 
-/// One descriptor a single-stepped instruction changed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct Changed {
-    /// Byte offset of the descriptor in the compared range.
-    pub offset: usize,
-    pub old: u64,
-    pub new: u64,
-}
-
-/// The 8-byte descriptors that differ between `before` and `after` (a page
-/// copied before a single step and the same page after it), in address
-/// order. Only whole descriptors are compared; a trailing partial one (not
-/// a multiple of 8 bytes) is ignored.
-pub fn changed_descriptors<'a>(before: &'a [u8], after: &'a [u8]) -> impl Iterator<Item = Changed> + 'a {
-    before
-        .chunks_exact(DESC_BYTES)
-        .zip(after.chunks_exact(DESC_BYTES))
-        .enumerate()
-        .filter(|(_, (o, n))| o != n)
-        .map(|(i, (o, n))| Changed {
-            offset: i * DESC_BYTES,
-            old: u64::from_le_bytes(o.try_into().unwrap_or([0; 8])),
-            new: u64::from_le_bytes(n.try_into().unwrap_or([0; 8])),
-        })
-}
-
 #[cfg(test)]
 mod tests {
-    extern crate std;
     use super::super::atomic::AtomicOp;
     use super::*;
-    use std::vec::Vec;
 
     fn write_plan(addr: u64, bytes: &[u8]) -> Plan {
         let mut data = [0u8; MAX_WRITE_BYTES];
@@ -220,24 +189,5 @@ mod tests {
         assert_eq!(descriptor_after(0x1000, old, 0x1008, &data), old);
         // A whole aligned descriptor.
         assert_eq!(descriptor_after(0x1000, old, 0x1000, &data), 0xaaaa_bbbb_cccc_dddd);
-    }
-
-    #[test]
-    fn step_diff_names_each_changed_descriptor() {
-        let mut a = [0u8; 64];
-        let mut b = a;
-        b[9] = 0xff;
-        b[63] = 1;
-        a[40] = 3;
-        let c: Vec<_> = changed_descriptors(&a, &b).collect();
-        assert_eq!(
-            c,
-            [
-                Changed { offset: 8, old: 0, new: 0xff00 },
-                Changed { offset: 40, old: 3, new: 0 },
-                Changed { offset: 56, old: 0, new: 1 << 56 },
-            ]
-        );
-        assert_eq!(changed_descriptors(&a, &a).count(), 0);
     }
 }
