@@ -22,6 +22,12 @@ use porwatch_trace::{Event, GapReason, HazardAction, TrapOutcome};
 use spin::Mutex;
 
 mod mops;
+mod parts;
+mod step;
+mod walk_abort;
+
+pub use step::{on_step as on_step_pending, on_trap as on_trap_while_stepping};
+pub use walk_abort::on_stage2_walk_fault;
 
 /// DC ZVA blocks are zeroed and tracked in chunks of this many bytes.
 const CHUNK: usize = 32;
@@ -57,6 +63,9 @@ struct Watch {
     hazards: u64,
     gaps: u64,
     mops_steps: u64,
+    /// Stores completed by single-stepping them with the page writable and
+    /// comparing it before and after (pt/step.rs).
+    stepped_stores: u64,
 }
 
 static WATCH: Mutex<Watch> = Mutex::new(Watch {
@@ -67,6 +76,7 @@ static WATCH: Mutex<Watch> = Mutex::new(Watch {
     hazards: 0,
     gaps: 0,
     mops_steps: 0,
+    stepped_stores: 0,
 });
 
 /// Guest RAM as the tracker reads it (None outside guest RAM).
@@ -192,8 +202,6 @@ impl Regs for TrapRegs<'_> {
     }
 }
 
-/// A stage-2 data abort: if it is a write to a tracked table page, emulate
-/// it (Some). Anything else is not ours (None).
 /// Where a store to a tracked table was caught.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Origin {
@@ -204,9 +212,13 @@ enum Origin {
     HardwareOverlay,
 }
 
+/// A stage-2 data abort: if it is a write to a tracked table page, emulate
+/// it (Some). Anything else is not ours (None; a stage-2 fault on the
+/// guest's own stage-1 walk is answered by traps.rs with
+/// [`on_stage2_walk_fault`]).
 pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<Handled> {
-    if da.s1ptw() && matches!(da.dfsc(), FaultStatus::Permission { .. }) {
-        return on_walker_write(regs);
+    if da.s1ptw() {
+        return matches!(da.dfsc(), FaultStatus::Permission { .. }).then(|| on_walker_write(regs))?;
     }
     if !da.wnr() || !matches!(da.dfsc(), FaultStatus::Permission { .. }) {
         return None;
@@ -216,19 +228,23 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
 }
 
 /// The stage-1 walker itself wrote a tracked table (hardware access-flag or
-/// dirty-state update, TCR_EL1.HA/HD): porwatch hides FEAT_HAFDBS while
-/// it tracks, so only a guest that ignores the ID registers gets here. The
-/// walker's write cannot be emulated: release the page (coverage gap) and
-/// let the guest retry the access.
-fn on_walker_write(regs: &mut GuestRegs) -> Option<Handled> {
+/// dirty-state update, TCR_EL1.HA/HD, on a data access or an instruction
+/// fetch): porwatch hides FEAT_HAFDBS while it tracks, so only a guest that
+/// ignores the ID registers gets here. The walker's write cannot be
+/// emulated, but it can be watched: the instruction is single-stepped with
+/// the page writable and the page compared before and after (pt/step.rs),
+/// so the tracker sees the update.
+pub fn on_walker_write(regs: &mut GuestRegs) -> Option<Handled> {
     // HPFAR_EL2 is valid for stage-2 faults on a stage-1 walk (S1PTW = 1):
     // FIPA [47:4] holds IPA [55:12].
     let hpfar: u64;
     unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
     let ipa = ((hpfar >> 4) & 0x0fff_ffff_ffff) << 12;
-    let mut w = WATCH.lock();
+    let w = WATCH.lock();
     w.tracker.is_page_protected(ipa).then_some(())?;
-    Some(w.gap(regs.elr, 0, 0, ipa, GapReason::WalkerUpdate))
+    let mut req = step::Request::new(regs.elr);
+    req.add_page(page_of(ipa));
+    Some(step::start(w, regs, req))
 }
 
 /// Native POE: the hardware faulted a write to `far` for lack of overlay
@@ -258,66 +274,80 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     }
     let pc = regs.elr;
     if SCTLR_EL1.get() & SCTLR_EE != 0 {
-        // Big-endian data: the store decoder's data is little-endian
-        // (monitor::store). Not emulated: release the page.
-        return Some(w.gap(pc, 0, far, ipa, GapReason::Regime));
+        // Big-endian data (and table walks): the tracker reads descriptors
+        // little-endian, so neither emulating nor stepping can keep it
+        // right. The page leaves the tracker, with a record.
+        return Some(w.release(pc, 0, far, ipa, GapReason::Regime));
     }
     let Some(insn) = at::read_insn(pc) else {
-        return Some(w.gap(pc, 0, far, ipa, GapReason::Unreadable));
+        // Not readable at EL2 (not in guest RAM): step it, assumed privileged.
+        return Some(unemulated(w, regs, Unemulated::at(far, ipa), origin));
     };
     let st = match store::decode(insn) {
         Ok(st) => st,
         Err(store::Unsupported::Mops) => match store::decode_mops(insn) {
-            Some(m) => return Some(mops::store(w, regs, &m, insn, far, ipa, origin)),
-            None => return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable)),
+            Some(m) => return Some(mops::store(w, regs, &m, far, ipa, origin)),
+            None => return Some(unemulated(w, regs, Unemulated::at(far, ipa), origin)),
         },
-        Err(_) => return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable)),
+        // LS64, tag stores, LSE128, SVE/SME, cache maintenance, ...: stepped.
+        Err(_) => return Some(unemulated(w, regs, Unemulated::at(far, ipa), origin)),
     };
+    let unprivileged = matches!(st.kind, store::Kind::Unprivileged);
     let plan = store::plan(&st, &TrapRegs(regs));
+    let span = Unemulated { far, ipa, span: Some((plan.addr(), plan.len())), unprivileged };
     let Some((addr, len)) = plan_span(&plan) else {
-        return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable));
+        // SIMD&FP stores (EL2 never touches FP/SIMD registers): stepped.
+        return Some(unemulated(w, regs, span, origin));
     };
-    // The written range must contain FAR and stay within FAR's page (a store
-    // crossing into another page would need a second translation).
-    if far < addr || far >= addr + len as u64 || page_of(addr) != page_of(addr + len as u64 - 1) {
-        return Some(w.gap(pc, insn, far, ipa, GapReason::AddressMismatch));
+    // The written range must contain FAR (else, e.g. tag bits FAR does not
+    // report: stepped).
+    if far < addr || far >= addr + len as u64 {
+        return Some(unemulated(w, regs, span, origin));
+    }
+    if page_of(addr) != page_of(addr + len as u64 - 1) {
+        // Crosses into another page: a plain store is translated, checked
+        // and written page by page (pt/parts.rs); anything else (an
+        // exclusive or atomic would have had an alignment fault first) is
+        // stepped.
+        return Some(match plan {
+            Plan::Write { .. } => parts::store(w, regs, &plan, span, origin),
+            _ => unemulated(w, regs, span, origin),
+        });
     }
     let pa_start = ipa - (far - addr);
 
     // The overlay rule, on the state before the write (as the hardware checks).
-    let unprivileged = matches!(st.kind, store::Kind::Unprivileged);
     let verdict = overlay_verdict(&w.regime, far, unprivileged, origin == Origin::HardwareOverlay);
     let hazard = origin == Origin::HardwareOverlay || matches!(verdict, Some((v, _, _)) if !v.grants_write);
     // Only hazard records need the written table's level and root.
     let level = if hazard { w.table_level(ipa) } else { (0, Half::Ttbr1) };
     let performed =
         if origin == Origin::HardwareOverlay { HazardAction::HardwareFault } else { HazardAction::Performed };
-    if hazard && config().opts.policy == Policy::Fault && origin == Origin::HardwareOverlay {
-        // The CPU already raised the fault: report it, let the guest's
-        // handler run.
-        let old = read_u64_at(ipa & !7);
-        let new = would_write(&plan, far, old);
-        w.hazards += 1;
-        drop(w);
-        let h = HazardInfo { va: far, ipa, level, old, new, pc, verdict, unprivileged };
-        record_hazard(&h, HazardAction::HardwareFault);
-        return Some(Handled::Done(TrapOutcome::Forwarded));
-    }
     if hazard && config().opts.policy == Policy::Fault {
         let old = read_u64_at(ipa & !7);
-        let new = would_write(&plan, far, old);
-        let leaf_level = verdict.map_or(3, |v| v.2);
+        let Some(new) = would_write(&plan, far, pa_start) else {
+            // The value is not known without running it (CASP's 16 bytes
+            // are, a SIMD store's are not): step, undo, inject.
+            return Some(unemulated(w, regs, span, origin));
+        };
         w.hazards += 1;
         drop(w);
         let h = HazardInfo { va: far, ipa, level, old, new, pc, verdict, unprivileged };
+        if origin == Origin::HardwareOverlay {
+            // The CPU already raised the fault: report it, let the guest's
+            // handler run.
+            record_hazard(&h, HazardAction::HardwareFault);
+            return Some(Handled::Done(TrapOutcome::Forwarded));
+        }
         record_hazard(&h, HazardAction::FaultInjected);
+        let leaf_level = verdict.map_or(3, |v| v.2);
         let fsc = FSC_PERMISSION_L0 + leaf_level.clamp(0, 3) as u8;
         inject::data_abort(regs, fsc, true, ISS2_OVERLAY, far);
         return Some(Handled::Done(TrapOutcome::AbortInjected));
     }
 
-    w.stores += 1;
     if let Plan::ZeroBlock { .. } = plan {
+        w.stores += 1;
         // DC ZVA: up to 2 KiB, in chunks (the tracker sees every descriptor).
         let (mut old_d, mut new_d) = (0, 0);
         for off in (0..len).step_by(CHUNK) {
@@ -343,8 +373,10 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     let mut old = [0u8; store::MAX_WRITE_BYTES];
     let mut new = [0u8; store::MAX_WRITE_BYTES];
     if len > store::MAX_WRITE_BYTES || !perform(regs, &plan, pa_start, &mut old[..len], &mut new[..len]) {
-        return Some(w.gap(pc, insn, far, ipa, GapReason::Undecodable));
+        // 16-byte CASP: nothing was written; stepped.
+        return Some(unemulated(w, regs, span, origin));
     }
+    w.stores += 1;
     let effect = w.tracker.on_store(pa_start, &old[..len], &new[..len], &Ram, &mut apply);
     w.table_writes += effect.descriptors as u64;
     if hazard {
@@ -359,12 +391,127 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     if hazard {
         // The descriptor containing FAR, before and after.
         let at = ((far & !7) - addr.min(far & !7)) as usize;
-        let (o, n) = (desc_at(&old[..len], at), desc_at(&new[..len], at));
+        let desc_pa = ipa & !7;
+        let (o, n) = if desc_pa >= pa_start {
+            (desc_at(&old[..len], at), desc_at(&new[..len], at))
+        } else {
+            // The store starts inside the descriptor (unaligned): the bytes
+            // before it are memory's.
+            let cur = read_u64_at(desc_pa);
+            (
+                store::descriptor_after(desc_pa, cur, pa_start, &old[..len]),
+                store::descriptor_after(desc_pa, cur, pa_start, &new[..len]),
+            )
+        };
         let h = HazardInfo { va: far, ipa, level, old: o, new: n, pc, verdict, unprivileged };
         record_hazard(&h, performed);
     }
     regs.elr += INSN_LEN;
     Some(Handled::Machinery)
+}
+
+/// A store porwatch does not emulate: what is known about it.
+#[derive(Clone, Copy)]
+struct Unemulated {
+    far: u64,
+    ipa: u64,
+    /// The bytes it writes (VA, length), when decoded.
+    span: Option<(u64, usize)>,
+    unprivileged: bool,
+}
+
+impl Unemulated {
+    fn at(far: u64, ipa: u64) -> Self {
+        Self { far, ipa, span: None, unprivileged: false }
+    }
+}
+
+/// A store to a tracked table porwatch does not emulate (SIMD&FP, 16-byte
+/// CASP, LS64, an unreadable instruction, ...): single-step it with the
+/// page(s) writable and compare them before and after (pt/step.rs), so
+/// every descriptor it writes still reaches the tracker and the page is
+/// protected again. The overlay is checked first, as for an emulated store.
+/// Native POE's overlay faults arrive at the guest's vector, where the
+/// instruction cannot be stepped: reported, and the guest's handler runs.
+fn unemulated(
+    w: spin::MutexGuard<'_, Watch>,
+    regs: &mut GuestRegs,
+    u: Unemulated,
+    origin: Origin,
+) -> Handled {
+    let pc = regs.elr;
+    let mut req = step::Request::new(pc);
+    // Every tracked page the instruction writes: FAR's first (a part of the
+    // span outside guest RAM or not mapped is the hardware's to fault on).
+    req.add_page(page_of(u.ipa));
+    let mut first_denied: Option<(u64, i8)> = None;
+    let mut add_part = |w: &Watch, req: &mut step::Request, va: u64, ipa: Option<u64>| {
+        let tracked = ipa.is_some_and(|i| w.tracker.is_page_protected(i));
+        let v =
+            overlay_verdict(&w.regime, va, u.unprivileged, origin == Origin::HardwareOverlay && va == u.far);
+        let denied = (origin == Origin::HardwareOverlay && va == u.far)
+            || matches!(v, Some((v, _, _)) if !v.grants_write);
+        if denied && first_denied.is_none() {
+            first_denied = Some((va, v.map_or(3, |v| v.2)));
+        }
+        if let (true, Some(ipa)) = (tracked, ipa) {
+            req.add_page(page_of(ipa));
+            if denied {
+                let level = w.table_level(ipa);
+                req.add_hazard(step::Hazard { va, ipa, level, verdict: v, unprivileged: u.unprivileged });
+            }
+        }
+    };
+    match u.span {
+        Some((addr, len)) if (addr..addr.wrapping_add(len as u64)).contains(&u.far) => {
+            for part in store::page_parts(addr, len) {
+                let va = if page_of(part.va) == page_of(u.far) { u.far } else { part.va };
+                let ipa = if va == u.far { Some(u.ipa) } else { at::va_to_ipa(va) };
+                add_part(&w, &mut req, va, ipa);
+            }
+        }
+        _ => add_part(&w, &mut req, u.far, Some(u.ipa)),
+    }
+    if origin == Origin::HardwareOverlay {
+        // Report what the hardware faulted on; the guest's handler runs.
+        report_unperformed(w, &req, pc, HazardAction::HardwareFault);
+        return Handled::Done(TrapOutcome::Forwarded);
+    }
+    if req.has_hazards() && config().opts.policy == Policy::Fault {
+        // Fault policy: the value the store would have written is recorded
+        // (run it once, put memory and registers back), then the overlay
+        // fault is injected at the lowest address that faults.
+        let (va, leaf_level) = first_denied.unwrap_or((u.far, 3));
+        req.fault_after(va, FSC_PERMISSION_L0 + leaf_level.clamp(0, 3) as u8);
+    }
+    step::start(w, regs, req)
+}
+
+/// Hazard records for the hazards of `req`, a store porwatch did not
+/// perform (the descriptors as they are).
+fn report_unperformed(
+    mut w: spin::MutexGuard<'_, Watch>,
+    req: &step::Request,
+    pc: u64,
+    action: HazardAction,
+) {
+    let hs = req.hazards();
+    w.hazards += hs.len() as u64;
+    drop(w);
+    for h in hs {
+        let d = read_u64_at(h.ipa & !7);
+        let info = HazardInfo {
+            va: h.va,
+            ipa: h.ipa,
+            level: h.level,
+            old: d,
+            new: d,
+            pc,
+            verdict: h.verdict,
+            unprivileged: h.unprivileged,
+        };
+        record_hazard(&info, action);
+    }
 }
 
 /// Totals for the trace, when the guest stops.
@@ -386,16 +533,21 @@ pub fn emit_stats() {
         overflows: s.overflows,
         fast_stores: fast,
         mops_steps: w.mops_steps,
+        stepped_stores: w.stepped_stores,
+        released_pages: s.released_pages,
     });
 }
 
 impl Watch {
-    /// An instruction porwatch cannot emulate: report it, stop tracking the
-    /// page so the guest makes progress (its store re-executes natively).
-    fn gap(&mut self, pc: u64, insn: u32, va: u64, ipa: u64, reason: GapReason) -> Handled {
+    /// A store porwatch can neither emulate nor single-step (big-endian
+    /// data): the page leaves the tracker (`Tracker::release_page`: no
+    /// longer counted as tracked, writable again, so the guest's store runs
+    /// natively), with a `coverage_gap` record; `pt_stats.released_pages`
+    /// counts such pages.
+    fn release(&mut self, pc: u64, insn: u32, va: u64, ipa: u64, reason: GapReason) -> Handled {
         self.gaps += 1;
         fast_path::clear_leaf_page(page_of(ipa));
-        stage2::set_writable(page_of(ipa), true);
+        self.tracker.release_page(page_of(ipa), &mut apply);
         trace_out::emit(Event::CoverageGap { pc, insn: insn as u64, va, ipa, reason: reason as u64 });
         Handled::Done(TrapOutcome::Ignored)
     }
@@ -526,15 +678,21 @@ fn perform(regs: &mut GuestRegs, plan: &Plan, pa: u64, old: &mut [u8], new: &mut
 }
 
 /// The descriptor containing `far` as `plan` would leave it, for reporting
-/// a write that fault policy does not perform (atomics: the old value).
-fn would_write(plan: &Plan, far: u64, old: u64) -> u64 {
-    match *plan {
-        Plan::Write { addr, len, data, .. } | Plan::Exclusive { addr, len, data, .. } => {
-            desc_at(&data[..len], ((far & !7) - addr.min(far & !7)) as usize)
-        }
-        Plan::ZeroBlock { .. } => 0,
-        _ => old,
+/// a write that fault policy does not perform: the bytes the store writes
+/// (atomics computed from the value in memory now) over the descriptor's
+/// current bytes. `pa_start` is the PA of the plan's first byte. None when
+/// the value is not known without running the instruction.
+fn would_write(plan: &Plan, far: u64, pa_start: u64) -> Option<u64> {
+    let desc_pa = (pa_start + (far - plan.addr())) & !7;
+    let old = read_u64_at(desc_pa);
+    if let Plan::ZeroBlock { .. } = plan {
+        return Some(0);
     }
+    let len = plan.len().min(store::MAX_WRITE_BYTES);
+    let mut cur = [0u8; store::MAX_WRITE_BYTES];
+    read_bytes(pa_start, &mut cur[..len]);
+    let bytes = plan.written_bytes(&cur[..len])?;
+    Some(store::descriptor_after(desc_pa, old, pa_start, &bytes[..len]))
 }
 
 fn fill_after(pa: u64, new: &mut [u8]) {

@@ -271,6 +271,11 @@ pub fn guest_mdscr(write: Option<u64>) -> u64 {
     t.guest_mdscr
 }
 
+/// True while the tap single-steps the guest through its vector page.
+pub fn is_stepping() -> bool {
+    tap_ro().stepping
+}
+
 /// (POR_EL1, POR_EL0, TCR2_EL1) of virtual POE, for the overlay rule.
 pub fn vpoe_overlay_regs() -> (u64, u64, u64) {
     let t = tap_ro();

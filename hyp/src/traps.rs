@@ -58,14 +58,25 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
             trace_out::emit(Event::Trap { esr, elr, outcome: outcome as u64 });
         }
         Handled::Refused(action) => {
-            trace_out::emit(Event::UnknownTrap { esr, elr, far: FAR_EL2.get(), action: action as u64 });
+            // FAR_EL2 is UNKNOWN unless the exception is an abort (or PC
+            // alignment, watchpoint): 0 then (docs/trace-format.md).
+            let far = if esr::far_valid(esr) { FAR_EL2.get() } else { 0 };
+            trace_out::emit(Event::UnknownTrap { esr, elr, far, action: action as u64 });
         }
     }
 }
 
 #[inline]
 fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
-    match esr::decode(esr) {
+    let exit = esr::decode(esr);
+    // A store the page-table watch is single-stepping ends first (or this
+    // is the same store faulting on its second table page).
+    if !matches!(exit, Exit::SoftwareStepLower { .. }) {
+        if let Some(h) = pt::on_trap_while_stepping(regs, esr, FAR_EL2.get()) {
+            return h;
+        }
+    }
+    match exit {
         Exit::Hvc { imm } => psci::handle(regs, psci::Conduit::Hvc, imm),
         Exit::Smc { imm } => {
             // A trapped SMC's preferred return address is the SMC itself.
@@ -76,6 +87,10 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             if let Some(h) = pt::on_data_abort(regs, &da, FAR_EL2.get()) {
                 return h;
             }
+            if da.s1ptw() {
+                // The guest's own walk read an IPA with nothing behind it.
+                return pt::on_stage2_walk_fault(regs, FAR_EL2.get(), false);
+            }
             if let Some(h) = crate::gicr::on_data_abort(regs, &da, esr) {
                 return h;
             }
@@ -85,15 +100,25 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             inject::external_data_abort(regs, esr, da.wnr(), FAR_EL2.get());
             Handled::Refused(TrapOutcome::AbortInjected)
         }
-        Exit::InstrAbortLower(_) => {
+        Exit::InstrAbortLower(ia) => {
             let far = FAR_EL2.get();
+            if ia.s1ptw() {
+                // The walk for an instruction fetch: the walker updating a
+                // tracked table, or a table with nothing behind it.
+                if matches!(ia.ifsc(), esr::FaultStatus::Permission { .. }) {
+                    if let Some(h) = pt::on_walker_write(regs) {
+                        return h;
+                    }
+                }
+                return pt::on_stage2_walk_fault(regs, far, true);
+            }
             if let Some(h) = tap::on_instr_abort(regs, far) {
                 return h;
             }
             inject::external_instr_abort(regs, esr, far);
             Handled::Refused(TrapOutcome::AbortInjected)
         }
-        Exit::SoftwareStepLower { .. } => tap::on_step(regs),
+        Exit::SoftwareStepLower { .. } => pt::on_step_pending(regs).unwrap_or_else(|| tap::on_step(regs)),
         Exit::Eret { .. } => tap::on_eret(regs),
         Exit::SysReg(acc) => sysreg::handle(regs, esr, acc),
         // BRK (and other debug exceptions) reach EL2 only while porwatch

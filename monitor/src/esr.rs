@@ -256,6 +256,20 @@ pub const fn iss2(esr: u64) -> u32 {
     ((esr >> ISS2_SHIFT) & ISS2_MASK) as u32
 }
 
+/// True when the FAR of the exception with syndrome `esr` holds an address
+/// (Arm ARM FAR_ELx: Instruction and Data Aborts, PC alignment faults and
+/// Watchpoints; a Data Abort with FnV = 1 says it does not). For every other
+/// exception (a trapped system-register access, SMC/HVC, ...) FAR is UNKNOWN.
+#[inline]
+pub const fn far_valid(esr: u64) -> bool {
+    use ExceptionClass::*;
+    match ExceptionClass::from_bits(ec_bits(esr)) {
+        Some(DataAbortLower | DataAbortSame) => iss(esr) & ISS_FNV == 0,
+        Some(InstrAbortLower | InstrAbortSame | PcAlign | WatchpointLower | WatchpointSame) => true,
+        _ => false,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // EC 0x18: trapped MSR / MRS / System instruction.
 // ISS: op0 [21:20], op2 [19:17], op1 [16:14], CRn [13:10], Rt [9:5],
@@ -966,6 +980,18 @@ mod tests {
         assert_eq!(decode(0), Exit::Unknown { ec: Ec::Known(ExceptionClass::Unknown), iss: 0 });
         // RES0 high bits are ignored.
         assert_eq!(decode(u64::MAX << 56 | esr(0x16, true, 1)), Exit::Hvc { imm: 1 });
+    }
+
+    #[test]
+    fn far_is_valid_only_for_aborts_pc_alignment_and_watchpoints() {
+        assert!(far_valid(0x9200_004f)); // data abort, lower EL
+        assert!(far_valid(0x8200_000f)); // instruction abort
+        assert!(far_valid(esr(0x22, true, 0)));
+        assert!(far_valid(esr(0x34, true, 0)));
+        assert!(!far_valid(0x9200_0410), "data abort with FnV = 1");
+        assert!(!far_valid(0x6238_e865), "trapped MRS");
+        assert!(!far_valid(0x5e00_0000), "SMC");
+        assert!(!far_valid(0x0200_0000), "unknown");
     }
 
     #[test]

@@ -22,7 +22,8 @@
 //! guest's SPSR_EL1, ELR_EL1, ESR_EL1 and (if `Some`) FAR_EL1.
 
 use crate::esr::{
-    ExceptionClass, EC_SHIFT, FSC_MASK, FSC_SYNC_EXTERNAL, IL_BIT, ISS2_MASK, ISS2_SHIFT, ISS_WNR,
+    ExceptionClass, FaultStatus, EC_SHIFT, FSC_MASK, FSC_SYNC_EXTERNAL, IL_BIT, ISS2_MASK, ISS2_SHIFT,
+    ISS_CM, ISS_WNR,
 };
 
 // PSTATE / SPSR_ELx bits (Linux uapi/asm/ptrace.h PSR_*, debug-monitors.h
@@ -232,6 +233,43 @@ pub fn data_abort(state: &GuestState, fsc: u8, wnr: bool, iss2: u32, far: u64) -
     sync_exception(state, esr, Some(far))
 }
 
+/// The access whose stage-1 translation table walk failed: it decides the
+/// exception class and WnR/CM of [`walk_external_abort`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WalkAccess {
+    /// An instruction fetch: an Instruction Abort.
+    Fetch,
+    /// A data read: a Data Abort with WnR = 0.
+    Read,
+    /// A data write (stores, atomics, DC ZVA): WnR = 1, as QEMU reports it
+    /// (the Arm ARM leaves WnR UNKNOWN for an external abort on an atomic).
+    Write,
+    /// A cache-maintenance or address-translation instruction: CM = 1 and
+    /// WnR = 1, as the Arm ARM requires for those.
+    CacheMaintenance,
+}
+
+/// A Synchronous External abort on the stage-1 translation table walk for
+/// `far`, at lookup level `level` (-1..=3; DFSC/IFSC 0b0101LL, 0b010011 for
+/// level -1): what the guest takes when a descriptor fetch of its own walk
+/// hits an address with nothing behind it. ISV = 0 (never set for a
+/// stage-1 fault), S1PTW = 0 (a stage-1 fault), EA = 0 (the IMPLEMENTATION
+/// DEFINED external-abort type; QEMU reports 0 for an address with no
+/// device, a bus decode error), FnV = 0 (FAR_EL1 = `far`, the VA being
+/// translated), ISS2 = 0.
+#[inline]
+pub fn walk_external_abort(state: &GuestState, access: WalkAccess, level: i8, far: u64) -> Injection {
+    let fsc = FaultStatus::SyncExternalOnWalk { level: level.clamp(-1, 3) }.bits();
+    match access {
+        WalkAccess::Fetch => instr_abort(state, fsc, far),
+        WalkAccess::Read | WalkAccess::Write => data_abort(state, fsc, access == WalkAccess::Write, 0, far),
+        WalkAccess::CacheMaintenance => {
+            let esr = data_abort_esr(from_lower_el(state.spsr_el2), fsc, true, 0) | ISS_CM as u64;
+            sync_exception(state, esr, Some(far))
+        }
+    }
+}
+
 /// General Instruction Abort injection with IFSC `fsc` at `far`.
 #[inline]
 pub fn instr_abort(state: &GuestState, fsc: u8, far: u64) -> Injection {
@@ -347,6 +385,31 @@ mod tests {
         assert_eq!(da.dfsc(), FaultStatus::Permission { level: 3 });
         // Out-of-range inputs are masked, not panicking.
         assert_eq!(data_abort_esr(false, 0xFF, false, u32::MAX), 0x00FF_FFFF_9600_003F);
+    }
+
+    #[test]
+    fn external_abort_on_a_stage1_walk() {
+        let s = el1h(SCTLR_EL1_SPAN);
+        // A load whose level-2 table has nothing behind it: bare QEMU gives
+        // ESR 0x96000016 (EC 0x25, IL, DFSC 0b010110).
+        let inj = walk_external_abort(&s, WalkAccess::Read, 2, 0xffff_8000_0020_0000);
+        assert_eq!(inj.esr_el1, 0x9600_0016);
+        assert_eq!(inj.far_el1, Some(0xffff_8000_0020_0000));
+        assert_eq!(inj.elr_el2, VBAR + 0x200);
+        // A store (WnR), a TTBR with nothing behind it (level 0), LPA2's
+        // level -1, and from EL0 (EC 0x24).
+        assert_eq!(walk_external_abort(&s, WalkAccess::Write, 0, 0).esr_el1, 0x9600_0054);
+        assert_eq!(walk_external_abort(&s, WalkAccess::Read, -1, 0).esr_el1, 0x9600_0013);
+        let s0 = GuestState { spsr_el2: PSR_MODE_EL0T, ..s };
+        assert_eq!(walk_external_abort(&s0, WalkAccess::Write, 3, 0).esr_el1, 0x9200_0057);
+        // DC CIVAC: CM and WnR. An instruction fetch: an Instruction Abort.
+        assert_eq!(walk_external_abort(&s, WalkAccess::CacheMaintenance, 1, 0).esr_el1, 0x9600_0155);
+        assert_eq!(walk_external_abort(&s, WalkAccess::Fetch, 1, PC).esr_el1, 0x8600_0015);
+        assert_eq!(walk_external_abort(&s0, WalkAccess::Fetch, 1, PC).esr_el1, 0x8200_0015);
+        // It decodes back as what it is.
+        let Exit::DataAbortLower(da) = esr::decode(data_abort_esr(true, 0x16, false, 0)) else { panic!() };
+        assert_eq!(da.dfsc(), FaultStatus::SyncExternalOnWalk { level: 2 });
+        assert!(!da.s1ptw() && !da.isv() && !da.ea());
     }
 
     #[test]

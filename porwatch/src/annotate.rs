@@ -1,7 +1,7 @@
 //! Per-field annotations shared by the printers: names for ESR classes,
 //! PSCI functions and PSCI error codes, and value rendering by display hint.
 
-use porwatch_trace::{FieldSpec, FieldValue, Hint};
+use porwatch_trace::{Event, FieldSpec, FieldValue, Hint};
 
 use crate::{esr, psci};
 
@@ -16,8 +16,34 @@ pub struct Annotation {
     pub json: Vec<(&'static str, String)>,
 }
 
-/// Annotation of field `field` of a `kind` record, if any.
-pub fn annotate(kind: &str, field: &str, value: FieldValue<'_>) -> Option<Annotation> {
+/// Vector slots by kind: slot % 4 (sync, IRQ, FIQ, SError).
+const SLOT_IRQ: u64 = 1;
+const SLOT_FIQ: u64 = 2;
+const SLOTS_PER_GROUP: u64 = 4;
+
+/// Annotation of field `field` of record `event`, if any.
+pub fn annotate(event: &Event<'_>, field: &str, value: FieldValue<'_>) -> Option<Annotation> {
+    // An IRQ or FIQ does not write ESR_EL1: an exc_entry's `esr` then holds
+    // whatever an earlier exception left, and decoding it would mislead.
+    // (An SError does write it, EC 0x2F.)
+    if let (Event::ExcEntry { vector, .. }, "esr") = (event, field) {
+        let kind = match vector % SLOTS_PER_GROUP {
+            SLOT_IRQ => Some("IRQ"),
+            SLOT_FIQ => Some("FIQ"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return Some(Annotation {
+                text: format!("stale: an {kind} does not write ESR_EL1"),
+                json: vec![("esr_stale", kind.to_string())],
+            });
+        }
+    }
+    annotate_kind(event.kind_name(), field, value)
+}
+
+/// Annotation of field `field` of a `kind` record, whatever its other fields.
+fn annotate_kind(kind: &str, field: &str, value: FieldValue<'_>) -> Option<Annotation> {
     match (kind, field, value) {
         (_, "esr", FieldValue::U64(v)) => {
             let mut json = vec![("ec", esr::ec_label(v))];
@@ -73,6 +99,7 @@ mod tests {
 
     #[test]
     fn annotations() {
+        let annotate = annotate_kind;
         let a = annotate("trap", "esr", FieldValue::U64(0x5a00_0000)).unwrap();
         assert_eq!(a.text, "HVC64");
         assert_eq!(a.json, [("ec", "HVC64".to_string())]);
@@ -92,6 +119,25 @@ mod tests {
         assert_eq!(a.json, [("field_name", "ID_AA64PFR1_EL1.GCS [47:44]".to_string())]);
         // The hypervisor writes monitor's reason codes; the trace names them.
         assert_eq!(porwatch_monitor::idregs::Reason::NAMES, porwatch_trace::ID_REASON_NAMES);
+    }
+
+    #[test]
+    fn stale_esr_of_an_irq_entry_is_not_decoded() {
+        let entry =
+            |vector| Event::ExcEntry { vector, esr: 0x5600_0001, elr: 0, spsr: 0, far: 0, por: 0, depth: 0 };
+        // irq_el1h (slot 5), fiq_el0_64 (slot 10): stale.
+        let a = annotate(&entry(5), "esr", FieldValue::U64(0x5600_0001)).unwrap();
+        assert_eq!(a.text, "stale: an IRQ does not write ESR_EL1");
+        assert_eq!(a.json, [("esr_stale", "IRQ".to_string())]);
+        assert_eq!(
+            annotate(&entry(10), "esr", FieldValue::U64(0)).unwrap().text,
+            "stale: an FIQ does not write ESR_EL1"
+        );
+        // sync_el1h (slot 4) and serror_el1h (slot 7) are decoded.
+        assert_eq!(annotate(&entry(4), "esr", FieldValue::U64(0x5600_0001)).unwrap().text, "SVC64 #0x1");
+        assert_eq!(annotate(&entry(7), "esr", FieldValue::U64(0xbe00_0000)).unwrap().json[0].0, "ec");
+        // Other fields of the record are untouched.
+        assert_eq!(annotate(&entry(5), "elr", FieldValue::U64(0)), None);
     }
 
     #[test]

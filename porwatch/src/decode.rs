@@ -230,7 +230,11 @@ impl State {
                 st.undefs_injected += 1;
                 st.first_undef_seq.get_or_insert(rec.seq);
             }
-            Event::PtStats { overflows, .. } => st.tables_unwatched = st.tables_unwatched.max(overflows),
+            // Tables the tracker could not hold, and pages it released
+            // (stores porwatch can neither emulate nor step).
+            Event::PtStats { overflows, released_pages, .. } => {
+                st.tables_unwatched = st.tables_unwatched.max(overflows.saturating_add(released_pages))
+            }
             _ => {}
         }
         let time = self
@@ -365,8 +369,9 @@ impl Ending {
         }
         if s.tables_unwatched > 0 {
             v.push(format!(
-                "porwatch: page-table tracker over capacity: {} table page(s) not watched \
-                 (pt_stats.overflows); stores to them went unseen",
+                "porwatch: {} page-table page(s) not watched (pt_stats.overflows: over the \
+                 tracker's capacity; pt_stats.released_pages: stores porwatch could not follow); \
+                 stores to them went unseen",
                 s.tables_unwatched
             ));
         }
@@ -629,6 +634,8 @@ mod tests {
                     roots_released: 0,
                     fast_stores: 0,
                     mops_steps: 0,
+                    stepped_stores: 0,
+                    released_pages: 0,
                 },
             )
         };

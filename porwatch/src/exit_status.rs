@@ -130,7 +130,8 @@ impl RunStatus {
                  status contradicts"
             }
             RunStatus::TrackerOverflow => {
-                "the page-table tracker ran out of room: `pt_stats.overflows` table pages went unwatched"
+                "page tables went unwatched: the tracker ran out of room (`pt_stats.overflows`) or \
+                 released a page whose stores porwatch could not follow (`pt_stats.released_pages`)"
             }
             RunStatus::GuestStatusOutOfRange => {
                 "the guest's test status was above 63 (the full 64-bit value is printed)"
@@ -174,7 +175,7 @@ pub const DECODE_STATUSES: [(i32, &str); 5] = [
     (
         DECODE_RUN_FAILED,
         "the trace is intact but records a failed run: a hypervisor panic, an UNDEF porwatch injected \
-         for an instruction it could not handle, or page tables left unwatched (tracker over capacity)",
+         for an instruction it could not handle, or page tables left unwatched (tracker over capacity, or a page released)",
     ),
     (DECODE_HAZARD, "the trace has a `hazard` record (`--no-fail-on-hazard`: 0)"),
     (DECODE_ERROR, "usage or I/O error"),

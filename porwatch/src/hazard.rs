@@ -28,25 +28,115 @@ const DESCRIPTOR_FIELDS: &[(&str, u32, u32)] = &[
     ("POIndex", 60, 3),
 ];
 
+/// The fields of a table descriptor (levels -1..2, bits [1:0] = 0b11).
+const TABLE_FIELDS: &[(&str, u32, u32)] = &[
+    ("next-level table", 12, 36),
+    ("PXNTable", 59, 1),
+    ("UXNTable", 60, 1),
+    ("APTable", 61, 2),
+    ("NSTable", 63, 1),
+];
+
 fn bits(v: u64, lo: u32, width: u32) -> u64 {
     (v >> lo) & ((1u64 << width) - 1)
 }
 
-/// The descriptor fields that differ between `old` and `new`, in bit order:
-/// `valid 1->0`, `AF 0->1`, `POIndex 1->0`, `output address 0x44033000->0x44034000`
-/// (the address shown as a physical address), `other bits 0x..` for bits no
-/// field covers.
-pub fn changed_fields(old: u64, new: u64) -> Vec<String> {
+/// What a descriptor is, at the level of the table that holds it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum DescKind {
+    /// Bit 0 = 0: the hardware ignores every other bit.
+    Invalid,
+    /// Bits [1:0] = 0b01 at level 3: reserved, treated as invalid.
+    Reserved,
+    Table,
+    Block,
+    Page,
+}
+
+impl DescKind {
+    fn of(d: u64, level: i64) -> Self {
+        match (d & 0b11, level) {
+            (0b00 | 0b10, _) => DescKind::Invalid,
+            (0b01, 3) => DescKind::Reserved,
+            (0b01, _) => DescKind::Block,
+            (_, 3) => DescKind::Page,
+            // 0b11 at levels -1..2 (or a level the record does not give).
+            (_, l) if (-1..3).contains(&l) => DescKind::Table,
+            _ => DescKind::Page,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            DescKind::Invalid => "invalid",
+            DescKind::Reserved => "reserved",
+            DescKind::Table => "table",
+            DescKind::Block => "block",
+            DescKind::Page => "page",
+        }
+    }
+
+    /// The fields the hardware reads in a descriptor of this kind (none for
+    /// an invalid or reserved one).
+    fn fields(self) -> &'static [(&'static str, u32, u32)] {
+        match self {
+            DescKind::Invalid | DescKind::Reserved => &[],
+            DescKind::Table => TABLE_FIELDS,
+            DescKind::Block | DescKind::Page => &DESCRIPTOR_FIELDS[2..],
+        }
+    }
+}
+
+fn field_text(name: &str, lo: u32, v: u64) -> String {
+    if name == "output address" || name == "next-level table" {
+        format!("{name} {:#x}", v << lo)
+    } else {
+        format!("{name} {v}")
+    }
+}
+
+/// The descriptor fields that differ between `old` and `new`, a descriptor
+/// of a level-`level` table, in bit order: `valid 1->0`, `AF 0->1`,
+/// `POIndex 1->0`, `output address 0x44033000->0x44034000` (the address
+/// shown as a physical address), `other bits 0x..` for bits no field
+/// covers. Fields are decoded only where the hardware reads them: an
+/// invalid descriptor (bit 0 = 0) is shown whole, not field by field, and
+/// a table descriptor has its own fields. When the kind changes
+/// (`invalid -> page`) the new descriptor's non-zero fields are listed.
+pub fn changed_fields(old: u64, new: u64, level: i64) -> Vec<String> {
+    let (ko, kn) = (DescKind::of(old, level), DescKind::of(new, level));
     let mut out = Vec::new();
-    let mut covered = 0u64;
-    for &(name, lo, width) in DESCRIPTOR_FIELDS {
+    if ko != kn {
+        out.push(format!("{} -> {}", ko.name(), kn.name()));
+        for (kind, d) in [(ko, old), (kn, new)] {
+            if kind.fields().is_empty() {
+                out.push(format!("{} {d:#x} (not decoded)", kind.name()));
+            }
+        }
+        // What the hardware reads from now on (nothing, if now invalid).
+        for &(name, lo, width) in kn.fields() {
+            let v = bits(new, lo, width);
+            if v != 0 {
+                out.push(field_text(name, lo, v));
+            }
+        }
+        return out;
+    }
+    if ko.fields().is_empty() {
+        if old != new {
+            out.push(format!("{} {old:#x}->{new:#x} (not decoded)", ko.name()));
+        }
+        return out;
+    }
+    let mut covered = 0b11u64;
+    for &(name, lo, width) in ko.fields() {
         let mask = ((1u64 << width) - 1) << lo;
         covered |= mask;
         let (a, b) = (bits(old, lo, width), bits(new, lo, width));
         if a == b {
             continue;
         }
-        out.push(if name == "output address" {
+        out.push(if name == "output address" || name == "next-level table" {
             format!("{name} {:#x}->{:#x}", a << lo, b << lo)
         } else {
             format!("{name} {a}->{b}")
@@ -175,7 +265,7 @@ pub fn report(
         i(h, "level"),
         enum_text(HALF_NAMES, u(h, "half"))
     );
-    let changed = changed_fields(old, new);
+    let changed = changed_fields(old, new, i(h, "level"));
     let changed = if changed.is_empty() { "nothing".to_string() } else { changed.join(", ") };
     let _ = writeln!(s, "          old={old:#x} -> new={new:#x}  (changed: {changed})");
     let level = i(h, "leaf_level").clamp(0, 3) as u64;
@@ -205,18 +295,21 @@ pub fn report(
             let slot =
                 e.vbar.map(|v| format!(" (vector {})", addr(sym, v + vector_n * 0x80))).unwrap_or_default();
             let esr_v = u(e.record, "esr");
-            match exception_kind(&vector) {
+            let esr_text = match exception_kind(&vector) {
                 kind @ ("IRQ" | "FIQ") => {
                     let _ = writeln!(
                         entry_decode,
                         "{DECODE_INDENT}(ESR not decoded: an {kind} does not write ESR_EL1, so the value is stale)"
                     );
+                    "stale".to_string()
                 }
-                _ => push_kernel_decode(&mut entry_decode, esr_v),
-            }
+                _ => {
+                    push_kernel_decode(&mut entry_decode, esr_v);
+                    esr::describe(esr_v)
+                }
+            };
             format!(
-                "#{seq} exc_entry {vector}{slot} ESR={esr_v:#x} ({}) at elr={}",
-                esr::describe(esr_v),
+                "#{seq} exc_entry {vector}{slot} ESR={esr_v:#x} ({esr_text}) at elr={}",
                 addr(sym, u(e.record, "elr"))
             )
         }
@@ -268,29 +361,50 @@ mod tests {
     #[test]
     fn descriptor_diff() {
         // The seed's write: POIndex 1 -> 0, nothing else.
-        assert_eq!(changed_fields(0x1060_0000_4403_3703, 0x0060_0000_4403_3703), ["POIndex 1->0"]);
+        assert_eq!(changed_fields(0x1060_0000_4403_3703, 0x0060_0000_4403_3703, 3), ["POIndex 1->0"]);
         assert_eq!(
-            changed_fields(0x0060_0000_4403_3703, 0x0060_0000_4403_4302),
-            ["valid 1->0", "AF 1->0", "output address 0x44033000->0x44034000"]
+            changed_fields(0x0060_0000_4403_3703, 0x0060_0000_4403_4703, 3),
+            ["output address 0x44033000->0x44034000"]
         );
+        // A page made invalid: the new value is not decoded field by field.
         assert_eq!(
-            changed_fields(
-                0,
-                (1 << 54) | (1 << 53) | (1 << 51) | (2 << 8) | (1 << 6) | (5 << 2) | (1 << 11) | 2
-            ),
+            changed_fields(0x0060_0000_4403_3703, 0x0060_0000_4403_4302, 3),
+            ["page -> invalid", "invalid 0x60000044034302 (not decoded)"]
+        );
+        // A page installed: its fields, as the hardware will read them.
+        let pte = (1 << 54) | (1 << 53) | (1 << 51) | (2 << 8) | (1 << 6) | (5 << 2) | (1 << 11) | 3;
+        assert_eq!(
+            changed_fields(0, pte, 3),
             [
-                "table/page 0->1",
-                "AttrIndx 0->5",
-                "AP 0->1",
-                "SH 0->2",
-                "nG 0->1",
-                "DBM 0->1",
-                "PXN 0->1",
-                "UXN 0->1"
+                "invalid -> page",
+                "invalid 0x0 (not decoded)",
+                "AttrIndx 5",
+                "AP 1",
+                "SH 2",
+                "nG 1",
+                "DBM 1",
+                "PXN 1",
+                "UXN 1"
             ]
         );
-        assert_eq!(changed_fields(0, 1 << 55), ["other bits 0x80000000000000"]);
-        assert!(changed_fields(7, 7).is_empty());
+        // Software bits of an invalid descriptor (Linux's swap entries).
+        assert_eq!(changed_fields(0, 1 << 55, 3), ["invalid 0x0->0x80000000000000 (not decoded)"]);
+        assert_eq!(changed_fields(0x1004, 0x2008, 2), ["invalid 0x1004->0x2008 (not decoded)"]);
+        assert_eq!(changed_fields(0, 1 << 55 | 3, 3), ["invalid -> page", "invalid 0x0 (not decoded)"]);
+        // A table descriptor (level 0-2) has table fields, not AttrIndx/AP/SH.
+        assert_eq!(
+            changed_fields(0x4403_3003, 0x8000_0000_4403_4003, 1),
+            ["next-level table 0x44033000->0x44034000", "NSTable 0->1"]
+        );
+        assert_eq!(
+            changed_fields(0x4403_3003, 0x4403_3001, 1),
+            ["table -> block", "output address 0x44033000"]
+        );
+        assert_eq!(
+            changed_fields(0x4403_3001, 0x4403_3003, 3),
+            ["reserved -> page", "reserved 0x44033001 (not decoded)", "output address 0x44033000"]
+        );
+        assert!(changed_fields(7, 7, 3).is_empty());
     }
 
     #[test]
@@ -388,8 +502,9 @@ mod tests {
             lines[14].contains("#91 exc_entry irq_el1h (vector 0x44004280 <el1h_64_irq+0x0/0x580>)"),
             "{r}"
         );
-        assert!(lines[14]
-            .contains("ESR=0x2000000 (UNKNOWN) at elr=0x440014d8 <__vunmap_range_noflush+0x90/0x1f8>"));
+        assert!(
+            lines[14].contains("ESR=0x2000000 (stale) at elr=0x440014d8 <__vunmap_range_noflush+0x90/0x1f8>")
+        );
         assert_eq!(
             lines[15],
             "            (ESR not decoded: an IRQ does not write ESR_EL1, so the value is stale)"

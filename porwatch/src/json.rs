@@ -150,7 +150,7 @@ pub fn write_record_with(
             (FieldValue::Bytes(b), Hint::HexBytes) => o.str(spec.name, &hex_bytes(b))?,
             (FieldValue::Bytes(b), _) => o.str(spec.name, &String::from_utf8_lossy(b))?,
         }
-        if let Some(a) = annotate(kind_name, spec.name, value) {
+        if let Some(a) = annotate(&rec.event, spec.name, value) {
             for (k, v) in &a.json {
                 o.str(k, v)?;
             }

@@ -261,7 +261,7 @@ pub fn decide(o: &Observed<'_>) -> Verdict {
             found.push((
                 RunStatus::TrackerOverflow,
                 format!(
-                    "{} page-table page(s) went unwatched (tracker over capacity)",
+                    "{} page-table page(s) went unwatched (tracker over capacity, or released)",
                     stats.tables_unwatched
                 ),
             ));

@@ -444,6 +444,8 @@ mod tests {
                 roots_released: 0,
                 fast_stores: 0,
                 mops_steps: 0,
+                stepped_stores: 0,
+                released_pages: 0,
                 overflows: 0,
             },
         };

@@ -39,7 +39,8 @@ pub enum Problem {
     HypFailed,
     /// porwatch injected an UNDEF for an instruction it could not handle.
     UndefInjected,
-    /// The page-table tracker ran out of capacity (`pt_stats.overflows`).
+    /// Page tables went unwatched: the tracker ran out of capacity
+    /// (`pt_stats.overflows`) or released pages (`pt_stats.released_pages`).
     TrackerOverflow,
 }
 

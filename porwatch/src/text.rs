@@ -65,7 +65,7 @@ pub fn record_line_with(rec: &Record<'_>, time: Option<Timestamp>, sym: Option<&
     let _ = write!(s, " #{} {kind:<12}", rec.seq);
     for (spec, value) in rec.event.fields() {
         let _ = write!(s, " {}={}", spec.name, value_text(spec, value));
-        if let Some(a) = annotate(kind_name, spec.name, value) {
+        if let Some(a) = annotate(&rec.event, spec.name, value) {
             let _ = write!(s, " ({})", a.text);
         }
         if let (Some(sym), FieldValue::U64(v)) = (sym, value) {

@@ -128,18 +128,22 @@ value_enum! {
 value_enum! {
     /// Why a store to a tracked table could not be emulated (`coverage_gap.reason`).
     pub enum GapReason, names GAP_REASON_NAMES {
-        /// The instruction is not a store porwatch decodes.
+        /// The instruction is not a store porwatch decodes (older writers;
+        /// such stores are now single-stepped, `pt_stats.stepped_stores`).
         Undecodable = 0 => "undecodable",
-        /// The instruction could not be read (not mapped, not RAM).
+        /// The instruction could not be read (older writers; now stepped).
         Unreadable = 1 => "unreadable",
-        /// The store's address does not match the fault address.
+        /// The store's address does not match the fault address, or it crosses
+        /// into another page (older writers; now emulated page by page, or
+        /// stepped).
         AddressMismatch = 2 => "address_mismatch",
         /// The table is beyond the tracker's capacity.
         Capacity = 3 => "capacity",
         /// Unsupported translation regime (16K/64K granule, big-endian
         /// data at EL1).
         Regime = 4 => "regime",
-        /// The stage-1 walker updated a descriptor itself (hardware AF/dirty).
+        /// The stage-1 walker updated a descriptor itself (hardware AF/dirty;
+        /// older writers: the access is now stepped and the update seen).
         WalkerUpdate = 5 => "walker_update",
     }
 }
@@ -332,7 +336,9 @@ define_events! {
         esr: u64 = Hex,
         /// ELR_EL2.
         elr: u64 = Hex,
-        /// FAR_EL2.
+        /// FAR_EL2 when the exception reports an address (instruction and data
+        /// aborts without FnV, PC alignment, watchpoints); 0 otherwise, where
+        /// FAR_EL2 is UNKNOWN (a trapped system-register access, SMC, ...).
         far: u64 = Hex,
         /// What was done instead (same values as `trap.outcome`).
         action: u64 = Enum(TRAP_OUTCOME_NAMES),
@@ -381,7 +387,9 @@ define_events! {
     0x0b exc_entry => ExcEntry {
         /// Vector slot entered.
         vector: u64 = Enum(VECTOR_NAMES),
-        /// ESR_EL1 (meaningful for synchronous exceptions and SErrors).
+        /// ESR_EL1 (meaningful for synchronous exceptions and SErrors; an IRQ
+        /// or FIQ does not write it, so it holds an earlier exception's value,
+        /// which the reader marks stale instead of decoding).
         esr: u64 = Hex,
         /// ELR_EL1: where the exception was taken.
         elr: u64 = Hex,
@@ -501,8 +509,12 @@ define_events! {
         pir: u64_appended = Hex,
     }
 
-    /// A store to a tracked table porwatch could not emulate. The page stops
-    /// being tracked (so the guest keeps running); writes to it go unseen.
+    /// A table porwatch cannot watch: a store to a tracked table it can
+    /// neither emulate nor single-step (big-endian data, reason `regime`):
+    /// the page leaves the tracker (`pt_stats.released_pages`), so the
+    /// guest keeps running and writes to it go unseen until the tracker
+    /// rebuilds; or a table beyond the tracker's capacity (`capacity`, `pc`,
+    /// `insn`, `va` 0), never tracked.
     0x12 coverage_gap => CoverageGap {
         /// PC of the store.
         pc: u64 = Hex,
@@ -543,6 +555,15 @@ define_events! {
         /// Of `stores`, FEAT_MOPS steps (SET*/CPY*: one destination page of a
         /// memset or memcpy each, emulated and restarted).
         mops_steps: u64_appended = Dec,
+        /// Of `stores`, stores porwatch does not emulate (SIMD&FP, 16-byte
+        /// CASP, LS64, ...) completed by single-stepping them with the page
+        /// writable and comparing it before and after: each descriptor they
+        /// wrote is in `table_writes`.
+        stepped_stores: u64_appended = Dec,
+        /// Table pages that left the tracker because a store to them could be
+        /// neither emulated nor stepped (each with a `coverage_gap` record);
+        /// writes to them are not seen until the tracker rebuilds.
+        released_pages: u64_appended = Dec,
     }
 
     /// A device's memory access stopped by the SMMU porwatch runs (every

@@ -75,6 +75,8 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             roots_released: v,
             fast_stores: v,
             mops_steps: v,
+            stepped_stores: v,
+            released_pages: v,
         },
         Event::SmmuEvent { sid: v, reason: v, code: v, addr: v, write: v, count: v, last: v },
         Event::IdField { field: v, width: v, cpu: v, guest: v, reason: v },
@@ -525,7 +527,7 @@ const APPENDED: [(&str, &[&str]); 4] = [
     ("header", &["overlay_enforced"]),
     ("pt_root", &["levels"]),
     ("hazard", &["pir"]),
-    ("pt_stats", &["roots_released", "fast_stores", "mops_steps"]),
+    ("pt_stats", &["roots_released", "fast_stores", "mops_steps", "stepped_stores", "released_pages"]),
 ];
 
 #[test]

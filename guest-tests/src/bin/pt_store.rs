@@ -38,6 +38,7 @@
 //! | `str_x_nowalk` | STR X, POR_EL1 = 0x7777_7777 (every pkey RWX) | assembly, no walk (the overlay cannot deny: as in stock Linux) |
 //! | `str_x_por_el0` | STR X, POR_EL1 = 0x57, TCR2_EL1.E0POE = 1 and POR_EL0 = 0 (as in a Linux 6.12 kernel thread) | assembly, with the walk (only an STTR could be denied, and the leaf gives EL0 no access: none can be one) |
 //! | `stp` | STP X, X | Rust (two registers: ESR does not describe it) |
+//! | `str_q` | STR Q (SIMD&FP) | stepped: run with the page writable, the page compared before and after (EL2 never reads FP/SIMD registers) |
 //! | `swp` | SWP X (FEAT_LSE; else `skipped`) | assembly, with the walk |
 //! | `cas` | CAS X (FEAT_LSE; else `skipped`) | assembly, with the walk |
 //!
@@ -227,7 +228,7 @@ fn report(name: &str, ok: bool) {
 }
 
 /// The benches, in order.
-const BENCHES: [&str; 7] = ["str_x", "str_w", "str_x_nowalk", "str_x_por_el0", "stp", "swp", "cas"];
+const BENCHES: [&str; 8] = ["str_x", "str_w", "str_x_nowalk", "str_x_por_el0", "stp", "str_q", "swp", "cas"];
 
 struct Args {
     iters: u64,
@@ -516,6 +517,14 @@ fn benches(n: &mut Count, l3: u64, a: &Args) {
     if run("stp") {
         bench("stp", iters, |j, v| unsafe {
             asm!("stp {v}, {v}, [{p}]", v = in(reg) v, p = in(reg) p(j & !1), options(nostack))
+        });
+        n.writes += iters;
+    }
+    if run("str_q") {
+        // Two even (invalid) descriptors from one SIMD&FP register.
+        bench("str_q", iters, |j, v| unsafe {
+            asm!("dup v0.2d, {v}", "str q0, [{p}]", v = in(reg) v, p = in(reg) p(j & !1), out("v0") _,
+                options(nostack))
         });
         n.writes += iters;
     }

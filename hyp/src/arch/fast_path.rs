@@ -370,6 +370,14 @@ pub fn publish(cpu: usize, p: &Published) {
     }
 }
 
+/// Sends this vCPU's software steps to Rust until the tap publishes again:
+/// the page-table watch single-steps one store (pt/step.rs) and must see
+/// the step that ends it, even inside the tap's stepped page.
+pub fn pause_steps() {
+    // SAFETY: only this vCPU touches its block (see Blocks).
+    unsafe { (*current()).stepping = 0 };
+}
+
 /// The PC of the last step the assembly handled for vCPU `cpu` (valid while
 /// the tap steps).
 #[inline]

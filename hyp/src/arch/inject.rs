@@ -2,7 +2,7 @@
 //! porwatch_monitor::inject (host-tested), this writes them to the CPU.
 use super::frame::GuestRegs;
 use aarch64_cpu::registers::*;
-use porwatch_monitor::inject::{self, GuestState, Injection};
+use porwatch_monitor::inject::{self, GuestState, Injection, WalkAccess};
 
 /// ESR_ELx.IL: the trapped instruction was 32 bits.
 const ESR_IL: u64 = 1 << 25;
@@ -59,5 +59,12 @@ pub fn external_data_abort(regs: &mut GuestRegs, esr_el2: u64, wnr: bool, far: u
 /// Synchronous external abort on an instruction fetch from `far`.
 pub fn external_instr_abort(regs: &mut GuestRegs, esr_el2: u64, far: u64) {
     let inj = inject::external_instr_abort(&state(regs, esr_el2), far);
+    apply(regs, inj);
+}
+
+/// Synchronous external abort on the guest's stage-1 walk for `far`, at
+/// lookup level `level` (the descriptor fetch found nothing there).
+pub fn walk_external_abort(regs: &mut GuestRegs, access: WalkAccess, level: i8, far: u64) {
+    let inj = inject::walk_external_abort(&state(regs, 0), access, level, far);
     apply(regs, inj);
 }

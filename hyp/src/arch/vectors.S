@@ -527,6 +527,11 @@ walk_bail:
 lower_sync_store_do:
     mrs     x5, esr_el2
     tbz     x5, #ISS_ISV_BIT, lower_sync_atomic
+    /* FAR at a page's first byte may be the second half of an unaligned
+     * store that started on the page before (FAR is the lowest address
+     * that faulted): only Rust knows where it starts. */
+    tst     x1, #PAGE_MASK
+    b.eq    lower_sync_slow
     ubfx    x3, x5, #ESR_SAS_SHIFT, #2
     movn    w4, #0
     lsl     w4, w4, w3

@@ -5,8 +5,8 @@
 //! the same instruction, which carries on natively (porwatch_monitor::store
 //! `mops_step` says why that is the architecture's contract).
 use super::{
-    apply, overlay_verdict, read_bytes, record_hazard, write_bytes, HazardInfo, Origin, Ram, Watch, CHUNK,
-    FSC_PERMISSION_L0, ISS2_OVERLAY,
+    apply, overlay_verdict, read_bytes, record_hazard, unemulated, write_bytes, HazardInfo, Origin, Ram,
+    Unemulated, Watch, CHUNK, FSC_PERMISSION_L0, ISS2_OVERLAY,
 };
 use crate::arch::frame::GuestRegs;
 use crate::arch::{at, inject, stage2};
@@ -15,7 +15,7 @@ use crate::traps::Handled;
 use porwatch_monitor::cmdline::Policy;
 use porwatch_monitor::store::{mops_step, Mops, MopsFill, MopsOp, MopsRegs};
 use porwatch_monitor::tap::page_of;
-use porwatch_trace::{GapReason, HazardAction, TrapOutcome};
+use porwatch_trace::{HazardAction, TrapOutcome};
 
 const PAGE: u64 = 4096;
 /// SPSR_EL2.NZCV, bits [31:28].
@@ -24,12 +24,10 @@ const NZCV_MASK: u64 = 0xf;
 
 /// The trapped MOPS instruction `m` wrote the tracked table page holding
 /// `ipa` (at `far`): emulate one step. `w` is the locked watch.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn store(
     mut w: spin::MutexGuard<'_, Watch>,
     regs: &mut GuestRegs,
     m: &Mops,
-    insn: u32,
     far: u64,
     ipa: u64,
     origin: Origin,
@@ -46,13 +44,14 @@ pub(super) fn store(
         xn: regs.get(m.rn),
         nzcv: ((regs.spsr >> SPSR_NZCV_SHIFT) & NZCV_MASK) as u8,
     };
+    let u = Unemulated { far, ipa, span: None, unprivileged: m.write_unprivileged };
     let Some(step) = mops_step(m, &r, PAGE) else {
-        return w.gap(pc, insn, far, ipa, GapReason::Undecodable);
+        return unemulated(w, regs, u, origin);
     };
     // The registers say which bytes are left; the fault must be among the
     // step's (every implementation writes a page's bytes before moving on).
     if far < step.dst || far - step.dst >= step.len {
-        return w.gap(pc, insn, far, ipa, GapReason::AddressMismatch);
+        return unemulated(w, regs, u, origin);
     }
     let dst_pa = ipa - (far - step.dst);
     let source = match step.fill {
@@ -61,11 +60,11 @@ pub(super) fn store(
         // guest RAM only); the step never crosses a source page.
         MopsFill::CopyFrom(src) => match at::va_to_ipa(src).and_then(|i| stage2::ram_pa(i, step.len)) {
             Some(pa) => Source::Pa(pa),
-            None => return w.gap(pc, insn, far, ipa, GapReason::Unreadable),
+            None => return unemulated(w, regs, u, origin),
         },
     };
     if stage2::ram_pa(dst_pa, step.len).is_none() {
-        return w.gap(pc, insn, far, ipa, GapReason::Unreadable);
+        return unemulated(w, regs, u, origin);
     }
 
     let verdict = overlay_verdict(&w.regime, far, m.write_unprivileged, origin == Origin::HardwareOverlay);

@@ -764,6 +764,33 @@ fn kernel_root_switch_keeps_shared_tables() {
 }
 
 #[test]
+fn a_released_page_leaves_the_tracker_until_a_rebuild() {
+    let mut mem = FakeMem::low();
+    let root = kernel_tree(&mut mem);
+    let l = l48(Half::Ttbr1);
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    tr.set_root(Half::Ttbr1, root, &l, &mem, &mut log.sink());
+    log.take();
+    let pte = Tables::at(&mut mem, l, root).table(K + 0x4020_0000, 3);
+    assert_eq!(tr.release_page(pte + 0x123, &mut log.sink()), 1);
+    assert_eq!(log.take(), [Action::Unprotect(pte)]);
+    assert!(!tr.is_page_protected(pte) && tr.is_tracked(pte).is_none());
+    let s = tr.stats();
+    assert_eq!((s.tables, s.pages, s.released_pages, s.complete), (4, 4, 1, false));
+    // Nothing tracked there: nothing to do, nothing counted.
+    assert_eq!(tr.release_page(pte, &mut log.sink()), 0);
+    assert_eq!(tr.release_page(0x7000_0000, &mut log.sink()), 0);
+    assert!(log.take().is_empty());
+    assert_eq!(tr.stats().released_pages, 1);
+    // A rebuild finds the table again and protects its page.
+    tr.rebuild(&mem, &mut log.sink());
+    assert_eq!(log.take(), [Action::Protect(pte)]);
+    let s = tr.stats();
+    assert_eq!((s.tables, s.complete), (5, true));
+}
+
+#[test]
 fn tcr_change_rebuilds_without_churn() {
     let mut mem = FakeMem::low();
     let root = kernel_tree(&mut mem);

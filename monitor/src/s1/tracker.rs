@@ -149,6 +149,9 @@ pub struct Stats {
     /// Subtrees not followed because the explicit stack was full.
     pub depth_limited: u64,
     pub rebuilds: u64,
+    /// Table pages released because a store to them could be neither
+    /// emulated nor single-stepped ([`Tracker::release_page`]).
+    pub released_pages: u64,
     /// No overflow or depth limit since the last successful rebuild: the set
     /// is exactly the tables reachable from the roots.
     pub complete: bool,
@@ -467,6 +470,7 @@ impl<const N: usize> Tracker<N> {
                 level_conflicts: 0,
                 depth_limited: 0,
                 rebuilds: 0,
+                released_pages: 0,
                 complete: true,
             },
             incomplete: false,
@@ -678,6 +682,39 @@ impl<const N: usize> Tracker<N> {
                 self.release_slot(i, mem, sink);
                 n += 1;
             }
+        }
+        n
+    }
+
+    /// Stops tracking every table in the page at `page` and unprotects it:
+    /// for a store porwatch can neither emulate nor single-step, so that the
+    /// page does not stay writable while counted as tracked. Stores to the
+    /// page are not seen from then on; the tables these pointed at keep
+    /// their references (their descriptors can no longer be followed) and
+    /// the tracker is marked incomplete until the next rebuild (a TCR_EL1
+    /// change), which tracks the page again if it is still reachable. A
+    /// table descriptor written later that points into the page tracks it
+    /// again. Returns the number of tables released (0: nothing tracked
+    /// there).
+    pub fn release_page(&mut self, page: u64, sink: &mut impl FnMut(Action)) -> usize {
+        let sink: &mut dyn FnMut(Action) = sink;
+        let page = page_of(page);
+        let mut n = 0;
+        // Entries of one page are adjacent (sorted by base).
+        let i = match self.find(page) {
+            Ok(i) | Err(i) => i,
+        };
+        while self.tables.get(i).is_some_and(|e| page_of(e.base) == page) {
+            // Each removal shifts the rest down; the page is unprotected
+            // with its last table.
+            if self.remove_at(i, sink).is_none() {
+                break;
+            }
+            n += 1;
+        }
+        if n > 0 {
+            self.incomplete = true;
+            self.stats.released_pages = self.stats.released_pages.saturating_add(1);
         }
         n
     }

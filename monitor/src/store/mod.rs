@@ -127,6 +127,7 @@ mod decode;
 mod decode_ldst;
 mod decode_other;
 mod decode_simd;
+mod effect;
 mod mops;
 mod plan;
 mod types;
@@ -136,6 +137,7 @@ mod tests;
 
 pub use atomic::{ldop_apply, result_value, sign_extend, AtomicOp};
 pub use decode::decode;
+pub use effect::{descriptor_after, page_parts, PagePart, PAGE_BYTES};
 pub use mops::{decode_mops, mops_step, Mops, MopsFill, MopsOp, MopsRegs, MopsStage, MopsStep};
 pub use plan::{
     dczid_block_bytes, effective_address, plan, Dest, Plan, RegWrite, RegWrites, MAX_WRITE_BYTES,
