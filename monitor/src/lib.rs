@@ -2,6 +2,7 @@
 //! Everything here builds for the host and is unit-tested with `cargo test`.
 #![no_std]
 
+pub mod audit;
 pub mod cmdline;
 pub mod esr;
 pub mod fdt;

@@ -1,0 +1,437 @@
+//! The reverse map: each tracked page-table page and the stage-1 mappings
+//! (aliases) through which the guest can reach it, from one walk of each
+//! live translation regime.
+//!
+//! The tracked table pages are copied into a sorted array ([`Audit::add_table`]).
+//! A walk ([`Audit::walk`]) reads every descriptor reachable from one root
+//! once: a table descriptor records where its child sits in the VA space
+//! (what the child table maps); a block or page descriptor is looked up in
+//! the array by output address (a binary search, then the pages inside the
+//! leaf's span), and each table page it covers gains an alias, judged by
+//! the [`AuditRule`]. No per-page re-walks: the cost is one pass over the
+//! regime plus `log2(tables)` per leaf. Tables already reached in the same
+//! walk are not entered again, and a descriptor budget bounds the work on a
+//! table graph the tracker does not know (overflow) or a hostile one.
+
+use heapless::Vec;
+
+use super::rule::AuditRule;
+use crate::s1::desc::{self, Kind, DESC_BYTES, LAST_LEVEL, PAGE_SIZE};
+use crate::s1::{GuestMem, Half, Layout, RootMask, TableInfo};
+
+/// Lookup levels a walk can be inside at once (-1..=3).
+const DEPTH: usize = 5;
+
+/// A stage-1 mapping of a table page.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Alias {
+    /// The VA that maps the table page's first byte.
+    pub va: u64,
+    /// Lookup level of the leaf (3: a page; 1, 2: a block).
+    pub level: i8,
+    /// POIndex of the leaf (its pkey).
+    pub poindex: u8,
+    /// Perm<POIndex> of the audited POR_EL1.
+    pub perm: u8,
+}
+
+/// One tracked page-table page and what the walks found about it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct TablePage {
+    /// The page (4 KiB aligned).
+    pub ipa: u64,
+    /// Lookup level of the (first) table in the page.
+    pub level: i8,
+    /// The roots the tracker reached it from.
+    pub roots: RootMask,
+    /// Where a walk reached the table: its half and the first VA it
+    /// translates. `None`: no walk went through it (a TTBR0 root that is
+    /// not installed, or a tracker with stale entries).
+    pub reached: Option<(Half, u64)>,
+    /// The VA range its valid descriptors translate (first and last byte),
+    /// `None` if it has none.
+    pub used: Option<(u64, u64)>,
+    /// Leaves that map the page, in the regimes walked.
+    pub aliases: u32,
+    /// The first alias through which EL1 could write the page.
+    pub writable: Option<Alias>,
+    /// The first alias only the overlay keeps EL1 from writing.
+    pub protected: Option<Alias>,
+    visited: bool,
+}
+
+impl TablePage {
+    const fn new(t: &TableInfo) -> Self {
+        Self {
+            ipa: t.ipa & !(PAGE_SIZE - 1),
+            level: t.level,
+            roots: t.roots,
+            reached: None,
+            used: None,
+            aliases: 0,
+            writable: None,
+            protected: None,
+            visited: false,
+        }
+    }
+
+    /// What the audit concludes for this page.
+    pub const fn state(&self) -> PageState {
+        if self.writable.is_some() {
+            PageState::Unprotected
+        } else if self.aliases == 0 {
+            PageState::Unmapped
+        } else {
+            PageState::Protected
+        }
+    }
+}
+
+/// The audit's conclusion for one table page.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PageState {
+    /// EL1 can write it through some alias under the audited POR.
+    Unprotected,
+    /// Mapped, and no alias lets EL1 write it.
+    Protected,
+    /// No alias in the regimes walked: the guest cannot write it without
+    /// mapping it first.
+    Unmapped,
+}
+
+/// A leaf that carries a pkey the audited POR_EL1 denies write to, over
+/// pages that are not page tables: a stale pkey, if it is the tables' own.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Stale {
+    pub va: u64,
+    /// Output address of the leaf (block or page base).
+    pub oa: u64,
+    pub level: i8,
+    pub poindex: u8,
+    /// 4 KiB pages in the leaf that are not tracked tables.
+    pub pages: u64,
+}
+
+/// Counters of one walk.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct WalkStats {
+    /// Tables entered.
+    pub tables: u64,
+    /// Tables entered that the tracker does not know.
+    pub untracked: u64,
+    pub descriptors: u64,
+    pub leaves: u64,
+    /// Descriptors that could not be read (their table was left).
+    pub unreadable: u64,
+    /// The descriptor budget ran out: the walk is incomplete.
+    pub truncated: bool,
+}
+
+impl WalkStats {
+    pub fn add(&mut self, o: &WalkStats) {
+        self.tables += o.tables;
+        self.untracked += o.untracked;
+        self.descriptors += o.descriptors;
+        self.leaves += o.leaves;
+        self.unreadable += o.unreadable;
+        self.truncated |= o.truncated;
+    }
+}
+
+/// The audit's totals over all pages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Totals {
+    pub tables: u64,
+    pub unprotected: u64,
+    pub protected: u64,
+    pub unmapped: u64,
+    /// POIndex values of the aliases only the overlay protects (bit i =
+    /// pkey i): the tables' pkeys.
+    pub table_pkeys: u8,
+    /// Tracked tables that did not fit the array.
+    pub not_audited: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Frame {
+    ipa: u64,
+    level: i8,
+    entries: u16,
+    next: u16,
+    /// First VA the table translates.
+    va: u64,
+    /// Its index in the page array, if tracked.
+    page: Option<usize>,
+}
+
+/// The tracked table pages (at most `N`) and what the walks found.
+pub struct Audit<const N: usize> {
+    pages: Vec<TablePage, N>,
+    not_audited: u64,
+}
+
+impl<const N: usize> Default for Audit<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Audit<N> {
+    pub const fn new() -> Self {
+        Self { pages: Vec::new(), not_audited: 0 }
+    }
+
+    /// Forgets everything (before the next audit).
+    pub fn clear(&mut self) {
+        self.pages.clear();
+        self.not_audited = 0;
+    }
+
+    /// Adds a tracked table (the tracker yields them by address; any order
+    /// is accepted). Tables sharing a page (small roots) count once.
+    /// Returns false, and counts it, when the array is full.
+    pub fn add_table(&mut self, t: &TableInfo) -> bool {
+        let p = TablePage::new(t);
+        let pos = match self.pages.last() {
+            Some(last) if last.ipa < p.ipa => self.pages.len(),
+            _ => match self.pages.binary_search_by_key(&p.ipa, |x| x.ipa) {
+                Ok(i) => {
+                    let e = &mut self.pages[i];
+                    e.roots = RootMask(e.roots.0 | p.roots.0);
+                    e.level = e.level.min(p.level);
+                    return true;
+                }
+                Err(i) => i,
+            },
+        };
+        if self.pages.insert(pos, p).is_err() {
+            self.not_audited += 1;
+            return false;
+        }
+        true
+    }
+
+    /// The pages, by address.
+    pub fn pages(&self) -> &[TablePage] {
+        &self.pages
+    }
+
+    /// The page at `ipa`'s page, if tracked.
+    pub fn page(&self, ipa: u64) -> Option<&TablePage> {
+        self.find(ipa & !(PAGE_SIZE - 1)).map(|i| &self.pages[i])
+    }
+
+    /// Counts over all pages.
+    pub fn totals(&self) -> Totals {
+        let mut t =
+            Totals { tables: self.pages.len() as u64, not_audited: self.not_audited, ..Totals::default() };
+        for p in &self.pages {
+            match p.state() {
+                PageState::Unprotected => t.unprotected += 1,
+                PageState::Protected => t.protected += 1,
+                PageState::Unmapped => t.unmapped += 1,
+            }
+            if let Some(a) = p.protected {
+                t.table_pkeys |= 1 << (a.poindex & 7);
+            }
+        }
+        t
+    }
+
+    fn find(&self, page: u64) -> Option<usize> {
+        self.pages.binary_search_by_key(&page, |p| p.ipa).ok()
+    }
+
+    /// Index of the first page at or above `addr`.
+    fn lower_bound(&self, addr: u64) -> usize {
+        match self.pages.binary_search_by_key(&addr, |p| p.ipa) {
+            Ok(i) | Err(i) => i,
+        }
+    }
+
+    /// Walks the tree under the root table `root` (a table address) of
+    /// `layout`'s half. With `leaves`, every block and page descriptor is
+    /// checked for table pages it maps (aliases, judged by `rule`) and for
+    /// stale pkeys (`stale` is called for leaves whose POIndex `rule` may
+    /// deny and that map pages other than tables); without, only where the
+    /// tables sit in the VA space is recorded. At most `budget` descriptors
+    /// are read (it is decreased).
+    pub fn walk<M: GuestMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        root: u64,
+        layout: &Layout,
+        rule: &AuditRule,
+        leaves: bool,
+        budget: &mut u64,
+        stale: &mut dyn FnMut(Stale),
+    ) -> WalkStats {
+        let mut st = WalkStats::default();
+        for p in self.pages.iter_mut() {
+            p.visited = false;
+        }
+        let half = layout.half;
+        let root_va = layout.va_range().0;
+        let mut stack = [Frame { ipa: 0, level: 0, entries: 0, next: 0, va: 0, page: None }; DEPTH];
+        let first = self.enter(root, half, root_va, &mut st);
+        stack[0] = Frame {
+            ipa: root,
+            level: layout.start_level,
+            entries: layout.root_entries(),
+            next: 0,
+            va: root_va,
+            page: first,
+        };
+        let mut depth = 1;
+        let (min_page, max_page) = match (self.pages.first(), self.pages.last()) {
+            (Some(a), Some(b)) => (a.ipa, b.ipa),
+            _ => (u64::MAX, 0),
+        };
+        while depth > 0 {
+            let f = stack[depth - 1];
+            if f.next >= f.entries {
+                depth -= 1;
+                continue;
+            }
+            stack[depth - 1].next += 1;
+            if *budget == 0 {
+                st.truncated = true;
+                break;
+            }
+            *budget -= 1;
+            st.descriptors += 1;
+            let Some(d) = mem.read_u64(f.ipa.wrapping_add(f.next as u64 * DESC_BYTES)) else {
+                st.unreadable += 1;
+                depth -= 1;
+                continue;
+            };
+            let kind = desc::kind(d, f.level, layout.ds);
+            if kind == Kind::Invalid || kind == Kind::Reserved {
+                continue;
+            }
+            let size = desc::level_size(f.level);
+            let va = f.va.wrapping_add(f.next as u64 * size);
+            if let Some(i) = f.page {
+                let p = &mut self.pages[i];
+                let last = va.wrapping_add(size - 1);
+                p.used = Some(match p.used {
+                    Some((lo, hi)) => (lo.min(va), hi.max(last)),
+                    None => (va, last),
+                });
+            }
+            if kind == Kind::Table {
+                let child = desc::table_address(d, layout.ds);
+                if layout.oa_too_large(child) || depth >= DEPTH || f.level >= LAST_LEVEL {
+                    continue;
+                }
+                let page = self.find(child);
+                if let Some(i) = page {
+                    if self.pages[i].visited {
+                        continue;
+                    }
+                }
+                let page = self.enter(child, half, va, &mut st);
+                stack[depth] =
+                    Frame { ipa: child, level: f.level + 1, entries: desc::ENTRIES, next: 0, va, page };
+                depth += 1;
+                continue;
+            }
+            if !leaves {
+                continue;
+            }
+            st.leaves += 1;
+            let oa = desc::output_address(d, f.level, layout.ds);
+            let end = oa.saturating_add(size);
+            let mut tables_in_leaf = 0u64;
+            if oa <= max_page && end > min_page {
+                let v = rule.alias(d);
+                let mut i = self.lower_bound(oa);
+                while i < self.pages.len() && self.pages[i].ipa < end {
+                    let p = &mut self.pages[i];
+                    let alias =
+                        Alias { va: va + (p.ipa - oa), level: f.level, poindex: v.poindex, perm: v.perm };
+                    p.aliases = p.aliases.saturating_add(1);
+                    if v.writable() {
+                        p.writable.get_or_insert(alias);
+                    } else if v.protected_by_pkey() {
+                        p.protected.get_or_insert(alias);
+                    }
+                    tables_in_leaf += 1;
+                    i += 1;
+                }
+            }
+            let poindex = desc::poindex(d);
+            let pages = size / PAGE_SIZE - tables_in_leaf;
+            if pages > 0 && rule.may_deny(poindex) {
+                stale(Stale { va, oa, level: f.level, poindex, pages });
+            }
+        }
+        st
+    }
+
+    /// Starts a table: marks its page visited and where it was reached.
+    fn enter(&mut self, table: u64, half: Half, va: u64, st: &mut WalkStats) -> Option<usize> {
+        st.tables += 1;
+        let i = self.find(table & !(PAGE_SIZE - 1));
+        match i {
+            Some(i) => {
+                let p = &mut self.pages[i];
+                p.visited = true;
+                p.reached.get_or_insert((half, va));
+            }
+            None => st.untracked += 1,
+        }
+        i
+    }
+}
+
+/// The stale-pkey leaves of one audit: counts per POIndex, and the first
+/// `K` leaves of each (a leaf's POIndex is only known to be the tables'
+/// pkey once the walks are over).
+pub struct StaleList<const K: usize> {
+    lists: [Vec<Stale, K>; 8],
+    /// Leaves per POIndex.
+    pub leaves: [u64; 8],
+    /// 4 KiB pages per POIndex.
+    pub pages: [u64; 8],
+}
+
+impl<const K: usize> Default for StaleList<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const K: usize> StaleList<K> {
+    pub const fn new() -> Self {
+        Self { lists: [const { Vec::new() }; 8], leaves: [0; 8], pages: [0; 8] }
+    }
+
+    pub fn clear(&mut self) {
+        for l in self.lists.iter_mut() {
+            l.clear();
+        }
+        self.leaves = [0; 8];
+        self.pages = [0; 8];
+    }
+
+    /// Records one leaf (kept if its POIndex's list has room).
+    pub fn push(&mut self, s: Stale) {
+        let i = (s.poindex & 7) as usize;
+        self.leaves[i] += 1;
+        self.pages[i] += s.pages;
+        let _ = self.lists[i].push(s);
+    }
+
+    /// Leaves and pages whose POIndex is in `pkeys` (bit i = POIndex i).
+    pub fn count(&self, pkeys: u8) -> (u64, u64) {
+        (0..8)
+            .filter(|i| pkeys & (1 << i) != 0)
+            .fold((0, 0), |(l, p), i| (l + self.leaves[i], p + self.pages[i]))
+    }
+
+    /// The kept leaves whose POIndex is in `pkeys`, by POIndex.
+    pub fn listed(&self, pkeys: u8) -> impl Iterator<Item = &Stale> + '_ {
+        (0..8).filter(move |i| pkeys & (1 << i) != 0).flat_map(move |i| self.lists[i].iter())
+    }
+}
