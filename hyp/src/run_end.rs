@@ -11,6 +11,7 @@ pub const STATUS_HYP_FAILURE: u32 = 70;
 /// Ends the run after the guest asked to (power off, reset, test exit).
 pub fn guest_done(reason: ExitReason, status: u32) -> ! {
     if config().opts.track {
+        crate::audit::at_exit();
         crate::pt::emit_stats();
     }
     trace_out::emit_reliable(Event::GuestExit { reason: reason as u64, code: status as u64 });

@@ -16,4 +16,5 @@ pub mod s1;
 pub mod store;
 pub mod sysreg;
 pub mod tap;
+pub mod unwind;
 pub mod vpoe;

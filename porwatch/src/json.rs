@@ -137,6 +137,17 @@ pub fn write_record_with(
             (FieldValue::I64(v), Hint::Hex) => o.str(spec.name, &format!("{v:#x}"))?,
             (FieldValue::I64(v), _) => o.num(spec.name, v)?,
             (FieldValue::Bytes(b), Hint::HexBytes) => o.str(spec.name, &hex_bytes(b))?,
+            (FieldValue::Bytes(_), Hint::Addrs) => {
+                let addrs: Vec<u64> = value.addrs().collect();
+                o.key(spec.name)?;
+                let hex: Vec<String> = addrs.iter().map(|a| format!("{a:#x}")).collect();
+                serde_json::to_writer(&mut *o.out, &hex).map_err(io::Error::from)?;
+                if let Some(sym) = sym {
+                    o.key(&format!("{}_sym", spec.name))?;
+                    let names: Vec<Option<String>> = addrs.iter().map(|&a| sym.sym(a)).collect();
+                    serde_json::to_writer(&mut *o.out, &names).map_err(io::Error::from)?;
+                }
+            }
             (FieldValue::Bytes(b), _) => o.str(spec.name, &String::from_utf8_lossy(b))?,
         }
         if let Some(a) = annotate(kind_name, spec.name, value) {

@@ -245,7 +245,8 @@ pub fn is_code_field(kind: &str, field: &str) -> bool {
     matches!(
         (kind, field),
         ("trap" | "unknown_trap" | "exc_entry" | "exc_return", "elr")
-            | ("por_write" | "tcr2_write" | "hazard" | "coverage_gap", "pc")
+            | ("por_write" | "tcr2_write" | "hazard" | "coverage_gap" | "call_trace", "pc")
+            | ("call_trace", "lr")
             | ("guest_start", "entry")
             | ("tap_arm", "vbar")
     )

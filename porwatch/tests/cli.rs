@@ -269,6 +269,8 @@ fn filter_trace() -> PathBuf {
             action: 0,
             leaf_level: 3,
             pir: 0,
+            trace_seq: 0,
+            entry_trace_seq: 0,
         },
     };
     let recs = [

@@ -39,6 +39,10 @@ pub use crc::crc16;
 pub use deframer::Deframer;
 pub use error::DecodeError;
 pub use events::{
+    AuditStatus, AuditTrigger, CallTraceOf, PorSource, UnwindEnd, AUDIT_STATUS_NAMES, AUDIT_TRIGGER_NAMES,
+    CALL_TRACE_OF_NAMES, POR_SOURCE_NAMES, UNWIND_END_NAMES,
+};
+pub use events::{
     Event, ExitReason, GapReason, Half, HazardAction, IdReason, MemKind, OverlayEnforced, PoeMode, PorReg,
     PsciConduit, TrapOutcome, Vector, EXIT_REASON_NAMES, GAP_REASON_NAMES, HALF_NAMES, HAZARD_ACTION_NAMES,
     ID_REASON_NAMES, KINDS, MAX_FIELDS, MEM_KIND_NAMES, POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES,

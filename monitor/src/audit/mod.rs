@@ -26,5 +26,5 @@ pub mod rule;
 mod tests;
 
 pub use region::{LinuxLayout, Region};
-pub use reverse::{Alias, Audit, PageState, Stale, StaleList, TablePage, Totals, WalkStats};
+pub use reverse::{Alias, Audit, PageState, Root, Stale, StaleList, TablePage, Totals, WalkStats};
 pub use rule::{AliasVerdict, AuditRule};

@@ -16,7 +16,10 @@
 use heapless::Vec;
 
 use super::rule::AuditRule;
-use crate::s1::desc::{self, Kind, DESC_BYTES, LAST_LEVEL, PAGE_SIZE};
+use crate::s1::desc::{self, Kind, LAST_LEVEL, PAGE_SIZE};
+
+/// Descriptors in a full table.
+const ENTRIES: usize = desc::ENTRIES as usize;
 use crate::s1::{GuestMem, Half, Layout, RootMask, TableInfo};
 
 /// Lookup levels a walk can be inside at once (-1..=3).
@@ -35,49 +38,106 @@ pub struct Alias {
     pub perm: u8,
 }
 
-/// One tracked page-table page and what the walks found about it.
+/// One tracked page-table page and what the walks found about it (64
+/// bytes: the hypervisor keeps 4096 of them).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct TablePage {
     /// The page (4 KiB aligned).
     pub ipa: u64,
-    /// Lookup level of the (first) table in the page.
-    pub level: i8,
-    /// The roots the tracker reached it from.
-    pub roots: RootMask,
-    /// Where a walk reached the table: its half and the first VA it
-    /// translates. `None`: no walk went through it (a TTBR0 root that is
-    /// not installed, or a tracker with stale entries).
-    pub reached: Option<(Half, u64)>,
-    /// The VA range its valid descriptors translate (first and last byte),
-    /// `None` if it has none.
-    pub used: Option<(u64, u64)>,
+    base: u64,
+    first: u64,
+    last: u64,
+    writable_va: u64,
+    protected_va: u64,
     /// Leaves that map the page, in the regimes walked.
     pub aliases: u32,
-    /// The first alias through which EL1 could write the page.
-    pub writable: Option<Alias>,
-    /// The first alias only the overlay keeps EL1 from writing.
-    pub protected: Option<Alias>,
-    visited: bool,
+    /// The roots the tracker reached it from.
+    pub roots: RootMask,
+    /// Lookup level of the (first) table in the page.
+    pub level: i8,
+    flags: u8,
+    /// (level, POIndex, perm) of the writable / protected alias.
+    writable_meta: [u8; 3],
+    protected_meta: [u8; 3],
+}
+
+const REACHED: u8 = 1 << 0;
+const REACHED_TTBR1: u8 = 1 << 1;
+const USED: u8 = 1 << 2;
+const VISITED: u8 = 1 << 3;
+const WRITABLE: u8 = 1 << 4;
+const PROTECTED: u8 = 1 << 5;
+
+const fn meta(a: &Alias) -> [u8; 3] {
+    [a.level as u8, a.poindex, a.perm]
+}
+
+const fn alias(va: u64, m: [u8; 3]) -> Alias {
+    Alias { va, level: m[0] as i8, poindex: m[1], perm: m[2] }
 }
 
 impl TablePage {
     const fn new(t: &TableInfo) -> Self {
         Self {
             ipa: t.ipa & !(PAGE_SIZE - 1),
-            level: t.level,
-            roots: t.roots,
-            reached: None,
-            used: None,
+            base: 0,
+            first: 0,
+            last: 0,
+            writable_va: 0,
+            protected_va: 0,
             aliases: 0,
-            writable: None,
-            protected: None,
-            visited: false,
+            roots: t.roots,
+            level: t.level,
+            flags: 0,
+            writable_meta: [0; 3],
+            protected_meta: [0; 3],
+        }
+    }
+
+    /// Where a walk reached the table: its half and the first VA it
+    /// translates. `None`: no walk went through it (a TTBR0 root that is
+    /// not installed, or a tracker with stale entries).
+    pub const fn reached(&self) -> Option<(Half, u64)> {
+        if self.flags & REACHED == 0 {
+            None
+        } else if self.flags & REACHED_TTBR1 != 0 {
+            Some((Half::Ttbr1, self.base))
+        } else {
+            Some((Half::Ttbr0, self.base))
+        }
+    }
+
+    /// The VA range its valid descriptors translate (first and last byte),
+    /// `None` if it has none (or was not reached).
+    pub const fn used(&self) -> Option<(u64, u64)> {
+        if self.flags & USED == 0 {
+            None
+        } else {
+            Some((self.first, self.last))
+        }
+    }
+
+    /// The first alias through which EL1 could write the page.
+    pub const fn writable(&self) -> Option<Alias> {
+        if self.flags & WRITABLE == 0 {
+            None
+        } else {
+            Some(alias(self.writable_va, self.writable_meta))
+        }
+    }
+
+    /// The first alias only the overlay keeps EL1 from writing.
+    pub const fn protected(&self) -> Option<Alias> {
+        if self.flags & PROTECTED == 0 {
+            None
+        } else {
+            Some(alias(self.protected_va, self.protected_meta))
         }
     }
 
     /// What the audit concludes for this page.
     pub const fn state(&self) -> PageState {
-        if self.writable.is_some() {
+        if self.flags & WRITABLE != 0 {
             PageState::Unprotected
         } else if self.aliases == 0 {
             PageState::Unmapped
@@ -85,7 +145,44 @@ impl TablePage {
             PageState::Protected
         }
     }
+
+    fn visited(&self) -> bool {
+        self.flags & VISITED != 0
+    }
+
+    fn reach(&mut self, half: Half, va: u64) {
+        self.flags |= VISITED;
+        if self.flags & REACHED == 0 {
+            self.flags |= REACHED | if half == Half::Ttbr1 { REACHED_TTBR1 } else { 0 };
+            self.base = va;
+        }
+    }
+
+    fn use_range(&mut self, first: u64, last: u64) {
+        if self.flags & USED == 0 {
+            self.flags |= USED;
+            (self.first, self.last) = (first, last);
+        } else {
+            self.first = self.first.min(first);
+            self.last = self.last.max(last);
+        }
+    }
+
+    fn add_alias(&mut self, a: &Alias, writable: bool, protected: bool) {
+        self.aliases = self.aliases.saturating_add(1);
+        if writable && self.flags & WRITABLE == 0 {
+            self.flags |= WRITABLE;
+            self.writable_va = a.va;
+            self.writable_meta = meta(a);
+        } else if protected && self.flags & PROTECTED == 0 {
+            self.flags |= PROTECTED;
+            self.protected_va = a.va;
+            self.protected_meta = meta(a);
+        }
+    }
 }
+
+const _: () = assert!(core::mem::size_of::<TablePage>() == 64);
 
 /// The audit's conclusion for one table page.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -121,7 +218,7 @@ pub struct WalkStats {
     pub untracked: u64,
     pub descriptors: u64,
     pub leaves: u64,
-    /// Descriptors that could not be read (their table was left).
+    /// Tables that could not be read (not entered).
     pub unreadable: u64,
     /// The descriptor budget ran out: the walk is incomplete.
     pub truncated: bool,
@@ -154,7 +251,6 @@ pub struct Totals {
 
 #[derive(Clone, Copy)]
 struct Frame {
-    ipa: u64,
     level: i8,
     entries: u16,
     next: u16,
@@ -164,10 +260,24 @@ struct Frame {
     page: Option<usize>,
 }
 
+/// A tree to walk: a root table (its address, as `Layout::root_table`
+/// gives it) of `layout`'s half, with or without its leaves.
+#[derive(Clone, Copy, Debug)]
+pub struct Root<'a> {
+    pub table: u64,
+    pub layout: &'a Layout,
+    /// Check the leaves (aliases, stale pkeys), not only the tables.
+    pub leaves: bool,
+}
+
 /// The tracked table pages (at most `N`) and what the walks found.
 pub struct Audit<const N: usize> {
     pages: Vec<TablePage, N>,
     not_audited: u64,
+    /// The descriptors of the tables the walk is inside, one per depth:
+    /// a table is read whole when entered (one range check for 512
+    /// descriptors; reading them one by one cost twice as much).
+    bufs: [[u64; ENTRIES]; DEPTH],
 }
 
 impl<const N: usize> Default for Audit<N> {
@@ -178,7 +288,7 @@ impl<const N: usize> Default for Audit<N> {
 
 impl<const N: usize> Audit<N> {
     pub const fn new() -> Self {
-        Self { pages: Vec::new(), not_audited: 0 }
+        Self { pages: Vec::new(), not_audited: 0, bufs: [[0; ENTRIES]; DEPTH] }
     }
 
     /// Forgets everything (before the next audit).
@@ -231,7 +341,7 @@ impl<const N: usize> Audit<N> {
                 PageState::Protected => t.protected += 1,
                 PageState::Unmapped => t.unmapped += 1,
             }
-            if let Some(a) = p.protected {
+            if let Some(a) = p.protected() {
                 t.table_pkeys |= 1 << (a.poindex & 7);
             }
         }
@@ -249,124 +359,139 @@ impl<const N: usize> Audit<N> {
         }
     }
 
-    /// Walks the tree under the root table `root` (a table address) of
-    /// `layout`'s half. With `leaves`, every block and page descriptor is
-    /// checked for table pages it maps (aliases, judged by `rule`) and for
-    /// stale pkeys (`stale` is called for leaves whose POIndex `rule` may
-    /// deny and that map pages other than tables); without, only where the
-    /// tables sit in the VA space is recorded. At most `budget` descriptors
-    /// are read (it is decreased).
+    /// Walks the tree under `root`. With `root.leaves`, every block and
+    /// page descriptor is checked for table pages it maps (aliases, judged
+    /// by `rule`) and for stale pkeys (`stale` is called for leaves whose
+    /// POIndex `rule` may deny and that map pages other than tables);
+    /// without, only where the tables sit in the VA space is recorded. At
+    /// most `budget` descriptors are read (it is decreased).
     pub fn walk<M: GuestMem + ?Sized>(
         &mut self,
         mem: &M,
-        root: u64,
-        layout: &Layout,
+        root: &Root<'_>,
         rule: &AuditRule,
-        leaves: bool,
         budget: &mut u64,
         stale: &mut dyn FnMut(Stale),
     ) -> WalkStats {
+        let (layout, leaves) = (root.layout, root.leaves);
+        let root = root.table;
         let mut st = WalkStats::default();
         for p in self.pages.iter_mut() {
-            p.visited = false;
+            p.flags &= !VISITED;
         }
         let half = layout.half;
         let root_va = layout.va_range().0;
-        let mut stack = [Frame { ipa: 0, level: 0, entries: 0, next: 0, va: 0, page: None }; DEPTH];
+        let mut stack = [Frame { level: 0, entries: 0, next: 0, va: 0, page: None }; DEPTH];
+        let entries = layout.root_entries();
+        if !self.load(mem, 0, root, entries, budget, &mut st) {
+            return st;
+        }
         let first = self.enter(root, half, root_va, &mut st);
-        stack[0] = Frame {
-            ipa: root,
-            level: layout.start_level,
-            entries: layout.root_entries(),
-            next: 0,
-            va: root_va,
-            page: first,
-        };
+        stack[0] = Frame { level: layout.start_level, entries, next: 0, va: root_va, page: first };
         let mut depth = 1;
-        let (min_page, max_page) = match (self.pages.first(), self.pages.last()) {
-            (Some(a), Some(b)) => (a.ipa, b.ipa),
-            _ => (u64::MAX, 0),
-        };
-        while depth > 0 {
-            let f = stack[depth - 1];
-            if f.next >= f.entries {
-                depth -= 1;
-                continue;
-            }
-            stack[depth - 1].next += 1;
-            if *budget == 0 {
-                st.truncated = true;
-                break;
-            }
-            *budget -= 1;
-            st.descriptors += 1;
-            let Some(d) = mem.read_u64(f.ipa.wrapping_add(f.next as u64 * DESC_BYTES)) else {
-                st.unreadable += 1;
-                depth -= 1;
-                continue;
-            };
-            let kind = desc::kind(d, f.level, layout.ds);
-            if kind == Kind::Invalid || kind == Kind::Reserved {
-                continue;
-            }
+        'tables: while depth > 0 {
+            let top = depth - 1;
+            let f = stack[top];
             let size = desc::level_size(f.level);
-            let va = f.va.wrapping_add(f.next as u64 * size);
-            if let Some(i) = f.page {
-                let p = &mut self.pages[i];
-                let last = va.wrapping_add(size - 1);
-                p.used = Some(match p.used {
-                    Some((lo, hi)) => (lo.min(va), hi.max(last)),
-                    None => (va, last),
-                });
-            }
-            if kind == Kind::Table {
-                let child = desc::table_address(d, layout.ds);
-                if layout.oa_too_large(child) || depth >= DEPTH || f.level >= LAST_LEVEL {
+            // The descriptors of one table, in a tight loop: most are invalid.
+            let mut next = f.next;
+            while next < f.entries {
+                let index = next;
+                next += 1;
+                let d = self.bufs[top][index as usize];
+                if !desc::is_valid(d) {
                     continue;
                 }
-                let page = self.find(child);
-                if let Some(i) = page {
-                    if self.pages[i].visited {
+                let kind = desc::kind(d, f.level, layout.ds);
+                if kind == Kind::Reserved {
+                    continue;
+                }
+                let va = f.va.wrapping_add(index as u64 * size);
+                if let Some(i) = f.page {
+                    self.pages[i].use_range(va, va.wrapping_add(size - 1));
+                }
+                if kind == Kind::Table {
+                    let child = desc::table_address(d, layout.ds);
+                    if layout.oa_too_large(child) || depth >= DEPTH || f.level >= LAST_LEVEL {
                         continue;
                     }
-                }
-                let page = self.enter(child, half, va, &mut st);
-                stack[depth] =
-                    Frame { ipa: child, level: f.level + 1, entries: desc::ENTRIES, next: 0, va, page };
-                depth += 1;
-                continue;
-            }
-            if !leaves {
-                continue;
-            }
-            st.leaves += 1;
-            let oa = desc::output_address(d, f.level, layout.ds);
-            let end = oa.saturating_add(size);
-            let mut tables_in_leaf = 0u64;
-            if oa <= max_page && end > min_page {
-                let v = rule.alias(d);
-                let mut i = self.lower_bound(oa);
-                while i < self.pages.len() && self.pages[i].ipa < end {
-                    let p = &mut self.pages[i];
-                    let alias =
-                        Alias { va: va + (p.ipa - oa), level: f.level, poindex: v.poindex, perm: v.perm };
-                    p.aliases = p.aliases.saturating_add(1);
-                    if v.writable() {
-                        p.writable.get_or_insert(alias);
-                    } else if v.protected_by_pkey() {
-                        p.protected.get_or_insert(alias);
+                    let page = self.find(child);
+                    if page.is_some_and(|i| self.pages[i].visited()) {
+                        continue;
                     }
-                    tables_in_leaf += 1;
-                    i += 1;
+                    if !self.load(mem, depth, child, desc::ENTRIES, budget, &mut st) {
+                        if st.truncated {
+                            break 'tables;
+                        }
+                        continue;
+                    }
+                    let page = self.enter(child, half, va, &mut st);
+                    stack[top].next = next;
+                    stack[depth] = Frame { level: f.level + 1, entries: desc::ENTRIES, next: 0, va, page };
+                    depth += 1;
+                    continue 'tables;
+                }
+                if leaves {
+                    self.leaf(d, va, f.level, layout.ds, rule, stale);
+                    st.leaves += 1;
                 }
             }
-            let poindex = desc::poindex(d);
-            let pages = size / PAGE_SIZE - tables_in_leaf;
-            if pages > 0 && rule.may_deny(poindex) {
-                stale(Stale { va, oa, level: f.level, poindex, pages });
-            }
+            depth -= 1;
         }
         st
+    }
+
+    /// A block or page descriptor `d` at `level` mapping `va`: the table
+    /// pages it covers gain an alias; a leaf with a pkey `rule` may deny
+    /// over other pages is reported to `stale`.
+    fn leaf(&mut self, d: u64, va: u64, level: i8, ds: bool, rule: &AuditRule, stale: &mut dyn FnMut(Stale)) {
+        let size = desc::level_size(level);
+        let oa = desc::output_address(d, level, ds);
+        let end = oa.saturating_add(size);
+        let mut tables_in_leaf = 0u64;
+        // Most leaves map no table: find the first page at or above `oa`
+        // before judging the descriptor.
+        let mut i = self.lower_bound(oa);
+        if i < self.pages.len() && self.pages[i].ipa < end {
+            let v = rule.alias(d);
+            while i < self.pages.len() && self.pages[i].ipa < end {
+                let p = &mut self.pages[i];
+                let alias = Alias { va: va + (p.ipa - oa), level, poindex: v.poindex, perm: v.perm };
+                p.add_alias(&alias, v.writable(), v.protected_by_pkey());
+                tables_in_leaf += 1;
+                i += 1;
+            }
+        }
+        let poindex = desc::poindex(d);
+        let pages = size / PAGE_SIZE - tables_in_leaf;
+        if pages > 0 && rule.may_deny(poindex) {
+            stale(Stale { va, oa, level, poindex, pages });
+        }
+    }
+
+    /// Reads the table at `table` into the buffer of `depth`: false if it
+    /// is not readable guest memory, or the budget cannot cover it.
+    fn load<M: GuestMem + ?Sized>(
+        &mut self,
+        mem: &M,
+        depth: usize,
+        table: u64,
+        entries: u16,
+        budget: &mut u64,
+        st: &mut WalkStats,
+    ) -> bool {
+        let n = (entries as usize).min(ENTRIES);
+        if *budget < n as u64 {
+            st.truncated = true;
+            return false;
+        }
+        *budget -= n as u64;
+        st.descriptors += n as u64;
+        if !mem.read_table(table, &mut self.bufs[depth][..n]) {
+            st.unreadable += 1;
+            return false;
+        }
+        true
     }
 
     /// Starts a table: marks its page visited and where it was reached.
@@ -374,11 +499,7 @@ impl<const N: usize> Audit<N> {
         st.tables += 1;
         let i = self.find(table & !(PAGE_SIZE - 1));
         match i {
-            Some(i) => {
-                let p = &mut self.pages[i];
-                p.visited = true;
-                p.reached.get_or_insert((half, va));
-            }
+            Some(i) => self.pages[i].reach(half, va),
             None => st.untracked += 1,
         }
         i
