@@ -119,13 +119,14 @@ pub fn run_pending() {
     // state, whose lock note_overlay's callers hold).
     let (trigger, l) = {
         let mut l = LEARNED.lock();
-        if l.first_por_pending && mmu_on() && pt::with_tracker(|t, _| t.stats().tables > 0) {
+        // Only a guest running on its tables is audited before it stops.
+        let ready = mmu_on() && pt::with_tracker(|t, _| t.stats().tables > 0);
+        if l.first_por_pending && ready {
             l.first_por_pending = false;
             PENDING.store(false, Ordering::Relaxed);
             (Some(AuditTrigger::FirstPor), *l)
-        } else if periodic {
-            LAST.store(CNTPCT_EL0.get(), Ordering::Relaxed);
-            (active(&l).then_some(AuditTrigger::Periodic), *l)
+        } else if periodic && ready && active(&l) {
+            (Some(AuditTrigger::Periodic), *l)
         } else {
             (None, *l)
         }

@@ -285,9 +285,12 @@ pub fn decode_stream<R: Read, W: Write>(
     let stats = dec.finish(&mut |item: &Item<'_>| printer.item(out, item))?;
     if opts.summary {
         if opts.json {
-            json::write_summary(out, &stats)?;
+            json::write_summary_with(out, &stats, &printer.summary_json())?;
         } else {
             eprintln!("{stats}");
+            for line in printer.summary_lines() {
+                eprintln!("{line}");
+            }
         }
     }
     if opts.view.counts {

@@ -10,11 +10,14 @@
 extern crate self as porwatch;
 
 pub mod annotate;
+pub mod audit_report;
+pub mod calltrace;
 pub mod decode;
 pub mod decode_cmd;
 pub mod docgen;
 pub mod esr;
 pub mod filter;
+pub mod findings;
 pub mod follow;
 pub mod hazard;
 pub mod json;
