@@ -11,9 +11,10 @@
 //!   restrictive POR_EL1 with its MMU on and tables tracked; `every:MS`, at
 //!   the first trap after MS have passed since the last audit; `exit`, when
 //!   the guest stops. [`run_pending`] is called at the end of every trap
-//!   handled in Rust (no lock held there): one atomic load when nothing is
-//!   due. The default audits only a guest that uses overlays, so stock
-//!   Linux pays nothing.
+//!   handled in Rust (no lock held there): one load of [`ARMED`] unless a
+//!   first-por audit waits or a period is set. The default audits only a
+//!   guest that uses overlays, so stock Linux pays that load and nothing
+//!   else.
 //! * What it does: copies the tracker's table pages into a sorted array,
 //!   walks the TTBR1 tree and the installed TTBR0 tree once each (leaves
 //!   included), the other tracked TTBR0 trees for their tables' placement
@@ -65,8 +66,11 @@ struct Learned {
 
 static LEARNED: Mutex<Learned> =
     Mutex::new(Learned { first_restrictive: None, at_entry: None, first_por_pending: false });
-/// Something is due: the trap path's only check when no period is set.
+/// A first-por audit waits for the MMU and the tables.
 static PENDING: AtomicBool = AtomicBool::new(false);
+/// Something may be due (PENDING, or a period is set): the trap path's only
+/// check otherwise, one load.
+static ARMED: AtomicBool = AtomicBool::new(false);
 /// CNTPCT at the last audit (periodic audits).
 static LAST: AtomicU64 = AtomicU64::new(0);
 
@@ -99,6 +103,7 @@ pub fn note_overlay(por: u64, tcr2: u64, at_entry: bool) {
         if when.first_por {
             l.first_por_pending = true;
             PENDING.store(true, Ordering::Relaxed);
+            ARMED.store(true, Ordering::Relaxed);
         }
     }
     if at_entry {
@@ -106,13 +111,25 @@ pub fn note_overlay(por: u64, tcr2: u64, at_entry: bool) {
     }
 }
 
+/// At boot, with the page-table watch on: a periodic audit keeps the
+/// trap path's check armed.
+pub fn init() {
+    if config().opts.audit.every_ms != 0 {
+        ARMED.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs an audit that is due. Called at the end of every trap handled in
 /// Rust, with no lock held.
 #[inline]
 pub fn run_pending() {
-    let when = config().opts.audit;
-    let periodic = when.every_ms != 0 && due(when.every_ms);
-    if !PENDING.load(Ordering::Relaxed) && !periodic {
+    if !ARMED.load(Ordering::Relaxed) {
+        return;
+    }
+    let pending = PENDING.load(Ordering::Relaxed);
+    let every_ms = config().opts.audit.every_ms;
+    let periodic = every_ms != 0 && due(every_ms);
+    if !pending && !periodic {
         return;
     }
     // Decide under the lock, audit without it (the audit reads the tap's
@@ -124,6 +141,7 @@ pub fn run_pending() {
         if l.first_por_pending && ready {
             l.first_por_pending = false;
             PENDING.store(false, Ordering::Relaxed);
+            ARMED.store(every_ms != 0, Ordering::Relaxed);
             (Some(AuditTrigger::FirstPor), *l)
         } else if periodic && ready && active(&l) {
             (Some(AuditTrigger::Periodic), *l)

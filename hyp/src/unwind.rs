@@ -8,18 +8,18 @@
 //! before the hazard (which names them, `trace_seq` / `entry_trace_seq`):
 //! the store's, from the trapped x29 (noted by pt.rs when a store to a
 //! tracked table traps), and the one of the code the cause entry
-//! interrupted, from the x29 noted at that entry (the tap notes ELR, x29
-//! and x30 at each entry: four stores; the walk itself happens only at a
-//! hazard, while the interrupted frames are still on the stack below the
+//! interrupted, from the x29 noted at that entry (the tap notes seq, ELR,
+//! x29 and x30 at each entry: four stores; the walk itself happens only at
+//! a hazard, while the interrupted frames are still on the stack below the
 //! handler's).
 use crate::arch::frame::GuestRegs;
 use crate::arch::{at, fast_path, stage2};
 use crate::trace_out;
 use aarch64_cpu::registers::{Readable, MPIDR_EL1, TCR_EL1};
+use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::s1::regime::{TCR_T0SZ_SHIFT, TCR_T1SZ_SHIFT, TCR_TXSZ_MASK};
 use porwatch_monitor::unwind::{unwind, StackMem, VaBits, MAX_FRAMES};
 use porwatch_trace::{CallTraceOf, Event};
-use spin::Mutex;
 
 /// x29 (frame pointer) and x30 (link register).
 const FP: u8 = 29;
@@ -46,50 +46,71 @@ impl StackMem for GuestStack {
 }
 
 /// A context to unwind from.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Context {
     pc: u64,
     fp: u64,
     lr: u64,
 }
 
-#[derive(Clone, Copy, Default)]
+/// What pt.rs and the tap note for this vCPU, as plain atomics (the tap
+/// notes every exception entry: no lock on that path). Only the vCPU
+/// itself writes and reads its notes.
 struct Notes {
-    /// The store that trapped last.
-    store: Context,
-    /// The latest exception entry: its seq and where it interrupted.
-    entry_seq: u64,
-    entry: Context,
+    /// The store that trapped last: PC, x29, x30.
+    store: [AtomicU64; 3],
+    /// The latest exception entry: its seq, ELR, x29, x30.
+    entry_seq: AtomicU64,
+    entry: [AtomicU64; 3],
 }
 
-static NOTES: [Mutex<Notes>; fast_path::MAX_VCPUS] =
-    [const { Mutex::new(Notes { store: CTX0, entry_seq: 0, entry: CTX0 }) }; fast_path::MAX_VCPUS];
-const CTX0: Context = Context { pc: 0, fp: 0, lr: 0 };
+static NOTES: [Notes; fast_path::MAX_VCPUS] = [const {
+    Notes {
+        store: [const { AtomicU64::new(0) }; 3],
+        entry_seq: AtomicU64::new(0),
+        entry: [const { AtomicU64::new(0) }; 3],
+    }
+}; fast_path::MAX_VCPUS];
 
-fn notes() -> spin::MutexGuard<'static, Notes> {
-    NOTES[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % fast_path::MAX_VCPUS].lock()
+fn notes() -> &'static Notes {
+    &NOTES[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % fast_path::MAX_VCPUS]
+}
+
+fn put(to: &[AtomicU64; 3], c: Context) {
+    to[0].store(c.pc, Ordering::Relaxed);
+    to[1].store(c.fp, Ordering::Relaxed);
+    to[2].store(c.lr, Ordering::Relaxed);
+}
+
+fn get(from: &[AtomicU64; 3]) -> Context {
+    Context {
+        pc: from[0].load(Ordering::Relaxed),
+        fp: from[1].load(Ordering::Relaxed),
+        lr: from[2].load(Ordering::Relaxed),
+    }
 }
 
 /// A store to a tracked table trapped with these registers (pt.rs).
 pub fn note_store(regs: &GuestRegs) {
-    notes().store = Context { pc: regs.elr, fp: regs.get(FP), lr: regs.get(LR) };
+    put(&notes().store, Context { pc: regs.elr, fp: regs.get(FP), lr: regs.get(LR) });
 }
 
 /// The tap recorded exception entry `seq`, taken at `elr` with `regs`.
 pub fn note_entry(seq: u64, elr: u64, regs: &GuestRegs) {
-    let mut n = notes();
-    n.entry_seq = seq;
-    n.entry = Context { pc: elr, fp: regs.get(FP), lr: regs.get(LR) };
+    let n = notes();
+    n.entry_seq.store(seq, Ordering::Relaxed);
+    put(&n.entry, Context { pc: elr, fp: regs.get(FP), lr: regs.get(LR) });
 }
 
 /// Writes the call traces of a hazard at `pc` whose cause entry is
 /// `entry_seq`: returns the seqs of the store's and the entry's
 /// `call_trace` records (0: none).
 pub fn emit_for_hazard(pc: u64, entry_seq: u64) -> (u64, u64) {
-    let n = *notes();
-    let store = if n.store.pc == pc { emit(CallTraceOf::Hazard, 0, &n.store) } else { 0 };
-    let entry = if entry_seq != 0 && n.entry_seq == entry_seq {
-        emit(CallTraceOf::ExcEntry, entry_seq, &n.entry)
+    let n = notes();
+    let s = get(&n.store);
+    let store = if s.pc == pc { emit(CallTraceOf::Hazard, 0, &s) } else { 0 };
+    let entry = if entry_seq != 0 && n.entry_seq.load(Ordering::Relaxed) == entry_seq {
+        emit(CallTraceOf::ExcEntry, entry_seq, &get(&n.entry))
     } else {
         0
     };

@@ -82,7 +82,7 @@ pub fn section(
         }
     }
     if let Some(c) = entry {
-        let _ = writeln!(s, "  Interrupted by #{entry_seq} exc_entry, at:");
+        let _ = writeln!(s, "  Interrupted code (#{entry_seq} exc_entry):");
         for l in chain_lines(c, sym, "   ") {
             let _ = writeln!(s, "{l}");
         }
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(lines, ["0x1008", "0x2874", "0x2f00", "(the next frame record is not readable)"]);
         let e = trace(0, 1);
         let s = section(None, Some(&e), 71, None);
-        assert!(s.starts_with("  Interrupted by #71 exc_entry, at:\n   0x1008\n"), "{s}");
+        assert!(s.starts_with("  Interrupted code (#71 exc_entry):\n   0x1008\n"), "{s}");
         assert!(s.ends_with("   (16 frames shown; the chain goes on)\n"), "{s}");
         assert_eq!(section(None, None, 0, None), "");
     }

@@ -239,7 +239,7 @@ fn text_reports_and_hazards_only() {
     assert_eq!(text.matches("porwatch: AUDIT (").count(), 2);
     assert!(text.contains("  Call trace:\n   copy_to_kernel_nofault+0x"), "{text}");
     assert!(text.contains("\n   kunit_write_linear_map_pte+0x"), "{text}");
-    assert!(text.contains("  Interrupted by #"), "{text}");
+    assert!(text.contains("  Interrupted code (#"), "{text}");
     assert!(err.contains("porwatch: 4 hazards at 2 sites (PC and call trace):"), "{err}");
     assert!(err.contains("porwatch:   3 x copy_to_kernel_nofault+0x"), "{err}");
     assert!(err.contains("porwatch: audit exit #"), "{err}");

@@ -256,8 +256,6 @@ struct Frame {
     next: u16,
     /// First VA the table translates.
     va: u64,
-    /// Its index in the page array, if tracked.
-    page: Option<usize>,
 }
 
 /// A tree to walk: a root table (its address, as `Layout::root_table`
@@ -278,6 +276,8 @@ pub struct Audit<const N: usize> {
     /// a table is read whole when entered (one range check for 512
     /// descriptors; reading them one by one cost twice as much).
     bufs: [[u64; ENTRIES]; DEPTH],
+    /// Where the last leaf's search in `pages` ended.
+    hint: usize,
 }
 
 impl<const N: usize> Default for Audit<N> {
@@ -288,13 +288,14 @@ impl<const N: usize> Default for Audit<N> {
 
 impl<const N: usize> Audit<N> {
     pub const fn new() -> Self {
-        Self { pages: Vec::new(), not_audited: 0, bufs: [[0; ENTRIES]; DEPTH] }
+        Self { pages: Vec::new(), not_audited: 0, bufs: [[0; ENTRIES]; DEPTH], hint: 0 }
     }
 
     /// Forgets everything (before the next audit).
     pub fn clear(&mut self) {
         self.pages.clear();
         self.not_audited = 0;
+        self.hint = 0;
     }
 
     /// Adds a tracked table (the tracker yields them by address; any order
@@ -381,13 +382,14 @@ impl<const N: usize> Audit<N> {
         }
         let half = layout.half;
         let root_va = layout.va_range().0;
-        let mut stack = [Frame { level: 0, entries: 0, next: 0, va: 0, page: None }; DEPTH];
+        let mut stack = [Frame { level: 0, entries: 0, next: 0, va: 0 }; DEPTH];
         let entries = layout.root_entries();
         if !self.load(mem, 0, root, entries, budget, &mut st) {
             return st;
         }
         let first = self.enter(root, half, root_va, &mut st);
-        stack[0] = Frame { level: layout.start_level, entries, next: 0, va: root_va, page: first };
+        self.note_used(first, 0, entries, root_va, desc::level_size(layout.start_level));
+        stack[0] = Frame { level: layout.start_level, entries, next: 0, va: root_va };
         let mut depth = 1;
         'tables: while depth > 0 {
             let top = depth - 1;
@@ -407,9 +409,6 @@ impl<const N: usize> Audit<N> {
                     continue;
                 }
                 let va = f.va.wrapping_add(index as u64 * size);
-                if let Some(i) = f.page {
-                    self.pages[i].use_range(va, va.wrapping_add(size - 1));
-                }
                 if kind == Kind::Table {
                     let child = desc::table_address(d, layout.ds);
                     if layout.oa_too_large(child) || depth >= DEPTH || f.level >= LAST_LEVEL {
@@ -426,8 +425,9 @@ impl<const N: usize> Audit<N> {
                         continue;
                     }
                     let page = self.enter(child, half, va, &mut st);
+                    self.note_used(page, depth, desc::ENTRIES, va, desc::level_size(f.level + 1));
                     stack[top].next = next;
-                    stack[depth] = Frame { level: f.level + 1, entries: desc::ENTRIES, next: 0, va, page };
+                    stack[depth] = Frame { level: f.level + 1, entries: desc::ENTRIES, next: 0, va };
                     depth += 1;
                     continue 'tables;
                 }
@@ -441,6 +441,20 @@ impl<const N: usize> Audit<N> {
         st
     }
 
+    /// Records the VA range the valid descriptors of the table just loaded
+    /// at `depth` translate (once per table, not per descriptor).
+    fn note_used(&mut self, page: Option<usize>, depth: usize, entries: u16, va: u64, size: u64) {
+        let Some(i) = page else { return };
+        let d = &self.bufs[depth][..(entries as usize).min(ENTRIES)];
+        let (Some(first), Some(last)) =
+            (d.iter().position(|&x| desc::is_valid(x)), d.iter().rposition(|&x| desc::is_valid(x)))
+        else {
+            return;
+        };
+        let lo = va.wrapping_add(first as u64 * size);
+        self.pages[i].use_range(lo, va.wrapping_add((last as u64 + 1) * size).wrapping_sub(1));
+    }
+
     /// A block or page descriptor `d` at `level` mapping `va`: the table
     /// pages it covers gain an alias; a leaf with a pkey `rule` may deny
     /// over other pages is reported to `stale`.
@@ -450,8 +464,15 @@ impl<const N: usize> Audit<N> {
         let end = oa.saturating_add(size);
         let mut tables_in_leaf = 0u64;
         // Most leaves map no table: find the first page at or above `oa`
-        // before judging the descriptor.
-        let mut i = self.lower_bound(oa);
+        // before judging the descriptor. Output addresses mostly grow from
+        // leaf to leaf (the linear map): try where the last search ended.
+        let (n, h) = (self.pages.len(), self.hint);
+        let mut i = if h <= n && (h == 0 || self.pages[h - 1].ipa < oa) && (h == n || self.pages[h].ipa >= oa)
+        {
+            h
+        } else {
+            self.lower_bound(oa)
+        };
         if i < self.pages.len() && self.pages[i].ipa < end {
             let v = rule.alias(d);
             while i < self.pages.len() && self.pages[i].ipa < end {
@@ -462,6 +483,7 @@ impl<const N: usize> Audit<N> {
                 i += 1;
             }
         }
+        self.hint = i;
         let poindex = desc::poindex(d);
         let pages = size / PAGE_SIZE - tables_in_leaf;
         if pages > 0 && rule.may_deny(poindex) {
