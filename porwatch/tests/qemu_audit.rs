@@ -294,3 +294,27 @@ fn a_guest_without_overlays_is_not_audited_unless_asked() {
     assert_eq!(a.get_enum("por_source"), Some("none"));
     assert_eq!(a.get_u64("tables"), Some(0));
 }
+
+/// Stock Debian Linux uses no kernel pkeys (TCR2_EL1.POE stays 0): no
+/// first-por audit ever runs, and an exit audit asked for explicitly says
+/// there is nothing to audit. (The default, which would say nothing at all,
+/// is what porwatch/tests/qemu_linux.rs runs.)
+#[test]
+fn stock_linux_has_nothing_to_audit() {
+    let suite = "bookworm";
+    let dir = porwatch::linux::cache_dir().join("linux").join(suite);
+    assert!(dir.join("Image").is_file(), "run `scripts/fetch-linux {suite}` (scripts/test does)");
+    let mut a = args("seed");
+    a.linux = Some(suite.into());
+    a.timeout = Some(600);
+    a.hyp_opts = vec!["audit=first-por,exit".into()];
+    let o = run_guest(a);
+    assert!(!o.timed_out);
+    assert_eq!(o.status, 0);
+    assert!(o.stats.is_clean(), "{:?}", o.stats);
+    let a = o.one("audit");
+    assert_eq!(a.get_enum("trigger"), Some("exit"));
+    assert_eq!((a.get_enum("status"), a.get_enum("por_source")), (Some("no_overlays"), Some("none")));
+    assert_eq!(o.of_kind("audit_table").count(), 0);
+    assert_eq!(o.of_kind("call_trace").count(), 0);
+}
