@@ -71,6 +71,9 @@ static PENDING: AtomicBool = AtomicBool::new(false);
 /// Something may be due (PENDING, or a period is set): the trap path's only
 /// check otherwise, one load.
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// The first restrictive POR_EL1 is known: later changes matter only when
+/// exception-entry code makes them (one load on every POR_EL1 change).
+static SEEN: AtomicBool = AtomicBool::new(false);
 /// CNTPCT at the last audit (periodic audits).
 static LAST: AtomicU64 = AtomicU64::new(0);
 
@@ -85,6 +88,9 @@ static WORK: Mutex<Work> = Mutex::new(Work { audit: Audit::new(), stale: StaleLi
 /// or wrote TCR2_EL1; `tcr2` is the virtual TCR2_EL1 (native POE reads the
 /// register). Called with the tap's lock held: learns, never audits.
 pub fn note_overlay(por: u64, tcr2: u64, at_entry: bool) {
+    if !at_entry && SEEN.load(Ordering::Relaxed) {
+        return;
+    }
     let when = config().opts.audit;
     if !when.any() {
         return;
@@ -100,6 +106,7 @@ pub fn note_overlay(por: u64, tcr2: u64, at_entry: bool) {
     let mut l = LEARNED.lock();
     if l.first_restrictive.is_none() {
         l.first_restrictive = Some(por);
+        SEEN.store(true, Ordering::Relaxed);
         if when.first_por {
             l.first_por_pending = true;
             PENDING.store(true, Ordering::Relaxed);
