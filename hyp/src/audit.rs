@@ -92,7 +92,8 @@ pub fn note_overlay(por: u64, tcr2: u64, at_entry: bool) {
         return;
     }
     let when = config().opts.audit;
-    if !when.any() {
+    // Without the page-table watch there are no tables to audit.
+    if !when.any() || !config().opts.track {
         return;
     }
     let tcr2 = if config().poe == Mode::Native { TCR2_EL1_REG.get() } else { tcr2 };
