@@ -410,6 +410,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     fast_path::install((MPIDR_EL1.get() & MPIDR_AFF0) as usize % fast_path::MAX_VCPUS);
     if opts.track {
         fast_path::enable_stores();
+        crate::audit::init();
     }
     match opts.selftest {
         Some(SelfTest::Panic) => panic!("porwatch.selftest=panic: deliberate hypervisor panic"),

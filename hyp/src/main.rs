@@ -8,6 +8,7 @@
 #![no_main]
 
 mod arch;
+mod audit;
 mod boot;
 mod console;
 mod cpu_view;
@@ -24,3 +25,4 @@ mod take_once;
 mod tap;
 mod trace_out;
 mod traps;
+mod unwind;

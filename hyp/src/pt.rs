@@ -34,7 +34,7 @@ const CHUNK: usize = 32;
 /// DCZID_EL0.BS allows blocks up to 2 KiB.
 const MAX_ZVA: usize = 2048;
 /// Table pages tracked at once (24 bytes each).
-const MAX_TABLES: usize = 4096;
+pub(crate) const MAX_TABLES: usize = 4096;
 /// TTBR0 address spaces kept tracked (least recently used dropped beyond).
 const MAX_ADDRESS_SPACES: usize = 8;
 /// ISS2 bit 6 (ESR bit 38): Overlay.
@@ -80,7 +80,7 @@ static WATCH: Mutex<Watch> = Mutex::new(Watch {
 });
 
 /// Guest RAM as the tracker reads it (None outside guest RAM).
-struct Ram;
+pub(crate) struct Ram;
 
 impl GuestMem for Ram {
     fn read_u64(&self, ipa: u64) -> Option<u64> {
@@ -124,6 +124,12 @@ fn apply(a: Action) {
         }
         Action::RootDropped { .. } => {}
     }
+}
+
+/// The tracker and the guest's regime, for the protection audit (audit.rs).
+pub fn with_tracker<R>(f: impl FnOnce(&Tracker<MAX_TABLES>, &Regime) -> R) -> R {
+    let w = WATCH.lock();
+    f(&w.tracker, &w.regime)
 }
 
 /// The guest wrote TTBR0_EL1 or TTBR1_EL1 (trapped): track the new tree.
@@ -260,6 +266,7 @@ pub fn on_native_overlay_fault(regs: &mut GuestRegs, far: u64) -> Option<bool> {
 
 /// A store to the table page holding `ipa` (None: not a tracked table).
 fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> Option<Handled> {
+    crate::unwind::note_store(regs);
     let mut w = WATCH.lock();
     w.tracker.is_page_protected(page_of(ipa)).then_some(())?;
     if regs.spsr & SPSR_M_MASK == SPSR_M_EL0T && origin == Origin::Stage2 {
@@ -817,6 +824,7 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
             (POINDEX_UNKNOWN, 0, if h.unprivileged { por0 } else { por1 }, -1, 0)
         }
     };
+    let (trace_seq, entry_trace_seq) = crate::unwind::emit_for_hazard(h.pc, entry_seq);
     trace_out::emit_reliable(Event::Hazard {
         va: h.va,
         ipa: h.ipa,
@@ -834,5 +842,7 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
         action: action as u64,
         leaf_level,
         pir,
+        trace_seq,
+        entry_trace_seq,
     });
 }

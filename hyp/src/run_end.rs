@@ -16,6 +16,7 @@ pub fn guest_done(reason: ExitReason, code: u64) -> ! {
     crate::dma::poll();
     crate::integrity::check();
     if config().opts.track {
+        crate::audit::at_exit();
         crate::pt::emit_stats();
     }
     trace_out::emit_reliable(Event::GuestExit { reason: reason as u64, code });

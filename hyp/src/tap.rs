@@ -186,7 +186,7 @@ pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
     t.start_stepping(regs, page_of(far));
     t.prev_pc = regs.elr;
     if let Some(slot) = slot {
-        t.record_entry(slot);
+        t.record_entry(slot, regs);
     }
     // Otherwise not a slot: the guest returned (ERET) or branched back into
     // the page; it is stepped through without an entry.
@@ -211,7 +211,7 @@ pub fn on_step(regs: &mut GuestRegs) -> Handled {
         Step::Entry(slot) => {
             t.prev_pc = pc;
             if t.try_virtual_poe(regs, slot).is_none() && t.try_native_overlay_fault(regs, slot).is_none() {
-                t.record_entry(slot);
+                t.record_entry(slot, regs);
             }
             t.continue_or_stop(regs);
             Handled::Machinery
@@ -255,7 +255,7 @@ pub fn after_trap(regs: &mut GuestRegs, injected: bool) {
     }
     if injected {
         if let Some(slot) = rules::slot(t.vbar, regs.elr) {
-            t.record_entry(slot);
+            t.record_entry(slot, regs);
         }
     }
     t.prev_pc = regs.elr;
@@ -336,6 +336,7 @@ impl Tap {
         if c.tcr2 == Tcr2Path::Hardware {
             TCR2_EL1_REG.set(new & c.tcr2_hw);
         }
+        crate::audit::note_overlay(self.vpoe.por_el1, new, false);
         if old != new {
             trace_out::emit(Event::Tcr2Write { pc, old, new });
         }
@@ -356,6 +357,9 @@ impl Tap {
             at_entry: at_entry as u64,
             entry_seq,
         });
+        if reg == PorReg::PorEl1 {
+            crate::audit::note_overlay(new, self.vpoe.tcr2_el1, at_entry);
+        }
     }
 
     /// Virtual POE: the guest is at sync slot `slot` because an access to a
@@ -407,8 +411,9 @@ impl Tap {
         Some(Handled::Machinery)
     }
 
-    /// The guest is at vector slot `slot` with the CPU's entry registers.
-    fn record_entry(&mut self, slot: u8) {
+    /// The guest is at vector slot `slot` with the CPU's entry registers
+    /// (and the interrupted code's x29/x30 in `regs`).
+    fn record_entry(&mut self, slot: u8, regs: &GuestRegs) {
         let e = entry_regs();
         let por = self.por_el1();
         self.shadow.push(e, config().opts.exc_return);
@@ -423,6 +428,7 @@ impl Tap {
             depth,
         });
         self.window.on_entry(seq);
+        crate::unwind::note_entry(seq, e.elr, regs);
     }
 
     /// Virtual POE: the UNDEF described by `e` may be an access to a

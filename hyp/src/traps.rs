@@ -44,6 +44,8 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
         // AArch32 guest cannot exist (HCR_EL2.RW = 1): log and carry on.
         Handled::Refused(TrapOutcome::Ignored)
     };
+    // No lock is held here: a protection audit that is due runs now.
+    crate::audit::run_pending();
     match handled {
         // The tap's own traps leave the stepping state as they want it.
         Handled::Machinery => return,

@@ -22,6 +22,9 @@
 //! | `porwatch.tap` | boolean | on |
 //! | `porwatch.policy=` | `report`, `fault` | `report` |
 //! | `porwatch.verbose` | boolean | off |
+//! | `porwatch.track` | boolean | on |
+//! | `porwatch.audit=` | `off`, or a comma-separated list of `first-por`, `exit`, `every:MS` | first-por and exit, when the guest uses overlays |
+//! | `porwatch.audit_por=` | the restrictive POR_EL1 value to audit against: `0x` hex or decimal | learned from the guest |
 //!
 //! Booleans accept `1`/`0`, `on`/`off`, `true`/`false`, or the bare key (`porwatch.verbose`)
 //! meaning true. An unknown key, a malformed value, a missing value and an
@@ -87,6 +90,58 @@ pub enum SelfTest {
     El2Fault,
 }
 
+/// When the protection audit runs (`porwatch.audit=`; docs/audit.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditWhen {
+    /// Once the guest first runs under a restrictive POR_EL1 with its MMU on.
+    pub first_por: bool,
+    /// When the guest stops.
+    pub exit: bool,
+    /// At most every this many milliseconds (0: not periodically).
+    pub every_ms: u32,
+    /// Given on the command line. The default audits only a guest that
+    /// uses overlays; an explicit choice also says when there is nothing to
+    /// audit.
+    pub explicit: bool,
+}
+
+impl AuditWhen {
+    /// Without `porwatch.audit=`.
+    pub const DEFAULT: AuditWhen = AuditWhen { first_por: true, exit: true, every_ms: 0, explicit: false };
+    /// `porwatch.audit=off`.
+    pub const OFF: AuditWhen = AuditWhen { first_por: false, exit: false, every_ms: 0, explicit: true };
+
+    /// Some audit may run.
+    pub const fn any(&self) -> bool {
+        self.first_por || self.exit || self.every_ms != 0
+    }
+}
+
+/// The longest `every:MS` period: one hour.
+pub const MAX_AUDIT_PERIOD_MS: u32 = 3_600_000;
+
+/// `first-por`, `exit`, `every:MS` separated by commas, or `off`.
+fn parse_audit(v: &str) -> Option<AuditWhen> {
+    if v == "off" {
+        return Some(AuditWhen::OFF);
+    }
+    let mut w = AuditWhen { first_por: false, exit: false, every_ms: 0, explicit: true };
+    for item in v.split(',') {
+        match item {
+            "first-por" if !w.first_por => w.first_por = true,
+            "exit" if !w.exit => w.exit = true,
+            _ => {
+                let ms = item.strip_prefix("every:").and_then(parse_u64)?;
+                if w.every_ms != 0 || ms == 0 || ms > MAX_AUDIT_PERIOD_MS as u64 {
+                    return None;
+                }
+                w.every_ms = ms as u32;
+            }
+        }
+    }
+    Some(w)
+}
+
 /// The hypervisor's options, with their defaults from [`Options::DEFAULT`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options<'a> {
@@ -110,6 +165,11 @@ pub struct Options<'a> {
     pub selftest: Option<SelfTest>,
     /// `porwatch.track`: watch the guest's page tables (default on).
     pub track: bool,
+    /// `porwatch.audit`: when the protection audit runs.
+    pub audit: AuditWhen,
+    /// `porwatch.audit_por`: the restrictive POR_EL1 value the audit checks
+    /// against (default: learned from the guest).
+    pub audit_por: Option<u64>,
 }
 
 impl Default for Options<'_> {
@@ -131,6 +191,8 @@ impl Options<'_> {
         verbose: false,
         selftest: None,
         track: true,
+        audit: AuditWhen::DEFAULT,
+        audit_por: None,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -149,7 +211,12 @@ impl Options<'_> {
     /// | 9 | guest address given |
     /// | 10 | a selftest failure was requested |
     /// | 11 | track (page-table watch) |
-    /// | 13..=63 | reserved, 0 |
+    /// | 13 | audit given (`porwatch.audit=`); bits 14..=16 then say when |
+    /// | 14 | audit at first-por |
+    /// | 15 | audit at exit |
+    /// | 16 | periodic audit (`every:MS`) |
+    /// | 17 | audit_por given |
+    /// | 18..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -175,6 +242,11 @@ impl Options<'_> {
             | u64::from(self.guest.is_some()) << 9
             | u64::from(self.selftest.is_some()) << 10
             | u64::from(self.track) << 11
+            | u64::from(self.audit.explicit) << 13
+            | u64::from(self.audit.explicit && self.audit.first_por) << 14
+            | u64::from(self.audit.explicit && self.audit.exit) << 15
+            | u64::from(self.audit.explicit && self.audit.every_ms != 0) << 16
+            | u64::from(self.audit_por.is_some()) << 17
     }
 }
 
@@ -293,8 +365,20 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 }
 
 /// Bit per key in `seen`, to refuse duplicates.
-const KEYS: [&str; 10] =
-    ["guest", "trace", "semihosting", "poe", "eret", "tap", "policy", "verbose", "selftest", "track"];
+const KEYS: [&str; 12] = [
+    "guest",
+    "trace",
+    "semihosting",
+    "poe",
+    "eret",
+    "tap",
+    "policy",
+    "verbose",
+    "selftest",
+    "track",
+    "audit",
+    "audit_por",
+];
 
 fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Result<(), CmdlineError<'a>> {
     let bad = |v: &'a str| CmdlineError::BadValue { key, value: v };
@@ -343,6 +427,14 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
         }
         "verbose" => opts.verbose = boolean()?,
         "track" => opts.track = boolean()?,
+        "audit" => {
+            let v = need()?;
+            opts.audit = parse_audit(v).ok_or_else(|| bad(v))?;
+        }
+        "audit_por" => {
+            let v = need()?;
+            opts.audit_por = Some(parse_u64(v).ok_or_else(|| bad(v))?);
+        }
         "selftest" => {
             let v = need()?;
             opts.selftest = match v {
@@ -470,6 +562,8 @@ mod tests {
                 verbose: true,
                 selftest: None,
                 track: true,
+                audit: AuditWhen::DEFAULT,
+                audit_por: None,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -635,6 +729,8 @@ mod tests {
             verbose: true,
             selftest: Some(SelfTest::Panic),
             track: true,
+            audit: AuditWhen::DEFAULT,
+            audit_por: None,
         };
         assert_eq!(all.bits(), 0xfff);
         let all = Options { trace: Some(TraceSel::Semihosting("f")), ..all };
@@ -686,6 +782,44 @@ mod tests {
         // tell the user, and how).
         let (o, _) = run("porwatch.trace=semihosting:t").unwrap();
         assert_eq!((o.trace, o.semihosting), (Some(TraceSel::Semihosting("t")), false));
+    }
+
+    #[test]
+    fn audit_values() {
+        let o = |s: &str| run(s).map(|(o, _)| (o.audit, o.audit_por)).ok();
+        assert_eq!(o("").unwrap(), (AuditWhen::DEFAULT, None));
+        assert_eq!(o("porwatch.audit=off").unwrap().0, AuditWhen::OFF);
+        assert!(!AuditWhen::OFF.any() && AuditWhen::DEFAULT.any());
+        let w = |first_por, exit, every_ms| AuditWhen { first_por, exit, every_ms, explicit: true };
+        assert_eq!(o("porwatch.audit=first-por").unwrap().0, w(true, false, 0));
+        assert_eq!(o("porwatch.audit=exit").unwrap().0, w(false, true, 0));
+        assert_eq!(o("porwatch.audit=every:250").unwrap().0, w(false, false, 250));
+        assert_eq!(o("porwatch.audit=exit,every:0x10,first-por").unwrap().0, w(true, true, 16));
+        assert_eq!(o("porwatch.audit_por=0x17").unwrap().1, Some(0x17));
+        assert_eq!(o("porwatch.audit_por=23").unwrap().1, Some(0x17));
+        for bad in [
+            "porwatch.audit=",
+            "porwatch.audit=on",
+            "porwatch.audit=off,exit",
+            "porwatch.audit=exit,exit",
+            "porwatch.audit=exit,",
+            "porwatch.audit=every:",
+            "porwatch.audit=every:0",
+            "porwatch.audit=every:3600001",
+            "porwatch.audit=every:1,every:2",
+            "porwatch.audit=First-por",
+            "porwatch.audit_por=x",
+            "porwatch.audit_por=",
+        ] {
+            let key = if bad.contains("audit_por") { "audit_por" } else { "audit" };
+            assert!(matches!(run(bad), Err(CmdlineError::BadValue { key: k, .. }) if k == key), "{bad}");
+        }
+        assert_eq!(run("porwatch.audit").unwrap_err(), CmdlineError::MissingValue("audit"));
+        assert_eq!(run("porwatch.audit_por").unwrap_err(), CmdlineError::MissingValue("audit_por"));
+        // The default leaves the header's option bits as they were.
+        assert_eq!(Options::DEFAULT.bits() >> 13, 0);
+        let (x, _) = run("porwatch.audit=exit,every:5 porwatch.audit_por=0x17").unwrap();
+        assert_eq!(x.bits() >> 13, 0b11101);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Everything here builds for the host and is unit-tested with `cargo test`.
 #![no_std]
 
+pub mod audit;
 pub mod cmdline;
 pub mod digest;
 pub mod esr;
@@ -18,4 +19,5 @@ pub mod smmu;
 pub mod store;
 pub mod sysreg;
 pub mod tap;
+pub mod unwind;
 pub mod vpoe;

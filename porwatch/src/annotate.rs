@@ -78,6 +78,19 @@ pub fn hex_bytes(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// An address list as `[0x1,0x2]`, each address followed by ` <sym>` when
+/// `sym` names it.
+pub fn addrs_text(value: FieldValue<'_>, sym: impl Fn(u64) -> Option<String>) -> String {
+    let items: Vec<String> = value
+        .addrs()
+        .map(|a| match sym(a) {
+            Some(t) => format!("{a:#x} {t}"),
+            None => format!("{a:#x}"),
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
 /// A field value as text, following the spec's display hint: `0x1f`, `42`,
 /// `emulated`, `"message"` (quoted, escaped), `dead01`.
 pub fn value_text(spec: &FieldSpec, value: FieldValue<'_>) -> String {
@@ -88,6 +101,7 @@ pub fn value_text(spec: &FieldSpec, value: FieldValue<'_>) -> String {
         (FieldValue::I64(v), Hint::Hex) => format!("{v:#x}"),
         (FieldValue::I64(v), _) => v.to_string(),
         (FieldValue::Bytes(b), Hint::HexBytes) => hex_bytes(b),
+        (FieldValue::Bytes(_), Hint::Addrs) => addrs_text(value, |_| None),
         (FieldValue::Bytes(b), _) => format!("{:?}", String::from_utf8_lossy(b)),
     }
 }
@@ -149,6 +163,14 @@ mod tests {
         let (s, v) = e.fields().next().unwrap();
         assert_eq!(value_text(s, v), "\"a \\\"b\\\"\\n\u{fffd}\"");
         assert_eq!(value_text(&UNKNOWN_RAW, FieldValue::Bytes(&[0xde, 0x01])), "de01");
+        let frames = [0x1000u64, 0xffff_8000_8000_0010].map(u64::to_le_bytes).concat();
+        let e = Event::CallTrace { of: 0, ref_seq: 0, pc: 0, lr: 0, fp: 0, end: 0, frames: &frames };
+        let (s, v) = e.fields().last().unwrap();
+        assert_eq!(value_text(s, v), "[0x1000,0xffff800080000010]");
+        assert_eq!(
+            addrs_text(v, |a| (a == 0x1000).then(|| "<f+0x0/0x4>".into())),
+            "[0x1000 <f+0x0/0x4>,0xffff800080000010]"
+        );
         let e = Event::Psci { function: 0, arg0: 0, arg1: 0, arg2: 0, result: -9, conduit: 0 };
         assert_eq!(value_text(e.fields().nth(4).unwrap().0, FieldValue::I64(-9)), "-9");
     }

@@ -333,7 +333,13 @@ pub fn decode_to_end<R: Read, W: Write>(
     printer.finish(&opts.view)?;
     out.flush()?;
     let counts = opts.view.counts.then(|| printer.counts_line(&stats));
-    Ok(Ending { first_undef: printer.first_undef().map(str::to_owned), counts, stats })
+    Ok(Ending {
+        first_undef: printer.first_undef().map(str::to_owned),
+        counts,
+        findings_lines: printer.summary_lines(),
+        findings_json: printer.summary_json(),
+        stats,
+    })
 }
 
 /// What a finished decode says at the end.
@@ -345,6 +351,11 @@ pub struct Ending {
     pub first_undef: Option<String>,
     /// The `--counts` line, when asked for.
     pub counts: Option<String>,
+    /// What the trace found beyond the counts (hazards by site, the last
+    /// protection audit): text lines after the summary line, and the JSON
+    /// summary's extra members (`hazard_sites`, `audits`).
+    pub findings_lines: Vec<String>,
+    pub findings_json: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Ending {
@@ -375,6 +386,7 @@ impl Ending {
                 s.tables_unwatched
             ));
         }
+        v.extend(self.findings_lines.iter().cloned());
         v
     }
 
@@ -387,7 +399,7 @@ impl Ending {
         run: Option<&json::RunEnd<'_>>,
     ) -> io::Result<()> {
         if json {
-            json::write_summary_with(out, &self.stats, run)?;
+            json::write_summary_with(out, &self.stats, run, &self.findings_json)?;
             return out.flush();
         }
         let extra: Vec<&str> =

@@ -464,6 +464,8 @@ mod tests {
                 action: 0,
                 leaf_level: 3,
                 pir: 0,
+                trace_seq: 0,
+                entry_trace_seq: 0,
             },
         };
         (entry, por, hazard)

@@ -148,6 +148,17 @@ pub fn write_record_with(
             (FieldValue::I64(v), Hint::Hex) => o.str(spec.name, &format!("{v:#x}"))?,
             (FieldValue::I64(v), _) => o.num(spec.name, v)?,
             (FieldValue::Bytes(b), Hint::HexBytes) => o.str(spec.name, &hex_bytes(b))?,
+            (FieldValue::Bytes(_), Hint::Addrs) => {
+                let addrs: Vec<u64> = value.addrs().collect();
+                o.key(spec.name)?;
+                let hex: Vec<String> = addrs.iter().map(|a| format!("{a:#x}")).collect();
+                serde_json::to_writer(&mut *o.out, &hex).map_err(io::Error::from)?;
+                if let Some(sym) = sym {
+                    o.key(&format!("{}_sym", spec.name))?;
+                    let names: Vec<Option<String>> = addrs.iter().map(|&a| sym.sym(a)).collect();
+                    serde_json::to_writer(&mut *o.out, &names).map_err(io::Error::from)?;
+                }
+            }
             (FieldValue::Bytes(b), _) => o.str(spec.name, &String::from_utf8_lossy(b))?,
         }
         if let Some(a) = annotate(&rec.event, spec.name, value) {
@@ -187,11 +198,18 @@ pub struct RunEnd<'a> {
 
 /// The final `{"v":1,"event":"summary",...}` line.
 pub fn write_summary(out: &mut dyn Write, s: &DecodeStats) -> io::Result<()> {
-    write_summary_with(out, s, None)
+    write_summary_with(out, s, None, &serde_json::Map::new())
 }
 
-/// The summary line, with `"run":{...}` (before `clean`) for `porwatch run`.
-pub fn write_summary_with(out: &mut dyn Write, s: &DecodeStats, run: Option<&RunEnd<'_>>) -> io::Result<()> {
+/// The summary line, with `"run":{...}` (before `clean`) for `porwatch run`
+/// and `extra` members at the end (the printer's findings: `hazard_sites`,
+/// `audits`).
+pub fn write_summary_with(
+    out: &mut dyn Write,
+    s: &DecodeStats,
+    run: Option<&RunEnd<'_>>,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> io::Result<()> {
     let mut o = Obj::start(out, "summary")?;
     o.num("records", s.records)?;
     o.key("kinds")?;
@@ -233,10 +251,10 @@ pub fn write_summary_with(out: &mut dyn Write, s: &DecodeStats, run: Option<&Run
         None => o.out.write_all(b"null")?,
     }
     o.num("bytes", s.bytes)?;
-    let extra = run.map_or(&[][..], |r| r.extra_problems);
+    let run_problems = run.map_or(&[][..], |r| r.extra_problems);
     o.key("problems")?;
     o.out.write_all(b"[")?;
-    let names = s.problems().into_iter().map(|p| p.name()).chain(extra.iter().map(|(n, _)| *n));
+    let names = s.problems().into_iter().map(|p| p.name()).chain(run_problems.iter().map(|(n, _)| *n));
     for (i, name) in names.enumerate() {
         if i > 0 {
             o.out.write_all(b",")?;
@@ -261,8 +279,105 @@ pub fn write_summary_with(out: &mut dyn Write, s: &DecodeStats, run: Option<&Run
         }
         ro.out.write_all(b"}")?;
     }
-    o.num("clean", s.is_clean() && extra.is_empty())?;
+    o.num("clean", s.is_clean() && run_problems.is_empty())?;
+    for (k, v) in extra {
+        o.key(k)?;
+        serde_json::to_writer(&mut *o.out, v).map_err(io::Error::from)?;
+    }
     o.end()
+}
+
+fn hex(v: u64) -> serde_json::Value {
+    serde_json::Value::String(format!("{v:#x}"))
+}
+
+/// `hazard_sites` (every site: PC, call trace, count, first and last seq)
+/// and `audits` (the last ones kept, each with its lists and the region of
+/// each table) for the JSON summary; empty members are left out.
+pub fn findings_members(
+    f: &crate::findings::Findings,
+    sym: Option<&Symbolizer>,
+) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::{json, Value};
+    let syms = |addrs: &[u64]| -> Value { addrs.iter().map(|&a| sym.and_then(|s| s.sym(a))).collect() };
+    let mut m = serde_json::Map::new();
+    if !f.sites.is_empty() {
+        let sites: Vec<Value> = f
+            .sites
+            .iter()
+            .map(|s| {
+                let mut v = json!({
+                    "pc": hex(s.pc),
+                    "frames": s.frames.iter().map(|&a| hex(a)).collect::<Vec<_>>(),
+                    "count": s.count,
+                    "first_seq": s.first_seq,
+                    "last_seq": s.last_seq,
+                });
+                if sym.is_some() {
+                    v["pc_sym"] = syms(&[s.pc])[0].clone();
+                    v["frames_sym"] = syms(&s.frames);
+                }
+                v
+            })
+            .collect();
+        m.insert("hazard_sites".into(), Value::Array(sites));
+    }
+    if !f.audits.is_empty() {
+        let audits: Vec<Value> = f
+            .audits
+            .iter()
+            .map(|a| {
+                let layout = crate::audit_report::layout(a, sym);
+                let groups: serde_json::Map<String, Value> = crate::audit_report::by_group(a, layout.as_ref())
+                    .iter()
+                    .map(|(g, ts)| (g.clone(), json!(ts.len())))
+                    .collect();
+                let tables: Vec<Value> = a
+                    .list
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "ipa": hex(t.ipa),
+                            "level": t.level,
+                            "half": crate::annotate::enum_text(porwatch_trace::HALF_NAMES, t.half),
+                            "region": crate::audit_report::group(t, layout.as_ref()),
+                            "first": hex(t.first),
+                            "last": hex(t.last),
+                            "alias": hex(t.alias),
+                            "alias_level": t.alias_level,
+                            "poindex": t.poindex,
+                            "perm": hex(t.perm),
+                            "aliases": t.aliases,
+                        })
+                    })
+                    .collect();
+                let stale: Vec<Value> = a
+                    .stale
+                    .iter()
+                    .map(|s| json!({"va": hex(s.va), "ipa": hex(s.ipa), "level": s.level, "poindex": s.poindex, "pages": s.pages}))
+                    .collect();
+                json!({
+                    "seq": a.seq,
+                    "trigger": a.trigger,
+                    "status": a.status,
+                    "por": hex(a.por),
+                    "por_source": a.por_source,
+                    "tables": a.tables,
+                    "unprotected": a.unprotected,
+                    "protected": a.protected,
+                    "unmapped": a.unmapped,
+                    "table_pkeys": hex(a.table_pkeys),
+                    "stale_pages": a.stale_pages,
+                    "by_region": groups,
+                    "unprotected_tables": tables,
+                    "stale": stale,
+                })
+            })
+            .collect();
+        m.insert("audits".into(), Value::Array(audits));
+        m.insert("audit_count".into(), json!(f.audit_count));
+    }
+    m
 }
 
 #[cfg(test)]
@@ -404,7 +519,7 @@ mod tests {
             extra_problems: &[("guest_panic", "guest kernel died")],
         };
         let mut out = Vec::new();
-        write_summary_with(&mut out, &s, Some(&run)).unwrap();
+        write_summary_with(&mut out, &s, Some(&run), &serde_json::Map::new()).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["problems"], json!(["undef_injected", "guest_panic"]));
         assert_eq!(v["first_undef_seq"], 9);

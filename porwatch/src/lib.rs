@@ -10,12 +10,15 @@
 extern crate self as porwatch;
 
 pub mod annotate;
+pub mod audit_report;
+pub mod calltrace;
 pub mod decode;
 pub mod decode_cmd;
 pub mod docgen;
 pub mod esr;
 pub mod exit_status;
 pub mod filter;
+pub mod findings;
 pub mod follow;
 pub mod guest_console;
 pub mod guest_image;

@@ -313,7 +313,7 @@ mod tests {
     }
 
     fn run_with(qemu: QemuEnd, stats: DecodeStats, f: impl FnOnce(&mut Observed<'_>)) -> Verdict {
-        let ending = Ending { stats, first_undef: None, counts: None };
+        let ending = Ending { stats, ..Ending::default() };
         let said = vec!["qemu-system-aarch64: boom".to_string()];
         let mut o = Observed {
             qemu,

@@ -12,11 +12,12 @@ use porwatch_trace::{decode_payload, encode_payload, Event, Record, TrapOutcome,
 
 use crate::decode::{Item, Timestamp};
 use crate::filter::Filter;
+use crate::findings::{Findings, Seen};
 use crate::hazard::{self, Entry};
 use crate::perfetto::Perfetto;
 use crate::stats::DecodeStats;
 use crate::symbols::{Symbolizer, Symbols};
-use crate::{json, text};
+use crate::{audit_report, calltrace, json, text};
 
 /// How many `exc_entry` and how many `por_write` records are remembered.
 pub const HISTORY: usize = 4096;
@@ -69,6 +70,12 @@ pub struct Printer {
     perfetto: Option<Perfetto>,
     /// The first injected UNDEF's text line (symbolized when seen).
     first_undef: Option<String>,
+    /// `call_trace` records by seq, for --hazards-only (printed as causes).
+    calls: BTreeMap<u64, Stored>,
+    /// Hazard sites, call traces and audits (crate::findings).
+    findings: Findings,
+    /// The header's counter frequency (0: none seen).
+    cntfrq: u64,
 }
 
 /// An `unknown_trap` porwatch answered with an UNDEF: an instruction it
@@ -111,12 +118,59 @@ impl Printer {
             filter: view.filter.clone(),
             perfetto: view.perfetto.as_ref().map(|_| Perfetto::new()),
             first_undef: None,
+            calls: BTreeMap::new(),
+            findings: Findings::default(),
+            cntfrq: 0,
         }
     }
 
     /// The first injected UNDEF seen, as a text record line.
     pub fn first_undef(&self) -> Option<&str> {
         self.first_undef.as_deref()
+    }
+
+    /// What the trace found so far: hazard sites, audits.
+    pub fn findings(&self) -> &Findings {
+        &self.findings
+    }
+
+    /// The summary's extra lines (text mode, after the one-line summary):
+    /// hazards by site, the last protection audit.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let sym = self.sym.as_ref();
+        let f = &self.findings;
+        let mut v = Vec::new();
+        if !f.sites.is_empty() {
+            let (n, k) = (f.hazards(), f.sites.len());
+            v.push(format!(
+                "porwatch: {n} hazard{} at {k} site{} (PC and call trace):",
+                if n == 1 { "" } else { "s" },
+                if k == 1 { "" } else { "s" }
+            ));
+            for s in &f.sites {
+                v.push(format!(
+                    "porwatch:   {} x {} (first #{}, last #{})",
+                    s.count,
+                    calltrace::one_line(s.pc, &s.frames, sym, 3),
+                    s.first_seq,
+                    s.last_seq
+                ));
+            }
+        }
+        if let Some(a) = f.audits.last() {
+            let of = if f.audit_count > 1 {
+                format!(" (the last of {} audits)", f.audit_count)
+            } else {
+                String::new()
+            };
+            v.push(format!("porwatch: {}{of}", audit_report::summary_line(a, sym)));
+        }
+        v
+    }
+
+    /// The summary's extra JSON members: `hazard_sites`, `audits`.
+    pub fn summary_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        json::findings_members(&self.findings, self.sym.as_ref())
     }
 
     /// `porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12`
@@ -195,15 +249,36 @@ impl Printer {
             Event::UnknownTrap { .. } if self.first_undef.is_none() && is_injected_undef(rec) => {
                 self.first_undef = Some(text::record_line_with(rec, time, self.sym.as_ref()));
             }
+            Event::CallTrace { .. } => remember(&mut self.calls, rec, time, self.vbar),
             _ => {}
         }
+        if let Event::Header { cntfrq, .. } = rec.event {
+            self.cntfrq = cntfrq;
+        }
+        let seen = self.findings.observe(rec);
         if let Some(p) = self.perfetto.as_mut() {
             p.record(rec, time, self.sym.as_ref());
         }
         if !self.filter.matches(rec, self.sym.as_ref()) {
             return Ok(());
         }
-        if let Event::Hazard { entry_seq, por_seq, .. } = rec.event {
+        if let Event::Audit { .. } | Event::AuditTable { .. } | Event::AuditStale { .. } = rec.event {
+            // --hazards-only text shows the audit's report, not its records.
+            if !self.hazards_only || self.json {
+                self.print(out, rec, time)?;
+            }
+            if let (Seen::AuditComplete(i), false) = (seen, self.json) {
+                if let Some(a) = self.findings.audits.get(i) {
+                    out.write_all(audit_report::report(a, self.sym.as_ref(), self.cntfrq).as_bytes())?;
+                }
+            }
+            return Ok(());
+        }
+        if let Event::Hazard { entry_seq, por_seq, trace_seq, entry_trace_seq, .. } = rec.event {
+            // --hazards-only: one report per site (the summary counts them).
+            if self.hazards_only && seen == (Seen::Hazard { first: false }) {
+                return Ok(());
+            }
             let entry = self.entries.get(&entry_seq).map(|s| (s.payload.clone(), s.time, s.vbar));
             let por = self.pors.get(&por_seq).map(|s| (s.payload.clone(), s.time));
             let entry_rec = entry.as_ref().and_then(|(p, t, v)| decode_payload(p).ok().map(|r| (r, *t, *v)));
@@ -214,6 +289,16 @@ impl Printer {
                     causes.push((r, *t));
                 }
                 if let Some((r, t)) = &por_rec {
+                    causes.push((r, *t));
+                }
+                let calls: Vec<(Vec<u8>, Option<Timestamp>)> = [trace_seq, entry_trace_seq]
+                    .iter()
+                    .filter(|&&s| s != 0)
+                    .filter_map(|s| self.calls.get(s).map(|c| (c.payload.clone(), c.time)))
+                    .collect();
+                let call_recs: Vec<(Record<'_>, Option<Timestamp>)> =
+                    calls.iter().filter_map(|(p, t)| decode_payload(p).ok().map(|r| (r, *t))).collect();
+                for (r, t) in &call_recs {
                     causes.push((r, *t));
                 }
                 causes.sort_by_key(|(r, _)| r.seq);
@@ -227,6 +312,8 @@ impl Printer {
                 let e = entry_rec.as_ref().map(|(r, _, v)| Entry { record: r, vbar: *v });
                 let p = por_rec.as_ref().map(|(r, _)| r);
                 out.write_all(hazard::report(rec, e, p, self.sym.as_ref()).as_bytes())?;
+                let (store, entry) = (self.findings.call(trace_seq), self.findings.call(entry_trace_seq));
+                out.write_all(calltrace::section(store, entry, entry_seq, self.sym.as_ref()).as_bytes())?;
             }
             return self.print(out, rec, time);
         }
@@ -289,6 +376,8 @@ mod tests {
                 action: 0,
                 leaf_level: 3,
                 pir: 0,
+                trace_seq: 0,
+                entry_trace_seq: 0,
             },
         }
     }
@@ -341,13 +430,31 @@ mod tests {
     #[test]
     fn hazards_only_prints_causes_once() {
         let view = ViewOptions { hazards_only: true, ..Default::default() };
-        let recs = [entry(1), trap(2), por(3, 1), trap(4), hazard(5, 1, 3), trap(6), hazard(7, 1, 3)];
+        // Hazard 7 is at the same site as 5 (same PC, no call trace): only
+        // the first of a site is shown; hazard 9 is at another PC.
+        let mut other = hazard(9, 1, 3);
+        if let Event::Hazard { ref mut pc, .. } = other.event {
+            *pc = 0x1024;
+        }
+        let recs = [entry(1), trap(2), por(3, 1), trap(4), hazard(5, 1, 3), trap(6), hazard(7, 1, 3), other];
         let out = print(true, &view, &recs);
         let seqs: Vec<u64> = out
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64().unwrap())
             .collect();
-        assert_eq!(seqs, [1, 3, 5, 7]);
+        assert_eq!(seqs, [1, 3, 5, 9]);
+        let mut p = Printer::new(false, &view);
+        for r in &recs {
+            p.item(&mut Vec::new(), &Item::Record { record: r, time: None }).unwrap();
+        }
+        assert_eq!(
+            p.summary_lines(),
+            [
+                "porwatch: 3 hazards at 2 sites (PC and call trace):",
+                "porwatch:   2 x 0x1020 (first #5, last #7)",
+                "porwatch:   1 x 0x1024 (first #9, last #9)"
+            ]
+        );
         // A cause that fell out of the history is named as missing.
         let out = print(false, &view, &[hazard(9, 1, 3)]);
         assert!(out.contains("#1 exc_entry (not in this trace)"), "{out}");

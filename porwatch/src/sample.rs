@@ -142,6 +142,8 @@ pub fn write_bench_trace(n: u64, out: &mut dyn std::io::Write) -> std::io::Resul
                 action: 0,
                 leaf_level: 3,
                 pir: 0,
+                trace_seq: 0,
+                entry_trace_seq: 0,
             },
             0 => Event::ExcEntry {
                 vector: 5,

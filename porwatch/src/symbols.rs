@@ -44,6 +44,9 @@ pub struct Symbols {
     lines: Option<Mutex<addr2line::Context<Reader>>>,
     /// What was loaded, for messages: `seed.elf (ELF, 52 symbols, line info)`.
     pub description: String,
+    /// The kernel image `[_text, _end)` at link addresses, when both
+    /// symbols are there (any type: `_end` is a bss symbol).
+    pub kernel_image: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Symbols {
@@ -73,7 +76,7 @@ impl Symbols {
             };
             syms.push(Symbol { addr: *addr, size, name: name.clone() });
         }
-        Symbols { syms, lines: None, description: String::new() }
+        Symbols { syms, lines: None, description: String::new(), kernel_image: None }
     }
 
     /// Loads an ELF (recognised by its magic) or a System.map text file.
@@ -94,6 +97,7 @@ impl Symbols {
     /// absolute and data symbols.
     pub fn from_system_map(text: &str, name: &str) -> anyhow::Result<Self> {
         let mut entries = Vec::new();
+        let (mut text_start, mut end) = (None, None);
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
@@ -108,12 +112,18 @@ impl Symbols {
             if matches!(ty, "t" | "T" | "w" | "W") {
                 entries.push((addr, None, sym.to_string()));
             }
+            match sym {
+                "_text" => text_start = Some(addr),
+                "_end" => end = Some(addr),
+                _ => {}
+            }
         }
         if entries.is_empty() {
             bail!("{name}: no text symbols");
         }
         let mut s = Self::from_entries(entries);
         s.description = format!("{name} (System.map, {} symbols)", s.syms.len());
+        s.kernel_image = image_range(text_start, end);
         Ok(s)
     }
 
@@ -124,8 +134,14 @@ impl Symbols {
     pub fn from_elf(data: &[u8], name: &str) -> anyhow::Result<Self> {
         let obj = object::File::parse(data).with_context(|| format!("{name}: not a readable ELF"))?;
         let mut entries = Vec::new();
+        let (mut text_start, mut end) = (None, None);
         for sym in obj.symbols() {
             let Ok(sname) = sym.name() else { continue };
+            match sname {
+                "_text" => text_start = Some(sym.address()),
+                "_end" => end = Some(sym.address()),
+                _ => {}
+            }
             let text = matches!(sym.kind(), SymbolKind::Text)
                 || (matches!(sym.kind(), SymbolKind::Unknown)
                     && sym.section_index().is_some_and(|i| is_exec(&obj, i)));
@@ -145,6 +161,7 @@ impl Symbols {
             bail!("{name}: no text symbols (stripped?)");
         }
         let mut s = Self::from_entries(entries);
+        s.kernel_image = image_range(text_start, end);
         s.lines = dwarf_context(&obj).map(Mutex::new);
         s.description = format!(
             "{name} (ELF, {} symbols, {})",
@@ -194,6 +211,14 @@ impl Symbols {
     }
 }
 
+/// `[_text, _end)` when both are known and in order.
+fn image_range(text: Option<u64>, end: Option<u64>) -> Option<(u64, u64)> {
+    match (text, end) {
+        (Some(a), Some(b)) if a < b => Some((a, b)),
+        _ => None,
+    }
+}
+
 fn is_exec(obj: &object::File<'_>, index: object::SectionIndex) -> bool {
     obj.section_by_index(index).is_ok_and(|s| s.kind() == object::SectionKind::Text)
 }
@@ -229,6 +254,11 @@ impl Symbolizer {
         self.symbols.lookup(addr.wrapping_sub(self.offset)).map(|h| h.to_string())
     }
 
+    /// The kernel image `[_text, _end)` at runtime addresses.
+    pub fn kernel_image(&self) -> Option<(u64, u64)> {
+        self.symbols.kernel_image.map(|(a, b)| (a.wrapping_add(self.offset), b.wrapping_add(self.offset)))
+    }
+
     /// Text form: `<func+0xoff/0xsize>`, or `<func+0xoff/0xsize at file:line>` when verbose.
     pub fn text(&self, addr: u64) -> Option<String> {
         let sym = self.sym(addr)?;
@@ -245,7 +275,8 @@ pub fn is_code_field(kind: &str, field: &str) -> bool {
     matches!(
         (kind, field),
         ("trap" | "unknown_trap" | "exc_entry" | "exc_return", "elr")
-            | ("por_write" | "tcr2_write" | "hazard" | "coverage_gap", "pc")
+            | ("por_write" | "tcr2_write" | "hazard" | "coverage_gap" | "call_trace", "pc")
+            | ("call_trace", "lr")
             | ("guest_start", "entry")
             | ("tap_arm", "vbar")
     )

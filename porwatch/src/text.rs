@@ -64,6 +64,10 @@ pub fn record_line_with(rec: &Record<'_>, time: Option<Timestamp>, sym: Option<&
     };
     let _ = write!(s, " #{} {kind:<12}", rec.seq);
     for (spec, value) in rec.event.fields() {
+        if let (Some(sym), porwatch_trace::Hint::Addrs) = (sym, spec.hint) {
+            let _ = write!(s, " {}={}", spec.name, crate::annotate::addrs_text(value, |a| sym.text(a)));
+            continue;
+        }
         let _ = write!(s, " {}={}", spec.name, value_text(spec, value));
         if let Some(a) = annotate(&rec.event, spec.name, value) {
             let _ = write!(s, " ({})", a.text);

@@ -59,6 +59,8 @@ fn event() -> impl Strategy<Value = Event<'static>> {
                 action: perm % 3,
                 leaf_level: 3,
                 pir: 0,
+                trace_seq: 0,
+                entry_trace_seq: 0,
             }
         ),
         (v, v, v, v, small.clone()).prop_map(|(pc, insn, va, ipa, reason)| Event::CoverageGap {

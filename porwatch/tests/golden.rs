@@ -1,14 +1,17 @@
 //! Golden corpus: regression checks of the decoder's output format.
 //!
 //! `tests/golden/` holds traces recorded from the guest-tests kernels
-//! (`seed.pwt`, `exceptions.pwt`: `porwatch run --guest NAME --trace-out`)
+//! (`seed.pwt`, `exceptions.pwt`, `audit.pwt`: `porwatch run --guest NAME
+//! --trace-out`)
 //! and a synthetic one built here with the trace encoder (`synthetic.pwt`:
 //! the sample records with garbage, a `dropped` record and a truncated
 //! tail), plus what `porwatch decode` prints for each: text (`.txt`, and
 //! its stderr `.txt.stderr`), JSON lines (`.jsonl`), the Perfetto export
 //! (`.perfetto.json`), and for the seed the symbolized hazard report
 //! (`seed.hazards.txt`, `--hazards-only` with `seed.System.map`, text
-//! symbols extracted from the seed ELF so the test needs no build product).
+//! symbols extracted from the seed ELF so the test needs no build product),
+//! and for the audit kernel its audit reports and call traces
+//! (`audit.hazards.txt`, with `audit.System.map`).
 //! Each is compared byte for byte. After an intended output change,
 //! regenerate them (and review the diff):
 //!
@@ -118,6 +121,7 @@ fn golden_corpus() {
     let mut failures = Vec::new();
     failures.extend(check("synthetic.pwt", &synthetic));
     trace_goldens("seed", 4, &mut failures);
+    trace_goldens("audit", 4, &mut failures);
     trace_goldens("exceptions", 0, &mut failures);
     trace_goldens("synthetic", 3, &mut failures);
 
@@ -131,6 +135,18 @@ fn golden_corpus() {
     let report = String::from_utf8_lossy(&out);
     assert!(report.contains("<pageattr_pte_entry+0x"), "symbolized: {report}");
     assert!(report.contains("  ESR = 0x000000409600004f"), "{report}");
+
+    // The audit kernel: audit reports, one hazard report per site with its
+    // call traces, the sites' counts.
+    let (code, out, err) = decode(&["--symbols", "audit.System.map", "--hazards-only", "audit.pwt"]);
+    if code != Some(4) {
+        failures.push(format!("audit.pwt --hazards-only: exited {code:?}, expected 4"));
+    }
+    failures.extend(check("audit.hazards.txt", &out));
+    failures.extend(check("audit.hazards.txt.stderr", &err));
+    let report = String::from_utf8_lossy(&out);
+    assert!(report.contains("writable, by what the table maps: fixmap 1, vmemmap 3"), "{report}");
+    assert!(report.contains("  Call trace:\n   copy_to_kernel_nofault+0x"), "{report}");
 
     assert!(
         failures.is_empty(),

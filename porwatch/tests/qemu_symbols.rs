@@ -41,7 +41,7 @@ fn seed_hazard_report_names_the_functions() {
     let out = text(&o.stdout);
     let start =
         out.find("porwatch: HAZARD: page-table write under an insufficient permission overlay").expect(&out);
-    let block: Vec<&str> = out[start..].lines().take(19).collect();
+    let block: Vec<&str> = out[start..].lines().take(36).collect();
     assert!(block[1].contains("pc=0x") && block[1].contains("<pageattr_pte_entry+0x"), "{block:#?}");
     assert!(block[2].contains("(changed: POIndex 1->0)"), "{block:#?}");
     assert!(block[3].contains("pkey 1 perm r-- under POR_EL1=0x17"), "{block:#?}");
@@ -56,22 +56,38 @@ fn seed_hazard_report_names_the_functions() {
         "{block:#?}"
     );
     assert!(block[17].contains("set by exception-entry code of IRQ #"), "{block:#?}");
-    assert!(block[18].contains(" hazard ") && block[18].contains("<pageattr_pte_entry+0x"), "{block:#?}");
+    // The call traces: the store's, then the interrupted code's.
+    assert_eq!(block[18], "  Call trace:", "{block:#?}");
+    assert!(block[19].starts_with("   pageattr_pte_entry+0x"), "{block:#?}");
+    assert!(block[22].starts_with("   pgd_free+0x"), "{block:#?}");
+    assert!(block[29].starts_with("  Interrupted code (#"), "{block:#?}");
+    assert!(block[30].starts_with("   __vunmap_range_noflush+0x"), "{block:#?}");
+    assert!(block[35].contains(" hazard ") && block[35].contains("<pageattr_pte_entry+0x"), "{block:#?}");
     assert!(text(&o.stderr).contains("KASLR offset 0x0"), "{}", text(&o.stderr));
 
     // -v adds file:line from DWARF.
     let o = porwatch(&["decode", "-v", "--symbols", elf_s, trace_s]);
     assert!(text(&o.stdout).contains(".rs:"), "{}", text(&o.stdout));
 
-    // JSON: pc_sym members, no report; --hazards-only keeps the chain.
+    // JSON: pc_sym members, no report; --hazards-only keeps the chain, the
+    // call traces and the protection audits (first-por, exit).
     let o = porwatch(&["decode", "--json", "--hazards-only", "--symbols", elf_s, trace_s]);
     assert_eq!(o.status.code(), Some(4));
     let lines: Vec<serde_json::Value> =
         text(&o.stdout).lines().map(|l| serde_json::from_str(l).expect(l)).collect();
     let kinds: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["exc_entry", "por_write", "hazard", "summary"], "{}", text(&o.stdout));
-    assert!(lines[2]["pc_sym"].as_str().unwrap().starts_with("pageattr_pte_entry+0x"));
-    assert!(lines[1]["pc_sym"].as_str().unwrap().starts_with("kentry_entry_por_msr+0x0/"));
+    assert_eq!(
+        kinds,
+        ["audit", "exc_entry", "por_write", "call_trace", "call_trace", "hazard", "audit", "summary"],
+        "{}",
+        text(&o.stdout)
+    );
+    assert!(lines[5]["pc_sym"].as_str().unwrap().starts_with("pageattr_pte_entry+0x"));
+    assert!(lines[3]["frames_sym"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("walk_kernel_page_table_range_lockless+0x"));
+    assert!(lines[2]["pc_sym"].as_str().unwrap().starts_with("kentry_entry_por_msr+0x0/"));
 
     // --no-fail-on-hazard: exit 0; --fail-on-hazard (the default) is
     // still accepted: exit 4; --counts: one more stderr line.

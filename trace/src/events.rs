@@ -206,6 +206,18 @@ pub const fn test_exit_status(code: u64) -> u8 {
 }
 
 value_enum! {
+    /// What started a protection audit (`audit.trigger`).
+    pub enum AuditTrigger, names AUDIT_TRIGGER_NAMES {
+        /// The guest first ran under a restrictive POR_EL1 with its MMU on.
+        FirstPor = 0 => "first_por",
+        /// The guest stopped.
+        Exit = 1 => "exit",
+        /// `porwatch.audit=every:MS`.
+        Periodic = 2 => "periodic",
+    }
+}
+
+value_enum! {
     /// What an SMMU reported (`smmu_event.reason`): SMMUv3 event record types
     /// (IHI 0070 7.3; `f_` = a transaction faulted, `c_` = a configuration
     /// error), and the loss of events when its queue overflowed.
@@ -241,6 +253,64 @@ value_enum! {
         /// The SMMU's event queue overflowed (or an event could not be
         /// written): at least one event before this record was lost.
         Overflow = 13 => "overflow",
+    }
+}
+
+value_enum! {
+    /// What a protection audit could conclude (`audit.status`).
+    pub enum AuditStatus, names AUDIT_STATUS_NAMES {
+        /// Every tracked table page was audited.
+        Done = 0 => "done",
+        /// Nothing to audit: the overlay is off (TCR2_EL1.POE = 0) or the
+        /// audited POR_EL1 lets EL1 write through every pkey.
+        NoOverlays = 1 => "no_overlays",
+        /// Nothing to audit: the guest's MMU is off or no table is tracked.
+        NoTables = 2 => "no_tables",
+        /// Audited, but some tables may be missing: the tracker overflowed,
+        /// a walk ran out of budget, or the audit's array was full.
+        Incomplete = 3 => "incomplete",
+    }
+}
+
+value_enum! {
+    /// Where the audited POR_EL1 value came from (`audit.por_source`).
+    pub enum PorSource, names POR_SOURCE_NAMES {
+        /// `porwatch.audit_por=`.
+        Option = 0 => "option",
+        /// The value the guest's exception-entry code installs (the latest
+        /// at-entry POR_EL1 write).
+        AtEntry = 1 => "at_entry",
+        /// The first restrictive value the guest set.
+        FirstRestrictive = 2 => "first_restrictive",
+        /// None known (the guest never set a restrictive POR_EL1).
+        None = 3 => "none",
+    }
+}
+
+value_enum! {
+    /// Whose call chain a `call_trace` record is (`call_trace.of`).
+    pub enum CallTraceOf, names CALL_TRACE_OF_NAMES {
+        /// The code that made the hazardous store (the hazard's `trace_seq`).
+        Hazard = 0 => "hazard",
+        /// The code an exception interrupted (`ref_seq` is its exc_entry).
+        ExcEntry = 1 => "exc_entry",
+    }
+}
+
+value_enum! {
+    /// Why a frame-pointer walk stopped (`call_trace.end`;
+    /// porwatch_monitor::unwind::End, same order).
+    pub enum UnwindEnd, names UNWIND_END_NAMES {
+        /// x29 = 0 or a null return address: the outermost frame.
+        Complete = 0 => "complete",
+        /// 16 frames recorded.
+        Depth = 1 => "depth",
+        /// A frame record could not be read (not mapped, not RAM).
+        Unreadable = 2 => "unreadable",
+        /// x29 was not 8-byte aligned.
+        Misaligned = 3 => "misaligned",
+        /// A frame record came back again.
+        Loop = 4 => "loop",
     }
 }
 
@@ -507,6 +577,10 @@ define_events! {
         leaf_level: i64 = Dec,
         /// With S1PIE on (TCR2_EL1.PIE): 0x10 | the PIR_EL1 (PIRE0_EL1) entry the leaf's PIIndex selects (bit 3 clear: the overlay applies; 0x6: with WXN, the overlay's X removes its W); 0: S1PIE off, or unknown.
         pir: u64_appended = Hex,
+        /// seq of the `call_trace` record of the store's call chain (written just before; 0: none).
+        trace_seq: u64_appended = Dec,
+        /// seq of the `call_trace` record of the cause entry's interrupted code (0: none).
+        entry_trace_seq: u64_appended = Dec,
     }
 
     /// A table porwatch cannot watch: a store to a tracked table it can
@@ -608,5 +682,111 @@ define_events! {
         guest: u64 = Hex,
         /// Why they differ.
         reason: u64 = Enum(ID_REASON_NAMES),
+    }
+
+    /// A protection audit (docs/audit.md): the tracked page-table pages
+    /// through which EL1 could write under the guest's restrictive POR_EL1.
+    /// Written before its lists: `listed` audit_table and `stale_listed`
+    /// audit_stale records follow. Never dropped.
+    0x18 audit => Audit {
+        /// What started it.
+        trigger: u64 = Enum(AUDIT_TRIGGER_NAMES),
+        /// What it could conclude.
+        status: u64 = Enum(AUDIT_STATUS_NAMES),
+        /// The POR_EL1 value audited against.
+        por: u64 = Hex,
+        /// Where that value came from.
+        por_source: u64 = Enum(POR_SOURCE_NAMES),
+        /// Table pages audited (every tracked one).
+        tables: u64 = Dec,
+        /// Of those, pages some alias lets EL1 write (the list).
+        unprotected: u64 = Dec,
+        /// Pages mapped only where EL1 cannot write them.
+        protected: u64 = Dec,
+        /// Pages no leaf of the live regimes maps.
+        unmapped: u64 = Dec,
+        /// audit_table records that follow (at most 128; the rest are counted only).
+        listed: u64 = Dec,
+        /// The tables' pkeys: bit i set when an alias of some table has POIndex i and only the overlay keeps EL1 from writing through it.
+        table_pkeys: u64 = Hex,
+        /// Leaves with one of the tables' pkeys that map pages other than tables.
+        stale_leaves: u64 = Dec,
+        /// The 4 KiB pages those leaves map that are not tables.
+        stale_pages: u64 = Dec,
+        /// audit_stale records that follow (at most 32 per pkey).
+        stale_listed: u64 = Dec,
+        /// Block and page descriptors walked.
+        leaves: u64 = Dec,
+        /// CNTPCT ticks the audit took (under `-icount shift=0`, 1e9 / cntfrq instructions per tick).
+        ticks: u64 = Dec,
+        /// Input address bits of the TTBR1 half (64 - T1SZ; 0: not walked), for the reader's Linux layout.
+        va_bits: u64 = Dec,
+        /// VBAR_EL1 (the kernel's vectors: a kernel-image address for Linux).
+        vbar: u64 = Hex,
+    }
+
+    /// One page-table page some alias lets EL1 write under the audited
+    /// POR_EL1 (follows its audit record).
+    0x19 audit_table => AuditTable {
+        /// The table page.
+        ipa: u64 = Hex,
+        /// Lookup level of the table (-1..3).
+        level: i64 = Dec,
+        /// The half it belongs to.
+        half: u64 = Enum(HALF_NAMES),
+        /// 1 when a walk reached it (then `base`, `first` and `last` are meaningful).
+        reached: u64 = Dec,
+        /// The first VA the table translates.
+        base: u64 = Hex,
+        /// The first VA its valid descriptors translate (`base` if none).
+        first: u64 = Hex,
+        /// The last VA (inclusive) its valid descriptors translate (`base` if none).
+        last: u64 = Hex,
+        /// The writable alias: the VA that maps the page's first byte.
+        alias: u64 = Hex,
+        /// Level of the alias's leaf (3: a page).
+        alias_level: i64 = Dec,
+        /// The alias's POIndex (pkey).
+        poindex: u64 = Dec,
+        /// Perm<POIndex> of the audited POR_EL1.
+        perm: u64 = Hex,
+        /// Leaves mapping the page in the regimes walked.
+        aliases: u64 = Dec,
+    }
+
+    /// A leaf with one of the tables' pkeys over pages that are not page
+    /// tables: harmless, but a sign of a pkey not reset when a table was
+    /// freed (follows its audit record).
+    0x1a audit_stale => AuditStale {
+        /// VA of the leaf.
+        va: u64 = Hex,
+        /// Output address (page or block base).
+        ipa: u64 = Hex,
+        /// Lookup level of the leaf (3: a page).
+        level: i64 = Dec,
+        /// Its POIndex.
+        poindex: u64 = Dec,
+        /// 4 KiB pages in it that are not tables.
+        pages: u64 = Dec,
+    }
+
+    /// A guest call chain from its frame pointer (x29): for a hazard
+    /// (written just before it; `hazard.trace_seq`) or for the code its
+    /// cause entry interrupted. Never dropped.
+    0x1b call_trace => CallTrace {
+        /// Whose chain.
+        of: u64 = Enum(CALL_TRACE_OF_NAMES),
+        /// For `exc_entry`: the exc_entry record's seq; else 0.
+        ref_seq: u64 = Dec,
+        /// The PC (the store; the exception's ELR_EL1).
+        pc: u64 = Hex,
+        /// x30 then (the return address of a function without a frame record yet).
+        lr: u64 = Hex,
+        /// x29 then.
+        fp: u64 = Hex,
+        /// Why the walk stopped.
+        end: u64 = Enum(UNWIND_END_NAMES),
+        /// Return addresses of the frame records, innermost first (at most 16; PAC bits stripped).
+        frames: bytes = Addrs,
     }
 }

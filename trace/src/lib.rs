@@ -45,6 +45,10 @@ pub use events::{
     POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES, SMMU_EVENT_TYPE_NAMES, TRAP_OUTCOME_NAMES,
     VECTOR_NAMES,
 };
+pub use events::{
+    AuditStatus, AuditTrigger, CallTraceOf, PorSource, UnwindEnd, AUDIT_STATUS_NAMES, AUDIT_TRIGGER_NAMES,
+    CALL_TRACE_OF_NAMES, POR_SOURCE_NAMES, UNWIND_END_NAMES,
+};
 pub use frame::{
     check_crc, decode_frame, decode_payload, encode_frame, encode_payload, Record, MAX_FRAME, MAX_PAYLOAD,
 };

@@ -36,6 +36,8 @@ pub enum Hint {
     Text,
     /// Bytes shown as hex digits.
     HexBytes,
+    /// Bytes holding 64-bit little-endian addresses, shown as a list.
+    Addrs,
 }
 
 impl Hint {
@@ -55,6 +57,7 @@ impl Hint {
             Hint::Enum(_) => "enum",
             Hint::Text => "text",
             Hint::HexBytes => "hex bytes",
+            Hint::Addrs => "addresses",
         }
     }
 }
@@ -106,6 +109,22 @@ pub enum FieldValue<'a> {
     U64(u64),
     I64(i64),
     Bytes(&'a [u8]),
+}
+
+impl<'a> FieldValue<'a> {
+    /// The addresses of a bytes field shown as [`Hint::Addrs`] (8 bytes
+    /// each, little-endian; a short tail is ignored).
+    pub fn addrs(self) -> impl Iterator<Item = u64> + 'a {
+        let b: &'a [u8] = match self {
+            FieldValue::Bytes(b) => b,
+            _ => &[],
+        };
+        b.chunks_exact(8).map(|c| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+    }
 }
 
 impl FieldValue<'_> {

@@ -61,6 +61,8 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             action: v,
             leaf_level: i,
             pir: v,
+            trace_seq: v,
+            entry_trace_seq: v,
         },
         Event::CoverageGap { pc: v, insn: v, va: v, ipa: v, reason: v },
         Event::PtStats {
@@ -80,6 +82,50 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
         },
         Event::SmmuEvent { sid: v, reason: v, code: v, addr: v, write: v, count: v, last: v },
         Event::IdField { field: v, width: v, cpu: v, guest: v, reason: v },
+        Event::Audit {
+            trigger: v,
+            status: v,
+            por: v,
+            por_source: v,
+            tables: v,
+            unprotected: v,
+            protected: v,
+            unmapped: v,
+            listed: v,
+            table_pkeys: v,
+            stale_leaves: v,
+            stale_pages: v,
+            stale_listed: v,
+            leaves: v,
+            ticks: v,
+            va_bits: v,
+            vbar: v,
+        },
+        Event::AuditTable {
+            ipa: v,
+            level: i,
+            half: v,
+            reached: v,
+            base: v,
+            first: v,
+            last: v,
+            alias: v,
+            alias_level: i,
+            poindex: v,
+            perm: v,
+            aliases: v,
+        },
+        Event::AuditStale { va: v, ipa: v, level: i, poindex: v, pages: v },
+        // The hypervisor writes at most 16 frames (128 bytes).
+        Event::CallTrace {
+            of: v,
+            ref_seq: v,
+            pc: v,
+            lr: v,
+            fp: v,
+            end: v,
+            frames: &bytes[..bytes.len().min(128)],
+        },
     ]
 }
 
@@ -166,6 +212,10 @@ fn kind_codes_match_table() {
         (0x13, "pt_stats"),
         (0x14, "smmu_event"),
         (0x15, "id_field"),
+        (0x18, "audit"),
+        (0x19, "audit_table"),
+        (0x1a, "audit_stale"),
+        (0x1b, "call_trace"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);
@@ -526,7 +576,7 @@ fn errors_have_codes() {
 const APPENDED: [(&str, &[&str]); 4] = [
     ("header", &["overlay_enforced"]),
     ("pt_root", &["levels"]),
-    ("hazard", &["pir"]),
+    ("hazard", &["pir", "trace_seq", "entry_trace_seq"]),
     ("pt_stats", &["roots_released", "fast_stores", "mops_steps", "stepped_stores", "released_pages"]),
 ];
 

@@ -32,7 +32,7 @@ pub mod tracker;
 pub mod walk;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 
