@@ -11,7 +11,9 @@
 //! 6. configure EL2 and enter the guest at EL1h.
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
+use crate::arch::layout::Layout;
 use crate::arch::pl011::Pl011;
+use crate::arch::table_pool::TablePool;
 use crate::arch::{el2, enter_guest, fast_path, gic_el3, mmu, semihosting, stage2};
 use crate::console::{Msg, To};
 use crate::placement::{self, PlaceError};
@@ -32,81 +34,6 @@ const MPIDR_AFF0: u64 = 0xff;
 /// guest, unusable device tree): EX_CONFIG from sysexits.h.
 pub const STATUS_BAD_CONFIG: u32 = 78;
 
-/// Where hyp is at run time (hyp is PIE): its image from the linker
-/// script, the stage-2 pool after it, and the guest DTB window
-/// (porwatch_monitor::layout::Plan).
-#[derive(Clone, Copy)]
-pub struct Layout {
-    pub start: u64,
-    pub text_end: u64,
-    pub rodata_end: u64,
-    pub stack_guard: u64,
-    pub stack_bottom: u64,
-    /// The stage-2 table pool [pool_start, pool_end): after the image,
-    /// .bss and stack (2 MiB aligned), up to `end`.
-    pub pool_start: u64,
-    pub pool_end: u64,
-    /// End of hyp-owned memory (exclusive).
-    pub end: u64,
-    /// The guest DTB window: guest RAM, where the loader put porwatch (or
-    /// just below porwatch).
-    pub dtb_window: u64,
-    pub dtb_window_size: u64,
-}
-
-unsafe extern "C" {
-    static __hyp_start: u8;
-    static __text_end: u8;
-    static __rodata_end: u8;
-    static __stack_guard: u8;
-    static __stack_bottom: u8;
-    static __stack_top: u8;
-    static __hyp_end: u8;
-}
-
-impl Layout {
-    /// The image where it runs now, without a pool or DTB window yet.
-    pub fn from_linker() -> Self {
-        let a = |s: *const u8| s as u64;
-        let start = a(&raw const __hyp_start);
-        let end = a(&raw const __hyp_end);
-        Self {
-            start,
-            text_end: a(&raw const __text_end),
-            rodata_end: a(&raw const __rodata_end),
-            stack_guard: a(&raw const __stack_guard),
-            stack_bottom: a(&raw const __stack_bottom),
-            pool_start: end,
-            pool_end: end,
-            end,
-            dtb_window: 0,
-            dtb_window_size: 0,
-        }
-    }
-
-    /// Image, .bss and stack: what the loader keeps free (`image_size`).
-    pub fn static_size(&self) -> u64 {
-        self.pool_start - self.start
-    }
-
-    /// With the stage-2 pool and DTB window `plan` gives porwatch, now
-    /// running at `plan.hyp.start`.
-    fn with_plan(self, plan: &porwatch_monitor::layout::Plan) -> Self {
-        Self {
-            pool_start: plan.pool.start,
-            pool_end: plan.pool.end,
-            end: plan.hyp.end,
-            dtb_window: plan.dtb_window.start,
-            dtb_window_size: plan.dtb_window.len(),
-            ..self
-        }
-    }
-
-    pub fn stack_top() -> u64 {
-        &raw const __stack_top as u64
-    }
-}
-
 /// Everything decided at boot that the trap path needs.
 pub struct Config {
     /// Options, minus the boot-only trace selection (it borrows the
@@ -122,23 +49,8 @@ static CONFIG: Once<Config> = Once::new();
 
 /// Defaults stand in until the command line is read (a failure that early
 /// must still be able to stop the machine).
-static EARLY: Config = Config {
-    opts: Options::DEFAULT,
-    ids: IdRegs::ZERO,
-    poe: Mode::None,
-    layout: Layout {
-        start: 0,
-        text_end: 0,
-        rodata_end: 0,
-        stack_guard: 0,
-        stack_bottom: 0,
-        pool_start: 0,
-        pool_end: 0,
-        end: 0,
-        dtb_window: 0,
-        dtb_window_size: 0,
-    },
-};
+static EARLY: Config =
+    Config { opts: Options::DEFAULT, ids: IdRegs::ZERO, poe: Mode::None, layout: Layout::EMPTY };
 
 pub fn config() -> &'static Config {
     CONFIG.get().unwrap_or(&EARLY)
@@ -180,6 +92,9 @@ extern "C" fn el3_setup(dtb: usize) {
         }
     }
 }
+
+/// The tables of porwatch's own EL2 map (arch::mmu builds them).
+static EL2_POOL: TakeOnce<TablePool<{ mmu::EL2_TABLES }>> = TakeOnce::new(TablePool::new());
 
 /// Guest part of bootargs (porwatch.* words removed).
 static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
@@ -234,7 +149,8 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     // The console works with the MMU off too (device memory).
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
     crate::console::init(console_uart, None);
-    if let Err(what) = mmu::enable(&ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]) {
+    let Some(pool) = EL2_POOL.take() else { stop(STATUS_BAD_CONFIG, false) };
+    if let Err(what) = mmu::enable(pool, &ids, &layout, &plat, &[console, trace_uart.map(|u| u.0)]) {
         Msg::new(To::Console).s("cannot map porwatch's own memory at EL2: ").s(what).end();
         stop(STATUS_BAD_CONFIG, false);
     }
@@ -386,7 +302,17 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         stop(STATUS_BAD_CONFIG, false);
     }
 
-    el2::configure_for_guest(cfg, s2.vtcr, s2.vttbr);
+    let cpu = crate::cpu_view::init(cfg);
+    let setup = el2::GuestSetup {
+        ids: &cfg.ids,
+        controls: &cpu.controls,
+        pmuv3: cpu.pmuv3(),
+        watch: el2::Watch { tap: opts.tap, track: opts.track, exc_return: opts.exc_return, poe },
+        vtcr: s2.vtcr,
+        vttbr: s2.vttbr,
+    };
+    el2::configure_for_guest(&setup, cfg.ids.mpidr);
+    crate::arch::inject::set_mte(cfg.ids.has_mte());
     // vectors.S's fast paths find this vCPU's state through TPIDR_EL2.
     fast_path::install((MPIDR_EL1.get() & MPIDR_AFF0) as usize % fast_path::MAX_VCPUS);
     if opts.track {

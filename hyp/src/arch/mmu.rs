@@ -2,10 +2,9 @@
 //! hyp's image mapped W^X (text RX, rodata RO, data/bss/stack RW NX), an
 //! unmapped guard page below the stack, and the stage-2 table pool RW NX.
 use super::cpu::{dsb_ish, isb, IdRegs};
+use super::layout::Layout;
 use super::regs::{CTR_EL0, CTR_EL0_REG};
 use super::table_pool::TablePool;
-use crate::boot::Layout;
-use crate::take_once::TakeOnce;
 use aarch64_cpu::registers::*;
 use porwatch_monitor::fdt::Platform;
 use porwatch_monitor::pgtable::regs::{stage1_el2_regime, tcr_el2, MAIR_EL2_VALUE};
@@ -13,21 +12,20 @@ use porwatch_monitor::pgtable::{Granularity, PageTable, S1Attrs};
 
 const PAGE: u64 = 4096;
 /// Enough for RAM in 1 GiB/2 MiB blocks, hyp's image in pages, and the UARTs.
-const EL2_TABLES: usize = 64;
+pub const EL2_TABLES: usize = 64;
 
-static EL2_POOL: TakeOnce<TablePool<EL2_TABLES>> = TakeOnce::new(TablePool::new());
-
-/// Builds the map and turns the MMU and caches on. Runs once, at boot, with
-/// the MMU off; on failure the MMU stays off and the caller reports why.
+/// Builds the map in `pool` and turns the MMU and caches on. Runs once, at
+/// boot, with the MMU off; on failure the MMU stays off and the caller
+/// reports why.
 pub fn enable(
+    pool: &'static mut TablePool<EL2_TABLES>,
     ids: &IdRegs,
     layout: &Layout,
     plat: &Platform,
     devices: &[Option<u64>],
 ) -> Result<(), &'static str> {
     let pa_range = ids.pa_range() as u8;
-    let Some(Ok(mut pt)) = EL2_POOL.take().map(|pool| PageTable::new(pool, stage1_el2_regime(pa_range)))
-    else {
+    let Ok(mut pt) = PageTable::new(pool, stage1_el2_regime(pa_range)) else {
         return Err("no root table");
     };
     let mut ok = true;

@@ -1,5 +1,11 @@
 //! Architecture mechanism: boot and vector assembly, system registers, the
 //! EL2 stage-1 MMU, stage 2, the UART and semihosting.
+//!
+//! The bottom floor: nothing here uses the modules above it (boot, the trap
+//! path, the tap, the page-table watch). What they decide is passed down as
+//! arguments or set once at boot (e.g. `inject::set_mte`, `el2::GuestSetup`);
+//! the only way up is the assembly's calls into the Rust entry points
+//! (`hyp_main`, `handle_guest_exception`, `hyp_fault`, ...).
 pub mod at;
 pub mod cpu;
 pub mod debug;
@@ -10,6 +16,7 @@ pub mod frame;
 pub mod gic_el3;
 pub mod idregs;
 pub mod inject;
+pub mod layout;
 pub mod mmu;
 pub mod pl011;
 pub mod regs;

@@ -6,8 +6,8 @@
 //! tables come from the pool at the end of hyp memory, sized from RAM at
 //! boot (porwatch_monitor::layout::stage2_tables).
 use super::cpu::IdRegs;
+use super::layout::Layout;
 use super::table_pool::RegionPool;
-use crate::boot::Layout;
 use core::sync::atomic::{AtomicBool, Ordering};
 use porwatch_monitor::fdt::Platform;
 use porwatch_monitor::layout::TABLE_BYTES;
