@@ -22,6 +22,7 @@ use crate::take_once::TakeOnce;
 use crate::trace_out;
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
+use porwatch_monitor::cpus::{Topology, TopologyError, MAX_CPUS};
 use porwatch_monitor::fdt::{self, Edits, Platform};
 use porwatch_monitor::vpoe::{self, Mode, PoeRefusal};
 use porwatch_trace::{Event, MemKind, OverlayEnforced, PoeMode, FORMAT_VERSION};
@@ -43,14 +44,21 @@ pub struct Config {
     pub layout: Layout,
     /// How FEAT_S1POE is provided (porwatch_monitor::vpoe::select_mode).
     pub poe: Mode,
+    /// The guest's CPUs, by dense index (the boot CPU is 0).
+    pub cpus: Topology,
 }
 
 static CONFIG: Once<Config> = Once::new();
 
 /// Defaults stand in until the command line is read (a failure that early
 /// must still be able to stop the machine).
-static EARLY: Config =
-    Config { opts: Options::DEFAULT, ids: IdRegs::ZERO, poe: Mode::None, layout: Layout::EMPTY };
+static EARLY: Config = Config {
+    opts: Options::DEFAULT,
+    ids: IdRegs::ZERO,
+    poe: Mode::None,
+    layout: Layout::EMPTY,
+    cpus: Topology::single(0),
+};
 
 pub fn config() -> &'static Config {
     CONFIG.get().unwrap_or(&EARLY)
@@ -144,7 +152,9 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
 
     let poe_pick = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
     let poe = poe_pick.unwrap_or(Mode::None);
-    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
+    let topology = Topology::new(&plat.cpus, plat.cpus_listed, ids.mpidr);
+    let cpus = topology.unwrap_or(Topology::single(ids.mpidr));
+    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe, cpus });
     // After CONFIG: a refusal here must stop with semihosting when asked.
     // The console works with the MMU off too (device memory).
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
@@ -193,6 +203,23 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     }
     if let Err(why) = placed {
         why.explain(Msg::new(To::Both).s("cannot start: ")).end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+    if let Err(why) = topology {
+        let m = Msg::new(To::Both).s("cannot start: ");
+        match why {
+            TopologyError::TooMany { listed } => m
+                .s("the machine has ")
+                .dec(listed as u64)
+                .s(" CPUs, more than porwatch supports (")
+                .dec(MAX_CPUS as u64)
+                .s("): give it fewer (-smp)"),
+            TopologyError::BootCpuMissing { mpidr } => {
+                m.s("the boot CPU (MPIDR ").hex(mpidr).s(") is not in the device tree's /cpus")
+            }
+            TopologyError::Duplicate { mpidr } => m.s("/cpus lists MPIDR ").hex(mpidr).s(" twice"),
+        }
+        .end();
         stop(STATUS_BAD_CONFIG, false);
     }
     if let Err(why) = poe_pick {

@@ -3,6 +3,7 @@
 #![no_std]
 
 pub mod cmdline;
+pub mod cpus;
 pub mod esr;
 pub mod fdt;
 pub mod gic;

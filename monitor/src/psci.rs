@@ -65,9 +65,7 @@ pub const PORWATCH_TEST_EXIT: u32 = FID_FAST_CALL | FID_SMC64 | (OWNER_VENDOR_HY
 /// PSCI version porwatch implements itself: 1.1.
 pub const PSCI_IMPLEMENTED_VERSION: Version = Version { major: 1, minor: 1 };
 
-/// MPIDR_EL1 affinity fields Aff3 [39:32], Aff2..Aff0 [23:0]
-/// (Linux `MPIDR_HWID_BITMASK`).
-pub const MPIDR_AFFINITY_MASK: u64 = 0xFF_00FF_FFFF;
+pub use crate::cpus::MPIDR_AFFINITY_MASK;
 
 /// A classified guest SMC/HVC.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use porwatch_monitor::cmdline::MAX_SEMIHOSTING_NAME;
+use porwatch_monitor::cpus::MAX_CPUS;
 use std::path::{Path, PathBuf};
 
 /// QEMU virt with EL2, GICv3, one CPU, 1 GiB: the configuration porwatch is
@@ -37,6 +38,38 @@ pub fn el3_reset_stub() -> Vec<u8> {
         .collect()
 }
 pub const MEMORY: &str = "1G";
+
+/// The CPU count an `-smp` value asks for (`4`, `cpus=4,...`, `4,sockets=1`),
+/// None if it names none.
+fn smp_cpus(value: &str) -> Option<u32> {
+    value.split(',').find_map(|part| match part.split_once('=') {
+        Some(("cpus", n)) => n.parse().ok(),
+        Some(_) => None,
+        None => part.parse().ok(),
+    })
+}
+
+/// The CPUs of the machine: `smp` (`--smp`), unless the extra QEMU
+/// arguments have their own `-smp` (QEMU takes the last one). More than
+/// porwatch supports is refused here, before QEMU starts (porwatch itself
+/// would refuse at boot, exit 78).
+pub fn machine_cpus(smp: u32, extra: &[String]) -> Result<u32> {
+    let mut cpus = smp;
+    let mut it = extra.iter();
+    while let Some(a) = it.next() {
+        if a == "-smp" || a == "--smp" {
+            let v = it.next().map(String::as_str).unwrap_or("");
+            cpus = smp_cpus(v).with_context(|| format!("-smp {v:?}: no CPU count"))?;
+        }
+    }
+    if cpus as usize > MAX_CPUS {
+        bail!("-smp {cpus}: porwatch runs at most {MAX_CPUS} CPUs");
+    }
+    if cpus == 0 {
+        bail!("-smp 0: at least one CPU is needed");
+    }
+    Ok(cpus)
+}
 /// Where QEMU's -kernel puts porwatch-hyp.bin (an arm64 Image with
 /// text_offset 0): RAM base + 2 MiB.
 pub const HYP_ADDR: u64 = 0x4020_0000;
@@ -158,6 +191,8 @@ pub struct QemuConfig {
     pub trace_file: Option<PathBuf>,
     pub guest_args: String,
     pub hyp_opts: Vec<String>,
+    /// CPUs (`-smp`), checked by [`machine_cpus`].
+    pub smp: u32,
     pub icount: bool,
     pub extra: Vec<String>,
     /// `--secure`: the EL3 reset stub file (el3_reset_stub) to load as
@@ -185,6 +220,7 @@ fn semihosting_trace_value(file: &Path) -> Result<String> {
 
 impl QemuConfig {
     pub fn argv(&self) -> Result<Vec<String>> {
+        let smp = machine_cpus(self.smp, &self.extra)?.to_string();
         let mut append = format!("porwatch.guest={:#x} porwatch.semihosting=1", self.guest.entry);
         let trace = match (&self.trace_file, &self.secure_stub) {
             (Some(f), _) => Some(semihosting_trace_value(f)?),
@@ -224,7 +260,7 @@ impl QemuConfig {
             "-cpu",
             CPU,
             "-smp",
-            "1",
+            &smp,
             "-m",
             MEMORY,
             "-display",
@@ -306,6 +342,7 @@ mod tests {
             trace_file: None,
             guest_args: "console=ttyAMA0".into(),
             hyp_opts: vec!["eret=on".into()],
+            smp: 1,
             icount: true,
             extra: vec!["-d".into(), "guest_errors".into()],
             secure_stub: None,
@@ -337,6 +374,7 @@ mod tests {
             trace_file: None,
             guest_args: String::new(),
             hyp_opts: vec![],
+            smp: 1,
             icount: false,
             extra: vec![],
             secure_stub: Some("/t/el3-stub.bin".into()),
@@ -375,6 +413,22 @@ mod tests {
         }
         let c = QemuConfig { trace_file: Some(long[..MAX_SEMIHOSTING_NAME].into()), ..cfg };
         assert!(c.argv().is_ok());
+    }
+
+    #[test]
+    fn smp_is_checked_before_qemu_starts() {
+        let x = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(machine_cpus(1, &[]).unwrap(), 1);
+        assert_eq!(machine_cpus(4, &[]).unwrap(), 4);
+        assert_eq!(machine_cpus(8, &[]).unwrap(), 8);
+        assert_eq!(machine_cpus(1, &x(&["-smp", "4"])).unwrap(), 4);
+        assert_eq!(machine_cpus(1, &x(&["-smp", "cpus=2,sockets=1"])).unwrap(), 2);
+        assert_eq!(machine_cpus(1, &x(&["-smp", "3,sockets=1", "-m", "2G"])).unwrap(), 3);
+        let e = machine_cpus(9, &[]).unwrap_err().to_string();
+        assert_eq!(e, "-smp 9: porwatch runs at most 8 CPUs");
+        assert!(machine_cpus(1, &x(&["-smp", "16"])).is_err());
+        assert!(machine_cpus(1, &x(&["-smp", "sockets=2"])).is_err());
+        assert!(machine_cpus(0, &[]).is_err());
     }
 
     #[test]

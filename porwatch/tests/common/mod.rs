@@ -72,6 +72,7 @@ pub fn args(guest: &str) -> RunArgs {
         hyp_opts: vec![],
         policy: None,
         icount: false,
+        smp: 1,
         secure: false,
         trace_via: None,
         linux: None,
