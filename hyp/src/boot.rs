@@ -14,7 +14,7 @@ use crate::arch::frame::GuestRegs;
 use crate::arch::layout::Layout;
 use crate::arch::pl011::Pl011;
 use crate::arch::table_pool::TablePool;
-use crate::arch::{el2, enter_guest, fast_path, gic_el3, mmu, semihosting, stage2};
+use crate::arch::{el2, enter_guest, fast_path, gic_el3, mmu, percpu, semihosting, stage2};
 use crate::console::{Msg, To};
 use crate::placement::{self, PlaceError};
 use crate::run_end::stop;
@@ -27,9 +27,6 @@ use porwatch_monitor::fdt::{self, Edits, Platform};
 use porwatch_monitor::vpoe::{self, Mode, PoeRefusal};
 use porwatch_trace::{Event, MemKind, OverlayEnforced, PoeMode, FORMAT_VERSION};
 use spin::Once;
-
-/// MPIDR_EL1.Aff0: the CPU number within its cluster (fast_path's block).
-const MPIDR_AFF0: u64 = 0xff;
 
 /// Exit status when porwatch cannot start the guest (bad options, no
 /// guest, unusable device tree): EX_CONFIG from sysexits.h.
@@ -112,6 +109,9 @@ static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 /// to report why.
 #[unsafe(no_mangle)]
 extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
+    // The boot CPU is CPU 0 (porwatch_monitor::cpus); its per-CPU block,
+    // through TPIDR_EL2, before anything traces.
+    percpu::install(0, MPIDR_EL1.get());
     let here = Layout::from_linker();
     let ids = IdRegs::read();
     if current_el >> 2 == EL3 {
@@ -340,8 +340,6 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     };
     el2::configure_for_guest(&setup, cfg.ids.mpidr);
     crate::arch::inject::set_mte(cfg.ids.has_mte());
-    // vectors.S's fast paths find this vCPU's state through TPIDR_EL2.
-    fast_path::install((MPIDR_EL1.get() & MPIDR_AFF0) as usize % fast_path::MAX_VCPUS);
     if opts.track {
         fast_path::enable_stores();
     }

@@ -17,11 +17,12 @@
 use crate::arch::debug::{self, SPSR_SS};
 use crate::arch::frame::GuestRegs;
 use crate::arch::regs::TCR2_EL1_REG;
-use crate::arch::{at, fast_path, stage2};
+use crate::arch::{at, fast_path, percpu, stage2};
 use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
+use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::tap::{
     self as rules, classify_step, page_of, EntryRegs, EntryWindow, ShadowStack, Step,
@@ -39,7 +40,8 @@ const SPSR_M_EL0T: u64 = 0;
 /// Nesting tracked for shadow registers (deeper entries are counted).
 const MAX_NESTING: usize = 32;
 
-/// Per-vCPU tap state (one vCPU today; the lock makes it ready for more).
+/// Per-CPU tap state. Only its CPU uses it (the lock keeps the borrow
+/// checker honest and costs nothing uncontended).
 struct Tap {
     /// VBAR_EL1 as last written (0: not armed yet).
     vbar: u64,
@@ -59,12 +61,8 @@ struct Tap {
     vpoe: VirtPoe,
 }
 
-/// vCPUs porwatch keeps tap state for. porwatch runs one vCPU today; the
-/// state is per vCPU (indexed by MPIDR_EL1.Aff0, vCPU = pCPU) so SMP needs no
-/// change here.
-const MAX_VCPUS: usize = fast_path::MAX_VCPUS;
-
-static TAPS: [Mutex<Tap>; MAX_VCPUS] = [const {
+/// Tap state by dense CPU index (percpu::index).
+static TAPS: [Mutex<Tap>; MAX_CPUS] = [const {
     Mutex::new(Tap {
         vbar: 0,
         page_ipa: None,
@@ -77,17 +75,14 @@ static TAPS: [Mutex<Tap>; MAX_VCPUS] = [const {
         shadow: ShadowStack::new(),
         vpoe: VirtPoe::new(),
     })
-}; MAX_VCPUS];
-
-/// MPIDR_EL1.Aff0: the CPU number within its cluster.
-const MPIDR_AFF0: u64 = 0xff;
+}; MAX_CPUS];
 
 /// This vCPU's tap state, locked. Releasing it publishes what the fast
 /// paths in vectors.S need (arch::fast_path): virtual POE's state, and the
 /// stepping state whose `prev_pc` the assembly advances (read back here).
 #[inline]
 fn tap() -> TapGuard {
-    let cpu = (MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS;
+    let cpu = percpu::index();
     let mut t = TAPS[cpu].lock();
     if t.stepping {
         // Steps vectors.S handled itself moved the PC on.
@@ -98,7 +93,7 @@ fn tap() -> TapGuard {
 
 /// This vCPU's tap state, locked, for reading only (no publishing).
 fn tap_ro() -> spin::MutexGuard<'static, Tap> {
-    TAPS[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS].lock()
+    TAPS[percpu::index()].lock()
 }
 
 struct TapGuard(spin::MutexGuard<'static, Tap>, usize);

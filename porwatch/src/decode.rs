@@ -1,6 +1,7 @@
 //! Stream decoding: bytes in, [`Item`]s (records and problems) out, with
 //! sequence checking and [`DecodeStats`].
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 
@@ -11,19 +12,16 @@ use crate::records::OwnedRecord;
 pub use crate::stats::{DecodeStats, GuestExit};
 use crate::{json, text};
 
-/// MPIDR_EL1.Aff0.
-const MPIDR_AFF0: u64 = 0xff;
-
 /// Time of a record since counter start, from the latest header's cntfrq,
 /// and the CPU that wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timestamp {
     pub secs: u64,
     pub micros: u32,
-    /// CPU number: the header's MPIDR_EL1.Aff0. porwatch runs one vCPU and
-    /// writes one stream per CPU, so the header names the CPU of every
-    /// record that follows it.
-    pub cpu: u8,
+    /// The CPU that wrote the record (porwatch's dense CPU index: the boot
+    /// CPU is 0, the others in the device tree's /cpus order, as Linux
+    /// numbers them).
+    pub cpu: u32,
 }
 
 impl Timestamp {
@@ -44,10 +42,11 @@ pub enum Item<'a> {
     Record { record: &'a Record<'a>, time: Option<Timestamp> },
     /// A rejected frame starting at byte `offset` of the stream.
     Corrupt { error: DecodeError, offset: u64 },
-    /// The next record's seq is not the expected one (reported before that
-    /// record). `dropped` is the count of a `dropped` record that did not
-    /// match the jump.
-    Gap { expected: u64, got: u64, dropped: Option<u64> },
+    /// The next record of `cpu` does not have the seq expected of that CPU
+    /// (reported before that record; each CPU numbers its own records).
+    /// `dropped` is the count of a `dropped` record that did not match the
+    /// jump.
+    Gap { cpu: u32, expected: u64, got: u64, dropped: Option<u64> },
     /// Input ended `bytes` bytes into a frame that started at `offset`.
     TruncatedTail { offset: u64, bytes: u64 },
     /// A plain-text line the hypervisor wrote between frames (it does so
@@ -68,9 +67,8 @@ pub struct StreamDecoder {
 struct State {
     stats: DecodeStats,
     cntfrq: Option<u64>,
-    /// CPU of the stream (header MPIDR_EL1.Aff0).
-    cpu: u8,
-    next_seq: Option<u64>,
+    /// The seq expected next, per CPU.
+    next_seq: BTreeMap<u32, u64>,
     /// Stream offset of the next byte.
     offset: u64,
     /// Stream offset of the current frame's first byte.
@@ -190,9 +188,8 @@ impl State {
         rec: &Record<'_>,
         sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        if let Event::Header { cntfrq, mpidr, .. } = rec.event {
+        if let Event::Header { cntfrq, .. } = rec.event {
             self.cntfrq = (cntfrq != 0).then_some(cntfrq);
-            self.cpu = (mpidr & MPIDR_AFF0) as u8;
             self.stats.cntfrq = cntfrq;
         }
         self.stats.first_ts.get_or_insert(rec.ts);
@@ -201,6 +198,7 @@ impl State {
         let st = &mut self.stats;
         st.records += 1;
         *st.per_kind.entry(rec.event.kind_name()).or_insert(0) += 1;
+        st.per_cpu.entry(rec.cpu).or_default().count(&rec.event);
         match rec.event {
             Event::Dropped { count } => st.hyp_dropped = st.hyp_dropped.saturating_add(count),
             Event::GuestExit { reason, code } => st.guest_exit = Some(GuestExit { reason, code }),
@@ -213,30 +211,34 @@ impl State {
         let time = self
             .cntfrq
             .and_then(|f| Timestamp::from_ticks(rec.ts, f))
-            .map(|t| Timestamp { cpu: self.cpu, ..t });
+            .map(|t| Timestamp { cpu: rec.cpu, ..t });
         sink(&Item::Record { record: rec, time })
     }
 
-    /// Each seq must be the previous + 1, except that a `dropped{count}`
-    /// record comes exactly `count` later, and a header with seq 0 starts a
-    /// new run (the hypervisor restarted). The first record sets the base.
+    /// Per CPU, each seq must be the previous + 1, except that a
+    /// `dropped{count}` record comes exactly `count` later; a header with
+    /// seq 0 starts a new run (the hypervisor restarted: every CPU starts
+    /// again). A CPU's first record sets its base.
     fn check_seq<E>(
         &mut self,
         rec: &Record<'_>,
         sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        let restart = matches!(rec.event, Event::Header { .. }) && rec.seq == 0;
-        if let (Some(expected), false) = (self.next_seq, restart) {
+        if matches!(rec.event, Event::Header { .. }) && rec.seq == 0 {
+            self.next_seq.clear();
+        }
+        if let Some(&expected) = self.next_seq.get(&rec.cpu) {
             let dropped = match rec.event {
                 Event::Dropped { count } => Some(count),
                 _ => None,
             };
             if rec.seq != expected.wrapping_add(dropped.unwrap_or(0)) {
                 self.stats.unexplained_gaps += 1;
-                sink(&Item::Gap { expected, got: rec.seq, dropped })?;
+                self.stats.per_cpu.entry(rec.cpu).or_default().unexplained_gaps += 1;
+                sink(&Item::Gap { cpu: rec.cpu, expected, got: rec.seq, dropped })?;
             }
         }
-        self.next_seq = Some(rec.seq.wrapping_add(1));
+        self.next_seq.insert(rec.cpu, rec.seq.wrapping_add(1));
         Ok(())
     }
 }
@@ -333,7 +335,7 @@ mod tests {
     }
 
     fn ev(seq: u64, event: Event<'static>) -> Record<'static> {
-        Record { seq, ts: seq * 10, event }
+        Record { cpu: 0, seq, ts: seq * 10, event }
     }
 
     fn trap(seq: u64) -> Record<'static> {
@@ -390,7 +392,7 @@ mod tests {
         // A header with seq 0 starts a new run.
         let h = sample::records()[0];
         assert_eq!(gaps(&[trap(7), trap(8), h, trap(1)]), 0);
-        assert_eq!(gaps(&[trap(7), Record { seq: 3, ..h }]), 1);
+        assert_eq!(gaps(&[trap(7), Record { cpu: 0, seq: 3, ..h }]), 1);
 
         let (_, stats) = decode_all(&enc(&[trap(0), ev(4, Event::Dropped { count: 3 })]));
         assert_eq!(stats.hyp_dropped, 3);
@@ -404,7 +406,7 @@ mod tests {
         let mut sink = |i: &Item<'_>| -> Result<(), Infallible> {
             items.push(match i {
                 Item::Record { record, .. } => format!("rec {}", record.seq),
-                Item::Gap { expected, got, dropped } => format!("gap {expected} {got} {dropped:?}"),
+                Item::Gap { expected, got, dropped, .. } => format!("gap {expected} {got} {dropped:?}"),
                 Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
                 Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
                 Item::Text { text, .. } => format!("text {text}"),
@@ -444,11 +446,11 @@ mod tests {
             Ok(())
         };
         let mut dec = StreamDecoder::new();
-        let Ok(()) = dec.feed(&enc(&[trap(0), Record { seq: 1, ts: 62_500_000, ..h }]), &mut sink);
+        let Ok(()) = dec.feed(&enc(&[trap(0), Record { cpu: 0, seq: 1, ts: 62_500_000, ..h }]), &mut sink);
         if let Event::Header { ref mut cntfrq, .. } = h.event {
             *cntfrq = 0;
         }
-        let Ok(()) = dec.feed(&enc(&[Record { seq: 2, ..h }, trap(3)]), &mut sink);
+        let Ok(()) = dec.feed(&enc(&[Record { cpu: 0, seq: 2, ..h }, trap(3)]), &mut sink);
         assert_eq!(times, [None, Some(Timestamp { secs: 1, micros: 0, cpu: 0 }), None, None]);
     }
 
@@ -632,7 +634,7 @@ mod text_message_tests {
 
     fn frame(seq: u64) -> Vec<u8> {
         let mut buf = [0u8; MAX_FRAME];
-        let rec = Record { seq, ts: 1, event: Event::Dropped { count: 0 } };
+        let rec = Record { cpu: 0, seq, ts: 1, event: Event::Dropped { count: 0 } };
         let n = encode_frame(&rec, &mut buf).unwrap();
         buf[..n].to_vec()
     }

@@ -306,6 +306,7 @@ mod tests {
 
     fn seed_records() -> (Record<'static>, Record<'static>, Record<'static>) {
         let entry = Record {
+            cpu: 0,
             seq: 91,
             ts: 0,
             event: Event::ExcEntry {
@@ -319,6 +320,7 @@ mod tests {
             },
         };
         let por = Record {
+            cpu: 0,
             seq: 92,
             ts: 0,
             event: Event::PorWrite {
@@ -331,6 +333,7 @@ mod tests {
             },
         };
         let hazard = Record {
+            cpu: 0,
             seq: 93,
             ts: 0,
             event: Event::Hazard {

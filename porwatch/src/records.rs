@@ -99,6 +99,7 @@ mod tests {
     #[test]
     fn accessors() {
         let r = OwnedRecord::from(&Record {
+            cpu: 0,
             seq: 1,
             ts: 2,
             event: Event::Psci { function: 0x8400_0000, arg0: 1, arg1: 2, arg2: 3, result: -1, conduit: 1 },
@@ -111,7 +112,7 @@ mod tests {
         assert_eq!(r.get_enum("conduit"), Some("hvc"));
         assert_eq!(r.get_enum("function"), None);
         assert_eq!(r.get("nope"), None);
-        let p = OwnedRecord::from(&Record { seq: 0, ts: 0, event: Event::Panic { message: b"hi" } });
+        let p = OwnedRecord::from(&Record { cpu: 0, seq: 0, ts: 0, event: Event::Panic { message: b"hi" } });
         assert_eq!(p.get_text("message").as_deref(), Some("hi"));
         assert_eq!(p.get_bytes("message"), Some(&b"hi"[..]));
     }

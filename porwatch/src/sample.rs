@@ -83,7 +83,7 @@ pub fn records() -> Vec<Record<'static>> {
             if let Event::Dropped { count } = event {
                 seq += count;
             }
-            let r = Record { seq, ts: CNTFRQ + i as u64 * 3 * ms + 17, event };
+            let r = Record { cpu: 0, seq, ts: CNTFRQ + i as u64 * 3 * ms + 17, event };
             seq += 1;
             r
         })
@@ -171,7 +171,7 @@ pub fn write_bench_trace(n: u64, out: &mut dyn std::io::Write) -> std::io::Resul
                 conduit: PsciConduit::Hvc as u64,
             },
         };
-        put(&Record { seq, ts: seq * 625, event }, out)?;
+        put(&Record { cpu: 0, seq, ts: seq * 625, event }, out)?;
     }
     out.flush()
 }

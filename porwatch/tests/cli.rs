@@ -197,16 +197,18 @@ fn system_map_symbols_with_automatic_kaslr_offset() {
     let kaslr = 0x2_0000u64;
     let recs = [
         Record {
+            cpu: 0,
             seq: 0,
             ts: 0,
             event: Event::TapArm { vbar: 0xffff_8000_8001_0000 + kaslr, page: 0x4000_0000 },
         },
         Record {
+            cpu: 0,
             seq: 1,
             ts: 1,
             event: Event::Trap { esr: 0x5a00_0000, elr: 0xffff_8000_8001_0884 + kaslr, outcome: 0 },
         },
-        Record { seq: 2, ts: 2, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1234, outcome: 0 } },
+        Record { cpu: 0, seq: 2, ts: 2, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1234, outcome: 0 } },
     ];
     let trace = trace_file("sysmap", &sample::encode(&recs).unwrap());
     let map = trace_file(
@@ -250,6 +252,7 @@ fn system_map_symbols_with_automatic_kaslr_offset() {
 fn filter_trace() -> PathBuf {
     use porwatch_trace::{Event, Record};
     let hazard = |seq: u64, poindex: u64, pc: u64| Record {
+        cpu: 0,
         seq,
         ts: seq,
         event: Event::Hazard {
@@ -272,14 +275,15 @@ fn filter_trace() -> PathBuf {
         },
     };
     let recs = [
-        Record { seq: 0, ts: 0, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1004, outcome: 0 } },
+        Record { cpu: 0, seq: 0, ts: 0, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1004, outcome: 0 } },
         Record {
+            cpu: 0,
             seq: 1,
             ts: 1,
             event: Event::PorWrite { pc: 0x2008, reg: 0, old: 0x57, new: 0x17, at_entry: 0, entry_seq: 0 },
         },
         hazard(2, 1, 0x2010),
-        Record { seq: 3, ts: 3, event: Event::Trap { esr: 0x5a00_0000, elr: 0x3000, outcome: 0 } },
+        Record { cpu: 0, seq: 3, ts: 3, event: Event::Trap { esr: 0x5a00_0000, elr: 0x3000, outcome: 0 } },
         hazard(4, 2, 0x1010),
     ];
     trace_file("filters", &sample::encode(&recs).unwrap())
@@ -353,7 +357,7 @@ fn perfetto_file_is_a_trace_event_object() {
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let evs = doc["traceEvents"].as_array().unwrap();
     assert_eq!(evs.iter().filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("hazard"))).count(), 2);
-    assert_eq!(evs.iter().filter(|e| e["ph"] == "C" && e["args"]["POR_EL1"] == 0x17).count(), 1);
+    assert_eq!(evs.iter().filter(|e| e["ph"] == "C" && e["args"]["cpu0 POR_EL1"] == 0x17).count(), 1);
     assert_eq!(evs.iter().filter(|e| e["ph"] == "i" && e["name"] == "trap").count(), 2);
 }
 

@@ -111,7 +111,8 @@ fn bytes_of(pieces: &[Piece]) -> (Vec<u8>, usize) {
         }
         match p {
             Piece::Frame { seq, ts, event, flip, cut } => {
-                let mut f = sample::encode(&[Record { seq: *seq, ts: *ts, event: *event }]).expect("encodes");
+                let mut f =
+                    sample::encode(&[Record { cpu: 0, seq: *seq, ts: *ts, event: *event }]).expect("encodes");
                 if let Some((i, x)) = flip {
                     let n = f.len();
                     f[i % n] ^= x;

@@ -112,7 +112,7 @@ fn seed_perfetto_export_has_the_hazard_and_por_counter() {
         hazard["args"]["pc_sym"].as_str().is_some_and(|s| s.starts_with("pageattr_pte_entry+")),
         "{hazard}"
     );
-    assert!(evs.iter().any(|e| e["ph"] == "C" && e["args"]["POR_EL1"] == 0x17), "POR_EL1 counter");
+    assert!(evs.iter().any(|e| e["ph"] == "C" && e["args"]["cpu0 POR_EL1"] == 0x17), "POR_EL1 counter");
     // The seed's IRQ handler never returns (the guest exits first): an instant.
     assert!(evs.iter().any(|e| e["tid"] == 1 && e["name"] == "irq_el1h"), "exception entry");
     assert!(evs.iter().all(|e| e["ph"] == "M" || e["ts"].is_number()));

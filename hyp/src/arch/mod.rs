@@ -18,6 +18,7 @@ pub mod idregs;
 pub mod inject;
 pub mod layout;
 pub mod mmu;
+pub mod percpu;
 pub mod pl011;
 pub mod regs;
 pub mod semihosting;
