@@ -113,6 +113,9 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     // through TPIDR_EL2, before anything traces.
     percpu::install(0, MPIDR_EL1.get());
     let here = Layout::from_linker();
+    if !here.stacks_as_expected() {
+        stop(STATUS_BAD_CONFIG, false); // linker/hyp.ld and arch/layout.rs disagree: a build bug
+    }
     let ids = IdRegs::read();
     if current_el >> 2 == EL3 {
         NO_FIRMWARE.store(true, core::sync::atomic::Ordering::Relaxed);
@@ -329,16 +332,9 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         stop(STATUS_BAD_CONFIG, false);
     }
 
-    let cpu = crate::cpu_view::init(cfg);
-    let setup = el2::GuestSetup {
-        ids: &cfg.ids,
-        controls: &cpu.controls,
-        pmuv3: cpu.pmuv3(),
-        watch: el2::Watch { tap: opts.tap, track: opts.track, exc_return: opts.exc_return, poe },
-        vtcr: s2.vtcr,
-        vttbr: s2.vttbr,
-    };
-    el2::configure_for_guest(&setup, cfg.ids.mpidr);
+    crate::cpu_view::init(cfg);
+    STAGE2_REGS.call_once(|| (s2.vtcr, s2.vttbr));
+    el2::configure_for_guest(&guest_setup(cfg), cfg.ids.mpidr);
     crate::arch::inject::set_mte(cfg.ids.has_mte());
     if opts.track {
         fast_path::enable_stores();
@@ -356,17 +352,78 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         spsr: el2::GUEST_ENTRY_SPSR,
     });
     trace_out::flush();
+    crate::psci::boot_cpu_on();
+    enter_guest_at(0, entry, layout.dtb_window)
+}
 
-    // The first guest frame sits at the top of the EL2 stack; every trap
-    // reuses it (vectors.S).
-    let frame = (Layout::stack_top() as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
+/// VTCR_EL2 and VTTBR_EL2 of the guest's stage 2 (boot builds it once).
+static STAGE2_REGS: Once<(u64, u64)> = Once::new();
+
+/// What every CPU's EL2 is configured with (arch::el2).
+fn guest_setup(cfg: &'static Config) -> el2::GuestSetup<'static> {
+    let cpu = crate::cpu_view::get();
+    let (vtcr, vttbr) = STAGE2_REGS.get().copied().unwrap_or((0, 0));
+    let o = &cfg.opts;
+    el2::GuestSetup {
+        ids: &cfg.ids,
+        controls: &cpu.controls,
+        pmuv3: cpu.pmuv3(),
+        watch: el2::Watch { tap: o.tap, track: o.track, exc_return: o.exc_return, poe: cfg.poe },
+        vtcr,
+        vttbr,
+    }
+}
+
+/// Enters the guest on this CPU (`cpu`) at `entry` with x0 = `x0`, EL1h,
+/// interrupts masked (the arm64 boot protocol, and PSCI's CPU_ON). The
+/// first guest frame sits at the top of the CPU's EL2 stack; every trap
+/// reuses it (vectors.S), and whatever was on the stack is abandoned.
+fn enter_guest_at(cpu: usize, entry: u64, x0: u64) -> ! {
+    let top = config().layout.stack_top(cpu);
+    let frame = (top as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
+    // SAFETY: the frame is at the top of this CPU's own stack, below which
+    // nothing still in use lives once enter_guest switches SP to it.
     unsafe {
         frame.write(GuestRegs::default());
-        (*frame).x[0] = layout.dtb_window;
+        (*frame).x[0] = x0;
         (*frame).elr = entry;
         (*frame).spsr = el2::GUEST_ENTRY_SPSR;
         enter_guest(frame)
     }
+}
+
+/// Entered from boot.S `secondary_entry` on a CPU that CPU_ON started (or
+/// that resumes from a power-down CPU_SUSPEND): EL2, MMU on, its own stack
+/// and vectors. Sets EL2 up for the guest and enters it where the guest
+/// asked.
+#[unsafe(no_mangle)]
+extern "C" fn hyp_secondary(cpu: u64) -> ! {
+    let cpu = cpu as usize;
+    let mpidr = MPIDR_EL1.get();
+    percpu::install(cpu, mpidr);
+    if config().cpus.index_of(mpidr) != Some(cpu) {
+        // Firmware passed another CPU's context ID: nothing sensible to do.
+        crate::run_end::park();
+    }
+    enter_guest_here(cpu)
+}
+
+/// This CPU (`cpu`, started or resumed) enters the guest: its EL2 set up
+/// again (VMPIDR_EL2 its own MPIDR_EL1), a fresh tap, a `cpu_start`
+/// record, then the guest's entry with its context ID.
+pub fn enter_guest_here(cpu: usize) -> ! {
+    let cfg = config();
+    let mpidr = MPIDR_EL1.get();
+    el2::configure_for_guest(&guest_setup(cfg), mpidr);
+    crate::tap::reset_this_cpu();
+    let Some(start) = crate::psci::take_start(cpu) else { crate::run_end::park() };
+    trace_out::emit(Event::CpuStart {
+        mpidr,
+        entry: start.entry,
+        context: start.context,
+        reason: start.reason as u64,
+    });
+    enter_guest_at(cpu, start.entry, start.context)
 }
 
 /// `porwatch.trace=semihosting:NAME`: opens the host file the trace goes

@@ -1,15 +1,40 @@
 //! Ending the run: record why, flush the trace, then stop the machine with
 //! the right status (semihosting SYS_EXIT when enabled, else PSCI).
+//!
+//! With several CPUs the first to end the run does it; from then on every
+//! CPU that enters porwatch parks ([`stopping`]), so `guest_exit` stays the
+//! last record and nothing races the stop.
 use crate::arch::semihosting;
 use crate::boot::config;
 use crate::trace_out;
+use core::sync::atomic::{AtomicBool, Ordering};
 use porwatch_trace::{Event, ExitReason};
 
 /// Exit status for a hyp panic or an exception taken at EL2.
 pub const STATUS_HYP_FAILURE: u32 = 70;
 
+/// Set by the CPU that ends the run.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// The run is ending (another CPU is writing the last records).
+#[inline]
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::Relaxed)
+}
+
+/// Waits forever (a CPU with nothing left to do).
+pub fn park() -> ! {
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
 /// Ends the run after the guest asked to (power off, reset, test exit).
+/// Only the first CPU to get here does; another one parks.
 pub fn guest_done(reason: ExitReason, status: u32) -> ! {
+    if STOPPING.swap(true, Ordering::AcqRel) {
+        park();
+    }
     if config().opts.track {
         crate::pt::emit_stats();
     }

@@ -62,20 +62,7 @@ struct Tap {
 }
 
 /// Tap state by dense CPU index (percpu::index).
-static TAPS: [Mutex<Tap>; MAX_CPUS] = [const {
-    Mutex::new(Tap {
-        vbar: 0,
-        page_ipa: None,
-        stepping: false,
-        step_page: 0,
-        prev_pc: 0,
-        guest_mdscr: 0,
-        window: EntryWindow::new(),
-        last_por_seq: 0,
-        shadow: ShadowStack::new(),
-        vpoe: VirtPoe::new(),
-    })
-}; MAX_CPUS];
+static TAPS: [Mutex<Tap>; MAX_CPUS] = [const { Mutex::new(Tap::new()) }; MAX_CPUS];
 
 /// This vCPU's tap state, locked. Releasing it publishes what the fast
 /// paths in vectors.S need (arch::fast_path): virtual POE's state, and the
@@ -134,6 +121,13 @@ impl Drop for TapGuard {
 
 fn poe_mode() -> Mode {
     config().poe
+}
+
+/// This CPU starts (again) with a fresh tap: its VBAR_EL1 is the guest's to
+/// write anew (a CPU_ON, or a resume from a power-down state).
+pub fn reset_this_cpu() {
+    let mut t = tap();
+    *t = Tap::new();
 }
 
 /// The guest wrote VBAR_EL1 (trapped by HFGWTR_EL2.VBAR_EL1).
@@ -311,6 +305,21 @@ fn entry_regs() -> EntryRegs {
 }
 
 impl Tap {
+    const fn new() -> Self {
+        Tap {
+            vbar: 0,
+            page_ipa: None,
+            stepping: false,
+            step_page: 0,
+            prev_pc: 0,
+            guest_mdscr: 0,
+            window: EntryWindow::new(),
+            last_por_seq: 0,
+            shadow: ShadowStack::new(),
+            vpoe: VirtPoe::new(),
+        }
+    }
+
     fn por_el1(&self) -> u64 {
         match poe_mode() {
             Mode::Virtual => self.vpoe.por_el1,

@@ -361,7 +361,9 @@ mod tests {
         let (recs, stats) = decode_all(&sample::trace());
         assert_eq!(recs.len(), sample::records().len());
         assert!(stats.is_clean(), "{stats}");
-        assert_eq!(stats.records, 13);
+        assert_eq!(stats.records, 16);
+        assert_eq!(stats.per_cpu.len(), 2);
+        assert_eq!(stats.per_cpu[&1].records, 3);
         assert_eq!(stats.count("psci"), 2);
         assert_eq!(stats.count("mem_region"), 2);
         assert_eq!(stats.hyp_dropped, 3);
@@ -397,6 +399,35 @@ mod tests {
         let (_, stats) = decode_all(&enc(&[trap(0), ev(4, Event::Dropped { count: 3 })]));
         assert_eq!(stats.hyp_dropped, 3);
         assert!(stats.is_clean());
+    }
+
+    /// Each CPU numbers its own records: interleaved streams are clean, a
+    /// jump in one CPU's numbers is a gap of that CPU, and a CPU's dropped
+    /// record explains its own missing numbers only.
+    #[test]
+    fn sequence_checking_per_cpu() {
+        let on = |cpu, r: Record<'static>| Record { cpu, ..r };
+        let check = |recs: &[Record<'_>]| decode_all(&enc(recs)).1;
+        let s = check(&[trap(0), on(1, trap(0)), trap(1), on(2, trap(7)), on(1, trap(1)), trap(2)]);
+        assert!(s.is_clean(), "{s}");
+        assert_eq!(s.per_cpu[&0].records, 3);
+        assert_eq!(s.per_cpu[&1].records, 2);
+        assert_eq!(s.per_cpu[&2].records, 1);
+        let s = check(&[trap(0), on(1, trap(0)), trap(1), on(1, trap(2)), trap(2)]);
+        assert_eq!(s.unexplained_gaps, 1);
+        assert_eq!(s.per_cpu[&1].unexplained_gaps, 1);
+        assert_eq!(s.per_cpu[&0].unexplained_gaps, 0);
+        // CPU 1's drop explains CPU 1's numbers, not CPU 0's.
+        let s = check(&[trap(0), on(1, trap(0)), on(1, ev(4, Event::Dropped { count: 3 })), trap(1)]);
+        assert!(s.is_clean(), "{s}");
+        assert_eq!(s.per_cpu[&1].hyp_dropped, 3);
+        let s = check(&[trap(0), on(1, trap(0)), on(1, ev(4, Event::Dropped { count: 3 })), trap(4)]);
+        assert_eq!(s.unexplained_gaps, 1);
+        // The text summary names each CPU when more than one wrote.
+        assert!(
+            s.to_string().contains("per CPU: cpu0 2 records 0 entries 0 hazards 1 gaps, cpu1 2 records"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -546,11 +577,11 @@ mod tests {
             }
             let stats = survive(&bytes);
             // Either something was reported, or every record still decoded.
-            assert!(!stats.is_clean() || stats.records == 12, "{stats}");
+            assert!(!stats.is_clean() || stats.records == 15, "{stats}");
         }
         for cut in 0..trace.len() {
             let stats = survive(&trace[..cut]);
-            assert!(stats.records <= 12);
+            assert!(stats.records <= 15);
             if trace[cut - usize::from(cut > 0)] != 0 && cut > 0 {
                 assert!(stats.truncated_tail, "cut {cut}");
             }
@@ -619,11 +650,12 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         assert_eq!(last["event"], "summary");
-        assert_eq!(last["records"], 13);
+        assert_eq!(last["records"], 16);
+        assert_eq!(last["per_cpu"]["1"]["records"], 3);
         assert_eq!(last["clean"], true);
         assert_eq!(last["kinds"]["psci"], 2);
         assert_eq!(last["guest_exit"]["reason"], "hyp_error");
-        assert_eq!(text.lines().count(), 14);
+        assert_eq!(text.lines().count(), 17);
     }
 }
 

@@ -39,8 +39,9 @@ pub use crc::crc16;
 pub use deframer::Deframer;
 pub use error::DecodeError;
 pub use events::{
-    Event, ExitReason, GapReason, Half, HazardAction, IdReason, MemKind, OverlayEnforced, PoeMode, PorReg,
-    PsciConduit, TrapOutcome, Vector, EXIT_REASON_NAMES, GAP_REASON_NAMES, HALF_NAMES, HAZARD_ACTION_NAMES,
+    CpuStartReason, CpuStopReason, Event, ExitReason, GapReason, Half, HazardAction, IdReason, MemKind,
+    OverlayEnforced, PoeMode, PorReg, PsciConduit, TrapOutcome, Vector, CPU_START_REASON_NAMES,
+    CPU_STOP_REASON_NAMES, EXIT_REASON_NAMES, GAP_REASON_NAMES, HALF_NAMES, HAZARD_ACTION_NAMES,
     ID_REASON_NAMES, KINDS, MAX_FIELDS, MEM_KIND_NAMES, POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES,
     TRAP_OUTCOME_NAMES, VECTOR_NAMES,
 };

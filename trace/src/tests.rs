@@ -77,6 +77,8 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             mops_steps: v,
         },
         Event::IdField { field: v, width: v, cpu: v, guest: v, reason: v },
+        Event::CpuStart { mpidr: v, entry: v, context: v, reason: v },
+        Event::CpuStop { reason: v },
     ]
 }
 
@@ -156,6 +158,8 @@ fn kind_codes_match_table() {
         (0x12, "coverage_gap"),
         (0x13, "pt_stats"),
         (0x15, "id_field"),
+        (0x16, "cpu_start"),
+        (0x17, "cpu_stop"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);

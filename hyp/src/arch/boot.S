@@ -35,6 +35,11 @@
 .equ SPSR_M_EL2H, 0x9
 .equ SPSR_DAIF,   (0xf << 6)
 .equ IMAGE_FLAGS, 0xa          /* LE, 4 KiB pages, placement anywhere (bit 3) */
+/* From Rust (arch/mod.rs: this file is a template): the CPUs porwatch
+ * runs, and each CPU's stack stride (guard page + stack, arch/layout.rs). */
+.equ MAX_CPUS, {max_cpus}
+.equ STACK_STRIDE_LO, {stack_stride_lo}
+.equ STACK_STRIDE_HI, {stack_stride_hi}
 .equ IMAGE_MAGIC, 0x644d5241   /* "ARM\x64" */
 
 .section .text.head, "ax"
@@ -189,6 +194,55 @@ el3_entry:
     msr     elr_el3, x2
     isb
     eret
+
+/*
+ * Secondary CPUs, and a CPU resuming from a power-down CPU_SUSPEND, enter
+ * here at EL2 with the MMU off and x0 = their dense CPU index (the context
+ * ID porwatch gave firmware's CPU_ON or CPU_SUSPEND; porwatch_monitor::cpus).
+ * Only the moved copy of porwatch is ever given as this entry point. They
+ * turn on the EL2 map the boot CPU built (SECONDARY_REGS, arch/mmu.rs,
+ * cleaned to the point of coherency for this MMU-off read), then take their
+ * own stack and the EL2 vectors and continue in Rust (hyp_secondary). The
+ * MMU goes on before anything is written, so no store bypasses the caches
+ * the other CPUs use.
+ */
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    mrs     x2, CurrentEL
+    cmp     x2, #CURRENTEL_EL2
+    b.ne    park
+    cmp     x19, #MAX_CPUS
+    b.hs    park
+    adrp    x1, SECONDARY_REGS
+    add     x1, x1, :lo12:SECONDARY_REGS
+    ldp     x2, x3, [x1]            /* MAIR_EL2, TCR_EL2 */
+    ldp     x4, x5, [x1, #16]       /* TTBR0_EL2, SCTLR_EL2 */
+    cbz     x5, park                /* no EL2 map yet: cannot happen */
+    msr     mair_el2, x2
+    msr     tcr_el2, x3
+    msr     ttbr0_el2, x4
+    isb
+    tlbi    alle2                   /* nothing left from an earlier life */
+    dsb     nsh
+    isb
+    msr     sctlr_el2, x5
+    isb
+    /* SP = __stacks + (index + 1) * STACK_STRIDE: the top of its stack */
+    adrp    x1, __stacks
+    add     x1, x1, :lo12:__stacks
+    movz    x2, #STACK_STRIDE_LO
+    movk    x2, #STACK_STRIDE_HI, lsl #16
+    add     x3, x19, #1
+    madd    x1, x3, x2, x1
+    mov     sp, x1
+    adrp    x2, el2_vectors
+    add     x2, x2, :lo12:el2_vectors
+    msr     vbar_el2, x2
+    isb
+    mov     x0, x19
+    bl      hyp_secondary
+    b       park
 
 /* Not at EL2 or EL3 (EL1 without virtualization): nothing can be printed
  * safely before the DTB is parsed; park. */

@@ -3,6 +3,15 @@
 //! script, then what the placement plan adds (the stage-2 table pool and the
 //! guest's DTB window).
 
+use porwatch_monitor::cpus::MAX_CPUS;
+
+/// The unmapped page below each CPU's stack (linker/hyp.ld: HYP_STACK_GUARD).
+pub const STACK_GUARD: u64 = 4096;
+/// Each CPU's EL2 stack (HYP_STACK_SIZE).
+pub const STACK_SIZE: u64 = 64 * 1024;
+/// Guard + stack (HYP_STACK_STRIDE); boot.S computes a CPU's stack with it.
+pub const STACK_STRIDE: u64 = STACK_GUARD + STACK_SIZE;
+
 /// Where hyp is at run time: its image, the stage-2 pool after it, and
 /// the guest DTB window (porwatch_monitor::layout::Plan).
 #[derive(Clone, Copy)]
@@ -10,8 +19,10 @@ pub struct Layout {
     pub start: u64,
     pub text_end: u64,
     pub rodata_end: u64,
-    pub stack_guard: u64,
-    pub stack_bottom: u64,
+    /// The per-CPU EL2 stacks [stacks, stacks_end): [`STACK_STRIDE`] bytes
+    /// per CPU, an unmapped guard page then the stack.
+    pub stacks: u64,
+    pub stacks_end: u64,
     /// The stage-2 table pool [pool_start, pool_end): after the image,
     /// .bss and stack (2 MiB aligned), up to `end`.
     pub pool_start: u64,
@@ -28,9 +39,8 @@ unsafe extern "C" {
     static __hyp_start: u8;
     static __text_end: u8;
     static __rodata_end: u8;
-    static __stack_guard: u8;
-    static __stack_bottom: u8;
-    static __stack_top: u8;
+    static __stacks: u8;
+    static __stacks_end: u8;
     static __hyp_end: u8;
 }
 
@@ -40,8 +50,8 @@ impl Layout {
         start: 0,
         text_end: 0,
         rodata_end: 0,
-        stack_guard: 0,
-        stack_bottom: 0,
+        stacks: 0,
+        stacks_end: 0,
         pool_start: 0,
         pool_end: 0,
         end: 0,
@@ -58,8 +68,8 @@ impl Layout {
             start,
             text_end: a(&raw const __text_end),
             rodata_end: a(&raw const __rodata_end),
-            stack_guard: a(&raw const __stack_guard),
-            stack_bottom: a(&raw const __stack_bottom),
+            stacks: a(&raw const __stacks),
+            stacks_end: a(&raw const __stacks_end),
             pool_start: end,
             pool_end: end,
             end,
@@ -86,7 +96,14 @@ impl Layout {
         }
     }
 
-    pub fn stack_top() -> u64 {
-        &raw const __stack_top as u64
+    /// The top of CPU `cpu`'s EL2 stack (the first guest frame sits there).
+    pub fn stack_top(&self, cpu: usize) -> u64 {
+        self.stacks + (cpu as u64 + 1) * STACK_STRIDE
+    }
+
+    /// The stacks the linker script laid out are the ones this file
+    /// describes (boot checks it once).
+    pub fn stacks_as_expected(&self) -> bool {
+        self.stacks_end - self.stacks == MAX_CPUS as u64 * STACK_STRIDE
     }
 }

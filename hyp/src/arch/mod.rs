@@ -18,6 +18,7 @@ pub mod idregs;
 pub mod inject;
 pub mod layout;
 pub mod mmu;
+pub mod pen;
 pub mod percpu;
 pub mod pl011;
 pub mod regs;
@@ -25,7 +26,13 @@ pub mod semihosting;
 pub mod stage2;
 pub mod table_pool;
 
-core::arch::global_asm!(include_str!("boot.S"));
+core::arch::global_asm!(
+    include_str!("boot.S"),
+    max_cpus = const porwatch_monitor::cpus::MAX_CPUS,
+    stack_stride_lo = const layout::STACK_STRIDE & 0xffff,
+    stack_stride_hi = const layout::STACK_STRIDE >> 16,
+);
+const _: () = assert!(layout::STACK_STRIDE >> 32 == 0);
 core::arch::global_asm!(
     include_str!("vectors.S"),
     fp_enabled = const core::mem::offset_of!(fast_path::FastPath, enabled),
