@@ -285,7 +285,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     };
 
     // Stage 2.
-    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0)) {
+    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), cfg.cpus.len()) {
         Ok(s2) => s2,
         Err(e) => {
             let m = Msg::new(To::Both).s("cannot build stage 2: ").s(e.what);
@@ -333,8 +333,8 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     }
 
     crate::cpu_view::init(cfg);
-    STAGE2_REGS.call_once(|| (s2.vtcr, s2.vttbr));
-    el2::configure_for_guest(&guest_setup(cfg), cfg.ids.mpidr);
+    VTCR.call_once(|| s2.vtcr);
+    el2::configure_for_guest(&guest_setup(cfg, 0), cfg.ids.mpidr);
     crate::arch::inject::set_mte(cfg.ids.has_mte());
     if opts.track {
         fast_path::enable_stores();
@@ -356,13 +356,15 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     enter_guest_at(0, entry, layout.dtb_window)
 }
 
-/// VTCR_EL2 and VTTBR_EL2 of the guest's stage 2 (boot builds it once).
-static STAGE2_REGS: Once<(u64, u64)> = Once::new();
+/// VTCR_EL2 of the guest's stage 2 (boot builds it once).
+static VTCR: Once<u64> = Once::new();
 
-/// What every CPU's EL2 is configured with (arch::el2).
-fn guest_setup(cfg: &'static Config) -> el2::GuestSetup<'static> {
+/// What CPU `index`'s EL2 is configured with (arch::el2): the same for
+/// every CPU but VTTBR_EL2, the CPU's own stage-2 root.
+fn guest_setup(cfg: &'static Config, index: usize) -> el2::GuestSetup<'static> {
     let cpu = crate::cpu_view::get();
-    let (vtcr, vttbr) = STAGE2_REGS.get().copied().unwrap_or((0, 0));
+    let vtcr = VTCR.get().copied().unwrap_or(0);
+    let vttbr = stage2::vttbr(index);
     let o = &cfg.opts;
     el2::GuestSetup {
         ids: &cfg.ids,
@@ -414,7 +416,7 @@ extern "C" fn hyp_secondary(cpu: u64) -> ! {
 pub fn enter_guest_here(cpu: usize) -> ! {
     let cfg = config();
     let mpidr = MPIDR_EL1.get();
-    el2::configure_for_guest(&guest_setup(cfg), mpidr);
+    el2::configure_for_guest(&guest_setup(cfg, cpu), mpidr);
     crate::tap::reset_this_cpu();
     let Some(start) = crate::psci::take_start(cpu) else { crate::run_end::park() };
     trace_out::emit(Event::CpuStart {

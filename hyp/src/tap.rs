@@ -128,6 +128,7 @@ fn poe_mode() -> Mode {
 pub fn reset_this_cpu() {
     let mut t = tap();
     *t = Tap::new();
+    stage2::set_vector_page(percpu::index(), None);
 }
 
 /// The guest wrote VBAR_EL1 (trapped by HFGWTR_EL2.VBAR_EL1).
@@ -137,15 +138,13 @@ pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
     if t.stepping {
         t.stop_stepping(regs);
     }
-    if let Some(old) = t.page_ipa.take() {
-        stage2::set_exec(old, true);
-    }
+    t.page_ipa = None;
     t.vbar = value;
+    // This CPU's vector page, execute-never for this CPU only (its own
+    // stage-2 root, arch/stage2.rs): the others' taps are their own.
     let ipa = at::va_to_ipa(value & rules::VBAR_MASK).map(page_of);
-    if let Some(ipa) = ipa {
-        if stage2::set_exec(ipa, false) {
-            t.page_ipa = Some(ipa);
-        }
+    if stage2::set_vector_page(percpu::index(), ipa) {
+        t.page_ipa = ipa;
     }
     drop(t);
     trace_out::emit(Event::TapArm { vbar: value, page: ipa.unwrap_or(u64::MAX) });
@@ -469,8 +468,8 @@ impl Tap {
     fn start_stepping(&mut self, regs: &mut GuestRegs, page: u64) {
         self.step_page = page;
         if !self.stepping {
-            if let Some(ipa) = self.page_ipa {
-                stage2::set_exec(ipa, true);
+            if self.page_ipa.is_some() {
+                stage2::set_vector_exec(percpu::index(), true);
             }
             self.guest_mdscr = debug::start();
             self.stepping = true;
@@ -481,8 +480,8 @@ impl Tap {
     fn stop_stepping(&mut self, regs: &mut GuestRegs) {
         if self.stepping {
             debug::stop(self.guest_mdscr);
-            if let Some(ipa) = self.page_ipa {
-                stage2::set_exec(ipa, false);
+            if self.page_ipa.is_some() {
+                stage2::set_vector_exec(percpu::index(), false);
             }
             self.stepping = false;
         }
