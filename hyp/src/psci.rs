@@ -63,7 +63,6 @@ pub fn take_start(cpu: usize) -> Option<Start> {
 
 /// Whether a CPU other than the boot CPU was ever started (the exclusives
 /// of the page-table watch need another CPU's writes to be possible).
-#[allow(dead_code)] // used by the page-table watch's exclusives (next change)
 pub fn smp_started() -> bool {
     SMP.load(core::sync::atomic::Ordering::Relaxed)
 }

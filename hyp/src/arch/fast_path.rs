@@ -130,6 +130,10 @@ pub struct FastPath {
     pub pt_walk_ram: (u64, u64),
     /// Stores the assembly completed (added into pt_stats).
     pub pt_stores: u64,
+    /// Non-zero while the store fast path may store to a page it found in
+    /// `LEAF_PAGES` (set before it reads the bitmap, cleared after the store
+    /// or when it gives up): see [`quiesce`].
+    pub pt_busy: u64,
     /// The overlay registers `pt_deny` was computed from (virtual POE).
     deny_inputs: (u64, u64, u64),
 }
@@ -190,6 +194,7 @@ impl FastPath {
         pt_walk: [WalkHalf::OFF; 2],
         pt_walk_ram: (0, 0),
         pt_stores: 0,
+        pt_busy: 0,
         deny_inputs: (0, 0, 0),
     };
 }
@@ -250,6 +255,29 @@ fn leaf_bit(page: u64) -> Option<(usize, u64)> {
     (i < b.pt_map_pages).then_some(((i / 64) as usize, 1 << (i % 64)))
 }
 
+/// After a leaf-page bit is cleared: waits until no other CPU's fast path
+/// can still store to a page it saw in the bitmap before the clear. The
+/// assembly sets its `pt_busy` before it reads the bitmap (DMB between)
+/// and clears it after the store; this clears the bit, then (DMB) reads
+/// the flags: either that CPU read the cleared bit (it takes the Rust path,
+/// which waits for the WATCH lock the caller holds), or this sees its flag
+/// and waits for the store to finish. Without it a store could land on a
+/// page that has just stopped being a plain last-level table (its tracker
+/// state changed under the lock) without the tracker seeing it.
+fn quiesce() {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let me = percpu::index();
+    for cpu in (0..MAX_CPUS).filter(|&c| c != me) {
+        // SAFETY: reading another CPU's flag, which it writes with
+        // single stores; a torn value is impossible for an aligned u64.
+        let busy = unsafe { &raw const (*block(cpu)).pt_busy };
+        while unsafe { busy.read_volatile() } != 0 {
+            core::hint::spin_loop();
+        }
+    }
+    core::sync::atomic::fence(Ordering::Acquire);
+}
+
 /// Stores to the table page at `page` may take the fast path (the caller
 /// checked `Tracker::is_leaf_page`).
 pub fn set_leaf_page(page: u64) {
@@ -258,18 +286,23 @@ pub fn set_leaf_page(page: u64) {
     }
 }
 
-/// Stores to `page` take the Rust path again.
+/// Stores to `page` take the Rust path again; no fast store to it is in
+/// flight when this returns.
 pub fn clear_leaf_page(page: u64) {
     if let Some((w, bit)) = leaf_bit(page) {
-        LEAF_PAGES[w].fetch_and(!bit, Ordering::Relaxed);
+        if LEAF_PAGES[w].fetch_and(!bit, Ordering::Relaxed) & bit != 0 {
+            quiesce();
+        }
     }
 }
 
-/// Every page takes the Rust path again (the tracker rebuilt).
+/// Every page takes the Rust path again (the tracker rebuilt); no fast
+/// store is in flight when this returns.
 pub fn clear_leaf_pages() {
     for w in LEAF_PAGES.iter() {
         w.store(0, Ordering::Relaxed);
     }
+    quiesce();
 }
 
 /// The walk parameters of one half for the current CPU: `root` the root

@@ -53,6 +53,7 @@ core::arch::global_asm!(
     fp_pt_walk = const core::mem::offset_of!(fast_path::FastPath, pt_walk),
     fp_pt_walk_ram = const core::mem::offset_of!(fast_path::FastPath, pt_walk_ram),
     fp_pt_stores = const core::mem::offset_of!(fast_path::FastPath, pt_stores),
+    fp_pt_busy = const core::mem::offset_of!(fast_path::FastPath, pt_busy),
     walk_half_shift = const fast_path::WALK_HALF_SHIFT,
 );
 
