@@ -25,6 +25,8 @@ impl From<FieldValue<'_>> for OwnedValue {
 /// An owned record: kind by name, fields by name in wire order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedRecord {
+    /// The CPU that wrote it (porwatch's index; `seq` is that CPU's).
+    pub cpu: u32,
     pub seq: u64,
     pub ts: u64,
     /// Kind name (`trap`, ...; `unknown` for unknown kinds).
@@ -37,6 +39,7 @@ pub struct OwnedRecord {
 impl From<&Record<'_>> for OwnedRecord {
     fn from(r: &Record<'_>) -> Self {
         OwnedRecord {
+            cpu: r.cpu,
             seq: r.seq,
             ts: r.ts,
             kind: r.event.kind_name().to_string(),
