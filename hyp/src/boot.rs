@@ -101,6 +101,63 @@ extern "C" fn el3_setup(dtb: usize) {
 /// The tables of porwatch's own EL2 map (arch::mmu builds them).
 static EL2_POOL: TakeOnce<TablePool<{ mmu::EL2_TABLES }>> = TakeOnce::new(TablePool::new());
 
+/// What another CPU's EL3 set-up needs from the boot CPU's device tree (the
+/// loader's tree becomes guest memory): read with that CPU's MMU off, so
+/// cleaned to the point of coherency once written.
+struct El3Info {
+    gic: Option<fdt::platform::Gic>,
+    /// The counter frequency the boot CPU set (or found) in CNTFRQ_EL0.
+    cntfrq: u64,
+}
+
+struct El3InfoCell(core::cell::UnsafeCell<El3Info>);
+// SAFETY: written once by the boot CPU before any other CPU leaves the pen
+// (pen::open), then only read.
+unsafe impl Sync for El3InfoCell {}
+static EL3_INFO: El3InfoCell = El3InfoCell(core::cell::UnsafeCell::new(El3Info { gic: None, cntfrq: 0 }));
+
+/// Entered from boot.S's pen at EL3 (still Secure, MMU off, on this CPU's
+/// stack) on a CPU CPU_ON released: this CPU's part of what `el3_setup`
+/// did for the boot CPU (its GIC redistributor, CNTFRQ_EL0).
+#[unsafe(no_mangle)]
+extern "C" fn el3_setup_secondary(_index: u64) {
+    // SAFETY: see El3InfoCell.
+    let info = unsafe { &*EL3_INFO.0.get() };
+    if let Some(gic) = &info.gic {
+        let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+        gic_el3::redistributor_to_non_secure(gic, porwatch_monitor::gic::gicr_affinity(mpidr));
+    }
+    if CNTFRQ_EL0.get() == 0 && info.cntfrq != 0 {
+        crate::arch::regs::CNTFRQ_EL0_REG.set(info.cntfrq);
+    }
+}
+
+/// How long the boot CPU waits for the other CPUs to reach the pen, in
+/// seconds of the system counter (they only run a few instructions; this
+/// is for a loaded host).
+const PEN_WAIT_S: u64 = 10;
+
+/// After an EL3 entry: every CPU of the machine but this one must wait in
+/// the moved copy's pen before the loaded copy becomes guest RAM (the DTB
+/// window); stops the boot if one does not arrive.
+fn open_pen(plat: &Platform, cpus: &Topology) {
+    // SAFETY: no other CPU runs Rust yet (see El3InfoCell).
+    unsafe { *EL3_INFO.0.get() = El3Info { gic: plat.gic.clone(), cntfrq: CNTFRQ_EL0.get() } };
+    crate::arch::mmu::clean_to_poc(EL3_INFO.0.get() as u64, core::mem::size_of::<El3Info>() as u64);
+    crate::arch::pen::open(cpus);
+    let deadline = aarch64_cpu::registers::CNTPCT_EL0.get() + PEN_WAIT_S * CNTFRQ_EL0.get().max(1);
+    if let Err(mpidr) = crate::arch::pen::all_arrived(cpus, deadline) {
+        Msg::new(To::Both)
+            .s("cannot start: CPU ")
+            .hex(mpidr)
+            .s(" (MPIDR) did not reach porwatch's pen within ")
+            .dec(PEN_WAIT_S)
+            .s(" s")
+            .end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+}
+
 /// Guest part of bootargs (porwatch.* words removed).
 static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 
@@ -268,6 +325,9 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     let window = unsafe {
         core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
     };
+    if !has_firmware() {
+        open_pen(&plat, &cfg.cpus);
+    }
     if layout.dtb_window == load {
         window.fill(0);
     }

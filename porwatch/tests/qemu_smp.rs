@@ -108,3 +108,32 @@ fn smp_seed_names_the_hazarding_cpu_and_its_own_causes() {
     a.smp = 2;
     check_smp_seed(&run_guest(a));
 }
+/// The same at EL3 (`--secure`), on four CPUs: porwatch is the PSCI
+/// provider; every CPU starts at the reset vector, CPU 1 waits in
+/// porwatch's pen until CPU_ON (and at EL2 after CPU_OFF), CPUs 2 and 3
+/// are never released.
+#[test]
+fn smp_seed_at_el3() {
+    let mut a = args("smp_seed");
+    a.smp = 4;
+    a.secure = true;
+    check_smp_seed(&run_guest(a));
+}
+
+/// `--secure` with four CPUs, twenty runs in a row: the CPUs that start
+/// with the boot CPU wait in the pen and never race it (its stack, its
+/// relocation, stage 2): no hang, no exception at EL2, the guest runs.
+#[test]
+fn secure_with_four_cpus_is_stable() {
+    for run in 0..20 {
+        let mut a = args("hello");
+        a.smp = 4;
+        a.secure = true;
+        a.timeout = Some(60);
+        let o = run_guest(a);
+        assert!(!o.timed_out, "run {run} hung; console:\n{}", o.console);
+        assert_eq!(o.status, 0, "run {run}; console:\n{}", o.console);
+        assert!(o.console.contains("hello: done"), "run {run}; console:\n{}", o.console);
+        assert!(o.stats.is_clean(), "run {run}: {}", o.stats);
+    }
+}

@@ -29,6 +29,11 @@ pub mod table_pool;
 core::arch::global_asm!(
     include_str!("boot.S"),
     max_cpus = const porwatch_monitor::cpus::MAX_CPUS,
+    pen_slot = const core::mem::size_of::<pen::PenSlot>(),
+    pen_arrived = const core::mem::offset_of!(pen::PenSlot, arrived),
+    pen_go = const core::mem::offset_of!(pen::PenSlot, go),
+    pen_index = const core::mem::offset_of!(pen::PenSlot, index),
+    pen_valid = const pen::PEN_VALID,
     stack_stride_lo = const layout::STACK_STRIDE & 0xffff,
     stack_stride_hi = const layout::STACK_STRIDE >> 16,
 );
