@@ -40,10 +40,11 @@
 //!   porwatch (EL2 is set up again) and then at the guest's entry point;
 //!   without firmware it is treated as standby and returns SUCCESS, as KVM
 //!   does (PSCI allows a power-down state to be treated as standby).
-//! * `AFFINITY_INFO`: firmware's answer (it knows when a CPU has really
-//!   gone off); without firmware, from the [`Power`] states: ON if a CPU of
-//!   the affinity instance is on, else ON_PENDING if one is being started,
-//!   else OFF.
+//! * `AFFINITY_INFO`: for a CPU porwatch started or is starting, ON or
+//!   ON_PENDING; otherwise firmware's answer (it knows when a CPU that
+//!   called CPU_OFF has really gone off); without firmware, from the
+//!   [`Power`] states: ON if a CPU of the affinity instance is on, else
+//!   ON_PENDING if one is being started, else OFF.
 
 use crate::cpus::Topology;
 use smccc::arch::{
@@ -391,7 +392,18 @@ pub fn decide(call: GuestCall, m: &Machine<'_>) -> Decision {
                 }
             }
         }
-        // Firmware knows when a CPU that called CPU_OFF is really off.
+        // Firmware knows when a CPU that called CPU_OFF is really off; a
+        // CPU porwatch started (or is starting) is on as far as the guest
+        // is concerned, whatever firmware says yet (QEMU's PSCI reports
+        // OFF for a moment after its CPU_ON).
+        GuestCall::AffinityInfo { target, lowest_level: 0 } => {
+            let index = if target & !MPIDR_AFFINITY_MASK != 0 { None } else { m.cpus.index_of(target) };
+            match index.map(|i| m.power_of(i)) {
+                Some(Power::On) => Decision::Answer(AffinityState::On as u64),
+                Some(Power::OnPending) => Decision::Answer(AffinityState::OnPending as u64),
+                _ => Decision::Forward,
+            }
+        }
         GuestCall::AffinityInfo { .. } => Decision::Forward,
         GuestCall::MigrateInfoType => Decision::Answer(MigrateType::MigrationNotRequired as u64),
         GuestCall::SystemOff => Decision::PowerOff,
@@ -689,10 +701,19 @@ mod tests {
         assert_eq!(off(&[On, On, Off, Off], 1), Decision::CpuOff);
         assert_eq!(off(&[Off, On, Off, Off], 1), Decision::LastCpuOff);
         assert_eq!(off(&[On, OnPending, Off, Off], 0), Decision::CpuOff);
-        // AFFINITY_INFO: forwarded with firmware; without, from the states.
+        // AFFINITY_INFO with firmware: porwatch's own ON / ON_PENDING, else
+        // firmware's (a CPU that called CPU_OFF is off when firmware says).
+        let fw = |power: &[Power], target, lowest_level| {
+            machine_with(power, 0, |m| decide(GuestCall::AffinityInfo { target, lowest_level }, m))
+        };
+        assert_eq!(fw(&states, 0, 0), Decision::Answer(0));
+        assert_eq!(fw(&states, 1, 0), Decision::Answer(2));
+        assert_eq!(fw(&states, 3, 0), Decision::Forward);
+        assert_eq!(fw(&states, 7, 0), Decision::Forward);
+        assert_eq!(fw(&states, 0, 1), Decision::Forward);
+        // Without firmware, from the states.
         let ai = |power: &[Power], target, lowest_level| {
             let call = GuestCall::AffinityInfo { target, lowest_level };
-            assert_eq!(machine_with(power, 0, |m| decide(call, m)), Decision::Forward);
             machine_with(power, 0, |m| decide_without_firmware(call, m))
         };
         assert_eq!(ai(&states, 0, 0), Decision::Answer(0)); // ON

@@ -36,17 +36,15 @@ pub struct PenSlot {
     pub index: AtomicU64,
 }
 
-impl PenSlot {
-    const EMPTY: Self = Self {
+#[unsafe(no_mangle)]
+pub static PEN: [PenSlot; MAX_CPUS] = [const {
+    PenSlot {
         mpidr: AtomicU64::new(0),
         arrived: AtomicU64::new(0),
         go: AtomicU64::new(0),
         index: AtomicU64::new(0),
-    };
-}
-
-#[unsafe(no_mangle)]
-pub static PEN: [PenSlot; MAX_CPUS] = [PenSlot::EMPTY; MAX_CPUS];
+    }
+}; MAX_CPUS];
 
 fn clean(slot: &PenSlot) {
     clean_to_poc(slot as *const PenSlot as u64, core::mem::size_of::<PenSlot>() as u64);
