@@ -9,6 +9,13 @@
 //!    `/psci` node added after an EL3 entry if there is none);
 //! 5. build stage 2 (guest RAM and device MMIO, trace UART hidden);
 //! 6. configure EL2 and enter the guest at EL1h.
+//!
+//! The boot CPU is CPU 0 (porwatch_monitor::cpus). The others start when
+//! the guest's PSCI CPU_ON asks (psci.rs): boot.S `secondary_entry` turns on
+//! the EL2 map built here, then [`hyp_secondary`] configures the CPU's EL2
+//! and enters the guest where CPU_ON said. After an EL3 entry they wait in
+//! porwatch's pen first (arch/pen.rs; `open_pen` before the loaded copy of
+//! porwatch becomes guest RAM). docs/smp.md.
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
 use crate::arch::layout::Layout;
