@@ -1,6 +1,6 @@
 //! PL011 console found through /chosen/stdout-path of the guest's device tree.
 use core::fmt;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// QEMU virt's first PL011: used only if the device tree names no console.
 const FALLBACK_UART: usize = 0x0900_0000;
@@ -38,11 +38,26 @@ impl fmt::Write for Console {
     }
 }
 
+/// One line at a time when several CPUs print (`smp_seed`): taken around
+/// each `println!` (never held where an interrupt can be taken).
+static LINE_LOCK: AtomicBool = AtomicBool::new(false);
+
+/// Runs `f` holding the console's line lock.
+pub fn locked(f: impl FnOnce()) {
+    while LINE_LOCK.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        core::hint::spin_loop();
+    }
+    f();
+    LINE_LOCK.store(false, Ordering::Release);
+}
+
 #[macro_export]
 macro_rules! println {
     ($($arg:tt)*) => {{
         use core::fmt::Write as _;
-        let _ = writeln!($crate::console::Console, $($arg)*);
+        $crate::console::locked(|| {
+            let _ = writeln!($crate::console::Console, $($arg)*);
+        });
     }};
 }
 

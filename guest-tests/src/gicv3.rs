@@ -106,6 +106,13 @@ impl GicV3 {
     }
 }
 
+/// Sends SGI `intid` (< 16) to the CPU with affinity 0.0.0.`aff0` (< 16)
+/// (ICC_SGI1R_EL1, S3_0_C12_C11_5: INTID [27:24], TargetList [15:0]).
+pub fn send_sgi(intid: u32, aff0: u32) {
+    let v = ((intid as u64 & 0xf) << 24) | (1u64 << (aff0 & 0xf));
+    unsafe { asm!("dsb ishst", "msr s3_0_c12_c11_5, {}", "isb", in(reg) v, options(nostack)) };
+}
+
 /// Acknowledges the highest-priority pending Group 1 interrupt
 /// (ICC_IAR1_EL1, S3_0_C12_C12_0); [`INTID_SPURIOUS`] if none.
 pub fn ack() -> u32 {

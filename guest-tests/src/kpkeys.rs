@@ -112,35 +112,44 @@ pub fn guard<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-// Lazy-MMU mode: one task, so one state.
-static LAZY_DEPTH: AtomicU32 = AtomicU32::new(0);
-static LAZY_SAVED_POR: AtomicU64 = AtomicU64::new(0);
+// Lazy-MMU mode: one task per CPU, so one state per CPU.
+const CPUS: usize = crate::smp::MAX_CPUS;
+static LAZY_DEPTH: [AtomicU32; CPUS] = [const { AtomicU32::new(0) }; CPUS];
+static LAZY_SAVED_POR: [AtomicU64; CPUS] = [const { AtomicU64::new(0) }; CPUS];
+
+fn lazy_depth() -> &'static AtomicU32 {
+    &LAZY_DEPTH[crate::smp::cpu_index()]
+}
+
+fn lazy_saved_por() -> &'static AtomicU64 {
+    &LAZY_SAVED_POR[crate::smp::cpu_index()]
+}
 
 /// kpkeys' arch_enter_lazy_mmu_mode (patch 28): raise POR_EL1 once for the
 /// whole batch, remember the old value.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn arch_enter_lazy_mmu_mode() {
-    LAZY_SAVED_POR.store(set_level_pgtables(), Ordering::Relaxed);
+    lazy_saved_por().store(set_level_pgtables(), Ordering::Relaxed);
 }
 
 /// kpkeys' arch_leave_lazy_mmu_mode: restore the value saved at entry.
 #[inline(never)]
 #[unsafe(no_mangle)]
 pub fn arch_leave_lazy_mmu_mode() {
-    restore_level(LAZY_SAVED_POR.load(Ordering::Relaxed));
+    restore_level(lazy_saved_por().load(Ordering::Relaxed));
 }
 
 /// lazy_mmu_mode_enable(): nests; only the outermost call enters.
 pub fn lazy_mmu_mode_enable() {
-    if LAZY_DEPTH.fetch_add(1, Ordering::Relaxed) == 0 {
+    if lazy_depth().fetch_add(1, Ordering::Relaxed) == 0 {
         arch_enter_lazy_mmu_mode();
     }
 }
 
 /// lazy_mmu_mode_disable(): only the outermost call leaves.
 pub fn lazy_mmu_mode_disable() {
-    if LAZY_DEPTH.fetch_sub(1, Ordering::Relaxed) == 1 {
+    if lazy_depth().fetch_sub(1, Ordering::Relaxed) == 1 {
         arch_leave_lazy_mmu_mode();
     }
 }
@@ -148,7 +157,7 @@ pub fn lazy_mmu_mode_disable() {
 /// True inside a lazy-MMU batch: [`set_pte`] then stores without a guard.
 #[inline(always)]
 pub fn lazy_mmu_mode_active() -> bool {
-    LAZY_DEPTH.load(Ordering::Relaxed) != 0
+    lazy_depth().load(Ordering::Relaxed) != 0
 }
 
 /// A paused batch, for [`lazy_mmu_mode_resume`].
@@ -161,15 +170,15 @@ pub struct LazyPaused {
 /// left as it is) so that [`set_pte`] guards its stores again.
 pub fn lazy_mmu_mode_pause() -> LazyPaused {
     LazyPaused {
-        depth: LAZY_DEPTH.swap(0, Ordering::Relaxed),
-        saved_por: LAZY_SAVED_POR.load(Ordering::Relaxed),
+        depth: lazy_depth().swap(0, Ordering::Relaxed),
+        saved_por: lazy_saved_por().load(Ordering::Relaxed),
     }
 }
 
 /// lazy_mmu_mode_resume(): the paused batch is active again.
 pub fn lazy_mmu_mode_resume(p: LazyPaused) {
-    LAZY_SAVED_POR.store(p.saved_por, Ordering::Relaxed);
-    LAZY_DEPTH.store(p.depth, Ordering::Relaxed);
+    lazy_saved_por().store(p.saved_por, Ordering::Relaxed);
+    lazy_depth().store(p.depth, Ordering::Relaxed);
 }
 
 /// Counts one page-table store made by other instructions than

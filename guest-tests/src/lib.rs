@@ -16,6 +16,7 @@ pub mod kpkeys;
 pub mod mmu;
 pub mod poe;
 pub mod smccc;
+pub mod smp;
 pub mod timer;
 
 use core::arch::global_asm;

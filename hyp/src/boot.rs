@@ -11,10 +11,19 @@
 //! 5. build stage 2 (guest RAM and device MMIO, trace UART and hidden
 //!    devices unmapped), start the SMMU on it;
 //! 6. configure EL2 and enter the guest at EL1h.
+//!
+//! The boot CPU is CPU 0 (porwatch_monitor::cpus). The others start when
+//! the guest's PSCI CPU_ON asks (psci.rs): boot.S `secondary_entry` turns on
+//! the EL2 map built here, then [`hyp_secondary`] configures the CPU's EL2
+//! and enters the guest where CPU_ON said. After an EL3 entry they wait in
+//! porwatch's pen first (arch/pen.rs; `open_pen` before the loaded copy of
+//! porwatch becomes guest RAM). docs/smp.md.
 use crate::arch::cpu::IdRegs;
 use crate::arch::frame::GuestRegs;
+use crate::arch::layout::Layout;
 use crate::arch::pl011::Pl011;
-use crate::arch::{el2, enter_guest, fast_path, gic_el3, mmu, semihosting, stage2};
+use crate::arch::table_pool::TablePool;
+use crate::arch::{el2, enter_guest, fast_path, gic_el3, mmu, percpu, semihosting, stage2};
 use crate::console::{Msg, To};
 use crate::placement::{self, PlaceError};
 use crate::run_end::stop;
@@ -23,92 +32,15 @@ use crate::trace_out;
 use crate::{dma, integrity};
 use aarch64_cpu::registers::{Readable, Writeable, CNTFRQ_EL0, MPIDR_EL1};
 use porwatch_monitor::cmdline::{self, CmdlineError, Options, SelfTest, TraceSel};
+use porwatch_monitor::cpus::{Topology, TopologyError, MAX_CPUS};
 use porwatch_monitor::fdt::{self, Edits, Platform};
 use porwatch_monitor::vpoe::{self, Mode, PoeRefusal};
 use porwatch_trace::{Event, MemKind, OverlayEnforced, PoeMode, FORMAT_VERSION};
 use spin::Once;
 
-/// MPIDR_EL1.Aff0: the CPU number within its cluster (fast_path's block).
-const MPIDR_AFF0: u64 = 0xff;
-
 /// Exit status when porwatch cannot start the guest (bad options, no
 /// guest, unusable device tree): EX_CONFIG from sysexits.h.
 pub const STATUS_BAD_CONFIG: u32 = 78;
-
-/// Where hyp is at run time (hyp is PIE): its image from the linker
-/// script, the stage-2 pool after it, and the guest DTB window
-/// (porwatch_monitor::layout::Plan).
-#[derive(Clone, Copy)]
-pub struct Layout {
-    pub start: u64,
-    pub text_end: u64,
-    pub rodata_end: u64,
-    pub stack_guard: u64,
-    pub stack_bottom: u64,
-    /// The stage-2 table pool [pool_start, pool_end): after the image,
-    /// .bss and stack (2 MiB aligned), up to `end`.
-    pub pool_start: u64,
-    pub pool_end: u64,
-    /// End of hyp-owned memory (exclusive).
-    pub end: u64,
-    /// The guest DTB window: guest RAM, where the loader put porwatch (or
-    /// just below porwatch).
-    pub dtb_window: u64,
-    pub dtb_window_size: u64,
-}
-
-unsafe extern "C" {
-    static __hyp_start: u8;
-    static __text_end: u8;
-    static __rodata_end: u8;
-    static __stack_guard: u8;
-    static __stack_bottom: u8;
-    static __stack_top: u8;
-    static __hyp_end: u8;
-}
-
-impl Layout {
-    /// The image where it runs now, without a pool or DTB window yet.
-    pub fn from_linker() -> Self {
-        let a = |s: *const u8| s as u64;
-        let start = a(&raw const __hyp_start);
-        let end = a(&raw const __hyp_end);
-        Self {
-            start,
-            text_end: a(&raw const __text_end),
-            rodata_end: a(&raw const __rodata_end),
-            stack_guard: a(&raw const __stack_guard),
-            stack_bottom: a(&raw const __stack_bottom),
-            pool_start: end,
-            pool_end: end,
-            end,
-            dtb_window: 0,
-            dtb_window_size: 0,
-        }
-    }
-
-    /// Image, .bss and stack: what the loader keeps free (`image_size`).
-    pub fn static_size(&self) -> u64 {
-        self.pool_start - self.start
-    }
-
-    /// With the stage-2 pool and DTB window `plan` gives porwatch, now
-    /// running at `plan.hyp.start`.
-    fn with_plan(self, plan: &porwatch_monitor::layout::Plan) -> Self {
-        Self {
-            pool_start: plan.pool.start,
-            pool_end: plan.pool.end,
-            end: plan.hyp.end,
-            dtb_window: plan.dtb_window.start,
-            dtb_window_size: plan.dtb_window.len(),
-            ..self
-        }
-    }
-
-    pub fn stack_top() -> u64 {
-        &raw const __stack_top as u64
-    }
-}
 
 /// Everything decided at boot that the trap path needs.
 pub struct Config {
@@ -119,6 +51,8 @@ pub struct Config {
     pub layout: Layout,
     /// How FEAT_S1POE is provided (porwatch_monitor::vpoe::select_mode).
     pub poe: Mode,
+    /// The guest's CPUs, by dense index (the boot CPU is 0).
+    pub cpus: Topology,
 }
 
 static CONFIG: Once<Config> = Once::new();
@@ -129,18 +63,8 @@ static EARLY: Config = Config {
     opts: Options::DEFAULT,
     ids: IdRegs::ZERO,
     poe: Mode::None,
-    layout: Layout {
-        start: 0,
-        text_end: 0,
-        rodata_end: 0,
-        stack_guard: 0,
-        stack_bottom: 0,
-        pool_start: 0,
-        pool_end: 0,
-        end: 0,
-        dtb_window: 0,
-        dtb_window_size: 0,
-    },
+    layout: Layout::EMPTY,
+    cpus: Topology::single(0),
 };
 
 pub fn config() -> &'static Config {
@@ -184,6 +108,66 @@ extern "C" fn el3_setup(dtb: usize) {
     }
 }
 
+/// The tables of porwatch's own EL2 map (arch::mmu builds them).
+static EL2_POOL: TakeOnce<TablePool<{ mmu::EL2_TABLES }>> = TakeOnce::new(TablePool::new());
+
+/// What another CPU's EL3 set-up needs from the boot CPU's device tree (the
+/// loader's tree becomes guest memory): read with that CPU's MMU off, so
+/// cleaned to the point of coherency once written.
+struct El3Info {
+    gic: Option<fdt::platform::Gic>,
+    /// The counter frequency the boot CPU set (or found) in CNTFRQ_EL0.
+    cntfrq: u64,
+}
+
+struct El3InfoCell(core::cell::UnsafeCell<El3Info>);
+// SAFETY: written once by the boot CPU before any other CPU leaves the pen
+// (pen::open), then only read.
+unsafe impl Sync for El3InfoCell {}
+static EL3_INFO: El3InfoCell = El3InfoCell(core::cell::UnsafeCell::new(El3Info { gic: None, cntfrq: 0 }));
+
+/// Entered from boot.S's pen at EL3 (still Secure, MMU off, on this CPU's
+/// stack) on a CPU CPU_ON released: this CPU's part of what `el3_setup`
+/// did for the boot CPU (its GIC redistributor, CNTFRQ_EL0).
+#[unsafe(no_mangle)]
+extern "C" fn el3_setup_secondary(_index: u64) {
+    // SAFETY: see El3InfoCell.
+    let info = unsafe { &*EL3_INFO.0.get() };
+    if let Some(gic) = &info.gic {
+        let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+        gic_el3::redistributor_to_non_secure(gic, porwatch_monitor::gic::gicr_affinity(mpidr));
+    }
+    if CNTFRQ_EL0.get() == 0 && info.cntfrq != 0 {
+        crate::arch::regs::CNTFRQ_EL0_REG.set(info.cntfrq);
+    }
+}
+
+/// How long the boot CPU waits for the other CPUs to reach the pen, in
+/// seconds of the system counter (they only run a few instructions; this
+/// is for a loaded host).
+const PEN_WAIT_S: u64 = 10;
+
+/// After an EL3 entry: every CPU of the machine but this one must wait in
+/// the moved copy's pen before the loaded copy becomes guest RAM (the DTB
+/// window); stops the boot if one does not arrive.
+fn open_pen(plat: &Platform, cpus: &Topology) {
+    // SAFETY: no other CPU runs Rust yet (see El3InfoCell).
+    unsafe { *EL3_INFO.0.get() = El3Info { gic: plat.gic.clone(), cntfrq: CNTFRQ_EL0.get() } };
+    crate::arch::mmu::clean_to_poc(EL3_INFO.0.get() as u64, core::mem::size_of::<El3Info>() as u64);
+    crate::arch::pen::open(cpus);
+    let deadline = aarch64_cpu::registers::CNTPCT_EL0.get() + PEN_WAIT_S * CNTFRQ_EL0.get().max(1);
+    if let Err(mpidr) = crate::arch::pen::all_arrived(cpus, deadline) {
+        Msg::new(To::Both)
+            .s("cannot start: CPU ")
+            .hex(mpidr)
+            .s(" (MPIDR) did not reach porwatch's pen within ")
+            .dec(PEN_WAIT_S)
+            .s(" s")
+            .end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+}
+
 /// Guest part of bootargs (porwatch.* words removed).
 static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 
@@ -192,7 +176,13 @@ static GUEST_BOOTARGS: TakeOnce<[u8; 2048]> = TakeOnce::new([0; 2048]);
 /// to report why.
 #[unsafe(no_mangle)]
 extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
+    // The boot CPU is CPU 0 (porwatch_monitor::cpus); its per-CPU block,
+    // through TPIDR_EL2, before anything traces.
+    percpu::install(0, MPIDR_EL1.get());
     let here = Layout::from_linker();
+    if !here.stacks_as_expected() {
+        stop(STATUS_BAD_CONFIG, false); // linker/hyp.ld and arch/layout.rs disagree: a build bug
+    }
     let ids = IdRegs::read();
     if current_el >> 2 == EL3 {
         NO_FIRMWARE.store(true, core::sync::atomic::Ordering::Relaxed);
@@ -234,13 +224,16 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
 
     let poe_pick = vpoe::select_mode(vpoe::hw_has_s1poe(ids.mmfr3), opts.poe, opts.tap);
     let poe = poe_pick.unwrap_or(Mode::None);
-    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe });
+    let topology = Topology::new(&plat.cpus, plat.cpus_listed, ids.mpidr);
+    let cpus = topology.unwrap_or(Topology::single(ids.mpidr));
+    let cfg = CONFIG.call_once(|| Config { opts: Options { trace: None, ..opts }, ids, layout, poe, cpus });
     // After CONFIG: a refusal here must stop with semihosting when asked.
     // The console works with the MMU off too (device memory).
     let console_uart = console.map(|b| unsafe { Pl011::new(b as usize) });
     crate::console::init(console_uart, None);
+    let Some(pool) = EL2_POOL.take() else { stop(STATUS_BAD_CONFIG, false) };
     if let Err(what) =
-        mmu::enable(&ids, &layout, &plat, &surveyed.el2_devices([console, trace_uart.map(|u| u.0)]))
+        mmu::enable(pool, &ids, &layout, &plat, &surveyed.el2_devices([console, trace_uart.map(|u| u.0)]))
     {
         Msg::new(To::Console).s("cannot map porwatch's own memory at EL2: ").s(what).end();
         stop(STATUS_BAD_CONFIG, false);
@@ -284,6 +277,23 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     }
     if let Err(why) = placed {
         why.explain(Msg::new(To::Both).s("cannot start: ")).end();
+        stop(STATUS_BAD_CONFIG, false);
+    }
+    if let Err(why) = topology {
+        let m = Msg::new(To::Both).s("cannot start: ");
+        match why {
+            TopologyError::TooMany { listed } => m
+                .s("the machine has ")
+                .dec(listed as u64)
+                .s(" CPUs, more than porwatch supports (")
+                .dec(MAX_CPUS as u64)
+                .s("): give it fewer (-smp)"),
+            TopologyError::BootCpuMissing { mpidr } => {
+                m.s("the boot CPU (MPIDR ").hex(mpidr).s(") is not in the device tree's /cpus")
+            }
+            TopologyError::Duplicate { mpidr } => m.s("/cpus lists MPIDR ").hex(mpidr).s(" twice"),
+        }
+        .end();
         stop(STATUS_BAD_CONFIG, false);
     }
     if let Err(why) = poe_pick {
@@ -338,6 +348,9 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     let window = unsafe {
         core::slice::from_raw_parts_mut(layout.dtb_window as *mut u8, layout.dtb_window_size as usize)
     };
+    if !has_firmware() {
+        open_pen(&plat, &cfg.cpus);
+    }
     if layout.dtb_window == load {
         window.fill(0);
     }
@@ -355,7 +368,8 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     };
 
     // Stage 2.
-    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), plan.holes()) {
+    let s2 = match stage2::build(&ids, &plat, &layout, trace_uart.map(|u| u.0), plan.holes(), cfg.cpus.len())
+    {
         Ok(s2) => s2,
         Err(e) => {
             let m = Msg::new(To::Both).s("cannot build stage 2: ").s(e.what);
@@ -405,9 +419,10 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         stop(STATUS_BAD_CONFIG, false);
     }
 
-    el2::configure_for_guest(cfg, s2.vtcr, s2.vttbr);
-    // vectors.S's fast paths find this vCPU's state through TPIDR_EL2.
-    fast_path::install((MPIDR_EL1.get() & MPIDR_AFF0) as usize % fast_path::MAX_VCPUS);
+    crate::cpu_view::init(cfg);
+    VTCR.call_once(|| s2.vtcr);
+    el2::configure_for_guest(&guest_setup(cfg, 0), cfg.ids.mpidr);
+    crate::arch::inject::set_mte(cfg.ids.has_mte());
     if opts.track {
         fast_path::enable_stores();
         crate::audit::init();
@@ -426,17 +441,80 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         spsr: el2::GUEST_ENTRY_SPSR,
     });
     trace_out::flush();
+    crate::psci::boot_cpu_on();
+    enter_guest_at(0, entry, layout.dtb_window)
+}
 
-    // The first guest frame sits at the top of the EL2 stack; every trap
-    // reuses it (vectors.S).
-    let frame = (Layout::stack_top() as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
+/// VTCR_EL2 of the guest's stage 2 (boot builds it once).
+static VTCR: Once<u64> = Once::new();
+
+/// What CPU `index`'s EL2 is configured with (arch::el2): the same for
+/// every CPU but VTTBR_EL2, the CPU's own stage-2 root.
+fn guest_setup(cfg: &'static Config, index: usize) -> el2::GuestSetup<'static> {
+    let cpu = crate::cpu_view::get();
+    let vtcr = VTCR.get().copied().unwrap_or(0);
+    let vttbr = stage2::vttbr(index);
+    let o = &cfg.opts;
+    el2::GuestSetup {
+        ids: &cfg.ids,
+        controls: &cpu.controls,
+        pmuv3: cpu.pmuv3(),
+        watch: el2::Watch { tap: o.tap, track: o.track, exc_return: o.exc_return, poe: cfg.poe },
+        vtcr,
+        vttbr,
+    }
+}
+
+/// Enters the guest on this CPU (`cpu`) at `entry` with x0 = `x0`, EL1h,
+/// interrupts masked (the arm64 boot protocol, and PSCI's CPU_ON). The
+/// first guest frame sits at the top of the CPU's EL2 stack; every trap
+/// reuses it (vectors.S), and whatever was on the stack is abandoned.
+fn enter_guest_at(cpu: usize, entry: u64, x0: u64) -> ! {
+    let top = config().layout.stack_top(cpu);
+    let frame = (top as usize - core::mem::size_of::<GuestRegs>()) as *mut GuestRegs;
+    // SAFETY: the frame is at the top of this CPU's own stack, below which
+    // nothing still in use lives once enter_guest switches SP to it.
     unsafe {
         frame.write(GuestRegs::default());
-        (*frame).x[0] = layout.dtb_window;
+        (*frame).x[0] = x0;
         (*frame).elr = entry;
         (*frame).spsr = el2::GUEST_ENTRY_SPSR;
         enter_guest(frame)
     }
+}
+
+/// Entered from boot.S `secondary_entry` on a CPU that CPU_ON started (or
+/// that resumes from a power-down CPU_SUSPEND): EL2, MMU on, its own stack
+/// and vectors. Sets EL2 up for the guest and enters it where the guest
+/// asked.
+#[unsafe(no_mangle)]
+extern "C" fn hyp_secondary(cpu: u64) -> ! {
+    let cpu = cpu as usize;
+    let mpidr = MPIDR_EL1.get();
+    percpu::install(cpu, mpidr);
+    if config().cpus.index_of(mpidr) != Some(cpu) {
+        // Firmware passed another CPU's context ID: nothing sensible to do.
+        crate::run_end::park();
+    }
+    enter_guest_here(cpu)
+}
+
+/// This CPU (`cpu`, started or resumed) enters the guest: its EL2 set up
+/// again (VMPIDR_EL2 its own MPIDR_EL1), a fresh tap, a `cpu_start`
+/// record, then the guest's entry with its context ID.
+pub fn enter_guest_here(cpu: usize) -> ! {
+    let cfg = config();
+    let mpidr = MPIDR_EL1.get();
+    el2::configure_for_guest(&guest_setup(cfg, cpu), mpidr);
+    crate::tap::reset_this_cpu();
+    let Some(start) = crate::psci::take_start(cpu) else { crate::run_end::park() };
+    trace_out::emit(Event::CpuStart {
+        mpidr,
+        entry: start.entry,
+        context: start.context,
+        reason: start.reason as u64,
+    });
+    enter_guest_at(cpu, start.entry, start.context)
 }
 
 /// `porwatch.trace=semihosting:NAME`: opens the host file the trace goes

@@ -40,6 +40,17 @@ pub fn init(cfg: &Config) -> &'static Cpu {
     })
 }
 
+/// ID_AA64DFR0_EL1.PMUVer: no PMU, or an IMPLEMENTATION DEFINED one.
+const PMUVER_NONE: u8 = 0;
+const PMUVER_IMPDEF: u8 = 0xf;
+
+impl Cpu {
+    /// The guest sees a PMUv3 (EL2 then gives it every event counter).
+    pub fn pmuv3(&self) -> bool {
+        !matches!(self.view.field(table::table::DFR0_PMUVER), PMUVER_NONE | PMUVER_IMPDEF)
+    }
+}
+
 pub fn get() -> &'static Cpu {
     CPU.get().unwrap_or(&NONE)
 }

@@ -4,7 +4,7 @@
 //! guest stops. Stage 2 and the SMMU keep the guest and its devices away
 //! from hyp memory; this checks that they did. A mismatch is a hypervisor
 //! failure (panic: message on both UARTs, a `panic` record, exit 70).
-use crate::boot::Layout;
+use crate::arch::layout::Layout;
 use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::digest::fnv1a64;
 

@@ -1,7 +1,7 @@
 //! porwatch: an EL2 hypervisor that runs one guest at EL1 and traces it.
 //!
 //! Layout: `arch/` is the mechanism (asm, system registers, MMU, vectors,
-//! UART); the decisions live in the porwatch-monitor crate (host-tested) and
+//! UART), the bottom floor that uses nothing above it; the decisions live in the porwatch-monitor crate (host-tested) and
 //! the trace format in porwatch-trace. `boot.rs` is the start-up flow,
 //! `traps.rs` the trap path, `psci.rs` the guest's SMC/HVC calls.
 #![no_std]

@@ -3,7 +3,8 @@
 //! the image). [`hyp_place`] is asked first, at the load address with the
 //! MMU off; hyp_main asks [`plan`] again with the same inputs, gets the same
 //! answer, and refuses to start with the reason when there is none.
-use crate::boot::{dtb_slice, Layout};
+use crate::arch::layout::Layout;
+use crate::boot::dtb_slice;
 use crate::console::Msg;
 use porwatch_monitor::fdt::{self, Platform};
 use porwatch_monitor::layout::{self, Occupant, Occupied, Plan, PlanError, Request, Span};

@@ -4,6 +4,7 @@
 //! porwatch_monitor: `s1` (regime, walk, tracker, overlay rule) and `store`
 //! (decoding the faulting instruction).
 use crate::arch::frame::GuestRegs;
+use crate::arch::percpu;
 use crate::arch::regs::{PIRE0_EL1_REG, PIR_EL1_REG, POR_EL1_REG};
 use crate::arch::{at, fast_path, inject, stage2};
 use crate::boot::config;
@@ -13,6 +14,7 @@ use crate::traps::Handled;
 use aarch64_cpu::registers::*;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use porwatch_monitor::cmdline::Policy;
+use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::esr::{DataAbort, FaultStatus};
 use porwatch_monitor::s1::{self, Action, GuestMem, Half, OverlayRegs, Privilege, Regime, Tracker};
 use porwatch_monitor::store::{self, Plan, Regs};
@@ -35,8 +37,9 @@ const CHUNK: usize = 32;
 const MAX_ZVA: usize = 2048;
 /// Table pages tracked at once (24 bytes each).
 pub(crate) const MAX_TABLES: usize = 4096;
-/// TTBR0 address spaces kept tracked (least recently used dropped beyond).
-const MAX_ADDRESS_SPACES: usize = 8;
+/// TTBR0 address spaces kept tracked (least recently used dropped beyond;
+/// never one some CPU runs on: at least one per CPU).
+const MAX_ADDRESS_SPACES: usize = if MAX_CPUS > 8 { MAX_CPUS } else { 8 };
 /// ISS2 bit 6 (ESR bit 38): Overlay.
 const ISS2_OVERLAY: u32 = 1 << 6;
 /// Permission fault, level 0 (+ level).
@@ -57,7 +60,12 @@ const SCTLR_EE: u64 = 1 << 25;
 
 struct Watch {
     tracker: Tracker<MAX_TABLES>,
-    regime: Regime,
+    /// Per CPU: the location (PA, length) of its last failed STXR to a
+    /// tracked table, and the write generation seen then (see
+    /// [`Watch::exclusive_may_store`]).
+    excl_pending: [Option<(u64, usize, u32)>; MAX_CPUS],
+    /// Each CPU's translation regime (its own TCR_EL1).
+    regime: [Regime; MAX_CPUS],
     table_writes: u64,
     stores: u64,
     hazards: u64,
@@ -70,7 +78,8 @@ struct Watch {
 
 static WATCH: Mutex<Watch> = Mutex::new(Watch {
     tracker: Tracker::new(MAX_ADDRESS_SPACES),
-    regime: Regime::from_tcr(0),
+    excl_pending: [None; MAX_CPUS],
+    regime: [Regime::from_tcr(0); MAX_CPUS],
     table_writes: 0,
     stores: 0,
     hazards: 0,
@@ -129,7 +138,7 @@ fn apply(a: Action) {
 /// The tracker and the guest's regime, for the protection audit (audit.rs).
 pub fn with_tracker<R>(f: impl FnOnce(&Tracker<MAX_TABLES>, &Regime) -> R) -> R {
     let w = WATCH.lock();
-    f(&w.tracker, &w.regime)
+    f(&w.tracker, w.current_regime())
 }
 
 /// The guest wrote TTBR0_EL1 or TTBR1_EL1 (trapped): track the new tree.
@@ -138,13 +147,14 @@ pub fn on_ttbr_write(half: Half, value: u64) {
         Half::Ttbr0 => TTBR0_EL1.set(value),
         Half::Ttbr1 => TTBR1_EL1.set(value),
     }
+    let cpu = percpu::index();
     let mut w = WATCH.lock();
-    let Ok(layout) = w.regime.layout(half) else {
+    let Ok(layout) = w.regime[cpu].layout(half) else {
         fast_path::set_walk(half, None);
         return;
     };
     let root = s1::Ttbr(value).table(&layout);
-    let change = w.tracker.set_root(half, root, &layout, &Ram, &mut apply);
+    let change = w.tracker.set_root_on(cpu, half, root, &layout, &Ram, &mut apply);
     // A root inside a leaf table's page ends its leaf status
     // (Tracker::is_leaf_page).
     fast_path::clear_leaf_page(page_of(root));
@@ -166,10 +176,11 @@ pub fn on_ttbr_write(half: Half, value: u64) {
 /// The guest wrote TCR_EL1 (trapped): the layout of both halves may change.
 pub fn on_tcr_write(value: u64) {
     TCR_EL1.set(value);
+    let cpu = percpu::index();
     let mut w = WATCH.lock();
-    w.regime = Regime::from_tcr(value);
-    let r = w.regime;
-    w.tracker.on_tcr_change(&r, &Ram, &mut apply);
+    let r = Regime::from_tcr(value);
+    w.regime[cpu] = r;
+    w.tracker.on_tcr_change_on(cpu, &r, &Ram, &mut apply);
     // The rebuild may give tables other levels.
     fast_path::clear_leaf_pages();
     for (half, ttbr) in [(Half::Ttbr0, TTBR0_EL1.get()), (Half::Ttbr1, TTBR1_EL1.get())] {
@@ -322,9 +333,18 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
         });
     }
     let pa_start = ipa - (far - addr);
+    if let Plan::Exclusive { status_reg, .. } = plan {
+        if !w.exclusive_may_store(pa_start, len) {
+            // As the hardware when the monitor was lost: nothing stored,
+            // status 1; the guest's loop loads again and retries.
+            regs.set(status_reg, 1);
+            regs.elr += INSN_LEN;
+            return Some(Handled::Machinery);
+        }
+    }
 
     // The overlay rule, on the state before the write (as the hardware checks).
-    let verdict = overlay_verdict(&w.regime, far, unprivileged, origin == Origin::HardwareOverlay);
+    let verdict = overlay_verdict(w.current_regime(), far, unprivileged, origin == Origin::HardwareOverlay);
     let hazard = origin == Origin::HardwareOverlay || matches!(verdict, Some((v, _, _)) if !v.grants_write);
     // Only hazard records need the written table's level and root.
     let level = if hazard { w.table_level(ipa) } else { (0, Half::Ttbr1) };
@@ -391,9 +411,7 @@ fn store_to_table(regs: &mut GuestRegs, far: u64, ipa: u64, origin: Origin) -> O
     }
     // Later plain stores to a last-level table's page can skip all this
     // (arch/fast_path.rs).
-    if w.tracker.is_leaf_page(page_of(ipa)) {
-        fast_path::set_leaf_page(page_of(ipa));
-    }
+    w.refresh_leaf(page_of(ipa));
     drop(w);
     if hazard {
         // The descriptor containing FAR, before and after.
@@ -454,8 +472,12 @@ fn unemulated(
     let mut first_denied: Option<(u64, i8)> = None;
     let mut add_part = |w: &Watch, req: &mut step::Request, va: u64, ipa: Option<u64>| {
         let tracked = ipa.is_some_and(|i| w.tracker.is_page_protected(i));
-        let v =
-            overlay_verdict(&w.regime, va, u.unprivileged, origin == Origin::HardwareOverlay && va == u.far);
+        let v = overlay_verdict(
+            w.current_regime(),
+            va,
+            u.unprivileged,
+            origin == Origin::HardwareOverlay && va == u.far,
+        );
         let denied = (origin == Origin::HardwareOverlay && va == u.far)
             || matches!(v, Some((v, _, _)) if !v.grants_write);
         if denied && first_denied.is_none() {
@@ -545,7 +567,89 @@ pub fn emit_stats() {
     });
 }
 
+/// Store-exclusives with several CPUs (docs/smp.md, "Exclusives").
+///
+/// The guest's LDXR reads natively; its STXR to a tracked table always
+/// traps, and the trap may have cleared the CPU's exclusive monitor, which
+/// porwatch cannot see anyway. With one CPU nothing else can have written
+/// the location between the LDXR and the trap (porwatch makes every write
+/// to a tracked table itself), so the STXR is performed and succeeds. With
+/// several, another CPU may have, and succeeding would lose its update. So
+/// every write porwatch makes to a tracked table bumps a generation
+/// ([`EXCL_GEN`], per 8-byte location hash); a trapped STXR succeeds only
+/// if this CPU's previous trapped STXR, to the same location, failed and no
+/// write there happened since: the generation seen then is still current.
+/// Otherwise it fails (status 1, nothing stored) and remembers location and
+/// generation. That failure returned to the guest before its retry's LDXR,
+/// so a write between that LDXR and the retry's STXR changes the
+/// generation and fails the STXR, as the hardware monitor would; and while
+/// the CPU's STXR is pending its page takes no assembly fast path (which
+/// bumps no generation): every write to it is porwatch's Rust path, under
+/// the WATCH lock, as is this check. A failure needs a write elsewhere to
+/// complete (progress) or is the first attempt; the guest's next attempt
+/// then succeeds unless another write intervenes: no livelock.
+const EXCL_SLOTS: usize = 1024;
+static EXCL_GEN: [AtomicU32; EXCL_SLOTS] = [const { AtomicU32::new(0) }; EXCL_SLOTS];
+
+fn excl_slot(pa: u64) -> usize {
+    ((pa >> 3) as usize) % EXCL_SLOTS
+}
+
+/// porwatch wrote `[pa, pa + len)` of a tracked table (under the WATCH lock).
+fn note_write(pa: u64, len: usize) {
+    let mut w = pa & !7;
+    while w < pa + len as u64 {
+        EXCL_GEN[excl_slot(w)].fetch_add(1, Ordering::Relaxed);
+        w += 8;
+    }
+}
+
+/// The generation of `[pa, pa + len)`: changes with any write there.
+fn excl_gen(pa: u64, len: usize) -> u32 {
+    let mut g = 0u32;
+    let mut w = pa & !7;
+    while w < pa + len as u64 {
+        g = g.wrapping_add(EXCL_GEN[excl_slot(w)].load(Ordering::Relaxed));
+        w += 8;
+    }
+    g
+}
+
 impl Watch {
+    /// A trapped STXR of `len` bytes at `pa`: whether it may store (see
+    /// [`EXCL_GEN`]). With one CPU ever started, always.
+    fn exclusive_may_store(&mut self, pa: u64, len: usize) -> bool {
+        if !crate::psci::smp_started() {
+            return true;
+        }
+        let me = percpu::index();
+        // No assembly store to this page while the STXR is pending.
+        fast_path::clear_leaf_page(page_of(pa));
+        let gen = excl_gen(pa, len);
+        if self.excl_pending[me] == Some((pa, len, gen)) {
+            self.excl_pending[me] = None;
+            return true;
+        }
+        self.excl_pending[me] = Some((pa, len, gen));
+        false
+    }
+
+    /// After a store to `page`: stores there may take the assembly fast
+    /// path if it holds one last-level table, and no CPU has an STXR
+    /// pending on it. Under the WATCH lock, so the tracker cannot change
+    /// the page's state before the bit is set.
+    pub(super) fn refresh_leaf(&self, page: u64) {
+        let pending = self.excl_pending.iter().flatten().any(|&(pa, _, _)| page_of(pa) == page);
+        if !pending && self.tracker.is_leaf_page(page) {
+            fast_path::set_leaf_page(page);
+        }
+    }
+
+    /// The translation regime of the CPU this runs on.
+    fn current_regime(&self) -> &Regime {
+        &self.regime[percpu::index()]
+    }
+
     /// A store porwatch can neither emulate nor single-step (big-endian
     /// data): the page leaves the tracker (`Tracker::release_page`: no
     /// longer counted as tracked, writable again, so the guest's store runs
@@ -649,9 +753,9 @@ fn perform(regs: &mut GuestRegs, plan: &Plan, pa: u64, old: &mut [u8], new: &mut
                 set_reg_or_sp(regs, rn, v);
             }
         }
-        // One vCPU: nothing else can have written the location since the
-        // guest's load-exclusive except the hardware walker (AF/DB), which
-        // porwatch does not let run on tracked tables; the store succeeds.
+        // Allowed by `exclusive_may_store`: nothing else wrote the location
+        // since the guest's load-exclusive (the hardware walker's AF/DB
+        // updates do not run on tracked tables); the store succeeds.
         Plan::Exclusive { data, status_reg, .. } => {
             new.copy_from_slice(&data[..len]);
             write_bytes(pa, new);
@@ -706,44 +810,65 @@ fn fill_after(pa: u64, new: &mut [u8]) {
     read_bytes(pa, new);
 }
 
-/// Reads `out.len()` bytes at `pa`: aligned 8-byte words as single loads
-/// (a descriptor is read whole), the rest bytewise.
+/// The access size for bytes `i..` of an `n`-byte access at `pa`: the
+/// largest of 8, 4, 2, 1 that is naturally aligned there and fits.
+fn chunk(pa: u64, i: usize, n: usize) -> usize {
+    let a = pa + i as u64;
+    [8, 4, 2].into_iter().find(|&s| a.is_multiple_of(s as u64) && n - i >= s).unwrap_or(1)
+}
+
+/// Reads `out.len()` bytes at `pa` in naturally aligned pieces of up to 8
+/// bytes, each one single-copy atomic (a descriptor is read whole).
 fn read_bytes(pa: u64, out: &mut [u8]) {
     let mut i = 0;
     while i < out.len() {
         let a = pa + i as u64;
-        if a.is_multiple_of(8) && out.len() - i >= 8 {
-            let w = unsafe { core::ptr::read_volatile(a as *const u64) };
-            out[i..i + 8].copy_from_slice(&w.to_le_bytes());
-            i += 8;
-        } else {
-            out[i] = unsafe { core::ptr::read_volatile(a as *const u8) };
-            i += 1;
+        let n = chunk(pa, i, out.len());
+        // SAFETY: guest RAM, identity mapped at EL2 (callers checked),
+        // naturally aligned for each size.
+        unsafe {
+            match n {
+                8 => out[i..i + 8].copy_from_slice(&core::ptr::read_volatile(a as *const u64).to_le_bytes()),
+                4 => out[i..i + 4].copy_from_slice(&core::ptr::read_volatile(a as *const u32).to_le_bytes()),
+                2 => out[i..i + 2].copy_from_slice(&core::ptr::read_volatile(a as *const u16).to_le_bytes()),
+                _ => out[i] = core::ptr::read_volatile(a as *const u8),
+            }
         }
+        i += n;
     }
 }
 
-/// Writes `bytes` at `pa`: aligned 8-byte words as single stores (a
-/// descriptor is never seen half-written), the rest bytewise.
+/// Writes `bytes` at `pa` in naturally aligned pieces of up to 8 bytes,
+/// each one single store: the guest's store is single-copy atomic for
+/// other CPUs' lockless reads as it would have been natively (a descriptor
+/// is never seen half-written). Every write porwatch makes to a tracked
+/// table comes here or to `atomic_rmw` (both bump the exclusives'
+/// generation, [`EXCL_GEN`]).
 fn write_bytes(pa: u64, bytes: &[u8]) {
+    note_write(pa, bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         let a = pa + i as u64;
-        if a.is_multiple_of(8) && bytes.len() - i >= 8 {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&bytes[i..i + 8]);
-            unsafe { core::ptr::write_volatile(a as *mut u64, u64::from_le_bytes(w)) };
-            i += 8;
-        } else {
-            unsafe { core::ptr::write_volatile(a as *mut u8, bytes[i]) };
-            i += 1;
+        let n = chunk(pa, i, bytes.len());
+        let mut w = [0u8; 8];
+        w[..n].copy_from_slice(&bytes[i..i + n]);
+        // SAFETY: as read_bytes.
+        unsafe {
+            match n {
+                8 => core::ptr::write_volatile(a as *mut u64, u64::from_le_bytes(w)),
+                4 => core::ptr::write_volatile(a as *mut u32, u32::from_le_bytes([w[0], w[1], w[2], w[3]])),
+                2 => core::ptr::write_volatile(a as *mut u16, u16::from_le_bytes([w[0], w[1]])),
+                _ => core::ptr::write_volatile(a as *mut u8, w[0]),
+            }
         }
+        i += n;
     }
 }
 
 /// Atomically replaces the naturally aligned `len`-byte value at `pa` by
 /// `f(old)` (when Some); returns the old value (zero-extended).
 fn atomic_rmw(pa: u64, len: usize, f: impl Fn(u64) -> Option<u64>) -> u64 {
+    note_write(pa, len);
     match len {
         8 => {
             let a = unsafe { AtomicU64::from_ptr(pa as *mut u64) };

@@ -1,17 +1,42 @@
 //! Ending the run: record why, flush the trace, then stop the machine with
 //! the right status (semihosting SYS_EXIT when enabled, else PSCI).
+//!
+//! With several CPUs the first to end the run does it; from then on every
+//! CPU that enters porwatch parks ([`stopping`]), so `guest_exit` stays the
+//! last record and nothing races the stop.
 use crate::arch::semihosting;
 use crate::boot::config;
 use crate::trace_out;
+use core::sync::atomic::{AtomicBool, Ordering};
 use porwatch_trace::{test_exit_status, Event, ExitReason};
 
 /// Exit status for a hyp panic or an exception taken at EL2.
 pub const STATUS_HYP_FAILURE: u32 = 70;
 
+/// Set by the CPU that ends the run.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// The run is ending (another CPU is writing the last records).
+#[inline]
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::Relaxed)
+}
+
+/// Waits forever (a CPU with nothing left to do).
+pub fn park() -> ! {
+    loop {
+        aarch64_cpu::asm::wfe();
+    }
+}
+
 /// Ends the run after the guest asked to (power off, reset, test exit with
 /// `code`). The trace gets all 64 bits of `code`; the exit status, which
-/// has 8, is `test_exit_status(code)` (255 for wider codes, never 0).
+/// has 8, is `test_exit_status(code)` (255 for wider codes, never 0). Only
+/// the first CPU to get here does; another one parks.
 pub fn guest_done(reason: ExitReason, code: u64) -> ! {
+    if STOPPING.swap(true, Ordering::AcqRel) {
+        park();
+    }
     // Devices' last faults, then proof that nothing wrote hyp's image.
     crate::dma::poll();
     crate::integrity::check();

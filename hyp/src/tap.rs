@@ -17,11 +17,12 @@
 use crate::arch::debug::{self, SPSR_SS};
 use crate::arch::frame::GuestRegs;
 use crate::arch::regs::TCR2_EL1_REG;
-use crate::arch::{at, fast_path, stage2};
+use crate::arch::{at, fast_path, percpu, stage2};
 use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
+use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::tap::{
     self as rules, classify_step, page_of, EntryRegs, EntryWindow, ShadowStack, Step,
@@ -39,7 +40,8 @@ const SPSR_M_EL0T: u64 = 0;
 /// Nesting tracked for shadow registers (deeper entries are counted).
 const MAX_NESTING: usize = 32;
 
-/// Per-vCPU tap state (one vCPU today; the lock makes it ready for more).
+/// Per-CPU tap state. Only its CPU uses it (the lock keeps the borrow
+/// checker honest and costs nothing uncontended).
 struct Tap {
     /// VBAR_EL1 as last written (0: not armed yet).
     vbar: u64,
@@ -59,35 +61,15 @@ struct Tap {
     vpoe: VirtPoe,
 }
 
-/// vCPUs porwatch keeps tap state for. porwatch runs one vCPU today; the
-/// state is per vCPU (indexed by MPIDR_EL1.Aff0, vCPU = pCPU) so SMP needs no
-/// change here.
-const MAX_VCPUS: usize = fast_path::MAX_VCPUS;
-
-static TAPS: [Mutex<Tap>; MAX_VCPUS] = [const {
-    Mutex::new(Tap {
-        vbar: 0,
-        page_ipa: None,
-        stepping: false,
-        step_page: 0,
-        prev_pc: 0,
-        guest_mdscr: 0,
-        window: EntryWindow::new(),
-        last_por_seq: 0,
-        shadow: ShadowStack::new(),
-        vpoe: VirtPoe::new(),
-    })
-}; MAX_VCPUS];
-
-/// MPIDR_EL1.Aff0: the CPU number within its cluster.
-const MPIDR_AFF0: u64 = 0xff;
+/// Tap state by dense CPU index (percpu::index).
+static TAPS: [Mutex<Tap>; MAX_CPUS] = [const { Mutex::new(Tap::new()) }; MAX_CPUS];
 
 /// This vCPU's tap state, locked. Releasing it publishes what the fast
 /// paths in vectors.S need (arch::fast_path): virtual POE's state, and the
 /// stepping state whose `prev_pc` the assembly advances (read back here).
 #[inline]
 fn tap() -> TapGuard {
-    let cpu = (MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS;
+    let cpu = percpu::index();
     let mut t = TAPS[cpu].lock();
     if t.stepping {
         // Steps vectors.S handled itself moved the PC on.
@@ -98,7 +80,7 @@ fn tap() -> TapGuard {
 
 /// This vCPU's tap state, locked, for reading only (no publishing).
 fn tap_ro() -> spin::MutexGuard<'static, Tap> {
-    TAPS[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS].lock()
+    TAPS[percpu::index()].lock()
 }
 
 struct TapGuard(spin::MutexGuard<'static, Tap>, usize);
@@ -141,6 +123,14 @@ fn poe_mode() -> Mode {
     config().poe
 }
 
+/// This CPU starts (again) with a fresh tap: its VBAR_EL1 is the guest's to
+/// write anew (a CPU_ON, or a resume from a power-down state).
+pub fn reset_this_cpu() {
+    let mut t = tap();
+    *t = Tap::new();
+    stage2::set_vector_page(percpu::index(), None);
+}
+
 /// The guest wrote VBAR_EL1 (trapped by HFGWTR_EL2.VBAR_EL1).
 pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
     VBAR_EL1.set(value);
@@ -148,15 +138,13 @@ pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
     if t.stepping {
         t.stop_stepping(regs);
     }
-    if let Some(old) = t.page_ipa.take() {
-        stage2::set_exec(old, true);
-    }
+    t.page_ipa = None;
     t.vbar = value;
+    // This CPU's vector page, execute-never for this CPU only (its own
+    // stage-2 root, arch/stage2.rs): the others' taps are their own.
     let ipa = at::va_to_ipa(value & rules::VBAR_MASK).map(page_of);
-    if let Some(ipa) = ipa {
-        if stage2::set_exec(ipa, false) {
-            t.page_ipa = Some(ipa);
-        }
+    if stage2::set_vector_page(percpu::index(), ipa) {
+        t.page_ipa = ipa;
     }
     drop(t);
     trace_out::emit(Event::TapArm { vbar: value, page: ipa.unwrap_or(u64::MAX) });
@@ -321,6 +309,21 @@ fn entry_regs() -> EntryRegs {
 }
 
 impl Tap {
+    const fn new() -> Self {
+        Tap {
+            vbar: 0,
+            page_ipa: None,
+            stepping: false,
+            step_page: 0,
+            prev_pc: 0,
+            guest_mdscr: 0,
+            window: EntryWindow::new(),
+            last_por_seq: 0,
+            shadow: ShadowStack::new(),
+            vpoe: VirtPoe::new(),
+        }
+    }
+
     fn por_el1(&self) -> u64 {
         match poe_mode() {
             Mode::Virtual => self.vpoe.por_el1,
@@ -476,8 +479,8 @@ impl Tap {
     fn start_stepping(&mut self, regs: &mut GuestRegs, page: u64) {
         self.step_page = page;
         if !self.stepping {
-            if let Some(ipa) = self.page_ipa {
-                stage2::set_exec(ipa, true);
+            if self.page_ipa.is_some() {
+                stage2::set_vector_exec(percpu::index(), true);
             }
             self.guest_mdscr = debug::start();
             self.stepping = true;
@@ -488,8 +491,8 @@ impl Tap {
     fn stop_stepping(&mut self, regs: &mut GuestRegs) {
         if self.stepping {
             debug::stop(self.guest_mdscr);
-            if let Some(ipa) = self.page_ipa {
-                stage2::set_exec(ipa, false);
+            if self.page_ipa.is_some() {
+                stage2::set_vector_exec(percpu::index(), false);
             }
             self.stepping = false;
         }

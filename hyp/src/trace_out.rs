@@ -5,6 +5,12 @@
 //! the reader sees exactly which are missing). Records that must not be lost
 //! (hazards, guest exit, panic) wait for room instead.
 //!
+//! Every record names the CPU that made it (porwatch's dense index, from the
+//! per-CPU block) and carries that CPU's own sequence number, so each CPU's
+//! records and drops are accounted for separately; the ring itself is
+//! shared (one lock), and a CPU's `dropped` record goes out from that CPU.
+//! docs/smp.md says how per-CPU rings would fit on top.
+//!
 //! Two sinks:
 //! * the trace UART (the normal case): the ring is drained into the PL011's
 //!   FIFO at every record, a byte at a time, as far as the FIFO takes it;
@@ -17,10 +23,12 @@
 //!   reader is not left waiting), at every reliable record and at flush. A
 //!   write is synchronous and complete: nothing is lost. The UART path pays
 //!   nothing for this: one branch, after the UART's own.
+use crate::arch::percpu;
 use crate::arch::pl011::Pl011;
 use crate::arch::semihosting::HostFile;
 use crate::console::{Msg, To};
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
+use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_trace::ring::Ring;
 use porwatch_trace::{encode_frame, Event, Record, MAX_FRAME};
 use spin::Mutex;
@@ -47,8 +55,10 @@ struct Tracer {
     max_age: u64,
     /// File sink: CNTPCT at the last write.
     last_write: u64,
-    seq: u64,
-    dropped: u64,
+    /// Per CPU: the next sequence number, and records dropped not yet
+    /// reported.
+    seq: [u64; MAX_CPUS],
+    dropped: [u64; MAX_CPUS],
 }
 
 static TRACER: Mutex<Tracer> = Mutex::new(Tracer {
@@ -57,8 +67,8 @@ static TRACER: Mutex<Tracer> = Mutex::new(Tracer {
     file: None,
     max_age: 0,
     last_write: 0,
-    seq: 0,
-    dropped: 0,
+    seq: [0; MAX_CPUS],
+    dropped: [0; MAX_CPUS],
 });
 
 /// Sets the trace sink (None: the trace is counted but goes nowhere).
@@ -75,11 +85,13 @@ pub fn init(sink: Option<Sink>) {
 }
 
 /// Records `event`; drops it (counted) if the ring is full. Returns the
-/// record's sequence number (consumed even if it was dropped).
+/// record's sequence number in this CPU's numbering (consumed even if it
+/// was dropped).
 #[inline]
 pub fn emit(event: Event) -> u64 {
+    let cpu = percpu::index();
     let mut t = TRACER.lock();
-    let seq = t.record(event, false);
+    let seq = t.record(cpu, event, false);
     t.drain();
     seq
 }
@@ -87,8 +99,9 @@ pub fn emit(event: Event) -> u64 {
 /// Records `event`, waiting for the sink to make room if needed; with the
 /// file sink the record (and everything before it) is written at once.
 pub fn emit_reliable(event: Event) -> u64 {
+    let cpu = percpu::index();
     let mut t = TRACER.lock();
-    let seq = t.record(event, true);
+    let seq = t.record(cpu, event, true);
     t.drain();
     t.write_file();
     seq
@@ -103,39 +116,44 @@ pub fn flush() {
 /// Records `event` and flushes, for the panic path: does not wait for a lock
 /// held by the code that panicked (it would never be released).
 pub fn emit_from_panic(event: Event) {
+    let cpu = percpu::index();
     if let Some(mut t) = TRACER.try_lock() {
-        let _ = t.record(event, true);
+        let _ = t.record(cpu, event, true);
         t.flush();
     }
 }
 
 impl Tracer {
-    fn record(&mut self, event: Event, reliable: bool) -> u64 {
+    /// Records `event` for CPU `cpu` (in range: percpu::index).
+    fn record(&mut self, cpu: usize, event: Event, reliable: bool) -> u64 {
+        let cpu = cpu.min(MAX_CPUS - 1);
         let mut buf = [0u8; MAX_FRAME];
-        if self.dropped > 0 {
-            let rec = Record { seq: self.seq, ts: now(), event: Event::Dropped { count: self.dropped } };
+        let id = cpu as u32;
+        if self.dropped[cpu] > 0 {
+            let count = self.dropped[cpu];
+            let rec = Record { cpu: id, seq: self.seq[cpu], ts: now(), event: Event::Dropped { count } };
             if let Some(n) = encode_frame(&rec, &mut buf) {
                 if reliable {
                     self.make_room(n);
                 }
                 if self.ring.push(&buf[..n]) {
-                    self.seq += 1;
-                    self.dropped = 0;
+                    self.seq[cpu] += 1;
+                    self.dropped[cpu] = 0;
                 }
             }
         }
-        let seq = self.seq;
-        self.seq += 1;
-        let rec = Record { seq, ts: now(), event };
+        let seq = self.seq[cpu];
+        self.seq[cpu] += 1;
+        let rec = Record { cpu: id, seq, ts: now(), event };
         let Some(n) = encode_frame(&rec, &mut buf) else {
-            self.dropped += 1;
+            self.dropped[cpu] += 1;
             return seq;
         };
         if reliable {
             self.make_room(n);
         }
-        if self.dropped > 0 || !self.ring.push(&buf[..n]) {
-            self.dropped += 1;
+        if self.dropped[cpu] > 0 || !self.ring.push(&buf[..n]) {
+            self.dropped[cpu] += 1;
         }
         seq
     }

@@ -34,6 +34,9 @@ const KIND_SYNC: u64 = 0;
 
 #[unsafe(no_mangle)]
 extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
+    if crate::run_end::stopping() {
+        crate::run_end::park(); // another CPU is ending the run
+    }
     crate::dma::poll_if_due();
     let esr = ESR_EL2.get();
     let elr = regs.elr;

@@ -13,10 +13,11 @@
 //! a hazard, while the interrupted frames are still on the stack below the
 //! handler's).
 use crate::arch::frame::GuestRegs;
-use crate::arch::{at, fast_path, stage2};
+use crate::arch::{at, percpu, stage2};
 use crate::trace_out;
-use aarch64_cpu::registers::{Readable, MPIDR_EL1, TCR_EL1};
+use aarch64_cpu::registers::{Readable, TCR_EL1};
 use core::sync::atomic::{AtomicU64, Ordering};
+use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::s1::regime::{TCR_T0SZ_SHIFT, TCR_T1SZ_SHIFT, TCR_TXSZ_MASK};
 use porwatch_monitor::unwind::{unwind, StackMem, VaBits, MAX_FRAMES};
 use porwatch_trace::{CallTraceOf, Event};
@@ -26,8 +27,6 @@ const FP: u8 = 29;
 const LR: u8 = 30;
 /// Bytes per frame in `call_trace.frames`.
 const FRAME_BYTES: usize = 8;
-/// MPIDR_EL1.Aff0: the vCPU.
-const MPIDR_AFF0: u64 = 0xff;
 /// A VA is `64 - TxSZ` bits wide.
 const VA_BITS_FROM_TXSZ: u64 = 64;
 
@@ -64,16 +63,16 @@ struct Notes {
     entry: [AtomicU64; 3],
 }
 
-static NOTES: [Notes; fast_path::MAX_VCPUS] = [const {
+static NOTES: [Notes; MAX_CPUS] = [const {
     Notes {
         store: [const { AtomicU64::new(0) }; 3],
         entry_seq: AtomicU64::new(0),
         entry: [const { AtomicU64::new(0) }; 3],
     }
-}; fast_path::MAX_VCPUS];
+}; MAX_CPUS];
 
 fn notes() -> &'static Notes {
-    &NOTES[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % fast_path::MAX_VCPUS]
+    &NOTES[percpu::index()]
 }
 
 fn put(to: &[AtomicU64; 3], c: Context) {

@@ -50,6 +50,9 @@ const ROOT_TABLES: u64 = 16;
 const L3_REACH: u64 = 2 << 20;
 const L2_REACH: u64 = 1 << 30;
 const L1_REACH: u64 = 512 << 30;
+/// Each CPU's private stage-2 root (pgtable::PrivateRoot, the tap's
+/// execute-never vector page): a root and one table per level below it.
+const PRIVATE_ROOT_TABLES: u64 = (crate::cpus::MAX_CPUS as u64) * (ROOT_TABLES + 3);
 /// Tables for pages hidden inside a device region (the trace UART): each
 /// splits its region, needing at most a level-3 and a level-2 table.
 const HIDDEN_PAGE_SLACK: u64 = 8;
@@ -193,7 +196,7 @@ fn slots(s: &Span, reach: u64) -> u64 {
 /// needs tables where its ends are not block-aligned; those are counted
 /// once however many regions share them.
 pub fn stage2_tables(ram: &[Span], devices: &[Span]) -> u64 {
-    let mut n = ROOT_TABLES + HIDDEN_PAGE_SLACK;
+    let mut n = ROOT_TABLES + HIDDEN_PAGE_SLACK + PRIVATE_ROOT_TABLES;
     for r in ram {
         n += slots(r, L3_REACH) + slots(r, L2_REACH) + slots(r, L1_REACH);
     }

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod cmdline;
+pub mod cpus;
 pub mod digest;
 pub mod esr;
 pub mod fdt;

@@ -20,24 +20,39 @@
 //! NOT_SUPPORTED for the Spectre workarounds and SoC ID, whose calls are
 //! NOT_SUPPORTED too.
 //!
-//! Single-vCPU policy (porwatch runs exactly one vCPU):
+//! CPU power (porwatch runs every CPU of the machine, [`Machine`] says
+//! which and in what [`Power`] state; the guest's vCPU i is physical CPU i):
 //! * `CPU_ON`: an entry point inside the hypervisor's memory is refused with
 //!   `INVALID_ADDRESS` (PSCI: "the entry point address is known by the
 //!   implementation to be invalid, because it is in a range that is known
-//!   not to be available to the caller"), whatever the target. Otherwise the
-//!   boot vCPU answers `ALREADY_ON`, any other target `INVALID_PARAMETERS`
-//!   (no such CPU; what KVM returns for a missing vCPU).
-//! * `CPU_OFF` on the only vCPU ends the run ([`Decision::CpuOff`]).
-//! * `CPU_SUSPEND` is treated like WFI and then returns SUCCESS, as KVM does
-//!   (PSCI allows treating power-down states as standby).
-//! * `AFFINITY_INFO`: ON for the boot vCPU's affinity, OFF otherwise (KVM).
+//!   not to be available to the caller"), whatever the target. A target
+//!   that is not one of the machine's CPUs (or has bits set outside the
+//!   affinity fields) gets `INVALID_PARAMETERS`, one that is on
+//!   `ALREADY_ON`, one being started `ON_PENDING`; an off CPU is started
+//!   ([`Decision::CpuOn`]): with firmware, its CPU_ON is forwarded with
+//!   porwatch's own secondary entry, which sets EL2 up and enters the
+//!   guest's entry point with its context ID; without firmware porwatch
+//!   releases the CPU from its pen.
+//! * `CPU_OFF` powers the calling CPU down ([`Decision::CpuOff`]); on the
+//!   last CPU that is on it ends the run ([`Decision::LastCpuOff`]).
+//! * `CPU_SUSPEND`: with firmware it is forwarded with porwatch's warm entry
+//!   ([`Decision::SuspendForward`]), so a power-down state resumes through
+//!   porwatch (EL2 is set up again) and then at the guest's entry point;
+//!   without firmware it is treated as standby and returns SUCCESS, as KVM
+//!   does (PSCI allows a power-down state to be treated as standby).
+//! * `AFFINITY_INFO`: for a CPU porwatch started or is starting, ON or
+//!   ON_PENDING; otherwise firmware's answer (it knows when a CPU that
+//!   called CPU_OFF has really gone off); without firmware, from the
+//!   [`Power`] states: ON if a CPU of the affinity instance is on, else
+//!   ON_PENDING if one is being started, else OFF.
 
+use crate::cpus::Topology;
 use smccc::arch::{
     SMCCC_ARCH_FEATURES, SMCCC_ARCH_SOC_ID, SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2,
     SMCCC_ARCH_WORKAROUND_3, SMCCC_VERSION,
 };
 use smccc::error::SUCCESS;
-use smccc::psci::error::{ALREADY_ON, INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED};
+use smccc::psci::error::{ALREADY_ON, INVALID_ADDRESS, INVALID_PARAMETERS, NOT_SUPPORTED, ON_PENDING};
 use smccc::psci::{
     AffinityState, MigrateType, Version, PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF,
     PSCI_CPU_ON_32, PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES,
@@ -65,9 +80,7 @@ pub const PORWATCH_TEST_EXIT: u32 = FID_FAST_CALL | FID_SMC64 | (OWNER_VENDOR_HY
 /// PSCI version porwatch implements itself: 1.1.
 pub const PSCI_IMPLEMENTED_VERSION: Version = Version { major: 1, minor: 1 };
 
-/// MPIDR_EL1 affinity fields Aff3 [39:32], Aff2..Aff0 [23:0]
-/// (Linux `MPIDR_HWID_BITMASK`).
-pub const MPIDR_AFFINITY_MASK: u64 = 0xFF_00FF_FFFF;
+pub use crate::cpus::MPIDR_AFFINITY_MASK;
 
 /// A classified guest SMC/HVC.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -156,6 +169,75 @@ pub fn classify(x0: u64, x1: u64, x2: u64, x3: u64) -> GuestCall {
     }
 }
 
+/// A CPU's power state as porwatch's PSCI keeps it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Power {
+    /// Running the guest (or about to, in porwatch's start-up).
+    On,
+    /// Off (never started, or CPU_OFF).
+    Off,
+    /// CPU_ON accepted, the CPU has not entered the guest yet.
+    OnPending,
+}
+
+/// What [`decide`] needs to know about the machine.
+#[derive(Clone, Copy, Debug)]
+pub struct Machine<'a> {
+    /// The hypervisor's own memory `(base, size)`, in the guest's IPA space
+    /// (identity mapped), which the guest must never be handed.
+    pub hyp: (u64, u64),
+    /// The CPUs, by dense index.
+    pub cpus: &'a Topology,
+    /// Their power states, by index (`cpus.len()` of them).
+    pub power: &'a [Power],
+    /// The calling CPU's index.
+    pub caller: usize,
+}
+
+impl Machine<'_> {
+    fn power_of(&self, cpu: usize) -> Power {
+        self.power.get(cpu).copied().unwrap_or(Power::Off)
+    }
+
+    /// A CPU other than the caller is on or being started.
+    fn others_on(&self) -> bool {
+        (0..self.cpus.len()).any(|c| c != self.caller && self.power_of(c) != Power::Off)
+    }
+
+    /// AFFINITY_INFO from the power states (module doc).
+    fn affinity_info(&self, target: u64, lowest_level: u32) -> Decision {
+        let mask = match lowest_level {
+            0 => MPIDR_AFFINITY_MASK,
+            1 => MPIDR_AFFINITY_MASK & !0xFF,
+            2 => MPIDR_AFFINITY_MASK & !0xFFFF,
+            3 => MPIDR_AFFINITY_MASK & !0xFF_FFFF,
+            _ => return Decision::Deny(INVALID_PARAMETERS),
+        };
+        if target & !MPIDR_AFFINITY_MASK != 0 {
+            return Decision::Deny(INVALID_PARAMETERS);
+        }
+        let states = self
+            .cpus
+            .mpidrs()
+            .iter()
+            .enumerate()
+            .filter(|(_, &m)| m & mask == target & mask)
+            .map(|(i, _)| self.power_of(i));
+        let (mut any, mut on, mut pending) = (false, false, false);
+        for s in states {
+            any = true;
+            on |= s == Power::On;
+            pending |= s == Power::OnPending;
+        }
+        match (any, on, pending) {
+            (false, _, _) => Decision::Deny(INVALID_PARAMETERS),
+            (_, true, _) => Decision::Answer(AffinityState::On as u64),
+            (_, _, true) => Decision::Answer(AffinityState::OnPending as u64),
+            _ => Decision::Answer(AffinityState::Off as u64),
+        }
+    }
+}
+
 /// What the hypervisor does with a guest call.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Decision {
@@ -172,10 +254,19 @@ pub enum Decision {
     PowerOff,
     /// SYSTEM_RESET: end (or restart) the run.
     Reset,
-    /// CPU_OFF of the only vCPU: end the run.
+    /// CPU_OFF with other CPUs on: this CPU powers down.
     CpuOff,
-    /// CPU_SUSPEND: wait like WFI, then return SUCCESS (0) in x0.
+    /// CPU_OFF of the last CPU that is on: end the run.
+    LastCpuOff,
+    /// CPU_ON of CPU `target` (a dense index; it is off): start it at the
+    /// guest's `entry` with `context` in x0.
+    CpuOn { target: usize, entry: u64, context: u64 },
+    /// CPU_SUSPEND as standby: return SUCCESS (0) in x0 (a standby state
+    /// may return at once: PSCI 1.1, 5.4.2).
     Suspend,
+    /// CPU_SUSPEND forwarded to firmware with porwatch's warm entry; after a
+    /// power-down the guest resumes at `entry` with `context`.
+    SuspendForward { power_state: u32, entry: u64, context: u64 },
     /// porwatch test guest finished with this status.
     TestExit(u64),
 }
@@ -243,14 +334,10 @@ const fn implemented(fid: u32) -> bool {
     )
 }
 
-/// Decides what to do with `call`.
-///
-/// `hyp_region` is the hypervisor's own memory `(base, size)` (in the
-/// guest's IPA space — identity mapped — which the guest must never be
-/// handed); `boot_mpidr` is the vCPU's MPIDR as the guest sees it
-/// (VMPIDR_EL2); only its affinity fields are compared.
-pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decision {
-    let boot = boot_mpidr & MPIDR_AFFINITY_MASK;
+/// Decides what to do with `call` made by `m.caller`, with firmware (PSCI
+/// provider) at EL3.
+pub fn decide(call: GuestCall, m: &Machine<'_>) -> Decision {
+    let hyp_region = m.hyp;
     match call {
         // porwatch is the PSCI implementation the guest sees (as KVM is),
         // but SYSTEM_OFF/RESET and CPU_OFF end up at firmware: ask it, and
@@ -258,8 +345,17 @@ pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decis
         GuestCall::PsciVersion => Decision::ForwardVersion,
         GuestCall::PsciFeatures { fid } => {
             let fid = function_id(fid as u64);
-            if matches!(fid, PSCI_SYSTEM_OFF | PSCI_SYSTEM_RESET | PSCI_CPU_OFF | SMCCC_VERSION) {
-                // Carried out by firmware (SMCCC_VERSION: forwarded too).
+            if matches!(
+                fid,
+                PSCI_SYSTEM_OFF
+                    | PSCI_SYSTEM_RESET
+                    | PSCI_CPU_OFF
+                    | PSCI_CPU_SUSPEND_32
+                    | PSCI_CPU_SUSPEND_64
+                    | SMCCC_VERSION
+            ) {
+                // Carried out by firmware (CPU_SUSPEND: its power_state
+                // format is firmware's; SMCCC_VERSION: forwarded too).
                 Decision::Forward
             } else if implemented(fid) {
                 // CPU_SUSPEND's feature flags are 0 too: original
@@ -269,34 +365,46 @@ pub fn decide(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decis
                 Decision::Answer(ret(NOT_SUPPORTED))
             }
         }
-        GuestCall::CpuSuspend { .. } => Decision::Suspend,
-        GuestCall::CpuOff => Decision::CpuOff,
-        GuestCall::CpuOn { target, entry, .. } => {
+        GuestCall::CpuSuspend { power_state, entry, context } => {
             if region_contains(hyp_region, entry) {
                 Decision::Deny(INVALID_ADDRESS)
-            } else if target & !MPIDR_AFFINITY_MASK != 0 {
-                Decision::Deny(INVALID_PARAMETERS)
-            } else if target == boot {
-                Decision::Answer(ret(ALREADY_ON))
             } else {
-                Decision::Deny(INVALID_PARAMETERS)
+                Decision::SuspendForward { power_state, entry, context }
             }
         }
-        GuestCall::AffinityInfo { target, lowest_level } => {
-            // Affinity fields at and above `lowest_level` are compared.
-            let mask = match lowest_level {
-                0 => MPIDR_AFFINITY_MASK,
-                1 => MPIDR_AFFINITY_MASK & !0xFF,
-                2 => MPIDR_AFFINITY_MASK & !0xFFFF,
-                3 => MPIDR_AFFINITY_MASK & !0xFF_FFFF,
-                _ => return Decision::Deny(INVALID_PARAMETERS),
-            };
-            if target & mask == boot & mask {
-                Decision::Answer(AffinityState::On as u64)
+        GuestCall::CpuOff => {
+            if m.others_on() {
+                Decision::CpuOff
             } else {
-                Decision::Answer(AffinityState::Off as u64)
+                Decision::LastCpuOff
             }
         }
+        GuestCall::CpuOn { target, entry, context } => {
+            let index = if target & !MPIDR_AFFINITY_MASK != 0 { None } else { m.cpus.index_of(target) };
+            if region_contains(hyp_region, entry) {
+                Decision::Deny(INVALID_ADDRESS)
+            } else {
+                match index.map(|i| (i, m.power_of(i))) {
+                    None => Decision::Deny(INVALID_PARAMETERS),
+                    Some((_, Power::On)) => Decision::Answer(ret(ALREADY_ON)),
+                    Some((_, Power::OnPending)) => Decision::Answer(ret(ON_PENDING)),
+                    Some((target, Power::Off)) => Decision::CpuOn { target, entry, context },
+                }
+            }
+        }
+        // Firmware knows when a CPU that called CPU_OFF is really off; a
+        // CPU porwatch started (or is starting) is on as far as the guest
+        // is concerned, whatever firmware says yet (QEMU's PSCI reports
+        // OFF for a moment after its CPU_ON).
+        GuestCall::AffinityInfo { target, lowest_level: 0 } => {
+            let index = if target & !MPIDR_AFFINITY_MASK != 0 { None } else { m.cpus.index_of(target) };
+            match index.map(|i| m.power_of(i)) {
+                Some(Power::On) => Decision::Answer(AffinityState::On as u64),
+                Some(Power::OnPending) => Decision::Answer(AffinityState::OnPending as u64),
+                _ => Decision::Forward,
+            }
+        }
+        GuestCall::AffinityInfo { .. } => Decision::Forward,
         GuestCall::MigrateInfoType => Decision::Answer(MigrateType::MigrationNotRequired as u64),
         GuestCall::SystemOff => Decision::PowerOff,
         GuestCall::SystemReset => Decision::Reset,
@@ -315,13 +423,18 @@ pub const SMCCC_VERSION_WITHOUT_FIRMWARE: u64 = 0x1_0001;
 /// [`decide`] when no firmware runs at EL3 (porwatch was entered at EL3 and
 /// dropped to EL2 itself, as on an Arm FVP without TF-A): nothing is ever
 /// [`Decision::Forward`]ed. PSCI is porwatch's own (its version; SYSTEM_OFF,
-/// SYSTEM_RESET and CPU_OFF end the run, so they are supported); firmware
-/// services (Spectre workarounds, SoC ID, vendor calls) are not supported.
-pub fn decide_without_firmware(call: GuestCall, hyp_region: (u64, u64), boot_mpidr: u64) -> Decision {
-    match decide(call, hyp_region, boot_mpidr) {
+/// SYSTEM_RESET and CPU_OFF are supported, CPU_SUSPEND as standby with the
+/// original power_state format, AFFINITY_INFO from the power states);
+/// firmware services (Spectre workarounds, SoC ID, vendor calls) are not
+/// supported.
+pub fn decide_without_firmware(call: GuestCall, m: &Machine<'_>) -> Decision {
+    match decide(call, m) {
         Decision::ForwardVersion => Decision::Answer(clamp_version(ret(NOT_SUPPORTED))),
+        Decision::SuspendForward { .. } => Decision::Suspend,
         Decision::Forward => match call {
-            // SYSTEM_OFF/RESET, CPU_OFF (they end the run) and SMCCC_VERSION.
+            GuestCall::AffinityInfo { target, lowest_level } => m.affinity_info(target, lowest_level),
+            // SYSTEM_OFF/RESET, CPU_OFF, CPU_SUSPEND (feature flags 0:
+            // the original power_state format) and SMCCC_VERSION.
             GuestCall::PsciFeatures { .. } => Decision::Answer(ret(SUCCESS)),
             GuestCall::SmcccVersion => Decision::Answer(SMCCC_VERSION_WITHOUT_FIRMWARE),
             GuestCall::SmcccArchFeatures { fid } => match function_id(fid as u64) {
@@ -342,9 +455,25 @@ mod tests {
     const HYP: (u64, u64) = (0x4000_0000, 0x0020_0000);
     const BOOT: u64 = 0x8000_0000; // MPIDR_EL1 with RES1 bit 31, affinity 0
 
+    /// QEMU virt with 4 CPUs, the boot CPU on, the others off.
+    fn machine_with(power: &[Power], caller: usize, f: impl FnOnce(&Machine<'_>) -> Decision) -> Decision {
+        let cpus = Topology::new(&[0, 1, 2, 3], 4, BOOT).unwrap();
+        f(&Machine { hyp: HYP, cpus: &cpus, power, caller })
+    }
+
+    const BOOTED: [Power; 4] = [Power::On, Power::Off, Power::Off, Power::Off];
+
+    fn d(call: GuestCall) -> Decision {
+        machine_with(&BOOTED, 0, |m| decide(call, m))
+    }
+
+    fn dwf(call: GuestCall) -> Decision {
+        machine_with(&BOOTED, 0, |m| decide_without_firmware(call, m))
+    }
+
     #[test]
     fn without_firmware_nothing_is_forwarded() {
-        let d = |c| decide_without_firmware(c, HYP, BOOT);
+        let d = |c| dwf(c);
         assert_eq!(d(GuestCall::PsciVersion), Decision::Answer(0x1_0001));
         for fid in [PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_CPU_OFF, PSCI_CPU_ON_64] {
             assert_eq!(d(GuestCall::PsciFeatures { fid }), Decision::Answer(ret(SUCCESS)), "{fid:#x}");
@@ -448,41 +577,51 @@ mod tests {
 
     #[test]
     fn decide_simple_answers() {
-        assert_eq!(decide(GuestCall::PsciVersion, HYP, BOOT), Decision::ForwardVersion);
+        assert_eq!(d(GuestCall::PsciVersion), Decision::ForwardVersion);
         assert_eq!(clamp_version(0x0001_0000), 0x0001_0000);
         assert_eq!(clamp_version(0x0001_0003), 0x0001_0001);
         assert_eq!(clamp_version(0x0000_0002), 0x0000_0002);
         assert_eq!(clamp_version(u64::MAX), 0x0001_0001);
-        assert_eq!(decide(GuestCall::SystemOff, HYP, BOOT), Decision::PowerOff);
-        assert_eq!(decide(GuestCall::SystemReset, HYP, BOOT), Decision::Reset);
-        assert_eq!(decide(GuestCall::CpuOff, HYP, BOOT), Decision::CpuOff);
-        assert_eq!(decide(GuestCall::TestExit { code: 42 }, HYP, BOOT), Decision::TestExit(42));
-        assert_eq!(decide(GuestCall::MigrateInfoType, HYP, BOOT), Decision::Answer(2));
-        assert_eq!(decide(GuestCall::Unknown(0x8600_FF01), HYP, BOOT), Decision::Answer(u64::MAX));
-        let s = decide(GuestCall::CpuSuspend { power_state: 0, entry: 0, context: 0 }, HYP, BOOT);
+        assert_eq!(d(GuestCall::SystemOff), Decision::PowerOff);
+        assert_eq!(d(GuestCall::SystemReset), Decision::Reset);
+        // The boot CPU is the only one on: its CPU_OFF ends the run.
+        assert_eq!(d(GuestCall::CpuOff), Decision::LastCpuOff);
+        assert_eq!(d(GuestCall::TestExit { code: 42 }), Decision::TestExit(42));
+        assert_eq!(d(GuestCall::MigrateInfoType), Decision::Answer(2));
+        assert_eq!(d(GuestCall::Unknown(0x8600_FF01)), Decision::Answer(u64::MAX));
+        // CPU_SUSPEND: forwarded with firmware (its power_state format, a
+        // power-down resuming through porwatch), standby without.
+        let call = GuestCall::CpuSuspend { power_state: 0x1_0000, entry: 0x4100_0000, context: 7 };
+        assert_eq!(
+            d(call),
+            Decision::SuspendForward { power_state: 0x1_0000, entry: 0x4100_0000, context: 7 }
+        );
+        let s = dwf(call);
         assert_eq!(s, Decision::Suspend);
         assert_eq!(s.x0(), Some(0));
+        let bad = GuestCall::CpuSuspend { power_state: 0x1_0000, entry: HYP.0 + 8, context: 7 };
+        assert_eq!(d(bad), Decision::Deny(INVALID_ADDRESS));
         assert_eq!(Decision::PowerOff.x0(), None);
         assert_eq!(Decision::Forward.x0(), None);
     }
 
     #[test]
     fn decide_features() {
-        let f = |fid| decide(GuestCall::PsciFeatures { fid }, HYP, BOOT);
+        let f = |fid| d(GuestCall::PsciFeatures { fid });
         for fid in [
             PSCI_VERSION,
             PSCI_FEATURES,
             PSCI_CPU_ON_64,
             PSCI_CPU_ON_32,
-            PSCI_CPU_SUSPEND_64,
             PSCI_AFFINITY_INFO_64,
             PSCI_MIGRATE_INFO_TYPE,
         ] {
             assert_eq!(f(fid), Decision::Answer(0), "{fid:#x}");
         }
-        // What firmware carries out, and SMCCC_VERSION: firmware's answer,
-        // so that it agrees with SMCCC_VERSION itself (forwarded too).
-        for fid in [PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_CPU_OFF, SMCCC_VERSION] {
+        // What firmware carries out (CPU_SUSPEND: in its power_state
+        // format), and SMCCC_VERSION: firmware's answer, so that it agrees
+        // with SMCCC_VERSION itself (forwarded too).
+        for fid in [PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_CPU_OFF, PSCI_CPU_SUSPEND_64, SMCCC_VERSION] {
             assert_eq!(f(fid), Decision::Forward, "{fid:#x}");
         }
         for fid in [
@@ -496,7 +635,7 @@ mod tests {
             assert_eq!(f(fid), Decision::Answer(u64::MAX), "{fid:#x}");
         }
         // SMCCC_ARCH_FEATURES: firmware's SMCCC, whatever is asked.
-        let a = |fid| decide(GuestCall::SmcccArchFeatures { fid }, HYP, BOOT);
+        let a = |fid| d(GuestCall::SmcccArchFeatures { fid });
         for fid in [
             SMCCC_ARCH_WORKAROUND_1,
             SMCCC_ARCH_WORKAROUND_3,
@@ -507,46 +646,84 @@ mod tests {
         ] {
             assert_eq!(a(fid), Decision::Forward, "{fid:#x}");
         }
-        assert_eq!(decide(GuestCall::SmcccVersion, HYP, BOOT), Decision::Forward);
-        assert_eq!(
-            decide(GuestCall::ArchService { fid: SMCCC_ARCH_WORKAROUND_2 }, HYP, BOOT),
-            Decision::Forward
-        );
+        assert_eq!(d(GuestCall::SmcccVersion), Decision::Forward);
+        assert_eq!(d(GuestCall::ArchService { fid: SMCCC_ARCH_WORKAROUND_2 }), Decision::Forward);
     }
 
     #[test]
     fn cpu_on_refuses_hypervisor_memory() {
-        let on = |target, entry| decide(GuestCall::CpuOn { target, entry, context: 0 }, HYP, BOOT);
+        let on = |target, entry| d(GuestCall::CpuOn { target, entry, context: 0 });
         // Entry at the first byte, inside, and the last byte of hyp memory.
         for entry in [HYP.0, HYP.0 + 0x1234, HYP.0 + HYP.1 - 1] {
             assert_eq!(on(1, entry), Decision::Deny(INVALID_ADDRESS), "{entry:#x}");
             assert_eq!(on(0, entry), Decision::Deny(INVALID_ADDRESS), "{entry:#x}");
         }
         assert_eq!(on(1, HYP.0).x0(), Some((-9i64) as u64));
-        // Just outside: normal single-vCPU answers.
+        // Just outside: the boot CPU is on, CPU 1 is started.
         assert_eq!(on(0, HYP.0 + HYP.1), Decision::Answer(ret(ALREADY_ON)));
         assert_eq!(on(0, HYP.0 - 4), Decision::Answer(ret(ALREADY_ON)));
-        assert_eq!(on(1, 0x8000_0000), Decision::Deny(INVALID_PARAMETERS));
-        // Non-affinity bits in target_cpu are invalid.
-        assert_eq!(on(1 << 31, 0x8000_0000), Decision::Deny(INVALID_PARAMETERS));
+        assert_eq!(on(1, 0x8000_0000), Decision::CpuOn { target: 1, entry: 0x8000_0000, context: 0 });
+        // Non-affinity bits in target_cpu are invalid; so is a CPU the
+        // machine does not have.
+        assert_eq!(on(1 << 31 | 1, 0x8000_0000), Decision::Deny(INVALID_PARAMETERS));
+        assert_eq!(on(4, 0x8000_0000), Decision::Deny(INVALID_PARAMETERS));
+        assert_eq!(on(0x100, 0x8000_0000), Decision::Deny(INVALID_PARAMETERS));
         // Region at the top of the address space: no overflow.
         let top = (u64::MAX - 0xFFF, 0x1000);
+        let cpus = Topology::new(&[0, 1], 2, BOOT).unwrap();
+        let m = Machine { hyp: top, cpus: &cpus, power: &BOOTED[..2], caller: 0 };
         assert_eq!(
-            decide(GuestCall::CpuOn { target: 1, entry: u64::MAX, context: 0 }, top, BOOT),
+            decide(GuestCall::CpuOn { target: 1, entry: u64::MAX, context: 0 }, &m),
             Decision::Deny(INVALID_ADDRESS)
         );
         assert!(!region_contains((0, 0), 0));
     }
 
+    /// CPU_ON, CPU_OFF and AFFINITY_INFO follow each CPU's power state, the
+    /// same with and without firmware (except AFFINITY_INFO, which
+    /// firmware answers when there is one).
     #[test]
-    fn affinity_info() {
-        let ai = |target, lowest_level| decide(GuestCall::AffinityInfo { target, lowest_level }, HYP, BOOT);
-        assert_eq!(ai(0, 0), Decision::Answer(0)); // ON
-        assert_eq!(ai(1, 0), Decision::Answer(1)); // OFF
-        assert_eq!(ai(1, 1), Decision::Answer(0)); // Aff0 ignored
-        assert_eq!(ai(0x100, 1), Decision::Answer(1));
-        assert_eq!(ai(0x1_0000, 3), Decision::Answer(0));
-        assert_eq!(ai(0x1_0000_0000, 3), Decision::Answer(1));
-        assert_eq!(ai(0, 4), Decision::Deny(INVALID_PARAMETERS));
+    fn power_states_across_cpus() {
+        use Power::{Off, On, OnPending};
+        let on = |power: &[Power], caller, target: u64| {
+            let call = GuestCall::CpuOn { target, entry: 0x4100_0000, context: 0x55 };
+            let a = machine_with(power, caller, |m| decide(call, m));
+            let b = machine_with(power, caller, |m| decide_without_firmware(call, m));
+            assert_eq!(a, b, "{power:?} {target}");
+            a
+        };
+        let states = [On, OnPending, On, Off];
+        assert_eq!(on(&states, 0, 1), Decision::Answer(ret(ON_PENDING)));
+        assert_eq!(on(&states, 0, 2), Decision::Answer(ret(ALREADY_ON)));
+        assert_eq!(on(&states, 2, 3), Decision::CpuOn { target: 3, entry: 0x4100_0000, context: 0x55 });
+        // CPU_OFF: the last CPU on ends the run; a pending one counts as on.
+        let off = |power: &[Power], caller| machine_with(power, caller, |m| decide(GuestCall::CpuOff, m));
+        assert_eq!(off(&[On, On, Off, Off], 1), Decision::CpuOff);
+        assert_eq!(off(&[Off, On, Off, Off], 1), Decision::LastCpuOff);
+        assert_eq!(off(&[On, OnPending, Off, Off], 0), Decision::CpuOff);
+        // AFFINITY_INFO with firmware: porwatch's own ON / ON_PENDING, else
+        // firmware's (a CPU that called CPU_OFF is off when firmware says).
+        let fw = |power: &[Power], target, lowest_level| {
+            machine_with(power, 0, |m| decide(GuestCall::AffinityInfo { target, lowest_level }, m))
+        };
+        assert_eq!(fw(&states, 0, 0), Decision::Answer(0));
+        assert_eq!(fw(&states, 1, 0), Decision::Answer(2));
+        assert_eq!(fw(&states, 3, 0), Decision::Forward);
+        assert_eq!(fw(&states, 7, 0), Decision::Forward);
+        assert_eq!(fw(&states, 0, 1), Decision::Forward);
+        // Without firmware, from the states.
+        let ai = |power: &[Power], target, lowest_level| {
+            let call = GuestCall::AffinityInfo { target, lowest_level };
+            machine_with(power, 0, |m| decide_without_firmware(call, m))
+        };
+        assert_eq!(ai(&states, 0, 0), Decision::Answer(0)); // ON
+        assert_eq!(ai(&states, 1, 0), Decision::Answer(2)); // ON_PENDING
+        assert_eq!(ai(&states, 3, 0), Decision::Answer(1)); // OFF
+        assert_eq!(ai(&[Off, OnPending, Off, Off], 3, 1), Decision::Answer(2)); // Aff0 ignored
+        assert_eq!(ai(&[Off, Off, Off, Off], 0, 1), Decision::Answer(1));
+        assert_eq!(ai(&states, 7, 0), Decision::Deny(INVALID_PARAMETERS)); // no such CPU
+        assert_eq!(ai(&states, 0x100, 1), Decision::Deny(INVALID_PARAMETERS));
+        assert_eq!(ai(&states, 1 << 31, 0), Decision::Deny(INVALID_PARAMETERS));
+        assert_eq!(ai(&states, 0, 4), Decision::Deny(INVALID_PARAMETERS));
     }
 }

@@ -1,6 +1,7 @@
 //! Stream decoding: bytes in, [`Item`]s (records and problems) out, with
 //! sequence checking and [`DecodeStats`].
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 
@@ -11,19 +12,16 @@ use crate::records::OwnedRecord;
 pub use crate::stats::{DecodeStats, GuestExit};
 use crate::{json, text};
 
-/// MPIDR_EL1.Aff0.
-const MPIDR_AFF0: u64 = 0xff;
-
 /// Time of a record since counter start, from the latest header's cntfrq,
 /// and the CPU that wrote it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timestamp {
     pub secs: u64,
     pub micros: u32,
-    /// CPU number: the header's MPIDR_EL1.Aff0. porwatch runs one vCPU and
-    /// writes one stream per CPU, so the header names the CPU of every
-    /// record that follows it.
-    pub cpu: u8,
+    /// The CPU that wrote the record (porwatch's dense CPU index: the boot
+    /// CPU is 0, the others in the device tree's /cpus order, as Linux
+    /// numbers them).
+    pub cpu: u32,
 }
 
 impl Timestamp {
@@ -44,10 +42,11 @@ pub enum Item<'a> {
     Record { record: &'a Record<'a>, time: Option<Timestamp> },
     /// A rejected frame starting at byte `offset` of the stream.
     Corrupt { error: DecodeError, offset: u64 },
-    /// The next record's seq is not the expected one (reported before that
-    /// record). `dropped` is the count of a `dropped` record that did not
-    /// match the jump.
-    Gap { expected: u64, got: u64, dropped: Option<u64> },
+    /// The next record of `cpu` does not have the seq expected of that CPU
+    /// (reported before that record; each CPU numbers its own records).
+    /// `dropped` is the count of a `dropped` record that did not match the
+    /// jump.
+    Gap { cpu: u32, expected: u64, got: u64, dropped: Option<u64> },
     /// Input ended `bytes` bytes into a frame that started at `offset`
     /// (any length: an oversize frame cut off by the end is one too).
     TruncatedTail { offset: u64, bytes: u64 },
@@ -77,9 +76,8 @@ pub struct StreamDecoder {
 struct State {
     stats: DecodeStats,
     cntfrq: Option<u64>,
-    /// CPU of the stream (header MPIDR_EL1.Aff0).
-    cpu: u8,
-    next_seq: Option<u64>,
+    /// The seq expected next, per CPU.
+    next_seq: BTreeMap<u32, u64>,
     /// Stream offset of the next byte.
     offset: u64,
     /// Stream offset of the current frame's first byte.
@@ -204,13 +202,12 @@ impl State {
         offset: u64,
         sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        if let Event::Header { cntfrq, mpidr, .. } = rec.event {
+        if let Event::Header { cntfrq, .. } = rec.event {
             if self.stats.records > 0 {
                 self.stats.mid_stream_headers += 1;
                 sink(&Item::MidStreamHeader { seq: rec.seq, offset })?;
             }
             self.cntfrq = (cntfrq != 0).then_some(cntfrq);
-            self.cpu = (mpidr & MPIDR_AFF0) as u8;
             self.stats.cntfrq = cntfrq;
         }
         self.stats.first_ts.get_or_insert(rec.ts);
@@ -219,6 +216,7 @@ impl State {
         let st = &mut self.stats;
         st.records += 1;
         *st.per_kind.entry(rec.event.kind_name()).or_insert(0) += 1;
+        st.per_cpu.entry(rec.cpu).or_default().count(&rec.event);
         match rec.event {
             Event::Dropped { count } => st.hyp_dropped = st.hyp_dropped.saturating_add(count),
             Event::GuestExit { reason, code } => st.guest_exit = Some(GuestExit { reason, code }),
@@ -240,30 +238,31 @@ impl State {
         let time = self
             .cntfrq
             .and_then(|f| Timestamp::from_ticks(rec.ts, f))
-            .map(|t| Timestamp { cpu: self.cpu, ..t });
+            .map(|t| Timestamp { cpu: rec.cpu, ..t });
         sink(&Item::Record { record: rec, time })
     }
 
-    /// Each seq must be the previous + 1, except that a `dropped{count}`
-    /// record comes exactly `count` later. The first record sets the base; a
-    /// later header does not start a new one (a forged header with seq 0
-    /// must not hide the jump).
+    /// Per CPU, each seq must be the previous + 1, except that a
+    /// `dropped{count}` record comes exactly `count` later. A CPU's first
+    /// record sets its base; a later header does not start a new one (a
+    /// forged header with seq 0 must not hide the jump).
     fn check_seq<E>(
         &mut self,
         rec: &Record<'_>,
         sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
-        if let Some(expected) = self.next_seq {
+        if let Some(&expected) = self.next_seq.get(&rec.cpu) {
             let dropped = match rec.event {
                 Event::Dropped { count } => Some(count),
                 _ => None,
             };
             if rec.seq != expected.wrapping_add(dropped.unwrap_or(0)) {
                 self.stats.unexplained_gaps += 1;
-                sink(&Item::Gap { expected, got: rec.seq, dropped })?;
+                self.stats.per_cpu.entry(rec.cpu).or_default().unexplained_gaps += 1;
+                sink(&Item::Gap { cpu: rec.cpu, expected, got: rec.seq, dropped })?;
             }
         }
-        self.next_seq = Some(rec.seq.wrapping_add(1));
+        self.next_seq.insert(rec.cpu, rec.seq.wrapping_add(1));
         Ok(())
     }
 }
@@ -455,7 +454,7 @@ mod tests {
     }
 
     fn ev(seq: u64, event: Event<'static>) -> Record<'static> {
-        Record { seq, ts: seq * 10, event }
+        Record { cpu: 0, seq, ts: seq * 10, event }
     }
 
     fn trap(seq: u64) -> Record<'static> {
@@ -484,7 +483,9 @@ mod tests {
         // It has a hyp panic and an injected UNDEF: not a clean run.
         assert_eq!(stats.problems(), [Problem::HypFailed, Problem::UndefInjected]);
         assert_eq!((stats.undefs_injected, stats.first_undef_seq), (1, Some(6)));
-        assert_eq!(stats.records, 13);
+        assert_eq!(stats.records, 16);
+        assert_eq!(stats.per_cpu.len(), 2);
+        assert_eq!(stats.per_cpu[&1].records, 3);
         assert_eq!(stats.count("psci"), 2);
         assert_eq!(stats.count("mem_region"), 2);
         assert_eq!(stats.hyp_dropped, 3);
@@ -516,12 +517,41 @@ mod tests {
         // "restart" with seq 0 is a gap (and reported as a mid-stream header).
         let h = sample::records()[0];
         assert_eq!(gaps(&[trap(7), trap(8), h, trap(1)]), 1);
-        assert_eq!(gaps(&[trap(7), Record { seq: 3, ..h }]), 1);
-        assert_eq!(gaps(&[trap(7), Record { seq: 8, ..h }]), 0);
+        assert_eq!(gaps(&[trap(7), Record { cpu: 0, seq: 3, ..h }]), 1);
+        assert_eq!(gaps(&[trap(7), Record { cpu: 0, seq: 8, ..h }]), 0);
 
         let (_, stats) = decode_all(&enc(&[trap(0), ev(4, Event::Dropped { count: 3 })]));
         assert_eq!(stats.hyp_dropped, 3);
         assert!(stats.is_clean(), "{stats}");
+    }
+
+    /// Each CPU numbers its own records: interleaved streams are clean, a
+    /// jump in one CPU's numbers is a gap of that CPU, and a CPU's dropped
+    /// record explains its own missing numbers only.
+    #[test]
+    fn sequence_checking_per_cpu() {
+        let on = |cpu, r: Record<'static>| Record { cpu, ..r };
+        let check = |recs: &[Record<'_>]| decode_all(&enc(recs)).1;
+        let s = check(&[trap(0), on(1, trap(0)), trap(1), on(2, trap(7)), on(1, trap(1)), trap(2)]);
+        assert!(s.is_clean(), "{s}");
+        assert_eq!(s.per_cpu[&0].records, 3);
+        assert_eq!(s.per_cpu[&1].records, 2);
+        assert_eq!(s.per_cpu[&2].records, 1);
+        let s = check(&[trap(0), on(1, trap(0)), trap(1), on(1, trap(2)), trap(2)]);
+        assert_eq!(s.unexplained_gaps, 1);
+        assert_eq!(s.per_cpu[&1].unexplained_gaps, 1);
+        assert_eq!(s.per_cpu[&0].unexplained_gaps, 0);
+        // CPU 1's drop explains CPU 1's numbers, not CPU 0's.
+        let s = check(&[trap(0), on(1, trap(0)), on(1, ev(4, Event::Dropped { count: 3 })), trap(1)]);
+        assert!(s.is_clean(), "{s}");
+        assert_eq!(s.per_cpu[&1].hyp_dropped, 3);
+        let s = check(&[trap(0), on(1, trap(0)), on(1, ev(4, Event::Dropped { count: 3 })), trap(4)]);
+        assert_eq!(s.unexplained_gaps, 1);
+        // The text summary names each CPU when more than one wrote.
+        assert!(
+            s.to_string().contains("per CPU: cpu0 2 records 0 entries 0 hazards 1 gaps, cpu1 2 records"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -531,7 +561,7 @@ mod tests {
         let mut sink = |i: &Item<'_>| -> Result<(), Infallible> {
             items.push(match i {
                 Item::Record { record, .. } => format!("rec {}", record.seq),
-                Item::Gap { expected, got, dropped } => format!("gap {expected} {got} {dropped:?}"),
+                Item::Gap { expected, got, dropped, .. } => format!("gap {expected} {got} {dropped:?}"),
                 Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
                 Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
                 Item::Text { text, .. } => format!("text {text}"),
@@ -687,11 +717,11 @@ mod tests {
             Ok(())
         };
         let mut dec = StreamDecoder::new();
-        let Ok(()) = dec.feed(&enc(&[trap(0), Record { seq: 1, ts: 62_500_000, ..h }]), &mut sink);
+        let Ok(()) = dec.feed(&enc(&[trap(0), Record { cpu: 0, seq: 1, ts: 62_500_000, ..h }]), &mut sink);
         if let Event::Header { ref mut cntfrq, .. } = h.event {
             *cntfrq = 0;
         }
-        let Ok(()) = dec.feed(&enc(&[Record { seq: 2, ..h }, trap(3)]), &mut sink);
+        let Ok(()) = dec.feed(&enc(&[Record { cpu: 0, seq: 2, ..h }, trap(3)]), &mut sink);
         assert_eq!(times, [None, Some(Timestamp { secs: 1, micros: 0, cpu: 0 }), None, None]);
     }
 
@@ -787,11 +817,11 @@ mod tests {
             }
             let stats = survive(&bytes);
             // Either damage was reported, or every record still decoded.
-            assert!(!stats.trace_intact() || stats.records == 12, "{stats}");
+            assert!(!stats.trace_intact() || stats.records == 15, "{stats}");
         }
         for cut in 0..trace.len() {
             let stats = survive(&trace[..cut]);
-            assert!(stats.records <= 12);
+            assert!(stats.records <= 15);
             if trace[cut - usize::from(cut > 0)] != 0 && cut > 0 {
                 assert!(stats.truncated_tail, "cut {cut}");
             }
@@ -863,13 +893,14 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
         assert_eq!(last["event"], "summary");
-        assert_eq!(last["records"], 13);
+        assert_eq!(last["records"], 16);
+        assert_eq!(last["per_cpu"]["1"]["records"], 3);
         assert_eq!(last["trace_intact"], true);
         assert_eq!(last["problems"], serde_json::json!(["hyp_failed", "undef_injected"]));
         assert_eq!(last["clean"], false);
         assert_eq!(last["kinds"]["psci"], 2);
         assert_eq!(last["guest_exit"]["reason"], "hyp_error");
-        assert_eq!(text.lines().count(), 14);
+        assert_eq!(text.lines().count(), 17);
     }
 }
 
@@ -880,7 +911,7 @@ mod text_message_tests {
 
     fn frame(seq: u64) -> Vec<u8> {
         let mut buf = [0u8; MAX_FRAME];
-        let rec = Record { seq, ts: 1, event: Event::Dropped { count: 0 } };
+        let rec = Record { cpu: 0, seq, ts: 1, event: Event::Dropped { count: 0 } };
         let n = encode_frame(&rec, &mut buf).unwrap();
         buf[..n].to_vec()
     }

@@ -57,20 +57,26 @@ pub fn example_stream() -> Vec<u8> {
     let records = sample::records();
     let mut bytes = sample::encode(&records).unwrap_or_default();
     let next = records.last().map_or(0, |r| r.seq + 1);
-    let mut bad =
-        sample::encode(&[Record { seq: next, ts: 2 * sample::CNTFRQ, event: Event::Dropped { count: 0 } }])
-            .unwrap_or_default();
+    let mut bad = sample::encode(&[Record {
+        cpu: 0,
+        seq: next,
+        ts: 2 * sample::CNTFRQ,
+        event: Event::Dropped { count: 0 },
+    }])
+    .unwrap_or_default();
     if let Some(b) = bad.get_mut(2) {
         *b ^= 0x10; // a bit flip: CRC mismatch
     }
     bytes.extend_from_slice(&bad);
     let after_gap = Record {
+        cpu: 0,
         seq: next + 2,
         ts: 2 * sample::CNTFRQ + 1234,
         event: Event::Trap { esr: 0x5a00_0000, elr: 0x4020_3000, outcome: 0 },
     };
     bytes.extend(sample::encode(&[after_gap]).unwrap_or_default());
     let cut = sample::encode(&[Record {
+        cpu: 0,
         seq: next + 3,
         ts: 3 * sample::CNTFRQ,
         event: Event::Dropped { count: 0 },

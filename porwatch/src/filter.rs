@@ -98,11 +98,12 @@ mod tests {
     use std::sync::Arc;
 
     fn trap(elr: u64) -> Record<'static> {
-        Record { seq: 1, ts: 1, event: Event::Trap { esr: 0x5a00_0000, elr, outcome: 0 } }
+        Record { cpu: 0, seq: 1, ts: 1, event: Event::Trap { esr: 0x5a00_0000, elr, outcome: 0 } }
     }
 
     fn hazard(poindex: u64) -> Record<'static> {
         Record {
+            cpu: 0,
             seq: 2,
             ts: 2,
             event: Event::Hazard {

@@ -127,7 +127,8 @@ pub enum Seen {
 /// Everything found so far.
 #[derive(Clone, Debug, Default)]
 pub struct Findings {
-    calls: BTreeMap<u64, CallTrace>,
+    /// Per CPU (seqs count per CPU), by seq.
+    calls: BTreeMap<u32, BTreeMap<u64, CallTrace>>,
     /// Sites in order of their first hazard.
     pub sites: Vec<Site>,
     site_of: HashMap<(u64, Vec<u64>), usize>,
@@ -140,12 +141,12 @@ pub struct Findings {
 }
 
 impl Findings {
-    /// The call trace with seq `seq`, if still kept.
-    pub fn call(&self, seq: u64) -> Option<&CallTrace> {
+    /// CPU `cpu`'s call trace with seq `seq`, if still kept.
+    pub fn call(&self, cpu: u32, seq: u64) -> Option<&CallTrace> {
         if seq == 0 {
             return None;
         }
-        self.calls.get(&seq)
+        self.calls.get(&cpu)?.get(&seq)
     }
 
     /// Takes note of one record.
@@ -159,15 +160,16 @@ impl Findings {
             }
             Event::CallTrace { .. } => {
                 if let Some(c) = CallTrace::from_record(r) {
-                    self.calls.insert(r.seq, c);
-                    while self.calls.len() > CALL_TRACES_KEPT {
-                        self.calls.pop_first();
+                    let calls = self.calls.entry(r.cpu).or_default();
+                    calls.insert(r.seq, c);
+                    while calls.len() > CALL_TRACES_KEPT {
+                        calls.pop_first();
                     }
                 }
                 Seen::Nothing
             }
             Event::Hazard { pc, trace_seq, .. } => {
-                let frames = self.call(trace_seq).map(|c| c.frames.clone()).unwrap_or_default();
+                let frames = self.call(r.cpu, trace_seq).map(|c| c.frames.clone()).unwrap_or_default();
                 let key = (pc, frames);
                 match self.site_of.get(&key) {
                     Some(&i) => {
@@ -321,6 +323,7 @@ mod tests {
 
     fn hazard(seq: u64, pc: u64, trace_seq: u64) -> Record<'static> {
         Record {
+            cpu: 0,
             seq,
             ts: 0,
             event: Event::Hazard {
@@ -352,6 +355,7 @@ mod tests {
         let a = frames(&[0x100, 0x200]);
         let b = frames(&[0x100, 0x300]);
         let ct = |seq, frames: &'static [u8]| Record {
+            cpu: 0,
             seq,
             ts: 0,
             event: Event::CallTrace { of: 0, ref_seq: 0, pc: 0x10, lr: 0, fp: 0, end: 0, frames },
@@ -387,6 +391,7 @@ mod tests {
 
     fn audit(seq: u64, listed: u64, stale_listed: u64) -> Record<'static> {
         Record {
+            cpu: 0,
             seq,
             ts: 0,
             event: Event::Audit {
@@ -413,6 +418,7 @@ mod tests {
 
     fn table(seq: u64, ipa: u64) -> Record<'static> {
         Record {
+            cpu: 0,
             seq,
             ts: 0,
             event: Event::AuditTable {
@@ -441,6 +447,7 @@ mod tests {
         assert_eq!(f.unfinished_audit(), Some(1));
         assert_eq!(f.observe(&table(4, 0x2000)), Seen::Nothing);
         let stale = Record {
+            cpu: 0,
             seq: 5,
             ts: 0,
             event: Event::AuditStale { va: 1, ipa: 2, level: 3, poindex: 1, pages: 1 },

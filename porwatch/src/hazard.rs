@@ -420,6 +420,7 @@ mod tests {
 
     fn seed_records() -> (Record<'static>, Record<'static>, Record<'static>) {
         let entry = Record {
+            cpu: 0,
             seq: 91,
             ts: 0,
             event: Event::ExcEntry {
@@ -433,6 +434,7 @@ mod tests {
             },
         };
         let por = Record {
+            cpu: 0,
             seq: 92,
             ts: 0,
             event: Event::PorWrite {
@@ -445,6 +447,7 @@ mod tests {
             },
         };
         let hazard = Record {
+            cpu: 0,
             seq: 93,
             ts: 0,
             event: Event::Hazard {

@@ -91,8 +91,9 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
             o.num("offset", offset)?;
             o.end()
         }
-        Item::Gap { expected, got, dropped } => {
+        Item::Gap { cpu, expected, got, dropped } => {
             let mut o = Obj::start(out, "seq_gap")?;
+            o.num("cpu", cpu)?;
             o.num("expected", expected)?;
             o.num("got", got)?;
             o.opt_num("dropped", dropped)?;
@@ -118,7 +119,7 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
     }
 }
 
-/// `{"v":1,"seq":N,"ts":TICKS,"time":SECONDS|null,"event":KIND, fields...}`.
+/// `{"v":1,"cpu":N,"seq":N,"ts":TICKS,"time":SECONDS|null,"event":KIND, fields...}`.
 pub fn write_record(out: &mut dyn Write, rec: &Record<'_>, time: Option<Timestamp>) -> io::Result<()> {
     write_record_with(out, rec, time, None)
 }
@@ -133,6 +134,7 @@ pub fn write_record_with(
 ) -> io::Result<()> {
     let kind_name = rec.event.kind_name();
     let mut o = Obj::open(out)?;
+    o.num("cpu", rec.cpu)?;
     o.num("seq", rec.seq)?;
     o.num("ts", rec.ts)?;
     o.opt_num("time", time.map(|t| format!("{}.{:06}", t.secs, t.micros)))?;
@@ -250,6 +252,19 @@ pub fn write_summary_with(
         }
         None => o.out.write_all(b"null")?,
     }
+    o.key("per_cpu")?;
+    o.out.write_all(b"{")?;
+    for (i, (cpu, c)) in s.per_cpu.iter().enumerate() {
+        if i > 0 {
+            o.out.write_all(b",")?;
+        }
+        write!(
+            o.out,
+            "\"{cpu}\":{{\"records\":{},\"exc_entries\":{},\"hazards\":{},\"coverage_gaps\":{},\"hyp_dropped\":{},\"unexplained_gaps\":{}}}",
+            c.records, c.exc_entries, c.hazards, c.coverage_gaps, c.hyp_dropped, c.unexplained_gaps
+        )?;
+    }
+    o.out.write_all(b"}")?;
     o.num("bytes", s.bytes)?;
     let run_problems = run.map_or(&[][..], |r| r.extra_problems);
     o.key("problems")?;
@@ -384,7 +399,7 @@ pub fn findings_members(
 mod tests {
     use super::*;
     use crate::sample;
-    use crate::stats::GuestExit;
+    use crate::stats::{CpuStats, GuestExit};
     use porwatch_trace::DecodeError;
     use serde_json::{json, Value};
 
@@ -397,7 +412,7 @@ mod tests {
     }
 
     fn rec_json(event: Event<'_>, time: Option<Timestamp>) -> Value {
-        to_json(&Item::Record { record: &Record { seq: 3, ts: 99, event }, time })
+        to_json(&Item::Record { record: &Record { cpu: 0, seq: 3, ts: 99, event }, time })
     }
 
     #[test]
@@ -408,7 +423,7 @@ mod tests {
         );
         assert_eq!(
             v,
-            json!({"v":1,"event":"trap","seq":3,"ts":99,"time":2.00005,
+            json!({"v":1,"event":"trap","cpu":0,"seq":3,"ts":99,"time":2.00005,
                    "esr":"0x5a000000","ec":"HVC64","elr":"0xffffffffffffffff",
                    "outcome":"undef_injected"})
         );
@@ -421,10 +436,11 @@ mod tests {
     #[test]
     fn member_order_is_fixed() {
         let mut out = Vec::new();
-        write_record(&mut out, &Record { seq: 1, ts: 2, event: Event::Dropped { count: 4 } }, None).unwrap();
+        write_record(&mut out, &Record { cpu: 5, seq: 1, ts: 2, event: Event::Dropped { count: 4 } }, None)
+            .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "{\"v\":1,\"seq\":1,\"ts\":2,\"time\":null,\"event\":\"dropped\",\"count\":4}\n"
+            "{\"v\":1,\"cpu\":5,\"seq\":1,\"ts\":2,\"time\":null,\"event\":\"dropped\",\"count\":4}\n"
         );
     }
 
@@ -481,8 +497,8 @@ mod tests {
             json!({"v":1,"event":"corrupt_frame","error":"truncated","field":"esr","offset":0})
         );
         assert_eq!(
-            to_json(&Item::Gap { expected: 4, got: 9, dropped: None }),
-            json!({"v":1,"event":"seq_gap","expected":4,"got":9,"dropped":null})
+            to_json(&Item::Gap { cpu: 2, expected: 4, got: 9, dropped: None }),
+            json!({"v":1,"event":"seq_gap","cpu":2,"expected":4,"got":9,"dropped":null})
         );
         assert_eq!(
             to_json(&Item::TruncatedTail { offset: 5, bytes: 3 }),
@@ -496,6 +512,8 @@ mod tests {
         s.per_kind.insert("trap", 2);
         s.bytes_per_kind.insert("trap", 36);
         s.guest_exit = Some(GuestExit { reason: 2, code: 1 });
+        s.per_cpu.insert(0, CpuStats { records: 1, ..Default::default() });
+        s.per_cpu.insert(1, CpuStats { records: 1, exc_entries: 3, hazards: 1, ..Default::default() });
         let mut out = Vec::new();
         write_summary(&mut out, &s).unwrap();
         let v: Value = serde_json::from_slice(&out).unwrap();
@@ -504,7 +522,10 @@ mod tests {
             json!({"v":1,"event":"summary","records":2,"kinds":{"trap":2},"bytes_per_kind":{"trap":36},"hyp_dropped":0,
                    "corrupt_frames":1,"truncated_tail":false,"unexplained_gaps":0,"mid_stream_headers":0,"panics":0,
                    "undefs_injected":0,"first_undef_seq":null,"tables_unwatched":0,
-                   "guest_exit":{"reason":"test_exit","code":1},"bytes":40,"problems":["corrupt_frames"],
+                   "guest_exit":{"reason":"test_exit","code":1},
+                   "per_cpu":{"0":{"records":1,"exc_entries":0,"hazards":0,"coverage_gaps":0,"hyp_dropped":0,"unexplained_gaps":0},
+                              "1":{"records":1,"exc_entries":3,"hazards":1,"coverage_gaps":0,"hyp_dropped":0,"unexplained_gaps":0}},
+                   "bytes":40,"problems":["corrupt_frames"],
                    "trace_intact":false,"clean":false})
         );
         // porwatch run adds how the run ended.

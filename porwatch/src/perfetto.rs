@@ -2,20 +2,25 @@
 //! (`{"traceEvents": [...]}`), loadable by ui.perfetto.dev and
 //! chrome://tracing.
 //!
-//! One process ("porwatch guest") with three tracks (threads):
+//! One process ("porwatch guest") with three tracks (threads) per CPU, named
+//! after it (`cpu1 guest exceptions`, ...; a CPU's tracks appear with its
+//! first record):
 //!
-//! * "guest exceptions": each `exc_entry` is a slice (`B`) ended (`E`) by the
-//!   `exc_return` with the same nesting depth; an entry without a matching
-//!   return is an instant (`i`) instead.
-//! * "page-table watch": `hazard`, `por_write`, `coverage_gap` as instants.
-//! * "traps": `trap` and `unknown_trap` as instants.
+//! * "cpuN guest exceptions": each `exc_entry` is a slice (`B`) ended (`E`)
+//!   by the `exc_return` with the same nesting depth; an entry without a
+//!   matching return is an instant (`i`) instead.
+//! * "cpuN page-table watch": `hazard`, `por_write`, `coverage_gap` as
+//!   instants.
+//! * "cpuN traps": `trap` and `unknown_trap` as instants.
 //!
-//! plus a counter (`C`) per POR register (`POR_EL1`, `POR_EL0`): the value
-//! after each `por_write`, and POR_EL1 at each `exc_entry` (its `por`).
+//! plus a counter (`C`) per CPU and POR register (`cpuN POR_EL1`, `cpuN
+//! POR_EL0`): the value after each `por_write`, and POR_EL1 at each
+//! `exc_entry` (its `por`).
 //! Every event's `args` is the record's JSON line (symbolized members
 //! included). Timestamps are µs since counter start (the header's cntfrq);
 //! records before any header use their raw `ts` ticks.
 
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use porwatch_trace::{Event, Record};
@@ -26,6 +31,8 @@ use crate::json;
 use crate::symbols::Symbolizer;
 
 const PID: u64 = 1;
+/// A CPU's tracks: thread ids `TRACKS * cpu + TID_*`.
+const TRACKS: u64 = 3;
 const TID_EXC: u64 = 1;
 const TID_WATCH: u64 = 2;
 const TID_TRAPS: u64 = 3;
@@ -34,21 +41,37 @@ const TID_TRAPS: u64 = 3;
 #[derive(Default)]
 pub struct Perfetto {
     events: Vec<Value>,
-    /// Open exception slices: (index in `events`, depth at entry).
-    open: Vec<(usize, u64)>,
+    /// Open exception slices per CPU: (index in `events`, depth at entry).
+    open: BTreeMap<u32, Vec<(usize, u64)>>,
+}
+
+/// The thread id of `cpu`'s track `tid` (a `TID_*`).
+fn track(cpu: u32, tid: u64) -> u64 {
+    TRACKS * u64::from(cpu) + tid
 }
 
 impl Perfetto {
     pub fn new() -> Self {
-        let meta = |tid: u64, name: &str| json!({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": {"name": name}});
         Perfetto {
             events: vec![
                 json!({"ph": "M", "pid": PID, "tid": 0, "name": "process_name", "args": {"name": "porwatch guest"}}),
-                meta(TID_EXC, "guest exceptions"),
-                meta(TID_WATCH, "page-table watch"),
-                meta(TID_TRAPS, "traps"),
             ],
-            open: Vec::new(),
+            open: BTreeMap::new(),
+        }
+    }
+
+    /// `cpu`'s track names, the first time it is seen.
+    fn announce(&mut self, cpu: u32) {
+        if self.open.contains_key(&cpu) {
+            return;
+        }
+        self.open.insert(cpu, Vec::new());
+        for (tid, what) in
+            [(TID_EXC, "guest exceptions"), (TID_WATCH, "page-table watch"), (TID_TRAPS, "traps")]
+        {
+            let tid = track(cpu, tid);
+            self.events.push(json!({"ph": "M", "pid": PID, "tid": tid, "name": "thread_name", "args": {"name": format!("cpu{cpu} {what}")}}));
+            self.events.push(json!({"ph": "M", "pid": PID, "tid": tid, "name": "thread_sort_index", "args": {"sort_index": tid}}));
         }
     }
 
@@ -65,27 +88,37 @@ impl Perfetto {
                 Err(_) => Value::Null,
             }
         };
-        let instant = |tid: u64, name: String, args: Value| json!({"ph": "i", "s": "t", "pid": PID, "tid": tid, "ts": ts, "name": name, "args": args});
-        let counter = |name: &str, value: u64| json!({"ph": "C", "pid": PID, "ts": ts, "name": name, "args": {name: value}});
+        let cpu = rec.cpu;
+        if matches!(rec.event, Event::Header { .. }) && rec.seq == 0 {
+            self.close_all();
+        }
+        self.announce(cpu);
+        let instant = |tid: u64, name: String, args: Value| json!({"ph": "i", "s": "t", "pid": PID, "tid": track(cpu, tid), "ts": ts, "name": name, "args": args});
+        let counter = |reg: &str, value: u64| {
+            let name = format!("cpu{cpu} {reg}");
+            json!({"ph": "C", "pid": PID, "ts": ts, "name": name, "args": {name: value}})
+        };
         match rec.event {
-            Event::Header { .. } if rec.seq == 0 => self.close_all(),
             Event::ExcEntry { vector, por, depth, .. } => {
                 let name = porwatch_trace::VECTOR_NAMES.get(vector as usize).copied().unwrap_or("exception");
                 self.events.push(counter("POR_EL1", por));
-                self.open.push((self.events.len(), depth));
+                let at = self.events.len();
+                self.open.entry(cpu).or_default().push((at, depth));
                 self.events.push(json!({
-                    "ph": "B", "pid": PID, "tid": TID_EXC, "ts": ts,
+                    "ph": "B", "pid": PID, "tid": track(cpu, TID_EXC), "ts": ts,
                     "name": name, "args": args(),
                 }));
             }
             Event::ExcReturn { depth, .. } => {
-                while self.open.last().is_some_and(|&(_, d)| d > depth) {
-                    self.unmatch();
+                while self.open.get(&cpu).and_then(|o| o.last()).is_some_and(|&(_, d)| d > depth) {
+                    self.unmatch(cpu);
                 }
-                if self.open.last().is_some_and(|&(_, d)| d == depth) {
-                    self.open.pop();
-                    self.events
-                        .push(json!({"ph": "E", "pid": PID, "tid": TID_EXC, "ts": ts, "args": args()}));
+                let open = self.open.entry(cpu).or_default();
+                if open.last().is_some_and(|&(_, d)| d == depth) {
+                    open.pop();
+                    self.events.push(
+                        json!({"ph": "E", "pid": PID, "tid": track(cpu, TID_EXC), "ts": ts, "args": args()}),
+                    );
                 }
             }
             Event::PorWrite { reg, new, .. } => {
@@ -104,9 +137,9 @@ impl Perfetto {
         }
     }
 
-    /// The innermost open slice never returned: make it an instant.
-    fn unmatch(&mut self) {
-        if let Some((i, _)) = self.open.pop() {
+    /// `cpu`'s innermost open slice never returned: make it an instant.
+    fn unmatch(&mut self, cpu: u32) {
+        if let Some((i, _)) = self.open.get_mut(&cpu).and_then(|o| o.pop()) {
             if let Some(Value::Object(e)) = self.events.get_mut(i) {
                 e.insert("ph".into(), "i".into());
                 e.insert("s".into(), "t".into());
@@ -115,8 +148,11 @@ impl Perfetto {
     }
 
     fn close_all(&mut self) {
-        while !self.open.is_empty() {
-            self.unmatch();
+        let cpus: Vec<u32> = self.open.keys().copied().collect();
+        for cpu in cpus {
+            while self.open.get(&cpu).is_some_and(|o| !o.is_empty()) {
+                self.unmatch(cpu);
+            }
         }
     }
 
@@ -140,7 +176,7 @@ mod tests {
     use std::sync::Arc;
 
     fn ev(seq: u64, ts: u64, event: Event<'static>) -> Record<'static> {
-        Record { seq, ts, event }
+        Record { cpu: 0, seq, ts, event }
     }
 
     fn entry(depth: u64, por: u64) -> Event<'static> {
@@ -215,7 +251,9 @@ mod tests {
         let evs = export(&recs);
         let ph = |p: &str| evs.iter().filter(|e| e["ph"] == p).collect::<Vec<_>>();
         let threads: Vec<&Value> = ph("M").iter().map(|e| &e["args"]["name"]).collect();
-        assert!(threads.contains(&&json!("guest exceptions")) && threads.contains(&&json!("traps")));
+        assert!(
+            threads.contains(&&json!("cpu0 guest exceptions")) && threads.contains(&&json!("cpu0 traps"))
+        );
         let (b, e) = (ph("B"), ph("E"));
         assert_eq!((b.len(), e.len()), (1, 1), "{evs:#?}");
         assert_eq!(b[0]["ts"], 10.0);
@@ -237,7 +275,7 @@ mod tests {
         assert_eq!(instants[3]["tid"], TID_TRAPS);
         let por: Vec<(f64, u64)> = ph("C")
             .iter()
-            .map(|e| (e["ts"].as_f64().unwrap(), e["args"]["POR_EL1"].as_u64().unwrap()))
+            .map(|e| (e["ts"].as_f64().unwrap(), e["args"]["cpu0 POR_EL1"].as_u64().unwrap()))
             .collect();
         assert_eq!(por, [(10.0, 0x57), (12.0, 0x17), (14.0, 0x17), (30.0, 0x57)]);
     }
@@ -246,6 +284,43 @@ mod tests {
     fn no_header_uses_raw_ticks_and_empty_trace_is_valid() {
         let evs = export(&[ev(3, 77, Event::Trap { esr: 0, elr: 0, outcome: 0 })]);
         assert_eq!(evs.last().unwrap()["ts"], 77.0);
-        assert_eq!(export(&[]).len(), 4, "metadata only");
+        assert_eq!(export(&[]).len(), 1, "the process name only");
+    }
+
+    /// Each CPU has its own tracks and counters; a CPU's exception slice is
+    /// ended by that CPU's return, not by another CPU's.
+    #[test]
+    fn a_track_per_cpu() {
+        let on = |cpu: u32, seq: u64, ts: u64, event| Record { cpu, seq, ts, event };
+        let evs = export(&[
+            on(0, 1, 10, entry(0, 0x57)),
+            on(1, 1, 11, entry(0, 0x17)),
+            on(1, 2, 12, ret(0)),
+            on(0, 2, 13, Event::Trap { esr: 0x5a00_0000, elr: 0x1030, outcome: 0 }),
+            on(0, 3, 14, ret(0)),
+        ]);
+        let names: Vec<&str> = evs
+            .iter()
+            .filter(|e| e["name"] == "thread_name")
+            .map(|e| e["args"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "cpu0 guest exceptions",
+                "cpu0 page-table watch",
+                "cpu0 traps",
+                "cpu1 guest exceptions",
+                "cpu1 page-table watch",
+                "cpu1 traps"
+            ]
+        );
+        let slice = |ph: &str, tid: u64| evs.iter().filter(|e| e["ph"] == ph && e["tid"] == tid).count();
+        assert_eq!((slice("B", TID_EXC), slice("E", TID_EXC)), (1, 1), "{evs:#?}");
+        assert_eq!((slice("B", TRACKS + TID_EXC), slice("E", TRACKS + TID_EXC)), (1, 1), "{evs:#?}");
+        let e1 = evs.iter().find(|e| e["ph"] == "E" && e["tid"] == TRACKS + TID_EXC).unwrap();
+        assert_eq!(e1["ts"], 12.0);
+        assert_eq!(evs.iter().filter(|e| e["ph"] == "i" && e["tid"] == TID_TRAPS).count(), 1);
+        assert!(evs.iter().any(|e| e["ph"] == "C" && e["name"] == "cpu1 POR_EL1"));
     }
 }

@@ -1,7 +1,8 @@
 //! The stateful printer behind [`crate::decode_stream`]: symbolization (with
 //! the KASLR offset), the hazard report, `--hazards-only`. It remembers the
-//! last [`HISTORY`] `exc_entry` and `por_write` records by seq so that a
-//! `hazard` record's cause chain (`entry_seq`, `por_seq`) can be shown.
+//! last [`HISTORY`] `exc_entry` and `por_write` records of each CPU by seq
+//! so that a `hazard` record's cause chain (`entry_seq`, `por_seq`: records
+//! of the CPU that made the write, in that CPU's numbering) can be shown.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -19,7 +20,8 @@ use crate::stats::DecodeStats;
 use crate::symbols::{Symbolizer, Symbols};
 use crate::{audit_report, calltrace, json, text};
 
-/// How many `exc_entry` and how many `por_write` records are remembered.
+/// How many `exc_entry` and how many `por_write` records are remembered,
+/// per CPU.
 pub const HISTORY: usize = 4096;
 
 /// What to show besides the plain record lines.
@@ -59,11 +61,14 @@ pub struct Printer {
     sym: Option<Symbolizer>,
     /// Link address of `vectors`, when the offset is automatic.
     auto_vectors: Option<u64>,
-    vbar: Option<u64>,
-    entries: BTreeMap<u64, Stored>,
-    pors: BTreeMap<u64, Stored>,
-    /// Highest seq printed (with --hazards-only, cause records print once).
-    last_printed: Option<u64>,
+    /// Latest `tap_arm.vbar`, per CPU.
+    vbar: BTreeMap<u32, u64>,
+    /// Per CPU, by seq.
+    entries: BTreeMap<u32, BTreeMap<u64, Stored>>,
+    pors: BTreeMap<u32, BTreeMap<u64, Stored>>,
+    /// Highest seq printed, per CPU (with --hazards-only, cause records
+    /// print once).
+    last_printed: BTreeMap<u32, u64>,
     /// `tables` and `max_tables` of the latest `pt_stats` record.
     pt_tables: Option<(u64, u64)>,
     filter: Filter,
@@ -71,7 +76,7 @@ pub struct Printer {
     /// The first injected UNDEF's text line (symbolized when seen).
     first_undef: Option<String>,
     /// `call_trace` records by seq, for --hazards-only (printed as causes).
-    calls: BTreeMap<u64, Stored>,
+    calls: BTreeMap<u32, BTreeMap<u64, Stored>>,
     /// Hazard sites, call traces and audits (crate::findings).
     findings: Findings,
     /// The header's counter frequency (0: none seen).
@@ -110,10 +115,10 @@ impl Printer {
             hazards_only: view.hazards_only,
             sym,
             auto_vectors,
-            vbar: None,
+            vbar: BTreeMap::new(),
             entries: BTreeMap::new(),
             pors: BTreeMap::new(),
-            last_printed: None,
+            last_printed: BTreeMap::new(),
             pt_tables: None,
             filter: view.filter.clone(),
             perfetto: view.perfetto.as_ref().map(|_| Perfetto::new()),
@@ -228,11 +233,11 @@ impl Printer {
                 // The hypervisor restarted: seqs start again.
                 self.entries.clear();
                 self.pors.clear();
-                self.last_printed = None;
-                self.vbar = None;
+                self.last_printed.clear();
+                self.vbar.clear();
             }
             Event::TapArm { vbar, .. } => {
-                self.vbar = Some(vbar);
+                self.vbar.insert(rec.cpu, vbar);
                 if let (Some(vectors), Some(sym)) = (self.auto_vectors, self.sym.as_mut()) {
                     let offset = vbar.wrapping_sub(vectors);
                     if offset != sym.offset {
@@ -244,12 +249,21 @@ impl Printer {
                 }
             }
             Event::PtStats { tables, max_tables, .. } => self.pt_tables = Some((tables, max_tables)),
-            Event::ExcEntry { .. } => remember(&mut self.entries, rec, time, self.vbar),
-            Event::PorWrite { .. } => remember(&mut self.pors, rec, time, self.vbar),
+            Event::ExcEntry { .. } => remember(
+                self.entries.entry(rec.cpu).or_default(),
+                rec,
+                time,
+                self.vbar.get(&rec.cpu).copied(),
+            ),
+            Event::PorWrite { .. } => {
+                remember(self.pors.entry(rec.cpu).or_default(), rec, time, self.vbar.get(&rec.cpu).copied())
+            }
             Event::UnknownTrap { .. } if self.first_undef.is_none() && is_injected_undef(rec) => {
                 self.first_undef = Some(text::record_line_with(rec, time, self.sym.as_ref()));
             }
-            Event::CallTrace { .. } => remember(&mut self.calls, rec, time, self.vbar),
+            Event::CallTrace { .. } => {
+                remember(self.calls.entry(rec.cpu).or_default(), rec, time, self.vbar.get(&rec.cpu).copied())
+            }
             _ => {}
         }
         if let Event::Header { cntfrq, .. } = rec.event {
@@ -279,8 +293,14 @@ impl Printer {
             if self.hazards_only && seen == (Seen::Hazard { first: false }) {
                 return Ok(());
             }
-            let entry = self.entries.get(&entry_seq).map(|s| (s.payload.clone(), s.time, s.vbar));
-            let por = self.pors.get(&por_seq).map(|s| (s.payload.clone(), s.time));
+            // The cause chain is the hazarding CPU's own.
+            let cpu = rec.cpu;
+            let entry = self
+                .entries
+                .get(&cpu)
+                .and_then(|m| m.get(&entry_seq))
+                .map(|s| (s.payload.clone(), s.time, s.vbar));
+            let por = self.pors.get(&cpu).and_then(|m| m.get(&por_seq)).map(|s| (s.payload.clone(), s.time));
             let entry_rec = entry.as_ref().and_then(|(p, t, v)| decode_payload(p).ok().map(|r| (r, *t, *v)));
             let por_rec = por.as_ref().and_then(|(p, t)| decode_payload(p).ok().map(|r| (r, *t)));
             if self.hazards_only {
@@ -294,7 +314,9 @@ impl Printer {
                 let calls: Vec<(Vec<u8>, Option<Timestamp>)> = [trace_seq, entry_trace_seq]
                     .iter()
                     .filter(|&&s| s != 0)
-                    .filter_map(|s| self.calls.get(s).map(|c| (c.payload.clone(), c.time)))
+                    .filter_map(|s| {
+                        self.calls.get(&cpu).and_then(|m| m.get(s)).map(|c| (c.payload.clone(), c.time))
+                    })
                     .collect();
                 let call_recs: Vec<(Record<'_>, Option<Timestamp>)> =
                     calls.iter().filter_map(|(p, t)| decode_payload(p).ok().map(|r| (r, *t))).collect();
@@ -303,7 +325,7 @@ impl Printer {
                 }
                 causes.sort_by_key(|(r, _)| r.seq);
                 for (r, t) in causes {
-                    if self.last_printed.is_none_or(|last| r.seq > last) {
+                    if self.last_printed.get(&r.cpu).is_none_or(|&last| r.seq > last) {
                         self.print(out, r, t)?;
                     }
                 }
@@ -312,7 +334,8 @@ impl Printer {
                 let e = entry_rec.as_ref().map(|(r, _, v)| Entry { record: r, vbar: *v });
                 let p = por_rec.as_ref().map(|(r, _)| r);
                 out.write_all(hazard::report(rec, e, p, self.sym.as_ref()).as_bytes())?;
-                let (store, entry) = (self.findings.call(trace_seq), self.findings.call(entry_trace_seq));
+                let (store, entry) =
+                    (self.findings.call(cpu, trace_seq), self.findings.call(cpu, entry_trace_seq));
                 out.write_all(calltrace::section(store, entry, entry_seq, self.sym.as_ref()).as_bytes())?;
             }
             return self.print(out, rec, time);
@@ -324,7 +347,7 @@ impl Printer {
     }
 
     fn print(&mut self, out: &mut dyn Write, rec: &Record<'_>, time: Option<Timestamp>) -> io::Result<()> {
-        self.last_printed = Some(rec.seq);
+        self.last_printed.insert(rec.cpu, rec.seq);
         if self.json {
             json::write_record_with(out, rec, time, self.sym.as_ref())
         } else {
@@ -349,6 +372,7 @@ mod tests {
 
     fn entry(seq: u64) -> Record<'static> {
         Record {
+            cpu: 0,
             seq,
             ts: seq,
             event: Event::ExcEntry { vector: 5, esr: 0, elr: 0x1010, spsr: 0, far: 0, por: 0x57, depth: 0 },
@@ -357,6 +381,7 @@ mod tests {
 
     fn hazard(seq: u64, entry_seq: u64, por_seq: u64) -> Record<'static> {
         Record {
+            cpu: 0,
             seq,
             ts: seq,
             event: Event::Hazard {
@@ -384,6 +409,7 @@ mod tests {
 
     fn por(seq: u64, entry_seq: u64) -> Record<'static> {
         Record {
+            cpu: 0,
             seq,
             ts: seq,
             event: Event::PorWrite { pc: 0x2000, reg: 0, old: 0x57, new: 0x17, at_entry: 1, entry_seq },
@@ -391,7 +417,7 @@ mod tests {
     }
 
     fn trap(seq: u64) -> Record<'static> {
-        Record { seq, ts: seq, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1004, outcome: 0 } }
+        Record { cpu: 0, seq, ts: seq, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1004, outcome: 0 } }
     }
 
     fn print(json: bool, view: &ViewOptions, recs: &[Record<'_>]) -> String {
@@ -464,6 +490,7 @@ mod tests {
     #[test]
     fn hazards_only_shows_injected_undefs_and_the_first_is_kept() {
         let undef = |seq: u64, action: u64| Record {
+            cpu: 0,
             seq,
             ts: seq,
             event: Event::UnknownTrap { esr: 0x6234_d028, elr: 0x1010, far: 0, action },
@@ -500,14 +527,39 @@ mod tests {
         for seq in 0..(HISTORY as u64 + 10) {
             p.item(&mut out, &Item::Record { record: &entry(seq), time: None }).unwrap();
         }
-        assert_eq!(p.entries.len(), HISTORY);
-        assert_eq!(p.entries.keys().next(), Some(&10));
+        assert_eq!(p.entries[&0].len(), HISTORY);
+        assert_eq!(p.entries[&0].keys().next(), Some(&10));
+    }
+
+    /// A hazard's cause chain is looked up among its own CPU's records: the
+    /// seqs are per CPU, and another CPU's records with the same numbers
+    /// are not its causes.
+    #[test]
+    fn cause_chain_is_the_hazarding_cpus() {
+        let on = |cpu, mut r: Record<'static>| {
+            r.cpu = cpu;
+            r
+        };
+        // CPU 0 and CPU 1 both have an entry #1 and a POR write #2; CPU 1's
+        // entry is a sync exception (vector 4), CPU 0's an IRQ.
+        let mut sync_entry = entry(1);
+        if let Event::ExcEntry { ref mut vector, .. } = sync_entry.event {
+            *vector = 4;
+        }
+        let recs = [entry(1), on(1, sync_entry), por(2, 1), on(1, por(2, 1)), on(1, hazard(3, 1, 2))];
+        let out = print(false, &ViewOptions::default(), &recs);
+        assert!(out.contains("#1 exc_entry sync_el1h"), "{out}");
+        assert!(!out.contains("#1 exc_entry irq_el1h"), "{out}");
+        assert!(out.contains("cpu1 #3 hazard") || out.contains("#3 hazard"), "{out}");
+        // A hazard of CPU 2, which has no records: its causes are missing.
+        let out = print(false, &ViewOptions::default(), &[entry(1), por(2, 1), on(2, hazard(3, 1, 2))]);
+        assert!(out.contains("#1 exc_entry (not in this trace)"), "{out}");
     }
 
     #[test]
     fn symbols_and_kaslr_offset() {
         let view = ViewOptions { symbols: Some(syms()), ..Default::default() };
-        let tap = Record { seq: 0, ts: 0, event: Event::TapArm { vbar: 0x10_2100, page: 0 } };
+        let tap = Record { cpu: 0, seq: 0, ts: 0, event: Event::TapArm { vbar: 0x10_2100, page: 0 } };
         let mut h = hazard(1, 0, 0);
         if let Event::Hazard { ref mut pc, .. } = h.event {
             *pc = 0x10_1020;
@@ -538,6 +590,7 @@ mod tests {
             "porwatch: hazards 0; tables tracked unknown (no pt_stats); exception entries 0; traps 0"
         );
         let pt = Record {
+            cpu: 0,
             seq: 0,
             ts: 0,
             event: Event::PtStats {

@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use porwatch_monitor::cmdline::MAX_SEMIHOSTING_NAME;
+use porwatch_monitor::cpus::MAX_CPUS;
 use std::path::{Path, PathBuf};
 
 /// QEMU virt with EL2, GICv3, one CPU, 1 GiB: the configuration porwatch is
@@ -80,6 +81,38 @@ pub fn hyp_at_top(ram: u64, image_size: u64, initrd: Option<(u64, u64)>) -> Opti
 pub const VIRT_CONSOLE_UART: u64 = 0x0900_0000;
 /// Every virtio PCI device's DMA goes through the IOMMU (the SMMU).
 pub const VIRTIO_THROUGH_IOMMU: &str = "virtio-pci.iommu_platform=on";
+
+/// The CPU count an `-smp` value asks for (`4`, `cpus=4,...`, `4,sockets=1`),
+/// None if it names none.
+fn smp_cpus(value: &str) -> Option<u32> {
+    value.split(',').find_map(|part| match part.split_once('=') {
+        Some(("cpus", n)) => n.parse().ok(),
+        Some(_) => None,
+        None => part.parse().ok(),
+    })
+}
+
+/// The CPUs of the machine: `smp` (`--smp`), unless the extra QEMU
+/// arguments have their own `-smp` (QEMU takes the last one). More than
+/// porwatch supports is refused here, before QEMU starts (porwatch itself
+/// would refuse at boot, exit 78).
+pub fn machine_cpus(smp: u32, extra: &[String]) -> Result<u32> {
+    let mut cpus = smp;
+    let mut it = extra.iter();
+    while let Some(a) = it.next() {
+        if a == "-smp" || a == "--smp" {
+            let v = it.next().map(String::as_str).unwrap_or("");
+            cpus = smp_cpus(v).with_context(|| format!("-smp {v:?}: no CPU count"))?;
+        }
+    }
+    if cpus as usize > MAX_CPUS {
+        bail!("-smp {cpus}: porwatch runs at most {MAX_CPUS} CPUs");
+    }
+    if cpus == 0 {
+        bail!("-smp 0: at least one CPU is needed");
+    }
+    Ok(cpus)
+}
 /// Where QEMU's -kernel puts porwatch-hyp.bin (an arm64 Image with
 /// text_offset 0): RAM base + 2 MiB.
 pub const HYP_ADDR: u64 = 0x4020_0000;
@@ -321,6 +354,8 @@ pub struct QemuConfig {
     pub trace_file: Option<PathBuf>,
     pub guest_args: String,
     pub hyp_opts: Vec<String>,
+    /// CPUs (`-smp`), checked by [`machine_cpus`].
+    pub smp: u32,
     pub icount: bool,
     pub extra: Vec<String>,
     /// `--secure`: the EL3 reset stub file (el3_reset_stub) to load as
@@ -348,6 +383,7 @@ fn semihosting_trace_value(file: &Path) -> Result<String> {
 
 impl QemuConfig {
     pub fn argv(&self) -> Result<Vec<String>> {
+        let smp = machine_cpus(self.smp, &self.extra)?.to_string();
         let mut append = format!("porwatch.guest={:#x} porwatch.semihosting=1", self.guest.entry);
         let trace = match (&self.trace_file, &self.secure_stub) {
             (Some(f), _) => Some(semihosting_trace_value(f)?),
@@ -393,7 +429,7 @@ impl QemuConfig {
             "-cpu",
             CPU,
             "-smp",
-            "1",
+            &smp,
             "-m",
             MEMORY,
             "-display",
@@ -482,6 +518,7 @@ mod tests {
             trace_file: None,
             guest_args: "console=ttyAMA0".into(),
             hyp_opts: vec!["eret=on".into()],
+            smp: 1,
             icount: true,
             extra: vec!["-d".into(), "guest_errors".into()],
             secure_stub: None,
@@ -515,6 +552,7 @@ mod tests {
             trace_file: None,
             guest_args: String::new(),
             hyp_opts: vec![],
+            smp: 1,
             icount: false,
             extra: vec![],
             secure_stub: Some("/t/el3-stub.bin".into()),
@@ -581,6 +619,7 @@ mod tests {
             icount: false,
             extra: vec![],
             secure_stub: None,
+            smp: 1,
         };
         assert!(cfg.argv().unwrap_err().to_string().contains("--hyp-opt porwatch.guest=0x1"));
         let cfg = QemuConfig { hyp_opts: vec![], guest_args: "quiet porwatch.trace=0x9000000".into(), ..cfg };
@@ -624,6 +663,22 @@ mod tests {
         let (_, hi_below) = hyp_at_top(160 << 20, 2 << 20, Some(top)).unwrap();
         assert!(hi_below <= top.0, "{hi_below:#x}");
         assert_eq!(initrd_addr(128 << 20), RAM_BASE + (64 << 20));
+    }
+
+    #[test]
+    fn smp_is_checked_before_qemu_starts() {
+        let x = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(machine_cpus(1, &[]).unwrap(), 1);
+        assert_eq!(machine_cpus(4, &[]).unwrap(), 4);
+        assert_eq!(machine_cpus(8, &[]).unwrap(), 8);
+        assert_eq!(machine_cpus(1, &x(&["-smp", "4"])).unwrap(), 4);
+        assert_eq!(machine_cpus(1, &x(&["-smp", "cpus=2,sockets=1"])).unwrap(), 2);
+        assert_eq!(machine_cpus(1, &x(&["-smp", "3,sockets=1", "-m", "2G"])).unwrap(), 3);
+        let e = machine_cpus(9, &[]).unwrap_err().to_string();
+        assert_eq!(e, "-smp 9: porwatch runs at most 8 CPUs");
+        assert!(machine_cpus(1, &x(&["-smp", "16"])).is_err());
+        assert!(machine_cpus(1, &x(&["-smp", "sockets=2"])).is_err());
+        assert!(machine_cpus(0, &[]).is_err());
     }
 
     #[test]

@@ -25,6 +25,8 @@ impl From<FieldValue<'_>> for OwnedValue {
 /// An owned record: kind by name, fields by name in wire order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedRecord {
+    /// The CPU that wrote it (porwatch's index; `seq` is that CPU's).
+    pub cpu: u32,
     pub seq: u64,
     pub ts: u64,
     /// Kind name (`trap`, ...; `unknown` for unknown kinds).
@@ -37,6 +39,7 @@ pub struct OwnedRecord {
 impl From<&Record<'_>> for OwnedRecord {
     fn from(r: &Record<'_>) -> Self {
         OwnedRecord {
+            cpu: r.cpu,
             seq: r.seq,
             ts: r.ts,
             kind: r.event.kind_name().to_string(),
@@ -99,6 +102,7 @@ mod tests {
     #[test]
     fn accessors() {
         let r = OwnedRecord::from(&Record {
+            cpu: 0,
             seq: 1,
             ts: 2,
             event: Event::Psci { function: 0x8400_0000, arg0: 1, arg1: 2, arg2: 3, result: -1, conduit: 1 },
@@ -111,7 +115,7 @@ mod tests {
         assert_eq!(r.get_enum("conduit"), Some("hvc"));
         assert_eq!(r.get_enum("function"), None);
         assert_eq!(r.get("nope"), None);
-        let p = OwnedRecord::from(&Record { seq: 0, ts: 0, event: Event::Panic { message: b"hi" } });
+        let p = OwnedRecord::from(&Record { cpu: 0, seq: 0, ts: 0, event: Event::Panic { message: b"hi" } });
         assert_eq!(p.get_text("message").as_deref(), Some("hi"));
         assert_eq!(p.get_bytes("message"), Some(&b"hi"[..]));
     }

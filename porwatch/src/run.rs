@@ -101,6 +101,11 @@ pub struct RunArgs {
     /// Deterministic instruction counting (-icount shift=0), for benchmarks.
     #[arg(long)]
     pub icount: bool,
+    /// CPUs of the machine (QEMU -smp; at most 8, porwatch's limit: more is
+    /// refused before QEMU starts). porwatch monitors every one; the guest
+    /// starts the others with PSCI CPU_ON. `-- -smp N` works too.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub smp: u32,
     /// Start porwatch at EL3, as on an Arm FVP: QEMU `virt,secure=on` (no
     /// PSCI from QEMU; a three-instruction -bios stub enters porwatch, which
     /// drops to EL2 itself and answers the guest's PSCI). The second PL011
@@ -326,6 +331,7 @@ fn run_in(
             v
         },
         icount: args.icount,
+        smp: args.smp,
         extra: args.qemu_args.clone(),
         secure_stub,
     };

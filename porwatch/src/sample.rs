@@ -13,9 +13,32 @@ pub const ESR_MRS_POR_EL0: u64 =
     (0x18 << 26) | (1 << 25) | (3 << 20) | (4 << 17) | (3 << 14) | (10 << 10) | (3 << 5) | (2 << 1) | 1;
 
 /// The sample records: header, hyp_boot, mem_region ×2, guest_start, trap,
-/// unknown_trap, psci ×2, id_field, dropped (explaining a gap of 3), panic,
-/// guest_exit. Sequence numbers are consistent (a clean decode).
+/// unknown_trap, psci ×2 (the second a refused CPU_ON), then CPU 1's cpu_start,
+/// trap and cpu_stop (its own sequence numbers 0..=2), id_field, dropped
+/// (explaining a gap of 3), panic, guest_exit. Sequence numbers are
+/// consistent per CPU (a clean decode).
 pub fn records() -> Vec<Record<'static>> {
+    let mut recs = cpu0_records();
+    let at = recs.iter().position(|r| matches!(r.event, Event::IdField { .. })).unwrap_or(recs.len());
+    let ts = recs.get(at.saturating_sub(1)).map_or(CNTFRQ, |r| r.ts);
+    let cpu1 = [
+        Event::CpuStart {
+            mpidr: 0x8000_0001,
+            entry: 0x4020_0100,
+            context: 0x1,
+            reason: porwatch_trace::CpuStartReason::CpuOn.code(),
+        },
+        Event::Trap { esr: 0x5a00_0000, elr: 0x4020_0140, outcome: TrapOutcome::Emulated as u64 },
+        Event::CpuStop { reason: porwatch_trace::CpuStopReason::CpuOff.code() },
+    ];
+    for (i, event) in cpu1.into_iter().enumerate() {
+        recs.insert(at + i, Record { cpu: 1, seq: i as u64, ts: ts + 1000 * (i as u64 + 1), event });
+    }
+    recs
+}
+
+/// CPU 0's part of [`records`].
+fn cpu0_records() -> Vec<Record<'static>> {
     let ms = CNTFRQ / 1000;
     let ev = [
         Event::Header {
@@ -59,7 +82,7 @@ pub fn records() -> Vec<Record<'static>> {
         },
         Event::Psci {
             function: 0xc400_0003,
-            arg0: 1,
+            arg0: 9,
             arg1: 0x4020_0100,
             arg2: 0,
             result: -2,
@@ -83,7 +106,7 @@ pub fn records() -> Vec<Record<'static>> {
             if let Event::Dropped { count } = event {
                 seq += count;
             }
-            let r = Record { seq, ts: CNTFRQ + i as u64 * 3 * ms + 17, event };
+            let r = Record { cpu: 0, seq, ts: CNTFRQ + i as u64 * 3 * ms + 17, event };
             seq += 1;
             r
         })
@@ -173,7 +196,7 @@ pub fn write_bench_trace(n: u64, out: &mut dyn std::io::Write) -> std::io::Resul
                 conduit: PsciConduit::Hvc as u64,
             },
         };
-        put(&Record { seq, ts: seq * 625, event }, out)?;
+        put(&Record { cpu: 0, seq, ts: seq * 625, event }, out)?;
     }
     out.flush()
 }

@@ -86,6 +86,38 @@ impl Problem {
     }
 }
 
+/// What one CPU's records say (the summary's per-CPU part).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuStats {
+    /// Records written by this CPU.
+    pub records: u64,
+    /// `exc_entry` records: exceptions this CPU took to EL1.
+    pub exc_entries: u64,
+    /// `hazard` records.
+    pub hazards: u64,
+    /// `coverage_gap` records.
+    pub coverage_gaps: u64,
+    /// Sum of this CPU's `dropped.count`.
+    pub hyp_dropped: u64,
+    /// Jumps in this CPU's sequence numbers not explained by a `dropped`
+    /// record.
+    pub unexplained_gaps: u64,
+}
+
+impl CpuStats {
+    /// Counts one record of this CPU.
+    pub fn count(&mut self, event: &porwatch_trace::Event<'_>) {
+        use porwatch_trace::Event;
+        self.records += 1;
+        match *event {
+            Event::ExcEntry { .. } => self.exc_entries += 1,
+            Event::Hazard { .. } => self.hazards += 1,
+            Event::CoverageGap { .. } => self.coverage_gaps += 1,
+            Event::Dropped { count } => self.hyp_dropped = self.hyp_dropped.saturating_add(count),
+            _ => {}
+        }
+    }
+}
 /// Statistics of one decoded stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DecodeStats {
@@ -127,6 +159,8 @@ pub struct DecodeStats {
     pub first_undef_seq: Option<u64>,
     /// Largest `pt_stats.overflows`: table pages the tracker had no room for.
     pub tables_unwatched: u64,
+    /// Per CPU (porwatch's index), for every CPU that wrote a record.
+    pub per_cpu: BTreeMap<u32, CpuStats>,
 }
 
 impl DecodeStats {
@@ -236,6 +270,27 @@ impl fmt::Display for DecodeStats {
         match &self.guest_exit {
             Some(e) => write!(f, "; guest exit {} code {}", e.reason_name(), e.code)?,
             None => write!(f, "; no guest exit")?,
+        }
+        if self.per_cpu.len() > 1 {
+            // One CPU's figures are the totals above already.
+            let parts: Vec<String> = self
+                .per_cpu
+                .iter()
+                .map(|(cpu, c)| {
+                    let mut p = format!(
+                        "cpu{cpu} {} records {} entries {} hazards",
+                        c.records, c.exc_entries, c.hazards
+                    );
+                    if c.hyp_dropped > 0 {
+                        p += &format!(" {} dropped", c.hyp_dropped);
+                    }
+                    if c.unexplained_gaps > 0 {
+                        p += &format!(" {} gaps", c.unexplained_gaps);
+                    }
+                    p
+                })
+                .collect();
+            write!(f, "; per CPU: {}", parts.join(", "))?;
         }
         let problems = self.problems();
         if problems.is_empty() {

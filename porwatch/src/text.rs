@@ -19,14 +19,17 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
             writeln!(out, "[corrupt] frame at byte {offset}: {error}")
         }
         Item::Text { text, .. } => writeln!(out, "{text}"),
-        Item::Gap { expected, got, dropped: Some(count) } => {
-            writeln!(out, "[gap] dropped record says {count} lost, but seq went from #{expected} to #{got}")
-        }
-        Item::Gap { expected, got, .. } if got > expected => {
-            writeln!(out, "[gap] {} record(s) missing: expected #{expected}, got #{got}", got - expected)
-        }
-        Item::Gap { expected, got, .. } => {
-            writeln!(out, "[gap] seq went backwards: expected #{expected}, got #{got}")
+        Item::Gap { cpu, expected, got, dropped: Some(count) } => writeln!(
+            out,
+            "[gap] cpu{cpu} dropped record says {count} lost, but seq went from #{expected} to #{got}"
+        ),
+        Item::Gap { cpu, expected, got, .. } if got > expected => writeln!(
+            out,
+            "[gap] cpu{cpu} {} record(s) missing: expected #{expected}, got #{got}",
+            got - expected
+        ),
+        Item::Gap { cpu, expected, got, .. } => {
+            writeln!(out, "[gap] cpu{cpu} seq went backwards: expected #{expected}, got #{got}")
         }
         Item::TruncatedTail { offset, bytes } => {
             writeln!(out, "[truncated] input ended {bytes} bytes into a frame starting at byte {offset}")
@@ -97,7 +100,7 @@ mod tests {
     }
 
     fn rec(event: Event<'_>) -> Record<'_> {
-        Record { seq: 7, ts: 62_500_123, event }
+        Record { cpu: 0, seq: 7, ts: 62_500_123, event }
     }
 
     const T: Option<Timestamp> = Some(Timestamp { secs: 1, micros: 1, cpu: 0 });
@@ -147,7 +150,7 @@ mod tests {
         let l = record_line(&recs[0], T);
         assert!(
             l.starts_with(
-                "[    1.000001] cpu0 #0 header       format_version=1 cntfrq=62500000 midr=0x410fd083"
+                "[    1.000001] cpu0 #0 header       format_version=2 cntfrq=62500000 midr=0x410fd083"
             ),
             "{l}"
         );
@@ -162,11 +165,11 @@ mod tests {
             "[corrupt] frame at byte 40: CRC mismatch\n"
         );
         assert_eq!(
-            line(&Item::Gap { expected: 5, got: 8, dropped: None }),
-            "[gap] 3 record(s) missing: expected #5, got #8\n"
+            line(&Item::Gap { cpu: 1, expected: 5, got: 8, dropped: None }),
+            "[gap] cpu1 3 record(s) missing: expected #5, got #8\n"
         );
-        assert!(line(&Item::Gap { expected: 5, got: 2, dropped: None }).contains("backwards"));
-        assert!(line(&Item::Gap { expected: 5, got: 9, dropped: Some(2) }).contains("says 2 lost"));
+        assert!(line(&Item::Gap { cpu: 0, expected: 5, got: 2, dropped: None }).contains("backwards"));
+        assert!(line(&Item::Gap { cpu: 0, expected: 5, got: 9, dropped: Some(2) }).contains("says 2 lost"));
         assert_eq!(
             line(&Item::TruncatedTail { offset: 100, bytes: 7 }),
             "[truncated] input ended 7 bytes into a frame starting at byte 100\n"

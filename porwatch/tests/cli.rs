@@ -66,7 +66,7 @@ fn sample_trace_json() {
     assert_eq!(summary["undefs_injected"], 1);
     assert_eq!(summary["first_undef_seq"], 6);
     assert_eq!(summary["clean"], false);
-    assert_eq!(summary["records"], 13);
+    assert_eq!(summary["records"], 16);
     assert_eq!(summary["hyp_dropped"], 3);
 }
 
@@ -83,7 +83,7 @@ fn sample_trace_text_from_stdin() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(5), "stderr: {}", stderr(&o));
     let out = stdout(&o);
-    assert_eq!(out.lines().count(), 13);
+    assert_eq!(out.lines().count(), 16);
     assert!(out.starts_with("[    1.000000] cpu0 #0 header "), "{out}");
     assert!(out.contains("esr=0x6238e865 (SYS64 MRS x3, POR_EL0)"), "{out}");
     assert!(out.contains("message=\"hyp/src/trap.rs:120: unexpected \\\"ESR\\\"\""), "{out}");
@@ -109,11 +109,12 @@ fn clean_records() -> Vec<porwatch_trace::Record<'static>> {
     vec![
         s[0],
         Record {
+            cpu: 0,
             seq: 1,
             ts: s[0].ts + 10,
             event: Event::Trap { esr: 0x5a00_0000, elr: 0x4400_1000, outcome: 0 },
         },
-        Record { seq: 2, ts: s[0].ts + 20, event: Event::GuestExit { reason: 2, code: 0 } },
+        Record { cpu: 0, seq: 2, ts: s[0].ts + 20, event: Event::GuestExit { reason: 2, code: 0 } },
     ]
 }
 
@@ -172,15 +173,15 @@ fn a_forged_restart_header_is_never_clean() {
         trace_seq: 0,
         entry_trace_seq: 0,
     };
-    recs.push(Record { seq: 0, ..sample::records()[0] });
-    recs.push(Record { seq: 1, ts: 5, event: fake_hazard });
-    recs.push(Record { seq: 3, ts: 6, event: Event::Dropped { count: 1 } });
+    recs.push(Record { cpu: 0, seq: 0, ..sample::records()[0] });
+    recs.push(Record { cpu: 0, seq: 1, ts: 5, event: fake_hazard });
+    recs.push(Record { cpu: 0, seq: 3, ts: 6, event: Event::Dropped { count: 1 } });
     let path = trace_file("forged", &sample::encode(&recs).unwrap());
     let o = run(&["decode", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("[header] a header record (#0, frame at byte "), "{out}");
-    assert!(out.contains("[gap] seq went backwards: expected #3, got #0"), "{out}");
+    assert!(out.contains("[gap] cpu0 seq went backwards: expected #3, got #0"), "{out}");
     let err = stderr(&o);
     assert!(err.contains("; mid-stream headers 1;"), "{err}");
     assert!(err.contains("; NOT CLEAN: unexplained gaps, mid-stream header\n"), "{err}");
@@ -215,11 +216,12 @@ fn undef_injected_and_tracker_overflow_exit_5() {
     let mut recs = clean_records();
     let exit = recs.pop().unwrap();
     recs.push(Record {
+        cpu: 0,
         seq: 2,
         ts: exit.ts,
         event: Event::UnknownTrap { esr: 0x6234_d028, elr: 0x4400_1234, far: 0, action: 2 },
     });
-    recs.push(Record { seq: 3, ..exit });
+    recs.push(Record { cpu: 0, seq: 3, ..exit });
     let path = trace_file("undef", &sample::encode(&recs).unwrap());
     let o = run(&["decode", "--hazards-only", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
@@ -256,8 +258,8 @@ fn undef_injected_and_tracker_overflow_exit_5() {
     };
     let mut recs = clean_records();
     let exit = recs.pop().unwrap();
-    recs.push(Record { seq: 2, ts: exit.ts, event: pt });
-    recs.push(Record { seq: 3, ..exit });
+    recs.push(Record { cpu: 0, seq: 2, ts: exit.ts, event: pt });
+    recs.push(Record { cpu: 0, seq: 3, ..exit });
     let path = trace_file("overflow", &sample::encode(&recs).unwrap());
     let o = run(&["decode", path.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
@@ -352,9 +354,9 @@ fn tcp_stream() {
     server.join().unwrap();
     assert_eq!(o.status.code(), Some(5), "stderr: {}", stderr(&o));
     let lines = json_lines(&o);
-    assert_eq!(lines.len(), 14);
-    assert_eq!(lines[12]["event"], "guest_exit");
-    assert_eq!(lines[12]["reason"], "hyp_error");
+    assert_eq!(lines.len(), 17);
+    assert_eq!(lines[15]["event"], "guest_exit");
+    assert_eq!(lines[15]["reason"], "hyp_error");
     assert_eq!(std::fs::read(&save).unwrap(), sample::trace());
 }
 
@@ -379,16 +381,18 @@ fn system_map_symbols_with_automatic_kaslr_offset() {
     let kaslr = 0x2_0000u64;
     let recs = [
         Record {
+            cpu: 0,
             seq: 0,
             ts: 0,
             event: Event::TapArm { vbar: 0xffff_8000_8001_0000 + kaslr, page: 0x4000_0000 },
         },
         Record {
+            cpu: 0,
             seq: 1,
             ts: 1,
             event: Event::Trap { esr: 0x5a00_0000, elr: 0xffff_8000_8001_0884 + kaslr, outcome: 0 },
         },
-        Record { seq: 2, ts: 2, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1234, outcome: 0 } },
+        Record { cpu: 0, seq: 2, ts: 2, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1234, outcome: 0 } },
     ];
     let trace = trace_file("sysmap", &sample::encode(&recs).unwrap());
     let map = trace_file(
@@ -432,6 +436,7 @@ fn system_map_symbols_with_automatic_kaslr_offset() {
 fn filter_trace() -> PathBuf {
     use porwatch_trace::{Event, Record};
     let hazard = |seq: u64, poindex: u64, pc: u64| Record {
+        cpu: 0,
         seq,
         ts: seq,
         event: Event::Hazard {
@@ -456,14 +461,15 @@ fn filter_trace() -> PathBuf {
         },
     };
     let recs = [
-        Record { seq: 0, ts: 0, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1004, outcome: 0 } },
+        Record { cpu: 0, seq: 0, ts: 0, event: Event::Trap { esr: 0x5a00_0000, elr: 0x1004, outcome: 0 } },
         Record {
+            cpu: 0,
             seq: 1,
             ts: 1,
             event: Event::PorWrite { pc: 0x2008, reg: 0, old: 0x57, new: 0x17, at_entry: 0, entry_seq: 0 },
         },
         hazard(2, 1, 0x2010),
-        Record { seq: 3, ts: 3, event: Event::Trap { esr: 0x5a00_0000, elr: 0x3000, outcome: 0 } },
+        Record { cpu: 0, seq: 3, ts: 3, event: Event::Trap { esr: 0x5a00_0000, elr: 0x3000, outcome: 0 } },
         hazard(4, 2, 0x1010),
     ];
     trace_file("filters", &sample::encode(&recs).unwrap())
@@ -537,7 +543,7 @@ fn perfetto_file_is_a_trace_event_object() {
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let evs = doc["traceEvents"].as_array().unwrap();
     assert_eq!(evs.iter().filter(|e| e["name"].as_str().is_some_and(|n| n.starts_with("hazard"))).count(), 2);
-    assert_eq!(evs.iter().filter(|e| e["ph"] == "C" && e["args"]["POR_EL1"] == 0x17).count(), 1);
+    assert_eq!(evs.iter().filter(|e| e["ph"] == "C" && e["args"]["cpu0 POR_EL1"] == 0x17).count(), 1);
     assert_eq!(evs.iter().filter(|e| e["ph"] == "i" && e["name"] == "trap").count(), 2);
 }
 

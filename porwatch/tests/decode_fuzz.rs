@@ -117,7 +117,8 @@ fn bytes_of(pieces: &[Piece]) -> (Vec<u8>, usize) {
         }
         match p {
             Piece::Frame { seq, ts, event, flip, cut } => {
-                let mut f = sample::encode(&[Record { seq: *seq, ts: *ts, event: *event }]).expect("encodes");
+                let mut f =
+                    sample::encode(&[Record { cpu: 0, seq: *seq, ts: *ts, event: *event }]).expect("encodes");
                 if let Some((i, x)) = flip {
                     let n = f.len();
                     f[i % n] ^= x;
@@ -192,7 +193,7 @@ fn check(bytes: &[u8], sizes: &[usize]) -> Result<(), TestCaseError> {
 fn clean_run(events: &[Event<'static>]) -> Vec<Record<'static>> {
     let mut recs = vec![sample::records()[0]];
     for (i, e) in events.iter().enumerate() {
-        recs.push(Record { seq: i as u64 + 1, ts: i as u64 * 7, event: *e });
+        recs.push(Record { cpu: 0, seq: i as u64 + 1, ts: i as u64 * 7, event: *e });
     }
     recs
 }

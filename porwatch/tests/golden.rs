@@ -78,6 +78,7 @@ fn synthetic_trace() -> Vec<u8> {
     out.extend_from_slice(&sample::encode(&recs[3..]).unwrap());
     let last = recs.last().unwrap().seq;
     let tail = Record {
+        cpu: 0,
         seq: last + 1,
         ts: 0x1234_5678,
         event: Event::Trap { esr: 0x5a00_0000, elr: 0x4000_1000, outcome: 0 },

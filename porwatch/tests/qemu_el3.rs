@@ -217,6 +217,7 @@ fn run_qemu_direct(trace_file: &std::path::Path, edit: impl Fn(&str) -> String) 
         trace_file: Some(trace_file.to_path_buf()),
         guest_args: String::new(),
         hyp_opts: vec![],
+        smp: 1,
         icount: false,
         extra: vec![],
         secure_stub: None,

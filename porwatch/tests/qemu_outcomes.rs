@@ -238,9 +238,9 @@ fn fake_qemu(dir: &Path, trace: &[u8], then: &str) -> PathBuf {
 
 fn started_trace(exit: Option<u64>) -> Vec<u8> {
     let s = porwatch::sample::records();
-    let mut recs = vec![s[0], Record { seq: 1, ts: s[0].ts + 1, event: s[4].event }];
+    let mut recs = vec![s[0], Record { cpu: 0, seq: 1, ts: s[0].ts + 1, event: s[4].event }];
     if let Some(code) = exit {
-        recs.push(Record { seq: 2, ts: s[0].ts + 2, event: Event::GuestExit { reason: 2, code } });
+        recs.push(Record { cpu: 0, seq: 2, ts: s[0].ts + 2, event: Event::GuestExit { reason: 2, code } });
     }
     porwatch::sample::encode(&recs).unwrap()
 }

@@ -93,3 +93,53 @@ fn bad_option_values_are_named() {
     let o = refused(&["tap=on", "tap=off"]);
     assert_says(&o, "porwatch: porwatch.tap given more than once");
 }
+
+/// More CPUs than porwatch supports: `porwatch run` refuses before QEMU
+/// starts, and porwatch itself refuses such a machine at boot (exit 78),
+/// naming the count, instead of running with CPUs it cannot tell apart.
+#[test]
+fn more_cpus_than_supported_are_refused() {
+    for (smp, extra) in [(9, vec![]), (1, vec!["-smp".to_string(), "12".to_string()])] {
+        let mut a = args("hello");
+        a.smp = smp;
+        a.qemu_args = extra;
+        let sink = || Box::new(std::io::sink()) as Box<dyn std::io::Write + Send>;
+        let e = porwatch::run::run(&a, sink(), sink()).err().expect("refused before QEMU starts");
+        assert!(e.to_string().contains("porwatch runs at most 8 CPUs"), "{e}");
+    }
+
+    // QEMU started directly with 9 CPUs: porwatch's own refusal.
+    use porwatch::qemu::{GuestImage, QemuConfig};
+    let images = images();
+    let dir = tempdir();
+    let cfg = QemuConfig {
+        qemu: "qemu-system-aarch64".into(),
+        hyp: images.join("porwatch-hyp.bin"),
+        guest: GuestImage::resolve(&images, "hello", 0x4400_0000).unwrap(),
+        initrd: None,
+        trace_pipe: "/nonexistent".into(),
+        trace_file: Some(dir.join("trace.pwt")),
+        guest_args: String::new(),
+        hyp_opts: vec![],
+        smp: 1,
+        icount: false,
+        extra: vec![],
+        secure_stub: None,
+    };
+    let mut argv = cfg.argv().unwrap();
+    let i = argv.iter().position(|a| a == "-smp").unwrap() + 1;
+    argv[i] = "9".into();
+    let out = std::process::Command::new(&cfg.qemu)
+        .args(&argv)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("QEMU runs");
+    let console = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(78), "console:\n{console}");
+    assert!(
+        console.contains("porwatch: cannot start: the machine has 9 CPUs, more than porwatch supports (8)"),
+        "console:\n{console}"
+    );
+    assert!(!console.contains("hello:"), "the guest must not start:\n{console}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -155,5 +155,48 @@ fn hands_the_model_stub_hyp_dtb_and_guest() {
     );
     assert_eq!(p.console().unwrap().regs.base, 0x1c09_0000);
     assert_eq!(p.uarts.iter().find(|u| !u.console).unwrap().regs.base, 0x1c0a_0000, "trace UART");
+    // One core runs: the tree's other seven CPUs are disabled (porwatch's
+    // pen waits for every CPU the tree lists).
+    assert_eq!(p.cpus.as_slice(), [0]);
+    assert!(has("-C", "cluster0.NUM_CORES=1") && has("-C", "cluster1.NUM_CORES=0"), "{args:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--smp 6`: four cores of cluster 0 and two of cluster 1, each starting
+/// at the stub with semihosting and the cluster's features, and the tree
+/// lists exactly those six CPUs. `--smp 9` is refused.
+#[test]
+fn smp_cores_and_their_device_tree() {
+    use std::os::unix::fs::PermissionsExt;
+    let images = images();
+    let dir = tempdir();
+    let model = dir.join("fake-fvp");
+    std::fs::write(&model, FAKE_MODEL).unwrap();
+    std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let guest = images.join("guests/raw/hello.bin");
+    let trace = dir.join("trace.bin");
+    let env = [("FVP", model.as_path()), ("PORWATCH_IMAGES", images.as_path())];
+    let common = ["--guest", guest.to_str().unwrap(), "--trace-out", trace.to_str().unwrap()];
+    let o = run_fvp(&[&common[..], &["--smp", "6"]].concat(), &env);
+    assert_eq!(o.status.code(), Some(7), "stderr:\n{}", String::from_utf8_lossy(&o.stderr));
+    let rec = dir.join("rec");
+    let args = std::fs::read_to_string(rec.join("args")).unwrap();
+    let args: Vec<&str> = args.lines().collect();
+    let has = |p: &str| args.windows(2).any(|w| w[0] == "-C" && w[1] == p);
+    assert!(has("cluster0.NUM_CORES=4") && has("cluster1.NUM_CORES=2"), "{args:?}");
+    for (cl, c) in [(0, 0), (0, 3), (1, 0), (1, 1)] {
+        assert!(has(&format!("cluster{cl}.cpu{c}.RVBAR=0x80000000")), "cluster{cl}.cpu{c}: {args:?}");
+        assert!(has(&format!("cluster{cl}.cpu{c}.semihosting-enable=1")), "{args:?}");
+    }
+    assert!(!has("cluster1.cpu2.RVBAR=0x80000000"), "{args:?}");
+    assert!(has("cluster1.has_permission_overlay_s1=1"), "{args:?}");
+    let dtb = std::fs::read(rec.join("0x87f00000")).unwrap();
+    let mut p = Platform::new();
+    discover(&dtb, &mut p).unwrap();
+    assert_eq!(p.cpus.as_slice(), [0x0, 0x100, 0x200, 0x300, 0x1_0000, 0x1_0100]);
+
+    let o = run_fvp(&[&common[..], &["--smp", "9"]].concat(), &env);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1 to 8 cores"));
     let _ = std::fs::remove_dir_all(&dir);
 }

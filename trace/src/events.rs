@@ -165,6 +165,24 @@ value_enum! {
 }
 
 value_enum! {
+    /// Why a CPU entered the guest (`cpu_start.reason`).
+    pub enum CpuStartReason, names CPU_START_REASON_NAMES {
+        /// The guest's PSCI CPU_ON started it.
+        CpuOn = 0 => "cpu_on",
+        /// It resumed from a power-down CPU_SUSPEND (through porwatch's warm entry).
+        Resume = 1 => "resume",
+    }
+}
+
+value_enum! {
+    /// Why a CPU left the guest (`cpu_stop.reason`).
+    pub enum CpuStopReason, names CPU_STOP_REASON_NAMES {
+        /// PSCI CPU_OFF (not the last CPU on: the run goes on).
+        CpuOff = 0 => "cpu_off",
+    }
+}
+
+value_enum! {
     /// Why the guest reads an ID-register field other than the CPU's
     /// (`id_field.reason`; porwatch_monitor::idregs::Reason, same order).
     pub enum IdReason, names ID_REASON_NAMES {
@@ -682,6 +700,25 @@ define_events! {
         guest: u64 = Hex,
         /// Why they differ.
         reason: u64 = Enum(ID_REASON_NAMES),
+    }
+
+    /// A CPU other than the boot CPU entered the guest (the boot CPU's start
+    /// is `guest_start`). Written by that CPU.
+    0x16 cpu_start => CpuStart {
+        /// MPIDR_EL1 of the CPU (what the guest reads).
+        mpidr: u64 = Hex,
+        /// Where it enters the guest (the CPU_ON or CPU_SUSPEND entry point).
+        entry: u64 = Hex,
+        /// x0 at entry: the guest's context ID.
+        context: u64 = Hex,
+        /// cpu_on or resume.
+        reason: u64 = Enum(CPU_START_REASON_NAMES),
+    }
+
+    /// A CPU left the guest for good (until a CPU_ON starts it again).
+    0x17 cpu_stop => CpuStop {
+        /// cpu_off.
+        reason: u64 = Enum(CPU_STOP_REASON_NAMES),
     }
 
     /// A protection audit (docs/audit.md): the tracked page-table pages

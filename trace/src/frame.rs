@@ -1,7 +1,10 @@
 //! Records and whole-frame encoding/decoding.
 //!
 //! Frame = COBS(payload ‖ crc16(payload) as little-endian u16) ‖ 0x00.
-//! Payload = kind: u8, seq: varint, ts: varint, the kind's fields.
+//! Payload = kind: u8, [cpu: varint,] seq: varint, ts: varint, the kind's
+//! fields; `cpu` is there when the kind byte has [`KIND_CPU_FLAG`] (format
+//! 2: a record of CPU 0 is written without it, so a one-CPU trace has the
+//! same records as format 1).
 
 use crate::wire::{Reader, Writer};
 use crate::{cobs, crc16, DecodeError, Event};
@@ -17,10 +20,18 @@ pub const MAX_PAYLOAD: usize = 315;
 const _: () = assert!(cobs::max_encoded_len(MAX_PAYLOAD + 2) < MAX_FRAME);
 const _: () = assert!(cobs::max_encoded_len(MAX_PAYLOAD + 3) >= MAX_FRAME);
 
+/// Kind byte bit 7: a `cpu` varint follows the kind byte. Kind codes are
+/// below 0x80.
+pub const KIND_CPU_FLAG: u8 = 0x80;
+
 /// One trace record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record<'a> {
-    /// Sequence number: +1 per record the writer produced or dropped.
+    /// The CPU that wrote it: porwatch's dense CPU index (the boot CPU is
+    /// 0); always 0 in a format-1 trace.
+    pub cpu: u32,
+    /// Sequence number of `cpu`'s records: +1 per record that CPU produced
+    /// or dropped.
     pub seq: u64,
     /// CNTPCT_EL0 at the event.
     pub ts: u64,
@@ -32,7 +43,12 @@ pub struct Record<'a> {
 pub fn encode_payload(rec: &Record<'_>, out: &mut [u8]) -> Option<usize> {
     let limit = out.len().min(MAX_PAYLOAD);
     let mut w = Writer::new(out.get_mut(..limit)?);
-    w.byte(rec.event.kind_code())?;
+    if rec.cpu == 0 {
+        w.byte(rec.event.kind_code())?;
+    } else {
+        w.byte(rec.event.kind_code() | KIND_CPU_FLAG)?;
+        w.u64(u64::from(rec.cpu))?;
+    }
     w.u64(rec.seq)?;
     w.u64(rec.ts)?;
     rec.event.encode_fields(&mut w)?;
@@ -65,11 +81,17 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record<'_>, DecodeError> {
         return Err(DecodeError::TooLong);
     }
     let mut r = Reader::new(payload);
-    let kind = r.byte().ok_or(DecodeError::TooShort)?;
+    let byte = r.byte().ok_or(DecodeError::TooShort)?;
+    let kind = byte & !KIND_CPU_FLAG;
+    let cpu = if byte & KIND_CPU_FLAG != 0 {
+        u32::try_from(r.u64("cpu")?).map_err(|_| DecodeError::BadVarint { field: "cpu" })?
+    } else {
+        0
+    };
     let seq = r.u64("seq")?;
     let ts = r.u64("ts")?;
     let event = Event::decode_fields(kind, &mut r)?;
-    Ok(Record { seq, ts, event })
+    Ok(Record { cpu, seq, ts, event })
 }
 
 /// Checks and strips the CRC of a COBS-decoded frame, returning the payload.

@@ -2,7 +2,7 @@
 //!
 //! The trace is a byte stream of frames:
 //! `COBS(payload ‖ crc16(payload) LE) ‖ 0x00`, with
-//! `payload = kind: u8, seq: varint, ts: varint, fields...`.
+//! `payload = kind: u8, [cpu: varint,] seq: varint, ts: varint, fields...`.
 //! See `docs/trace-format.md` for the full specification.
 //!
 //! * Writer (hypervisor, `no_std`, no alloc): build a [`Record`] and call
@@ -49,12 +49,25 @@ pub use events::{
     AuditStatus, AuditTrigger, CallTraceOf, PorSource, UnwindEnd, AUDIT_STATUS_NAMES, AUDIT_TRIGGER_NAMES,
     CALL_TRACE_OF_NAMES, POR_SOURCE_NAMES, UNWIND_END_NAMES,
 };
+pub use events::{CpuStartReason, CpuStopReason, CPU_START_REASON_NAMES, CPU_STOP_REASON_NAMES};
 pub use frame::{
-    check_crc, decode_frame, decode_payload, encode_frame, encode_payload, Record, MAX_FRAME, MAX_PAYLOAD,
+    check_crc, decode_frame, decode_payload, encode_frame, encode_payload, Record, KIND_CPU_FLAG, MAX_FRAME,
+    MAX_PAYLOAD,
 };
 pub use schema::{
     kind_spec, kind_spec_by_name, FieldSpec, FieldType, FieldValue, Fields, Hint, KindSpec, UNKNOWN_RAW,
 };
 
-/// Trace format version written in [`Event::Header`].
-pub const FORMAT_VERSION: u64 = 1;
+/// Trace format version written in [`Event::Header`]. 2: records name
+/// their CPU ([`KIND_CPU_FLAG`]) and sequence numbers count per CPU; a
+/// format-1 trace decodes as one written by CPU 0.
+pub const FORMAT_VERSION: u64 = 2;
+
+// Every kind code leaves the CPU flag free.
+const _: () = {
+    let mut i = 0;
+    while i < KINDS.len() {
+        assert!(KINDS[i].code & KIND_CPU_FLAG == 0);
+        i += 1;
+    }
+};

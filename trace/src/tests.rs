@@ -82,6 +82,8 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
         },
         Event::SmmuEvent { sid: v, reason: v, code: v, addr: v, write: v, count: v, last: v },
         Event::IdField { field: v, width: v, cpu: v, guest: v, reason: v },
+        Event::CpuStart { mpidr: v, entry: v, context: v, reason: v },
+        Event::CpuStop { reason: v },
         Event::Audit {
             trigger: v,
             status: v,
@@ -212,6 +214,8 @@ fn kind_codes_match_table() {
         (0x13, "pt_stats"),
         (0x14, "smmu_event"),
         (0x15, "id_field"),
+        (0x16, "cpu_start"),
+        (0x17, "cpu_stop"),
         (0x18, "audit"),
         (0x19, "audit_table"),
         (0x1a, "audit_stale"),
@@ -236,7 +240,7 @@ fn round_trip_every_kind_extremes() {
     {
         for event in every_kind(v, i, bytes) {
             for (seq, ts) in [(0, 0), (u64::MAX, u64::MAX), (127, 128)] {
-                let rec = Record { seq, ts, event };
+                let rec = Record { cpu: 0, seq, ts, event };
                 let f = frame(&rec);
                 let (frames, pending) = deframe(&f);
                 assert!(!pending);
@@ -302,7 +306,7 @@ fn truncated_payloads_of_every_length_error() {
     let long = [0x5Au8; 100];
     for (v, i) in [(0u64, 0i64), (u64::MAX, i64::MIN), (300, 300)] {
         for event in every_kind(v, i, &long) {
-            let rec = Record { seq: u64::MAX, ts: 1 << 40, event };
+            let rec = Record { cpu: 0, seq: u64::MAX, ts: 1 << 40, event };
             let p = payload(&rec);
             assert_eq!(decode_payload(&p), Ok(rec));
             for k in 0..p.len() {
@@ -337,13 +341,18 @@ fn truncated_payloads_of_every_length_error() {
 
 #[test]
 fn truncated_field_names() {
-    let p = payload(&Record { seq: 1, ts: 2, event: Event::Trap { esr: 0x5e00_0000, elr: 3, outcome: 0 } });
+    let p = payload(&Record {
+        cpu: 0,
+        seq: 1,
+        ts: 2,
+        event: Event::Trap { esr: 0x5e00_0000, elr: 3, outcome: 0 },
+    });
     assert_eq!(decode_payload(&p[..1]), Err(DecodeError::Truncated { field: "seq" }));
     assert_eq!(decode_payload(&p[..2]), Err(DecodeError::Truncated { field: "ts" }));
     assert_eq!(decode_payload(&p[..3]), Err(DecodeError::Truncated { field: "esr" }));
     assert_eq!(decode_payload(&p[..p.len() - 1]), Err(DecodeError::Truncated { field: "outcome" }));
     // A bytes field whose length exceeds the payload.
-    let mut q = payload(&Record { seq: 1, ts: 2, event: Event::Panic { message: b"abc" } });
+    let mut q = payload(&Record { cpu: 0, seq: 1, ts: 2, event: Event::Panic { message: b"abc" } });
     q[3] = 9;
     assert_eq!(decode_payload(&q), Err(DecodeError::Truncated { field: "message" }));
     // An overlong varint.
@@ -362,17 +371,46 @@ fn unknown_kind_decodes_as_unknown() {
     assert_eq!(rec.event, Event::Unknown { kind: 0x7f, raw: &[0xde, 0xad, 0x00, 0xbe] });
     // Re-encoding writes the same bytes back.
     assert_eq!(payload(&rec), p);
-    // An unknown kind with nothing after ts.
-    let rec = decode_payload(&[0xee, 0, 0]).unwrap();
-    assert_eq!(rec.event, Event::Unknown { kind: 0xee, raw: &[] });
+    // An unknown kind with nothing after ts, from CPU 2 (bit 7: a cpu
+    // varint follows the kind).
+    let rec = decode_payload(&[0xee, 2, 0, 0]).unwrap();
+    assert_eq!(rec.event, Event::Unknown { kind: 0x6e, raw: &[] });
+    assert_eq!(rec.cpu, 2);
     // Kind 0 is unknown too.
     assert!(matches!(decode_payload(&[0, 0, 0]).unwrap().event, Event::Unknown { kind: 0, .. }));
+}
+
+/// Format 2: a record of CPU n > 0 has bit 7 of the kind byte set and n
+/// after it; CPU 0's records are format 1's, byte for byte.
+#[test]
+fn cpu_rides_in_the_kind_byte() {
+    let event = Event::Trap { esr: 0x5e00_0000, elr: 3, outcome: 0 };
+    let cpu0 = payload(&Record { cpu: 0, seq: 1, ts: 2, event });
+    assert_eq!(cpu0[..3], [0x05, 1, 2]);
+    for cpu in [1u32, 7, 200, u32::MAX] {
+        let rec = Record { cpu, seq: 1, ts: 2, event };
+        let p = payload(&rec);
+        assert_eq!(p[0], 0x85);
+        let mut v = Vec::new();
+        let mut w = [0u8; 10];
+        let n = crate::varint::encode(u64::from(cpu), &mut w).unwrap();
+        v.extend_from_slice(&w[..n]);
+        assert_eq!(p[1..1 + n], v[..], "cpu {cpu}");
+        assert_eq!(p[1 + n..], cpu0[1..], "the rest is format 1's");
+        assert_eq!(decode_frame(&with_crc(&p)), Ok(rec));
+    }
+    // A cpu beyond 32 bits, or cut off, is a corrupt frame.
+    assert_eq!(
+        decode_payload(&[0x85, 0x80, 0x80, 0x80, 0x80, 0x10, 1, 2]),
+        Err(DecodeError::BadVarint { field: "cpu" })
+    );
+    assert_eq!(decode_payload(&[0x85]), Err(DecodeError::Truncated { field: "cpu" }));
 }
 
 #[test]
 fn extra_trailing_fields_ignored() {
     for event in every_kind(1234, -5, b"msg") {
-        let rec = Record { seq: 9, ts: 10, event };
+        let rec = Record { cpu: 0, seq: 9, ts: 10, event };
         let mut p = payload(&rec);
         p.extend_from_slice(&[0x81, 0x01, 0x03, b'n', b'e', b'w', 0x00]);
         assert_eq!(decode_frame(&with_crc(&p)), Ok(rec));
@@ -383,20 +421,20 @@ fn extra_trailing_fields_ignored() {
 fn payload_and_frame_limits() {
     // seq/ts at 10 bytes each, length varint 2 bytes: 1+10+10+2 = 23 bytes overhead.
     let max_msg = [0xffu8; MAX_PAYLOAD - 23];
-    let rec = Record { seq: u64::MAX, ts: u64::MAX, event: Event::Panic { message: &max_msg } };
+    let rec = Record { cpu: 0, seq: u64::MAX, ts: u64::MAX, event: Event::Panic { message: &max_msg } };
     assert_eq!(payload(&rec).len(), MAX_PAYLOAD);
     let f = frame(&rec);
     assert!(f.len() <= MAX_FRAME, "worst case frame {} bytes", f.len());
     assert_eq!(deframe(&f).0, vec![Ok(payload(&rec))]);
 
     let too_long = [0xffu8; MAX_PAYLOAD - 22];
-    let rec = Record { seq: u64::MAX, ts: u64::MAX, event: Event::Panic { message: &too_long } };
+    let rec = Record { cpu: 0, seq: u64::MAX, ts: u64::MAX, event: Event::Panic { message: &too_long } };
     let mut out = [0u8; 1024];
     assert_eq!(encode_frame(&rec, &mut out), None);
     assert_eq!(encode_payload(&rec, &mut out), None);
 
     // Output buffer too small.
-    let rec = Record { seq: 0, ts: 0, event: Event::Dropped { count: 3 } };
+    let rec = Record { cpu: 0, seq: 0, ts: 0, event: Event::Dropped { count: 3 } };
     let f = frame(&rec);
     for n in 0..f.len() {
         assert_eq!(encode_frame(&rec, &mut out[..n]), None, "out len {n}");
@@ -409,7 +447,7 @@ fn deframer_handles_full_cobs_blocks() {
     // Non-zero runs around the 254-byte COBS block size, at every offset.
     let msg: Vec<u8> = (0..292u32).map(|i| (i % 251 + 1) as u8).collect();
     for len in 240..=msg.len() {
-        let rec = Record { seq: 1, ts: 1, event: Event::Panic { message: &msg[..len] } };
+        let rec = Record { cpu: 0, seq: 1, ts: 1, event: Event::Panic { message: &msg[..len] } };
         let (frames, pending) = deframe(&frame(&rec));
         assert!(!pending);
         assert_eq!(frames, vec![Ok(payload(&rec))], "message length {len}");
@@ -421,7 +459,7 @@ fn deframer_multiple_frames_and_idle_zeros() {
     let recs: Vec<Record<'_>> = every_kind(77, -77, b"hello")
         .into_iter()
         .enumerate()
-        .map(|(i, event)| Record { seq: i as u64, ts: 1000 * i as u64, event })
+        .map(|(i, event)| Record { cpu: 0, seq: i as u64, ts: 1000 * i as u64, event })
         .collect();
     let mut stream = vec![0u8, 0, 0];
     for r in &recs {
@@ -439,11 +477,12 @@ fn deframer_multiple_frames_and_idle_zeros() {
 #[test]
 fn deframer_resyncs_after_garbage_and_mid_stream_start() {
     let a = frame(&Record {
+        cpu: 0,
         seq: 1,
         ts: 2,
         event: Event::Trap { esr: 0x5e00_0000, elr: 0x4000_0000, outcome: 0 },
     });
-    let b = frame(&Record { seq: 2, ts: 3, event: Event::Dropped { count: 0 } });
+    let b = frame(&Record { cpu: 0, seq: 2, ts: 3, event: Event::Dropped { count: 0 } });
     // Start in the middle of frame a.
     for cut in 1..a.len() - 1 {
         let stream = [&a[cut..], &b[..]].concat();
@@ -472,7 +511,7 @@ fn decode_frame_bytes(f: &[u8]) -> Record<'static> {
 
 #[test]
 fn deframer_oversize_reported_once() {
-    let good = frame(&Record { seq: 7, ts: 8, event: Event::Dropped { count: 1 } });
+    let good = frame(&Record { cpu: 0, seq: 7, ts: 8, event: Event::Dropped { count: 1 } });
     let mut stream = vec![0x42u8; 1000];
     stream.push(0);
     stream.extend_from_slice(&good);
@@ -507,7 +546,7 @@ fn deframer_oversize_reported_once() {
 
 #[test]
 fn deframer_truncated_tail_pending() {
-    let f = frame(&Record { seq: 1, ts: 1, event: Event::GuestExit { reason: 0, code: 0 } });
+    let f = frame(&Record { cpu: 0, seq: 1, ts: 1, event: Event::GuestExit { reason: 0, code: 0 } });
     for cut in 1..f.len() {
         let mut d = Deframer::new();
         for &b in &f[..cut] {
@@ -536,6 +575,7 @@ fn deframer_short_and_cobs_errors() {
 #[test]
 fn bit_flips_detected() {
     let rec = Record {
+        cpu: 0,
         seq: 123_456,
         ts: 987_654_321,
         event: Event::Psci {
@@ -548,7 +588,7 @@ fn bit_flips_detected() {
         },
     };
     let f = frame(&rec);
-    let next = frame(&Record { seq: 123_457, ts: 987_654_400, event: Event::Dropped { count: 0 } });
+    let next = frame(&Record { cpu: 0, seq: 123_457, ts: 987_654_400, event: Event::Dropped { count: 0 } });
     for byte in 0..f.len() - 1 {
         for bit in 0..8 {
             let mut g = f.clone();
@@ -587,7 +627,7 @@ fn records_from_an_older_writer_read_appended_fields_as_zero() {
         let names: Vec<_> = spec.fields.iter().map(|f| f.name).collect();
         assert_eq!(&names[names.len() - appended.len()..], appended, "{kind}: appended fields come last");
         let event = every_kind(7, 7, b"x").into_iter().find(|e| e.kind_name() == kind).unwrap();
-        let rec = Record { seq: 3, ts: 4, event };
+        let rec = Record { cpu: 0, seq: 3, ts: 4, event };
         let p = payload(&rec);
         // Older writers' records: without the last k fields (7 is one
         // varint byte).

@@ -36,7 +36,7 @@ fn build<'a>(idx: usize, v: &[u64; 17], i: i64, bytes: &'a [u8]) -> Event<'a> {
         7 => Event::GuestExit { reason: v[0], code: v[1] },
         8 => Event::Dropped { count: v[0] },
         9 => Event::Panic { message: bytes },
-        _ => Event::Unknown { kind: 0x80 | idx as u8, raw: bytes },
+        _ => Event::Unknown { kind: 0x70 | idx as u8, raw: bytes },
     }
 }
 
@@ -81,8 +81,9 @@ proptest! {
         bytes in proptest::collection::vec(any::<u8>(), 0..290),
         seq in any_u64(),
         ts in any_u64(),
+        cpu in 0u32..8,
     ) {
-        let rec = Record { seq, ts, event: build(idx, &v, i, &bytes) };
+        let rec = Record { cpu, seq, ts, event: build(idx, &v, i, &bytes) };
         let mut out = [0u8; MAX_FRAME];
         let n = encode_frame(&rec, &mut out).expect("payload within MAX_PAYLOAD");
         prop_assert!(n <= MAX_FRAME);
@@ -116,7 +117,7 @@ proptest! {
         garbage in proptest::collection::vec(any::<u8>(), 0..400),
         count in any_u64(),
     ) {
-        let rec = Record { seq: 1, ts: 2, event: Event::Dropped { count } };
+        let rec = Record { cpu: 0, seq: 1, ts: 2, event: Event::Dropped { count } };
         let mut out = [0u8; MAX_FRAME];
         let n = encode_frame(&rec, &mut out).unwrap();
         let mut stream = garbage.clone();

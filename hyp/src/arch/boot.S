@@ -35,6 +35,20 @@
 .equ SPSR_M_EL2H, 0x9
 .equ SPSR_DAIF,   (0xf << 6)
 .equ IMAGE_FLAGS, 0xa          /* LE, 4 KiB pages, placement anywhere (bit 3) */
+/* From Rust (arch/mod.rs: this file is a template): the CPUs porwatch
+ * runs, and each CPU's stack stride (guard page + stack, arch/layout.rs). */
+.equ MAX_CPUS, {max_cpus}
+.equ PEN_SLOT, {pen_slot}
+.equ PEN_ARRIVED, {pen_arrived}
+.equ PEN_GO, {pen_go}
+.equ PEN_INDEX, {pen_index}
+.equ PEN_VALID, {pen_valid}
+/* MPIDR_EL1: Aff2..Aff0 [23:0], Aff3 [39:32]. */
+.equ MPIDR_AFF210, 0xffffff
+.equ MPIDR_AFF3_SHIFT, 32
+.equ MPIDR_AFF_FIELD, 0xff
+.equ STACK_STRIDE_LO, {stack_stride_lo}
+.equ STACK_STRIDE_HI, {stack_stride_hi}
 .equ IMAGE_MAGIC, 0x644d5241   /* "ARM\x64" */
 
 .section .text.head, "ax"
@@ -107,7 +121,20 @@ el2_entry:                          /* also the ERET target from el3_entry */
 moved:                              /* now running in the copy */
     bl      c_env
 run:
-    adrp    x2, el2_vectors
+    /* After an EL3 entry the other CPUs wait in the loaded copy's pen
+     * (el3_secondary): send them to this copy's, before the loaded copy
+     * becomes guest RAM. The MMU is off: the store reaches memory. */
+    cmp     x20, #CURRENTEL_EL3
+    b.ne    1f
+    adr     x2, el3_pen
+    adrp    x3, pen_release
+    add     x3, x3, :lo12:pen_release
+    sub     x3, x3, x21
+    add     x3, x3, x22
+    str     x2, [x3]
+    dsb     sy
+    sev
+1:  adrp    x2, el2_vectors
     add     x2, x2, :lo12:el2_vectors
     msr     vbar_el2, x2
     isb
@@ -164,6 +191,14 @@ c_env:
  * as firmware would.
  */
 el3_entry:
+    /* The primary is the CPU with affinity 0.0.0.0 (as TF-A chooses on
+     * QEMU and FVP); every other CPU started too waits in the pen. */
+    mrs     x2, mpidr_el1
+    and     x3, x2, #MPIDR_AFF210
+    lsr     x4, x2, #MPIDR_AFF3_SHIFT
+    and     x4, x4, #MPIDR_AFF_FIELD
+    orr     x3, x3, x4
+    cbnz    x3, el3_secondary
     adr     x2, el3_vectors         /* an unexpected trap to EL3 parks */
     msr     vbar_el3, x2
     isb
@@ -189,6 +224,148 @@ el3_entry:
     msr     elr_el3, x2
     isb
     eret
+
+/*
+ * Secondary CPUs, and a CPU resuming from a power-down CPU_SUSPEND, enter
+ * here at EL2 with the MMU off and x0 = their dense CPU index (the context
+ * ID porwatch gave firmware's CPU_ON or CPU_SUSPEND; porwatch_monitor::cpus).
+ * Only the moved copy of porwatch is ever given as this entry point. They
+ * turn on the EL2 map the boot CPU built (SECONDARY_REGS, arch/mmu.rs,
+ * cleaned to the point of coherency for this MMU-off read), then take their
+ * own stack and the EL2 vectors and continue in Rust (hyp_secondary). The
+ * MMU goes on before anything is written, so no store bypasses the caches
+ * the other CPUs use.
+ */
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    mrs     x2, CurrentEL
+    cmp     x2, #CURRENTEL_EL2
+    b.ne    park
+    cmp     x19, #MAX_CPUS
+    b.hs    park
+    adrp    x1, SECONDARY_REGS
+    add     x1, x1, :lo12:SECONDARY_REGS
+    ldp     x2, x3, [x1]            /* MAIR_EL2, TCR_EL2 */
+    ldp     x4, x5, [x1, #16]       /* TTBR0_EL2, SCTLR_EL2 */
+    cbz     x5, park                /* no EL2 map yet: cannot happen */
+    msr     mair_el2, x2
+    msr     tcr_el2, x3
+    msr     ttbr0_el2, x4
+    isb
+    tlbi    alle2                   /* nothing left from an earlier life */
+    dsb     nsh
+    isb
+    msr     sctlr_el2, x5
+    isb
+    /* SP = __stacks + (index + 1) * STACK_STRIDE: the top of its stack */
+    adrp    x1, __stacks
+    add     x1, x1, :lo12:__stacks
+    movz    x2, #STACK_STRIDE_LO
+    movk    x2, #STACK_STRIDE_HI, lsl #16
+    add     x3, x19, #1
+    madd    x1, x3, x2, x1
+    mov     sp, x1
+    adrp    x2, el2_vectors
+    add     x2, x2, :lo12:el2_vectors
+    msr     vbar_el2, x2
+    isb
+    mov     x0, x19
+    bl      hyp_secondary
+    b       park
+
+/*
+ * The pen (arch/pen.rs). A CPU other than the primary, entered at EL3
+ * (an FVP, QEMU secure=on: every CPU starts at the reset vector), must
+ * not race the primary (its stack, its relocation of the image, stage 2),
+ * nor stay in the loaded copy of porwatch, which becomes guest RAM. MMU
+ * and caches off, touching nothing but `pen_release`, it waits here until
+ * the primary, having moved porwatch to the top of RAM, writes where the
+ * moved copy's pen is (boot.S `run`), then continues there.
+ */
+el3_secondary:
+    adrp    x2, pen_release
+    add     x2, x2, :lo12:pen_release
+1:  ldr     x3, [x2]
+    cbnz    x3, 2f
+    wfe
+    b       1b
+2:  br      x3
+
+/*
+ * The moved copy's pen: this CPU finds its slot in PEN (filled by hyp_main
+ * with each secondary's MPIDR and index; arch/pen.rs), says it arrived,
+ * and waits until CPU_ON sets `go`. Then, as the primary did, it sets up
+ * its own EL3 (the GIC's redistributor, SCR_EL3 and the other enables:
+ * per-CPU registers) on its own stack and drops to EL2 at
+ * secondary_entry with x0 = its index. Slots are PEN_SLOT bytes: mpidr
+ * (affinity | PEN_VALID), arrived, go, index.
+ */
+el3_pen:
+    mrs     x2, mpidr_el1
+    and     x3, x2, #MPIDR_AFF210
+    lsr     x4, x2, #MPIDR_AFF3_SHIFT
+    and     x4, x4, #MPIDR_AFF_FIELD
+    orr     x19, x3, x4, lsl #MPIDR_AFF3_SHIFT
+    orr     x19, x19, #PEN_VALID
+3:  adrp    x1, PEN
+    add     x1, x1, :lo12:PEN
+    mov     x2, #MAX_CPUS
+4:  ldr     x3, [x1]
+    cmp     x3, x19
+    b.eq    5f
+    add     x1, x1, #PEN_SLOT
+    subs    x2, x2, #1
+    b.ne    4b
+    wfe                             /* not listed (yet): look again later */
+    b       3b
+5:  mov     x3, #1
+    str     x3, [x1, #PEN_ARRIVED]
+    dsb     sy
+6:  ldr     x3, [x1, #PEN_GO]
+    cbnz    x3, 7f
+    wfe
+    b       6b
+7:  ldr     x19, [x1, #PEN_INDEX]
+    adr     x2, el3_vectors
+    msr     vbar_el3, x2
+    isb
+    /* SP = __stacks + (index + 1) * STACK_STRIDE, as secondary_entry */
+    adrp    x1, __stacks
+    add     x1, x1, :lo12:__stacks
+    movz    x2, #STACK_STRIDE_LO
+    movk    x2, #STACK_STRIDE_HI, lsl #16
+    add     x3, x19, #1
+    madd    x1, x3, x2, x1
+    mov     sp, x1
+    mov     x0, x19
+    bl      el3_setup_secondary
+    bl      el3_enable_features
+    msr     mdcr_el3, xzr
+    mrs     x3, id_aa64pfr0_el1
+    ubfx    x4, x3, #ID_AA64PFR0_GIC_SHIFT, #ID_FIELD_WIDTH
+    cbz     x4, 8f
+    mov     x2, #(ICC_SRE_EL3_SRE | ICC_SRE_EL3_DFB | ICC_SRE_EL3_DIB | ICC_SRE_EL3_ENABLE)
+    msr     s3_6_c12_c12_5, x2      /* ICC_SRE_EL3 */
+8:  mov     x2, #SCTLR_EL2_RES1_LO
+    movk    x2, #SCTLR_EL2_RES1_HI, lsl #16
+    msr     sctlr_el2, x2
+    mov     x2, #(SPSR_M_EL2H | SPSR_DAIF)
+    msr     spsr_el3, x2
+    adr     x2, secondary_entry
+    msr     elr_el3, x2
+    mov     x0, x19
+    isb
+    eret
+
+/* Where the moved copy's pen is (0: not yet). Data, not .bss: the
+ * primary's zeroing of .bss must not touch it while CPUs read it. */
+.pushsection .data
+.balign 8
+.global pen_release
+pen_release:
+    .quad   0
+.popsection
 
 /* Not at EL2 or EL3 (EL1 without virtualization): nothing can be printed
  * safely before the DTB is parsed; park. */

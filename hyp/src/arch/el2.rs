@@ -11,9 +11,8 @@
 //! (porwatch_monitor::idregs::controls), never from the raw CPU.
 use super::cpu::{isb, IdRegs};
 use super::regs::{HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, VPIDR_EL2_REG};
-use crate::boot::Config;
 use aarch64_cpu::registers::*;
-use porwatch_monitor::idregs::{table, Tcr2Path};
+use porwatch_monitor::idregs::{Controls, Tcr2Path};
 use porwatch_monitor::vpoe::Mode;
 use tock_registers::interfaces::Writeable;
 
@@ -41,13 +40,38 @@ pub fn hcr() -> u64 {
         .value
 }
 
-pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
-    let ids = &cfg.ids;
-    let cpu = crate::cpu_view::init(cfg);
-    let c = &cpu.controls;
+/// What porwatch watches the guest with (its options, decided above).
+#[derive(Clone, Copy)]
+pub struct Watch {
+    /// The exception-entry tap (VBAR_EL1 writes trap; the OS lock is opened).
+    pub tap: bool,
+    /// The page-table watch (TTBR0/TTBR1/TCR_EL1 writes trap).
+    pub track: bool,
+    /// Exception-return tracing (ERET traps).
+    pub exc_return: bool,
+    pub poe: Mode,
+}
+
+/// Everything [`configure_for_guest`] programs, decided at boot.
+pub struct GuestSetup<'a> {
+    pub ids: &'a IdRegs,
+    /// The EL2 controls of the guest's CPU (porwatch_monitor::idregs).
+    pub controls: &'a Controls,
+    /// The guest's CPU has a PMUv3: it gets every event counter.
+    pub pmuv3: bool,
+    pub watch: Watch,
+    pub vtcr: u64,
+    pub vttbr: u64,
+}
+
+/// Programs this CPU's EL2 for running the guest; `mpidr` is what the
+/// guest reads as its MPIDR_EL1.
+pub fn configure_for_guest(s: &GuestSetup, mpidr: u64) {
+    let ids = s.ids;
+    let c = s.controls;
     HCR_EL2.set(hcr() | c.hcr);
-    VTCR_EL2.set(vtcr);
-    VTTBR_EL2.set(vttbr);
+    VTCR_EL2.set(s.vtcr);
+    VTTBR_EL2.set(s.vttbr);
 
     // Traps for FP/SIMD, SVE, SME, trace, AMU, CPACR: all off (RES1 bits kept).
     CPTR_EL2.set(CPTR_EL2_RES1);
@@ -63,9 +87,7 @@ pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
     }
 
     // PMU and debug: the guest gets every counter, nothing traps.
-    let pmuver = cpu.view.field(table::DFR0_PMUVER);
-    let pmuv3 = !matches!(pmuver, PMUVER_NONE | PMUVER_IMPDEF);
-    let hpmn = if pmuv3 { (PMCR_EL0_N.read() >> PMCR_N_SHIFT) & PMCR_N_MASK } else { 0 };
+    let hpmn = if s.pmuv3 { (PMCR_EL0_N.read() >> PMCR_N_SHIFT) & PMCR_N_MASK } else { 0 };
     MDCR_EL2.set(hpmn);
 
     // Timers: EL1 may read the physical counter and use the physical timer.
@@ -79,13 +101,13 @@ pub fn configure_for_guest(cfg: &Config, vtcr: u64, vttbr: u64) {
     }
 
     VPIDR_EL2_REG.set(ids.midr);
-    VMPIDR_EL2.set(ids.mpidr);
+    VMPIDR_EL2.set(mpidr);
 
     if ids.has_fgt() {
         open_fine_grained_traps(ids);
-        watch_with_fine_grained_traps(cfg, c.tcr2);
+        watch_with_fine_grained_traps(&s.watch, ids, c.tcr2);
     }
-    if cfg.opts.tap {
+    if s.watch.tap {
         super::debug::unlock_os_lock();
     }
     if ids.has_hcx() {
@@ -135,9 +157,6 @@ fn open_fine_grained_traps(ids: &IdRegs) {
     isb();
 }
 
-/// ID_AA64DFR0_EL1.PMUVer: no PMU, or an IMPLEMENTATION DEFINED one.
-const PMUVER_NONE: u8 = 0;
-const PMUVER_IMPDEF: u8 = 0xf;
 /// PMCR_EL0.N [15:11]: the number of event counters.
 const PMCR_N_SHIFT: u64 = 11;
 const PMCR_N_MASK: u64 = 0x1f;
@@ -159,19 +178,19 @@ impl PmcrEl0 {
 /// with the guest's TCR2_EL1 in the hardware, reads and writes: the FGT
 /// TCR_EL1 bits also trap TCR2_EL1, so porwatch keeps its POE bits), ERET
 /// (exception-return tracing).
-fn watch_with_fine_grained_traps(cfg: &Config, tcr2: Tcr2Path) {
+fn watch_with_fine_grained_traps(watch: &Watch, ids: &IdRegs, tcr2: Tcr2Path) {
     let mut w = HFGWTR_EL2.get();
     let mut r = HFGRTR_EL2.get();
-    if cfg.opts.tap {
+    if watch.tap {
         w |= HFGWTR_EL2::VBAR_EL1::SET.value;
     }
-    if cfg.opts.track {
+    if watch.track {
         // The page-table watch follows TTBR0/TTBR1/TCR_EL1 (TCR also covers TCR2).
         w |= HFGWTR_EL2::TTBR0_EL1::SET.value
             | HFGWTR_EL2::TTBR1_EL1::SET.value
             | HFGWTR_EL2::TCR_EL1::SET.value;
     }
-    match cfg.poe {
+    match watch.poe {
         Mode::Virtual => {
             w |= HFGWTR_EL2::CPACR_EL1::SET.value;
             r |= HFGRTR_EL2::CPACR_EL1::SET.value;
@@ -179,7 +198,7 @@ fn watch_with_fine_grained_traps(cfg: &Config, tcr2: Tcr2Path) {
                 w |= HFGWTR_EL2::TCR_EL1::SET.value;
                 r |= HFGRTR_EL2::TCR_EL1::SET.value;
             }
-            if porwatch_monitor::vpoe::hw_has_s1poe(cfg.ids.mmfr3) {
+            if porwatch_monitor::vpoe::hw_has_s1poe(ids.mmfr3) {
                 // Forced virtual on a CPU with POE: trap POR_EL1/POR_EL0
                 // both ways (nPOR_* = 0 traps) so they stay virtual.
                 let n = HFGWTR_EL2::nPOR_EL1::SET.value | HFGWTR_EL2::nPOR_EL0::SET.value;
@@ -193,7 +212,7 @@ fn watch_with_fine_grained_traps(cfg: &Config, tcr2: Tcr2Path) {
     }
     HFGWTR_EL2.set(w);
     HFGRTR_EL2.set(r);
-    if cfg.opts.exc_return {
+    if watch.exc_return {
         HFGITR_EL2.set(HFGITR_EL2.get() | HFGITR_EL2::ERET::SET.value);
     }
     isb();

@@ -58,17 +58,16 @@
 //! TCR2_EL1 reads also traps TCR_EL1's, which LPA2 kernels read all the time;
 //! vectors.S returns the register itself.
 //!
-//! The tap and pt.rs publish what the assembly needs into this per-vCPU
-//! block (TPIDR_EL2 points at it); only the vCPU itself reads or writes its
-//! block, at EL2, never concurrently. `LEAF_PAGES` is shared (the tracker
-//! is global).
-use core::cell::UnsafeCell;
+//! The tap and pt.rs publish what the assembly needs into this per-CPU
+//! block (the first member of the CPU's [`super::percpu::PerCpu`], which
+//! TPIDR_EL2 points at); only the CPU itself reads or writes its block, at
+//! EL2, never concurrently. `LEAF_PAGES` is shared (the tracker is global).
+use super::percpu::{self, block as percpu_block};
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::s1::{self, Layout, OverlayRegs, Privilege};
 
-/// Blocks, indexed by MPIDR_EL1.Aff0 (vectors.S: `VPOE_MAX_VCPUS`).
-pub const MAX_VCPUS: usize = 8;
+use porwatch_monitor::cpus::MAX_CPUS;
 /// Guest RAM ranges the assembly checks before it reads the instruction
 /// (later ones take the Rust path). vectors.S unrolls exactly 4.
 pub const RAM_RANGES: usize = 4;
@@ -86,9 +85,9 @@ const ISS_WANT: u64 = (1 << 24) | (1 << 6) | 0x0c;
 /// `pt_iss.1` while the store fast path is off: no ESR matches it.
 const ISS_NEVER: u64 = u64::MAX;
 
-/// One vCPU's block. Layout shared with vectors.S (offsets passed to it).
+/// One CPU's block. Layout shared with vectors.S (offsets passed to it).
 #[derive(Clone, Copy)]
-#[repr(C, align(64))] // blocks of different vCPUs never share a cache line
+#[repr(C, align(64))] // blocks of different CPUs never share a cache line
 pub struct FastPath {
     /// Non-zero: virtual POE, the tap armed and not stepping.
     pub enabled: u64,
@@ -131,6 +130,10 @@ pub struct FastPath {
     pub pt_walk_ram: (u64, u64),
     /// Stores the assembly completed (added into pt_stats).
     pub pt_stores: u64,
+    /// Non-zero while the store fast path may store to a page it found in
+    /// `LEAF_PAGES` (set before it reads the bitmap, cleared after the store
+    /// or when it gives up): see [`quiesce`].
+    pub pt_busy: u64,
     /// The overlay registers `pt_deny` was computed from (virtual POE).
     deny_inputs: (u64, u64, u64),
 }
@@ -170,7 +173,7 @@ const _: () = {
 };
 
 impl FastPath {
-    const OFF: Self = Self {
+    pub const OFF: Self = Self {
         enabled: 0,
         por_el1: 0,
         shadow_valid: 0,
@@ -191,6 +194,7 @@ impl FastPath {
         pt_walk: [WalkHalf::OFF; 2],
         pt_walk_ram: (0, 0),
         pt_stores: 0,
+        pt_busy: 0,
         deny_inputs: (0, 0, 0),
     };
 }
@@ -208,29 +212,22 @@ pub struct Published {
     pub overlay: Option<(u64, u64, u64)>,
 }
 
-#[repr(transparent)]
-pub struct Blocks(UnsafeCell<[FastPath; MAX_VCPUS]>);
-
-// SAFETY: block i is only accessed by vCPU i, at EL2, with no preemption.
-unsafe impl Sync for Blocks {}
-
-pub static FAST_PATH: Blocks = Blocks(UnsafeCell::new([FastPath::OFF; MAX_VCPUS]));
-
+/// CPU `cpu`'s block.
 fn block(cpu: usize) -> *mut FastPath {
-    // SAFETY: in bounds; see Blocks.
-    unsafe { (FAST_PATH.0.get() as *mut FastPath).add(cpu % MAX_VCPUS) }
+    // SAFETY: `fast` is a member of the CPU's PerCpu (see percpu).
+    unsafe { &raw mut (*percpu_block(cpu)).fast }
 }
 
 /// Pages of guest RAM holding one last-level table each (bit set: stores
 /// there may take the fast path). Bit i is the page at `pt_map.1 + i * 4 KiB`.
 static LEAF_PAGES: [AtomicU64; LEAF_MAP_WORDS] = [const { AtomicU64::new(0) }; LEAF_MAP_WORDS];
 
-/// Guest RAM for every vCPU's block (boot, before the guest runs).
+/// Guest RAM for every CPU's block (boot, before the guest runs).
 pub fn set_ram(ranges: &[(u64, u64)]) {
     // The store path covers the largest range (on QEMU virt, RAM above
     // porwatch's own reservation); tables elsewhere take the Rust path.
     let (lo, size) = ranges.iter().map(|&(s, e)| (s, e - s)).max_by_key(|r| r.1).unwrap_or((0, 0));
-    for cpu in 0..MAX_VCPUS {
+    for cpu in 0..MAX_CPUS {
         // SAFETY: boot, single-threaded.
         let b = unsafe { &mut *block(cpu) };
         for (slot, r) in b.ram.iter_mut().zip(ranges.iter().chain(core::iter::repeat(&(0, 0)))) {
@@ -245,17 +242,10 @@ pub fn set_ram(ranges: &[(u64, u64)]) {
 /// Lets stores to leaf tables take the fast path (the page-table watch is
 /// on); boot, before the guest runs.
 pub fn enable_stores() {
-    for cpu in 0..MAX_VCPUS {
+    for cpu in 0..MAX_CPUS {
         // SAFETY: boot, single-threaded.
         unsafe { (*block(cpu)).pt_iss = (ISS_MASK, ISS_WANT) };
     }
-}
-
-/// Points TPIDR_EL2 at vCPU `cpu`'s block (vectors.S finds it there).
-pub fn install(cpu: usize) {
-    let p = block(cpu) as u64;
-    // SAFETY: TPIDR_EL2 is porwatch's own scratch register.
-    unsafe { core::arch::asm!("msr tpidr_el2, {}", in(reg) p, options(nomem, nostack)) };
 }
 
 fn leaf_bit(page: u64) -> Option<(usize, u64)> {
@@ -263,6 +253,29 @@ fn leaf_bit(page: u64) -> Option<(usize, u64)> {
     let b = unsafe { &*block(0) };
     let i = page.checked_sub(b.pt_map.1)? >> PAGE_SHIFT;
     (i < b.pt_map_pages).then_some(((i / 64) as usize, 1 << (i % 64)))
+}
+
+/// After a leaf-page bit is cleared: waits until no other CPU's fast path
+/// can still store to a page it saw in the bitmap before the clear. The
+/// assembly sets its `pt_busy` before it reads the bitmap (DMB between)
+/// and clears it after the store; this clears the bit, then (DMB) reads
+/// the flags: either that CPU read the cleared bit (it takes the Rust path,
+/// which waits for the WATCH lock the caller holds), or this sees its flag
+/// and waits for the store to finish. Without it a store could land on a
+/// page that has just stopped being a plain last-level table (its tracker
+/// state changed under the lock) without the tracker seeing it.
+fn quiesce() {
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let me = percpu::index();
+    for cpu in (0..MAX_CPUS).filter(|&c| c != me) {
+        // SAFETY: reading another CPU's flag, which it writes with
+        // single stores; a torn value is impossible for an aligned u64.
+        let busy = unsafe { &raw const (*block(cpu)).pt_busy };
+        while unsafe { busy.read_volatile() } != 0 {
+            core::hint::spin_loop();
+        }
+    }
+    core::sync::atomic::fence(Ordering::Acquire);
 }
 
 /// Stores to the table page at `page` may take the fast path (the caller
@@ -273,24 +286,29 @@ pub fn set_leaf_page(page: u64) {
     }
 }
 
-/// Stores to `page` take the Rust path again.
+/// Stores to `page` take the Rust path again; no fast store to it is in
+/// flight when this returns.
 pub fn clear_leaf_page(page: u64) {
     if let Some((w, bit)) = leaf_bit(page) {
-        LEAF_PAGES[w].fetch_and(!bit, Ordering::Relaxed);
+        if LEAF_PAGES[w].fetch_and(!bit, Ordering::Relaxed) & bit != 0 {
+            quiesce();
+        }
     }
 }
 
-/// Every page takes the Rust path again (the tracker rebuilt).
+/// Every page takes the Rust path again (the tracker rebuilt); no fast
+/// store is in flight when this returns.
 pub fn clear_leaf_pages() {
     for w in LEAF_PAGES.iter() {
         w.store(0, Ordering::Relaxed);
     }
+    quiesce();
 }
 
-/// The walk parameters of one half for the current vCPU: `root` the root
+/// The walk parameters of one half for the current CPU: `root` the root
 /// table (None: the fast path does not walk that half).
 pub fn set_walk(half: s1::Half, walk: Option<(u64, &Layout)>) {
-    // SAFETY: only this vCPU touches its block (see Blocks).
+    // SAFETY: only this CPU touches its block (see Blocks).
     let b = unsafe { &mut *current() };
     let (lo, size) = b.pt_walk_ram;
     let h = walk
@@ -306,18 +324,17 @@ pub fn set_walk(half: s1::Half, walk: Option<(u64, &Layout)>) {
     b.pt_walk[half as usize] = h;
 }
 
-/// Stores the assembly completed, all vCPUs.
+/// Stores the assembly completed, all CPUs.
 pub fn fast_stores() -> u64 {
-    // SAFETY: a racy read of counters only their vCPUs write; pt_stats is
+    // SAFETY: a racy read of counters only their CPUs write; pt_stats is
     // emitted when the guest stops.
-    (0..MAX_VCPUS).map(|c| unsafe { (*block(c)).pt_stores }).sum()
+    (0..MAX_CPUS).map(|c| unsafe { (*block(c)).pt_stores }).sum()
 }
 
+/// This CPU's block.
 fn current() -> *mut FastPath {
-    let p: u64;
-    // SAFETY: TPIDR_EL2 holds this vCPU's block (install).
-    unsafe { core::arch::asm!("mrs {}, tpidr_el2", out(reg) p, options(nomem, nostack)) };
-    p as *mut FastPath
+    // SAFETY: `fast` is a member of the CPU's PerCpu.
+    unsafe { &raw mut (*percpu::current()).fast }
 }
 
 /// `pt_deny` for virtual POE's registers: POIndex values through which a
@@ -332,10 +349,10 @@ fn deny_bytes(por_el1: u64, por_el0: u64, tcr2: u64) -> u64 {
     mask(p, false) | mask(p, true) << 8 | mask(u, false) << 16 | mask(u, true) << 24
 }
 
-/// Publishes vCPU `cpu`'s tap state for the assembly.
+/// Publishes CPU `cpu`'s tap state for the assembly.
 #[inline]
 pub fn publish(cpu: usize, p: &Published) {
-    // SAFETY: only this vCPU touches its block (see Blocks).
+    // SAFETY: only this CPU touches its block (see Blocks).
     let b = unsafe { &mut *block(cpu) };
     b.enabled = p.enabled as u64;
     if let Some(o) = p.overlay {
@@ -370,18 +387,18 @@ pub fn publish(cpu: usize, p: &Published) {
     }
 }
 
-/// Sends this vCPU's software steps to Rust until the tap publishes again:
+/// Sends this CPU's software steps to Rust until the tap publishes again:
 /// the page-table watch single-steps one store (pt/step.rs) and must see
 /// the step that ends it, even inside the tap's stepped page.
 pub fn pause_steps() {
-    // SAFETY: only this vCPU touches its block (see Blocks).
+    // SAFETY: only this CPU touches its block (see Blocks).
     unsafe { (*current()).stepping = 0 };
 }
 
-/// The PC of the last step the assembly handled for vCPU `cpu` (valid while
+/// The PC of the last step the assembly handled for CPU `cpu` (valid while
 /// the tap steps).
 #[inline]
 pub fn prev_pc(cpu: usize) -> u64 {
-    // SAFETY: only this vCPU touches its block (see Blocks).
+    // SAFETY: only this CPU touches its block (see Blocks).
     unsafe { (*block(cpu)).prev_pc }
 }

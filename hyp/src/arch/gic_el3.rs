@@ -51,32 +51,20 @@ fn poll(mut done: impl FnMut() -> bool) -> bool {
 }
 
 /// Hands every interrupt of `gic` to the Non-secure world (see the module
-/// doc). `affinity`: this CPU's MPIDR_EL1 in GICR_TYPER[63:32] layout.
-/// Nothing is done for a GICv2, or a GICv3 with security disabled (DS = 1:
-/// the Non-secure world can do all of this itself).
+/// doc): the distributor's SPIs and this CPU's redistributor. `affinity`:
+/// this CPU's MPIDR_EL1 in GICR_TYPER[63:32] layout. Nothing is done for a
+/// GICv2, or a GICv3 with security disabled (DS = 1: the Non-secure world
+/// can do all of this itself).
 pub fn hand_to_non_secure(gic: &Gic, affinity: u32) {
-    if gic.version != GicVersion::V3 {
-        return;
+    if distributor_to_non_secure(gic) {
+        redistributor_to_non_secure(gic, affinity);
     }
-    let dist = gic.dist.base as usize;
-    let ctlr = rd32(dist + GICD_CTLR);
-    if ctlr & CTLR_DS != 0 {
-        return;
-    }
-    // Group enables off while the routing mode changes.
-    wr32(dist + GICD_CTLR, ctlr & !(CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1NS | CTLR_ENABLE_GRP1S));
-    if !poll(|| rd32(dist + GICD_CTLR) & CTLR_RWP == 0) {
-        return;
-    }
-    // SPIs: Group 1 Non-secure (IGROUPR = 1, IGRPMODR = 0). Register 0
-    // (SGIs/PPIs) is the redistributor's under affinity routing.
-    let lines = (rd32(dist + GICD_TYPER) & TYPER_IT_LINES) as usize;
-    for n in 1..=lines {
-        wr32(dist + GICD_IGROUPR + 4 * n, u32::MAX);
-        wr32(dist + GICD_IGRPMODR + 4 * n, 0);
-    }
-    wr32(dist + GICD_CTLR, CTLR_ARE_S | CTLR_ARE_NS);
-    if !poll(|| rd32(dist + GICD_CTLR) & CTLR_RWP == 0) {
+}
+
+/// The other CPUs' part (the distributor is shared, done once by the boot
+/// CPU): this CPU's redistributor and its SGIs and PPIs.
+pub fn redistributor_to_non_secure(gic: &Gic, affinity: u32) {
+    if gic.version != GicVersion::V3 || rd32(gic.dist.base as usize + GICD_CTLR) & CTLR_DS != 0 {
         return;
     }
     let Some(rd) = find_redistributor(gic, affinity, rd32) else { return };
@@ -86,4 +74,32 @@ pub fn hand_to_non_secure(gic: &Gic, affinity: u32) {
     }
     wr32(rd + GICR_SGI_FRAME + GICR_IGROUPR0, u32::MAX);
     wr32(rd + GICR_SGI_FRAME + GICR_IGRPMODR0, 0);
+}
+
+/// The distributor: every SPI to Group 1 Non-secure, affinity routing for
+/// both states. False if there is nothing to do (not a GICv3 with two
+/// security states) or it did not answer.
+fn distributor_to_non_secure(gic: &Gic) -> bool {
+    if gic.version != GicVersion::V3 {
+        return false;
+    }
+    let dist = gic.dist.base as usize;
+    let ctlr = rd32(dist + GICD_CTLR);
+    if ctlr & CTLR_DS != 0 {
+        return false;
+    }
+    // Group enables off while the routing mode changes.
+    wr32(dist + GICD_CTLR, ctlr & !(CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1NS | CTLR_ENABLE_GRP1S));
+    if !poll(|| rd32(dist + GICD_CTLR) & CTLR_RWP == 0) {
+        return false;
+    }
+    // SPIs: Group 1 Non-secure (IGROUPR = 1, IGRPMODR = 0). Register 0
+    // (SGIs/PPIs) is the redistributor's under affinity routing.
+    let lines = (rd32(dist + GICD_TYPER) & TYPER_IT_LINES) as usize;
+    for n in 1..=lines {
+        wr32(dist + GICD_IGROUPR + 4 * n, u32::MAX);
+        wr32(dist + GICD_IGRPMODR + 4 * n, 0);
+    }
+    wr32(dist + GICD_CTLR, CTLR_ARE_S | CTLR_ARE_NS);
+    poll(|| rd32(dist + GICD_CTLR) & CTLR_RWP == 0)
 }

@@ -2,10 +2,19 @@
 //! porwatch_monitor::inject (host-tested), this writes them to the CPU.
 use super::frame::GuestRegs;
 use aarch64_cpu::registers::*;
+use core::sync::atomic::{AtomicBool, Ordering};
 use porwatch_monitor::inject::{self, GuestState, Injection, WalkAccess};
 
 /// ESR_ELx.IL: the trapped instruction was 32 bits.
 const ESR_IL: u64 = 1 << 25;
+
+/// FEAT_MTE: PSTATE.TCO is set on exception entry (boot says, [`set_mte`]).
+static MTE: AtomicBool = AtomicBool::new(false);
+
+/// Tells injection whether the CPU has FEAT_MTE (boot, before the guest runs).
+pub fn set_mte(mte: bool) {
+    MTE.store(mte, Ordering::Relaxed);
+}
 
 fn state(regs: &GuestRegs, esr_el2: u64) -> GuestState {
     GuestState {
@@ -14,7 +23,7 @@ fn state(regs: &GuestRegs, esr_el2: u64) -> GuestState {
         vbar_el1: VBAR_EL1.get(),
         sctlr_el1: SCTLR_EL1.get(),
         il32: esr_el2 & ESR_IL != 0,
-        mte: crate::boot::config().ids.has_mte(),
+        mte: MTE.load(Ordering::Relaxed),
     }
 }
 

@@ -1,33 +1,54 @@
 //! hyp's own EL2 stage-1 MMU: an identity map of RAM and the UARTs, with
-//! hyp's image mapped W^X (text RX, rodata RO, data/bss/stack RW NX), an
-//! unmapped guard page below the stack, and the stage-2 table pool RW NX.
+//! hyp's image mapped W^X (text RX, rodata RO, data/bss/stacks RW NX), an
+//! unmapped guard page below each CPU's stack, and the stage-2 table pool
+//! RW NX. Secondary CPUs turn on the same map ([`SECONDARY_REGS`]).
 use super::cpu::{dsb_ish, isb, IdRegs};
+use super::layout::{Layout, STACK_GUARD, STACK_SIZE, STACK_STRIDE};
 use super::regs::{CTR_EL0, CTR_EL0_REG};
 use super::table_pool::TablePool;
-use crate::boot::Layout;
-use crate::take_once::TakeOnce;
 use aarch64_cpu::registers::*;
 use porwatch_monitor::fdt::Platform;
 use porwatch_monitor::pgtable::regs::{stage1_el2_regime, tcr_el2, MAIR_EL2_VALUE};
 use porwatch_monitor::pgtable::{Granularity, PageTable, S1Attrs};
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 const PAGE: u64 = 4096;
+
+/// The EL2 MMU registers a secondary CPU programs before turning its MMU on
+/// (boot.S `secondary_entry`, with its MMU still off: [`enable`] cleans
+/// this to the point of coherency). Layout shared with boot.S: MAIR, TCR,
+/// TTBR0, SCTLR.
+#[repr(C, align(64))]
+pub struct SecondaryRegs {
+    mair: AtomicU64,
+    tcr: AtomicU64,
+    ttbr0: AtomicU64,
+    sctlr: AtomicU64,
+}
+
+#[unsafe(no_mangle)]
+pub static SECONDARY_REGS: SecondaryRegs = SecondaryRegs {
+    mair: AtomicU64::new(0),
+    tcr: AtomicU64::new(0),
+    ttbr0: AtomicU64::new(0),
+    sctlr: AtomicU64::new(0),
+};
 /// Enough for RAM in 1 GiB/2 MiB blocks, hyp's image in pages, and the UARTs.
-const EL2_TABLES: usize = 64;
+pub const EL2_TABLES: usize = 64;
 
-static EL2_POOL: TakeOnce<TablePool<EL2_TABLES>> = TakeOnce::new(TablePool::new());
-
-/// Builds the map and turns the MMU and caches on. Runs once, at boot, with
-/// the MMU off; on failure the MMU stays off and the caller reports why.
+/// Builds the map in `pool` and turns the MMU and caches on. Runs once, at
+/// boot, with the MMU off; on failure the MMU stays off and the caller
+/// reports why.
 pub fn enable(
+    pool: &'static mut TablePool<EL2_TABLES>,
     ids: &IdRegs,
     layout: &Layout,
     plat: &Platform,
     devices: &[Option<u64>],
 ) -> Result<(), &'static str> {
     let pa_range = ids.pa_range() as u8;
-    let Some(Ok(mut pt)) = EL2_POOL.take().map(|pool| PageTable::new(pool, stage1_el2_regime(pa_range)))
-    else {
+    let Ok(mut pt) = PageTable::new(pool, stage1_el2_regime(pa_range)) else {
         return Err("no root table");
     };
     let mut ok = true;
@@ -43,13 +64,20 @@ pub fn enable(
     let pieces = [
         (layout.start, layout.text_end, S1Attrs::NORMAL_RX),
         (layout.text_end, layout.rodata_end, S1Attrs::NORMAL_RO),
-        (layout.rodata_end, layout.stack_guard, S1Attrs::NORMAL_RW),
-        (layout.stack_bottom, layout.pool_start, S1Attrs::NORMAL_RW),
+        (layout.rodata_end, layout.stacks, S1Attrs::NORMAL_RW),
+        (layout.stacks_end, layout.pool_start, S1Attrs::NORMAL_RW),
     ];
     for (s, e, a) in pieces {
         if s < e {
             ok &= pt.map(s, s, e - s, a, Granularity::PagesOnly).is_ok();
         }
+    }
+    // Each CPU's stack, its guard page left unmapped: an overflow faults.
+    let mut guard = layout.stacks;
+    while guard < layout.stacks_end {
+        let s = guard + STACK_GUARD;
+        ok &= pt.map(s, s, STACK_SIZE, S1Attrs::NORMAL_RW, Granularity::PagesOnly).is_ok();
+        guard += STACK_STRIDE;
     }
     // The pool: 2 MiB aligned and sized, so blocks (it grows with RAM).
     if layout.pool_start < layout.end {
@@ -81,7 +109,27 @@ pub fn enable(
         SCTLR_EL2::M::Enable + SCTLR_EL2::C::Cacheable + SCTLR_EL2::I::Cacheable + SCTLR_EL2::SA::Enable,
     );
     isb();
+    let r = &SECONDARY_REGS;
+    r.mair.store(MAIR_EL2.get(), Ordering::Relaxed);
+    r.tcr.store(TCR_EL2.get(), Ordering::Relaxed);
+    r.ttbr0.store(root, Ordering::Relaxed);
+    r.sctlr.store(SCTLR_EL2.get(), Ordering::Relaxed);
+    clean_to_poc(r as *const SecondaryRegs as u64, core::mem::size_of::<SecondaryRegs>() as u64);
     Ok(())
+}
+
+/// Writes the cache lines of `[start, start + len)` back to the point of
+/// coherency, for a CPU that reads them with its MMU (and caches) off.
+pub fn clean_to_poc(start: u64, len: u64) {
+    let line = 4u64 << CTR_EL0_REG.read(CTR_EL0::DminLine);
+    let mut a = start & !(line - 1);
+    while a < start + len {
+        // SAFETY: cache maintenance of mapped memory; no data changes.
+        unsafe { core::arch::asm!("dc civac, {}", in(reg) a, options(nostack)) };
+        a += line;
+    }
+    // SAFETY: a barrier.
+    unsafe { core::arch::asm!("dsb sy", options(nostack)) };
 }
 
 fn invalidate_dcache_range(start: u64, end: u64) {

@@ -1,5 +1,11 @@
 //! Architecture mechanism: boot and vector assembly, system registers, the
 //! EL2 stage-1 MMU, stage 2, the SMMUv3, the UART and semihosting.
+//!
+//! The bottom floor: nothing here uses the modules above it (boot, the trap
+//! path, the tap, the page-table watch). What they decide is passed down as
+//! arguments or set once at boot (e.g. `inject::set_mte`, `el2::GuestSetup`);
+//! the only way up is the assembly's calls into the Rust entry points
+//! (`hyp_main`, `handle_guest_exception`, `hyp_fault`, ...).
 pub mod at;
 pub mod cpu;
 pub mod debug;
@@ -10,7 +16,10 @@ pub mod frame;
 pub mod gic_el3;
 pub mod idregs;
 pub mod inject;
+pub mod layout;
 pub mod mmu;
+pub mod pen;
+pub mod percpu;
 pub mod pl011;
 pub mod regs;
 pub mod semihosting;
@@ -18,7 +27,18 @@ pub mod smmu;
 pub mod stage2;
 pub mod table_pool;
 
-core::arch::global_asm!(include_str!("boot.S"));
+core::arch::global_asm!(
+    include_str!("boot.S"),
+    max_cpus = const porwatch_monitor::cpus::MAX_CPUS,
+    pen_slot = const core::mem::size_of::<pen::PenSlot>(),
+    pen_arrived = const core::mem::offset_of!(pen::PenSlot, arrived),
+    pen_go = const core::mem::offset_of!(pen::PenSlot, go),
+    pen_index = const core::mem::offset_of!(pen::PenSlot, index),
+    pen_valid = const pen::PEN_VALID,
+    stack_stride_lo = const layout::STACK_STRIDE & 0xffff,
+    stack_stride_hi = const layout::STACK_STRIDE >> 16,
+);
+const _: () = assert!(layout::STACK_STRIDE >> 32 == 0);
 core::arch::global_asm!(
     include_str!("vectors.S"),
     fp_enabled = const core::mem::offset_of!(fast_path::FastPath, enabled),
@@ -39,6 +59,7 @@ core::arch::global_asm!(
     fp_pt_walk = const core::mem::offset_of!(fast_path::FastPath, pt_walk),
     fp_pt_walk_ram = const core::mem::offset_of!(fast_path::FastPath, pt_walk_ram),
     fp_pt_stores = const core::mem::offset_of!(fast_path::FastPath, pt_stores),
+    fp_pt_busy = const core::mem::offset_of!(fast_path::FastPath, pt_busy),
     walk_half_shift = const fast_path::WALK_HALF_SHIFT,
 );
 

@@ -6,18 +6,33 @@
 //! guest access to them faults to EL2. The tables come from the pool at the
 //! end of hyp memory, sized from RAM at boot
 //! (porwatch_monitor::layout::stage2_tables). The SMMU, when porwatch runs
-//! one, walks these same tables: every permission change here is
+//! one, walks the shared tables: every permission change here is
 //! invalidated in its TLB too.
+//!
+//! One stage 2 (one VMID) for every CPU, but each CPU translates through its
+//! own root (porwatch_monitor::pgtable::PrivateRoot): the same tables except
+//! the path to that CPU's vector page, whose execute permission is the
+//! CPU's own (the tap opens it for the CPU it steps, and only for that
+//! one). VTTBR_EL2 holds the CPU's private root. TLB maintenance:
+//! * a shared change (the page-table watch's read-only pages) is copied
+//!   into each private leaf table that covers it, then invalidated on every
+//!   CPU: `TLBI IPAS2E1IS` and `TLBI VMALLE1IS` (combined entries), inner
+//!   shareable, after `DSB ISHST`;
+//! * a CPU's private change (its vector page's XN) is invalidated on that
+//!   CPU only (`TLBI IPAS2E1`, `TLBI VMALLE1`, non-shareable): no other CPU
+//!   ever walks its private tables. TLB entries are per CPU (VTTBR_EL2.CnP
+//!   = 0), so different roots under one VMID never mix.
 use super::cpu::IdRegs;
+use super::layout::Layout;
 use super::table_pool::RegionPool;
-use crate::boot::Layout;
 use core::sync::atomic::{AtomicBool, Ordering};
+use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::fdt::dma::{self, MAX_DMA_DEVICES};
 use porwatch_monitor::fdt::{Platform, Region};
 use porwatch_monitor::layout::TABLE_BYTES;
-use porwatch_monitor::pgtable::desc::{with_s2ap, with_s2xn, S2Ap, S2Xn};
+use porwatch_monitor::pgtable::desc::{with_s2ap, with_s2xn, S2Ap, S2Xn, S2_XN_MASK};
 use porwatch_monitor::pgtable::regs::{effective_pa_range, stage2_regime, vtcr_el2};
-use porwatch_monitor::pgtable::{Granularity, MapError, PageTable, S2Attrs, Tlbi};
+use porwatch_monitor::pgtable::{Granularity, MapError, PageTable, PrivateRoot, S2Attrs, Tlbi};
 use spin::Mutex;
 
 pub const PAGE: u64 = 4096;
@@ -30,15 +45,28 @@ static BUILT: AtomicBool = AtomicBool::new(false);
 
 pub type Stage2Table = PageTable<RegionPool>;
 
-/// The guest's stage-2 tables, for the trap path (later issues change
-/// single pages' permissions).
-pub static STAGE2: Mutex<Option<Stage2Table>> = Mutex::new(None);
+/// The guest's stage-2 tables and each CPU's private root, for the trap
+/// path (single pages' permissions change).
+struct Tables {
+    pt: Stage2Table,
+    /// By CPU index; `None` beyond the machine's CPUs.
+    private: [Option<PrivateRoot>; MAX_CPUS],
+}
+
+static STAGE2: Mutex<Option<Tables>> = Mutex::new(None);
 
 pub struct Stage2 {
     pub vtcr: u64,
-    pub vttbr: u64,
-    /// The root table's physical address (VTTBR_EL2 without the VMID).
+    /// The shared root table's physical address (what the SMMU walks;
+    /// the CPUs translate through their private roots, [`vttbr`]).
     pub root: u64,
+}
+
+/// VTTBR_EL2 of CPU `cpu`: its private root, with the guest's VMID.
+pub fn vttbr(cpu: usize) -> u64 {
+    let s2 = STAGE2.lock();
+    let root = s2.as_ref().and_then(|t| t.private.get(cpu).copied().flatten().map(|p| p.root()));
+    root.unwrap_or(0) | (GUEST_VMID << VTTBR_VMID_SHIFT)
 }
 
 /// Why stage 2 could not be built: what, and the range concerned.
@@ -112,6 +140,7 @@ pub fn build(
     layout: &Layout,
     hidden_uart: Option<u64>,
     hidden: &[Region],
+    cpus: usize,
 ) -> Result<Stage2, Stage2Error> {
     let no_geometry = || Stage2Error::new("no stage-2 geometry for this PA range");
     let pa_range = ids.pa_range() as u8;
@@ -146,12 +175,17 @@ pub fn build(
     if let Some(e) = err {
         return Err(e);
     }
+    let mut private = [None; MAX_CPUS];
+    for p in private.iter_mut().take(cpus.min(MAX_CPUS)) {
+        *p = Some(pt.new_private().map_err(|_| {
+            Stage2Error::new("the stage-2 table pool is exhausted (a porwatch bug: layout::stage2_tables undercounts) giving each CPU its root")
+        })?);
+    }
     super::fast_path::set_ram(&ranges);
     GUEST_RAM.call_once(|| ranges);
     let root = pt.root();
-    let vttbr = root | (GUEST_VMID << VTTBR_VMID_SHIFT);
-    *STAGE2.lock() = Some(pt);
-    Ok(Stage2 { vtcr, vttbr, root })
+    *STAGE2.lock() = Some(Tables { pt, private });
+    Ok(Stage2 { vtcr, root })
 }
 
 /// Guest RAM ranges [start, end), recorded by `build` for the trap path
@@ -166,19 +200,71 @@ pub fn ram_pa(ipa: u64, len: u64) -> Option<u64> {
     GUEST_RAM.get()?.iter().any(|&(s, e)| ipa >= s && end <= e).then_some(ipa)
 }
 
-/// Makes the guest page at `ipa` executable or not (the tap's trigger).
-/// Returns false if `ipa` is not a mapped 4 KiB page.
-pub fn set_exec(ipa: u64, exec: bool) -> bool {
-    let xn = if exec { S2Xn::Exec } else { S2Xn::NoExec };
-    update(ipa, |d| with_s2xn(d, xn))
+/// Makes `ipa`'s page (None: no page) CPU `cpu`'s vector page, execute-
+/// never for that CPU alone (the tap's trigger); the previous one is
+/// executable again for it. Called on that CPU. Returns false if `ipa` is
+/// not a mapped 4 KiB page (then the CPU has none).
+pub fn set_vector_page(cpu: usize, ipa: Option<u64>) -> bool {
+    let ok = {
+        let mut s2 = STAGE2.lock();
+        let Some(t) = s2.as_mut() else { return false };
+        let Some(p) = t.private.get_mut(cpu).and_then(|p| p.as_mut()) else { return false };
+        let mut ok = t.pt.set_private_page(p, ipa).is_ok();
+        if ok && ipa.is_some() {
+            ok = t.pt.update_private_page(p, |d| with_s2xn(d, S2Xn::NoExec)).is_ok();
+        }
+        if !ok {
+            let _ = t.pt.set_private_page(p, None);
+        }
+        ok
+    };
+    // The path was rebuilt: every translation this CPU cached through it
+    // may have changed (the old page is executable again). Only this CPU
+    // walks its root.
+    // SAFETY: TLB maintenance for the current VMID on this CPU.
+    unsafe { core::arch::asm!("dsb ishst", "tlbi vmalls12e1", "dsb nsh", "isb", options(nostack)) };
+    ok && ipa.is_some()
 }
 
-/// Makes the guest page at `ipa` writable or read-only (the page-table
-/// watch's trigger). Returns false if `ipa` is not a mapped 4 KiB page.
-/// Devices behind the SMMU see the change too: a page table the watch
-/// makes read-only is read-only for DMA (a device write faults, the SMMU
-/// reports it), and the SMMU's TLB forgets the old permission before the
-/// guest runs again.
+/// Makes CPU `cpu`'s vector page executable (while the tap steps through
+/// it) or execute-never again, for that CPU only. Called on that CPU.
+pub fn set_vector_exec(cpu: usize, exec: bool) -> bool {
+    let xn = if exec { S2Xn::Exec } else { S2Xn::NoExec };
+    let u = {
+        let mut s2 = STAGE2.lock();
+        let Some(t) = s2.as_mut() else { return false };
+        let Some(p) = t.private.get(cpu).copied().flatten() else { return false };
+        match t.pt.update_private_page(&p, |d| with_s2xn(d, xn)) {
+            Ok(u) => u,
+            Err(_) => return false,
+        }
+    };
+    if let Tlbi::Stage2Ipa { .. } = u.tlbi {
+        let op = u.tlbi.operand();
+        // As `update`, but on this CPU only (non-shareable).
+        // SAFETY: TLB maintenance for the current VMID on this CPU.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi ipas2e1, {op}",
+                "dsb nsh",
+                "tlbi vmalle1",
+                "dsb nsh",
+                "isb",
+                op = in(reg) op,
+                options(nostack)
+            );
+        }
+    }
+    true
+}
+
+/// Makes the guest page at `ipa` writable or read-only for every CPU (the
+/// page-table watch's trigger). Returns false if `ipa` is not a mapped
+/// 4 KiB page. Devices behind the SMMU see the change too: a page table the
+/// watch makes read-only is read-only for DMA (a device write faults, the
+/// SMMU reports it), and the SMMU's TLB forgets the old permission before
+/// the guest runs again.
 pub fn set_writable(ipa: u64, writable: bool) -> bool {
     let ap = if writable { S2Ap::ReadWrite } else { S2Ap::ReadOnly };
     let done = update(ipa, |d| with_s2ap(d, ap));
@@ -188,12 +274,20 @@ pub fn set_writable(ipa: u64, writable: bool) -> bool {
     done
 }
 
-/// Changes one page descriptor's permissions and invalidates the TLBs.
+/// Changes one page descriptor's permissions (in the shared tables and
+/// every CPU's copy of its leaf table) and invalidates the TLBs of every CPU.
 fn update(ipa: u64, f: impl FnOnce(u64) -> u64) -> bool {
     let update = {
         let mut s2 = STAGE2.lock();
-        match s2.as_mut().map(|pt| pt.update_page(ipa, f)) {
-            Some(Ok(u)) => u,
+        let Some(t) = s2.as_mut() else { return false };
+        let mut privates = [PrivateRoot::EMPTY; MAX_CPUS];
+        let mut n = 0;
+        for p in t.private.iter().flatten() {
+            privates[n] = *p;
+            n += 1;
+        }
+        match t.pt.update_page_mirrored(ipa, f, &privates[..n], S2_XN_MASK) {
+            Ok(u) => u,
             _ => return false,
         }
     };

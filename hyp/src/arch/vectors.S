@@ -147,6 +147,7 @@ el2_vectors:
 .equ FP_PT_WALK, {fp_pt_walk}           /* 2 x (root, shift, index mask, entry) */
 .equ FP_PT_WALK_RAM, {fp_pt_walk_ram}   /* (start, size): one ldp */
 .equ FP_PT_STORES, {fp_pt_stores}
+.equ FP_PT_BUSY, {fp_pt_busy}
 .equ WALK_HALF_SHIFT, {walk_half_shift}
 .equ EC_SOFTSTEP_LOW, 0x32          /* software step from a lower EL */
 .equ EC_DABT_LOW, 0x24              /* data abort from a lower EL */
@@ -405,6 +406,13 @@ lower_sync_store:
     b.ne    lower_sync_slow
     mrs     x3, sctlr_el1
     tbnz    x3, #SCTLR_EE_BIT, lower_sync_slow  /* big-endian data: Rust */
+    /* Busy from here to the store (or the Rust path, which clears it): a
+     * CPU that clears a leaf-page bit waits until no store it could have
+     * missed is still in flight (fast_path.rs `quiesce`; DMB: the flag is
+     * visible before the bitmap is read). */
+    mov     x3, #1
+    str     x3, [x2, #FP_PT_BUSY]
+    dmb     ish
     /* x1 = the IPA written (= PA: the identity at EL2) */
     mrs     x0, far_el2
     AT_S1E1R_PA x1, x0, x3
@@ -558,6 +566,8 @@ lower_sync_store_do:
 4:  strb    w0, [x4]
 5:
 lower_sync_store_done:
+    add     x3, x2, #FP_PT_BUSY
+    stlr    xzr, [x3]                   /* the store is done (release) */
     ldr     x3, [x2, #FP_PT_STORES]
     add     x3, x3, #1
     str     x3, [x2, #FP_PT_STORES]
@@ -682,6 +692,7 @@ fast_set_x:
 /* Not the fast path: save the rest of the frame as SAVE_GUEST does (x30 is
  * already there). */
 lower_sync_slow:
+    str     xzr, [x2, #FP_PT_BUSY]      /* no fast store in flight (x2: the block) */
     SAVE_X6_X29
     mrs     x0, elr_el2
     str     x0, [sp, #16 * 15 + 8]

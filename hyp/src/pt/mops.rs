@@ -67,7 +67,8 @@ pub(super) fn store(
         return unemulated(w, regs, u, origin);
     }
 
-    let verdict = overlay_verdict(&w.regime, far, m.write_unprivileged, origin == Origin::HardwareOverlay);
+    let verdict =
+        overlay_verdict(w.current_regime(), far, m.write_unprivileged, origin == Origin::HardwareOverlay);
     let hazard = origin == Origin::HardwareOverlay || matches!(verdict, Some((v, _, _)) if !v.grants_write);
     let level = if hazard { w.table_level(ipa) } else { (0, porwatch_monitor::s1::Half::Ttbr1) };
     // The descriptor holding FAR (guest RAM is identity-mapped: its PA).
@@ -127,14 +128,12 @@ pub(super) fn store(
         regs.set(src_reg, step.xs);
     }
     regs.set(m.rn, step.xn);
-    let page_is_leaf = w.tracker.is_leaf_page(page_of(ipa));
+    // Under the lock (the tracker may not change the page in between).
+    w.refresh_leaf(page_of(ipa));
     if hazard {
         w.hazards += 1;
     }
     drop(w);
-    if page_is_leaf {
-        crate::arch::fast_path::set_leaf_page(page_of(ipa));
-    }
     if hazard {
         let performed = if origin == Origin::HardwareOverlay {
             HazardAction::HardwareFault

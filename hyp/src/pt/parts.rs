@@ -35,7 +35,7 @@ fn overlay_verdict_now(
     va: u64,
     unprivileged: bool,
 ) -> Option<(porwatch_monitor::s1::OverlayVerdict, u64, i8)> {
-    let regime = super::WATCH.lock().regime;
+    let regime = *super::WATCH.lock().current_regime();
     overlay_verdict(&regime, va, unprivileged, true)
 }
 
@@ -112,7 +112,7 @@ pub(super) fn store(
     let mut hazards: heapless::Vec<(usize, HazardInfo), 2> = heapless::Vec::new();
     for (i, part) in parts.iter().enumerate() {
         let hw = origin == Origin::HardwareOverlay && page_of(part.va) == page_of(u.far);
-        let verdict = overlay_verdict(&w.regime, part.va, u.unprivileged, hw);
+        let verdict = overlay_verdict(w.current_regime(), part.va, u.unprivileged, hw);
         let denied = hw || matches!(verdict, Some((v, _, _)) if !v.grants_write);
         if denied && first_denied.is_none() {
             first_denied = Some((part.va, verdict.map_or(3, |v| v.2)));

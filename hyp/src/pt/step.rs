@@ -25,10 +25,11 @@
 use super::{apply, record_hazard, HazardInfo, Ram, ISS2_OVERLAY, WATCH};
 use crate::arch::debug::{self, SPSR_SS};
 use crate::arch::frame::GuestRegs;
-use crate::arch::{at, fast_path, inject, stage2};
+use crate::arch::{at, fast_path, inject, percpu, stage2};
 use crate::tap;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
+use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::esr::{self, ExceptionClass};
 use porwatch_monitor::s1::{self, Half};
 use porwatch_monitor::tap::{page_of, slot, PAGE_SIZE};
@@ -43,9 +44,6 @@ const WORDS: usize = PAGE / 8;
 /// SPSR.F, I, A (bits 6, 7, 8): masked for the stepped instruction.
 const SPSR_IAF: u64 = (1 << 6) | (1 << 7) | (1 << 8);
 const INSN_LEN: u64 = 4;
-const MAX_VCPUS: usize = fast_path::MAX_VCPUS;
-/// MPIDR_EL1.Aff0: the CPU number within its cluster (as the tap).
-const MPIDR_AFF0: u64 = 0xff;
 
 /// A hazard of the stepped store, reported when it has run.
 #[derive(Clone, Copy)]
@@ -158,7 +156,7 @@ struct Pending {
     copies: [[u64; WORDS]; MAX_PAGES],
 }
 
-static PENDING: [Mutex<Pending>; MAX_VCPUS] = [const {
+static PENDING: [Mutex<Pending>; MAX_CPUS] = [const {
     Mutex::new(Pending {
         active: false,
         req: Request::new(0),
@@ -168,10 +166,10 @@ static PENDING: [Mutex<Pending>; MAX_VCPUS] = [const {
         saved: None,
         copies: [[0; WORDS]; MAX_PAGES],
     })
-}; MAX_VCPUS];
+}; MAX_CPUS];
 
 fn pending() -> &'static Mutex<Pending> {
-    &PENDING[(MPIDR_EL1.get() & MPIDR_AFF0) as usize % MAX_VCPUS]
+    &PENDING[percpu::index()]
 }
 
 /// The word at `pa` (guest RAM, identity-mapped at EL2).

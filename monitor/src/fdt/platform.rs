@@ -13,6 +13,9 @@ use super::FdtError;
 
 type Result<T> = core::result::Result<T, FdtError>;
 
+/// Capacity of [`Platform::cpus`]: the most CPUs porwatch runs
+/// ([`crate::cpus::MAX_CPUS`]); more are counted in [`Platform::cpus_listed`].
+pub const MAX_CPUS: usize = crate::cpus::MAX_CPUS;
 /// Capacity of [`Platform::memory`].
 pub const MAX_MEMORY: usize = 16;
 /// Capacity of [`Platform::uarts`].
@@ -137,6 +140,12 @@ pub struct Platform<'a> {
     pub memory: Vec<Region, MAX_MEMORY>,
     /// Enabled PL011s, in tree order.
     pub uarts: Vec<Uart, MAX_UARTS>,
+    /// The `reg` (MPIDR_EL1 affinity: Aff3 [39:32], Aff2..Aff0 [23:0]) of
+    /// every enabled `device_type = "cpu"` child of `/cpus`, in tree order,
+    /// up to [`MAX_CPUS`].
+    pub cpus: Vec<u64, MAX_CPUS>,
+    /// How many such CPU nodes the tree lists (beyond [`MAX_CPUS`] too).
+    pub cpus_listed: usize,
     /// First enabled GICv2/v3.
     pub gic: Option<Gic>,
     /// PSCI, if an enabled node lists a PSCI compatible.
@@ -166,6 +175,8 @@ impl<'a> Platform<'a> {
         Platform {
             memory: Vec::new(),
             uarts: Vec::new(),
+            cpus: Vec::new(),
+            cpus_listed: 0,
             gic: None,
             psci: None,
             timer: None,
@@ -269,6 +280,8 @@ pub fn discover<'a>(dtb: &'a [u8], out: &mut Platform<'a>) -> Result<()> {
     // Depth of the shallowest disabled ancestor-or-self, if any.
     let mut disabled_at: Option<usize> = None;
     let mut in_non_device = false;
+    // `#address-cells` of /cpus while inside it.
+    let mut cpu_cells: Option<u32> = None;
     let mut timer_node: Option<usize> = None;
 
     while let Some(node) = walker.next_node()? {
@@ -288,6 +301,10 @@ pub fn discover<'a>(dtb: &'a [u8], out: &mut Platform<'a>) -> Result<()> {
         }
         if depth == 1 {
             in_non_device = NON_DEVICE_SUBTREES.contains(&node.base_name());
+            cpu_cells = if node.base_name() == "cpus" { Some(child_cells(&node)?.address) } else { None };
+        }
+        if let (Some(cells), 2) = (cpu_cells, depth) {
+            add_cpu(&node, cells, out)?;
         }
         if in_non_device {
             continue;
@@ -350,6 +367,19 @@ fn add_memory<'a>(fdt: &Fdt<'a>, chain: &[usize], node: &Node<'a>, out: &mut Pla
             out.memory.push(r).map_err(|_| FdtError::Capacity("memory ranges"))?;
         }
     }
+    Ok(())
+}
+
+/// A `/cpus` child: counted and its `reg` kept if it is a CPU.
+fn add_cpu(node: &Node<'_>, cells: u32, out: &mut Platform<'_>) -> Result<()> {
+    if node.prop_str("device_type")? != Some("cpu") {
+        return Ok(()); // cpu-map, idle-states, l2-cache, ...
+    }
+    let reg = node.prop("reg")?.ok_or(FdtError::BadPropLen("reg"))?;
+    let mpidr = u64::try_from(read_cells(reg, cells)?).map_err(|_| FdtError::BadValue("cpu reg"))?;
+    out.cpus_listed += 1;
+    // Beyond capacity: only counted (the hypervisor refuses such a machine).
+    let _ = out.cpus.push(mpidr);
     Ok(())
 }
 

@@ -177,6 +177,11 @@ impl TableAlloc for Counting {
 /// device region, like the trace UART); returns the tables used below the
 /// root.
 fn tables_used(ipa_bits: u32, ram: &[Span], devices: &[Span], hide: bool) -> u64 {
+    tables_used_with(ipa_bits, ram, devices, hide, 0)
+}
+
+/// [`tables_used`], then `privates` private roots (one per CPU).
+fn tables_used_with(ipa_bits: u32, ram: &[Span], devices: &[Span], hide: bool, privates: usize) -> u64 {
     let regime = stage2_regime(ipa_bits, 5).unwrap();
     let crate::pgtable::Regime::Stage2 { concat, .. } = regime else { unreachable!() };
     let mut pt = PageTable::new(Counting { tables: Vec::new() }, regime).unwrap();
@@ -192,6 +197,9 @@ fn tables_used(ipa_bits: u32, ram: &[Span], devices: &[Span], hide: bool) -> u64
         for p in pieces.iter().filter(|p| !p.is_empty()) {
             pt.map(p.start, p.start, p.len(), S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
         }
+    }
+    for _ in 0..privates {
+        pt.new_private().unwrap();
     }
     pt.into_alloc().tables.len() as u64 - u64::from(concat)
 }
@@ -223,13 +231,22 @@ fn the_stage2_bound_holds_for_real_and_awkward_layouts() {
             // Below the root, without hidden pages: within the bound less
             // its fixed allowances; with the hidden page: within the bound.
             let used = tables_used(ipa_bits, &ram, &dev, false);
-            let tight = bound - ROOT_TABLES - HIDDEN_PAGE_SLACK;
+            let tight = bound - ROOT_TABLES - HIDDEN_PAGE_SLACK - PRIVATE_ROOT_TABLES;
             assert!(used <= tight, "{ipa_bits} bits: {used} tables used, bound {tight}; ram {ram:x?}");
             // Not wasteful: a level-1 table per 512 GiB counted under a
             // level-1 root, and RAM and devices sharing a slot.
             assert!(tight - used <= 3, "{ipa_bits} bits: {used} used, bound {tight}");
             let hidden = tables_used(ipa_bits, &ram, &dev, true);
-            assert!(hidden <= bound - ROOT_TABLES, "{ipa_bits} bits: {hidden} used, bound {bound}");
+            assert!(
+                hidden <= bound - ROOT_TABLES - PRIVATE_ROOT_TABLES,
+                "{ipa_bits} bits: {hidden} used, bound {bound}"
+            );
+            // Every CPU's private root fits too.
+            let all = tables_used_with(ipa_bits, &ram, &dev, true, crate::cpus::MAX_CPUS);
+            assert!(
+                all <= bound - ROOT_TABLES,
+                "{ipa_bits} bits: {all} used with private roots, bound {bound}"
+            );
         }
     }
 }

@@ -18,11 +18,13 @@
 //! TLBI / ISB.
 
 pub mod desc;
+mod private;
 pub mod regs;
 #[cfg(test)]
 mod tests;
 
 pub use desc::{Attrs, S1Ap, S1Attrs, S2Ap, S2Attrs, S2Xn, Shareability};
+pub use private::PrivateRoot;
 
 use desc::{is_leaf, is_table, is_valid, leaf_desc, output_address, table_desc, NO_BBM_CHANGE_MASK};
 

@@ -525,3 +525,70 @@ fn randomized_map_lookup_consistency() {
         assert_eq!(pt.lookup(page).map(|l| l.pa), expect, "{page:#x}");
     }
 }
+
+/// A private root translates like the shared tables except its page, whose
+/// private bits (XN) only it sees; shared changes reach its copied leaf
+/// table; clearing the page makes it a plain copy again. For a one-table
+/// root (48-bit IPA) and a concatenated one (40-bit: level 1, 2 tables).
+#[test]
+fn private_roots_share_all_but_their_page() {
+    for (ipa_bits, pa_range) in [(48u32, 5u8), (40, 2), (43, 5)] {
+        let mut pt = s2(ipa_bits, pa_range);
+        let ram = 0x4000_0000;
+        pt.map(ram, ram, 8 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
+        let (a, b, c) = (ram + 0x5000, ram + 0x7000, ram + 4 * MIB + 0x1000); // a, b: one leaf table
+        let before = pt.alloc().used();
+        let mut p0 = pt.new_private().unwrap();
+        let mut p1 = pt.new_private().unwrap();
+        // (The test allocator may waste tables to align a concatenated root.)
+        let used = pt.alloc().used() - before;
+        assert!(
+            (2 * pt.private_root_tables()..=4 * pt.private_root_tables()).contains(&used),
+            "{ipa_bits}: {used}"
+        );
+        let same = |pt: &PageTable<VecAlloc>, p: &PrivateRoot, va: u64| {
+            pt.private_lookup(p, va) == pt.lookup(va).map(|l| l.desc)
+        };
+        for va in [a, b, c, ram, ram + 8 * MIB - 0x1000] {
+            assert!(same(&pt, &p0, va), "{ipa_bits}: {va:#x}");
+        }
+        pt.set_private_page(&mut p0, Some(a)).unwrap();
+        pt.set_private_page(&mut p1, Some(c)).unwrap();
+        assert_eq!(p0.page(), Some(a));
+        assert_ne!(p0.root(), pt.root());
+        let xn = |d: u64| d & S2_XN_MASK != 0;
+        // XN on p0's page: only p0 sees it.
+        let u = pt.update_private_page(&p0, |d| with_s2xn(d, S2Xn::NoExec)).unwrap();
+        assert_eq!(u.tlbi, Tlbi::Stage2Ipa { ipa: a });
+        assert!(xn(pt.private_lookup(&p0, a).unwrap()));
+        assert!(!xn(pt.lookup(a).unwrap().desc));
+        assert!(!xn(pt.private_lookup(&p1, a).unwrap()));
+        assert!(same(&pt, &p0, b) && same(&pt, &p0, c) && same(&pt, &p1, a));
+        // A shared change (read-only) on p0's page and its neighbour reaches
+        // p0's copy; p0's XN stays.
+        let privs = [p0, p1];
+        for va in [a, b] {
+            pt.update_page_mirrored(va, |d| with_s2ap(d, S2Ap::ReadOnly), &privs, S2_XN_MASK).unwrap();
+            assert_eq!(S2Attrs::from_desc(pt.lookup(va).unwrap().desc).s2ap, S2Ap::ReadOnly);
+        }
+        let d = pt.private_lookup(&p0, a).unwrap();
+        assert!(xn(d), "{ipa_bits}: XN kept");
+        assert_eq!(S2Attrs::from_desc(d).s2ap, S2Ap::ReadOnly, "{ipa_bits}");
+        assert!(same(&pt, &p0, b) && same(&pt, &p1, a) && same(&pt, &p1, b), "{ipa_bits}");
+        // On p1's own page too.
+        pt.update_page_mirrored(c, |d| with_s2ap(d, S2Ap::ReadOnly), &privs, S2_XN_MASK).unwrap();
+        assert!(same(&pt, &p1, c) && same(&pt, &p0, c));
+        // Off again; then no private page: a plain copy.
+        pt.update_private_page(&p0, |d| with_s2xn(d, S2Xn::Exec)).unwrap();
+        assert!(same(&pt, &p0, a));
+        pt.update_private_page(&p0, |d| with_s2xn(d, S2Xn::NoExec)).unwrap();
+        pt.set_private_page(&mut p0, None).unwrap();
+        assert!(same(&pt, &p0, a), "{ipa_bits}");
+        assert_eq!(pt.update_private_page(&p0, |d| d), Err(MapError::NotMapped));
+        // Unmapped pages cannot be private.
+        assert_eq!(pt.set_private_page(&mut p0, Some(ram + 64 * MIB)), Err(MapError::NotMapped));
+        // A permission-only change is all a private page takes.
+        pt.set_private_page(&mut p0, Some(a)).unwrap();
+        assert_eq!(pt.update_private_page(&p0, |d| d ^ (1 << 20)), Err(MapError::NeedsBreakBeforeMake));
+    }
+}

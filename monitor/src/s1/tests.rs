@@ -1562,3 +1562,123 @@ fn an_empty_root_that_never_held_entries_is_kept_across_switches() {
     assert!(tr.is_tracked(reserved).is_none());
     assert_eq!(tr.stats().released_roots, 1);
 }
+
+// -------------------------------------------------------------------------
+// Several CPUs: roots are installed per CPU.
+
+/// A process tree for `user_tree`: one page mapped, its root returned.
+fn user_tree(mem: &mut FakeMem, l: Layout, va: u64) -> u64 {
+    let mut t = Tables::new(mem, l);
+    t.map(va, 0x4500_0000, 3, KDATA);
+    t.root
+}
+
+/// Another CPU's installed TTBR0 root is never the LRU victim, nor
+/// released as idle: both CPUs' running address spaces stay tracked.
+#[test]
+fn roots_installed_on_other_cpus_stay() {
+    let mut mem = FakeMem::low();
+    let l = l48(Half::Ttbr0);
+    let roots: Vec<u64> = (0..4).map(|i| user_tree(&mut mem, l, 0x40_0000 + i * 0x1000)).collect();
+    let mut tr = T::new(2);
+    let mut log = Log::default();
+    tr.set_root_on(0, Half::Ttbr0, roots[0], &l, &mem, &mut log.sink());
+    tr.set_root_on(1, Half::Ttbr0, roots[1], &l, &mem, &mut log.sink());
+    // CPU 1 switches twice: the LRU victim is never CPU 0's root (the
+    // oldest), always CPU 1's previous one.
+    let c = tr.set_root_on(1, Half::Ttbr0, roots[2], &l, &mem, &mut log.sink());
+    assert_eq!(c.evicted, Some(roots[1]));
+    let c = tr.set_root_on(1, Half::Ttbr0, roots[3], &l, &mem, &mut log.sink());
+    assert_eq!(c.evicted, Some(roots[2]));
+    assert!(tables_of(&mem, roots[0], &l).iter().all(|t| tr.is_tracked(*t).is_some()));
+    assert_eq!(tr.installed_root(0), Some(roots[0]));
+    assert_eq!(tr.installed_root(1), Some(roots[3]));
+    // Idle roots are released, installed ones (any CPU) are not.
+    assert_eq!(tr.release_idle_roots(&mem, &mut log.sink()), 0);
+    tr.set_root_on(1, Half::Ttbr0, roots[0], &l, &mem, &mut log.sink());
+    assert_eq!(tr.release_idle_roots(&mem, &mut log.sink()), 1);
+    assert!(tables_of(&mem, roots[3], &l).iter().all(|t| tr.is_tracked(*t).is_none()));
+    assert!(tables_of(&mem, roots[0], &l).iter().all(|t| tr.is_tracked(*t).is_some()));
+}
+
+/// A torn-down root (every entry cleared) is released when no CPU has it
+/// installed; while another CPU runs on it, it stays.
+#[test]
+fn emptied_root_stays_while_another_cpu_runs_it() {
+    let mut mem = FakeMem::low();
+    let l = l48(Half::Ttbr0);
+    let a = user_tree(&mut mem, l, 0x40_0000);
+    let b = user_tree(&mut mem, l, 0x80_0000);
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    tr.set_root_on(0, Half::Ttbr0, a, &l, &mem, &mut log.sink());
+    tr.set_root_on(1, Half::Ttbr0, a, &l, &mem, &mut log.sink());
+    tr.set_root_on(0, Half::Ttbr0, b, &l, &mem, &mut log.sink());
+    // CPU 0 tears `a` down (it is still CPU 1's).
+    let e = Tables::at(&mut mem, l, a).entry(0x40_0000, 0);
+    let old = mem.read(e);
+    mem.write(e, 0);
+    tr.on_store(e, &old.to_le_bytes(), &0u64.to_le_bytes(), &mem, &mut log.sink());
+    assert!(tr.is_tracked(a).is_some(), "still installed on CPU 1");
+    // CPU 1 moves on: now `a` is released (empty, not installed).
+    tr.set_root_on(1, Half::Ttbr0, b, &l, &mem, &mut log.sink());
+    assert!(tr.is_tracked(a).is_none());
+    assert_eq!(tr.stats().released_roots, 1);
+}
+
+/// CPUs may hold different TTBR1 trees for a while: both are tracked as
+/// kernel trees; one no CPU holds any more is released.
+#[test]
+fn kernel_roots_per_cpu() {
+    let mut mem = FakeMem::low();
+    let l = l48(Half::Ttbr1);
+    let mut k1 = Tables::new(&mut mem, l);
+    k1.map(K + 0x4020_1000, 0x4020_1000, 3, KDATA);
+    let k1 = k1.root;
+    let mut k2 = Tables::new(&mut mem, l);
+    k2.map(K + 0x4040_0000, 0x4040_0000, 3, KDATA);
+    let k2 = k2.root;
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    for cpu in 0..4 {
+        tr.set_root_on(cpu, Half::Ttbr1, k1, &l, &mem, &mut log.sink());
+    }
+    let c = tr.set_root_on(2, Half::Ttbr1, k2, &l, &mem, &mut log.sink());
+    assert!(c.walked);
+    let roots: Vec<u64> = tr.kernel_roots().collect();
+    assert_eq!(roots, [k1, k2]);
+    for t in tables_of(&mem, k1, &l).iter().chain(tables_of(&mem, k2, &l).iter()) {
+        assert!(tr.is_tracked(*t).is_some_and(|i| i.roots.kernel()), "{t:#x}");
+    }
+    // CPU 2 back on k1: k2 is nobody's, released.
+    let c = tr.set_root_on(2, Half::Ttbr1, k1, &l, &mem, &mut log.sink());
+    assert!(!c.walked);
+    assert_eq!(tr.kernel_roots().collect::<Vec<_>>(), [k1]);
+    assert!(tables_of(&mem, k2, &l).iter().all(|t| tr.is_tracked(*t).is_none()));
+    assert!(tables_of(&mem, k1, &l).iter().all(|t| tr.is_tracked(*t).is_some_and(|i| i.roots.kernel())));
+    // Every CPU moving to k2 releases k1.
+    for cpu in 0..4 {
+        tr.set_root_on(cpu, Half::Ttbr1, k2, &l, &mem, &mut log.sink());
+    }
+    assert_eq!(tr.kernel_roots().collect::<Vec<_>>(), [k2]);
+    assert!(tables_of(&mem, k1, &l).iter().all(|t| tr.is_tracked(*t).is_none()));
+}
+
+/// One CPU's TCR_EL1 (Linux: a secondary's idmap T0SZ while it boots) does
+/// not re-read the roots another CPU runs on.
+#[test]
+fn tcr_change_on_one_cpu_keeps_the_others_roots() {
+    let mut mem = FakeMem::low();
+    let l48 = l48(Half::Ttbr0);
+    let a = user_tree(&mut mem, l48, 0x40_0000);
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    tr.set_root_on(0, Half::Ttbr0, a, &l48, &mem, &mut log.sink());
+    let before = tr.stats().rebuilds;
+    // CPU 1: 39-bit TTBR0 (another level count).
+    assert!(!tr.on_tcr_change_on(1, &Regime::from_tcr(tcr(25, 16, false)), &mem, &mut log.sink()));
+    assert_eq!(tr.stats().rebuilds, before);
+    assert!(tables_of(&mem, a, &l48).iter().all(|t| tr.is_tracked(*t).is_some()));
+    // CPU 0's own change does re-read its root.
+    assert!(tr.on_tcr_change_on(0, &Regime::from_tcr(tcr(25, 16, false)), &mem, &mut log.sink()));
+}

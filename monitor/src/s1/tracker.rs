@@ -16,6 +16,13 @@
 //! succeeds), and `RootDropped` when the least recently used TTBR0 root is
 //! evicted.
 //!
+//! Several CPUs: each has its own TTBR0_EL1, TTBR1_EL1 and TCR_EL1, so the
+//! roots are installed per CPU ([`Tracker::set_root_on`],
+//! [`Tracker::on_tcr_change_on`]; `set_root`/`on_tcr_change` are CPU 0's).
+//! A TTBR0 root installed on any CPU is never evicted or released, and
+//! TTBR1 may hold different kernel trees on different CPUs for a while
+//! (all of them tracked, sharing root bit 0).
+//!
 //! Protocol for the hypervisor: call `set_root` on every TTBR0/TTBR1 write
 //! (a write that keeps the table address, e.g. an ASID change, is cheap),
 //! `on_tcr_change` on every TCR_EL1 write, and `on_store` (or `on_write`)
@@ -27,6 +34,7 @@
 //! any drift).
 
 use super::sorted_slots::SortedSlots;
+use crate::cpus::MAX_CPUS;
 
 use super::desc::{self, DESC_BYTES, ENTRIES, LAST_LEVEL, PAGE_SIZE};
 use super::regime::{Half, Layout, Regime};
@@ -422,10 +430,15 @@ const fn page_of(ipa: u64) -> u64 {
 pub struct Tracker<const N: usize> {
     /// Sorted by `base`.
     tables: SortedSlots<Entry, N>,
-    kernel: Option<RootSlot>,
+    /// TTBR1 roots: the distinct kernel trees some CPU has installed
+    /// (normally one).
+    kernel: [Option<RootSlot>; MAX_CPUS],
+    /// Per CPU: the `kernel` slot of its TTBR1.
+    kernel_of: [Option<u8>; MAX_CPUS],
     user: [Option<RootSlot>; MAX_TTBR0_ROOTS],
-    /// The slot of the root last written to TTBR0 (the installed one).
-    installed: Option<u8>,
+    /// Per CPU: the `user` slot of the root last written to its TTBR0 (the
+    /// installed one).
+    installed: [Option<u8>; MAX_CPUS],
     max_user: usize,
     clock: u64,
     ds: bool,
@@ -436,7 +449,9 @@ pub struct Tracker<const N: usize> {
 
 impl<const N: usize> Tracker<N> {
     /// An empty tracker keeping at most `max_ttbr0_roots` TTBR0 roots
-    /// (clamped to 1..=31) tracked at once.
+    /// (clamped to 1..=31) tracked at once. With several CPUs give at least
+    /// one per CPU: an installed root is evicted only when every slot is
+    /// installed on some CPU.
     pub const fn new(max_ttbr0_roots: usize) -> Self {
         let max_user = if max_ttbr0_roots == 0 {
             1
@@ -447,9 +462,10 @@ impl<const N: usize> Tracker<N> {
         };
         Self {
             tables: SortedSlots::new(EMPTY_ENTRY),
-            kernel: None,
+            kernel: [None; MAX_CPUS],
+            kernel_of: [None; MAX_CPUS],
             user: [None; MAX_TTBR0_ROOTS],
-            installed: None,
+            installed: [None; MAX_CPUS],
             max_user,
             clock: 0,
             ds: false,
@@ -523,9 +539,25 @@ impl<const N: usize> Tracker<N> {
         self.tables.iter().map(Entry::info)
     }
 
-    /// The TTBR1 root table.
+    /// The TTBR1 root table (the first, if CPUs differ).
     pub fn kernel_root(&self) -> Option<u64> {
-        self.kernel.map(|k| k.table)
+        self.kernel.iter().flatten().next().map(|k| k.table)
+    }
+
+    /// Every TTBR1 root table some CPU has installed.
+    pub fn kernel_roots(&self) -> impl Iterator<Item = u64> + '_ {
+        self.kernel.iter().flatten().map(|k| k.table)
+    }
+
+    /// TTBR0 slot `slot` is installed on some CPU.
+    fn is_installed(&self, slot: u8) -> bool {
+        self.installed.contains(&Some(slot))
+    }
+
+    /// The TTBR0 root table installed on CPU `cpu`.
+    pub fn installed_root(&self, cpu: usize) -> Option<u64> {
+        let s = (*self.installed.get(cpu)?)?;
+        self.user[s as usize].map(|r| r.table)
     }
 
     /// `(slot, root table)` of every tracked TTBR0 root.
@@ -556,42 +588,36 @@ impl<const N: usize> Tracker<N> {
         mem: &M,
         sink: &mut impl FnMut(Action),
     ) -> RootChange {
+        self.set_root_on(0, which, root_ipa, layout, mem, sink)
+    }
+
+    /// [`Tracker::set_root`] for CPU `cpu` (< [`MAX_CPUS`]): its TTBR0 or
+    /// TTBR1 now holds `root_ipa`. Roots other CPUs have installed stay.
+    pub fn set_root_on<M: GuestMem + ?Sized>(
+        &mut self,
+        cpu: usize,
+        which: Half,
+        root_ipa: u64,
+        layout: &Layout,
+        mem: &M,
+        sink: &mut impl FnMut(Action),
+    ) -> RootChange {
         let sink: &mut dyn FnMut(Action) = sink;
+        let cpu = cpu.min(MAX_CPUS - 1);
         self.clock = self.clock.wrapping_add(1);
         let table = layout.root_table(root_ipa);
         let slot = RootSlot { root_ipa, table, layout: *layout, last_used: self.clock, populated: false };
         let ds_changed = layout.ds != self.ds;
         match which {
-            Half::Ttbr1 => {
-                if let Some(k) = &mut self.kernel {
-                    if k.table == table && k.layout == *layout && !ds_changed {
-                        k.root_ipa = root_ipa;
-                        k.last_used = self.clock;
-                        return RootChange { slot: None, walked: false, evicted: None };
-                    }
-                }
-                let old = self.kernel.replace(slot);
-                if ds_changed || old.is_some_and(|o| o.table == table) {
-                    self.ds = layout.ds;
-                    self.rebuild_dyn(mem, sink);
-                } else {
-                    self.link(mem, table, layout.start_level, layout.root_entries(), 1, sink);
-                    if let Some(o) = old {
-                        self.unlink(mem, o.table, sink);
-                        self.clear_roots(1);
-                        self.propagate_from(mem, table, 1);
-                    }
-                }
-                RootChange { slot: None, walked: true, evicted: None }
-            }
+            Half::Ttbr1 => self.set_kernel_root(cpu, slot, mem, sink),
             Half::Ttbr0 => {
-                let prev = self.installed.take();
+                let prev = self.installed[cpu].take();
                 let found = (0..self.max_user).find(|&i| self.user[i].is_some_and(|s| s.table == table));
-                if let Some(p) = prev.filter(|&p| Some(p as usize) != found) {
+                if let Some(p) = prev.filter(|&p| Some(p as usize) != found && !self.is_installed(p)) {
                     self.release_if_empty(p, mem, sink);
                 }
                 if let Some(i) = found {
-                    self.installed = Some(i as u8);
+                    self.installed[cpu] = Some(i as u8);
                     let same = self.user[i].is_some_and(|s| s.layout == *layout);
                     let populated = self.user[i].is_some_and(|s| s.populated);
                     self.user[i] = Some(RootSlot { populated, ..slot });
@@ -607,6 +633,7 @@ impl<const N: usize> Tracker<N> {
                 let mut evicted = None;
                 if let Some(old) = self.user[i].take() {
                     evicted = Some(old.table);
+                    self.uninstall(i as u8);
                     self.stats.dropped_roots = self.stats.dropped_roots.saturating_add(1);
                     sink(Action::RootDropped { root_ipa: old.table, slot: i as u8 });
                     self.unlink(mem, old.table, sink);
@@ -614,7 +641,7 @@ impl<const N: usize> Tracker<N> {
                 }
                 let populated = Self::any_valid(mem, table, layout.root_entries());
                 self.user[i] = Some(RootSlot { populated, ..slot });
-                self.installed = Some(i as u8);
+                self.installed[cpu] = Some(i as u8);
                 if ds_changed {
                     self.ds = layout.ds;
                     self.rebuild_dyn(mem, sink);
@@ -624,6 +651,74 @@ impl<const N: usize> Tracker<N> {
                 RootChange { slot: Some(i as u8), walked: true, evicted }
             }
         }
+    }
+
+    /// CPU `cpu`'s TTBR1 now holds `slot`'s tree. The same tree as another
+    /// CPU's is shared; a tree no CPU holds any more is released (root bit
+    /// 0 then recomputed from the kernel trees that remain).
+    fn set_kernel_root<M: GuestMem + ?Sized>(
+        &mut self,
+        cpu: usize,
+        slot: RootSlot,
+        mem: &M,
+        sink: &mut dyn FnMut(Action),
+    ) -> RootChange {
+        let ds_changed = slot.layout.ds != self.ds;
+        let unchanged = RootChange { slot: None, walked: false, evicted: None };
+        let prev = self.kernel_of[cpu];
+        if let Some(k) = prev.and_then(|p| self.kernel[p as usize].as_mut()) {
+            if k.table == slot.table && k.layout == slot.layout && !ds_changed {
+                k.root_ipa = slot.root_ipa;
+                k.last_used = slot.last_used;
+                return unchanged;
+            }
+        }
+        // Another CPU's tree (same table): share its slot.
+        let same = (0..MAX_CPUS).find(|&i| self.kernel[i].is_some_and(|k| k.table == slot.table));
+        let at = match same {
+            Some(i) => i,
+            // A new tree: a free slot, or this CPU's previous one if no
+            // other CPU holds it (each CPU holds one: there is always one).
+            None => {
+                let held_elsewhere = |i: usize| {
+                    self.kernel_of.iter().enumerate().any(|(c, s)| c != cpu && *s == Some(i as u8))
+                };
+                let free = (0..MAX_CPUS).find(|&i| self.kernel[i].is_none());
+                match free.or(prev.map(usize::from).filter(|&p| !held_elsewhere(p))) {
+                    Some(i) => i,
+                    None => return unchanged,
+                }
+            }
+        };
+        let replaced = self.kernel[at].filter(|k| k.table != slot.table);
+        let relayout = same.is_some_and(|i| self.kernel[i].is_some_and(|k| k.layout != slot.layout));
+        self.kernel[at] = Some(slot);
+        self.kernel_of[cpu] = Some(at as u8);
+        // The previous tree of this CPU, unless another CPU still has it.
+        let orphan = prev
+            .filter(|&p| p as usize != at && !self.kernel_of.contains(&Some(p)))
+            .and_then(|p| self.kernel[p as usize].take());
+        if same.is_some() && !relayout && !ds_changed && orphan.is_none() {
+            return unchanged;
+        }
+        if ds_changed || relayout || replaced.is_some() {
+            self.ds = slot.layout.ds;
+            self.rebuild_dyn(mem, sink);
+            return RootChange { slot: None, walked: true, evicted: None };
+        }
+        if same.is_none() {
+            let l = slot.layout;
+            self.link(mem, slot.table, l.start_level, l.root_entries(), RootMask::KERNEL.0, sink);
+        }
+        if let Some(o) = orphan {
+            self.unlink(mem, o.table, sink);
+            self.clear_roots(RootMask::KERNEL.0);
+            let roots: [Option<u64>; MAX_CPUS] = core::array::from_fn(|i| self.kernel[i].map(|k| k.table));
+            for k in roots.into_iter().flatten() {
+                self.propagate_from(mem, k, RootMask::KERNEL.0);
+            }
+        }
+        RootChange { slot: None, walked: same.is_none(), evicted: None }
     }
 
     /// Stops tracking a root explicitly (e.g. the guest freed that address
@@ -638,13 +733,20 @@ impl<const N: usize> Tracker<N> {
         let sink: &mut dyn FnMut(Action) = sink;
         match which {
             Half::Ttbr1 => {
-                let Some(k) = self.kernel else { return false };
-                if k.table != k.layout.root_table(root_ipa) {
-                    return false;
+                let found = (0..MAX_CPUS)
+                    .find(|&i| self.kernel[i].is_some_and(|k| k.table == k.layout.root_table(root_ipa)));
+                let Some(i) = found else { return false };
+                let Some(k) = self.kernel[i].take() else { return false };
+                for c in self.kernel_of.iter_mut().filter(|c| **c == Some(i as u8)) {
+                    *c = None;
                 }
-                self.kernel = None;
                 self.unlink(mem, k.table, sink);
-                self.clear_roots(1);
+                self.clear_roots(RootMask::KERNEL.0);
+                let roots: [Option<u64>; MAX_CPUS] =
+                    core::array::from_fn(|i| self.kernel[i].map(|k| k.table));
+                for r in roots.into_iter().flatten() {
+                    self.propagate_from(mem, r, RootMask::KERNEL.0);
+                }
                 true
             }
             Half::Ttbr0 => {
@@ -654,9 +756,7 @@ impl<const N: usize> Tracker<N> {
                 let Some(s) = self.user[i].take() else {
                     return false;
                 };
-                if self.installed == Some(i as u8) {
-                    self.installed = None;
-                }
+                self.uninstall(i as u8);
                 self.unlink(mem, s.table, sink);
                 self.clear_roots(RootMask::ttbr0_slot(i as u8).0);
                 true
@@ -664,7 +764,14 @@ impl<const N: usize> Tracker<N> {
         }
     }
 
-    /// Releases every TTBR0 root but the installed one. For when a tracked
+    /// No CPU has TTBR0 slot `slot` installed any more.
+    fn uninstall(&mut self, slot: u8) {
+        for c in self.installed.iter_mut().filter(|c| **c == Some(slot)) {
+            *c = None;
+        }
+    }
+
+    /// Releases every TTBR0 root no CPU has installed. For when a tracked
     /// page turns out to be ordinary memory (e.g. EL0 stored to it: no OS
     /// maps its page tables to user space): a root kept from the LRU was
     /// freed without its tree being torn down first. Returns how many were
@@ -678,7 +785,7 @@ impl<const N: usize> Tracker<N> {
         let sink: &mut dyn FnMut(Action) = sink;
         let mut n = 0;
         for i in 0..self.max_user as u8 {
-            if self.installed != Some(i) && self.user[i as usize].is_some() {
+            if !self.is_installed(i) && self.user[i as usize].is_some() {
                 self.release_slot(i, mem, sink);
                 n += 1;
             }
@@ -730,20 +837,46 @@ impl<const N: usize> Tracker<N> {
         mem: &M,
         sink: &mut impl FnMut(Action),
     ) -> bool {
+        self.on_tcr_change_on(0, regime, mem, sink)
+    }
+
+    /// [`Tracker::on_tcr_change`] for CPU `cpu`'s TCR_EL1: the roots it
+    /// re-derives are its own (installed on it) and those no other CPU has
+    /// installed (an idle root takes the layout of the next CPU to install
+    /// it anyway); another CPU's roots keep that CPU's layout. With one CPU
+    /// that is every root.
+    pub fn on_tcr_change_on<M: GuestMem + ?Sized>(
+        &mut self,
+        cpu: usize,
+        regime: &Regime,
+        mem: &M,
+        sink: &mut impl FnMut(Action),
+    ) -> bool {
         let sink: &mut dyn FnMut(Action) = sink;
+        let cpu = cpu.min(MAX_CPUS - 1);
         let mut changed = regime.ds != self.ds;
         let l1 = regime.layout(Half::Ttbr1);
         let l0 = regime.layout(Half::Ttbr0);
-        if let Some(k) = self.kernel {
+        let others = |installed: &[Option<u8>; MAX_CPUS], slot: u8| {
+            installed.iter().enumerate().any(|(c, s)| c != cpu && *s == Some(slot))
+        };
+        for i in 0..MAX_CPUS {
+            let Some(k) = self.kernel[i] else { continue };
+            if others(&self.kernel_of, i as u8) {
+                continue;
+            }
             match l1 {
                 Ok(l) => {
                     if l != k.layout {
-                        self.kernel = Some(RootSlot { table: l.root_table(k.root_ipa), layout: l, ..k });
+                        self.kernel[i] = Some(RootSlot { table: l.root_table(k.root_ipa), layout: l, ..k });
                         changed = true;
                     }
                 }
                 Err(_) => {
-                    self.kernel = None;
+                    self.kernel[i] = None;
+                    for c in self.kernel_of.iter_mut().filter(|c| **c == Some(i as u8)) {
+                        *c = None;
+                    }
                     self.stats.unsupported_roots = self.stats.unsupported_roots.saturating_add(1);
                     sink(Action::RootDropped { root_ipa: k.table, slot: u8::MAX });
                     changed = true;
@@ -752,6 +885,9 @@ impl<const N: usize> Tracker<N> {
         }
         for i in 0..MAX_TTBR0_ROOTS {
             let Some(s) = self.user[i] else { continue };
+            if others(&self.installed, i as u8) {
+                continue;
+            }
             match l0 {
                 Ok(l) => {
                     if l != s.layout {
@@ -761,9 +897,7 @@ impl<const N: usize> Tracker<N> {
                 }
                 Err(_) => {
                     self.user[i] = None;
-                    if self.installed == Some(i as u8) {
-                        self.installed = None;
-                    }
+                    self.uninstall(i as u8);
                     self.stats.unsupported_roots = self.stats.unsupported_roots.saturating_add(1);
                     sink(Action::RootDropped { root_ipa: s.table, slot: i as u8 });
                     changed = true;
@@ -922,7 +1056,7 @@ impl<const N: usize> Tracker<N> {
     /// installed one.
     fn idle_root_slot(&self, base: u64) -> Option<u8> {
         (0..self.max_user)
-            .find(|&i| self.installed != Some(i as u8) && self.user[i].is_some_and(|s| s.table == base))
+            .find(|&i| !self.is_installed(i as u8) && self.user[i].is_some_and(|s| s.table == base))
             .map(|i| i as u8)
     }
 
@@ -940,9 +1074,7 @@ impl<const N: usize> Tracker<N> {
 
     fn release_slot<M: GuestMem + ?Sized>(&mut self, slot: u8, mem: &M, sink: &mut dyn FnMut(Action)) {
         let Some(s) = self.user[slot as usize].take() else { return };
-        if self.installed == Some(slot) {
-            self.installed = None;
-        }
+        self.uninstall(slot);
         self.stats.released_roots = self.stats.released_roots.saturating_add(1);
         self.unlink(mem, s.table, sink);
         self.clear_roots(RootMask::ttbr0_slot(slot).0);
@@ -956,9 +1088,11 @@ impl<const N: usize> Tracker<N> {
             e.refs = 0;
             e.roots = 0;
         });
-        if let Some(k) = self.kernel {
-            let l = k.layout;
-            self.link(mem, k.table, l.start_level, l.root_entries(), 1, sink);
+        for i in 0..MAX_CPUS {
+            if let Some(k) = self.kernel[i] {
+                let l = k.layout;
+                self.link(mem, k.table, l.start_level, l.root_entries(), RootMask::KERNEL.0, sink);
+            }
         }
         for i in 0..MAX_TTBR0_ROOTS {
             if let Some(s) = self.user[i] {
@@ -987,7 +1121,13 @@ impl<const N: usize> Tracker<N> {
         self.tables.retain(|e| !e.stale);
     }
 
+    /// A free TTBR0 slot, else the least recently used one no CPU has
+    /// installed, else (fewer slots than CPUs) the least recently used.
     fn free_or_lru_slot(&self) -> usize {
+        let idle = (0..self.max_user).filter(|&i| self.user[i].is_none() || !self.is_installed(i as u8));
+        if let Some(i) = idle.min_by_key(|&i| self.user[i].map_or(0, |s| s.last_used.wrapping_add(1))) {
+            return i;
+        }
         let mut best = 0;
         let mut best_used = u64::MAX;
         for i in 0..self.max_user {

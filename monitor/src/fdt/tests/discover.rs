@@ -24,6 +24,9 @@ fn qemu_virt_gicv3() {
     let mut p = Platform::new();
     discover(VIRT_GICV3, &mut p).unwrap();
     assert_eq!(p.memory.as_slice(), [Region::new(0x4000_0000, G)]);
+    // One cpu node (cpu-map is not one).
+    assert_eq!(p.cpus.as_slice(), [0]);
+    assert_eq!(p.cpus_listed, 1);
 
     assert_eq!(p.uarts.len(), 2);
     assert_eq!(p.uarts[0].path.as_str(), "/pl011@9000000");

@@ -18,6 +18,9 @@ fn platform(dtb: &[u8]) -> Platform<'_> {
 #[test]
 fn fvp_base_revc_memory_uarts_gic_psci_timer() {
     let p = platform(FVP_BASE_REVC);
+    // Two clusters (Aff1) of four cores: reg = MPIDR affinity, 2 cells.
+    assert_eq!(p.cpus.as_slice(), [0x0, 0x100, 0x200, 0x300, 0x1_0000, 0x1_0100, 0x1_0200, 0x1_0300]);
+    assert_eq!(p.cpus_listed, 8);
     // DRAM0 (2 GiB at 0x8000_0000) and DRAM1's first 2 GiB.
     assert_eq!(p.memory.as_slice(), [Region::new(0x8000_0000, 2 * G), Region::new(0x8_8000_0000, 2 * G)]);
 
