@@ -437,13 +437,10 @@ fn run_in(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    // If QEMU died before opening the FIFO, the reader is still blocked in
-    // open(): opening the write end (and closing it) gives it an empty
-    // stream. A followed trace file ends at its end now that QEMU is gone.
+    // A followed trace file ends at its end now that QEMU is gone.
     qemu_done.store(true, Ordering::SeqCst);
     if !semihosting {
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&pipe_out);
+        unblock_fifo_reader(&pipe_out, &trace_thread);
     }
     let (ending, trace_error) = match trace_thread.join() {
         Ok(Ok(e)) => (e, None),
@@ -544,6 +541,22 @@ enum TraceSource {
     Fifo(PathBuf),
     /// The file porwatch writes with semihosting (`--secure`).
     File(std::fs::File),
+}
+
+/// If QEMU died before opening the FIFO, the reader is blocked in open(),
+/// or about to be: opening the write end (and closing it) gives it an empty
+/// stream. A non-blocking open fails (ENXIO) while no reader has the FIFO
+/// open yet, so it is retried until it succeeds or the reader is done.
+fn unblock_fifo_reader<T>(fifo: &std::path::Path, reader: &std::thread::JoinHandle<T>) {
+    use std::os::unix::fs::OpenOptionsExt;
+    while !reader.is_finished() {
+        let opened = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo);
+        match opened {
+            Ok(_) => return, // closed at once: the reader sees end of file
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => std::thread::sleep(Duration::from_millis(5)),
+            Err(_) => return, // no FIFO: the reader failed its open too
+        }
+    }
 }
 
 fn mkfifo(p: &std::path::Path) -> Result<()> {
