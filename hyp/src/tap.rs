@@ -22,6 +22,7 @@ use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
+use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::tap::{
@@ -60,6 +61,16 @@ struct Tap {
     shadow: ShadowStack<MAX_NESTING>,
     vpoe: VirtPoe,
 }
+
+/// The cause chain by dense CPU index: copies of `window.last_entry()`
+/// and `last_por_seq`, written only by their CPU.
+struct Chain {
+    entry: AtomicU64,
+    por: AtomicU64,
+}
+
+static CHAIN: [Chain; MAX_CPUS] =
+    [const { Chain { entry: AtomicU64::new(0), por: AtomicU64::new(0) } }; MAX_CPUS];
 
 /// Tap state by dense CPU index (percpu::index).
 static TAPS: [Mutex<Tap>; MAX_CPUS] = [const { Mutex::new(Tap::new()) }; MAX_CPUS];
@@ -287,9 +298,12 @@ pub fn write_virtual_tcr2(pc: u64, v: u64) {
 
 /// The cause chain of a hazard now: the seq of the most recent exception
 /// entry and of the most recent POR_EL1/POR_EL0 change (0: none yet).
+/// Lock-free: the page-table watch asks for it while this CPU's tap may
+/// be locked (a native overlay fault found by the tap is handled inside
+/// it).
 pub fn cause_chain() -> (u64, u64) {
-    let t = tap_ro();
-    (t.window.last_entry(), t.last_por_seq)
+    let c = &CHAIN[percpu::index()];
+    (c.entry.load(Ordering::Relaxed), c.por.load(Ordering::Relaxed))
 }
 
 /// Records a POR_EL1/POR_EL0 change made at `pc` (virtual or native).
@@ -360,6 +374,7 @@ impl Tap {
             at_entry: at_entry as u64,
             entry_seq,
         });
+        CHAIN[percpu::index()].por.store(self.last_por_seq, Ordering::Relaxed);
         if reg == PorReg::PorEl1 {
             crate::audit::note_overlay(new, self.vpoe.tcr2_el1, at_entry);
         }
@@ -431,6 +446,7 @@ impl Tap {
             depth,
         });
         self.window.on_entry(seq);
+        CHAIN[percpu::index()].entry.store(seq, Ordering::Relaxed);
         crate::unwind::note_entry(seq, e.elr, regs);
     }
 
