@@ -240,8 +240,20 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
     if !da.wnr() || !matches!(da.dfsc(), FaultStatus::Permission { .. }) {
         return None;
     }
-    let ipa = at::va_to_ipa(far)?;
-    store_to_table(regs, far, ipa, Origin::Stage2)
+    // HPFAR_EL2 is not valid for a permission fault off the walk: the IPA
+    // comes from the guest's stage 1. If that no longer translates, another
+    // CPU changed it since the fault: the retry takes the guest's own
+    // stage-1 fault, if any (as KVM does).
+    let Some(ipa) = at::va_to_ipa(far) else { return Some(Handled::Machinery) };
+    store_to_table(regs, far, ipa, Origin::Stage2).or_else(|| retry_if_writable(ipa))
+}
+
+/// A write fault on a page that is not (any more) a tracked table: with
+/// several CPUs, another one may have let the page go between the fault
+/// and this CPU taking the lock. If stage 2 grants the write now, the
+/// store is retried; otherwise the fault is not the watch's (None).
+fn retry_if_writable(ipa: u64) -> Option<Handled> {
+    stage2::grants_write(ipa).unwrap_or(false).then_some(Handled::Machinery)
 }
 
 /// The stage-1 walker itself wrote a tracked table (hardware access-flag or
@@ -258,7 +270,10 @@ pub fn on_walker_write(regs: &mut GuestRegs) -> Option<Handled> {
     unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
     let ipa = ((hpfar >> 4) & 0x0fff_ffff_ffff) << 12;
     let w = WATCH.lock();
-    w.tracker.is_page_protected(ipa).then_some(())?;
+    if !w.tracker.is_page_protected(ipa) {
+        drop(w);
+        return retry_if_writable(ipa);
+    }
     let mut req = step::Request::new(regs.elr);
     req.add_page(page_of(ipa));
     Some(step::start(w, regs, req))

@@ -95,6 +95,9 @@ fn check_smp_seed(o: &Outcome) {
     // values; the interleaved round fails if an STXR succeeds after the
     // other CPU's write).
     assert!(o.console.contains("smp_seed: exclusives interleaved: 3 attempts, 2 additions"), "{}", o.console);
+    // A table page let go by one CPU while the other stores to it: the
+    // stores complete (the round ran; an abort would have been a FAIL).
+    assert!(o.console.contains("smp_seed: let go: 300 link/unlink cycles"), "{}", o.console);
     assert!(!o.console.contains("FAIL"), "{}", o.console);
     // The page-table watch saw both CPUs' writes and gave up on none.
     let stats = o.one("pt_stats");

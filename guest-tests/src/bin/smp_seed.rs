@@ -23,7 +23,13 @@
 //!    with `LDADD` (an LSE atomic). No update may be lost: the entry must
 //!    end at `8 * EX_ROUNDS` (it stays an invalid descriptor: bit 0 is 0),
 //!    then it is cleared.
-//! 3. **Power.** CPU 1 calls CPU_OFF; CPU 0 polls AFFINITY_INFO until it
+//! 3. **Let go.** CPU 0 links a page into its tables as a level-3 table
+//!    and unlinks it again, `LET_GO_ROUNDS` times, while CPU 1 stores to
+//!    that page without pause. Each store that faults while the page is a
+//!    watched table may reach porwatch just after CPU 0 let the page go:
+//!    it must then simply complete (before porwatch retried it, CPU 1 got
+//!    an external abort: an unexpected exception here).
+//! 4. **Power.** CPU 1 calls CPU_OFF; CPU 0 polls AFFINITY_INFO until it
 //!    says OFF, starts CPU 1 again (it prints and calls CPU_OFF again) and
 //!    waits for OFF once more. CPU_ON of a CPU that is on answers
 //!    ALREADY_ON (or ON_PENDING), of a CPU that does not exist
@@ -63,6 +69,8 @@ const TIMER_TVAL: u32 = 1000;
 const EX_INDEX: usize = 400;
 /// Additions per CPU per round.
 const EX_ROUNDS: u64 = 250;
+/// Link/unlink cycles of round "let go".
+const LET_GO_ROUNDS: u32 = 300;
 /// The CPU that frees the PGD on its IRQ-exit path (the hazard).
 const HAZARD_CPU: usize = 1;
 const STATUS_UNEXPECTED: u32 = 100;
@@ -475,6 +483,50 @@ fn wait_for(a: &AtomicU32, n: u32) -> bool {
 }
 
 // ---------------------------------------------------------------------------
+// Let go.
+
+/// The page CPU 0 links and unlinks (0: the round is over).
+static LET_GO_PAGE: AtomicU64 = AtomicU64::new(0);
+/// CPU 1's stores to it, counted.
+static LET_GO_STORES: AtomicU64 = AtomicU64::new(0);
+
+/// The unused level-2 entry the page is linked at (after the CPUs' areas).
+fn let_go_slot() -> u64 {
+    let (_, ttbr1) = mmu::roots();
+    let l2 = mmu::walk_table(ttbr1, vm_area(0), 2).expect("vmalloc L2 table");
+    mmu::desc_va(l2, mmu::index(vm_area(CPUS), 2))
+}
+
+/// CPU 0: links `page` as a table and unlinks it, `LET_GO_ROUNDS` times.
+#[inline(never)]
+#[unsafe(no_mangle)]
+fn link_and_unlink(page: u64) {
+    let slot = let_go_slot();
+    for _ in 0..LET_GO_ROUNDS {
+        unsafe { kpkeys::set_pte(slot, page | mmu::DESC_TABLE) };
+        unsafe { kpkeys::set_pte(slot, 0) };
+    }
+}
+
+/// CPU 1: stores invalid descriptors (bit 0 clear) to the page until the
+/// round is over.
+#[inline(never)]
+#[unsafe(no_mangle)]
+fn store_while_linked() {
+    let mut n = 0u64;
+    loop {
+        let page = LET_GO_PAGE.load(Ordering::Acquire);
+        if page == 0 {
+            break;
+        }
+        let p = mmu::lm_va(page) + (n % 64) * 8;
+        unsafe { (p as *mut u64).write_volatile(n << 1) };
+        n += 1;
+    }
+    LET_GO_STORES.store(n, Ordering::Release);
+}
+
+// ---------------------------------------------------------------------------
 // CPU 1.
 
 fn cpu_setup(cpu: usize) {
@@ -508,6 +560,11 @@ fn cpu1_main(cpu: usize) -> ! {
     }
     let p = ex_ptr();
     kpkeys::guard(|| serve_interleaved(p));
+    ROUND_DONE.fetch_add(1, Ordering::Release);
+    if !wait_for(&ROUND, 4) {
+        failed += 1;
+    }
+    store_while_linked();
     ROUND_DONE.fetch_add(1, Ordering::Release);
     CPU1_FAILURES.store(failed, Ordering::Release);
     println!("smp_seed: cpu{} off", cpu);
@@ -688,7 +745,29 @@ fn test_main(boot: &Boot) -> u32 {
     }
     unsafe { kpkeys::set_pte(p, 0) };
 
-    // 3. Power.
+    // 3. Let go: a table page unlinked while the other CPU stores to it.
+    let page = mmu::pool_alloc().expect("pool");
+    LET_GO_PAGE.store(page, Ordering::Release);
+    ROUND.store(4, Ordering::Release);
+    link_and_unlink(page);
+    LET_GO_PAGE.store(0, Ordering::Release);
+    if !wait_for(&ROUND_DONE, 4) {
+        println!("smp_seed: FAIL cpu1 did not finish round let-go");
+        failed += 1;
+    }
+    let stores = LET_GO_STORES.load(Ordering::Acquire);
+    println!("smp_seed: let go: {} link/unlink cycles, {} stores by cpu1", LET_GO_ROUNDS, stores);
+    if stores == 0 {
+        println!("smp_seed: FAIL let go: cpu1 made no stores");
+        failed += 1;
+    }
+    // The page is ordinary memory again: zero it for the pool.
+    for i in 0..64 {
+        unsafe { ((mmu::lm_va(page) + i * 8) as *mut u64).write_volatile(0) };
+    }
+    mmu::pool_free(page);
+
+    // 4. Power.
     if !wait_off(1) {
         println!("smp_seed: FAIL AFFINITY_INFO(1) never said OFF");
         failed += 1;

@@ -259,6 +259,16 @@ pub fn set_vector_exec(cpu: usize, exec: bool) -> bool {
     true
 }
 
+/// Whether stage 2 lets the guest write `ipa` now (None: not mapped). With
+/// several CPUs a write fault can reach porwatch after another CPU made the
+/// page writable again (the page-table watch let it go): the store is then
+/// retried, as the hardware would now allow it.
+pub fn grants_write(ipa: u64) -> Option<bool> {
+    let s2 = STAGE2.lock();
+    let leaf = s2.as_ref()?.pt.lookup(ipa)?;
+    Some(matches!(S2Attrs::from_desc(leaf.desc).s2ap, S2Ap::ReadWrite | S2Ap::WriteOnly))
+}
+
 /// Makes the guest page at `ipa` writable or read-only for every CPU (the
 /// page-table watch's trigger). Returns false if `ipa` is not a mapped
 /// 4 KiB page. Devices behind the SMMU see the change too: a page table the
