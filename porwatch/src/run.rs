@@ -363,12 +363,10 @@ fn run_in(
     }
 
     // From here on nothing is refused: every way the run ends is an outcome.
-    let spawned = Command::new(&cfg.qemu)
-        .args(&argv)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+    let mut command = Command::new(&cfg.qemu);
+    command.args(&argv).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    die_with_parent(&mut command);
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
@@ -541,6 +539,30 @@ enum TraceSource {
     Fifo(PathBuf),
     /// The file porwatch writes with semihosting (`--secure`).
     File(std::fs::File),
+}
+
+/// QEMU goes when porwatch goes: killed (SIGTERM from a CI timeout, `kill`)
+/// porwatch cannot stop it, and an orphaned QEMU would run its guest to
+/// the end on a machine that has better uses for the CPU. Linux's parent-
+/// death signal does it; it follows the spawning thread, which lives until
+/// the run ends.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid before the fork; in the child only async-signal-safe
+    // calls (prctl, getppid, _exit) run before exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before the prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        })
+    };
 }
 
 /// If QEMU died before opening the FIFO, the reader is blocked in open(),

@@ -2,7 +2,8 @@
 //! (tiny hand-assembled guests exit with 3, 63, 64, 256, 2^32, 2^64-1),
 //! a guest kernel's death on the console, QEMU failing to start, dying or
 //! contradicting the trace (a stand-in QEMU script), and a closing summary
-//! that never lands inside a console line.
+//! that never lands inside a console line; a killed porwatch takes QEMU
+//! with it.
 mod common;
 use common::*;
 
@@ -295,5 +296,56 @@ fn without_a_trace_the_status_is_qemus_and_said_to_be() {
     a.hyp_opts = vec!["trace=none".into()];
     let out = porwatch::run::run(&a, Box::new(std::io::sink()), Box::new(std::io::sink())).unwrap();
     assert_eq!(out.status, 7, "{:?}", out.verdict);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The QEMU child of the porwatch process `pid` (None: none yet).
+fn qemu_child_of(pid: u32) -> Option<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().filter_map(|p| p.parse::<u32>().ok()).collect::<Vec<_>>())
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.starts_with("qemu")))
+}
+
+/// Whether process `pid` is gone (or a zombie nobody will reap).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_killed_porwatch_takes_its_qemu_with_it() {
+    let dir = tempdir();
+    let guest = dir.join("spin.bin");
+    std::fs::write(&guest, words(&[B_SELF])).unwrap();
+    let images = images();
+    let mut porwatch = Command::new(BIN)
+        .args(["run", "--images", images.to_str().unwrap(), "--timeout", "300", "--raw", "--guest"])
+        .arg(&guest)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let qemu = loop {
+        if let Some(q) = qemu_child_of(porwatch.id()) {
+            break q;
+        }
+        assert!(start.elapsed().as_secs() < 60, "no QEMU child of porwatch after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // SIGTERM, as a CI timeout or `kill` sends it: porwatch has no chance
+    // to stop QEMU itself.
+    assert_eq!(unsafe { libc::kill(porwatch.id() as i32, libc::SIGTERM) }, 0);
+    porwatch.wait().unwrap();
+    let start = std::time::Instant::now();
+    while !gone(qemu) {
+        assert!(start.elapsed().as_secs() < 30, "QEMU (pid {qemu}) still runs after porwatch was killed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
