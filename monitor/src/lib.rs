@@ -18,4 +18,5 @@ pub mod smmu;
 pub mod store;
 pub mod sysreg;
 pub mod tap;
+pub mod trampoline;
 pub mod vpoe;

@@ -525,3 +525,35 @@ fn randomized_map_lookup_consistency() {
         assert_eq!(pt.lookup(page).map(|l| l.pa), expect, "{page:#x}");
     }
 }
+
+#[test]
+fn break_before_make_moves_a_page() {
+    let mut pt = s2(40, 2);
+    pt.map(0x4000_0000, 0x4000_0000, 2 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
+    pt.map(0x0800_0000, 0x0800_0000, 2 * MIB, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
+    let (old, tlbi) = pt.break_page(0x4000_5123).unwrap();
+    assert_eq!(old, 0x4000_57FF);
+    assert_eq!(tlbi, Tlbi::Stage2Ipa { ipa: 0x4000_5000 });
+    assert_eq!(pt.lookup(0x4000_5000), None, "invalid between the two steps");
+    assert_eq!(pt.break_page(0x4000_5000), Err(MapError::NotMapped));
+    // Execute-only at another output address (the tap's shadow page).
+    let xo = S2Attrs { s2ap: S2Ap::None, ..S2Attrs::NORMAL_RW };
+    let shadow = leaf_desc(0x7fe0_3000, xo.bits(), LAST_LEVEL);
+    pt.make_page(0x4000_5000, shadow).unwrap();
+    let l = pt.lookup(0x4000_5010).unwrap();
+    assert_eq!((l.pa, l.desc), (0x7fe0_3010, 0x7fe0_373F));
+    assert_eq!(S2Attrs::from_desc(l.desc).xn, S2Xn::Exec);
+    assert_eq!(pt.make_page(0x4000_5000, old), Err(MapError::Overlap), "only over an invalid entry");
+    // And back.
+    pt.break_page(0x4000_5000).unwrap();
+    pt.make_page(0x4000_5000, old).unwrap();
+    assert_eq!(pt.lookup(0x4000_5000).unwrap().desc, 0x4000_57FF);
+    // Neighbours untouched; blocks, holes and non-leaf descriptors refused.
+    assert_eq!(pt.lookup(0x4000_4000).unwrap().desc, 0x4000_47FF);
+    assert_eq!(pt.break_page(0x0800_0000), Err(MapError::NotAPage { level: 2 }));
+    assert_eq!(pt.break_page(0x5000_0000), Err(MapError::NotMapped));
+    assert_eq!(pt.make_page(0x5000_0000, old), Err(MapError::NotMapped));
+    assert_eq!(pt.break_page(1 << 40), Err(MapError::OutOfRange));
+    pt.break_page(0x4000_5000).unwrap();
+    assert_eq!(pt.make_page(0x4000_5000, 0x4000_5001), Err(MapError::BadTable));
+}
