@@ -411,6 +411,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     if opts.track {
         fast_path::enable_stores();
     }
+    crate::tap::configure();
     match opts.selftest {
         Some(SelfTest::Panic) => panic!("porwatch.selftest=panic: deliberate hypervisor panic"),
         Some(SelfTest::El2Fault) => unsafe { core::arch::asm!("udf #0") },

@@ -84,6 +84,16 @@ pub fn emit(event: Event) -> u64 {
     seq
 }
 
+/// Records `event` that happened at counter value `ts` (queued by the fast
+/// paths and emitted later, in order: tap.rs `drain`).
+#[inline]
+pub fn emit_at(ts: u64, event: Event) -> u64 {
+    let mut t = TRACER.lock();
+    let seq = t.record_at(ts, event, false);
+    t.drain();
+    seq
+}
+
 /// Records `event`, waiting for the sink to make room if needed; with the
 /// file sink the record (and everything before it) is written at once.
 pub fn emit_reliable(event: Event) -> u64 {
@@ -111,6 +121,10 @@ pub fn emit_from_panic(event: Event) {
 
 impl Tracer {
     fn record(&mut self, event: Event, reliable: bool) -> u64 {
+        self.record_at(now(), event, reliable)
+    }
+
+    fn record_at(&mut self, ts: u64, event: Event, reliable: bool) -> u64 {
         let mut buf = [0u8; MAX_FRAME];
         if self.dropped > 0 {
             let rec = Record { seq: self.seq, ts: now(), event: Event::Dropped { count: self.dropped } };
@@ -126,7 +140,7 @@ impl Tracer {
         }
         let seq = self.seq;
         self.seq += 1;
-        let rec = Record { seq, ts: now(), event };
+        let rec = Record { seq, ts, event };
         let Some(n) = encode_frame(&rec, &mut buf) else {
             self.dropped += 1;
             return seq;

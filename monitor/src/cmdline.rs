@@ -20,6 +20,7 @@
 //! | `porwatch.poe=` | `auto`, `virtual`, `native`, `off` | `auto` |
 //! | `porwatch.eret` | boolean | off |
 //! | `porwatch.tap` | boolean | on |
+//! | `porwatch.por=` | `sample`, `trap` (native POE: how POR_EL1 changes are seen) | `sample` |
 //! | `porwatch.policy=` | `report`, `fault` | `report` |
 //! | `porwatch.verbose` | boolean | off |
 //!
@@ -67,6 +68,19 @@ pub enum PoeMode {
     Off,
 }
 
+/// How porwatch sees the guest's POR_EL1 changes under native POE (virtual
+/// POE always completes, and so sees, every access).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PorWatch {
+    /// POR_EL1 writes run untrapped; porwatch reads POR_EL1 at every tapped
+    /// exception entry and table-store trap and derives the changes
+    /// (docs/tap.md).
+    #[default]
+    Sample,
+    /// Every POR_EL1 write traps (FGT) and is recorded where it is made.
+    Trap,
+}
+
 /// What to do when the guest violates a watched permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
@@ -110,6 +124,8 @@ pub struct Options<'a> {
     pub selftest: Option<SelfTest>,
     /// `porwatch.track`: watch the guest's page tables (default on).
     pub track: bool,
+    /// `porwatch.por` (default sample).
+    pub por: PorWatch,
 }
 
 impl Default for Options<'_> {
@@ -131,6 +147,7 @@ impl Options<'_> {
         verbose: false,
         selftest: None,
         track: true,
+        por: PorWatch::Sample,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -149,7 +166,8 @@ impl Options<'_> {
     /// | 9 | guest address given |
     /// | 10 | a selftest failure was requested |
     /// | 11 | track (page-table watch) |
-    /// | 13..=63 | reserved, 0 |
+    /// | 13 | por: 0 sample, 1 trap |
+    /// | 14..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -175,6 +193,7 @@ impl Options<'_> {
             | u64::from(self.guest.is_some()) << 9
             | u64::from(self.selftest.is_some()) << 10
             | u64::from(self.track) << 11
+            | u64::from(self.por == PorWatch::Trap) << 13
     }
 }
 
@@ -293,8 +312,8 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 }
 
 /// Bit per key in `seen`, to refuse duplicates.
-const KEYS: [&str; 10] =
-    ["guest", "trace", "semihosting", "poe", "eret", "tap", "policy", "verbose", "selftest", "track"];
+const KEYS: [&str; 11] =
+    ["guest", "trace", "semihosting", "poe", "eret", "tap", "policy", "verbose", "selftest", "track", "por"];
 
 fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Result<(), CmdlineError<'a>> {
     let bad = |v: &'a str| CmdlineError::BadValue { key, value: v };
@@ -343,6 +362,14 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
         }
         "verbose" => opts.verbose = boolean()?,
         "track" => opts.track = boolean()?,
+        "por" => {
+            let v = need()?;
+            opts.por = match v {
+                "sample" => PorWatch::Sample,
+                "trap" => PorWatch::Trap,
+                _ => return Err(bad(v)),
+            };
+        }
         "selftest" => {
             let v = need()?;
             opts.selftest = match v {
@@ -455,7 +482,7 @@ mod tests {
         let s = "console=ttyAMA0 porwatch.guest=0x44000000 earlycon \
                  porwatch.trace=/pl011@9040000 porwatch.semihosting \
                  porwatch.poe=native porwatch.eret=on porwatch.tap=off \
-                 porwatch.policy=fault porwatch.verbose=1 quiet";
+                 porwatch.policy=fault porwatch.verbose=1 porwatch.por=trap quiet";
         let (o, g) = run(s).unwrap();
         assert_eq!(
             o,
@@ -470,6 +497,7 @@ mod tests {
                 verbose: true,
                 selftest: None,
                 track: true,
+                por: PorWatch::Trap,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -635,10 +663,11 @@ mod tests {
             verbose: true,
             selftest: Some(SelfTest::Panic),
             track: true,
+            por: PorWatch::Trap,
         };
-        assert_eq!(all.bits(), 0xfff);
+        assert_eq!(all.bits(), 0x2fff);
         let all = Options { trace: Some(TraceSel::Semihosting("f")), ..all };
-        assert_eq!(all.bits(), 0x1ffc);
+        assert_eq!(all.bits(), 0x3ffc);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
@@ -656,6 +685,25 @@ mod tests {
         assert_eq!(o.bits() >> 3 & 3, 2);
         o.tap = false;
         assert_eq!(o.bits() & (1 << 6), 0);
+        o.por = PorWatch::Trap;
+        assert_eq!(o.bits() & (1 << 13), 1 << 13);
+    }
+
+    #[test]
+    fn por_values() {
+        let mut buf = [0u8; 64];
+        assert_eq!(split("", &mut buf).unwrap().0.por, PorWatch::Sample);
+        assert_eq!(split("porwatch.por=trap", &mut buf).unwrap().0.por, PorWatch::Trap);
+        assert_eq!(split("porwatch.por=sample", &mut buf).unwrap().0.por, PorWatch::Sample);
+        assert_eq!(
+            split("porwatch.por=off", &mut buf).unwrap_err(),
+            CmdlineError::BadValue { key: "por", value: "off" }
+        );
+        assert_eq!(split("porwatch.por", &mut buf).unwrap_err(), CmdlineError::MissingValue("por"));
+        assert_eq!(
+            split("porwatch.por=trap porwatch.por=trap", &mut buf).unwrap_err(),
+            CmdlineError::Duplicate("por")
+        );
     }
 
     #[test]

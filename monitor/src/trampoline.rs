@@ -156,7 +156,8 @@ pub fn relocate(insn: u32, from: u64, to: u64) -> Option<u32> {
     }
     if insn & ADR_MASK == ADR || insn & ADR_MASK == ADRP {
         let page = insn & ADR_MASK == ADRP;
-        let delta = if page { ((from >> PAGE_SHIFT) as i64).wrapping_sub((to >> PAGE_SHIFT) as i64) } else { delta };
+        let delta =
+            if page { ((from >> PAGE_SHIFT) as i64).wrapping_sub((to >> PAGE_SHIFT) as i64) } else { delta };
         let immlo = (insn >> IMMLO_SHIFT) & 0b11;
         let immhi = (insn >> IMMHI_SHIFT) & ((1 << IMMHI_BITS) - 1);
         let imm = sext(immhi << 2 | immlo, IMMHI_BITS + 2) + delta;
@@ -196,7 +197,8 @@ pub enum Hook {
     /// the slot's start.
     Branch { offset: i64 },
     /// The first instruction runs out of line at page offset `at` (in the
-    /// slot's padding), as `insn`, followed by a branch back to slot + 4.
+    /// slot's padding, or another slot's), as `insn`, followed by a branch
+    /// back to slot + 4.
     OutOfLine { at: u16, insn: u32, back: u32 },
 }
 
@@ -217,8 +219,8 @@ impl Hook {
 pub enum Refusal {
     /// The table does not start at offset 0 or 0x800 of the page.
     Misaligned,
-    /// The slot has fewer than two free words at its end and does not start
-    /// with `B`.
+    /// The slot does not start with `B`, and neither it nor any other slot
+    /// has two free words left at its end.
     NoRoom { slot: u8 },
     /// The slot's first instruction is a PC-relative form this module
     /// cannot move.
@@ -236,12 +238,15 @@ pub struct Plan {
 }
 
 /// Plans the hooks for the vector table at page offset `table` of `page`.
+/// A displaced instruction goes to its own slot's padding if there is room,
+/// else to another slot's.
 pub fn plan(page: &[u32; PAGE_WORDS], table: usize) -> Result<Plan, Refusal> {
-    if table % TABLE_BYTES != 0 || table >= PAGE_BYTES {
+    if !table.is_multiple_of(TABLE_BYTES) || table >= PAGE_BYTES {
         return Err(Refusal::Misaligned);
     }
-    let mut hooks = [Hook::Branch { offset: 0 }; SLOTS];
-    for (s, hook) in hooks.iter_mut().enumerate() {
+    // Free words per slot: (first free word's page offset, words).
+    let mut free = [(0usize, 0usize); SLOTS];
+    for (s, f) in free.iter_mut().enumerate() {
         let slot = s as u8;
         let off = table + s * SLOT_BYTES;
         let words = &page[off / 4..off / 4 + SLOT_WORDS];
@@ -249,25 +254,56 @@ pub fn plan(page: &[u32; PAGE_WORDS], table: usize) -> Result<Plan, Refusal> {
         let run = words[1..].iter().rev().take_while(|&&w| is_padding(w)).count();
         let start = SLOT_WORDS - run;
         // The slot's code ends at `start - 1`: if it may fall through, it
-        // runs on (through NOPs) into the next slot.
+        // runs on (through NOPs) into the next slot, and its padding (if
+        // any) is reached.
         let stops = no_fall_through(words[start - 1]);
         if s + 1 < SLOTS && !stops {
             return Err(Refusal::FallsThrough { slot });
         }
-        let first = words[0];
-        if let Some(target) = b_target(first, off as u64) {
+        if stops {
+            *f = (off + start * 4, run);
+        }
+    }
+    let mut hooks = [Hook::Branch { offset: 0 }; SLOTS];
+    let mut pending = [false; SLOTS];
+    for (s, hook) in hooks.iter_mut().enumerate() {
+        let off = table + s * SLOT_BYTES;
+        if let Some(target) = b_target(page[off / 4], off as u64) {
             *hook = Hook::Branch { offset: target as i64 - off as i64 };
-            continue;
+        } else if free[s].1 >= OUT_OF_LINE_WORDS {
+            *hook = out_of_line(page, s, off, &mut free[s])?;
+        } else {
+            pending[s] = true;
         }
-        if run < 2 || !stops {
-            return Err(Refusal::NoRoom { slot });
-        }
-        let at = off + start * 4;
-        let insn = relocate(first, off as u64, at as u64).ok_or(Refusal::NotRelocatable { slot, insn: first })?;
-        let back = encode_b(at as u64 + 4, off as u64 + 4).ok_or(Refusal::NoRoom { slot })?;
-        *hook = Hook::OutOfLine { at: at as u16, insn, back };
+    }
+    // Slots without room of their own borrow another slot's padding.
+    for s in (0..SLOTS).filter(|&s| pending[s]) {
+        let off = table + s * SLOT_BYTES;
+        let donor =
+            free.iter_mut().find(|f| f.1 >= OUT_OF_LINE_WORDS).ok_or(Refusal::NoRoom { slot: s as u8 })?;
+        hooks[s] = out_of_line(page, s, off, donor)?;
     }
     Ok(Plan { table, hooks })
+}
+
+/// Words the out-of-line copy takes: the instruction and the branch back.
+const OUT_OF_LINE_WORDS: usize = 2;
+
+/// Slot `s` (at page offset `off`) runs its first instruction out of line
+/// in the free words `room` (page offset, words), which it uses up.
+fn out_of_line(
+    page: &[u32; PAGE_WORDS],
+    s: usize,
+    off: usize,
+    room: &mut (usize, usize),
+) -> Result<Hook, Refusal> {
+    let slot = s as u8;
+    let at = room.0;
+    let first = page[off / 4];
+    let insn = relocate(first, off as u64, at as u64).ok_or(Refusal::NotRelocatable { slot, insn: first })?;
+    let back = encode_b(at as u64 + 4, off as u64 + 4).ok_or(Refusal::NoRoom { slot })?;
+    *room = (room.0 + OUT_OF_LINE_WORDS * 4, room.1 - OUT_OF_LINE_WORDS);
+    Ok(Hook::OutOfLine { at: at as u16, insn, back })
 }
 
 impl Plan {
@@ -299,7 +335,10 @@ impl Plan {
     /// The slot whose displaced instruction the shadow holds at page offset
     /// `off` (the out-of-line copy, not its branch back).
     pub fn out_of_line_slot(&self, off: usize) -> Option<u8> {
-        self.hooks.iter().position(|h| matches!(*h, Hook::OutOfLine { at, .. } if at as usize == off)).map(|s| s as u8)
+        self.hooks
+            .iter()
+            .position(|h| matches!(*h, Hook::OutOfLine { at, .. } if at as usize == off))
+            .map(|s| s as u8)
     }
 }
 

@@ -377,7 +377,7 @@ fn system_map_symbols_with_automatic_kaslr_offset() {
         Record {
             seq: 0,
             ts: 0,
-            event: Event::TapArm { vbar: 0xffff_8000_8001_0000 + kaslr, page: 0x4000_0000 },
+            event: Event::TapArm { vbar: 0xffff_8000_8001_0000 + kaslr, page: 0x4000_0000, mechanism: 0 },
         },
         Record {
             seq: 1,
@@ -454,7 +454,15 @@ fn filter_trace() -> PathBuf {
         Record {
             seq: 1,
             ts: 1,
-            event: Event::PorWrite { pc: 0x2008, reg: 0, old: 0x57, new: 0x17, at_entry: 0, entry_seq: 0 },
+            event: Event::PorWrite {
+                pc: 0x2008,
+                reg: 0,
+                old: 0x57,
+                new: 0x17,
+                at_entry: 0,
+                entry_seq: 0,
+                sampled: 0,
+            },
         },
         hazard(2, 1, 0x2010),
         Record { seq: 3, ts: 3, event: Event::Trap { esr: 0x5a00_0000, elr: 0x3000, outcome: 0 } },

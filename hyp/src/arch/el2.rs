@@ -13,6 +13,7 @@ use super::cpu::{isb, IdRegs};
 use super::regs::{HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, VPIDR_EL2_REG};
 use crate::boot::Config;
 use aarch64_cpu::registers::*;
+use porwatch_monitor::cmdline::PorWatch;
 use porwatch_monitor::idregs::{table, Tcr2Path};
 use porwatch_monitor::vpoe::Mode;
 use tock_registers::interfaces::Writeable;
@@ -155,7 +156,7 @@ impl PmcrEl0 {
 
 /// The fine-grained traps porwatch watches the guest with: VBAR_EL1 writes
 /// (the tap follows the vector table), CPACR_EL1 (virtual E0POE), POR_EL1
-/// writes (native POE), TCR_EL1 (the page-table watch; under virtual POE
+/// writes (native POE with porwatch.por=trap), TCR_EL1 (the page-table watch; under virtual POE
 /// with the guest's TCR2_EL1 in the hardware, reads and writes: the FGT
 /// TCR_EL1 bits also trap TCR2_EL1, so porwatch keeps its POE bits), ERET
 /// (exception-return tracing).
@@ -187,8 +188,9 @@ fn watch_with_fine_grained_traps(cfg: &Config, tcr2: Tcr2Path) {
                 r &= !n;
             }
         }
-        // nPOR_EL1 = 0 traps.
-        Mode::Native => w &= !HFGWTR_EL2::nPOR_EL1::SET.value,
+        // nPOR_EL1 = 0 traps (porwatch.por=trap); sampling traps nothing.
+        Mode::Native if cfg.opts.por == PorWatch::Trap => w &= !HFGWTR_EL2::nPOR_EL1::SET.value,
+        Mode::Native => {}
         Mode::None => {}
     }
     HFGWTR_EL2.set(w);

@@ -188,6 +188,48 @@ pub fn set_writable(ipa: u64, writable: bool) -> bool {
     done
 }
 
+/// The tap's trampoline (tap.rs): the guest page at `ipa` now maps the
+/// page descriptor `desc` (another output address: porwatch's shadow of
+/// the guest's vector page, or the page's own descriptor back), with
+/// break-before-make. Returns the descriptor it replaced (None: `ipa` is
+/// not a mapped 4 KiB page, nothing changed). Devices behind the SMMU see
+/// the change too.
+pub fn move_page(ipa: u64, desc: u64) -> Option<u64> {
+    let mut s2 = STAGE2.lock();
+    let pt = s2.as_mut()?;
+    let (old, tlbi) = pt.break_page(ipa).ok()?;
+    // The invalid entry must be seen, and every TLB entry built from the
+    // old one gone (stage-2 and combined stage-1+2), before the new entry
+    // is written (KVM's stage2_try_break_pte / __kvm_tlb_flush_vmid_ipa).
+    unsafe {
+        core::arch::asm!(
+            "dsb ishst",
+            "tlbi ipas2e1is, {op}",
+            "dsb ish",
+            "tlbi vmalle1is",
+            "dsb ish",
+            "isb",
+            op = in(reg) tlbi.operand(),
+            options(nostack)
+        );
+    }
+    let made = pt.make_page(ipa, desc);
+    // A refused descriptor (a porwatch bug) leaves the old one in place.
+    let _ = made.or_else(|_| pt.make_page(ipa, old));
+    unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+    drop(s2);
+    super::smmu::invalidate_ipa(ipa);
+    Some(old)
+}
+
+/// A stage-2 page descriptor for porwatch's shadow of a guest page at `pa`:
+/// normal memory the guest can execute but not read or write (S2AP = 00,
+/// XN = 0), so only instruction fetches reach it.
+pub fn execute_only_desc(pa: u64) -> u64 {
+    let attrs = S2Attrs { s2ap: S2Ap::None, ..S2Attrs::NORMAL_RW };
+    porwatch_monitor::pgtable::desc::leaf_desc(pa, attrs.bits(), porwatch_monitor::pgtable::LAST_LEVEL)
+}
+
 /// Changes one page descriptor's permissions and invalidates the TLBs.
 fn update(ipa: u64, f: impl FnOnce(u64) -> u64) -> bool {
     let update = {

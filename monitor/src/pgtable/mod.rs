@@ -544,7 +544,11 @@ impl<A: TableAlloc> PageTable<A> {
         }
         let slot = self.find(va)?;
         if slot.level != LAST_LEVEL {
-            return Err(if is_valid(slot.desc) { MapError::NotAPage { level: slot.level } } else { MapError::NotMapped });
+            return Err(if is_valid(slot.desc) {
+                MapError::NotAPage { level: slot.level }
+            } else {
+                MapError::NotMapped
+            });
         }
         Ok(slot)
     }

@@ -541,7 +541,7 @@ fn break_before_make_moves_a_page() {
     let shadow = leaf_desc(0x7fe0_3000, xo.bits(), LAST_LEVEL);
     pt.make_page(0x4000_5000, shadow).unwrap();
     let l = pt.lookup(0x4000_5010).unwrap();
-    assert_eq!((l.pa, l.desc), (0x7fe0_3010, 0x7fe0_373F));
+    assert_eq!((l.pa, l.desc), (0x7FE0_3010, 0x7FE0_373F));
     assert_eq!(S2Attrs::from_desc(l.desc).xn, S2Xn::Exec);
     assert_eq!(pt.make_page(0x4000_5000, old), Err(MapError::Overlap), "only over an invalid entry");
     // And back.

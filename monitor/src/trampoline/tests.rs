@@ -1,7 +1,7 @@
 extern crate std;
+use super::*;
 use std::vec;
 use std::vec::Vec;
-use super::*;
 
 const SUB_SP: u32 = 0xd105_43ff; // sub sp, sp, #336 (Linux kernel_ventry)
 const STP: u32 = 0xa9bf_07e0; // stp x0, x1, [sp, #-16]!
@@ -19,7 +19,10 @@ fn target(insn: u32, pc: u64) -> Option<u64> {
     if insn & 0x7c00_0000 == 0x1400_0000 {
         return add(s(insn & 0x03ff_ffff, 26) * 4);
     }
-    if insn & 0xff00_0000 == 0x5400_0000 || insn & 0x7e00_0000 == 0x3400_0000 || insn & 0x3b00_0000 == 0x1800_0000 {
+    if insn & 0xff00_0000 == 0x5400_0000
+        || insn & 0x7e00_0000 == 0x3400_0000
+        || insn & 0x3b00_0000 == 0x1800_0000
+    {
         return add(s((insn >> 5) & 0x7_ffff, 19) * 4);
     }
     if insn & 0x7e00_0000 == 0x3600_0000 {
@@ -83,7 +86,9 @@ fn relocated_pc_relative_forms_keep_their_target() {
 
 #[test]
 fn position_independent_instructions_move_unchanged() {
-    for insn in [SUB_SP, STP, MOV_X1_4, RET, ERET, BLR_X0, MSR_TPIDRRO_X30, hvc(0), 0xd400_0001 /* svc */, NOP] {
+    for insn in
+        [SUB_SP, STP, MOV_X1_4, RET, ERET, BLR_X0, MSR_TPIDRRO_X30, hvc(0), 0xd400_0001 /* svc */, NOP]
+    {
         assert_eq!(relocate(insn, 0x1000, 0x1040), Some(insn), "{insn:#x}");
     }
 }
@@ -105,7 +110,9 @@ fn branches_and_fall_through() {
     assert_eq!(encode_b(0x1004, 0x1000), Some(0x17ff_ffff));
     assert_eq!(b_target(0x17ff_ffff, 0x1004), Some(0x1000));
     assert_eq!(b_target(0x9400_0001, 0x1000), None); // BL is not B
-    for w in [0x1400_0001, RET, ERET, 0xd61f_0000 /* br x0 */, 0xd65f_0bff /* retaa */, 0, 0x0000_1234] {
+    for w in
+        [0x1400_0001, RET, ERET, 0xd61f_0000 /* br x0 */, 0xd65f_0bff /* retaa */, 0, 0x0000_1234]
+    {
         assert!(no_fall_through(w), "{w:#x}");
     }
     for w in [NOP, BLR_X0, 0x9400_0001 /* bl */, SUB_SP, 0x5400_0001 /* b.ne */, hvc(0)] {
@@ -169,7 +176,9 @@ fn plans_linux_vectors() {
     for (i, (a, b)) in page.iter().zip(shadow.iter()).enumerate() {
         let off = i * 4;
         let slot_start = off >= 0x800 && (off - 0x800) % SLOT_BYTES == 0;
-        let ool = p.hooks.iter().any(|h| matches!(*h, Hook::OutOfLine { at, .. } if (at as usize..at as usize + 8).contains(&off)));
+        let ool = p.hooks.iter().any(
+            |h| matches!(*h, Hook::OutOfLine { at, .. } if (at as usize..at as usize + 8).contains(&off)),
+        );
         if slot_start {
             assert_eq!(*b, hvc(HVC_IMM_BASE + ((off - 0x800) / SLOT_BYTES) as u16));
         } else if !ool {
@@ -197,12 +206,22 @@ fn plans_small_slots_with_nop_padding() {
 
 #[test]
 fn refuses_what_it_cannot_hook() {
-    // A slot full of code.
-    let full = page_with(0, |s| if s == 3 { vec![SUB_SP; 31].into_iter().chain([RET]).collect() } else { vec![SUB_SP, RET] });
-    assert_eq!(plan(&full, 0), Err(Refusal::NoRoom { slot: 3 }));
-    // One free word only.
-    let tight = page_with(0, |s| if s == 5 { [vec![SUB_SP; 30], vec![RET]].concat() } else { vec![SUB_SP, RET] });
-    assert_eq!(plan(&tight, 0), Err(Refusal::NoRoom { slot: 5 }));
+    // Every slot full of code (one free word in slot 5 is not enough).
+    let full = page_with(0, |s| {
+        let code = if s == 5 { 30 } else { 31 };
+        vec![SUB_SP; code].into_iter().chain([RET]).collect()
+    });
+    assert_eq!(plan(&full, 0), Err(Refusal::NoRoom { slot: 0 }));
+    // A full slot borrows another's padding.
+    let one_full = page_with(0, |s| {
+        if s == 3 {
+            vec![SUB_SP; 31].into_iter().chain([RET]).collect()
+        } else {
+            vec![SUB_SP, RET]
+        }
+    });
+    let p = plan(&one_full, 0).unwrap();
+    assert_eq!(p.hooks[3], Hook::OutOfLine { at: 0x10, insn: SUB_SP, back: encode_b(0x14, 0x184).unwrap() });
     // Code that runs on into the padding (the zeros would be reached).
     let runs_on = page_with(0, |s| if s == 2 { vec![SUB_SP, MOV_X1_4] } else { vec![SUB_SP, RET] });
     assert_eq!(plan(&runs_on, 0), Err(Refusal::FallsThrough { slot: 2 }));
@@ -216,6 +235,32 @@ fn refuses_what_it_cannot_hook() {
     assert_eq!(plan(&unknown, 0), Err(Refusal::NotRelocatable { slot: 1, insn: 0x7400_0000 }));
     assert_eq!(plan(&full, 0x400), Err(Refusal::Misaligned));
     assert_eq!(plan(&full, 0x1000), Err(Refusal::Misaligned));
+}
+
+#[test]
+fn a_full_slot_borrows_another_slots_padding() {
+    // guest-tests' rt/entry.S: four instructions per slot, and the common
+    // code right after slot 15's (no padding there).
+    let page = page_with(0x800, |s| match s {
+        15 => vec![SUB_SP, STP, MOV_X1_4, 0x1400_0001, 0xa9bf_07e2, 0xa9bf_07e4], // runs on into vec_common
+        _ => vec![SUB_SP, STP, MOV_X1_4, 0x1400_0100],
+    });
+    let p = plan(&page, 0x800).unwrap();
+    // Slot 0 has 28 free words: its own copy, then slot 15's.
+    assert_eq!(
+        p.hooks[0],
+        Hook::OutOfLine { at: 0x810, insn: SUB_SP, back: encode_b(0x814, 0x804).unwrap() }
+    );
+    assert_eq!(
+        p.hooks[15],
+        Hook::OutOfLine { at: 0x818, insn: SUB_SP, back: encode_b(0x81c, 0xf84).unwrap() }
+    );
+    assert_eq!(p.out_of_line_slot(0x818), Some(15));
+    assert_eq!(p.resume(0x4000_0800, 15), 0x4000_0818);
+    let mut shadow = page;
+    p.apply(&mut shadow);
+    let want = [SUB_SP, encode_b(0x814, 0x804).unwrap(), SUB_SP, encode_b(0x81c, 0xf84).unwrap()];
+    assert_eq!(&shadow[0x810 / 4..0x820 / 4], &want);
 }
 
 #[test]
