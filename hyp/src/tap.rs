@@ -177,9 +177,8 @@ impl Drop for TapGuard {
         let t = &*self.0;
         let armed = t.armed != Armed::Off;
         let enabled = !t.stepping && armed && poe_mode() == Mode::Virtual;
-        // Entries complete in the assembly unless porwatch steps the guest
-        // or traces returns (the shadow stack then lives in Rust only).
-        let hooks = matches!(t.armed, Armed::Trampoline { .. }) && !t.stepping && !config().opts.exc_return;
+        // The assembly recognises the hooks unless porwatch steps the guest.
+        let hooks = matches!(t.armed, Armed::Trampoline { .. }) && !t.stepping;
         let top = t.shadow.top();
         fast_path::publish(
             self.1,
@@ -218,7 +217,16 @@ pub fn configure() {
         Mode::Native => fast_path::POR_NATIVE,
     };
     let native_trap = mode == Mode::Native && config().opts.por == PorWatch::Trap;
-    fast_path::configure_tap(por, native_trap, mode == Mode::Native && config().opts.track, sampling());
+    // With exception returns traced, entries go to Rust, where the shadow
+    // stack is.
+    let entry_slow = config().opts.exc_return;
+    fast_path::configure_tap(
+        por,
+        native_trap,
+        mode == Mode::Native && config().opts.track,
+        sampling(),
+        entry_slow,
+    );
     if sampling() {
         let v = POR_EL1_REG.get();
         tap().samples.start(v);
@@ -252,7 +260,12 @@ pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
     let ipa = at::va_to_ipa(table).map(page_of);
     let mut mechanism = TapMechanism::XnStep;
     if let Some(ipa) = ipa {
-        match shadow::hook(ipa, (table - page_of(table)) as usize) {
+        let hooked = if config().opts.tap_step {
+            Err(HookError::Asked)
+        } else {
+            shadow::hook(ipa, (table - page_of(table)) as usize)
+        };
+        match hooked {
             Ok(plan) => {
                 t.set_plan(ipa, plan);
                 mechanism = TapMechanism::Trampoline;
@@ -290,6 +303,7 @@ fn report_fallback(vbar: u64, why: HookError) {
         HookError::Plan(Refusal::Misaligned) => m.s("not 2 KiB aligned"),
         HookError::NotRam => m.s("not in guest RAM"),
         HookError::NoShadow => m.s("no shadow page free"),
+        HookError::Asked => return, // porwatch.tap=step: nothing to explain
     }
     .end();
 }

@@ -19,7 +19,7 @@
 //! | `porwatch.semihosting` | boolean | off |
 //! | `porwatch.poe=` | `auto`, `virtual`, `native`, `off` | `auto` |
 //! | `porwatch.eret` | boolean | off |
-//! | `porwatch.tap` | boolean | on |
+//! | `porwatch.tap` | boolean, or `step` (on, always with the execute-never, single-stepping mechanism) | on |
 //! | `porwatch.por=` | `sample`, `trap` (native POE: how POR_EL1 changes are seen) | `sample` |
 //! | `porwatch.policy=` | `report`, `fault` | `report` |
 //! | `porwatch.verbose` | boolean | off |
@@ -116,6 +116,9 @@ pub struct Options<'a> {
     pub exc_return: bool,
     /// `porwatch.tap` (default on).
     pub tap: bool,
+    /// `porwatch.tap=step`: the tap on, always with its execute-never,
+    /// single-stepping mechanism (for comparison; docs/tap.md).
+    pub tap_step: bool,
     /// `porwatch.policy` (default report).
     pub policy: Policy,
     /// `porwatch.verbose` (default off).
@@ -143,6 +146,7 @@ impl Options<'_> {
         poe: PoeMode::Auto,
         exc_return: false,
         tap: true,
+        tap_step: false,
         policy: Policy::Report,
         verbose: false,
         selftest: None,
@@ -167,7 +171,8 @@ impl Options<'_> {
     /// | 10 | a selftest failure was requested |
     /// | 11 | track (page-table watch) |
     /// | 13 | por: 0 sample, 1 trap |
-    /// | 14..=63 | reserved, 0 |
+    /// | 14 | tap=step |
+    /// | 15..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -194,6 +199,7 @@ impl Options<'_> {
             | u64::from(self.selftest.is_some()) << 10
             | u64::from(self.track) << 11
             | u64::from(self.por == PorWatch::Trap) << 13
+            | u64::from(self.tap_step) << 14
     }
 }
 
@@ -351,7 +357,8 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
             };
         }
         "eret" => opts.exc_return = boolean()?,
-        "tap" => opts.tap = boolean()?,
+        "tap" if value == Some("step") => (opts.tap, opts.tap_step) = (true, true),
+        "tap" => (opts.tap, opts.tap_step) = (boolean()?, false),
         "policy" => {
             let v = need()?;
             opts.policy = match v {
@@ -493,6 +500,7 @@ mod tests {
                 poe: PoeMode::Native,
                 exc_return: true,
                 tap: false,
+                tap_step: false,
                 policy: Policy::Fault,
                 verbose: true,
                 selftest: None,
@@ -659,15 +667,16 @@ mod tests {
             poe: PoeMode::Off,
             exc_return: true,
             tap: true,
+            tap_step: true,
             policy: Policy::Fault,
             verbose: true,
             selftest: Some(SelfTest::Panic),
             track: true,
             por: PorWatch::Trap,
         };
-        assert_eq!(all.bits(), 0x2fff);
+        assert_eq!(all.bits(), 0x6fff);
         let all = Options { trace: Some(TraceSel::Semihosting("f")), ..all };
-        assert_eq!(all.bits(), 0x3ffc);
+        assert_eq!(all.bits(), 0x7ffc);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
@@ -687,6 +696,22 @@ mod tests {
         assert_eq!(o.bits() & (1 << 6), 0);
         o.por = PorWatch::Trap;
         assert_eq!(o.bits() & (1 << 13), 1 << 13);
+    }
+
+    #[test]
+    fn tap_values() {
+        let mut buf = [0u8; 64];
+        let o = split("porwatch.tap=step", &mut buf).unwrap().0;
+        assert!(o.tap && o.tap_step);
+        assert_eq!(o.bits() & (1 << 14 | 1 << 6), 1 << 14 | 1 << 6);
+        let o = split("porwatch.tap=on", &mut buf).unwrap().0;
+        assert!(o.tap && !o.tap_step);
+        let o = split("porwatch.tap=off", &mut buf).unwrap().0;
+        assert!(!o.tap && !o.tap_step);
+        assert_eq!(
+            split("porwatch.tap=steps", &mut buf).unwrap_err(),
+            CmdlineError::BadValue { key: "tap", value: "steps" }
+        );
     }
 
     #[test]

@@ -134,11 +134,14 @@ pub struct FastPath {
     pub pt_stores: u64,
     /// The overlay registers `pt_deny` was computed from (virtual POE).
     deny_inputs: (u64, u64, u64),
-    /// Non-zero: the tap's trampoline is armed and an exception entry (its
-    /// hook's HVC) may complete in the assembly: the entry is queued and the
-    /// guest resumes at `resume[slot]` (the tap is not stepping, exception
-    /// returns are not traced).
+    /// Non-zero: the tap's trampoline is armed (and the tap not stepping):
+    /// the assembly recognises its hooks' HVCs. An exception entry then
+    /// completes there (queued, the guest resumed at `resume[slot]`) unless
+    /// `entry_slow`; virtual POE's UNDEFs complete there either way.
     pub tap_hvc: u64,
+    /// Non-zero: entries go to Rust (exception returns are traced: the
+    /// shadow stack lives in Rust).
+    pub entry_slow: u64,
     /// Where the guest resumes after slot s's hook (its displaced
     /// instruction out of line, or the target of a `B`).
     pub resume: [u64; SLOTS],
@@ -247,6 +250,7 @@ impl FastPath {
         pt_stores: 0,
         deny_inputs: (0, 0, 0),
         tap_hvc: 0,
+        entry_slow: 0,
         resume: [0; SLOTS],
         por_mode: POR_NONE,
         native_msr: 0,
@@ -456,10 +460,17 @@ pub fn prev_pc(cpu: usize) -> u64 {
 /// guest runs): what an entry records as POR_EL1, whether native POR_EL1
 /// writes complete in the assembly, whether EL1 data-abort entries need
 /// Rust, whether POR_EL1 is sampled.
-pub fn configure_tap(por_mode: u64, native_msr: bool, sync_dabt_slow: bool, sampling: bool) {
+pub fn configure_tap(
+    por_mode: u64,
+    native_msr: bool,
+    sync_dabt_slow: bool,
+    sampling: bool,
+    entry_slow: bool,
+) {
     for cpu in 0..MAX_VCPUS {
         // SAFETY: boot, single-threaded.
         let b = unsafe { &mut *block(cpu) };
+        b.entry_slow = entry_slow as u64;
         b.por_mode = por_mode;
         b.native_msr = native_msr as u64;
         b.sync_dabt_slow = sync_dabt_slow as u64;

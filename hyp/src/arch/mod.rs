@@ -42,6 +42,7 @@ core::arch::global_asm!(
     fp_pt_stores = const core::mem::offset_of!(fast_path::FastPath, pt_stores),
     walk_half_shift = const fast_path::WALK_HALF_SHIFT,
     fp_tap_hvc = const core::mem::offset_of!(fast_path::FastPath, tap_hvc),
+    fp_entry_slow = const core::mem::offset_of!(fast_path::FastPath, entry_slow),
     fp_resume = const core::mem::offset_of!(fast_path::FastPath, resume),
     fp_por_mode = const core::mem::offset_of!(fast_path::FastPath, por_mode),
     fp_native_msr = const core::mem::offset_of!(fast_path::FastPath, native_msr),

@@ -27,6 +27,8 @@ pub enum HookError {
     NotRam,
     /// Every shadow page is in use.
     NoShadow,
+    /// `porwatch.tap=step` asks for the execute-never mechanism.
+    Asked,
 }
 
 #[repr(C, align(4096))]

@@ -149,6 +149,7 @@ el2_vectors:
 .equ FP_PT_STORES, {fp_pt_stores}
 .equ WALK_HALF_SHIFT, {walk_half_shift}
 .equ FP_TAP_HVC, {fp_tap_hvc}
+.equ FP_ENTRY_SLOW, {fp_entry_slow}
 .equ FP_RESUME, {fp_resume}             /* 16 x the resume address */
 .equ FP_POR_MODE, {fp_por_mode}
 .equ FP_NATIVE_MSR, {fp_native_msr}
@@ -487,6 +488,8 @@ lower_sync_hvc:
     ldr     x4, [x2, #FP_SYNC_DABT_SLOW]
     cbnz    x4, lower_sync_slow
 lower_sync_hvc_entry:                   /* x1 = slot */
+    ldr     x3, [x2, #FP_ENTRY_SLOW]
+    cbnz    x3, lower_sync_slow
     QUEUE_RESERVE
     lsl     x3, x1, #Q_ARG_SHIFT
     orr     x3, x3, #Q_ENTRY
