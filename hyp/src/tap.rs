@@ -106,6 +106,11 @@ struct Tap {
     vpoe: VirtPoe,
     /// Native POE, `porwatch.por=sample`: the POR_EL1 samples.
     samples: PorSamples,
+    /// The CPU this state is (set at each lock).
+    index: usize,
+    /// Another CPU replays this CPU's queue at the end of the run: nothing
+    /// goes into this CPU's fast-path block or call-trace notes.
+    at_stop: bool,
 }
 
 impl Tap {
@@ -123,6 +128,8 @@ impl Tap {
             shadow: ShadowStack::new(),
             vpoe: VirtPoe::new(),
             samples: PorSamples::new(),
+            index: 0,
+            at_stop: false,
         }
     }
 }
@@ -155,6 +162,7 @@ fn cpu() -> usize {
 fn tap() -> TapGuard {
     let cpu = cpu();
     let mut t = TAPS[cpu].lock();
+    t.index = cpu;
     if t.stepping {
         // Steps vectors.S handled itself moved the PC on.
         t.prev_pc = fast_path::prev_pc(cpu);
@@ -276,7 +284,36 @@ pub fn drain() {
         return;
     }
     let mut t = tap();
+    // The CPU ending the run drains the others' queues (under their tap
+    // lock): once it has begun, it owns them, and this CPU records nothing
+    // more (as a trap that finds the run stopping: traps.rs).
+    if crate::run_end::stopping() {
+        drop(t);
+        crate::run_end::park();
+    }
     fast_path::take_queued(cpu, |r| t.replay(r));
+}
+
+/// The run ends (this CPU ends it, `run_end::STOPPING` set): every other
+/// CPU's queued records go out too, as that CPU's, before the last records.
+/// A CPU's queue is read under its tap lock, which its own `drain` holds
+/// (it drains nothing once the run is stopping), so no record goes out
+/// twice; the assembly publishes a record only once it is whole
+/// (vectors.S QUEUE_COMMIT). A record queued after this read is an entry
+/// taken after the end began, as a trap then would be (it parks).
+pub fn drain_others_at_stop() {
+    let me = cpu();
+    for c in (0..MAX_CPUS).filter(|&c| c != me) {
+        if !fast_path::has_queued_at_stop(c) {
+            continue;
+        }
+        // Not a TapGuard: nothing is published into CPU c's block, which
+        // its assembly may be using.
+        let mut t = TAPS[c].lock();
+        t.index = c;
+        t.at_stop = true;
+        fast_path::take_queued_at_stop(c, |r| t.replay(r));
+    }
 }
 
 /// The guest wrote VBAR_EL1 (trapped by HFGWTR_EL2.VBAR_EL1).
@@ -744,6 +781,7 @@ impl Tap {
             if reg == VReg::PorEl1 { self.window.on_por_change() } else { (false, 0) };
         let reg = if reg == VReg::PorEl1 { PorReg::PorEl1 } else { PorReg::PorEl0 };
         let seq = trace_out::emit_at(
+            self.index,
             ts,
             Event::PorWrite {
                 pc,
@@ -755,7 +793,7 @@ impl Tap {
                 sampled: 0,
             },
         );
-        CHAIN[cpu()].por.store(seq, Ordering::Relaxed);
+        CHAIN[self.index].por.store(seq, Ordering::Relaxed);
         if reg == PorReg::PorEl1 {
             crate::audit::note_overlay(new, self.vpoe.tcr2_el1, at_entry);
         }
@@ -765,6 +803,7 @@ impl Tap {
     fn sample(&mut self, por: u64, pc: u64, ts: u64) {
         if let Some(d) = self.samples.sample(&mut self.window, por) {
             let seq = trace_out::emit_at(
+                self.index,
                 ts,
                 Event::PorWrite {
                     pc,
@@ -776,10 +815,12 @@ impl Tap {
                     sampled: 1,
                 },
             );
-            CHAIN[cpu()].por.store(seq, Ordering::Relaxed);
+            CHAIN[self.index].por.store(seq, Ordering::Relaxed);
             crate::audit::note_overlay(d.new, self.vpoe.tcr2_el1, d.at_entry);
         }
-        fast_path::set_por_sample(cpu(), por);
+        if !self.at_stop {
+            fast_path::set_por_sample(self.index, por);
+        }
     }
 
     /// Emits one record the assembly queued.
@@ -789,7 +830,9 @@ impl Tap {
             fast_path::Q_ENTRY => {
                 let e = EntryRegs { elr: r[2], spsr: r[3], esr: r[4], far: r[5] };
                 let seq = self.emit_entry(arg as u8, e, r[6], r[1]);
-                crate::unwind::note_entry(seq, e.elr, r[7], r[8]);
+                if !self.at_stop {
+                    crate::unwind::note_entry(seq, e.elr, r[7], r[8]);
+                }
             }
             fast_path::Q_POR => {
                 let reg = if arg == PorReg::PorEl0 as u64 { VReg::PorEl0 } else { VReg::PorEl1 };
@@ -867,6 +910,7 @@ impl Tap {
         self.shadow.push(e, config().opts.exc_return);
         let depth = if config().opts.exc_return { self.shadow.depth() } else { 0 };
         let seq = trace_out::emit_at(
+            self.index,
             ts,
             Event::ExcEntry {
                 vector: slot as u64,
@@ -879,7 +923,7 @@ impl Tap {
             },
         );
         self.window.on_entry(seq);
-        CHAIN[cpu()].entry.store(seq, Ordering::Relaxed);
+        CHAIN[self.index].entry.store(seq, Ordering::Relaxed);
         seq
     }
 

@@ -96,11 +96,11 @@ pub fn emit(event: Event) -> u64 {
     seq
 }
 
-/// Records `event` that happened at counter value `ts` (queued by the fast
-/// paths and emitted later, in order: tap.rs `drain`).
+/// Records `event` of CPU `cpu` that happened at counter value `ts`
+/// (queued by the fast paths and emitted later, in order: tap.rs `drain`;
+/// another CPU's only at the end of the run).
 #[inline]
-pub fn emit_at(ts: u64, event: Event) -> u64 {
-    let cpu = percpu::index();
+pub fn emit_at(cpu: usize, ts: u64, event: Event) -> u64 {
     let mut t = TRACER.lock();
     let seq = t.record_at(cpu, ts, event, false);
     t.drain();

@@ -525,6 +525,33 @@ pub fn has_queued(cpu: usize) -> bool {
     unsafe { (*block(cpu)).queue_len != 0 }
 }
 
+/// True if CPU `cpu` (another one, at the end of the run) has published
+/// queued records.
+pub fn has_queued_at_stop(cpu: usize) -> bool {
+    queue_len_acquire(cpu) != 0
+}
+
+/// CPU `cpu`'s queue length as its assembly published it (STLR after the
+/// record: vectors.S QUEUE_COMMIT).
+fn queue_len_acquire(cpu: usize) -> u64 {
+    // SAFETY: an aligned u64 its CPU writes with single stores; read as an
+    // atomic for the acquire.
+    unsafe { (*(&raw const (*block(cpu)).queue_len as *const AtomicU64)).load(Ordering::Acquire) }
+}
+
+/// Hands another CPU's published queued records to `f` in order (the end
+/// of the run: tap.rs `drain_others_at_stop`). The queue is left as it is:
+/// that CPU drains nothing any more.
+pub fn take_queued_at_stop(cpu: usize, mut f: impl FnMut(&[u64; QUEUE_WORDS])) {
+    let n = (queue_len_acquire(cpu) as usize).min(QUEUE_LEN);
+    for i in 0..n {
+        // SAFETY: records below the published length are whole and no
+        // longer written (the assembly only appends).
+        let r = unsafe { (&raw const (*block(cpu)).queue[i]).read_volatile() };
+        f(&r);
+    }
+}
+
 /// Hands CPU `cpu`'s queued records to `f` in order and empties the queue.
 pub fn take_queued(cpu: usize, mut f: impl FnMut(&[u64; QUEUE_WORDS])) {
     // SAFETY: only this CPU touches its block (see Blocks); its assembly

@@ -262,10 +262,18 @@ el2_vectors:
     ldr     x5, [x2, #FP_QUEUE_LEN]
     cmp     x5, #QUEUE_LEN
     b.hs    lower_sync_slow
-    add     x4, x5, #1
-    str     x4, [x2, #FP_QUEUE_LEN]
     add     x4, x2, #FP_QUEUE
     add     x4, x4, x5, lsl #Q_SHIFT
+.endm
+
+/* Publishes the record QUEUE_RESERVE gave once it is written: the length
+ * with release semantics, so the CPU that ends the run (another one) reads
+ * only whole records (fast_path.rs take_queued_at_stop). Clobbers x3, x5. */
+.macro QUEUE_COMMIT
+    ldr     x5, [x2, #FP_QUEUE_LEN]
+    add     x5, x5, #1
+    add     x3, x2, #FP_QUEUE_LEN
+    stlr    x5, [x3]
 .endm
 
 /* Queues a POR_EL1 change made at the PC in system register \pc_reg: old
@@ -369,6 +377,7 @@ vpoe_undef:
     b.eq    lower_sync_done
     QUEUE_RESERVE
     QUEUE_POR_CHANGE elr_el1
+    QUEUE_COMMIT
     str     x0, [x2, #FP_POR_EL1]
     /* pt_deny was computed for the old value: until the tap recomputes it,
      * every store to a table walks and goes to Rust */
@@ -444,6 +453,7 @@ lower_sync_por_msr:
     b.eq    1f
     QUEUE_RESERVE
     QUEUE_POR_CHANGE elr_el2
+    QUEUE_COMMIT
 1:  msr     S3_0_C10_C2_4, x0
     mrs     x0, elr_el2
     add     x0, x0, #INSN_LEN
@@ -521,6 +531,7 @@ lower_sync_hvc_entry:                   /* x1 = slot */
      * (x30 is in the frame: the fast paths save it) */
     ldr     x3, [sp, #16 * 15]
     stp     x29, x3, [x4, #56]
+    QUEUE_COMMIT
     add     x3, x2, x1, lsl #3
     ldr     x3, [x3, #FP_RESUME]
     msr     elr_el2, x3
