@@ -252,8 +252,17 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
 /// several CPUs, another one may have let the page go between the fault
 /// and this CPU taking the lock. If stage 2 grants the write now, the
 /// store is retried; otherwise the fault is not the watch's (None).
+/// Decided under the watch's lock: the other CPU may also have made the
+/// page a table again since the caller looked (then the retry traps anew
+/// and the store is handled as a table store).
 fn retry_if_writable(ipa: u64) -> Option<Handled> {
-    stage2::grants_write(ipa).unwrap_or(false).then_some(Handled::Machinery)
+    let w = WATCH.lock();
+    if w.tracker.is_page_protected(page_of(ipa)) {
+        return Some(Handled::Machinery);
+    }
+    let writable = stage2::grants_write(ipa).unwrap_or(false);
+    drop(w);
+    writable.then_some(Handled::Machinery)
 }
 
 /// The stage-1 walker itself wrote a tracked table (hardware access-flag or
