@@ -427,6 +427,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         fast_path::enable_stores();
         crate::audit::init();
     }
+    crate::tap::configure();
     match opts.selftest {
         Some(SelfTest::Panic) => panic!("porwatch.selftest=panic: deliberate hypervisor panic"),
         Some(SelfTest::El2Fault) => unsafe { core::arch::asm!("udf #0") },
@@ -459,7 +460,13 @@ fn guest_setup(cfg: &'static Config, index: usize) -> el2::GuestSetup<'static> {
         ids: &cfg.ids,
         controls: &cpu.controls,
         pmuv3: cpu.pmuv3(),
-        watch: el2::Watch { tap: o.tap, track: o.track, exc_return: o.exc_return, poe: cfg.poe },
+        watch: el2::Watch {
+            tap: o.tap,
+            track: o.track,
+            exc_return: o.exc_return,
+            poe: cfg.poe,
+            por_trap: o.por == porwatch_monitor::cmdline::PorWatch::Trap,
+        },
         vtcr,
         vttbr,
     }

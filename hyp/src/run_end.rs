@@ -37,6 +37,8 @@ pub fn guest_done(reason: ExitReason, code: u64) -> ! {
     if STOPPING.swap(true, Ordering::AcqRel) {
         park();
     }
+    // What every CPU's fast paths queued comes before the last records.
+    crate::tap::drain_others_at_stop();
     // Devices' last faults, then proof that nothing wrote hyp's image.
     crate::dma::poll();
     crate::integrity::check();

@@ -1,13 +1,33 @@
 //! The exception-entry tap (mechanism; the decisions are in
-//! porwatch_monitor::tap and ::vpoe, the rules in docs/tap.md).
+//! porwatch_monitor::tap, ::trampoline and ::vpoe, the rules in docs/tap.md).
 //!
-//! The guest's vector-table page is execute-never at stage 2. When the guest
-//! takes an exception to EL1, the CPU writes ESR/ELR/SPSR/FAR_EL1 and then
-//! faults fetching the vector slot: an instruction abort to EL2 at a slot
-//! offset is an exception entry. porwatch records it, makes the page
-//! executable and single-steps the guest until it leaves the page, then
-//! protects the page again. Exceptions taken while stepping land on a slot
-//! without a fault, so every step is checked for that too.
+//! When the guest writes VBAR_EL1, porwatch hooks the page holding its
+//! vector table: stage 2 maps, execute-only, a porwatch-owned shadow of that
+//! page in which each slot's first instruction is `HVC #imm` naming the slot
+//! (arch/trampoline.rs). An exception the guest takes to EL1 makes the CPU
+//! write ESR/ELR/SPSR/FAR_EL1 and fetch that HVC: one trap, in which
+//! porwatch records the entry and resumes the guest at the slot's displaced
+//! instruction (out of line in the slot's padding, or a `B`'s target). The
+//! assembly completes most entries itself (vectors.S `lower_sync_hvc`)
+//! and queues the record; [`drain`] emits the queue, in order, at the next
+//! Rust trap. Guest reads and writes of the page never see the shadow: a
+//! single-register access is completed on the guest's page, anything else
+//! runs with the page mapped as itself for one single-stepped instruction;
+//! then the shadow is rebuilt.
+//!
+//! With several CPUs the shadow is mapped in the shared stage 2, so every
+//! CPU sharing a vector table shares its hooks (refcounted per page); a
+//! data access one CPU steps maps the page as itself in that CPU's private
+//! root only (arch/stage2.rs), so the others keep their hooks meanwhile.
+//! Everything else here is per CPU (`TAPS[percpu::index()]`, the CPU's
+//! fast-path block and its queue).
+//!
+//! A page whose slots cannot all be hooked falls back to the older
+//! mechanism: the page is execute-never at stage 2 for that CPU (its
+//! private root), an entry is the instruction abort on a slot, and porwatch
+//! single-steps the guest through the vector code until it leaves the
+//! page. Exceptions taken while stepping land on a slot without a fault, so
+//! every step is checked too.
 //!
 //! Virtual POE rides on the same hook: without FEAT_S1POE an MRS/MSR of
 //! POR_EL1/POR_EL0 (or TCR2_EL1 without FEAT_TCR2) UNDEFs at EL1; that
@@ -16,20 +36,24 @@
 //! after the instruction as if nothing had happened.
 use crate::arch::debug::{self, SPSR_SS};
 use crate::arch::frame::GuestRegs;
-use crate::arch::regs::TCR2_EL1_REG;
+use crate::arch::regs::{POR_EL1_REG, TCR2_EL1_REG};
+use crate::arch::trampoline::{self as shadow, HookError, Lost};
 use crate::arch::{at, fast_path, percpu, stage2};
 use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
 use core::sync::atomic::{AtomicU64, Ordering};
+use porwatch_monitor::cmdline::PorWatch;
 use porwatch_monitor::cpus::MAX_CPUS;
+use porwatch_monitor::esr::DataAbort;
 use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::tap::{
-    self as rules, classify_step, page_of, EntryRegs, EntryWindow, ShadowStack, Step,
+    self as rules, classify_step, page_of, EntryRegs, EntryWindow, PorSamples, ShadowStack, Step,
 };
+use porwatch_monitor::trampoline::{self, Plan, SLOTS, SLOT_BYTES};
 use porwatch_monitor::vpoe::{self, Mode, VReg, VirtPoe};
-use porwatch_trace::{Event, PorReg, TrapOutcome};
+use porwatch_trace::{Event, PorReg, TapMechanism, TrapOutcome};
 use spin::Mutex;
 
 /// ESR_EL1.EC of an UNDEFINED instruction.
@@ -40,30 +64,83 @@ const SPSR_M_MASK: u64 = 0xf;
 const SPSR_M_EL0T: u64 = 0;
 /// Nesting tracked for shadow registers (deeper entries are counted).
 const MAX_NESTING: usize = 32;
+/// `step_page` while stepping one data access to the hooked page: no page,
+/// so the next step ends stepping (unless it lands on a slot: an entry).
+const NO_PAGE: u64 = u64::MAX;
+/// SCTLR_EL1.EE (bit 25): EL1 data accesses are big-endian.
+const SCTLR_EE: u64 = 1 << 25;
+
+/// How the guest's vector page is watched.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Armed {
+    Off,
+    /// Stage-2 execute-never, single steps through the vector code.
+    Xn {
+        ipa: u64,
+    },
+    /// Stage 2 maps porwatch's shadow with HVC hooks.
+    Trampoline {
+        ipa: u64,
+    },
+}
 
 /// Per-CPU tap state. Only its CPU uses it (the lock keeps the borrow
 /// checker honest and costs nothing uncontended).
 struct Tap {
     /// VBAR_EL1 as last written (0: not armed yet).
     vbar: u64,
-    /// IPA of the vector table's page, when armed.
-    page_ipa: Option<u64>,
+    armed: Armed,
+    /// With `Armed::Trampoline`: the hooks, and where each slot resumes.
+    plan: Option<Plan>,
+    resume: [u64; SLOTS],
     stepping: bool,
-    /// The VA page being stepped through (the vector page, or an alias).
+    /// The VA page being stepped through (the vector page, or an alias;
+    /// `NO_PAGE` for one data access).
     step_page: u64,
     /// The instruction the current step executes.
     prev_pc: u64,
     /// The guest's own MDSCR_EL1 while porwatch borrows SS.
     guest_mdscr: u64,
     window: EntryWindow,
-    /// seq of the most recent por_write record (0: none).
-    last_por_seq: u64,
     shadow: ShadowStack<MAX_NESTING>,
     vpoe: VirtPoe,
+    /// Native POE, `porwatch.por=sample`: the POR_EL1 samples.
+    samples: PorSamples,
+    /// The CPU this state is (set at each lock).
+    index: usize,
+    /// Another CPU replays this CPU's queue at the end of the run: nothing
+    /// goes into this CPU's fast-path block or call-trace notes.
+    at_stop: bool,
 }
 
-/// The cause chain by dense CPU index: copies of `window.last_entry()`
-/// and `last_por_seq`, written only by their CPU.
+impl Tap {
+    const fn new() -> Self {
+        Tap {
+            vbar: 0,
+            armed: Armed::Off,
+            plan: None,
+            resume: [0; SLOTS],
+            stepping: false,
+            step_page: 0,
+            prev_pc: 0,
+            guest_mdscr: 0,
+            window: EntryWindow::new(),
+            shadow: ShadowStack::new(),
+            vpoe: VirtPoe::new(),
+            samples: PorSamples::new(),
+            index: 0,
+            at_stop: false,
+        }
+    }
+}
+
+/// Tap state by dense CPU index (percpu::index).
+static TAPS: [Mutex<Tap>; MAX_CPUS] = [const { Mutex::new(Tap::new()) }; MAX_CPUS];
+
+/// The cause chain by dense CPU index: the seq of the latest exc_entry and
+/// of the latest por_write, written only by their CPU. Read without the
+/// tap's lock: a hazard found while the tap holds it (native POE's overlay
+/// fault at an entry) needs them too.
 struct Chain {
     entry: AtomicU64,
     por: AtomicU64,
@@ -72,26 +149,28 @@ struct Chain {
 static CHAIN: [Chain; MAX_CPUS] =
     [const { Chain { entry: AtomicU64::new(0), por: AtomicU64::new(0) } }; MAX_CPUS];
 
-/// Tap state by dense CPU index (percpu::index).
-static TAPS: [Mutex<Tap>; MAX_CPUS] = [const { Mutex::new(Tap::new()) }; MAX_CPUS];
+fn cpu() -> usize {
+    percpu::index()
+}
 
-/// This vCPU's tap state, locked. Releasing it publishes what the fast
-/// paths in vectors.S need (arch::fast_path): virtual POE's state, and the
-/// stepping state whose `prev_pc` the assembly advances (read back here).
+/// This CPU's tap state, locked. Releasing it publishes what the fast
+/// paths in vectors.S need (arch::fast_path): virtual POE's state, the
+/// trampoline's resume addresses, and the stepping state whose `prev_pc`
+/// the assembly advances (read back here, as is POR_EL1, which the assembly
+/// writes).
 #[inline]
 fn tap() -> TapGuard {
-    let cpu = percpu::index();
+    let cpu = cpu();
     let mut t = TAPS[cpu].lock();
+    t.index = cpu;
     if t.stepping {
         // Steps vectors.S handled itself moved the PC on.
         t.prev_pc = fast_path::prev_pc(cpu);
     }
+    if poe_mode() == Mode::Virtual {
+        t.vpoe.por_el1 = fast_path::por_el1(cpu);
+    }
     TapGuard(t, cpu)
-}
-
-/// This vCPU's tap state, locked, for reading only (no publishing).
-fn tap_ro() -> spin::MutexGuard<'static, Tap> {
-    TAPS[percpu::index()].lock()
 }
 
 struct TapGuard(spin::MutexGuard<'static, Tap>, usize);
@@ -112,19 +191,24 @@ impl core::ops::DerefMut for TapGuard {
 impl Drop for TapGuard {
     fn drop(&mut self) {
         let t = &*self.0;
-        let enabled = !t.stepping && t.page_ipa.is_some() && poe_mode() == Mode::Virtual;
+        let armed = t.armed != Armed::Off;
+        let enabled = !t.stepping && armed && poe_mode() == Mode::Virtual;
+        // The assembly recognises the hooks unless porwatch steps the guest.
+        let hooks = matches!(t.armed, Armed::Trampoline { .. }) && !t.stepping;
+        let top = t.shadow.top();
         fast_path::publish(
             self.1,
             &fast_path::Published {
                 enabled,
                 por_el1: t.vpoe.por_el1,
-                shadow: if enabled { t.shadow.top().map(|e| (e.elr, e.spsr, e.esr, e.far)) } else { None },
+                shadow: if enabled { top.map(|e| (e.elr, e.spsr, e.esr, e.far)) } else { None },
                 stepping: t.stepping.then_some((t.step_page, t.vbar & rules::VBAR_MASK, t.prev_pc)),
                 overlay: (poe_mode() == Mode::Virtual).then_some((
                     t.vpoe.por_el1,
                     t.vpoe.por_el0,
                     t.vpoe.tcr2_el1,
                 )),
+                hooks: hooks.then_some((t.vbar & rules::VBAR_MASK, &t.resume)),
             },
         );
     }
@@ -134,12 +218,102 @@ fn poe_mode() -> Mode {
     config().poe
 }
 
+/// Native POE with `porwatch.por=sample`: POR_EL1 writes are not trapped.
+fn sampling() -> bool {
+    poe_mode() == Mode::Native && config().opts.por == PorWatch::Sample
+}
+
+/// What the assembly needs to know about the configuration (boot, before
+/// the guest runs), and the first POR_EL1 sample.
+pub fn configure() {
+    let mode = poe_mode();
+    let por = match mode {
+        Mode::None => fast_path::POR_NONE,
+        Mode::Virtual => fast_path::POR_VIRTUAL,
+        Mode::Native => fast_path::POR_NATIVE,
+    };
+    let native_trap = mode == Mode::Native && config().opts.por == PorWatch::Trap;
+    // With exception returns traced, entries go to Rust, where the shadow
+    // stack is.
+    let entry_slow = config().opts.exc_return;
+    fast_path::configure_tap(
+        por,
+        native_trap,
+        mode == Mode::Native && config().opts.track,
+        sampling(),
+        entry_slow,
+    );
+    start_sampling();
+}
+
+/// Native POE sampling: this CPU's first POR_EL1 sample.
+fn start_sampling() {
+    if sampling() {
+        let v = POR_EL1_REG.get();
+        tap().samples.start(v);
+        fast_path::set_por_sample(cpu(), v);
+    }
+}
+
 /// This CPU starts (again) with a fresh tap: its VBAR_EL1 is the guest's to
-/// write anew (a CPU_ON, or a resume from a power-down state).
+/// write anew (a CPU_ON, or a resume from a power-down state). Its use of a
+/// shared shadow ends.
 pub fn reset_this_cpu() {
+    drain();
     let mut t = tap();
+    t.stepping = false;
+    t.disarm();
     *t = Tap::new();
-    stage2::set_vector_page(percpu::index(), None);
+    drop(t);
+    stage2::set_vector_page(cpu(), None, false);
+    start_sampling();
+}
+
+/// True while the tap single-steps the guest through its vector page.
+pub fn is_stepping() -> bool {
+    tap().stepping
+}
+
+/// Emits, in order, this CPU's records the fast paths queued (entries, POR
+/// changes). Called first at every Rust trap of the CPU, so nothing it
+/// records is ahead of them.
+#[inline]
+pub fn drain() {
+    let cpu = cpu();
+    if !fast_path::has_queued(cpu) {
+        return;
+    }
+    let mut t = tap();
+    // The CPU ending the run drains the others' queues (under their tap
+    // lock): once it has begun, it owns them, and this CPU records nothing
+    // more (as a trap that finds the run stopping: traps.rs).
+    if crate::run_end::stopping() {
+        drop(t);
+        crate::run_end::park();
+    }
+    fast_path::take_queued(cpu, |r| t.replay(r));
+}
+
+/// The run ends (this CPU ends it, `run_end::STOPPING` set): every other
+/// CPU's queued records go out too, as that CPU's, before the last records.
+/// A CPU's queue is read under its tap lock, which its own `drain` holds
+/// (it drains nothing once the run is stopping), so no record goes out
+/// twice; the assembly publishes a record only once it is whole
+/// (vectors.S QUEUE_COMMIT). A record queued after this read is an entry
+/// taken after the end began, as a trap then would be (it parks).
+pub fn drain_others_at_stop() {
+    let me = cpu();
+    for c in (0..MAX_CPUS).filter(|&c| c != me) {
+        if !fast_path::has_queued_at_stop(c) {
+            continue;
+        }
+        // Not a TapGuard: nothing is published into CPU c's block, which
+        // its assembly may be using.
+        let mut t = TAPS[c].lock();
+        t.index = c;
+        t.at_stop = true;
+        fast_path::take_queued_at_stop(c, |r| t.replay(r));
+    }
 }
 
 /// The guest wrote VBAR_EL1 (trapped by HFGWTR_EL2.VBAR_EL1).
@@ -149,23 +323,181 @@ pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
     if t.stepping {
         t.stop_stepping(regs);
     }
-    t.page_ipa = None;
+    t.disarm();
     t.vbar = value;
-    // This CPU's vector page, execute-never for this CPU only (its own
-    // stage-2 root, arch/stage2.rs): the others' taps are their own.
-    let ipa = at::va_to_ipa(value & rules::VBAR_MASK).map(page_of);
-    if stage2::set_vector_page(percpu::index(), ipa) {
-        t.page_ipa = ipa;
+    let table = value & rules::VBAR_MASK;
+    let ipa = at::va_to_ipa(table).map(page_of);
+    let mut mechanism = TapMechanism::XnStep;
+    if let Some(ipa) = ipa {
+        let hooked = if config().opts.tap_step {
+            Err(HookError::Asked)
+        } else {
+            shadow::hook(ipa, (table - page_of(table)) as usize)
+        };
+        match hooked {
+            Ok(plan) => {
+                t.set_plan(ipa, plan);
+                mechanism = TapMechanism::Trampoline;
+            }
+            Err(why) => {
+                report_fallback(value, why);
+                t.arm_xn(ipa);
+            }
+        }
     }
     drop(t);
-    trace_out::emit(Event::TapArm { vbar: value, page: ipa.unwrap_or(u64::MAX) });
+    trace_out::emit(Event::TapArm {
+        vbar: value,
+        page: ipa.unwrap_or(u64::MAX),
+        mechanism: mechanism as u64,
+    });
     Handled::Done(TrapOutcome::Emulated)
 }
 
-/// An instruction abort from the guest: ours if it hit the vector page.
+/// Says on the console why a vector page is watched the slow way.
+fn report_fallback(vbar: u64, why: HookError) {
+    use crate::console::{Msg, To};
+    use porwatch_monitor::trampoline::Refusal;
+    let m = Msg::new(To::Console).s("tap: vector table ").hex(vbar).s(" single-stepped: ");
+    match why {
+        HookError::Plan(Refusal::NoRoom { slot }) => {
+            m.s("no free words at the end of slot ").dec(slot as u64)
+        }
+        HookError::Plan(Refusal::NotRelocatable { slot, insn }) => {
+            m.s("cannot move the first instruction of slot ").dec(slot as u64).s(" (").hex(insn as u64).s(")")
+        }
+        HookError::Plan(Refusal::FallsThrough { slot }) => m.s("slot ").dec(slot as u64).s(" runs on"),
+        HookError::Plan(Refusal::Misaligned) => m.s("not 2 KiB aligned"),
+        HookError::NotRam => m.s("not in guest RAM"),
+        HookError::NoShadow => m.s("no shadow page free"),
+        HookError::OtherTable => m.s("another CPU's hooked table shares its page"),
+        HookError::Withdrawn => m.s("its page changed under other CPUs' hooks"),
+        HookError::Asked => return, // porwatch.tap=step: nothing to explain
+    }
+    .end();
+}
+
+/// A guest HVC: the trampoline's hook if it is the first instruction of a
+/// hooked slot (None: the guest's own HVC).
+pub fn on_hvc(regs: &mut GuestRegs, imm: u16) -> Option<Handled> {
+    let slot = trampoline::hvc_slot(imm)?;
+    let hvc_at = regs.elr.wrapping_sub(4);
+    let mut t = tap();
+    let start = (t.vbar & rules::VBAR_MASK) + slot as u64 * SLOT_BYTES as u64;
+    if !matches!(t.armed, Armed::Trampoline { .. }) || hvc_at != start {
+        drop(t);
+        // A hooked page, but not this CPU's exception entry: a branch to a
+        // slot's first word (through another VA, or another CPU's table).
+        // Run the displaced instruction.
+        let ipa = at::va_to_ipa(hvc_at).map(page_of)?;
+        let plan = shadow::plan_of(ipa)?;
+        let off = plan.slot_offset(slot);
+        if hvc_at & (rules::PAGE_SIZE - 1) != off as u64 {
+            return None;
+        }
+        regs.elr = (hvc_at as i64).wrapping_add(plan.hooks[slot as usize].resume_offset(off)) as u64;
+        return Some(Handled::Machinery);
+    }
+    if let Some(h) = t.try_virtual_poe(regs, slot) {
+        return Some(h);
+    }
+    if let Some(h) = t.try_native_overlay_fault(regs, slot) {
+        return Some(h);
+    }
+    t.record_entry(slot, regs);
+    regs.elr = t.resume[slot as usize];
+    Some(Handled::Machinery)
+}
+
+/// A stage-2 data abort: ours if the guest read or wrote its hooked vector
+/// page (through any VA). It sees and changes its own page, never the
+/// shadow.
+pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<Handled> {
+    let mut t = tap();
+    let Armed::Trampoline { ipa } = t.armed else { return None };
+    if t.stepping || da.fnv() || at::va_to_ipa(far).map(page_of) != Some(ipa) {
+        return None;
+    }
+    let pa = ipa | (far & (rules::PAGE_SIZE - 1));
+    if da.cm() {
+        // Cache maintenance by VA: done on the guest's page (clean and
+        // invalidate, whatever was asked: no data is lost); porwatch keeps
+        // the shadow's caches itself.
+        unsafe { core::arch::asm!("dc civac, {}", "dsb ish", in(reg) pa, options(nostack)) };
+        regs.elr += 4;
+        return Some(Handled::Machinery);
+    }
+    let little = SCTLR_EL1.get() & SCTLR_EE == 0;
+    match da.access().filter(|a| little && pa.is_multiple_of(u64::from(a.size))) {
+        Some(acc) if da.wnr() => {
+            let v = if acc.srt == 31 { 0 } else { regs.get(acc.srt) };
+            if acc.acquire_release {
+                unsafe { core::arch::asm!("dmb ish", options(nostack)) };
+            }
+            // SAFETY: guest RAM (the hooked page), identity mapped at EL2.
+            unsafe {
+                match acc.size {
+                    1 => core::ptr::write_volatile(pa as *mut u8, v as u8),
+                    2 => core::ptr::write_volatile(pa as *mut u16, v as u16),
+                    4 => core::ptr::write_volatile(pa as *mut u32, v as u32),
+                    _ => core::ptr::write_volatile(pa as *mut u64, v),
+                }
+            }
+            regs.elr += 4;
+            t.refresh(ipa);
+        }
+        Some(acc) => {
+            // SAFETY: as above.
+            let raw = unsafe {
+                match acc.size {
+                    1 => core::ptr::read_volatile(pa as *const u8) as u64,
+                    2 => core::ptr::read_volatile(pa as *const u16) as u64,
+                    4 => core::ptr::read_volatile(pa as *const u32) as u64,
+                    _ => core::ptr::read_volatile(pa as *const u64),
+                }
+            };
+            if acc.acquire_release {
+                unsafe { core::arch::asm!("dmb ish", options(nostack)) };
+            }
+            let bits = 8 * u32::from(acc.size);
+            let mut v = if acc.sign_extend && bits < 64 {
+                (((raw << (64 - bits)) as i64) >> (64 - bits)) as u64
+            } else {
+                raw
+            };
+            if !acc.sixty_four {
+                v &= u64::from(u32::MAX);
+            }
+            if acc.srt != 31 {
+                regs.set(acc.srt, v);
+            }
+            regs.elr += 4;
+        }
+        None => t.open_for_access(regs, ipa),
+    }
+    Some(Handled::Machinery)
+}
+
+/// An instruction abort from the guest: ours if it hit the vector page
+/// (the execute-never fallback).
 pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
     let mut t = tap();
-    let ipa = t.page_ipa?;
+    if let Armed::Trampoline { ipa } = t.armed {
+        // The page was withdrawn from the trampoline (another CPU's
+        // refresh): this CPU moves to the execute-never tap.
+        if at::va_to_ipa(far).map(page_of) != Some(ipa) || !shadow::is_withdrawn(ipa) {
+            return None;
+        }
+        let out_of_line = t.leave_withdrawn(regs, ipa);
+        if out_of_line {
+            // Its entry was recorded at the hook; the displaced instruction
+            // runs in place, stepped, as the rest of the vector code.
+            t.start_stepping(regs, page_of(regs.elr));
+            t.prev_pc = regs.elr;
+            return Some(Handled::Machinery);
+        }
+    }
+    let Armed::Xn { ipa } = t.armed else { return None };
     if page_of(far) != page_of(t.vbar) && at::va_to_ipa(far).map(page_of) != Some(ipa) {
         return None;
     }
@@ -176,8 +508,6 @@ pub fn on_instr_abort(regs: &mut GuestRegs, far: u64) -> Option<Handled> {
         if let Some(h) = t.try_virtual_poe(regs, slot) {
             return Some(h);
         }
-    }
-    if let Some(slot) = slot {
         if let Some(h) = t.try_native_overlay_fault(regs, slot) {
             return Some(h);
         }
@@ -270,14 +600,9 @@ pub fn guest_mdscr(write: Option<u64>) -> u64 {
     t.guest_mdscr
 }
 
-/// True while the tap single-steps the guest through its vector page.
-pub fn is_stepping() -> bool {
-    tap_ro().stepping
-}
-
 /// (POR_EL1, POR_EL0, TCR2_EL1) of virtual POE, for the overlay rule.
 pub fn vpoe_overlay_regs() -> (u64, u64, u64) {
-    let t = tap_ro();
+    let t = tap();
     (t.vpoe.por_el1, t.vpoe.por_el0, t.vpoe.tcr2_el1)
 }
 
@@ -298,18 +623,28 @@ pub fn write_virtual_tcr2(pc: u64, v: u64) {
 
 /// The cause chain of a hazard now: the seq of the most recent exception
 /// entry and of the most recent POR_EL1/POR_EL0 change (0: none yet).
-/// Lock-free: the page-table watch asks for it while this CPU's tap may
-/// be locked (a native overlay fault found by the tap is handled inside
-/// it).
 pub fn cause_chain() -> (u64, u64) {
-    let c = &CHAIN[percpu::index()];
+    let c = &CHAIN[cpu()];
     (c.entry.load(Ordering::Relaxed), c.por.load(Ordering::Relaxed))
 }
 
 /// Records a POR_EL1/POR_EL0 change made at `pc` (virtual or native).
 pub fn record_por_change(reg: VReg, pc: u64, old: u64, new: u64) {
     let mut t = tap();
-    t.por_change(reg, pc, old, new);
+    t.por_change(reg, pc, old, new, now());
+}
+
+/// Native POE sampling: a table-store trap at `pc` samples POR_EL1 (a
+/// change since the last sample is recorded, derived).
+pub fn sample_por(pc: u64) {
+    if sampling() {
+        let por = POR_EL1_REG.get();
+        tap().sample(por, pc, now());
+    }
+}
+
+fn now() -> u64 {
+    CNTPCT_EL0.get()
 }
 
 /// The exception registers as the CPU wrote them on entry, with PSTATE.SS
@@ -323,27 +658,106 @@ fn entry_regs() -> EntryRegs {
 }
 
 impl Tap {
-    const fn new() -> Self {
-        Tap {
-            vbar: 0,
-            page_ipa: None,
-            stepping: false,
-            step_page: 0,
-            prev_pc: 0,
-            guest_mdscr: 0,
-            window: EntryWindow::new(),
-            last_por_seq: 0,
-            shadow: ShadowStack::new(),
-            vpoe: VirtPoe::new(),
-        }
-    }
-
     fn por_el1(&self) -> u64 {
         match poe_mode() {
             Mode::Virtual => self.vpoe.por_el1,
-            Mode::Native => crate::arch::regs::POR_EL1_REG.get(),
+            Mode::Native => POR_EL1_REG.get(),
             Mode::None => 0,
         }
+    }
+
+    /// The trampoline for the page at `ipa` is in place with `plan`.
+    fn set_plan(&mut self, ipa: u64, plan: Plan) {
+        let vbar = self.vbar & rules::VBAR_MASK;
+        for (s, r) in self.resume.iter_mut().enumerate() {
+            *r = plan.resume(vbar, s as u8);
+        }
+        self.plan = Some(plan);
+        self.armed = Armed::Trampoline { ipa };
+    }
+
+    /// The execute-never tap on the page at `ipa`, for this CPU (its
+    /// private root).
+    fn arm_xn(&mut self, ipa: u64) {
+        self.plan = None;
+        self.armed =
+            if stage2::set_vector_page(cpu(), Some(ipa), false) { Armed::Xn { ipa } } else { Armed::Off };
+    }
+
+    /// Stops watching the current vector page.
+    fn disarm(&mut self) {
+        match core::mem::replace(&mut self.armed, Armed::Off) {
+            Armed::Xn { .. } => {
+                stage2::set_vector_page(cpu(), None, false);
+            }
+            Armed::Trampoline { ipa } => shadow::unhook(ipa),
+            Armed::Off => {}
+        }
+        self.plan = None;
+    }
+
+    /// The trampoline on `ipa` no longer serves this CPU (`why`): the
+    /// execute-never tap instead, and the trace says so.
+    fn fall_back(&mut self, ipa: u64, why: HookError) {
+        report_fallback(self.vbar, why);
+        self.arm_xn(ipa);
+        trace_out::emit(Event::TapArm { vbar: self.vbar, page: ipa, mechanism: TapMechanism::XnStep as u64 });
+    }
+
+    /// The guest changed its hooked page: rebuild the shadow (or fall back
+    /// to execute-never if the page can no longer be hooked).
+    fn refresh(&mut self, ipa: u64) {
+        match shadow::refresh(ipa) {
+            Ok(plan) => self.set_plan(ipa, plan),
+            Err(Lost::Unhooked(why)) => self.fall_back(ipa, why),
+            Err(Lost::Withdrawn(why)) => {
+                shadow::unhook(ipa);
+                self.fall_back(ipa, why);
+            }
+        }
+    }
+
+    /// The trampoline's page `ipa` was withdrawn for every CPU (another
+    /// CPU's refresh) and this CPU fetched from it: leave it for the
+    /// execute-never tap. A fetch of a displaced instruction out of line
+    /// resumes at the slot's first word, where it is in the guest's page
+    /// (true: the caller steps on from there, the entry already recorded).
+    fn leave_withdrawn(&mut self, regs: &mut GuestRegs, ipa: u64) -> bool {
+        let mut out_of_line = false;
+        if let Some(plan) = self.plan {
+            let va = regs.elr;
+            if page_of(va) == page_of(self.vbar) {
+                if let Some(slot) = plan.out_of_line_slot((va & (rules::PAGE_SIZE - 1)) as usize) {
+                    regs.elr = (self.vbar & rules::VBAR_MASK) + slot as u64 * SLOT_BYTES as u64;
+                    out_of_line = true;
+                }
+            }
+        }
+        self.armed = Armed::Off;
+        shadow::unhook(ipa);
+        self.fall_back(ipa, HookError::Withdrawn);
+        out_of_line
+    }
+
+    /// A data access to the hooked page porwatch does not complete itself:
+    /// the page is mapped as itself for this CPU alone (its private root)
+    /// and the access single-stepped; the next step (or an entry taken
+    /// meanwhile) ends it (`stop_stepping`). The other CPUs keep fetching
+    /// the shadow.
+    fn open_for_access(&mut self, regs: &mut GuestRegs, ipa: u64) {
+        if let Some(plan) = self.plan {
+            // The displaced instruction itself, out of line: it runs at its
+            // own place (the same instruction there, unrelocated).
+            let va = regs.elr;
+            if page_of(va) == page_of(self.vbar) {
+                if let Some(slot) = plan.out_of_line_slot((va & (rules::PAGE_SIZE - 1)) as usize) {
+                    regs.elr = (self.vbar & rules::VBAR_MASK) + slot as u64 * SLOT_BYTES as u64;
+                }
+            }
+        }
+        stage2::set_vector_page(cpu(), Some(ipa), true);
+        self.start_stepping(regs, NO_PAGE);
+        self.prev_pc = regs.elr;
     }
 
     fn write_tcr2(&mut self, pc: u64, v: u64) {
@@ -359,24 +773,72 @@ impl Tap {
         }
     }
 
-    fn por_change(&mut self, reg: VReg, pc: u64, old: u64, new: u64) {
+    fn por_change(&mut self, reg: VReg, pc: u64, old: u64, new: u64, ts: u64) {
         if old == new {
             return;
         }
         let (at_entry, entry_seq) =
             if reg == VReg::PorEl1 { self.window.on_por_change() } else { (false, 0) };
         let reg = if reg == VReg::PorEl1 { PorReg::PorEl1 } else { PorReg::PorEl0 };
-        self.last_por_seq = trace_out::emit(Event::PorWrite {
-            pc,
-            reg: reg as u64,
-            old,
-            new,
-            at_entry: at_entry as u64,
-            entry_seq,
-        });
-        CHAIN[percpu::index()].por.store(self.last_por_seq, Ordering::Relaxed);
+        let seq = trace_out::emit_at(
+            self.index,
+            ts,
+            Event::PorWrite {
+                pc,
+                reg: reg as u64,
+                old,
+                new,
+                at_entry: at_entry as u64,
+                entry_seq,
+                sampled: 0,
+            },
+        );
+        CHAIN[self.index].por.store(seq, Ordering::Relaxed);
         if reg == PorReg::PorEl1 {
             crate::audit::note_overlay(new, self.vpoe.tcr2_el1, at_entry);
+        }
+    }
+
+    /// Native POE sampling: POR_EL1 is `por` at `pc`.
+    fn sample(&mut self, por: u64, pc: u64, ts: u64) {
+        if let Some(d) = self.samples.sample(&mut self.window, por) {
+            let seq = trace_out::emit_at(
+                self.index,
+                ts,
+                Event::PorWrite {
+                    pc,
+                    reg: PorReg::PorEl1 as u64,
+                    old: d.old,
+                    new: d.new,
+                    at_entry: d.at_entry as u64,
+                    entry_seq: d.entry_seq,
+                    sampled: 1,
+                },
+            );
+            CHAIN[self.index].por.store(seq, Ordering::Relaxed);
+            crate::audit::note_overlay(d.new, self.vpoe.tcr2_el1, d.at_entry);
+        }
+        if !self.at_stop {
+            fast_path::set_por_sample(self.index, por);
+        }
+    }
+
+    /// Emits one record the assembly queued.
+    fn replay(&mut self, r: &[u64; fast_path::QUEUE_WORDS]) {
+        let arg = r[0] >> fast_path::Q_ARG_SHIFT;
+        match r[0] & ((1 << fast_path::Q_ARG_SHIFT) - 1) {
+            fast_path::Q_ENTRY => {
+                let e = EntryRegs { elr: r[2], spsr: r[3], esr: r[4], far: r[5] };
+                let seq = self.emit_entry(arg as u8, e, r[6], r[1]);
+                if !self.at_stop {
+                    crate::unwind::note_entry(seq, e.elr, r[7], r[8]);
+                }
+            }
+            fast_path::Q_POR => {
+                let reg = if arg == PorReg::PorEl0 as u64 { VReg::PorEl0 } else { VReg::PorEl1 };
+                self.por_change(reg, r[2], r[3], r[4], r[1]);
+            }
+            _ => {}
         }
     }
 
@@ -429,25 +891,40 @@ impl Tap {
         Some(Handled::Machinery)
     }
 
-    /// The guest is at vector slot `slot` with the CPU's entry registers
+    /// The guest is at vector slot `slot` with the CPU's entry registers.
     /// (and the interrupted code's x29/x30 in `regs`).
     fn record_entry(&mut self, slot: u8, regs: &GuestRegs) {
         let e = entry_regs();
         let por = self.por_el1();
+        let seq = self.emit_entry(slot, e, por, now());
+        crate::unwind::note_entry(seq, e.elr, regs.get(crate::unwind::FP), regs.get(crate::unwind::LR));
+    }
+
+    /// An exception entry at `ts`: slot, the CPU's registers, the POR_EL1
+    /// in force. Returns its seq.
+    fn emit_entry(&mut self, slot: u8, e: EntryRegs, por: u64, ts: u64) -> u64 {
+        if sampling() {
+            // A change since the last sample happened before this entry.
+            self.sample(por, e.elr, ts);
+        }
         self.shadow.push(e, config().opts.exc_return);
         let depth = if config().opts.exc_return { self.shadow.depth() } else { 0 };
-        let seq = trace_out::emit(Event::ExcEntry {
-            vector: slot as u64,
-            esr: e.esr,
-            elr: e.elr,
-            spsr: e.spsr,
-            far: e.far,
-            por,
-            depth,
-        });
+        let seq = trace_out::emit_at(
+            self.index,
+            ts,
+            Event::ExcEntry {
+                vector: slot as u64,
+                esr: e.esr,
+                elr: e.elr,
+                spsr: e.spsr,
+                far: e.far,
+                por,
+                depth,
+            },
+        );
         self.window.on_entry(seq);
-        CHAIN[percpu::index()].entry.store(seq, Ordering::Relaxed);
-        crate::unwind::note_entry(seq, e.elr, regs);
+        CHAIN[self.index].entry.store(seq, Ordering::Relaxed);
+        seq
     }
 
     /// Virtual POE: the UNDEF described by `e` may be an access to a
@@ -471,7 +948,7 @@ impl Tap {
                     self.vpoe.set(acc.reg, old);
                     self.write_tcr2(e.elr, new);
                 }
-                r => self.por_change(r, e.elr, old, new),
+                r => self.por_change(r, e.elr, old, new, now()),
             }
         }
         // Put back what the UNDEF overwrote: the innermost exception's
@@ -495,8 +972,8 @@ impl Tap {
     fn start_stepping(&mut self, regs: &mut GuestRegs, page: u64) {
         self.step_page = page;
         if !self.stepping {
-            if self.page_ipa.is_some() {
-                stage2::set_vector_exec(percpu::index(), true);
+            if let Armed::Xn { .. } = self.armed {
+                stage2::set_vector_exec(cpu(), true);
             }
             self.guest_mdscr = debug::start();
             self.stepping = true;
@@ -507,8 +984,26 @@ impl Tap {
     fn stop_stepping(&mut self, regs: &mut GuestRegs) {
         if self.stepping {
             debug::stop(self.guest_mdscr);
-            if self.page_ipa.is_some() {
-                stage2::set_vector_exec(percpu::index(), false);
+            match self.armed {
+                Armed::Xn { .. } => {
+                    stage2::set_vector_exec(cpu(), false);
+                }
+                Armed::Trampoline { ipa } => {
+                    // A data access was stepped: the shadow again (this
+                    // CPU's private page dropped), from the page as the
+                    // guest left it.
+                    stage2::set_vector_page(cpu(), None, false);
+                    self.refresh(ipa);
+                    // Stepping stopped on an entry porwatch recorded (the
+                    // access raised an exception, or one was pending): the
+                    // hook must not record it again.
+                    if let Some(slot) = rules::slot(self.vbar, regs.elr) {
+                        if self.armed == (Armed::Trampoline { ipa }) {
+                            regs.elr = self.resume[slot as usize];
+                        }
+                    }
+                }
+                Armed::Off => {}
             }
             self.stepping = false;
         }

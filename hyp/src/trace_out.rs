@@ -96,6 +96,17 @@ pub fn emit(event: Event) -> u64 {
     seq
 }
 
+/// Records `event` of CPU `cpu` that happened at counter value `ts`
+/// (queued by the fast paths and emitted later, in order: tap.rs `drain`;
+/// another CPU's only at the end of the run).
+#[inline]
+pub fn emit_at(cpu: usize, ts: u64, event: Event) -> u64 {
+    let mut t = TRACER.lock();
+    let seq = t.record_at(cpu, ts, event, false);
+    t.drain();
+    seq
+}
+
 /// Records `event`, waiting for the sink to make room if needed; with the
 /// file sink the record (and everything before it) is written at once.
 pub fn emit_reliable(event: Event) -> u64 {
@@ -126,6 +137,12 @@ pub fn emit_from_panic(event: Event) {
 impl Tracer {
     /// Records `event` for CPU `cpu` (in range: percpu::index).
     fn record(&mut self, cpu: usize, event: Event, reliable: bool) -> u64 {
+        self.record_at(cpu, now(), event, reliable)
+    }
+
+    /// Records `event` for CPU `cpu` with timestamp `ts` (a queued record's
+    /// own, which precedes any record the CPU makes after it).
+    fn record_at(&mut self, cpu: usize, ts: u64, event: Event, reliable: bool) -> u64 {
         let cpu = cpu.min(MAX_CPUS - 1);
         let mut buf = [0u8; MAX_FRAME];
         let id = cpu as u32;
@@ -144,7 +161,7 @@ impl Tracer {
         }
         let seq = self.seq[cpu];
         self.seq[cpu] += 1;
-        let rec = Record { cpu: id, seq, ts: now(), event };
+        let rec = Record { cpu: id, seq, ts, event };
         let Some(n) = encode_frame(&rec, &mut buf) else {
             self.dropped[cpu] += 1;
             return seq;

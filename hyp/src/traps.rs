@@ -37,6 +37,8 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
     if crate::run_end::stopping() {
         crate::run_end::park(); // another CPU is ending the run
     }
+    // What this CPU's fast paths queued comes first in its trace.
+    tap::drain();
     crate::dma::poll_if_due();
     let esr = ESR_EL2.get();
     let elr = regs.elr;
@@ -82,13 +84,17 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
         }
     }
     match exit {
-        Exit::Hvc { imm } => psci::handle(regs, psci::Conduit::Hvc, imm),
+        Exit::Hvc { imm } => match tap::on_hvc(regs, imm) {
+            Some(h) => h,
+            None => psci::handle(regs, psci::Conduit::Hvc, imm),
+        },
         Exit::Smc { imm } => {
             // A trapped SMC's preferred return address is the SMC itself.
             regs.elr += 4;
             psci::handle(regs, psci::Conduit::Smc, imm)
         }
         Exit::DataAbortLower(da) => {
+            tap::sample_por(regs.elr);
             if let Some(h) = pt::on_data_abort(regs, &da, FAR_EL2.get()) {
                 return h;
             }
@@ -97,6 +103,11 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
                 return pt::on_stage2_walk_fault(regs, FAR_EL2.get(), false);
             }
             if let Some(h) = crate::gicr::on_data_abort(regs, &da, esr) {
+                return h;
+            }
+            // The guest's own vector page, while the tap's shadow replaces
+            // it at stage 2.
+            if let Some(h) = tap::on_data_abort(regs, &da, FAR_EL2.get()) {
                 return h;
             }
             // Nothing is emulated at stage 2 yet: an abort means the guest

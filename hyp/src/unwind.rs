@@ -23,8 +23,8 @@ use porwatch_monitor::unwind::{unwind, StackMem, VaBits, MAX_FRAMES};
 use porwatch_trace::{CallTraceOf, Event};
 
 /// x29 (frame pointer) and x30 (link register).
-const FP: u8 = 29;
-const LR: u8 = 30;
+pub const FP: u8 = 29;
+pub const LR: u8 = 30;
 /// Bytes per frame in `call_trace.frames`.
 const FRAME_BYTES: usize = 8;
 /// A VA is `64 - TxSZ` bits wide.
@@ -94,11 +94,13 @@ pub fn note_store(regs: &GuestRegs) {
     put(&notes().store, Context { pc: regs.elr, fp: regs.get(FP), lr: regs.get(LR) });
 }
 
-/// The tap recorded exception entry `seq`, taken at `elr` with `regs`.
-pub fn note_entry(seq: u64, elr: u64, regs: &GuestRegs) {
+/// The tap recorded exception entry `seq`, taken at `elr` with the
+/// interrupted code's x29 `fp` and x30 `lr` (a queued entry's, or the
+/// trap's registers).
+pub fn note_entry(seq: u64, elr: u64, fp: u64, lr: u64) {
     let n = notes();
     n.entry_seq.store(seq, Ordering::Relaxed);
-    put(&n.entry, Context { pc: elr, fp: regs.get(FP), lr: regs.get(LR) });
+    put(&n.entry, Context { pc: elr, fp, lr });
 }
 
 /// Writes the call traces of a hazard at `pc` whose cause entry is

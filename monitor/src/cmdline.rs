@@ -19,7 +19,8 @@
 //! | `porwatch.semihosting` | boolean | off |
 //! | `porwatch.poe=` | `auto`, `virtual`, `native`, `off` | `auto` |
 //! | `porwatch.eret` | boolean | off |
-//! | `porwatch.tap` | boolean | on |
+//! | `porwatch.tap` | boolean, or `step` (on, always with the execute-never, single-stepping mechanism) | on |
+//! | `porwatch.por=` | `sample`, `trap` (native POE: how POR_EL1 changes are seen) | `sample` |
 //! | `porwatch.policy=` | `report`, `fault` | `report` |
 //! | `porwatch.verbose` | boolean | off |
 //! | `porwatch.track` | boolean | on |
@@ -68,6 +69,19 @@ pub enum PoeMode {
     Native,
     /// Not offered to the guest.
     Off,
+}
+
+/// How porwatch sees the guest's POR_EL1 changes under native POE (virtual
+/// POE always completes, and so sees, every access).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PorWatch {
+    /// POR_EL1 writes run untrapped; porwatch reads POR_EL1 at every tapped
+    /// exception entry and table-store trap and derives the changes
+    /// (docs/tap.md).
+    #[default]
+    Sample,
+    /// Every POR_EL1 write traps (FGT) and is recorded where it is made.
+    Trap,
 }
 
 /// What to do when the guest violates a watched permission.
@@ -157,6 +171,9 @@ pub struct Options<'a> {
     pub exc_return: bool,
     /// `porwatch.tap` (default on).
     pub tap: bool,
+    /// `porwatch.tap=step`: the tap on, always with its execute-never,
+    /// single-stepping mechanism (for comparison; docs/tap.md).
+    pub tap_step: bool,
     /// `porwatch.policy` (default report).
     pub policy: Policy,
     /// `porwatch.verbose` (default off).
@@ -170,6 +187,8 @@ pub struct Options<'a> {
     /// `porwatch.audit_por`: the restrictive POR_EL1 value the audit checks
     /// against (default: learned from the guest).
     pub audit_por: Option<u64>,
+    /// `porwatch.por` (default sample).
+    pub por: PorWatch,
 }
 
 impl Default for Options<'_> {
@@ -187,12 +206,14 @@ impl Options<'_> {
         poe: PoeMode::Auto,
         exc_return: false,
         tap: true,
+        tap_step: false,
         policy: Policy::Report,
         verbose: false,
         selftest: None,
         track: true,
         audit: AuditWhen::DEFAULT,
         audit_por: None,
+        por: PorWatch::Sample,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -216,7 +237,9 @@ impl Options<'_> {
     /// | 15 | audit at exit |
     /// | 16 | periodic audit (`every:MS`) |
     /// | 17 | audit_por given |
-    /// | 18..=63 | reserved, 0 |
+    /// | 18 | por: 0 sample, 1 trap |
+    /// | 19 | tap=step |
+    /// | 20..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -247,6 +270,8 @@ impl Options<'_> {
             | u64::from(self.audit.explicit && self.audit.exit) << 15
             | u64::from(self.audit.explicit && self.audit.every_ms != 0) << 16
             | u64::from(self.audit_por.is_some()) << 17
+            | u64::from(self.por == PorWatch::Trap) << 18
+            | u64::from(self.tap_step) << 19
     }
 }
 
@@ -365,7 +390,7 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 }
 
 /// Bit per key in `seen`, to refuse duplicates.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 13] = [
     "guest",
     "trace",
     "semihosting",
@@ -378,6 +403,7 @@ const KEYS: [&str; 12] = [
     "track",
     "audit",
     "audit_por",
+    "por",
 ];
 
 fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Result<(), CmdlineError<'a>> {
@@ -416,7 +442,8 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
             };
         }
         "eret" => opts.exc_return = boolean()?,
-        "tap" => opts.tap = boolean()?,
+        "tap" if value == Some("step") => (opts.tap, opts.tap_step) = (true, true),
+        "tap" => (opts.tap, opts.tap_step) = (boolean()?, false),
         "policy" => {
             let v = need()?;
             opts.policy = match v {
@@ -434,6 +461,14 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
         "audit_por" => {
             let v = need()?;
             opts.audit_por = Some(parse_u64(v).ok_or_else(|| bad(v))?);
+        }
+        "por" => {
+            let v = need()?;
+            opts.por = match v {
+                "sample" => PorWatch::Sample,
+                "trap" => PorWatch::Trap,
+                _ => return Err(bad(v)),
+            };
         }
         "selftest" => {
             let v = need()?;
@@ -547,7 +582,7 @@ mod tests {
         let s = "console=ttyAMA0 porwatch.guest=0x44000000 earlycon \
                  porwatch.trace=/pl011@9040000 porwatch.semihosting \
                  porwatch.poe=native porwatch.eret=on porwatch.tap=off \
-                 porwatch.policy=fault porwatch.verbose=1 quiet";
+                 porwatch.policy=fault porwatch.verbose=1 porwatch.por=trap quiet";
         let (o, g) = run(s).unwrap();
         assert_eq!(
             o,
@@ -558,12 +593,14 @@ mod tests {
                 poe: PoeMode::Native,
                 exc_return: true,
                 tap: false,
+                tap_step: false,
                 policy: Policy::Fault,
                 verbose: true,
                 selftest: None,
                 track: true,
                 audit: AuditWhen::DEFAULT,
                 audit_por: None,
+                por: PorWatch::Trap,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -725,16 +762,18 @@ mod tests {
             poe: PoeMode::Off,
             exc_return: true,
             tap: true,
+            tap_step: true,
             policy: Policy::Fault,
             verbose: true,
             selftest: Some(SelfTest::Panic),
             track: true,
             audit: AuditWhen::DEFAULT,
             audit_por: None,
+            por: PorWatch::Trap,
         };
-        assert_eq!(all.bits(), 0xfff);
+        assert_eq!(all.bits(), 0xc_0fff);
         let all = Options { trace: Some(TraceSel::Semihosting("f")), ..all };
-        assert_eq!(all.bits(), 0x1ffc);
+        assert_eq!(all.bits(), 0xc_1ffc);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
@@ -752,6 +791,41 @@ mod tests {
         assert_eq!(o.bits() >> 3 & 3, 2);
         o.tap = false;
         assert_eq!(o.bits() & (1 << 6), 0);
+        o.por = PorWatch::Trap;
+        assert_eq!(o.bits() & (1 << 18), 1 << 18);
+    }
+
+    #[test]
+    fn tap_values() {
+        let mut buf = [0u8; 64];
+        let o = split("porwatch.tap=step", &mut buf).unwrap().0;
+        assert!(o.tap && o.tap_step);
+        assert_eq!(o.bits() & (1 << 19 | 1 << 6), 1 << 19 | 1 << 6);
+        let o = split("porwatch.tap=on", &mut buf).unwrap().0;
+        assert!(o.tap && !o.tap_step);
+        let o = split("porwatch.tap=off", &mut buf).unwrap().0;
+        assert!(!o.tap && !o.tap_step);
+        assert_eq!(
+            split("porwatch.tap=steps", &mut buf).unwrap_err(),
+            CmdlineError::BadValue { key: "tap", value: "steps" }
+        );
+    }
+
+    #[test]
+    fn por_values() {
+        let mut buf = [0u8; 64];
+        assert_eq!(split("", &mut buf).unwrap().0.por, PorWatch::Sample);
+        assert_eq!(split("porwatch.por=trap", &mut buf).unwrap().0.por, PorWatch::Trap);
+        assert_eq!(split("porwatch.por=sample", &mut buf).unwrap().0.por, PorWatch::Sample);
+        assert_eq!(
+            split("porwatch.por=off", &mut buf).unwrap_err(),
+            CmdlineError::BadValue { key: "por", value: "off" }
+        );
+        assert_eq!(split("porwatch.por", &mut buf).unwrap_err(), CmdlineError::MissingValue("por"));
+        assert_eq!(
+            split("porwatch.por=trap porwatch.por=trap", &mut buf).unwrap_err(),
+            CmdlineError::Duplicate("por")
+        );
     }
 
     #[test]

@@ -20,5 +20,6 @@ pub mod smmu;
 pub mod store;
 pub mod sysreg;
 pub mod tap;
+pub mod trampoline;
 pub mod unwind;
 pub mod vpoe;

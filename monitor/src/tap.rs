@@ -95,6 +95,60 @@ impl EntryWindow {
     }
 }
 
+/// A POR_EL1 change porwatch did not see being made but derived from two
+/// samples that differ (native POE, `porwatch.por=sample`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Derived {
+    pub old: u64,
+    pub new: u64,
+    /// As for a trapped write: the first change seen after an entry
+    /// (`EntryWindow`).
+    pub at_entry: bool,
+    pub entry_seq: u64,
+}
+
+/// Sampling POR_EL1 instead of trapping its writes (native POE, docs/tap.md
+/// "Sampling"): porwatch reads POR_EL1 at every tapped exception entry (the
+/// value in force when the exception was taken) and at every table-store
+/// trap, and derives a change whenever a sample differs from the one
+/// before. A change derived at an entry happened before that entry, so the
+/// caller records it before the entry's own `exc_entry` and only then opens
+/// the entry's window (`EntryWindow::on_entry`). Changes that are undone
+/// between two samples are not seen, several changes between two samples
+/// show as one, and where the guest made one (its PC) is not known.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct PorSamples {
+    last: Option<u64>,
+}
+
+impl PorSamples {
+    pub const fn new() -> Self {
+        Self { last: None }
+    }
+
+    /// The value in force when sampling starts (the guest's start): no
+    /// change is derived from it.
+    pub fn start(&mut self, por: u64) {
+        self.last = Some(por);
+    }
+
+    /// A new sample: the change since the previous one, attributed by
+    /// `window` (which it closes, like a trapped change).
+    pub fn sample(&mut self, window: &mut EntryWindow, por: u64) -> Option<Derived> {
+        let old = self.last.replace(por)?;
+        if old == por {
+            return None;
+        }
+        let (at_entry, entry_seq) = window.on_por_change();
+        Some(Derived { old, new: por, at_entry, entry_seq })
+    }
+
+    /// The last value seen (None before the first sample).
+    pub fn last(&self) -> Option<u64> {
+        self.last
+    }
+}
+
 /// The registers an exception entry writes at EL1.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct EntryRegs {
@@ -162,6 +216,7 @@ impl<const N: usize> ShadowStack<N> {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     const VBAR: u64 = 0x4400_1000;
@@ -206,6 +261,71 @@ mod tests {
         w.on_entry(11);
         w.on_entry(12);
         assert_eq!(w.on_por_change(), (true, 12));
+    }
+
+    /// What a sampled run records, in order: entries and derived changes.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Rec {
+        Entry(u64),
+        Change(u64, u64, bool, u64),
+    }
+
+    /// Replays samples as hyp does: an entry samples first (its change
+    /// belongs before it), then opens its window.
+    fn replay(samples: &[(bool, u64)]) -> std::vec::Vec<Rec> {
+        let mut w = EntryWindow::new();
+        let mut s = PorSamples::new();
+        s.start(0x17);
+        let mut out = std::vec::Vec::new();
+        let mut seq = 100;
+        for &(entry, por) in samples {
+            if let Some(d) = s.sample(&mut w, por) {
+                out.push(Rec::Change(d.old, d.new, d.at_entry, d.entry_seq));
+            }
+            if entry {
+                seq += 1;
+                w.on_entry(seq);
+                out.push(Rec::Entry(seq));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn sampling_derives_the_seed_chain() {
+        use Rec::*;
+        const E: bool = true;
+        const S: bool = false;
+        // The seed: a lazy-MMU batch raises POR_EL1 to 0x57 (a store inside
+        // it samples that), an IRQ is taken inside the batch (sampled 0x57),
+        // its entry code resets to 0x17, the IRQ-exit path stores to a
+        // table: that sample sees 0x17, the entry's own change.
+        let got = replay(&[(S, 0x57), (E, 0x57), (S, 0x17)]);
+        assert_eq!(got, [Change(0x17, 0x57, false, 0), Entry(101), Change(0x57, 0x17, true, 101)]);
+        // A change before the next entry is attributed to the entry before
+        // it (the first change after it), and recorded before the new entry.
+        let got = replay(&[(E, 0x17), (E, 0x57), (E, 0x57), (S, 0x57)]);
+        assert_eq!(got, [Entry(101), Change(0x17, 0x57, true, 101), Entry(102), Entry(103)]);
+        // What sampling cannot see: a change undone before the next sample
+        // (the entry code's reset and the exit's restore around a handler
+        // that stores nothing), and two changes between samples (one).
+        let got = replay(&[(E, 0x57), (E, 0x57), (S, 0x57)]);
+        assert_eq!(got, [Change(0x17, 0x57, false, 0), Entry(101), Entry(102)]);
+        let got = replay(&[(E, 0x17), (S, 0x7)]);
+        assert_eq!(got, [Entry(101), Change(0x17, 0x7, true, 101)]);
+        // Only the first change after an entry is at_entry.
+        let got = replay(&[(E, 0x17), (S, 0x57), (S, 0x17)]);
+        assert_eq!(got, [Entry(101), Change(0x17, 0x57, true, 101), Change(0x57, 0x17, false, 101)]);
+    }
+
+    #[test]
+    fn sampling_needs_a_start() {
+        let mut w = EntryWindow::new();
+        let mut s = PorSamples::new();
+        assert_eq!(s.sample(&mut w, 0x57), None, "no earlier value: nothing derived");
+        assert_eq!(s.last(), Some(0x57));
+        assert_eq!(s.sample(&mut w, 0x57), None);
+        assert!(s.sample(&mut w, 0x17).is_some());
     }
 
     #[test]

@@ -444,6 +444,7 @@ mod tests {
                 new: 0x17,
                 at_entry: 1,
                 entry_seq: 91,
+                sampled: 0,
             },
         };
         let hazard = Record {

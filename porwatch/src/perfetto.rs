@@ -216,7 +216,15 @@ mod tests {
             ev(
                 2,
                 12,
-                Event::PorWrite { pc: 0x1004, reg: 0, old: 0x57, new: 0x17, at_entry: 1, entry_seq: 1 },
+                Event::PorWrite {
+                    pc: 0x1004,
+                    reg: 0,
+                    old: 0x57,
+                    new: 0x17,
+                    at_entry: 1,
+                    entry_seq: 1,
+                    sampled: 0,
+                },
             ),
             ev(3, 14, entry(1, 0x17)), // nested, never returns
             ev(

@@ -412,7 +412,15 @@ mod tests {
             cpu: 0,
             seq,
             ts: seq,
-            event: Event::PorWrite { pc: 0x2000, reg: 0, old: 0x57, new: 0x17, at_entry: 1, entry_seq },
+            event: Event::PorWrite {
+                pc: 0x2000,
+                reg: 0,
+                old: 0x57,
+                new: 0x17,
+                at_entry: 1,
+                entry_seq,
+                sampled: 0,
+            },
         }
     }
 
@@ -559,7 +567,8 @@ mod tests {
     #[test]
     fn symbols_and_kaslr_offset() {
         let view = ViewOptions { symbols: Some(syms()), ..Default::default() };
-        let tap = Record { cpu: 0, seq: 0, ts: 0, event: Event::TapArm { vbar: 0x10_2100, page: 0 } };
+        let tap =
+            Record { cpu: 0, seq: 0, ts: 0, event: Event::TapArm { vbar: 0x10_2100, page: 0, mechanism: 0 } };
         let mut h = hazard(1, 0, 0);
         if let Event::Hazard { ref mut pc, .. } = h.event {
             *pc = 0x10_1020;

@@ -177,7 +177,15 @@ pub fn write_bench_trace(n: u64, out: &mut dyn std::io::Write) -> std::io::Resul
                 por: 0x57,
                 depth: 0,
             },
-            1 => Event::PorWrite { pc, reg: 0, old: 0x57, new: 0x17, at_entry: 1, entry_seq: seq - 1 },
+            1 => Event::PorWrite {
+                pc,
+                reg: 0,
+                old: 0x57,
+                new: 0x17,
+                at_entry: 1,
+                entry_seq: seq - 1,
+                sampled: 0,
+            },
             2 => Event::Trap { esr: ESR_MRS_POR_EL0, elr: pc, outcome: TrapOutcome::Emulated as u64 },
             3 => Event::ExcReturn { elr: pc, spsr: 0x2000_0345, por: 0x57, depth: 0 },
             4 => Event::CoverageGap {

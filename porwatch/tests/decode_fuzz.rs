@@ -38,9 +38,17 @@ fn event() -> impl Strategy<Value = Event<'static>> {
             por,
             depth
         }),
-        (v, small.clone(), v, v, small.clone(), v).prop_map(|(pc, reg, old, new, at_entry, entry_seq)| {
-            Event::PorWrite { pc, reg, old, new, at_entry, entry_seq }
-        }),
+        (v, small.clone(), v, v, small.clone(), v, small.clone()).prop_map(
+            |(pc, reg, old, new, at_entry, entry_seq, sampled)| Event::PorWrite {
+                pc,
+                reg,
+                old,
+                new,
+                at_entry,
+                entry_seq,
+                sampled
+            }
+        ),
         (v, v, any::<i64>(), v, v, v, v, small.clone(), small.clone(), 0u64..1000, 0u64..1000).prop_map(
             |(va, ipa, level, old, new, pc, por, poindex, perm, entry_seq, por_seq)| Event::Hazard {
                 va,
@@ -70,7 +78,7 @@ fn event() -> impl Strategy<Value = Event<'static>> {
             ipa,
             reason
         }),
-        (v, v).prop_map(|(vbar, page)| Event::TapArm { vbar, page }),
+        (v, v, small.clone()).prop_map(|(vbar, page, mechanism)| Event::TapArm { vbar, page, mechanism }),
         small.clone().prop_map(|count| Event::Dropped { count }),
         (v, small).prop_map(|(reason, code)| Event::GuestExit { reason, code }),
     ]
@@ -202,7 +210,7 @@ fn clean_run(events: &[Event<'static>]) -> Vec<Record<'static>> {
 /// gap, so it becomes a `tap_arm` (mapped, not filtered: no rejects).
 fn run_event() -> impl Strategy<Value = Event<'static>> {
     event().prop_map(|e| match e {
-        Event::Dropped { count } => Event::TapArm { vbar: count, page: 0 },
+        Event::Dropped { count } => Event::TapArm { vbar: count, page: 0, mechanism: 0 },
         e => e,
     })
 }

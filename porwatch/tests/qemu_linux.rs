@@ -120,6 +120,9 @@ fn boot_on(suite: &str, levels: u64, cpus: u32) -> common::Outcome {
         .count();
     assert!(svc > 1_000, "{svc} SVC entries");
     assert!(u(tap, "vbar") >> 48 == 0xffff, "Linux's own vector table: {tap:?}");
+    // Linux's `kernel_ventry` leaves each slot's padding free: the tap is the
+    // one-HVC trampoline, not the execute-never fallback (docs/tap.md).
+    assert_eq!(tap.get_enum("mechanism"), Some("trampoline"), "{tap:?}");
     o
 }
 

@@ -71,6 +71,16 @@ fn check_smp_seed(o: &Outcome) {
         "{entry_line}"
     );
 
+    // Both CPUs use one vector table: one trampoline shadow in the shared
+    // stage 2, refcounted (CPU 1 drops and takes its use again at each
+    // CPU_ON), and every entry above came through the hooks.
+    for cpu in [0, 1] {
+        let arms: Vec<_> = o.records.iter().filter(|r| r.cpu == cpu && r.kind == "tap_arm").collect();
+        assert!(!arms.is_empty(), "cpu{cpu}: no tap_arm");
+        for a in &arms {
+            assert_eq!(a.get_enum("mechanism"), Some("trampoline"), "cpu{cpu}: {a:?}");
+        }
+    }
     // Both CPUs took their timer IRQ and the other's IPI in their batch.
     for cpu in [0, 1] {
         let irqs = o.records.iter().filter(|r| r.cpu == cpu && r.kind == "exc_entry").count();

@@ -63,6 +63,8 @@ fn tap_sees_every_entry_and_por_transition_with_its_cause() {
     let o = run_exceptions(&[]);
     assert_eq!(o.records[0].get_enum("poe_mode"), Some("virtual"));
     assert!(o.console.contains("exceptions: poe=1"));
+    let arms: Vec<Option<&str>> = o.of_kind("tap_arm").map(|r| r.get_enum("mechanism")).collect();
+    assert_eq!(arms.last(), Some(&Some("trampoline")), "{arms:?}");
     assert_eq!(checksum_line(&o.console), format!("exceptions: checksum={:#018x}", expected_checksum()));
 
     let e = entries(&o);
@@ -220,4 +222,68 @@ fn virtual_poe_fast_path_reaches_every_register() {
         assert_eq!(w[1].get_u64("old"), w[0].get_u64("new"), "{w:?}");
     }
     assert!(writes.iter().all(|r| r.get_u64("old") != r.get_u64("new")));
+}
+
+/// `tap_slots` (guest-tests/src/bin/tap_slots.rs documents the sequence)
+/// under `opts`: its console, the vectors of its exc_entry records, and its
+/// tap_arm records as (VBAR page offset from kentry's table, mechanism).
+fn run_tap_slots(opts: &[&str]) -> (Outcome, Vec<String>, Vec<(i64, String)>) {
+    let mut a = args("tap_slots");
+    a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
+    let o = run_guest(a);
+    assert_eq!(o.status, 0, "{opts:?}: console:\n{}", o.console);
+    assert!(o.console.contains("tap_slots: done"), "{opts:?}: console:\n{}", o.console);
+    assert!(o.stats.is_clean(), "{opts:?}: {:?}", o.stats);
+    let vectors = o.of_kind("exc_entry").map(|r| r.get_enum("vector").unwrap().to_string()).collect();
+    let arms: Vec<(u64, String)> = o
+        .of_kind("tap_arm")
+        .map(|r| (r.get_u64("vbar").unwrap(), r.get_enum("mechanism").unwrap().to_string()))
+        .collect();
+    // The last VBAR_EL1 is kentry's table (the runtime's boot table may come
+    // before it).
+    let kentry = arms.last().unwrap().0 as i64;
+    let arms = arms.into_iter().map(|(v, m)| (v as i64 - kentry, m)).collect();
+    (o, vectors, arms)
+}
+
+#[test]
+fn every_reachable_slot_nested_entries_and_vbar_moves_are_seen() {
+    let (o, vectors, arms) = run_tap_slots(&[]);
+    let mut want = vec!["sync_el1h", "sync_el1t", "irq_el1t", "irq_el1h", "sync_el0_64", "irq_el0_64"];
+    // svc #4 and the nested svc #5 from the vector page, then one SVC per
+    // table (alt, full + an IRQ, kentry again).
+    want.extend(["sync_el1h", "sync_el1h", "sync_el1h", "sync_el1h", "irq_el1h", "sync_el1h"]);
+    assert_eq!(vectors, want, "console:\n{}", o.console);
+    // The guest's own view agrees, entry for entry ("sync/el0-64" there).
+    let seen: Vec<String> = o
+        .console
+        .lines()
+        .filter_map(|l| l.strip_prefix("tap_slots: seen "))
+        .map(|l| l.split(' ').next().unwrap().replace(['/', '-'], "_"))
+        .collect();
+    assert_eq!(seen, vectors);
+    // The nested SVC #5 is an entry of its own, taken from the vector page
+    // (the shadow's copy of `kentry_page_svc` ran).
+    let entries: Vec<&OwnedRecord> = o.of_kind("exc_entry").collect();
+    let nested = entries[7];
+    let kentry_page = o.of_kind("tap_arm").last().unwrap().get_u64("vbar").unwrap() & !0xfff;
+    assert_eq!(nested.get_u64("esr").unwrap() & 0xffff, 5, "{nested:?}");
+    assert_eq!(nested.get_u64("elr").unwrap() & !0xfff, kentry_page, "{nested:?}");
+    // VBAR followed: kentry (trampoline), alt (trampoline: B slots), full
+    // (no free padding: the execute-never fallback), kentry again.
+    let mech: Vec<(i64, &str)> = arms.iter().map(|(d, m)| (*d, m.as_str())).collect();
+    assert!(mech.len() >= 4, "{mech:?}");
+    let mech = &mech[mech.len() - 4..];
+    assert_eq!(mech[0], (0, "trampoline"));
+    assert_eq!(mech[1].1, "trampoline");
+    assert_eq!(mech[2], (mech[1].0 + 4096, "xn_step"));
+    assert_eq!(mech[3], (0, "trampoline"));
+}
+
+#[test]
+fn the_execute_never_tap_sees_the_same_entries() {
+    let (_, on, _) = run_tap_slots(&[]);
+    let (_, step, arms) = run_tap_slots(&["tap=step"]);
+    assert_eq!(step, on);
+    assert!(arms.iter().all(|(_, m)| m == "xn_step"), "{arms:?}");
 }

@@ -104,6 +104,18 @@ value_enum! {
 }
 
 value_enum! {
+    /// How the exception-entry tap watches a vector table (`tap_arm.mechanism`).
+    pub enum TapMechanism, names TAP_MECHANISM_NAMES {
+        /// The vector page is execute-never at stage 2; an entry faults and
+        /// the vector code is single-stepped.
+        XnStep = 0 => "xn_step",
+        /// Stage 2 maps a shadow of the vector page whose slots start with an
+        /// HVC: one trap per entry.
+        Trampoline = 1 => "trampoline",
+    }
+}
+
+value_enum! {
     /// Which translation table base a stage-1 table hangs off.
     pub enum Half, names HALF_NAMES {
         Ttbr0 = 0 => "ttbr0",
@@ -521,6 +533,8 @@ define_events! {
         /// seq of the most recent exc_entry (0: none yet); with at_entry = 1,
         /// the entry whose code made this change.
         entry_seq: u64 = Dec,
+        /// 1: native POE with `porwatch.por=sample`: the change was derived from two samples of POR_EL1 that differ; `pc` is where the new value was first seen (an entry's ELR, a table store's PC), not the MSR, and changes undone between samples are not seen.
+        sampled: u64_appended = Dec,
     }
 
     /// The guest changed TCR2_EL1 (POE bit 3, E0POE bit 2 enable the overlays).
@@ -539,6 +553,8 @@ define_events! {
         vbar: u64 = Hex,
         /// Intermediate physical address of the vector table's page.
         page: u64 = Hex,
+        /// How entries are caught from now on.
+        mechanism: u64_appended = Enum(TAP_MECHANISM_NAMES),
     }
 
     /// porwatch now tracks the stage-1 tables under a TTBR.

@@ -40,10 +40,10 @@ pub use deframer::Deframer;
 pub use error::DecodeError;
 pub use events::{
     test_exit_status, Event, ExitReason, GapReason, Half, HazardAction, IdReason, MemKind, OverlayEnforced,
-    PoeMode, PorReg, PsciConduit, SmmuEventType, TrapOutcome, Vector, EXIT_REASON_NAMES, GAP_REASON_NAMES,
-    HALF_NAMES, HAZARD_ACTION_NAMES, ID_REASON_NAMES, KINDS, MAX_EXIT_STATUS, MAX_FIELDS, MEM_KIND_NAMES,
-    POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES, SMMU_EVENT_TYPE_NAMES, TRAP_OUTCOME_NAMES,
-    VECTOR_NAMES,
+    PoeMode, PorReg, PsciConduit, SmmuEventType, TapMechanism, TrapOutcome, Vector, EXIT_REASON_NAMES,
+    GAP_REASON_NAMES, HALF_NAMES, HAZARD_ACTION_NAMES, ID_REASON_NAMES, KINDS, MAX_EXIT_STATUS, MAX_FIELDS,
+    MEM_KIND_NAMES, POE_MODE_NAMES, POR_REG_NAMES, PSCI_CONDUIT_NAMES, SMMU_EVENT_TYPE_NAMES,
+    TAP_MECHANISM_NAMES, TRAP_OUTCOME_NAMES, VECTOR_NAMES,
 };
 pub use events::{
     AuditStatus, AuditTrigger, CallTraceOf, PorSource, UnwindEnd, AUDIT_STATUS_NAMES, AUDIT_TRIGGER_NAMES,

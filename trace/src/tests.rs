@@ -40,9 +40,9 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
         Event::Panic { message: bytes },
         Event::ExcEntry { vector: v, esr: v, elr: v, spsr: v, far: v, por: v, depth: v },
         Event::ExcReturn { elr: v, spsr: v, por: v, depth: v },
-        Event::PorWrite { pc: v, reg: v, old: v, new: v, at_entry: v, entry_seq: v },
+        Event::PorWrite { pc: v, reg: v, old: v, new: v, at_entry: v, entry_seq: v, sampled: 0 },
         Event::Tcr2Write { pc: v, old: v, new: v },
-        Event::TapArm { vbar: v, page: v },
+        Event::TapArm { vbar: v, page: v, mechanism: 0 },
         Event::PtRoot { half: v, root: v, asid: v, tables: v, evicted: v, levels: v },
         Event::Hazard {
             va: v,
@@ -613,8 +613,10 @@ fn errors_have_codes() {
 
 /// Fields appended after format version 1's first release (`u64_appended`),
 /// per kind, in order: absent in traces from older writers.
-const APPENDED: [(&str, &[&str]); 4] = [
+const APPENDED: [(&str, &[&str]); 6] = [
     ("header", &["overlay_enforced"]),
+    ("por_write", &["sampled"]),
+    ("tap_arm", &["mechanism"]),
     ("pt_root", &["levels"]),
     ("hazard", &["pir", "trace_seq", "entry_trace_seq"]),
     ("pt_stats", &["roots_released", "fast_stores", "mops_steps", "stepped_stores", "released_pages"]),

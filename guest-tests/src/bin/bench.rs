@@ -13,6 +13,7 @@
 //! | `svc`       | `svc #0`: exception entry at EL1, handler, ERET        |
 //! | `por_read`  | `mrs POR_EL1` (only if ID_AA64MMFR3_EL1.S1POE != 0)   |
 //! | `por_write` | `msr POR_EL1` (its current value) + `isb` (likewise)  |
+//! | `por_change`| `eor` + `msr POR_EL1` (a new value every time) + `isb` (likewise) |
 //!
 //! The SVC handler is this kernel's own vector table (4 KiB-aligned page
 //! `bench_vectors`): slot 0x200 reads ESR_EL1 and ERETs if the class is SVC64
@@ -109,10 +110,20 @@ enum Op {
     Svc,
     PorRead,
     PorWrite,
+    PorChange,
 }
 
-const OPS: [(Op, &str); 4] =
-    [(Op::Empty, "empty"), (Op::Svc, "svc"), (Op::PorRead, "por_read"), (Op::PorWrite, "por_write")];
+const OPS: [(Op, &str); 5] = [
+    (Op::Empty, "empty"),
+    (Op::Svc, "svc"),
+    (Op::PorRead, "por_read"),
+    (Op::PorWrite, "por_write"),
+    (Op::PorChange, "por_change"),
+];
+
+/// What `por_change` flips in POR_EL1 each time: pkey 1's W (0x17 <-> 0x57,
+/// the kpkeys default and page-table levels).
+const POR_CHANGE_BITS: u64 = 0x40;
 
 /// Ticks for `n` (>= 1) iterations of `op`.
 fn measure(op: Op, n: u64) -> u64 {
@@ -152,6 +163,20 @@ fn measure(op: Op, n: u64) -> u64 {
                     options(nostack)
                 )
             }
+            Op::PorChange => {
+                let v = poe::read_por_el1();
+                asm!(
+                    "2: eor {v}, {v}, #{bits}",
+                    "msr s3_0_c10_c2_4, {v}",
+                    "isb",
+                    "subs {n}, {n}, #1",
+                    "b.ne 2b",
+                    n = inout(reg) n => _,
+                    v = inout(reg) v => _,
+                    bits = const POR_CHANGE_BITS,
+                    options(nostack)
+                )
+            }
         }
     }
     timer::cntvct().wrapping_sub(t0)
@@ -183,7 +208,7 @@ fn test_main(boot: &Boot) -> u32 {
                     k,
                     if v.is_some() { "=" } else { "" },
                     v.unwrap_or(""),
-                    "empty|svc|por_read|por_write"
+                    "empty|svc|por_read|por_write|por_change"
                 );
                 return 1;
             }
@@ -200,7 +225,7 @@ fn test_main(boot: &Boot) -> u32 {
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        if matches!(op, Op::PorRead | Op::PorWrite) && !poe {
+        if matches!(op, Op::PorRead | Op::PorWrite | Op::PorChange) && !poe {
             println!("bench: {} skipped", name);
             continue;
         }

@@ -50,6 +50,9 @@ pub struct Watch {
     /// Exception-return tracing (ERET traps).
     pub exc_return: bool,
     pub poe: Mode,
+    /// Native POE: POR_EL1 writes trap (`porwatch.por=trap`; sampling
+    /// traps nothing).
+    pub por_trap: bool,
 }
 
 /// Everything [`configure_for_guest`] programs, decided at boot.
@@ -174,10 +177,10 @@ impl PmcrEl0 {
 
 /// The fine-grained traps porwatch watches the guest with: VBAR_EL1 writes
 /// (the tap follows the vector table), CPACR_EL1 (virtual E0POE), POR_EL1
-/// writes (native POE), TCR_EL1 (the page-table watch; under virtual POE
-/// with the guest's TCR2_EL1 in the hardware, reads and writes: the FGT
-/// TCR_EL1 bits also trap TCR2_EL1, so porwatch keeps its POE bits), ERET
-/// (exception-return tracing).
+/// writes (native POE with porwatch.por=trap), TCR_EL1 (the page-table
+/// watch; under virtual POE with the guest's TCR2_EL1 in the hardware, reads
+/// and writes: the FGT TCR_EL1 bits also trap TCR2_EL1, so porwatch keeps
+/// its POE bits), ERET (exception-return tracing).
 fn watch_with_fine_grained_traps(watch: &Watch, ids: &IdRegs, tcr2: Tcr2Path) {
     let mut w = HFGWTR_EL2.get();
     let mut r = HFGRTR_EL2.get();
@@ -206,8 +209,9 @@ fn watch_with_fine_grained_traps(watch: &Watch, ids: &IdRegs, tcr2: Tcr2Path) {
                 r &= !n;
             }
         }
-        // nPOR_EL1 = 0 traps.
-        Mode::Native => w &= !HFGWTR_EL2::nPOR_EL1::SET.value,
+        // nPOR_EL1 = 0 traps (porwatch.por=trap); sampling traps nothing.
+        Mode::Native if watch.por_trap => w &= !HFGWTR_EL2::nPOR_EL1::SET.value,
+        Mode::Native => {}
         Mode::None => {}
     }
     HFGWTR_EL2.set(w);

@@ -106,7 +106,8 @@ pub struct FastPath {
     pub ram: [(u64, u64); RAM_RANGES],
     /// The VA page being stepped through.
     pub step_page: u64,
-    /// The guest's vector table (VBAR_EL1, bits [10:0] clear).
+    /// The guest's vector table (VBAR_EL1, bits [10:0] clear), while the
+    /// tap steps or its trampoline is armed.
     pub vbar: u64,
     /// The PC of the last step; written by the assembly, read back by the
     /// tap when it takes its lock.
@@ -136,7 +137,60 @@ pub struct FastPath {
     pub pt_busy: u64,
     /// The overlay registers `pt_deny` was computed from (virtual POE).
     deny_inputs: (u64, u64, u64),
+    /// Non-zero: the tap's trampoline is armed (and the tap not stepping):
+    /// the assembly recognises its hooks' HVCs. An exception entry then
+    /// completes there (queued, the guest resumed at `resume[slot]`) unless
+    /// `entry_slow`; virtual POE's UNDEFs complete there either way.
+    pub tap_hvc: u64,
+    /// Non-zero: entries go to Rust (exception returns are traced: the
+    /// shadow stack lives in Rust).
+    pub entry_slow: u64,
+    /// Where the guest resumes after slot s's hook (its displaced
+    /// instruction out of line, or the target of a `B`).
+    pub resume: [u64; SLOTS],
+    /// What the assembly records as the POR_EL1 in force at an entry:
+    /// [`POR_NONE`], [`POR_VIRTUAL`] (`por_el1`) or [`POR_NATIVE`] (the
+    /// register).
+    pub por_mode: u64,
+    /// Non-zero: native POE traps POR_EL1 writes (`porwatch.por=trap`) and
+    /// the assembly completes them, queueing the changes.
+    pub native_msr: u64,
+    /// Non-zero: synchronous entries whose ESR_EL1 is a data abort from EL1
+    /// go to Rust (native POE with the page-table watch: an overlay fault on
+    /// a table is a hazard).
+    pub sync_dabt_slow: u64,
+    /// Non-zero: native POE sampling (`porwatch.por=sample`): a store the
+    /// assembly would complete goes to Rust when POR_EL1 is no longer
+    /// `por_sample`, the value Rust last sampled.
+    pub sampling: u64,
+    pub por_sample: u64,
+    /// Records the assembly made, for Rust to emit in order at its next
+    /// trap (tap.rs `drain`): `queue_len` of `queue` are valid.
+    pub queue_len: u64,
+    pub queue: [[u64; QUEUE_WORDS]; QUEUE_LEN],
 }
+
+/// Vector slots (the tap's hooks).
+pub const SLOTS: usize = porwatch_monitor::trampoline::SLOTS;
+/// Records the assembly may queue before it hands over to Rust.
+pub const QUEUE_LEN: usize = 32;
+/// Words per queued record (vectors.S: `Q_SHIFT`).
+pub const QUEUE_WORDS: usize = 16;
+pub const QUEUE_SHIFT: usize = 7;
+/// Queued record kinds (word 0's low byte; the high bits carry the slot or
+/// the register): an exception entry (ts, ELR, SPSR, ESR, FAR, POR_EL1, and
+/// the interrupted code's x29 and x30 for its call trace) and a POR change
+/// (ts, PC, old, new).
+pub const Q_ENTRY: u64 = 1;
+pub const Q_POR: u64 = 2;
+pub const Q_ARG_SHIFT: u32 = 8;
+/// `por_mode` values.
+pub const POR_NONE: u64 = 0;
+pub const POR_VIRTUAL: u64 = 1;
+pub const POR_NATIVE: u64 = 2;
+/// `pt_deny` after the assembly changed POR_EL1: every POIndex may deny,
+/// so stores walk and go to Rust until the tap recomputes the mask.
+pub const DENY_STALE: u64 = 0xffff_ffff;
 
 /// One half's walk parameters. Layout shared with vectors.S.
 #[derive(Clone, Copy)]
@@ -170,6 +224,10 @@ const _: () = {
     assert!(size_of::<WalkHalf>() == 1 << WALK_HALF_SHIFT);
     assert!(offset_of!(WalkHalf, shift) == 8 && offset_of!(WalkHalf, entry) == 24);
     assert!(offset_of!(FastPath, pt_walk_ram) < 504 && offset_of!(FastPath, pt_walk) + 48 < 504);
+    // Queued entries copy (ELR, SPSR) and (ESR, FAR) to the shadow pair by
+    // pair; the queue is reached with an ADD immediate.
+    assert!(size_of::<[u64; QUEUE_WORDS]>() == 1 << QUEUE_SHIFT);
+    assert!(offset_of!(FastPath, queue) < 4096);
 };
 
 impl FastPath {
@@ -196,11 +254,21 @@ impl FastPath {
         pt_stores: 0,
         pt_busy: 0,
         deny_inputs: (0, 0, 0),
+        tap_hvc: 0,
+        entry_slow: 0,
+        resume: [0; SLOTS],
+        por_mode: POR_NONE,
+        native_msr: 0,
+        sync_dabt_slow: 0,
+        sampling: 0,
+        por_sample: 0,
+        queue_len: 0,
+        queue: [[0; QUEUE_WORDS]; QUEUE_LEN],
     };
 }
 
 /// What the tap publishes.
-pub struct Published {
+pub struct Published<'a> {
     pub enabled: bool,
     pub por_el1: u64,
     /// (ELR, SPSR, ESR, FAR)_EL1 of the innermost exception, if known.
@@ -210,6 +278,9 @@ pub struct Published {
     /// Virtual POE's (POR_EL1, POR_EL0, TCR2_EL1), for `pt_deny` (None:
     /// not virtual POE; `pt_deny` stays 0).
     pub overlay: Option<(u64, u64, u64)>,
+    /// Some((vector table VA, resume addresses)): entries through the
+    /// trampoline may complete in the assembly.
+    pub hooks: Option<(u64, &'a [u64; SLOTS])>,
 }
 
 /// CPU `cpu`'s block.
@@ -355,8 +426,17 @@ pub fn publish(cpu: usize, p: &Published) {
     // SAFETY: only this CPU touches its block (see Blocks).
     let b = unsafe { &mut *block(cpu) };
     b.enabled = p.enabled as u64;
+    b.por_el1 = p.por_el1;
+    match p.hooks {
+        Some((vbar, r)) => {
+            b.vbar = vbar;
+            b.resume = *r;
+            b.tap_hvc = 1;
+        }
+        None => b.tap_hvc = 0,
+    }
     if let Some(o) = p.overlay {
-        if o != b.deny_inputs {
+        if o != b.deny_inputs || b.pt_deny == DENY_STALE {
             b.deny_inputs = o;
             b.pt_deny = deny_bytes(o.0, o.1, o.2);
             b.pt_pie = o.2 & s1::overlay::TCR2_PIE;
@@ -371,10 +451,9 @@ pub fn publish(cpu: usize, p: &Published) {
         }
         None => b.stepping = 0,
     }
-    if !p.enabled {
+    if !p.enabled && p.hooks.is_none() {
         return; // nothing else is read (e.g. while the tap steps)
     }
-    b.por_el1 = p.por_el1;
     match p.shadow {
         Some((elr, spsr, esr, far)) => {
             b.shadow_valid = 1;
@@ -401,4 +480,86 @@ pub fn pause_steps() {
 pub fn prev_pc(cpu: usize) -> u64 {
     // SAFETY: only this CPU touches its block (see Blocks).
     unsafe { (*block(cpu)).prev_pc }
+}
+
+/// The tap's configuration for the assembly, every CPU (boot, before the
+/// guest runs): what an entry records as POR_EL1, whether native POR_EL1
+/// writes complete in the assembly, whether EL1 data-abort entries need
+/// Rust, whether POR_EL1 is sampled.
+pub fn configure_tap(
+    por_mode: u64,
+    native_msr: bool,
+    sync_dabt_slow: bool,
+    sampling: bool,
+    entry_slow: bool,
+) {
+    for cpu in 0..MAX_CPUS {
+        // SAFETY: boot, before any other CPU runs.
+        let b = unsafe { &mut *block(cpu) };
+        b.entry_slow = entry_slow as u64;
+        b.por_mode = por_mode;
+        b.native_msr = native_msr as u64;
+        b.sync_dabt_slow = sync_dabt_slow as u64;
+        b.sampling = sampling as u64;
+    }
+}
+
+/// Virtual POR_EL1 as the assembly left it (it completes writes).
+#[inline]
+pub fn por_el1(cpu: usize) -> u64 {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    unsafe { (*block(cpu)).por_el1 }
+}
+
+/// Native POE sampling: the POR_EL1 value Rust saw last.
+#[inline]
+pub fn set_por_sample(cpu: usize, v: u64) {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    unsafe { (*block(cpu)).por_sample = v };
+}
+
+/// True if the assembly queued records for CPU `cpu`.
+#[inline]
+pub fn has_queued(cpu: usize) -> bool {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    unsafe { (*block(cpu)).queue_len != 0 }
+}
+
+/// True if CPU `cpu` (another one, at the end of the run) has published
+/// queued records.
+pub fn has_queued_at_stop(cpu: usize) -> bool {
+    queue_len_acquire(cpu) != 0
+}
+
+/// CPU `cpu`'s queue length as its assembly published it (STLR after the
+/// record: vectors.S QUEUE_COMMIT).
+fn queue_len_acquire(cpu: usize) -> u64 {
+    // SAFETY: an aligned u64 its CPU writes with single stores; read as an
+    // atomic for the acquire.
+    unsafe { (*(&raw const (*block(cpu)).queue_len as *const AtomicU64)).load(Ordering::Acquire) }
+}
+
+/// Hands another CPU's published queued records to `f` in order (the end
+/// of the run: tap.rs `drain_others_at_stop`). The queue is left as it is:
+/// that CPU drains nothing any more.
+pub fn take_queued_at_stop(cpu: usize, mut f: impl FnMut(&[u64; QUEUE_WORDS])) {
+    let n = (queue_len_acquire(cpu) as usize).min(QUEUE_LEN);
+    for i in 0..n {
+        // SAFETY: records below the published length are whole and no
+        // longer written (the assembly only appends).
+        let r = unsafe { (&raw const (*block(cpu)).queue[i]).read_volatile() };
+        f(&r);
+    }
+}
+
+/// Hands CPU `cpu`'s queued records to `f` in order and empties the queue.
+pub fn take_queued(cpu: usize, mut f: impl FnMut(&[u64; QUEUE_WORDS])) {
+    // SAFETY: only this CPU touches its block (see Blocks); its assembly
+    // does not run while its Rust does.
+    let b = unsafe { &mut *block(cpu) };
+    let n = (b.queue_len as usize).min(QUEUE_LEN);
+    for r in &b.queue[..n] {
+        f(r);
+    }
+    b.queue_len = 0;
 }

@@ -26,6 +26,7 @@ pub mod semihosting;
 pub mod smmu;
 pub mod stage2;
 pub mod table_pool;
+pub mod trampoline;
 
 core::arch::global_asm!(
     include_str!("boot.S"),
@@ -61,6 +62,25 @@ core::arch::global_asm!(
     fp_pt_stores = const core::mem::offset_of!(fast_path::FastPath, pt_stores),
     fp_pt_busy = const core::mem::offset_of!(fast_path::FastPath, pt_busy),
     walk_half_shift = const fast_path::WALK_HALF_SHIFT,
+    fp_tap_hvc = const core::mem::offset_of!(fast_path::FastPath, tap_hvc),
+    fp_entry_slow = const core::mem::offset_of!(fast_path::FastPath, entry_slow),
+    fp_resume = const core::mem::offset_of!(fast_path::FastPath, resume),
+    fp_por_mode = const core::mem::offset_of!(fast_path::FastPath, por_mode),
+    fp_native_msr = const core::mem::offset_of!(fast_path::FastPath, native_msr),
+    fp_sync_dabt_slow = const core::mem::offset_of!(fast_path::FastPath, sync_dabt_slow),
+    fp_sampling = const core::mem::offset_of!(fast_path::FastPath, sampling),
+    fp_por_sample = const core::mem::offset_of!(fast_path::FastPath, por_sample),
+    fp_queue_len = const core::mem::offset_of!(fast_path::FastPath, queue_len),
+    fp_queue = const core::mem::offset_of!(fast_path::FastPath, queue),
+    queue_len = const fast_path::QUEUE_LEN,
+    q_shift = const fast_path::QUEUE_SHIFT,
+    q_entry = const fast_path::Q_ENTRY,
+    q_por = const fast_path::Q_POR,
+    q_arg_shift = const fast_path::Q_ARG_SHIFT,
+    por_virtual = const fast_path::POR_VIRTUAL,
+    por_native = const fast_path::POR_NATIVE,
+    deny_stale = const fast_path::DENY_STALE,
+    tap_imm_base = const porwatch_monitor::trampoline::HVC_IMM_BASE,
 );
 
 unsafe extern "C" {

@@ -51,7 +51,13 @@ struct Tables {
     pt: Stage2Table,
     /// By CPU index; `None` beyond the machine's CPUs.
     private: [Option<PrivateRoot>; MAX_CPUS],
+    /// Guest pages the tap's trampoline maps to its shadows: (IPA, the
+    /// page's own descriptor).
+    moved: [Option<(u64, u64)>; MAX_MOVED],
 }
+
+/// Pages the trampoline may move at once (arch/trampoline.rs's shadows).
+pub const MAX_MOVED: usize = 4;
 
 static STAGE2: Mutex<Option<Tables>> = Mutex::new(None);
 
@@ -184,7 +190,7 @@ pub fn build(
     super::fast_path::set_ram(&ranges);
     GUEST_RAM.call_once(|| ranges);
     let root = pt.root();
-    *STAGE2.lock() = Some(Tables { pt, private });
+    *STAGE2.lock() = Some(Tables { pt, private, moved: [None; MAX_MOVED] });
     Ok(Stage2 { vtcr, root })
 }
 
@@ -200,18 +206,42 @@ pub fn ram_pa(ipa: u64, len: u64) -> Option<u64> {
     GUEST_RAM.get()?.iter().any(|&(s, e)| ipa >= s && end <= e).then_some(ipa)
 }
 
-/// Makes `ipa`'s page (None: no page) CPU `cpu`'s vector page, execute-
-/// never for that CPU alone (the tap's trigger); the previous one is
-/// executable again for it. Called on that CPU. Returns false if `ipa` is
-/// not a mapped 4 KiB page (then the CPU has none).
-pub fn set_vector_page(cpu: usize, ipa: Option<u64>) -> bool {
+/// Makes `ipa`'s page (None: no page) CPU `cpu`'s private page, mapped as
+/// the guest's own page (even where the shared tables map the trampoline's
+/// shadow) and execute-never (`exec` false: the tap's execute-never
+/// trigger) or not (`exec`: one data access to a hooked page, stepped); the
+/// previous one follows the shared tables again. Called on that CPU.
+/// Returns false if `ipa` is not a mapped 4 KiB page (then the CPU has none).
+pub fn set_vector_page(cpu: usize, ipa: Option<u64>, exec: bool) -> bool {
+    let xn = if exec { S2Xn::Exec } else { S2Xn::NoExec };
     let ok = {
         let mut s2 = STAGE2.lock();
         let Some(t) = s2.as_mut() else { return false };
+        let own = ipa.and_then(|i| t.moved_own(i & !(PAGE - 1)));
         let Some(p) = t.private.get_mut(cpu).and_then(|p| p.as_mut()) else { return false };
         let mut ok = t.pt.set_private_page(p, ipa).is_ok();
+        if let (true, Some(own)) = (ok, own) {
+            // The copied descriptor is the shadow's: the guest's page
+            // instead, break-before-make on this CPU's root alone.
+            ok = match t.pt.break_private_page(p) {
+                Ok((_, tlbi)) => {
+                    // SAFETY: TLB maintenance for the current VMID on this CPU.
+                    unsafe {
+                        core::arch::asm!(
+                            "dsb ishst",
+                            "tlbi ipas2e1, {op}",
+                            "dsb nsh",
+                            op = in(reg) tlbi.operand(),
+                            options(nostack)
+                        )
+                    };
+                    t.pt.make_private_page(p, own).is_ok()
+                }
+                Err(_) => false,
+            };
+        }
         if ok && ipa.is_some() {
-            ok = t.pt.update_private_page(p, |d| with_s2xn(d, S2Xn::NoExec)).is_ok();
+            ok = t.pt.update_private_page(p, |d| with_s2xn(d, xn)).is_ok();
         }
         if !ok {
             let _ = t.pt.set_private_page(p, None);
@@ -284,21 +314,138 @@ pub fn set_writable(ipa: u64, writable: bool) -> bool {
     done
 }
 
-/// Changes one page descriptor's permissions (in the shared tables and
-/// every CPU's copy of its leaf table) and invalidates the TLBs of every CPU.
-fn update(ipa: u64, f: impl FnOnce(u64) -> u64) -> bool {
-    let update = {
-        let mut s2 = STAGE2.lock();
-        let Some(t) = s2.as_mut() else { return false };
+/// The tap's trampoline (tap.rs, arch/trampoline.rs): the guest page at
+/// `ipa` maps porwatch's shadow at `shadow_pa` (execute-only) for every CPU
+/// and the SMMU, with break-before-make in the shared tables and every
+/// private copy of its leaf table (a CPU whose private page it is keeps its
+/// own descriptor: the guest's page). False: `ipa` is not a mapped 4 KiB
+/// page or is moved already (nothing changed).
+pub fn move_to_shadow(ipa: u64, shadow_pa: u64) -> bool {
+    let page = ipa & !(PAGE - 1);
+    let shadow = execute_only_desc(shadow_pa);
+    let mut s2 = STAGE2.lock();
+    let Some(t) = s2.as_mut() else { return false };
+    if t.moved_own(page).is_some() {
+        return false;
+    }
+    let Some(free) = t.moved.iter().position(Option::is_none) else { return false };
+    let Some(own) = t.replace(page, |_| shadow) else { return false };
+    t.moved[free] = Some((page, own));
+    drop(s2);
+    super::smmu::invalidate_ipa(page);
+    true
+}
+
+/// The guest page at `ipa` maps itself again for everyone (`xn`: but
+/// execute-never in the shared tables, so every CPU still using the
+/// trampoline there faults on its next fetch and takes the execute-never
+/// tap: tap.rs). Returns false if it was not moved.
+pub fn restore_from_shadow(ipa: u64, xn: bool) -> bool {
+    let page = ipa & !(PAGE - 1);
+    let mut s2 = STAGE2.lock();
+    let Some(t) = s2.as_mut() else { return false };
+    let Some(i) = t.moved.iter().position(|m| m.is_some_and(|(p, _)| p == page)) else { return false };
+    let Some((_, own)) = t.moved[i] else { return false };
+    let desc = if xn { with_s2xn(own, S2Xn::NoExec) } else { own };
+    if t.replace(page, |_| desc).is_none() {
+        return false;
+    }
+    t.moved[i] = None;
+    drop(s2);
+    super::smmu::invalidate_ipa(page);
+    true
+}
+
+/// Makes the guest page at `ipa`, which the shared tables map execute-never
+/// after [`restore_from_shadow`] with `xn`, executable again.
+pub fn clear_shared_xn(ipa: u64) {
+    let _ = update(ipa & !(PAGE - 1), |d| with_s2xn(d, S2Xn::Exec));
+}
+
+/// A stage-2 page descriptor for porwatch's shadow of a guest page at `pa`:
+/// normal memory the guest can execute but not read or write (S2AP = 00,
+/// XN = 0), so only instruction fetches reach it.
+fn execute_only_desc(pa: u64) -> u64 {
+    let attrs = S2Attrs { s2ap: S2Ap::None, ..S2Attrs::NORMAL_RW };
+    porwatch_monitor::pgtable::desc::leaf_desc(pa, attrs.bits(), porwatch_monitor::pgtable::LAST_LEVEL)
+}
+
+impl Tables {
+    fn privates(&self) -> ([PrivateRoot; MAX_CPUS], usize) {
         let mut privates = [PrivateRoot::EMPTY; MAX_CPUS];
         let mut n = 0;
-        for p in t.private.iter().flatten() {
+        for p in self.private.iter().flatten() {
             privates[n] = *p;
             n += 1;
         }
-        match t.pt.update_page_mirrored(ipa, f, &privates[..n], S2_XN_MASK) {
-            Ok(u) => u,
-            _ => return false,
+        (privates, n)
+    }
+
+    /// The own descriptor of a page the trampoline moved.
+    fn moved_own(&self, page: u64) -> Option<u64> {
+        self.moved.iter().flatten().find(|(p, _)| *p == page).map(|&(_, own)| own)
+    }
+
+    /// Break-before-make of `page` (shared and mirrored) to `f(old)`,
+    /// invalidated on every CPU between the two steps; returns the old
+    /// descriptor.
+    fn replace(&mut self, page: u64, f: impl FnOnce(u64) -> u64) -> Option<u64> {
+        let (privates, n) = self.privates();
+        let (old, tlbi) = self.pt.break_page_mirrored(page, &privates[..n]).ok()?;
+        // The invalid entry must be seen, and every TLB entry built from the
+        // old one gone (stage-2 and combined stage-1+2), on every CPU, before
+        // the new entry is written (KVM's stage2_try_break_pte /
+        // __kvm_tlb_flush_vmid_ipa).
+        // SAFETY: TLB maintenance for the guest's VMID.
+        unsafe {
+            core::arch::asm!(
+                "dsb ishst",
+                "tlbi ipas2e1is, {op}",
+                "dsb ish",
+                "tlbi vmalle1is",
+                "dsb ish",
+                "isb",
+                op = in(reg) tlbi.operand(),
+                options(nostack)
+            );
+        }
+        if self.pt.make_page_mirrored(page, f(old), &privates[..n]).is_err() {
+            // A refused descriptor (a porwatch bug) leaves the old one.
+            let _ = self.pt.make_page_mirrored(page, old, &privates[..n]);
+        }
+        // SAFETY: barriers only.
+        unsafe { core::arch::asm!("dsb ishst", "isb", options(nostack)) };
+        Some(old)
+    }
+}
+
+/// Changes one page descriptor's permissions (in the shared tables and
+/// every CPU's copy of its leaf table) and invalidates the TLBs of every CPU.
+/// A page the trampoline moved keeps the shadow in the shared tables: the
+/// change goes to its own descriptor (restored later) and to the private
+/// roots that map it as itself.
+fn update(ipa: u64, f: impl Fn(u64) -> u64) -> bool {
+    let update = {
+        let mut s2 = STAGE2.lock();
+        let Some(t) = s2.as_mut() else { return false };
+        let page = ipa & !(PAGE - 1);
+        if let Some(i) = t.moved.iter().position(|m| m.is_some_and(|(p, _)| p == page)) {
+            let Some((_, own)) = t.moved[i] else { return false };
+            t.moved[i] = Some((page, f(own)));
+            for p in t.private.iter().flatten().filter(|p| p.page() == Some(page)) {
+                let _ = t.pt.update_private_page(p, &f);
+            }
+            porwatch_monitor::pgtable::PageUpdate {
+                old: own,
+                new: f(own),
+                tlbi: Tlbi::Stage2Ipa { ipa: page },
+            }
+        } else {
+            let (privates, n) = t.privates();
+            match t.pt.update_page_mirrored(ipa, f, &privates[..n], S2_XN_MASK) {
+                Ok(u) => u,
+                _ => return false,
+            }
         }
     };
     if let Tlbi::Stage2Ipa { .. } = update.tlbi {

@@ -149,6 +149,35 @@ el2_vectors:
 .equ FP_PT_STORES, {fp_pt_stores}
 .equ FP_PT_BUSY, {fp_pt_busy}
 .equ WALK_HALF_SHIFT, {walk_half_shift}
+.equ FP_TAP_HVC, {fp_tap_hvc}
+.equ FP_ENTRY_SLOW, {fp_entry_slow}
+.equ FP_RESUME, {fp_resume}             /* 16 x the resume address */
+.equ FP_POR_MODE, {fp_por_mode}
+.equ FP_NATIVE_MSR, {fp_native_msr}
+.equ FP_SYNC_DABT_SLOW, {fp_sync_dabt_slow}
+.equ FP_SAMPLING, {fp_sampling}
+.equ FP_POR_SAMPLE, {fp_por_sample}
+.equ FP_QUEUE_LEN, {fp_queue_len}
+.equ FP_QUEUE, {fp_queue}               /* QUEUE_LEN x 8 words */
+.equ QUEUE_LEN, {queue_len}
+.equ Q_SHIFT, {q_shift}                 /* log2 of a queued record's bytes */
+.equ Q_ENTRY, {q_entry}                 /* ts, ELR, SPSR, ESR, FAR, POR_EL1, x29, x30 */
+.equ Q_POR, {q_por}                     /* ts, PC, old, new */
+.equ Q_ARG_SHIFT, {q_arg_shift}         /* word 0: kind | slot or register << this */
+.equ POR_VIRTUAL, {por_virtual}
+.equ POR_NATIVE, {por_native}
+.equ DENY_STALE, {deny_stale}
+.equ TAP_IMM_BASE, {tap_imm_base}       /* the hooks' HVC #imm: this + slot */
+.equ EC_HVC64, 0x16
+.equ EC_DABT_CUR, 0x25              /* ESR_EL1: data abort from EL1 */
+.equ HVC_IMM_MASK, 0xffff
+.equ SLOTS, 16
+.equ SLOT_SHIFT, 7                  /* 0x80 bytes per vector slot */
+.equ SLOT_KIND_MASK, 3              /* slot % 4 == 0: synchronous */
+.equ SLOT_SYNC_EL1H, 4
+/* MSR S3_0_C10_C2_4 (POR_EL1), Xt as EC 0x18 ISS without Rt: op0 3, op2 4,
+ * op1 0, CRn 10, CRm 2, write. */
+.equ ISS_MSR_POR_EL1, 0x382804
 .equ EC_SOFTSTEP_LOW, 0x32          /* software step from a lower EL */
 .equ EC_DABT_LOW, 0x24              /* data abort from a lower EL */
 .equ EC_SYS64, 0x18                 /* trapped MSR/MRS */
@@ -227,6 +256,37 @@ el2_vectors:
     eret
 .endm
 
+/* Reserves a queued record: x4 = its address; a full queue goes to Rust
+ * (which empties it). Clobbers x4, x5. */
+.macro QUEUE_RESERVE
+    ldr     x5, [x2, #FP_QUEUE_LEN]
+    cmp     x5, #QUEUE_LEN
+    b.hs    lower_sync_slow
+    add     x4, x2, #FP_QUEUE
+    add     x4, x4, x5, lsl #Q_SHIFT
+.endm
+
+/* Publishes the record QUEUE_RESERVE gave once it is written: the length
+ * with release semantics, so the CPU that ends the run (another one) reads
+ * only whole records (fast_path.rs take_queued_at_stop). Clobbers x3, x5. */
+.macro QUEUE_COMMIT
+    ldr     x5, [x2, #FP_QUEUE_LEN]
+    add     x5, x5, #1
+    add     x3, x2, #FP_QUEUE_LEN
+    stlr    x5, [x3]
+.endm
+
+/* Queues a POR_EL1 change made at the PC in system register \pc_reg: old
+ * x3, new x0, record at x4 (QUEUE_RESERVE). Clobbers x1, x5. */
+.macro QUEUE_POR_CHANGE pc_reg
+    mov     x1, #Q_POR                  /* register 0: POR_EL1 */
+    mrs     x5, cntpct_el0
+    stp     x1, x5, [x4]
+    mrs     x1, \pc_reg
+    stp     x1, x3, [x4, #16]
+    str     x0, [x4, #32]
+.endm
+
 /* \dst = the PA (= IPA: stage 1 only) of guest VA \va by AT S1E1R, the
  * guest's PAR_EL1 kept (\tmp); a VA stage 1 does not map: Rust path. */
 .macro AT_S1E1R_PA dst, va, tmp
@@ -262,6 +322,8 @@ lower_sync:
     b.eq    lower_sync_step
     cmp     x1, #EC_SYS64
     b.eq    lower_sync_sysreg
+    cmp     x1, #EC_HVC64
+    b.eq    lower_sync_hvc
     cmp     x1, #EC_IABT_LOW
     b.ne    lower_sync_slow
     tst     x0, #ISS_S1PTW
@@ -280,6 +342,9 @@ lower_sync:
     mrs     x0, esr_el1
     lsr     x0, x0, #ESR_EC_SHIFT
     cbnz    x0, lower_sync_slow
+/* An UNDEF at EL1 under virtual POE (the tap saw it: an XN fault or a
+ * hook's HVC): complete MRS/MSR POR_EL1, or go to Rust. */
+vpoe_undef:
     /* the instruction: AT S1E1R on ELR_EL1 (guest PAR_EL1 preserved) */
     mrs     x0, elr_el1
     tst     x0, #3
@@ -304,12 +369,20 @@ lower_sync:
     movk    w4, #MSR_POR_EL1_HI, lsl #16
     cmp     w3, w4
     b.ne    lower_sync_slow
-    /* MSR: only rewriting the current value stays here (no change to trace) */
+    /* MSR: a change of value is queued for Rust to trace (por_write) */
     and     x1, x1, #31
     bl      fast_get_x
     ldr     x3, [x2, #FP_POR_EL1]
     cmp     x0, x3
-    b.ne    lower_sync_slow
+    b.eq    lower_sync_done
+    QUEUE_RESERVE
+    QUEUE_POR_CHANGE elr_el1
+    QUEUE_COMMIT
+    str     x0, [x2, #FP_POR_EL1]
+    /* pt_deny was computed for the old value: until the tap recomputes it,
+     * every store to a table walks and goes to Rust */
+    mov     x1, #DENY_STALE
+    str     x1, [x2, #FP_PT_DENY]
     b       lower_sync_done
 lower_sync_por_read:
     and     x1, x1, #31
@@ -348,7 +421,7 @@ lower_sync_sysreg:
     movz    w4, #(ISS_MRS_TCR_EL1 & 0xffff)
     movk    w4, #(ISS_MRS_TCR_EL1 >> 16), lsl #16
     cmp     w3, w4
-    b.ne    lower_sync_slow
+    b.ne    lower_sync_por_msr
     mrs     x3, spsr_el2
     tbnz    x3, #SPSR_SS_BIT, lower_sync_slow
     ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
@@ -357,6 +430,111 @@ lower_sync_sysreg:
     mrs     x0, elr_el2
     add     x0, x0, #INSN_LEN
     msr     elr_el2, x0
+    FAST_RETURN
+
+/*
+ * Native POE with POR_EL1 writes trapped (porwatch.por=trap; FGT
+ * HFGWTR_EL2.nPOR_EL1 = 0): write the register and queue a change for Rust
+ * to trace (por_write, with the at-entry rule). w3 = ISS without Rt.
+ */
+lower_sync_por_msr:
+    ldr     x4, [x2, #FP_NATIVE_MSR]
+    cbz     x4, lower_sync_slow
+    movz    w4, #(ISS_MSR_POR_EL1 & 0xffff)
+    movk    w4, #(ISS_MSR_POR_EL1 >> 16), lsl #16
+    cmp     w3, w4
+    b.ne    lower_sync_slow
+    mrs     x3, spsr_el2
+    tbnz    x3, #SPSR_SS_BIT, lower_sync_slow
+    ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
+    bl      fast_get_x                  /* x0 = the value written */
+    mrs     x3, S3_0_C10_C2_4           /* POR_EL1 before */
+    cmp     x0, x3
+    b.eq    1f
+    QUEUE_RESERVE
+    QUEUE_POR_CHANGE elr_el2
+    QUEUE_COMMIT
+1:  msr     S3_0_C10_C2_4, x0
+    mrs     x0, elr_el2
+    add     x0, x0, #INSN_LEN
+    msr     elr_el2, x0
+    FAST_RETURN
+
+/*
+ * An exception entry through the tap's trampoline (fast_path.rs, tap.rs):
+ * the guest took an exception to EL1 and its vector slot's first
+ * instruction, in porwatch's shadow of the vector page, is HVC #(base +
+ * slot). x0 = ESR_EL2. Queue the entry (registers as the CPU wrote them,
+ * the POR_EL1 in force) and resume the guest at the slot's displaced
+ * instruction. Virtual POE's UNDEFs and, with native POE, EL1 data aborts
+ * the page-table watch must see, are decided first.
+ */
+lower_sync_hvc:
+    ldr     x3, [x2, #FP_TAP_HVC]
+    cbz     x3, lower_sync_slow
+    and     x1, x0, #HVC_IMM_MASK
+    mov     x3, #TAP_IMM_BASE
+    sub     x1, x1, x3
+    cmp     x1, #SLOTS
+    b.hs    lower_sync_slow             /* the guest's own HVC */
+    /* made by the slot's first instruction: ELR_EL2 = VBAR + slot + 4 */
+    mrs     x3, elr_el2
+    ldr     x4, [x2, #FP_VBAR]
+    add     x4, x4, x1, lsl #SLOT_SHIFT
+    add     x4, x4, #INSN_LEN
+    cmp     x3, x4
+    b.ne    lower_sync_slow
+    tst     x1, #SLOT_KIND_MASK
+    b.ne    lower_sync_hvc_entry
+    mrs     x3, esr_el1
+    lsr     x3, x3, #ESR_EC_SHIFT
+    cbnz    x3, 1f
+    ldr     x4, [x2, #FP_ENABLED]
+    cbz     x4, lower_sync_hvc_entry   /* no virtual POE: a plain UNDEF */
+    cmp     x1, #SLOT_SYNC_EL1H
+    b.eq    vpoe_undef
+    b       lower_sync_slow
+1:  cmp     x3, #EC_DABT_CUR
+    b.ne    lower_sync_hvc_entry
+    ldr     x4, [x2, #FP_SYNC_DABT_SLOW]
+    cbnz    x4, lower_sync_slow
+lower_sync_hvc_entry:                   /* x1 = slot */
+    ldr     x3, [x2, #FP_ENTRY_SLOW]
+    cbnz    x3, lower_sync_slow
+    QUEUE_RESERVE
+    lsl     x3, x1, #Q_ARG_SHIFT
+    orr     x3, x3, #Q_ENTRY
+    mrs     x5, cntpct_el0
+    stp     x3, x5, [x4]
+    /* the registers, also as the shadow virtual POE puts back */
+    mrs     x3, elr_el1
+    mrs     x5, spsr_el1
+    stp     x3, x5, [x4, #16]
+    stp     x3, x5, [x2, #FP_SHADOW_ELR]
+    mrs     x3, esr_el1
+    mrs     x5, far_el1
+    stp     x3, x5, [x4, #32]
+    stp     x3, x5, [x2, #FP_SHADOW_ESR]
+    mov     x3, #1
+    str     x3, [x2, #FP_SHADOW_VALID]
+    /* the POR_EL1 in force when the exception was taken */
+    ldr     x3, [x2, #FP_POR_MODE]
+    mov     x5, xzr
+    cmp     x3, #POR_VIRTUAL
+    b.ne    2f
+    ldr     x5, [x2, #FP_POR_EL1]
+2:  cmp     x3, #POR_NATIVE
+    b.ne    3f
+    mrs     x5, S3_0_C10_C2_4
+3:  str     x5, [x4, #48]
+    /* the interrupted code's frame record, for the entry's call trace
+     * (x30 is in the frame: the fast paths save it) */
+    ldr     x3, [sp, #16 * 15]
+    stp     x29, x3, [x4, #56]
+    QUEUE_COMMIT
+    add     x3, x2, x1, lsl #3
+    ldr     x3, [x3, #FP_RESUME]
+    msr     elr_el2, x3
     FAST_RETURN
 
 /*
@@ -427,6 +605,14 @@ lower_sync_store:
     ldr     x5, [x4, x5, lsl #3]
     lsr     x5, x5, x3
     tbz     x5, #0, lower_sync_slow
+    /* native POE sampling: a POR_EL1 Rust has not seen goes to Rust */
+    ldr     x3, [x2, #FP_SAMPLING]
+    cbz     x3, 1f
+    mrs     x3, S3_0_C10_C2_4
+    ldr     x4, [x2, #FP_POR_SAMPLE]
+    cmp     x3, x4
+    b.ne    lower_sync_slow
+1:
     /* the overlay: walk only if some POIndex may deny a write */
     ldr     x3, [x2, #FP_PT_DENY]
     cbz     x3, lower_sync_store_do

@@ -13,7 +13,9 @@
 //!
 //! Every entry the builder changes is either invalid before (map), invalid
 //! after (unmap), or changes only bits that need no break-before-make
-//! (update_page), so no BBM sequence is ever required. Stores to live
+//! (update_page), so no BBM sequence is ever required, except where the
+//! caller asks for one: break_page and make_page are its two halves, with
+//! the caller's TLB invalidation between them. Stores to live
 //! entries are single 64-bit volatile writes. The caller issues the DSB /
 //! TLBI / ISB.
 
@@ -504,6 +506,53 @@ impl<A: TableAlloc> PageTable<A> {
         let tlbi =
             if self.regime.is_stage2() { Tlbi::Stage2Ipa { ipa: page } } else { Tlbi::El2Va { va: page } };
         Ok(PageUpdate { old, new, tlbi })
+    }
+
+    /// Break-before-make, step 1 of 2 (changing a page's output address,
+    /// e.g. the tap's trampoline: docs/tap.md): makes the page entry for
+    /// `va` invalid and returns the old descriptor and the TLB invalidation
+    /// the caller must complete before [`PageTable::make_page`].
+    pub fn break_page(&mut self, va: u64) -> Result<(u64, Tlbi), MapError> {
+        let slot = self.page_slot(va)?;
+        if !is_valid(slot.desc) {
+            return Err(MapError::NotMapped);
+        }
+        self.write(slot.table, slot.index, 0)?;
+        let page = va & !PAGE_MASK;
+        let tlbi =
+            if self.regime.is_stage2() { Tlbi::Stage2Ipa { ipa: page } } else { Tlbi::El2Va { va: page } };
+        Ok((slot.desc, tlbi))
+    }
+
+    /// Break-before-make, step 2 of 2: installs the page descriptor `desc`
+    /// (from [`PageTable::break_page`], or [`desc::leaf_desc`] at level 3)
+    /// where `va`'s entry was made invalid. The entry must be invalid.
+    pub fn make_page(&mut self, va: u64, desc: u64) -> Result<(), MapError> {
+        let slot = self.page_slot(va)?;
+        if is_valid(slot.desc) {
+            return Err(MapError::Overlap);
+        }
+        if !is_leaf(desc, LAST_LEVEL) {
+            return Err(MapError::BadTable);
+        }
+        self.write(slot.table, slot.index, desc)
+    }
+
+    /// The level-3 entry for `va` (valid or not); a block or a missing
+    /// table is refused.
+    fn page_slot(&self, va: u64) -> Result<Slot, MapError> {
+        if va >> self.ia_bits != 0 {
+            return Err(MapError::OutOfRange);
+        }
+        let slot = self.find(va)?;
+        if slot.level != LAST_LEVEL {
+            return Err(if is_valid(slot.desc) {
+                MapError::NotAPage { level: slot.level }
+            } else {
+                MapError::NotMapped
+            });
+        }
+        Ok(slot)
     }
 
     /// Removes every leaf in `[va, va + size)`; holes are fine, but a block

@@ -217,6 +217,80 @@ impl<A: TableAlloc> PageTable<A> {
         Ok(u)
     }
 
+    /// Break-before-make, step 1 of 2, of `va`'s page in the shared tables
+    /// and in every private copy of its leaf table (the tap's trampoline:
+    /// every CPU sees the move), except in a private root whose own page it
+    /// is: that descriptor is its owner's. Returns the shared descriptor
+    /// and the TLB invalidation to complete (on every CPU) before
+    /// [`PageTable::make_page_mirrored`].
+    pub fn break_page_mirrored(
+        &mut self,
+        va: u64,
+        privates: &[PrivateRoot],
+    ) -> Result<(u64, Tlbi), MapError> {
+        let (old, tlbi) = self.break_page(va)?;
+        self.write_mirrored(va, 0, privates)?;
+        Ok((old, tlbi))
+    }
+
+    /// Break-before-make, step 2 of 2: `desc` at `va`'s page, shared and
+    /// mirrored as [`PageTable::break_page_mirrored`].
+    pub fn make_page_mirrored(
+        &mut self,
+        va: u64,
+        desc: u64,
+        privates: &[PrivateRoot],
+    ) -> Result<(), MapError> {
+        self.make_page(va, desc)?;
+        self.write_mirrored(va, desc, privates)
+    }
+
+    /// `desc` at `va`'s entry in each private copy of its (shared) leaf
+    /// table, but not where `va` is the private page.
+    fn write_mirrored(&mut self, va: u64, desc: u64, privates: &[PrivateRoot]) -> Result<(), MapError> {
+        let page = va & !PAGE_MASK;
+        let slot = self.find(page)?;
+        for p in privates {
+            match p.page {
+                Some((own, shared_leaf)) if shared_leaf == slot.table && own != page => {
+                    self.write(p.leaf(self.start_level), slot.index, desc)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Break-before-make on `p`'s private page alone, step 1 of 2 (its
+    /// descriptor is to point elsewhere, e.g. the guest's own page where the
+    /// shared tables map the tap's shadow). Returns the old descriptor and
+    /// the TLB invalidation, for `p`'s user only.
+    pub fn break_private_page(&mut self, p: &PrivateRoot) -> Result<(u64, Tlbi), MapError> {
+        let (page, _) = p.page.ok_or(MapError::NotMapped)?;
+        let (leaf, index) = (p.leaf(self.start_level), Self::leaf_index(page));
+        let old = self.read(leaf, index)?;
+        self.write(leaf, index, 0)?;
+        Ok((old, Tlbi::Stage2Ipa { ipa: page }))
+    }
+
+    /// Step 2 of 2: `desc` (a page descriptor) as `p`'s private page, whose
+    /// entry must be invalid.
+    pub fn make_private_page(&mut self, p: &PrivateRoot, desc: u64) -> Result<(), MapError> {
+        let (page, _) = p.page.ok_or(MapError::NotMapped)?;
+        let (leaf, index) = (p.leaf(self.start_level), Self::leaf_index(page));
+        if super::desc::is_valid(self.read(leaf, index)?) {
+            return Err(MapError::Overlap);
+        }
+        if !super::desc::is_leaf(desc, LAST_LEVEL) {
+            return Err(MapError::BadTable);
+        }
+        self.write(leaf, index, desc)
+    }
+
+    fn leaf_index(page: u64) -> usize {
+        ((page >> super::level_shift(LAST_LEVEL)) as usize) % ENTRIES_PER_TABLE
+    }
+
     /// The descriptor `p` translates `va`'s page with (a walk from `p`'s
     /// root), for checks.
     pub fn private_lookup(&self, p: &PrivateRoot, va: u64) -> Option<u64> {

@@ -592,3 +592,102 @@ fn private_roots_share_all_but_their_page() {
         assert_eq!(pt.update_private_page(&p0, |d| d ^ (1 << 20)), Err(MapError::NeedsBreakBeforeMake));
     }
 }
+
+#[test]
+fn break_before_make_moves_a_page() {
+    let mut pt = s2(40, 2);
+    pt.map(0x4000_0000, 0x4000_0000, 2 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
+    pt.map(0x0800_0000, 0x0800_0000, 2 * MIB, S2Attrs::DEVICE_RW, Granularity::AllowBlocks).unwrap();
+    let (old, tlbi) = pt.break_page(0x4000_5123).unwrap();
+    assert_eq!(old, 0x4000_57FF);
+    assert_eq!(tlbi, Tlbi::Stage2Ipa { ipa: 0x4000_5000 });
+    assert_eq!(pt.lookup(0x4000_5000), None, "invalid between the two steps");
+    assert_eq!(pt.break_page(0x4000_5000), Err(MapError::NotMapped));
+    // Execute-only at another output address (the tap's shadow page).
+    let xo = S2Attrs { s2ap: S2Ap::None, ..S2Attrs::NORMAL_RW };
+    let shadow = leaf_desc(0x7fe0_3000, xo.bits(), LAST_LEVEL);
+    pt.make_page(0x4000_5000, shadow).unwrap();
+    let l = pt.lookup(0x4000_5010).unwrap();
+    assert_eq!((l.pa, l.desc), (0x7FE0_3010, 0x7FE0_373F));
+    assert_eq!(S2Attrs::from_desc(l.desc).xn, S2Xn::Exec);
+    assert_eq!(pt.make_page(0x4000_5000, old), Err(MapError::Overlap), "only over an invalid entry");
+    // And back.
+    pt.break_page(0x4000_5000).unwrap();
+    pt.make_page(0x4000_5000, old).unwrap();
+    assert_eq!(pt.lookup(0x4000_5000).unwrap().desc, 0x4000_57FF);
+    // Neighbours untouched; blocks, holes and non-leaf descriptors refused.
+    assert_eq!(pt.lookup(0x4000_4000).unwrap().desc, 0x4000_47FF);
+    assert_eq!(pt.break_page(0x0800_0000), Err(MapError::NotAPage { level: 2 }));
+    assert_eq!(pt.break_page(0x5000_0000), Err(MapError::NotMapped));
+    assert_eq!(pt.make_page(0x5000_0000, old), Err(MapError::NotMapped));
+    assert_eq!(pt.break_page(1 << 40), Err(MapError::OutOfRange));
+    pt.break_page(0x4000_5000).unwrap();
+    assert_eq!(pt.make_page(0x4000_5000, 0x4000_5001), Err(MapError::BadTable));
+}
+
+/// The tap's trampoline on several CPUs: a page moved in the shared tables
+/// (break-before-make) is moved in every private copy of its leaf table
+/// too, except in a private root whose own page it is (that CPU's own
+/// descriptor: the guest's page, execute-never); a private root's own page
+/// can point elsewhere (break-before-make on that root alone).
+#[test]
+fn moved_pages_reach_private_roots() {
+    let mut pt = s2(40, 2);
+    let ram = 0x4000_0000;
+    pt.map(ram, ram, 4 * MIB, S2Attrs::NORMAL_RW, Granularity::PagesOnly).unwrap();
+    let (v, q, far) = (ram + 0x5000, ram + 0x9000, ram + 2 * MIB + 0x3000); // v, q: one leaf table
+    let own = pt.lookup(v).unwrap().desc;
+    let xo = S2Attrs { s2ap: S2Ap::None, ..S2Attrs::NORMAL_RW };
+    let shadow = leaf_desc(0x7fe0_3000, xo.bits(), LAST_LEVEL);
+    // p0: no private page; p1: private page q (same leaf table as v); p2: v
+    // itself, execute-never; p3: a page in another leaf table.
+    let (mut p0, mut p1, mut p2, mut p3) = (
+        pt.new_private().unwrap(),
+        pt.new_private().unwrap(),
+        pt.new_private().unwrap(),
+        pt.new_private().unwrap(),
+    );
+    pt.set_private_page(&mut p0, None).unwrap();
+    pt.set_private_page(&mut p1, Some(q)).unwrap();
+    pt.update_private_page(&p1, |d| with_s2xn(d, S2Xn::NoExec)).unwrap();
+    pt.set_private_page(&mut p2, Some(v)).unwrap();
+    pt.update_private_page(&p2, |d| with_s2xn(d, S2Xn::NoExec)).unwrap();
+    pt.set_private_page(&mut p3, Some(far)).unwrap();
+    let privs = [p0, p1, p2, p3];
+    let (old, tlbi) = pt.break_page_mirrored(v, &privs).unwrap();
+    assert_eq!((old, tlbi), (own, Tlbi::Stage2Ipa { ipa: v }));
+    for p in [&p0, &p1, &p3] {
+        assert_eq!(pt.private_lookup(p, v), Some(0), "invalid everywhere between the steps");
+    }
+    assert_eq!(pt.private_lookup(&p2, v), Some(with_s2xn(own, S2Xn::NoExec)), "p2's own page is its own");
+    pt.make_page_mirrored(v, shadow, &privs).unwrap();
+    for p in [&p0, &p1, &p3] {
+        assert_eq!(pt.private_lookup(p, v), Some(shadow));
+    }
+    assert_eq!(pt.lookup(v).unwrap().desc, shadow);
+    assert_eq!(pt.private_lookup(&p2, v), Some(with_s2xn(own, S2Xn::NoExec)));
+    // p1's own page keeps its XN; its neighbours are the shared ones.
+    assert_ne!(pt.private_lookup(&p1, q).unwrap() & S2_XN_MASK, 0);
+    assert_eq!(pt.private_lookup(&p1, ram + 0x6000), pt.lookup(ram + 0x6000).map(|l| l.desc));
+    // A CPU's private copy of the moved page, as the guest's own page (a
+    // CPU in the execute-never fallback or stepping one access there).
+    let mut p4 = pt.new_private().unwrap();
+    pt.set_private_page(&mut p4, Some(v)).unwrap();
+    assert_eq!(pt.private_lookup(&p4, v), Some(shadow), "starts as the shared one");
+    let (was, t) = pt.break_private_page(&p4).unwrap();
+    assert_eq!((was, t), (shadow, Tlbi::Stage2Ipa { ipa: v }));
+    assert_eq!(pt.private_lookup(&p4, v), Some(0));
+    assert_eq!(pt.lookup(v).unwrap().desc, shadow, "the shared tables untouched");
+    pt.make_private_page(&p4, own).unwrap();
+    assert_eq!(pt.private_lookup(&p4, v), Some(own));
+    assert_eq!(pt.make_private_page(&p4, own), Err(MapError::Overlap), "only over an invalid entry");
+    // And back for everyone.
+    let privs = [p0, p1, p2, p3, p4];
+    pt.break_page_mirrored(v, &privs).unwrap();
+    pt.make_page_mirrored(v, own, &privs).unwrap();
+    for p in [&p0, &p1, &p3] {
+        assert_eq!(pt.private_lookup(p, v), Some(own));
+    }
+    assert_eq!(pt.private_lookup(&p4, v), Some(own));
+    assert_eq!(pt.break_private_page(&p0), Err(MapError::NotMapped), "no private page");
+}
