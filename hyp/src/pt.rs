@@ -241,10 +241,14 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
         return None;
     }
     // HPFAR_EL2 is not valid for a permission fault off the walk: the IPA
-    // comes from the guest's stage 1. If that no longer translates, another
-    // CPU changed it since the fault: the retry takes the guest's own
-    // stage-1 fault, if any (as KVM does).
-    let Some(ipa) = at::va_to_ipa(far) else { return Some(Handled::Machinery) };
+    // comes from the guest's stage 1 (a read translation, else a write
+    // one: an overlay may grant write without read). If that no longer
+    // translates, another CPU changed it since the fault: the retry takes
+    // the guest's own stage-1 fault, if any (as KVM does).
+    let translated = at::va_to_ipa(far)
+        .or_else(|| at::va_to_ipa_write(far, false).ok())
+        .or_else(|| at::va_to_ipa_write(far, true).ok());
+    let Some(ipa) = translated else { return Some(Handled::Machinery) };
     store_to_table(regs, far, ipa, Origin::Stage2).or_else(|| retry_if_writable(ipa))
 }
 
