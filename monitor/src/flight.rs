@@ -29,9 +29,12 @@ pub enum Kind {
     PorWrite,
 }
 
-/// `por_write`'s field indices the chain rule reads.
+/// `por_write`'s field indices: the register (0 POR_EL1, 1 POR_EL0), its
+/// old value, at_entry and entry_seq.
 pub const POR_REG: usize = 1;
 pub const POR_OLD: usize = 2;
+pub const POR_AT_ENTRY: usize = 4;
+pub const POR_ENTRY_SEQ: usize = 5;
 
 /// One recorded event: its CPU's seq and timestamp, and its fields.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -183,6 +186,15 @@ impl<const N: usize> FlightRing<N> {
         (0..len).rev().filter_map(move |i| self.newest(i))
     }
 
+    /// Marks the newest `len` events as streamed (a cause chain went out).
+    pub fn mark_streamed(&mut self, len: usize) {
+        for i in 0..len.min(self.len) {
+            if let Some(e) = self.newest_mut(i) {
+                e.streamed = true;
+            }
+        }
+    }
+
     /// Whether events have been lost from the ring (ever).
     pub fn has_wrapped(&self) -> bool {
         self.recorded > self.len as u64
@@ -270,6 +282,11 @@ mod tests {
         assert!(r.find_mut(2).is_none());
         r.find_mut(3).unwrap().streamed = true;
         assert!(r.newest(1).unwrap().streamed);
+        r.mark_streamed(1);
+        assert!(r.newest(0).unwrap().streamed);
+        r.push(entry(5));
+        r.push(entry(6));
+        assert_eq!(r.overwritten, 1, "3 and 4 were streamed");
     }
 
     #[test]
