@@ -53,10 +53,12 @@ pub struct FlightEvent {
 pub enum Link {
     Entry,
     Return,
-    /// A POR_EL1 (`reg` 0) or POR_EL0 (`reg` 1) write and its old value.
+    /// A POR_EL1 (`reg` 0) or POR_EL0 (`reg` 1) write, its old value, and
+    /// whether exception-entry code made it (`por_write.at_entry`).
     Por {
         reg: u64,
         old: u64,
+        at_entry: bool,
     },
 }
 
@@ -66,7 +68,11 @@ impl FlightEvent {
         match self.kind {
             Kind::ExcEntry => Link::Entry,
             Kind::ExcReturn => Link::Return,
-            Kind::PorWrite => Link::Por { reg: self.fields[POR_REG], old: self.fields[POR_OLD] },
+            Kind::PorWrite => Link::Por {
+                reg: self.fields[POR_REG],
+                old: self.fields[POR_OLD],
+                at_entry: self.fields[POR_AT_ENTRY] != 0,
+            },
         }
     }
 }
@@ -92,17 +98,27 @@ pub struct ChainSpan {
 /// The cause chain of a write under register `reg` (0 POR_EL1, 1 POR_EL0)
 /// that the overlay denies for `pkey` (None: unknown, the whole history):
 /// every link from the newest back to the last write of `reg` whose old
-/// value granted write to `pkey`, that write included. `newest_first`
-/// yields the CPU's links, newest first; without such a write the chain is
-/// all of them (`found` false).
+/// value granted write to `pkey`, that write included — and, when
+/// exception-entry code made that write (`at_entry`), back to that entry
+/// too (the entry is the cause; it came in while write was still granted).
+/// `newest_first` yields the CPU's links, newest first; without such a
+/// write the chain is all of them (`found` false).
 pub fn chain_len(newest_first: impl Iterator<Item = Link>, reg: u64, pkey: Option<u8>) -> ChainSpan {
     let mut len = 0;
+    let mut want_entry = false;
     for link in newest_first {
         len += 1;
-        if let (Link::Por { reg: r, old }, Some(p)) = (link, pkey) {
-            if r == reg && grants_write(old, p) {
-                return ChainSpan { len, found: true };
+        match (link, pkey) {
+            (Link::Entry, _) if want_entry => return ChainSpan { len, found: true },
+            (Link::Por { reg: r, old, at_entry }, Some(p))
+                if !want_entry && r == reg && grants_write(old, p) =>
+            {
+                if !at_entry {
+                    return ChainSpan { len, found: true };
+                }
+                want_entry = true;
             }
+            _ => {}
         }
     }
     ChainSpan { len, found: false }
@@ -219,6 +235,10 @@ mod tests {
         ev(seq, Kind::PorWrite, [0x2000, reg, old, new, 0, 0, 0])
     }
 
+    fn por_at_entry(seq: u64, old: u64, new: u64, entry: u64) -> FlightEvent {
+        ev(seq, Kind::PorWrite, [0x2000, 0, old, new, 1, entry, 0])
+    }
+
     // The seed's values: pkey 1 RW under 0x57 (Perm1 = 5), R only under
     // 0x17 (Perm1 = 1).
     const RW: u64 = 0x57;
@@ -239,12 +259,30 @@ mod tests {
         r.push(entry(1));
         r.push(por(2, 0, RO, RW)); // batch opens: grants
         r.push(entry(3)); // IRQ inside the batch
-        r.push(por(4, 0, RW, RO)); // entry code resets: takes W away
+        r.push(por_at_entry(4, RW, RO, 3)); // its entry code resets: takes W away
         r.push(entry(5)); // nested
         let c = r.chain(0, Some(1));
-        assert_eq!(c, ChainSpan { len: 2, found: true });
+        assert_eq!(c, ChainSpan { len: 3, found: true });
         let seqs: Vec<u64> = r.last(c.len).map(|e| e.seq).collect();
-        assert_eq!(seqs, [4, 5]);
+        assert_eq!(seqs, [3, 4, 5], "the entry whose code took W away is the chain's first link");
+    }
+
+    #[test]
+    fn a_plain_write_that_takes_w_away_starts_the_chain() {
+        let mut r = FlightRing::<16>::new();
+        r.push(entry(1));
+        r.push(por(2, 0, RW, RO));
+        r.push(entry(3));
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, found: true });
+    }
+
+    #[test]
+    fn an_entry_cut_off_by_the_ring_leaves_the_chain_incomplete() {
+        let mut r = FlightRing::<2>::new();
+        r.push(entry(1));
+        r.push(por_at_entry(2, RW, RO, 1));
+        r.push(entry(3));
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, found: false });
     }
 
     #[test]

@@ -99,6 +99,13 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
             o.opt_num("dropped", dropped)?;
             o.end()
         }
+        Item::FlightShort { cpu, streamed, received } => {
+            let mut o = Obj::start(out, "flight_short")?;
+            o.num("cpu", cpu)?;
+            o.num("streamed", streamed)?;
+            o.num("received", received)?;
+            o.end()
+        }
         Item::TruncatedTail { offset, bytes } => {
             let mut o = Obj::start(out, "truncated_tail")?;
             o.num("offset", offset)?;
