@@ -151,6 +151,7 @@ fn ring_event(event: &Event) -> Option<FlightEvent> {
         Event::PorWrite { pc, reg, old, new, at_entry, entry_seq, sampled } => {
             (Kind::PorWrite, [pc, reg, old, new, at_entry, entry_seq, sampled])
         }
+        Event::Trap { esr, elr, outcome } => (Kind::Trap, [esr, elr, outcome, 0, 0, 0, 0]),
         _ => return None,
     };
     Some(FlightEvent { seq: 0, ts: 0, kind, streamed: false, fields })
@@ -179,6 +180,7 @@ fn ring_record(e: &FlightEvent) -> Event<'static> {
             entry_seq: f[5],
             sampled: f[6],
         },
+        Kind::Trap => Event::Trap { esr: f[0], elr: f[1], outcome: f[2] },
     }
 }
 
@@ -246,16 +248,16 @@ pub fn emit_cause_chain(reg: u64, pkey: Option<u8>) {
     let cpu = percpu::index();
     let mut ring = FLIGHT[cpu].lock();
     let span = ring.chain(reg, pkey);
-    let first_seq = ring.last(span.len).next().map_or(0, |e| e.seq);
+    let first_seq = ring.chain_links(span.len).next().map_or(0, |e| e.seq);
     let mut t = TRACER.lock();
     let header = Event::CauseChain {
-        events: span.len as u64,
+        events: span.links as u64,
         first_seq,
         complete: span.found as u64,
         overwritten: ring.overwritten,
     };
     t.record_at(cpu, now(), header, true);
-    for e in ring.last(span.len) {
+    for e in ring.chain_links(span.len) {
         t.send(cpu, e.seq, e.ts, ring_record(e), true);
     }
     t.drain();

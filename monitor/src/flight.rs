@@ -27,6 +27,9 @@ pub enum Kind {
     ExcReturn,
     /// `por_write`: pc, reg, old, new, at_entry, entry_seq, sampled.
     PorWrite,
+    /// `trap`: esr, elr, outcome (a trap porwatch handled as expected;
+    /// kept for context, not a chain link).
+    Trap,
 }
 
 /// `por_write`'s field indices: the register (0 POR_EL1, 1 POR_EL0), its
@@ -63,9 +66,9 @@ pub enum Link {
 }
 
 impl FlightEvent {
-    /// This event as a chain link.
-    pub fn link(&self) -> Link {
-        match self.kind {
+    /// This event as a chain link (None: not one).
+    pub fn link(&self) -> Option<Link> {
+        Some(match self.kind {
             Kind::ExcEntry => Link::Entry,
             Kind::ExcReturn => Link::Return,
             Kind::PorWrite => Link::Por {
@@ -73,7 +76,8 @@ impl FlightEvent {
                 old: self.fields[POR_OLD],
                 at_entry: self.fields[POR_AT_ENTRY] != 0,
             },
-        }
+            Kind::Trap => return None,
+        })
     }
 }
 
@@ -88,8 +92,12 @@ pub const fn grants_write(por: u64, pkey: u8) -> bool {
 /// Where a hazard's chain starts, found by [`chain_len`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChainSpan {
-    /// Events in the chain (the newest `len` links).
+    /// Links in the chain (the newest `len` links; from
+    /// [`FlightRing::chain`]: the newest `len` ring events, which may hold
+    /// events that are not links, see `links`).
     pub len: usize,
+    /// Links among them.
+    pub links: usize,
     /// The write that took write away from the pkey was found (it is the
     /// chain's first, oldest event).
     pub found: bool,
@@ -101,27 +109,30 @@ pub struct ChainSpan {
 /// value granted write to `pkey`, that write included — and, when
 /// exception-entry code made that write (`at_entry`), back to that entry
 /// too (the entry is the cause; it came in while write was still granted).
-/// `newest_first` yields the CPU's links, newest first; without such a
-/// write the chain is all of them (`found` false).
-pub fn chain_len(newest_first: impl Iterator<Item = Link>, reg: u64, pkey: Option<u8>) -> ChainSpan {
-    let mut len = 0;
+/// `newest_first` yields the CPU's events, newest first, as links (None:
+/// an event that is not a link, skipped but counted in `len`); without
+/// such a write the chain is all of them (`found` false).
+pub fn chain_len(newest_first: impl Iterator<Item = Option<Link>>, reg: u64, pkey: Option<u8>) -> ChainSpan {
+    let (mut len, mut links) = (0, 0);
     let mut want_entry = false;
     for link in newest_first {
         len += 1;
+        let Some(link) = link else { continue };
+        links += 1;
         match (link, pkey) {
-            (Link::Entry, _) if want_entry => return ChainSpan { len, found: true },
+            (Link::Entry, _) if want_entry => return ChainSpan { len, links, found: true },
             (Link::Por { reg: r, old, at_entry }, Some(p))
                 if !want_entry && r == reg && grants_write(old, p) =>
             {
                 if !at_entry {
-                    return ChainSpan { len, found: true };
+                    return ChainSpan { len, links, found: true };
                 }
                 want_entry = true;
             }
             _ => {}
         }
     }
-    ChainSpan { len, found: false }
+    ChainSpan { len, links, found: false }
 }
 
 /// A CPU's ring of its last [`FLIGHT_SLOTS`] events, with the count of
@@ -196,16 +207,22 @@ impl<const N: usize> FlightRing<N> {
         chain_len((0..self.len).filter_map(|i| self.newest(i)).map(FlightEvent::link), reg, pkey)
     }
 
+    /// The links among the newest `len` events, oldest first (a chain).
+    pub fn chain_links(&self, len: usize) -> impl Iterator<Item = &FlightEvent> + '_ {
+        self.last(len).filter(|e| e.link().is_some())
+    }
+
     /// The newest `len` events, oldest first.
     pub fn last(&self, len: usize) -> impl Iterator<Item = &FlightEvent> + '_ {
         let len = len.min(self.len);
         (0..len).rev().filter_map(move |i| self.newest(i))
     }
 
-    /// Marks the newest `len` events as streamed (a cause chain went out).
+    /// Marks the links among the newest `len` events as streamed (a cause
+    /// chain went out).
     pub fn mark_streamed(&mut self, len: usize) {
         for i in 0..len.min(self.len) {
-            if let Some(e) = self.newest_mut(i) {
+            if let Some(e) = self.newest_mut(i).filter(|e| e.link().is_some()) {
                 e.streamed = true;
             }
         }
@@ -262,9 +279,21 @@ mod tests {
         r.push(por_at_entry(4, RW, RO, 3)); // its entry code resets: takes W away
         r.push(entry(5)); // nested
         let c = r.chain(0, Some(1));
-        assert_eq!(c, ChainSpan { len: 3, found: true });
+        assert_eq!(c, ChainSpan { len: 3, links: 3, found: true });
         let seqs: Vec<u64> = r.last(c.len).map(|e| e.seq).collect();
         assert_eq!(seqs, [3, 4, 5], "the entry whose code took W away is the chain's first link");
+    }
+
+    #[test]
+    fn traps_in_the_ring_are_counted_in_the_span_but_are_not_links() {
+        let mut r = FlightRing::<16>::new();
+        r.push(entry(1));
+        r.push(por_at_entry(2, RW, RO, 1));
+        r.push(ev(3, Kind::Trap, [0x6230_0800, 0x44, 0, 0, 0, 0, 0]));
+        r.push(entry(4));
+        let c = r.chain(0, Some(1));
+        assert_eq!(c, ChainSpan { len: 4, links: 3, found: true });
+        assert_eq!(r.chain_links(c.len).map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 4]);
     }
 
     #[test]
@@ -273,7 +302,7 @@ mod tests {
         r.push(entry(1));
         r.push(por(2, 0, RW, RO));
         r.push(entry(3));
-        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, found: true });
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: true });
     }
 
     #[test]
@@ -282,7 +311,7 @@ mod tests {
         r.push(entry(1));
         r.push(por_at_entry(2, RW, RO, 1));
         r.push(entry(3));
-        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, found: false });
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: false });
     }
 
     #[test]
@@ -290,8 +319,8 @@ mod tests {
         let mut r = FlightRing::<16>::new();
         r.push(por(1, 0, RW, RO));
         r.push(por(2, 1, RW, RO));
-        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, found: true });
-        assert_eq!(r.chain(1, Some(1)), ChainSpan { len: 1, found: true });
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: true });
+        assert_eq!(r.chain(1, Some(1)), ChainSpan { len: 1, links: 1, found: true });
     }
 
     #[test]
@@ -300,8 +329,8 @@ mod tests {
         for s in 1..=3 {
             r.push(entry(s));
         }
-        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 3, found: false });
-        assert_eq!(r.chain(0, None), ChainSpan { len: 3, found: false });
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 3, links: 3, found: false });
+        assert_eq!(r.chain(0, None), ChainSpan { len: 3, links: 3, found: false });
         assert!(!r.has_wrapped());
     }
 
@@ -333,6 +362,6 @@ mod tests {
         r.push(por(1, 0, RW, RO));
         r.push(entry(2));
         r.push(entry(3));
-        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, found: false });
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: false });
     }
 }

@@ -48,7 +48,7 @@ pub fn of_hazard(records: &[OwnedRecord], at: usize) -> Option<Chain<'_>> {
     let reg = if h.get_u64("unprivileged")? != 0 { PorReg::PorEl0 } else { PorReg::PorEl1 } as u64;
     let pkey = h.get_u64("poindex").filter(|&p| p != POINDEX_UNKNOWN).map(|p| p as u8);
     let links: Vec<_> = before.filter_map(|r| link(r).map(|l| (r, l))).collect();
-    let span = chain_len(links.iter().map(|&(_, l)| l), reg, pkey);
+    let span = chain_len(links.iter().map(|&(_, l)| Some(l)), reg, pkey);
     let records = links[..span.len].iter().rev().map(|&(r, _)| r).collect();
     Some(Chain { records, complete: span.found })
 }

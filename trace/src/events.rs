@@ -866,7 +866,7 @@ define_events! {
     /// `porwatch.stream=flight`: this CPU's flight-recorder accounting,
     /// periodically and at the end of the run. Never dropped.
     0x1d flight_stats => FlightStats {
-        /// Events recorded into the ring (exc_entry, exc_return, por_write).
+        /// Events recorded into the ring (exc_entry, exc_return, por_write, trap).
         events: u64 = Dec,
         /// Records of this CPU sent on the wire so far, this one included
         /// (the reader checks it against what it received).
