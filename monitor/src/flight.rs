@@ -356,6 +356,43 @@ mod tests {
         assert_eq!(r.overwritten, 1, "3 and 4 were streamed");
     }
 
+    proptest::proptest! {
+        /// The ring's chain is the full history's chain whenever the ring
+        /// holds it, and says "not found" otherwise (never a wrong chain).
+        #[test]
+        fn the_rings_chain_is_the_full_historys_when_it_fits(
+            ops in proptest::collection::vec((0u8..4, proptest::bool::ANY, proptest::bool::ANY), 0..64),
+        ) {
+            let mut ring = FlightRing::<8>::new();
+            let mut all = Vec::new();
+            for (i, &(op, rw, at_entry)) in ops.iter().enumerate() {
+                let seq = i as u64 + 1;
+                let old = if rw { RW } else { RO };
+                let e = match op {
+                    0 => entry(seq),
+                    1 => ev(seq, Kind::ExcReturn, [0; FIELDS]),
+                    2 => ev(seq, Kind::Trap, [0; FIELDS]),
+                    _ if at_entry => por_at_entry(seq, old, RO, 0),
+                    _ => por(seq, 0, old, RO),
+                };
+                ring.push(e);
+                all.push(e);
+            }
+            let full = chain_len(all.iter().rev().map(FlightEvent::link), 0, Some(1));
+            let want: Vec<u64> = all[all.len() - full.len..].iter().filter(|e| e.link().is_some()).map(|e| e.seq).collect();
+            let c = ring.chain(0, Some(1));
+            let got: Vec<u64> = ring.chain_links(c.len).map(|e| e.seq).collect();
+            if full.found && full.len <= ring.len() {
+                proptest::prop_assert!(c.found);
+                proptest::prop_assert_eq!(got, want);
+            } else if c.found {
+                proptest::prop_assert!(full.found);
+                proptest::prop_assert_eq!(got, want);
+            }
+            proptest::prop_assert_eq!(c.links, ring.chain_links(c.len).count());
+        }
+    }
+
     #[test]
     fn a_cut_chain_is_not_found() {
         let mut r = FlightRing::<2>::new();
