@@ -20,7 +20,7 @@ use porwatch_monitor::s1::{self, Action, GuestMem, Half, OverlayRegs, Privilege,
 use porwatch_monitor::store::{self, Plan, Regs};
 use porwatch_monitor::tap::page_of;
 use porwatch_monitor::vpoe::Mode;
-use porwatch_trace::{Event, GapReason, HazardAction, TrapOutcome};
+use porwatch_trace::{Event, GapReason, HazardAction, PorReg, TrapOutcome};
 use spin::Mutex;
 
 mod mops;
@@ -977,6 +977,10 @@ fn record_hazard(h: &HazardInfo, action: HazardAction) {
             (POINDEX_UNKNOWN, 0, if h.unprivileged { por0 } else { por1 }, -1, 0)
         }
     };
+    // Flight mode: the chain from the CPU's ring goes first (docs/flight.md).
+    let reg = if h.unprivileged { PorReg::PorEl0 } else { PorReg::PorEl1 };
+    let pkey = (poindex != POINDEX_UNKNOWN).then_some(poindex as u8);
+    trace_out::emit_cause_chain(reg as u64, pkey);
     let (trace_seq, entry_trace_seq) = crate::unwind::emit_for_hazard(h.pc, entry_seq);
     trace_out::emit_reliable(Event::Hazard {
         va: h.va,

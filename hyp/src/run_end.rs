@@ -39,6 +39,8 @@ pub fn guest_done(reason: ExitReason, code: u64) -> ! {
     }
     // What every CPU's fast paths queued comes before the last records.
     crate::tap::drain_others_at_stop();
+    // Flight mode: what each CPU's ring kept and lost.
+    trace_out::emit_flight_stats_all();
     // Devices' last faults, then proof that nothing wrote hyp's image.
     crate::dma::poll();
     crate::integrity::check();

@@ -9,7 +9,16 @@
 //! per-CPU block) and carries that CPU's own sequence number, so each CPU's
 //! records and drops are accounted for separately; the ring itself is
 //! shared (one lock), and a CPU's `dropped` record goes out from that CPU.
-//! docs/smp.md says how per-CPU rings would fit on top.
+//!
+//! With `porwatch.stream=flight` a CPU's exception entries, returns and POR
+//! writes go into that CPU's flight ring ([`FLIGHT`], docs/flight.md)
+//! instead: unencoded, under the CPU's own lock, without the shared one.
+//! They leave the ring only as an entry transition (an entry whose code
+//! changed POR_EL1: both records) or as a hazard's cause chain
+//! ([`emit_cause_chain`]); what the ring overwrites is counted and reported
+//! (`flight_stats`). Sequence numbers stay one numbering per CPU of every
+//! record ([`SEQ`]), so the records that refer to others by seq keep their
+//! meaning.
 //!
 //! Two sinks:
 //! * the trace UART (the normal case): the ring is drained into the PL011's
@@ -28,12 +37,17 @@ use crate::arch::pl011::Pl011;
 use crate::arch::semihosting::HostFile;
 use crate::console::{Msg, To};
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
+use core::sync::atomic::{AtomicU64, Ordering};
+use porwatch_monitor::cmdline::Stream;
 use porwatch_monitor::cpus::MAX_CPUS;
+use porwatch_monitor::flight::{FlightEvent, FlightRing, Kind, FIELDS, POR_AT_ENTRY, POR_ENTRY_SEQ};
 use porwatch_trace::ring::Ring;
 use porwatch_trace::{encode_frame, Event, Record, MAX_FRAME};
 use spin::Mutex;
 
 const RING_BYTES: usize = 256 * 1024;
+/// Flight mode: a `flight_stats` record every this many ring events of a CPU.
+const FLIGHT_STATS_PERIOD: u64 = 65_536;
 /// File sink: write once this much is queued.
 const FILE_BATCH: usize = 4096;
 /// File sink: write when the last write is older than 1/this s.
@@ -55,10 +69,27 @@ struct Tracer {
     max_age: u64,
     /// File sink: CNTPCT at the last write.
     last_write: u64,
-    /// Per CPU: the next sequence number, and records dropped not yet
-    /// reported.
-    seq: [u64; MAX_CPUS],
+    /// Per CPU: records dropped not yet reported, and records put in the
+    /// ring (flight_stats.streamed).
     dropped: [u64; MAX_CPUS],
+    streamed: [u64; MAX_CPUS],
+}
+
+/// Per CPU: the next sequence number. Taken by the CPU itself (and by the
+/// CPU ending the run for a parked one): never contended.
+static SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// Per CPU: the flight ring. Locked by its own CPU only (and by the CPU
+/// ending the run, for a parked CPU's records): never contended. Lock
+/// order: a CPU's tap lock, then its FLIGHT lock, then TRACER.
+static FLIGHT: [Mutex<FlightRing>; MAX_CPUS] = [const { Mutex::new(FlightRing::new()) }; MAX_CPUS];
+
+fn next_seq(cpu: usize) -> u64 {
+    SEQ[cpu].fetch_add(1, Ordering::Relaxed)
+}
+
+fn flight() -> bool {
+    crate::boot::config().opts.stream == Stream::Flight
 }
 
 static TRACER: Mutex<Tracer> = Mutex::new(Tracer {
@@ -67,8 +98,8 @@ static TRACER: Mutex<Tracer> = Mutex::new(Tracer {
     file: None,
     max_age: 0,
     last_write: 0,
-    seq: [0; MAX_CPUS],
     dropped: [0; MAX_CPUS],
+    streamed: [0; MAX_CPUS],
 });
 
 /// Sets the trace sink (None: the trace is counted but goes nowhere).
@@ -89,11 +120,7 @@ pub fn init(sink: Option<Sink>) {
 /// was dropped).
 #[inline]
 pub fn emit(event: Event) -> u64 {
-    let cpu = percpu::index();
-    let mut t = TRACER.lock();
-    let seq = t.record(cpu, event, false);
-    t.drain();
-    seq
+    emit_at(percpu::index(), now(), event)
 }
 
 /// Records `event` of CPU `cpu` that happened at counter value `ts`
@@ -101,16 +128,148 @@ pub fn emit(event: Event) -> u64 {
 /// another CPU's only at the end of the run).
 #[inline]
 pub fn emit_at(cpu: usize, ts: u64, event: Event) -> u64 {
+    let cpu = cpu.min(MAX_CPUS - 1);
+    if flight() {
+        if let Some(e) = ring_event(&event) {
+            return record_flight(cpu, ts, e);
+        }
+    }
     let mut t = TRACER.lock();
     let seq = t.record_at(cpu, ts, event, false);
     t.drain();
     seq
 }
 
+/// The ring form of `event`, for the kinds the flight ring keeps.
+#[inline]
+fn ring_event(event: &Event) -> Option<FlightEvent> {
+    let (kind, fields) = match *event {
+        Event::ExcEntry { vector, esr, elr, spsr, far, por, depth } => {
+            (Kind::ExcEntry, [vector, esr, elr, spsr, far, por, depth])
+        }
+        Event::ExcReturn { elr, spsr, por, depth } => (Kind::ExcReturn, [elr, spsr, por, depth, 0, 0, 0]),
+        Event::PorWrite { pc, reg, old, new, at_entry, entry_seq, sampled } => {
+            (Kind::PorWrite, [pc, reg, old, new, at_entry, entry_seq, sampled])
+        }
+        Event::Trap { esr, elr, outcome } => (Kind::Trap, [esr, elr, outcome, 0, 0, 0, 0]),
+        _ => return None,
+    };
+    Some(FlightEvent { seq: 0, ts: 0, kind, streamed: false, fields })
+}
+
+/// The record a ring event stands for.
+fn ring_record(e: &FlightEvent) -> Event<'static> {
+    let f: [u64; FIELDS] = e.fields;
+    match e.kind {
+        Kind::ExcEntry => Event::ExcEntry {
+            vector: f[0],
+            esr: f[1],
+            elr: f[2],
+            spsr: f[3],
+            far: f[4],
+            por: f[5],
+            depth: f[6],
+        },
+        Kind::ExcReturn => Event::ExcReturn { elr: f[0], spsr: f[1], por: f[2], depth: f[3] },
+        Kind::PorWrite => Event::PorWrite {
+            pc: f[0],
+            reg: f[1],
+            old: f[2],
+            new: f[3],
+            at_entry: f[4],
+            entry_seq: f[5],
+            sampled: f[6],
+        },
+        Kind::Trap => Event::Trap { esr: f[0], elr: f[1], outcome: f[2] },
+    }
+}
+
+/// Flight mode: records `e` of CPU `cpu` at `ts` into its ring; an entry
+/// transition (a POR write by exception-entry code) goes out too, with its
+/// entry. Returns the event's seq.
+fn record_flight(cpu: usize, ts: u64, mut e: FlightEvent) -> u64 {
+    let mut ring = FLIGHT[cpu].lock();
+    e.seq = next_seq(cpu);
+    e.ts = ts;
+    let transition = e.kind == Kind::PorWrite && e.fields[POR_AT_ENTRY] != 0;
+    e.streamed = transition;
+    ring.push(e);
+    if transition {
+        let mut t = TRACER.lock();
+        if let Some(entry) = ring.find_mut(e.fields[POR_ENTRY_SEQ]) {
+            if !entry.streamed {
+                entry.streamed = true;
+                let entry = *entry;
+                t.send(cpu, entry.seq, entry.ts, ring_record(&entry), false);
+            }
+        }
+        t.send(cpu, e.seq, ts, ring_record(&e), false);
+        t.drain();
+    }
+    if ring.recorded.is_multiple_of(FLIGHT_STATS_PERIOD) {
+        emit_flight_stats(cpu, &ring);
+    }
+    e.seq
+}
+
+/// Flight mode: `cpu`'s accounting (reliable).
+fn emit_flight_stats(cpu: usize, ring: &FlightRing) {
+    let mut t = TRACER.lock();
+    let streamed = t.streamed[cpu] + 1;
+    let event = Event::FlightStats { events: ring.recorded, streamed, overwritten: ring.overwritten };
+    t.record_at(cpu, now(), event, true);
+    t.drain();
+}
+
+/// Flight mode: every CPU's `flight_stats`, at the end of the run (the
+/// other CPUs are parked).
+pub fn emit_flight_stats_all() {
+    if !flight() {
+        return;
+    }
+    for (cpu, ring) in FLIGHT.iter().enumerate() {
+        let ring = ring.lock();
+        if ring.recorded > 0 || cpu == percpu::index() {
+            emit_flight_stats(cpu, &ring);
+        }
+    }
+}
+
+/// Flight mode: before a hazard on this CPU, its cause chain from the ring
+/// (docs/flight.md): a `cause_chain` record, then every entry, return and
+/// POR write since the write of POR `reg` (0 POR_EL1, 1 POR_EL0) that took
+/// write away from `pkey` (None: unknown; the whole ring), oldest first,
+/// with their own seq and ts. All reliable. Nothing with `stream=all` (the
+/// stream has the chain already).
+pub fn emit_cause_chain(reg: u64, pkey: Option<u8>) {
+    if !flight() {
+        return;
+    }
+    let cpu = percpu::index();
+    let mut ring = FLIGHT[cpu].lock();
+    let span = ring.chain(reg, pkey);
+    let first_seq = ring.chain_links(span.len).next().map_or(0, |e| e.seq);
+    let mut t = TRACER.lock();
+    let header = Event::CauseChain {
+        events: span.links as u64,
+        first_seq,
+        complete: span.found as u64,
+        overwritten: ring.overwritten,
+    };
+    t.record_at(cpu, now(), header, true);
+    for e in ring.chain_links(span.len) {
+        t.send(cpu, e.seq, e.ts, ring_record(e), true);
+    }
+    t.drain();
+    drop(t);
+    // Sent now: not lost when overwritten.
+    ring.mark_streamed(span.len);
+}
+
 /// Records `event`, waiting for the sink to make room if needed; with the
 /// file sink the record (and everything before it) is written at once.
 pub fn emit_reliable(event: Event) -> u64 {
-    let cpu = percpu::index();
+    let cpu = percpu::index().min(MAX_CPUS - 1);
     let mut t = TRACER.lock();
     let seq = t.record(cpu, event, true);
     t.drain();
@@ -127,7 +286,7 @@ pub fn flush() {
 /// Records `event` and flushes, for the panic path: does not wait for a lock
 /// held by the code that panicked (it would never be released).
 pub fn emit_from_panic(event: Event) {
-    let cpu = percpu::index();
+    let cpu = percpu::index().min(MAX_CPUS - 1);
     if let Some(mut t) = TRACER.try_lock() {
         let _ = t.record(cpu, event, true);
         t.flush();
@@ -141,38 +300,66 @@ impl Tracer {
     }
 
     /// Records `event` for CPU `cpu` with timestamp `ts` (a queued record's
-    /// own, which precedes any record the CPU makes after it).
+    /// own, which precedes any record the CPU makes after it), with the
+    /// CPU's next seq.
     fn record_at(&mut self, cpu: usize, ts: u64, event: Event, reliable: bool) -> u64 {
         let cpu = cpu.min(MAX_CPUS - 1);
+        self.send_dropped(cpu, reliable);
+        let seq = next_seq(cpu);
+        self.push(cpu, seq, ts, event, reliable);
+        seq
+    }
+
+    /// Sends `event` of CPU `cpu` with the seq it already has (a flight
+    /// ring's event: a transition or a cause chain).
+    fn send(&mut self, cpu: usize, seq: u64, ts: u64, event: Event, reliable: bool) {
+        self.send_dropped(cpu, reliable);
+        self.push(cpu, seq, ts, event, reliable);
+    }
+
+    /// The `dropped` record for CPU `cpu`'s lost records, if any and if
+    /// it fits now (its seq follows the dropped ones).
+    fn send_dropped(&mut self, cpu: usize, reliable: bool) {
+        if self.dropped[cpu] == 0 {
+            return;
+        }
         let mut buf = [0u8; MAX_FRAME];
-        let id = cpu as u32;
-        if self.dropped[cpu] > 0 {
-            let count = self.dropped[cpu];
-            let rec = Record { cpu: id, seq: self.seq[cpu], ts: now(), event: Event::Dropped { count } };
-            if let Some(n) = encode_frame(&rec, &mut buf) {
-                if reliable {
-                    self.make_room(n);
-                }
-                if self.ring.push(&buf[..n]) {
-                    self.seq[cpu] += 1;
-                    self.dropped[cpu] = 0;
-                }
+        let count = self.dropped[cpu];
+        let rec = Record {
+            cpu: cpu as u32,
+            seq: SEQ[cpu].load(Ordering::Relaxed),
+            ts: now(),
+            event: Event::Dropped { count },
+        };
+        if let Some(n) = encode_frame(&rec, &mut buf) {
+            if reliable {
+                self.make_room(n);
+            }
+            if self.ring.push(&buf[..n]) {
+                next_seq(cpu);
+                self.dropped[cpu] = 0;
+                self.streamed[cpu] += 1;
             }
         }
-        let seq = self.seq[cpu];
-        self.seq[cpu] += 1;
-        let rec = Record { cpu: id, seq, ts, event };
+    }
+
+    /// Queues one record (counted as dropped if it does not fit, or if
+    /// earlier drops are still unreported: the reader must see them first).
+    fn push(&mut self, cpu: usize, seq: u64, ts: u64, event: Event, reliable: bool) {
+        let mut buf = [0u8; MAX_FRAME];
+        let rec = Record { cpu: cpu as u32, seq, ts, event };
         let Some(n) = encode_frame(&rec, &mut buf) else {
             self.dropped[cpu] += 1;
-            return seq;
+            return;
         };
         if reliable {
             self.make_room(n);
         }
         if self.dropped[cpu] > 0 || !self.ring.push(&buf[..n]) {
             self.dropped[cpu] += 1;
+        } else {
+            self.streamed[cpu] += 1;
         }
-        seq
     }
 
     fn make_room(&mut self, n: usize) {

@@ -25,6 +25,7 @@
 //! | `porwatch.verbose` | boolean | off |
 //! | `porwatch.track` | boolean | on |
 //! | `porwatch.audit=` | `off`, or a comma-separated list of `first-por`, `exit`, `every:MS` | first-por and exit, when the guest uses overlays |
+//! | `porwatch.stream=` | `all`, `flight` (docs/flight.md) | `all` |
 //! | `porwatch.audit_por=` | the restrictive POR_EL1 value to audit against: `0x` hex or decimal | learned from the guest |
 //!
 //! Booleans accept `1`/`0`, `on`/`off`, `true`/`false`, or the bare key (`porwatch.verbose`)
@@ -82,6 +83,18 @@ pub enum PorWatch {
     Sample,
     /// Every POR_EL1 write traps (FGT) and is recorded where it is made.
     Trap,
+}
+
+/// What the trace streams (docs/flight.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stream {
+    /// Every record.
+    #[default]
+    All,
+    /// Exception entries, returns and POR writes stay in a per-CPU ring;
+    /// hazards go out with their cause chain from it, entry transitions and
+    /// everything else as with `All`.
+    Flight,
 }
 
 /// What to do when the guest violates a watched permission.
@@ -189,6 +202,8 @@ pub struct Options<'a> {
     pub audit_por: Option<u64>,
     /// `porwatch.por` (default sample).
     pub por: PorWatch,
+    /// `porwatch.stream` (default all).
+    pub stream: Stream,
 }
 
 impl Default for Options<'_> {
@@ -214,6 +229,7 @@ impl Options<'_> {
         audit: AuditWhen::DEFAULT,
         audit_por: None,
         por: PorWatch::Sample,
+        stream: Stream::All,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -239,7 +255,8 @@ impl Options<'_> {
     /// | 17 | audit_por given |
     /// | 18 | por: 0 sample, 1 trap |
     /// | 19 | tap=step |
-    /// | 20..=63 | reserved, 0 |
+    /// | 20 | stream: 0 all, 1 flight |
+    /// | 21..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -272,6 +289,7 @@ impl Options<'_> {
             | u64::from(self.audit_por.is_some()) << 17
             | u64::from(self.por == PorWatch::Trap) << 18
             | u64::from(self.tap_step) << 19
+            | u64::from(self.stream == Stream::Flight) << STREAM_FLIGHT_BIT
     }
 }
 
@@ -389,8 +407,11 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
     }
 }
 
+/// `header.options` bit: `porwatch.stream=flight`.
+pub const STREAM_FLIGHT_BIT: u32 = 20;
+
 /// Bit per key in `seen`, to refuse duplicates.
-const KEYS: [&str; 13] = [
+const KEYS: [&str; 14] = [
     "guest",
     "trace",
     "semihosting",
@@ -404,6 +425,7 @@ const KEYS: [&str; 13] = [
     "audit",
     "audit_por",
     "por",
+    "stream",
 ];
 
 fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Result<(), CmdlineError<'a>> {
@@ -461,6 +483,14 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
         "audit_por" => {
             let v = need()?;
             opts.audit_por = Some(parse_u64(v).ok_or_else(|| bad(v))?);
+        }
+        "stream" => {
+            let v = need()?;
+            opts.stream = match v {
+                "all" => Stream::All,
+                "flight" => Stream::Flight,
+                _ => return Err(bad(v)),
+            };
         }
         "por" => {
             let v = need()?;
@@ -601,6 +631,7 @@ mod tests {
                 audit: AuditWhen::DEFAULT,
                 audit_por: None,
                 por: PorWatch::Trap,
+                stream: Stream::All,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -770,10 +801,11 @@ mod tests {
             audit: AuditWhen::DEFAULT,
             audit_por: None,
             por: PorWatch::Trap,
+            stream: Stream::Flight,
         };
-        assert_eq!(all.bits(), 0xc_0fff);
+        assert_eq!(all.bits(), 0x1c_0fff);
         let all = Options { trace: Some(TraceSel::Semihosting("f")), ..all };
-        assert_eq!(all.bits(), 0xc_1ffc);
+        assert_eq!(all.bits(), 0x1c_1ffc);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
@@ -808,6 +840,20 @@ mod tests {
         assert_eq!(
             split("porwatch.tap=steps", &mut buf).unwrap_err(),
             CmdlineError::BadValue { key: "tap", value: "steps" }
+        );
+    }
+
+    #[test]
+    fn stream_values() {
+        let mut buf = [0u8; 64];
+        let o = split("", &mut buf).unwrap().0;
+        assert_eq!((o.stream, o.bits() & 1 << STREAM_FLIGHT_BIT), (Stream::All, 0));
+        let o = split("porwatch.stream=flight", &mut buf).unwrap().0;
+        assert_eq!((o.stream, o.bits() & 1 << STREAM_FLIGHT_BIT), (Stream::Flight, 1 << STREAM_FLIGHT_BIT));
+        assert_eq!(split("porwatch.stream=all", &mut buf).unwrap().0.stream, Stream::All);
+        assert_eq!(
+            split("porwatch.stream=some", &mut buf).unwrap_err(),
+            CmdlineError::BadValue { key: "stream", value: "some" }
         );
     }
 

@@ -8,6 +8,7 @@ pub mod cpus;
 pub mod digest;
 pub mod esr;
 pub mod fdt;
+pub mod flight;
 pub mod gic;
 pub mod gicr;
 pub mod idregs;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io::{self, Read, Write};
 
+use porwatch_monitor::cmdline::STREAM_FLIGHT_BIT;
 use porwatch_trace::{decode_payload, DecodeError, Deframer, Event, Record, TrapOutcome};
 
 use crate::printer::{Printer, ViewOptions};
@@ -47,6 +48,10 @@ pub enum Item<'a> {
     /// `dropped` is the count of a `dropped` record that did not match the
     /// jump.
     Gap { cpu: u32, expected: u64, got: u64, dropped: Option<u64> },
+    /// `porwatch.stream=flight`: a CPU's `flight_stats` says it sent
+    /// `streamed` records, but `received` of them arrived (docs/flight.md;
+    /// seqs have gaps by design there, this is the loss check instead).
+    FlightShort { cpu: u32, streamed: u64, received: u64 },
     /// Input ended `bytes` bytes into a frame that started at `offset`
     /// (any length: an oversize frame cut off by the end is one too).
     TruncatedTail { offset: u64, bytes: u64 },
@@ -78,6 +83,9 @@ struct State {
     cntfrq: Option<u64>,
     /// The seq expected next, per CPU.
     next_seq: BTreeMap<u32, u64>,
+    /// The header says `porwatch.stream=flight`: seqs skip what stayed in
+    /// the CPUs' flight rings, and `flight_stats` is the loss check.
+    flight: bool,
     /// Stream offset of the next byte.
     offset: u64,
     /// Stream offset of the current frame's first byte.
@@ -210,6 +218,9 @@ impl State {
             self.cntfrq = (cntfrq != 0).then_some(cntfrq);
             self.stats.cntfrq = cntfrq;
         }
+        if let Event::Header { options, .. } = rec.event {
+            self.flight = options >> STREAM_FLIGHT_BIT & 1 != 0;
+        }
         self.stats.first_ts.get_or_insert(rec.ts);
         self.stats.last_ts = rec.ts;
         self.check_seq(rec, sink)?;
@@ -251,6 +262,9 @@ impl State {
         rec: &Record<'_>,
         sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
     ) -> Result<(), E> {
+        if self.flight {
+            return self.check_flight(rec, sink);
+        }
         if let Some(&expected) = self.next_seq.get(&rec.cpu) {
             let dropped = match rec.event {
                 Event::Dropped { count } => Some(count),
@@ -263,6 +277,28 @@ impl State {
             }
         }
         self.next_seq.insert(rec.cpu, rec.seq.wrapping_add(1));
+        Ok(())
+    }
+
+    /// Flight mode: a CPU's `flight_stats.streamed` must equal the records
+    /// of that CPU received so far, this one included (cause chains re-send
+    /// ring events with their old seqs, so seqs neither run consecutively
+    /// nor only rise).
+    fn check_flight<E>(
+        &mut self,
+        rec: &Record<'_>,
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if let Event::FlightStats { streamed, .. } = rec.event {
+            let cpu = self.stats.per_cpu.entry(rec.cpu).or_default();
+            // Counted after this check: this record is the + 1.
+            let received = cpu.records + 1;
+            if received != streamed {
+                self.stats.unexplained_gaps += 1;
+                cpu.unexplained_gaps += 1;
+                sink(&Item::FlightShort { cpu: rec.cpu, streamed, received })?;
+            }
+        }
         Ok(())
     }
 }
@@ -500,6 +536,23 @@ mod tests {
     }
 
     #[test]
+    fn a_flight_trace_is_checked_by_its_flight_stats_not_by_consecutive_seqs() {
+        let gaps = |recs: &[Record<'_>]| decode_all(&enc(recs)).1.unexplained_gaps;
+        let mut h = sample::records()[0];
+        if let Event::Header { ref mut options, .. } = h.event {
+            *options |= 1 << STREAM_FLIGHT_BIT;
+        }
+        let h = Record { cpu: 0, seq: 0, ..h };
+        let stats = |seq, streamed| ev(seq, Event::FlightStats { events: 9, streamed, overwritten: 0 });
+        // Seqs skip ring events and chains go back: neither is a gap.
+        assert_eq!(gaps(&[h, trap(5), trap(3), trap(9), stats(10, 5)]), 0);
+        // One of the four records before the stats did not arrive.
+        assert_eq!(gaps(&[h, trap(5), trap(9), stats(10, 5)]), 1);
+        // The same records without the flight bit are gaps.
+        assert_eq!(gaps(&[sample::records()[0], trap(5), trap(3)]), 2);
+    }
+
+    #[test]
     fn sequence_checking() {
         let gaps = |recs: &[Record<'_>]| decode_all(&enc(recs)).1.unexplained_gaps;
         assert_eq!(gaps(&[trap(0), trap(1), trap(2)]), 0);
@@ -562,6 +615,7 @@ mod tests {
             items.push(match i {
                 Item::Record { record, .. } => format!("rec {}", record.seq),
                 Item::Gap { expected, got, dropped, .. } => format!("gap {expected} {got} {dropped:?}"),
+                Item::FlightShort { streamed, received, .. } => format!("flight {streamed} {received}"),
                 Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
                 Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
                 Item::Text { text, .. } => format!("text {text}"),
@@ -584,6 +638,7 @@ mod tests {
             items.push(match i {
                 Item::Record { record, .. } => format!("rec {}", record.seq),
                 Item::Gap { expected, got, .. } => format!("gap {expected} {got}"),
+                Item::FlightShort { streamed, received, .. } => format!("flight {streamed} {received}"),
                 Item::Corrupt { error, offset } => format!("corrupt {} {offset}", error.code()),
                 Item::TruncatedTail { offset, bytes } => format!("tail {offset} {bytes}"),
                 Item::Text { .. } => "text".into(),

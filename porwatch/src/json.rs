@@ -99,6 +99,13 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
             o.opt_num("dropped", dropped)?;
             o.end()
         }
+        Item::FlightShort { cpu, streamed, received } => {
+            let mut o = Obj::start(out, "flight_short")?;
+            o.num("cpu", cpu)?;
+            o.num("streamed", streamed)?;
+            o.num("received", received)?;
+            o.end()
+        }
         Item::TruncatedTail { offset, bytes } => {
             let mut o = Obj::start(out, "truncated_tail")?;
             o.num("offset", offset)?;
@@ -265,6 +272,13 @@ pub fn write_summary_with(
         )?;
     }
     o.out.write_all(b"}")?;
+    // A flight-recorder trace (docs/flight.md): what the CPUs' rings took.
+    let (kept, lost) =
+        s.per_cpu.values().fold((0u64, 0u64), |(k, l), c| (k + c.flight_events, l + c.flight_overwritten));
+    if kept > 0 {
+        o.num("flight_events", kept)?;
+        o.num("flight_overwritten", lost)?;
+    }
     o.num("bytes", s.bytes)?;
     let run_problems = run.map_or(&[][..], |r| r.extra_problems);
     o.key("problems")?;

@@ -12,6 +12,7 @@ extern crate self as porwatch;
 pub mod annotate;
 pub mod audit_report;
 pub mod calltrace;
+pub mod chain;
 pub mod decode;
 pub mod decode_cmd;
 pub mod docgen;

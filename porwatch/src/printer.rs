@@ -9,7 +9,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use porwatch_trace::{decode_payload, encode_payload, Event, Record, TrapOutcome, MAX_PAYLOAD};
+use porwatch_monitor::flight::{chain_len, Link};
+use porwatch_trace::{decode_payload, encode_payload, Event, PorReg, Record, TrapOutcome, MAX_PAYLOAD};
 
 use crate::decode::{Item, Timestamp};
 use crate::filter::Filter;
@@ -19,6 +20,9 @@ use crate::perfetto::Perfetto;
 use crate::stats::DecodeStats;
 use crate::symbols::{Symbolizer, Symbols};
 use crate::{audit_report, calltrace, json, text};
+
+/// `hazard.poindex` when the leaf could not be found.
+const POINDEX_UNKNOWN: u64 = 8;
 
 /// How many `exc_entry` and how many `por_write` records are remembered,
 /// per CPU.
@@ -334,6 +338,7 @@ impl Printer {
                 let e = entry_rec.as_ref().map(|(r, _, v)| Entry { record: r, vbar: *v });
                 let p = por_rec.as_ref().map(|(r, _)| r);
                 out.write_all(hazard::report(rec, e, p, self.sym.as_ref()).as_bytes())?;
+                self.write_chain(out, rec, entry_seq, por_seq)?;
                 let (store, entry) =
                     (self.findings.call(cpu, trace_seq), self.findings.call(cpu, entry_trace_seq));
                 out.write_all(calltrace::section(store, entry, entry_seq, self.sym.as_ref()).as_bytes())?;
@@ -344,6 +349,46 @@ impl Printer {
             return Ok(());
         }
         self.print(out, rec, time)
+    }
+
+    /// The hazard's whole cause chain (docs/flight.md's rule, over the
+    /// remembered entries and POR writes of its CPU), when it holds more
+    /// than the entry and POR write the report names already.
+    fn write_chain(
+        &self,
+        out: &mut dyn Write,
+        h: &Record<'_>,
+        entry_seq: u64,
+        por_seq: u64,
+    ) -> io::Result<()> {
+        let Event::Hazard { poindex, unprivileged, .. } = h.event else { return Ok(()) };
+        let mut recent: Vec<(u64, &Stored)> = Vec::new();
+        for map in [self.entries.get(&h.cpu), self.pors.get(&h.cpu)].into_iter().flatten() {
+            recent.extend(map.range(..h.seq).map(|(&seq, s)| (seq, s)));
+        }
+        recent.sort_by_key(|&(seq, _)| std::cmp::Reverse(seq));
+        let decoded: Vec<(Record<'_>, Option<Timestamp>)> =
+            recent.iter().filter_map(|(_, s)| decode_payload(&s.payload).ok().map(|r| (r, s.time))).collect();
+        let links = decoded.iter().map(|(r, _)| match r.event {
+            Event::ExcEntry { .. } => Some(Link::Entry),
+            Event::PorWrite { reg, old, at_entry, .. } => {
+                Some(Link::Por { reg, old, at_entry: at_entry != 0 })
+            }
+            _ => None,
+        });
+        let reg = if unprivileged != 0 { PorReg::PorEl0 } else { PorReg::PorEl1 } as u64;
+        let pkey = (poindex < POINDEX_UNKNOWN).then_some(poindex as u8);
+        let span = chain_len(links, reg, pkey);
+        let chain = &decoded[..span.len];
+        if chain.iter().all(|(r, _)| r.seq == entry_seq || r.seq == por_seq) {
+            return Ok(());
+        }
+        let how = if span.found { "since write was taken away" } else { "incomplete: all this trace holds" };
+        writeln!(out, "  chain:  {} records {how}:", chain.len())?;
+        for (r, t) in chain.iter().rev() {
+            writeln!(out, "          {}", text::record_line_with(r, *t, self.sym.as_ref()))?;
+        }
+        Ok(())
     }
 
     fn print(&mut self, out: &mut dyn Write, rec: &Record<'_>, time: Option<Timestamp>) -> io::Result<()> {
@@ -459,6 +504,43 @@ mod tests {
         assert!(lines[18].contains("ESR not decoded: an IRQ"), "{out}");
         assert!(lines[20].contains("exception-entry code of IRQ #1"), "{out}");
         assert!(lines[21].contains("#4 hazard"), "{out}");
+    }
+
+    #[test]
+    fn a_longer_chain_is_listed_after_the_report() {
+        // The entry whose code took W away (1, 2), then a nested entry (3)
+        // and a POR write that does not give W back (4): four links.
+        let mut nested = entry(3);
+        nested.event = Event::ExcEntry {
+            vector: 4,
+            esr: 0x5600_0000,
+            elr: 0x1030,
+            spsr: 0,
+            far: 0,
+            por: 0x17,
+            depth: 0,
+        };
+        let mut narrow = por(4, 3);
+        narrow.event = Event::PorWrite {
+            pc: 0x2000,
+            reg: 0,
+            old: 0x17,
+            new: 0x07,
+            at_entry: 0,
+            entry_seq: 3,
+            sampled: 0,
+        };
+        let recs = [por(0, 0), entry(1), por(2, 1), nested, narrow, hazard(5, 3, 4)];
+        let out = print(false, &ViewOptions::default(), &recs);
+        let at =
+            out.find("  chain:  4 records since write was taken away:").unwrap_or_else(|| panic!("{out}"));
+        let lines: Vec<&str> = out[at..].lines().skip(1).take(4).collect();
+        for (line, seq) in lines.iter().zip(1..=4) {
+            assert!(line.contains(&format!("#{seq} ")), "{seq}: {out}");
+        }
+        // The seed's shape (entry and POR write only) adds nothing.
+        let out = print(false, &ViewOptions::default(), &[entry(1), por(2, 1), hazard(4, 1, 2)]);
+        assert!(!out.contains("chain:"), "{out}");
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub struct CpuStats {
     /// Jumps in this CPU's sequence numbers not explained by a `dropped`
     /// record.
     pub unexplained_gaps: u64,
+    /// The latest `flight_stats` (`porwatch.stream=flight`): events the
+    /// CPU's flight ring took, and those overwritten without being sent.
+    pub flight_events: u64,
+    pub flight_overwritten: u64,
 }
 
 impl CpuStats {
@@ -114,6 +118,10 @@ impl CpuStats {
             Event::Hazard { .. } => self.hazards += 1,
             Event::CoverageGap { .. } => self.coverage_gaps += 1,
             Event::Dropped { count } => self.hyp_dropped = self.hyp_dropped.saturating_add(count),
+            Event::FlightStats { events, overwritten, .. } => {
+                self.flight_events = events;
+                self.flight_overwritten = overwritten;
+            }
             _ => {}
         }
     }
@@ -267,6 +275,13 @@ impl fmt::Display for DecodeStats {
         if self.tables_unwatched > 0 {
             write!(f, "; tables unwatched {}", self.tables_unwatched)?;
         }
+        let (kept, lost) = self
+            .per_cpu
+            .values()
+            .fold((0u64, 0u64), |(k, l), c| (k + c.flight_events, l + c.flight_overwritten));
+        if kept > 0 {
+            write!(f, "; flight ring: {kept} events recorded, {lost} overwritten unsent")?;
+        }
         match &self.guest_exit {
             Some(e) => write!(f, "; guest exit {} code {}", e.reason_name(), e.code)?,
             None => write!(f, "; no guest exit")?,
@@ -329,6 +344,20 @@ mod tests {
         assert!(line.ends_with("; clean"), "{line}");
         assert_eq!(s.count("trap"), 2);
         assert_eq!(s.count("psci"), 0);
+        assert!(!line.contains("flight ring"), "{line}");
+        let mut flight = s.clone();
+        flight.per_cpu.entry(0).or_default().count(&porwatch_trace::Event::FlightStats {
+            events: 70,
+            streamed: 3,
+            overwritten: 12,
+        });
+        flight.per_cpu.entry(1).or_default().count(&porwatch_trace::Event::FlightStats {
+            events: 30,
+            streamed: 3,
+            overwritten: 0,
+        });
+        let line = flight.to_string();
+        assert!(line.contains("; flight ring: 100 events recorded, 12 overwritten unsent"), "{line}");
 
         for (dirty, damaged, says) in [
             (DecodeStats { corrupt_frames: 1, ..s.clone() }, true, "NOT CLEAN: corrupt frames"),

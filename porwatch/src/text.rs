@@ -31,6 +31,9 @@ pub fn write_item(out: &mut dyn Write, item: &Item<'_>) -> io::Result<()> {
         Item::Gap { cpu, expected, got, .. } => {
             writeln!(out, "[gap] cpu{cpu} seq went backwards: expected #{expected}, got #{got}")
         }
+        Item::FlightShort { cpu, streamed, received } => {
+            writeln!(out, "[gap] cpu{cpu} flight_stats says {streamed} record(s) sent, {received} arrived")
+        }
         Item::TruncatedTail { offset, bytes } => {
             writeln!(out, "[truncated] input ended {bytes} bytes into a frame starting at byte {offset}")
         }

@@ -2,7 +2,7 @@
 //!
 //! `tests/golden/` holds traces recorded from the guest-tests kernels
 //! (`seed.pwt`, `exceptions.pwt`, `audit.pwt`: `porwatch run --guest NAME
-//! --trace-out`)
+//! --trace-out`; `seed_flight.pwt` the same with `--hyp-opt stream=flight`)
 //! and a synthetic one built here with the trace encoder (`synthetic.pwt`:
 //! the sample records with garbage, a `dropped` record and a truncated
 //! tail), plus what `porwatch decode` prints for each: text (`.txt`, and
@@ -122,6 +122,9 @@ fn golden_corpus() {
     let mut failures = Vec::new();
     failures.extend(check("synthetic.pwt", &synthetic));
     trace_goldens("seed", 4, &mut failures);
+    // The seed under the flight recorder (docs/flight.md): gaps in seqs,
+    // a cause_chain block re-sending older seqs, flight_stats: clean.
+    trace_goldens("seed_flight", 4, &mut failures);
     trace_goldens("audit", 4, &mut failures);
     trace_goldens("exceptions", 0, &mut failures);
     trace_goldens("synthetic", 3, &mut failures);

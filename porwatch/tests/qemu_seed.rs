@@ -233,3 +233,63 @@ fn store_fast_path_keeps_every_value_and_reports_every_hazard() {
         assert_eq!((h.get_u64("por"), h.get_u64("poindex")), (Some(0x17), Some(1)));
     }
 }
+
+/// The chain as compared: kind, seq and every field of each record.
+fn chain_of(o: &Outcome) -> (Vec<(String, u64, String)>, bool) {
+    let at = o.records.iter().position(|r| r.kind == "hazard").expect("a hazard");
+    let c = porwatch::chain::of_hazard(&o.records, at).expect("a chain");
+    (c.records.iter().map(|r| (r.kind.clone(), r.seq, format!("{:?}", r.fields))).collect(), c.complete)
+}
+
+/// docs/flight.md: the flight recorder keeps entries and POR writes in a
+/// per-CPU ring and sends a hazard's cause chain from it; that chain must be
+/// the one the full stream gives (same records, seqs and fields: -icount
+/// makes both runs take the IRQ at the same instruction).
+#[test]
+fn flight_recorder_chain_equals_the_full_streams() {
+    let run = |stream: &str| {
+        let mut a = args("seed");
+        a.hyp_opts = vec![format!("stream={stream}")];
+        a.icount = true;
+        let o = run_guest(a);
+        assert!(o.stats.is_clean(), "{stream}: {:?}", o.stats);
+        assert_eq!(o.status, 0, "{stream}: console:\n{}", o.console);
+        o
+    };
+    let all = run("all");
+    let flight = run("flight");
+    let (full_chain, full_complete) = chain_of(&all);
+    let (flight_chain, flight_complete) = chain_of(&flight);
+    assert!(full_complete && flight_complete);
+    // The seed's chain: the IRQ entry and its entry code's POR_EL1 reset.
+    let kinds: Vec<&str> = full_chain.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["exc_entry", "por_write"], "{full_chain:#?}");
+    assert_eq!(flight_chain, full_chain);
+    assert_eq!(flight.of_kind("cause_chain").count(), 1);
+    assert_eq!(all.of_kind("cause_chain").count(), 0);
+    // The hazard's own pointers resolve in the flight trace too.
+    check_hazard(&flight, "performed");
+    // Most POR writes and entries stayed in the ring, counted (a chain
+    // re-sends records an entry transition already sent: count seqs once).
+    let ring_kinds = |o: &Outcome| {
+        let mut seqs: Vec<u64> = o
+            .records
+            .iter()
+            .filter(|r| r.kind == "exc_entry" || r.kind == "por_write")
+            .map(|r| r.seq)
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        seqs.len() as u64
+    };
+    assert!(ring_kinds(&flight) < ring_kinds(&all), "{} vs {}", ring_kinds(&flight), ring_kinds(&all));
+    let fs = flight.one("flight_stats");
+    let traps = all.of_kind("trap").count() as u64;
+    assert_eq!(flight.of_kind("trap").count(), 0, "expected traps stay in the ring");
+    assert_eq!(
+        fs.get_u64("events"),
+        Some(ring_kinds(&all) + traps),
+        "every entry, POR write and trap went into the ring"
+    );
+    assert_eq!(fs.get_u64("overwritten"), Some(0));
+}

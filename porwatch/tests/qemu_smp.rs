@@ -150,3 +150,42 @@ fn secure_with_four_cpus_is_stable() {
         assert!(o.stats.is_clean(), "run {run}: {}", o.stats);
     }
 }
+
+/// docs/flight.md on two CPUs: entries and POR writes stay in each CPU's
+/// ring; the one hazard goes out with its CPU's own chain from its ring,
+/// and each CPU accounts for what it kept (the reader checks each CPU's
+/// `flight_stats.streamed` against what arrived: `is_clean`).
+#[test]
+fn smp_seed_flight_recorder_sends_the_hazarding_cpus_own_chain() {
+    let mut a = args("smp_seed");
+    a.smp = 2;
+    a.hyp_opts = vec!["stream=flight".into()];
+    let o = run_guest(a);
+    assert_eq!(o.status, 0, "console:\n{}", o.console);
+    assert!(o.console.contains("smp_seed: done"), "console:\n{}", o.console);
+    assert!(o.stats.is_clean(), "{}", o.stats);
+    let at = o.records.iter().position(|r| r.kind == "hazard").expect("a hazard");
+    assert_eq!(o.of_kind("hazard").count(), 1);
+    let h = &o.records[at];
+    assert_eq!(h.cpu.to_string(), expected(&o.console, "cpu"));
+    let chain = porwatch::chain::of_hazard(&o.records, at).expect("its chain");
+    assert!(chain.complete);
+    assert!(chain.records.iter().all(|r| r.cpu == h.cpu), "{chain:#?}");
+    let first = chain.records[0];
+    assert_eq!((first.kind.as_str(), first.get_enum("vector")), ("exc_entry", Some("irq_el1h")));
+    assert_eq!(first.seq, h.get_u64("entry_seq").unwrap());
+    let reset = chain.records[1];
+    assert_eq!(reset.seq, h.get_u64("por_seq").unwrap());
+    assert_eq!(
+        (reset.get_u64("old"), reset.get_u64("new"), reset.get_u64("at_entry")),
+        (Some(0x57), Some(0x17), Some(1))
+    );
+    for cpu in [0, 1] {
+        let fs: Vec<_> = o.records.iter().filter(|r| r.cpu == cpu && r.kind == "flight_stats").collect();
+        assert!(!fs.is_empty(), "cpu{cpu}: no flight_stats");
+        let events = fs.last().unwrap().get_u64("events").unwrap();
+        assert!(events >= 2, "cpu{cpu}: {events} ring events (a timer IRQ and an IPI at least)");
+    }
+    let stats = o.one("pt_stats");
+    assert_eq!((stats.get_u64("coverage_gaps"), stats.get_u64("hazards")), (Some(0), Some(1)));
+}

@@ -842,4 +842,36 @@ define_events! {
         /// Return addresses of the frame records, innermost first (at most 16; PAC bits stripped).
         frames: bytes = Addrs,
     }
+
+    /// `porwatch.stream=flight`: the next `events` records of this CPU are
+    /// a hazard's cause chain, re-sent from the CPU's flight ring with their
+    /// own seq and ts (oldest first; the hazard follows them): every
+    /// exc_entry, exc_return and por_write from the POR write that took
+    /// write away from the hazard's pkey to the store (docs/flight.md).
+    /// Never dropped.
+    0x1c cause_chain => CauseChain {
+        /// Records that follow (the chain).
+        events: u64 = Dec,
+        /// seq of the chain's first (oldest) record (0: empty chain).
+        first_seq: u64 = Dec,
+        /// 1: the chain starts at the write that took write away; 0: no
+        /// such write was found in the ring (see `overwritten`).
+        complete: u64 = Dec,
+        /// Events this CPU's ring has overwritten without streaming them so
+        /// far (0 with complete = 0: the chain runs from the CPU's first
+        /// event, no write ever granted the pkey).
+        overwritten: u64 = Dec,
+    }
+
+    /// `porwatch.stream=flight`: this CPU's flight-recorder accounting,
+    /// periodically and at the end of the run. Never dropped.
+    0x1d flight_stats => FlightStats {
+        /// Events recorded into the ring (exc_entry, exc_return, por_write, trap).
+        events: u64 = Dec,
+        /// Records of this CPU sent on the wire so far, this one included
+        /// (the reader checks it against what it received).
+        streamed: u64 = Dec,
+        /// Ring events overwritten without ever being streamed.
+        overwritten: u64 = Dec,
+    }
 }

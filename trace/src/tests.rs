@@ -128,6 +128,8 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             end: v,
             frames: &bytes[..bytes.len().min(128)],
         },
+        Event::CauseChain { events: v, first_seq: v, complete: v, overwritten: v },
+        Event::FlightStats { events: v, streamed: v, overwritten: v },
     ]
 }
 
@@ -220,6 +222,8 @@ fn kind_codes_match_table() {
         (0x19, "audit_table"),
         (0x1a, "audit_stale"),
         (0x1b, "call_trace"),
+        (0x1c, "cause_chain"),
+        (0x1d, "flight_stats"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);

@@ -1,0 +1,404 @@
+//! The flight recorder (docs/flight.md): a CPU's recent exception entries,
+//! returns and POR writes kept unencoded in a fixed ring, and the rule that
+//! says which of them are a hazard's cause chain. The hyp keeps one ring per
+//! CPU; the reader applies the same rule to a full stream, so the two
+//! chains can be compared.
+
+use crate::s1::overlay::perm_field;
+
+/// Events a CPU's ring holds.
+pub const FLIGHT_SLOTS: usize = 256;
+
+/// Fields an event carries (the trace record's fields, in its order).
+pub const FIELDS: usize = 7;
+
+/// Overlay permission bits (POR_ELx Perm<n>): W, and the reserved bit
+/// (0b1xxx behaves as no access).
+const PERM_W: u8 = 0b0100;
+const PERM_RESERVED: u8 = 0b1000;
+
+/// What a ring event is (the trace kind it stands for).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// `exc_entry`: vector, esr, elr, spsr, far, por, depth.
+    #[default]
+    ExcEntry,
+    /// `exc_return`: elr, spsr, por, depth.
+    ExcReturn,
+    /// `por_write`: pc, reg, old, new, at_entry, entry_seq, sampled.
+    PorWrite,
+    /// `trap`: esr, elr, outcome (a trap porwatch handled as expected;
+    /// kept for context, not a chain link).
+    Trap,
+}
+
+/// `por_write`'s field indices: the register (0 POR_EL1, 1 POR_EL0), its
+/// old value, at_entry and entry_seq.
+pub const POR_REG: usize = 1;
+pub const POR_OLD: usize = 2;
+pub const POR_AT_ENTRY: usize = 4;
+pub const POR_ENTRY_SEQ: usize = 5;
+
+/// One recorded event: its CPU's seq and timestamp, and its fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlightEvent {
+    pub seq: u64,
+    pub ts: u64,
+    pub kind: Kind,
+    /// Already sent on the wire (an entry transition): not counted as lost
+    /// when overwritten.
+    pub streamed: bool,
+    pub fields: [u64; FIELDS],
+}
+
+/// What the chain rule needs to know of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Entry,
+    Return,
+    /// A POR_EL1 (`reg` 0) or POR_EL0 (`reg` 1) write, its old value, and
+    /// whether exception-entry code made it (`por_write.at_entry`).
+    Por {
+        reg: u64,
+        old: u64,
+        at_entry: bool,
+    },
+}
+
+impl FlightEvent {
+    /// This event as a chain link (None: not one).
+    pub fn link(&self) -> Option<Link> {
+        Some(match self.kind {
+            Kind::ExcEntry => Link::Entry,
+            Kind::ExcReturn => Link::Return,
+            Kind::PorWrite => Link::Por {
+                reg: self.fields[POR_REG],
+                old: self.fields[POR_OLD],
+                at_entry: self.fields[POR_AT_ENTRY] != 0,
+            },
+            Kind::Trap => return None,
+        })
+    }
+}
+
+/// Whether overlay value `por` grants write to `pkey` (Perm<pkey> has W
+/// and is not reserved). S1PIE/WXN are not applied: a chain may start one
+/// write early, never late.
+pub const fn grants_write(por: u64, pkey: u8) -> bool {
+    let p = perm_field(por, pkey);
+    p & PERM_RESERVED == 0 && p & PERM_W != 0
+}
+
+/// Where a hazard's chain starts, found by [`chain_len`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChainSpan {
+    /// Links in the chain (the newest `len` links; from
+    /// [`FlightRing::chain`]: the newest `len` ring events, which may hold
+    /// events that are not links, see `links`).
+    pub len: usize,
+    /// Links among them.
+    pub links: usize,
+    /// The write that took write away from the pkey was found (it is the
+    /// chain's first, oldest event).
+    pub found: bool,
+}
+
+/// The cause chain of a write under register `reg` (0 POR_EL1, 1 POR_EL0)
+/// that the overlay denies for `pkey` (None: unknown, the whole history):
+/// every link from the newest back to the last write of `reg` whose old
+/// value granted write to `pkey`, that write included — and, when
+/// exception-entry code made that write (`at_entry`), back to that entry
+/// too (the entry is the cause; it came in while write was still granted).
+/// `newest_first` yields the CPU's events, newest first, as links (None:
+/// an event that is not a link, skipped but counted in `len`); without
+/// such a write the chain is all of them (`found` false).
+pub fn chain_len(newest_first: impl Iterator<Item = Option<Link>>, reg: u64, pkey: Option<u8>) -> ChainSpan {
+    let (mut len, mut links) = (0, 0);
+    let mut want_entry = false;
+    for link in newest_first {
+        len += 1;
+        let Some(link) = link else { continue };
+        links += 1;
+        match (link, pkey) {
+            (Link::Entry, _) if want_entry => return ChainSpan { len, links, found: true },
+            (Link::Por { reg: r, old, at_entry }, Some(p))
+                if !want_entry && r == reg && grants_write(old, p) =>
+            {
+                if !at_entry {
+                    return ChainSpan { len, links, found: true };
+                }
+                want_entry = true;
+            }
+            _ => {}
+        }
+    }
+    ChainSpan { len, links, found: false }
+}
+
+/// A CPU's ring of its last [`FLIGHT_SLOTS`] events, with the count of
+/// those overwritten before they were ever streamed.
+pub struct FlightRing<const N: usize = FLIGHT_SLOTS> {
+    slots: [FlightEvent; N],
+    /// Index of the next slot to write.
+    next: usize,
+    len: usize,
+    /// Events recorded (ever).
+    pub recorded: u64,
+    /// Events overwritten without having been streamed (ever).
+    pub overwritten: u64,
+}
+
+impl<const N: usize> Default for FlightRing<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> FlightRing<N> {
+    pub const fn new() -> Self {
+        const EMPTY: FlightEvent =
+            FlightEvent { seq: 0, ts: 0, kind: Kind::ExcEntry, streamed: false, fields: [0; FIELDS] };
+        Self { slots: [EMPTY; N], next: 0, len: 0, recorded: 0, overwritten: 0 }
+    }
+
+    /// Records `e`, overwriting the oldest event when full.
+    #[inline]
+    pub fn push(&mut self, e: FlightEvent) {
+        if N == 0 {
+            self.overwritten += u64::from(!e.streamed);
+            return;
+        }
+        if self.len == N {
+            self.overwritten += u64::from(!self.slots[self.next].streamed);
+        } else {
+            self.len += 1;
+        }
+        self.slots[self.next] = e;
+        self.next = (self.next + 1) % N;
+        self.recorded += 1;
+    }
+
+    /// Events held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The `i`-th newest event (0: the newest).
+    pub fn newest(&self, i: usize) -> Option<&FlightEvent> {
+        (i < self.len).then(|| &self.slots[(self.next + N - 1 - i) % N])
+    }
+
+    fn newest_mut(&mut self, i: usize) -> Option<&mut FlightEvent> {
+        (i < self.len).then(|| &mut self.slots[(self.next + N - 1 - i) % N])
+    }
+
+    /// The event with seq `seq`, if still held.
+    pub fn find_mut(&mut self, seq: u64) -> Option<&mut FlightEvent> {
+        let i = (0..self.len).find(|&i| self.newest(i).is_some_and(|e| e.seq == seq))?;
+        self.newest_mut(i)
+    }
+
+    /// The chain of a write under `reg` denied for `pkey` (see [`chain_len`]).
+    pub fn chain(&self, reg: u64, pkey: Option<u8>) -> ChainSpan {
+        chain_len((0..self.len).filter_map(|i| self.newest(i)).map(FlightEvent::link), reg, pkey)
+    }
+
+    /// The links among the newest `len` events, oldest first (a chain).
+    pub fn chain_links(&self, len: usize) -> impl Iterator<Item = &FlightEvent> + '_ {
+        self.last(len).filter(|e| e.link().is_some())
+    }
+
+    /// The newest `len` events, oldest first.
+    pub fn last(&self, len: usize) -> impl Iterator<Item = &FlightEvent> + '_ {
+        let len = len.min(self.len);
+        (0..len).rev().filter_map(move |i| self.newest(i))
+    }
+
+    /// Marks the links among the newest `len` events as streamed (a cause
+    /// chain went out).
+    pub fn mark_streamed(&mut self, len: usize) {
+        for i in 0..len.min(self.len) {
+            if let Some(e) = self.newest_mut(i).filter(|e| e.link().is_some()) {
+                e.streamed = true;
+            }
+        }
+    }
+
+    /// Whether events have been lost from the ring (ever).
+    pub fn has_wrapped(&self) -> bool {
+        self.recorded > self.len as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+    use std::vec::Vec;
+
+    fn ev(seq: u64, kind: Kind, fields: [u64; FIELDS]) -> FlightEvent {
+        FlightEvent { seq, ts: seq * 10, kind, streamed: false, fields }
+    }
+
+    fn entry(seq: u64) -> FlightEvent {
+        ev(seq, Kind::ExcEntry, [5, 0, 0x1000 + seq, 0x3c5, 0, 0, 0])
+    }
+
+    fn por(seq: u64, reg: u64, old: u64, new: u64) -> FlightEvent {
+        ev(seq, Kind::PorWrite, [0x2000, reg, old, new, 0, 0, 0])
+    }
+
+    fn por_at_entry(seq: u64, old: u64, new: u64, entry: u64) -> FlightEvent {
+        ev(seq, Kind::PorWrite, [0x2000, 0, old, new, 1, entry, 0])
+    }
+
+    // The seed's values: pkey 1 RW under 0x57 (Perm1 = 5), R only under
+    // 0x17 (Perm1 = 1).
+    const RW: u64 = 0x57;
+    const RO: u64 = 0x17;
+
+    #[test]
+    fn grants_write_reads_the_pkeys_w_bit_and_treats_reserved_as_none() {
+        assert!(grants_write(RW, 1));
+        assert!(!grants_write(RO, 1));
+        assert!(grants_write(RO, 0), "Perm0 = 7");
+        assert!(!grants_write(0xc0, 1), "0b1100 is reserved: no access");
+        assert!(!grants_write(u64::MAX, 16), "no Perm16");
+    }
+
+    #[test]
+    fn the_seeds_chain_runs_from_the_write_that_took_w_away() {
+        let mut r = FlightRing::<16>::new();
+        r.push(entry(1));
+        r.push(por(2, 0, RO, RW)); // batch opens: grants
+        r.push(entry(3)); // IRQ inside the batch
+        r.push(por_at_entry(4, RW, RO, 3)); // its entry code resets: takes W away
+        r.push(entry(5)); // nested
+        let c = r.chain(0, Some(1));
+        assert_eq!(c, ChainSpan { len: 3, links: 3, found: true });
+        let seqs: Vec<u64> = r.last(c.len).map(|e| e.seq).collect();
+        assert_eq!(seqs, [3, 4, 5], "the entry whose code took W away is the chain's first link");
+    }
+
+    #[test]
+    fn traps_in_the_ring_are_counted_in_the_span_but_are_not_links() {
+        let mut r = FlightRing::<16>::new();
+        r.push(entry(1));
+        r.push(por_at_entry(2, RW, RO, 1));
+        r.push(ev(3, Kind::Trap, [0x6230_0800, 0x44, 0, 0, 0, 0, 0]));
+        r.push(entry(4));
+        let c = r.chain(0, Some(1));
+        assert_eq!(c, ChainSpan { len: 4, links: 3, found: true });
+        assert_eq!(r.chain_links(c.len).map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 4]);
+    }
+
+    #[test]
+    fn a_plain_write_that_takes_w_away_starts_the_chain() {
+        let mut r = FlightRing::<16>::new();
+        r.push(entry(1));
+        r.push(por(2, 0, RW, RO));
+        r.push(entry(3));
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: true });
+    }
+
+    #[test]
+    fn an_entry_cut_off_by_the_ring_leaves_the_chain_incomplete() {
+        let mut r = FlightRing::<2>::new();
+        r.push(entry(1));
+        r.push(por_at_entry(2, RW, RO, 1));
+        r.push(entry(3));
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: false });
+    }
+
+    #[test]
+    fn por_el0_writes_do_not_start_a_por_el1_chain() {
+        let mut r = FlightRing::<16>::new();
+        r.push(por(1, 0, RW, RO));
+        r.push(por(2, 1, RW, RO));
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: true });
+        assert_eq!(r.chain(1, Some(1)), ChainSpan { len: 1, links: 1, found: true });
+    }
+
+    #[test]
+    fn without_a_granting_write_the_chain_is_everything_held() {
+        let mut r = FlightRing::<4>::new();
+        for s in 1..=3 {
+            r.push(entry(s));
+        }
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 3, links: 3, found: false });
+        assert_eq!(r.chain(0, None), ChainSpan { len: 3, links: 3, found: false });
+        assert!(!r.has_wrapped());
+    }
+
+    #[test]
+    fn overwrites_count_only_events_never_streamed() {
+        let mut r = FlightRing::<2>::new();
+        r.push(entry(1));
+        let mut e = entry(2);
+        e.streamed = true;
+        r.push(e);
+        r.push(entry(3)); // overwrites 1
+        r.push(entry(4)); // overwrites 2, streamed
+        assert_eq!((r.recorded, r.overwritten, r.len()), (4, 1, 2));
+        assert!(r.has_wrapped());
+        assert_eq!(r.last(9).map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+        assert!(r.find_mut(2).is_none());
+        r.find_mut(3).unwrap().streamed = true;
+        assert!(r.newest(1).unwrap().streamed);
+        r.mark_streamed(1);
+        assert!(r.newest(0).unwrap().streamed);
+        r.push(entry(5));
+        r.push(entry(6));
+        assert_eq!(r.overwritten, 1, "3 and 4 were streamed");
+    }
+
+    proptest::proptest! {
+        /// The ring's chain is the full history's chain whenever the ring
+        /// holds it, and says "not found" otherwise (never a wrong chain).
+        #[test]
+        fn the_rings_chain_is_the_full_historys_when_it_fits(
+            ops in proptest::collection::vec((0u8..4, proptest::bool::ANY, proptest::bool::ANY), 0..64),
+        ) {
+            let mut ring = FlightRing::<8>::new();
+            let mut all = Vec::new();
+            for (i, &(op, rw, at_entry)) in ops.iter().enumerate() {
+                let seq = i as u64 + 1;
+                let old = if rw { RW } else { RO };
+                let e = match op {
+                    0 => entry(seq),
+                    1 => ev(seq, Kind::ExcReturn, [0; FIELDS]),
+                    2 => ev(seq, Kind::Trap, [0; FIELDS]),
+                    _ if at_entry => por_at_entry(seq, old, RO, 0),
+                    _ => por(seq, 0, old, RO),
+                };
+                ring.push(e);
+                all.push(e);
+            }
+            let full = chain_len(all.iter().rev().map(FlightEvent::link), 0, Some(1));
+            let want: Vec<u64> = all[all.len() - full.len..].iter().filter(|e| e.link().is_some()).map(|e| e.seq).collect();
+            let c = ring.chain(0, Some(1));
+            let got: Vec<u64> = ring.chain_links(c.len).map(|e| e.seq).collect();
+            if full.found && full.len <= ring.len() {
+                proptest::prop_assert!(c.found);
+                proptest::prop_assert_eq!(got, want);
+            } else if c.found {
+                proptest::prop_assert!(full.found);
+                proptest::prop_assert_eq!(got, want);
+            }
+            proptest::prop_assert_eq!(c.links, ring.chain_links(c.len).count());
+        }
+    }
+
+    #[test]
+    fn a_cut_chain_is_not_found() {
+        let mut r = FlightRing::<2>::new();
+        r.push(por(1, 0, RW, RO));
+        r.push(entry(2));
+        r.push(entry(3));
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: false });
+    }
+}

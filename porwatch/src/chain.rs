@@ -1,0 +1,134 @@
+//! A hazard's cause chain as the reader finds it (docs/flight.md): in a
+//! flight-recorder trace, the records its `cause_chain` record announces;
+//! in a full stream, the CPU's own records picked by the flight recorder's
+//! rule (`porwatch_monitor::flight::chain_len`). The two must agree.
+
+use porwatch_monitor::flight::{chain_len, Link};
+use porwatch_trace::PorReg;
+
+use crate::records::OwnedRecord;
+
+/// `hazard.poindex` when the leaf could not be found.
+const POINDEX_UNKNOWN: u64 = 8;
+
+/// A hazard's chain: exc_entry, exc_return and por_write records, oldest
+/// first.
+#[derive(Debug)]
+pub struct Chain<'a> {
+    pub records: Vec<&'a OwnedRecord>,
+    /// The chain starts where write was taken away (else it is everything
+    /// the trace or the ring held).
+    pub complete: bool,
+}
+
+fn link(r: &OwnedRecord) -> Option<Link> {
+    match r.kind.as_str() {
+        "exc_entry" => Some(Link::Entry),
+        "exc_return" => Some(Link::Return),
+        "por_write" => Some(Link::Por {
+            reg: r.get_u64("reg")?,
+            old: r.get_u64("old")?,
+            at_entry: r.get_u64("at_entry")? != 0,
+        }),
+        _ => None,
+    }
+}
+
+/// The chain of the hazard at `records[at]` (None: not a hazard).
+pub fn of_hazard(records: &[OwnedRecord], at: usize) -> Option<Chain<'_>> {
+    let h = records.get(at).filter(|h| h.kind == "hazard")?;
+    let before = records[..at].iter().rev().filter(|r| r.cpu == h.cpu);
+    // A flight trace: the block the latest `cause_chain` of this CPU opens.
+    if let Some(pos) = records[..at].iter().rposition(|r| r.cpu == h.cpu && r.kind == "cause_chain") {
+        let c = &records[pos];
+        let n = c.get_u64("events")? as usize;
+        let block: Vec<_> = records[pos + 1..at].iter().filter(|r| r.cpu == h.cpu).take(n).collect();
+        return Some(Chain { records: block, complete: c.get_u64("complete")? != 0 });
+    }
+    let reg = if h.get_u64("unprivileged")? != 0 { PorReg::PorEl0 } else { PorReg::PorEl1 } as u64;
+    let pkey = h.get_u64("poindex").filter(|&p| p != POINDEX_UNKNOWN).map(|p| p as u8);
+    let links: Vec<_> = before.filter_map(|r| link(r).map(|l| (r, l))).collect();
+    let span = chain_len(links.iter().map(|&(_, l)| Some(l)), reg, pkey);
+    let records = links[..span.len].iter().rev().map(|&(r, _)| r).collect();
+    Some(Chain { records, complete: span.found })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use porwatch_trace::{Event, Record};
+
+    fn rec(cpu: u32, seq: u64, event: Event<'_>) -> OwnedRecord {
+        OwnedRecord::from(&Record { cpu, seq, ts: seq, event })
+    }
+
+    fn entry(cpu: u32, seq: u64) -> OwnedRecord {
+        rec(cpu, seq, Event::ExcEntry { vector: 5, esr: 0, elr: seq, spsr: 0, far: 0, por: 0, depth: 0 })
+    }
+
+    fn por(cpu: u32, seq: u64, old: u64, new: u64, at_entry: u64, entry_seq: u64) -> OwnedRecord {
+        rec(cpu, seq, Event::PorWrite { pc: 0, reg: 0, old, new, at_entry, entry_seq, sampled: 0 })
+    }
+
+    fn hazard(cpu: u32, seq: u64) -> OwnedRecord {
+        rec(
+            cpu,
+            seq,
+            Event::Hazard {
+                va: 0,
+                ipa: 0,
+                level: 3,
+                half: 1,
+                old: 0,
+                new: 0,
+                pc: 0,
+                por: 0x17,
+                poindex: 1,
+                perm: 1,
+                unprivileged: 0,
+                entry_seq: 0,
+                por_seq: 0,
+                action: 0,
+                leaf_level: 3,
+                pir: 0,
+                trace_seq: 0,
+                entry_trace_seq: 0,
+            },
+        )
+    }
+
+    fn seqs(c: &Chain<'_>) -> Vec<u64> {
+        c.records.iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn a_full_stream_chain_is_the_cpus_own_records_from_the_entry_that_took_w_away() {
+        let rs = vec![
+            por(0, 1, 0x17, 0x57, 0, 0),
+            entry(0, 2),
+            entry(1, 3), // another CPU's
+            por(0, 4, 0x57, 0x17, 1, 2),
+            rec(0, 5, Event::Trap { esr: 0, elr: 0, outcome: 0 }),
+            hazard(0, 6),
+        ];
+        let c = of_hazard(&rs, 5).unwrap();
+        assert_eq!((seqs(&c), c.complete), (vec![2, 4], true));
+        assert!(of_hazard(&rs, 4).is_none());
+    }
+
+    #[test]
+    fn a_flight_chain_is_the_block_its_cause_chain_record_announces() {
+        let rs = vec![
+            entry(0, 2),
+            por(0, 4, 0x57, 0x17, 1, 2),
+            rec(0, 9, Event::CauseChain { events: 2, first_seq: 2, complete: 1, overwritten: 0 }),
+            entry(1, 3),
+            entry(0, 2),
+            por(0, 4, 0x57, 0x17, 1, 2),
+            hazard(0, 12),
+        ];
+        let c = of_hazard(&rs, 6).unwrap();
+        assert_eq!((seqs(&c), c.complete), (vec![2, 4], true));
+        assert!(c.records.iter().all(|r| r.cpu == 0));
+    }
+}
