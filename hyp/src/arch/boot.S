@@ -51,6 +51,26 @@
 .equ STACK_STRIDE_HI, {stack_stride_hi}
 .equ IMAGE_MAGIC, 0x644d5241   /* "ARM\x64" */
 
+/* The last EL3 steps of a CPU before it drops to EL2h at \target (the
+ * caller then does ISB; ERET): debug and PMU not trapped to EL3, the GIC's
+ * system-register interface on if the CPU has one, SCTLR_EL2 at its RES1
+ * value, EL2h with DAIF masked. Uses x2-x4. */
+.macro el3_to_el2 target
+    msr     mdcr_el3, xzr
+    mrs     x3, id_aa64pfr0_el1
+    ubfx    x4, x3, #ID_AA64PFR0_GIC_SHIFT, #ID_FIELD_WIDTH
+    cbz     x4, 1f
+    mov     x2, #(ICC_SRE_EL3_SRE | ICC_SRE_EL3_DFB | ICC_SRE_EL3_DIB | ICC_SRE_EL3_ENABLE)
+    msr     s3_6_c12_c12_5, x2      /* ICC_SRE_EL3 */
+1:  mov     x2, #SCTLR_EL2_RES1_LO
+    movk    x2, #SCTLR_EL2_RES1_HI, lsl #16
+    msr     sctlr_el2, x2
+    mov     x2, #(SPSR_M_EL2H | SPSR_DAIF)
+    msr     spsr_el3, x2
+    adr     x2, \target
+    msr     elr_el3, x2
+.endm
+
 .section .text.head, "ax"
 .global _start
 _start:
@@ -209,19 +229,7 @@ el3_entry:
      * (arch/el3.rs), so EL3 enables what EL2 passes to the guest and
      * nothing it hides. */
     bl      el3_enable_features
-    msr     mdcr_el3, xzr           /* debug and PMU not trapped to EL3 */
-    mrs     x3, id_aa64pfr0_el1
-    ubfx    x4, x3, #ID_AA64PFR0_GIC_SHIFT, #ID_FIELD_WIDTH
-    cbz     x4, 6f
-    mov     x2, #(ICC_SRE_EL3_SRE | ICC_SRE_EL3_DFB | ICC_SRE_EL3_DIB | ICC_SRE_EL3_ENABLE)
-    msr     s3_6_c12_c12_5, x2      /* ICC_SRE_EL3 */
-6:  mov     x2, #SCTLR_EL2_RES1_LO
-    movk    x2, #SCTLR_EL2_RES1_HI, lsl #16
-    msr     sctlr_el2, x2
-    mov     x2, #(SPSR_M_EL2H | SPSR_DAIF)
-    msr     spsr_el3, x2
-    adr     x2, el2_entry
-    msr     elr_el3, x2
+    el3_to_el2 el2_entry
     isb
     eret
 
@@ -341,19 +349,7 @@ el3_pen:
     mov     x0, x19
     bl      el3_setup_secondary
     bl      el3_enable_features
-    msr     mdcr_el3, xzr
-    mrs     x3, id_aa64pfr0_el1
-    ubfx    x4, x3, #ID_AA64PFR0_GIC_SHIFT, #ID_FIELD_WIDTH
-    cbz     x4, 8f
-    mov     x2, #(ICC_SRE_EL3_SRE | ICC_SRE_EL3_DFB | ICC_SRE_EL3_DIB | ICC_SRE_EL3_ENABLE)
-    msr     s3_6_c12_c12_5, x2      /* ICC_SRE_EL3 */
-8:  mov     x2, #SCTLR_EL2_RES1_LO
-    movk    x2, #SCTLR_EL2_RES1_HI, lsl #16
-    msr     sctlr_el2, x2
-    mov     x2, #(SPSR_M_EL2H | SPSR_DAIF)
-    msr     spsr_el3, x2
-    adr     x2, secondary_entry
-    msr     elr_el3, x2
+    el3_to_el2 secondary_entry
     mov     x0, x19
     isb
     eret
