@@ -142,17 +142,19 @@ pub fn chain_len(newest_first: impl Iterator<Item = Option<Link>>, reg: u64, pke
 
 /// A CPU's ring of its last [`FLIGHT_SLOTS`] events, with the count of
 /// those overwritten before they were ever streamed. A fixed layout
-/// (`repr(C)`): the hyp's assembly pushes into it too ([`asm`]).
+/// (`repr(C)`): the hyp's assembly pushes into it too ([`asm`]); the
+/// fields are what a push must write (the count held and the overwrites
+/// follow from `recorded`).
 #[repr(C)]
 pub struct FlightRing<const N: usize = FLIGHT_SLOTS> {
-    slots: [FlightEvent; N],
     /// Index of the next slot to write.
     next: usize,
-    len: usize,
     /// Events recorded (ever).
     pub recorded: u64,
-    /// Events overwritten without having been streamed (ever).
-    pub overwritten: u64,
+    /// Events overwritten that had been streamed (ever; rare: entry
+    /// transitions and cause chains).
+    lost_streamed: u64,
+    slots: [FlightEvent; N],
 }
 
 impl<const N: usize> Default for FlightRing<N> {
@@ -165,53 +167,56 @@ impl<const N: usize> FlightRing<N> {
     pub const fn new() -> Self {
         const EMPTY: FlightEvent =
             FlightEvent { seq: 0, ts: 0, kind: Kind::ExcEntry, streamed: false, fields: [0; FIELDS] };
-        Self { slots: [EMPTY; N], next: 0, len: 0, recorded: 0, overwritten: 0 }
+        Self { next: 0, recorded: 0, lost_streamed: 0, slots: [EMPTY; N] }
     }
 
     /// Records `e`, overwriting the oldest event when full.
     #[inline]
     pub fn push(&mut self, e: FlightEvent) {
         if N == 0 {
-            self.overwritten += u64::from(!e.streamed);
-            return;
-        }
-        if self.len == N {
-            self.overwritten += u64::from(!self.slots[self.next].streamed);
+            self.lost_streamed += u64::from(e.streamed);
         } else {
-            self.len += 1;
+            if self.recorded >= N as u64 {
+                self.lost_streamed += u64::from(self.slots[self.next].streamed);
+            }
+            self.slots[self.next] = e;
+            self.next = (self.next + 1) % N;
         }
-        self.slots[self.next] = e;
-        self.next = (self.next + 1) % N;
         self.recorded += 1;
+    }
+
+    /// Events overwritten without having been streamed (ever).
+    pub fn overwritten(&self) -> u64 {
+        self.recorded.saturating_sub(N as u64) - self.lost_streamed
     }
 
     /// Events held.
     pub fn len(&self) -> usize {
-        self.len
+        self.recorded.min(N as u64) as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.recorded == 0
     }
 
     /// The `i`-th newest event (0: the newest).
     pub fn newest(&self, i: usize) -> Option<&FlightEvent> {
-        (i < self.len).then(|| &self.slots[(self.next + N - 1 - i) % N])
+        (i < self.len()).then(|| &self.slots[(self.next + N - 1 - i) % N])
     }
 
     fn newest_mut(&mut self, i: usize) -> Option<&mut FlightEvent> {
-        (i < self.len).then(|| &mut self.slots[(self.next + N - 1 - i) % N])
+        (i < self.len()).then(|| &mut self.slots[(self.next + N - 1 - i) % N])
     }
 
     /// The event with seq `seq`, if still held.
     pub fn find_mut(&mut self, seq: u64) -> Option<&mut FlightEvent> {
-        let i = (0..self.len).find(|&i| self.newest(i).is_some_and(|e| e.seq == seq))?;
+        let i = (0..self.len()).find(|&i| self.newest(i).is_some_and(|e| e.seq == seq))?;
         self.newest_mut(i)
     }
 
     /// The chain of a write under `reg` denied for `pkey` (see [`chain_len`]).
     pub fn chain(&self, reg: u64, pkey: Option<u8>) -> ChainSpan {
-        chain_len((0..self.len).filter_map(|i| self.newest(i)).map(FlightEvent::link), reg, pkey)
+        chain_len((0..self.len()).filter_map(|i| self.newest(i)).map(FlightEvent::link), reg, pkey)
     }
 
     /// The links among the newest `len` events, oldest first (a chain).
@@ -221,14 +226,14 @@ impl<const N: usize> FlightRing<N> {
 
     /// The newest `len` events, oldest first.
     pub fn last(&self, len: usize) -> impl Iterator<Item = &FlightEvent> + '_ {
-        let len = len.min(self.len);
+        let len = len.min(self.len());
         (0..len).rev().filter_map(move |i| self.newest(i))
     }
 
     /// Marks the links among the newest `len` events as streamed (a cause
     /// chain went out).
     pub fn mark_streamed(&mut self, len: usize) {
-        for i in 0..len.min(self.len) {
+        for i in 0..len.min(self.len()) {
             if let Some(e) = self.newest_mut(i).filter(|e| e.link().is_some()) {
                 e.streamed = true;
             }
@@ -237,7 +242,7 @@ impl<const N: usize> FlightRing<N> {
 
     /// Whether events have been lost from the ring (ever).
     pub fn has_wrapped(&self) -> bool {
-        self.recorded > self.len as u64
+        self.recorded > self.len() as u64
     }
 }
 
@@ -259,22 +264,22 @@ pub mod asm {
     pub const EV_KIND: usize = offset_of!(FlightEvent, kind);
     pub const EV_STREAMED: usize = offset_of!(FlightEvent, streamed);
     pub const EV_FIELDS: usize = offset_of!(FlightEvent, fields);
-    /// The ring: slots at offset 0, then the next slot's index, the count
-    /// held, and the totals.
+    /// The ring: the next slot's index, the events recorded, the streamed
+    /// ones overwritten, then the slots.
     pub const RING_SLOTS: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, slots);
     pub const RING_NEXT: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, next);
-    pub const RING_LEN: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, len);
     pub const RING_RECORDED: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, recorded);
-    pub const RING_OVERWRITTEN: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, overwritten);
+    pub const RING_LOST_STREAMED: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, lost_streamed);
     pub const KIND_EXC_ENTRY: u64 = Kind::ExcEntry as u64;
     pub const KIND_POR_WRITE: u64 = Kind::PorWrite as u64;
 
     // What the assembly assumes beyond the offsets: one word for kind and
-    // streamed, 8-byte fields, LDP of (next, len), a power-of-two ring.
+    // streamed, 8-byte fields, a power-of-two ring.
     const _: () = {
         assert!(EV_SEQ == 0 && EV_TS == 8 && EV_KIND == 16 && EV_STREAMED == 17);
         assert!(EV_FIELDS == 24 && EVENT_BYTES == EV_FIELDS + 8 * FIELDS);
-        assert!(RING_SLOTS == 0 && RING_LEN == RING_NEXT + 8);
+        assert!(RING_NEXT < RING_SLOTS && RING_RECORDED < RING_SLOTS && RING_LOST_STREAMED < RING_SLOTS);
+        assert!(RING_SLOTS + EVENT_BYTES < 504); // slot offsets folded into STP's
         assert!(size_of::<usize>() == 8);
         assert!(FLIGHT_SLOTS.is_power_of_two());
     };
@@ -396,7 +401,7 @@ mod tests {
         r.push(e);
         r.push(entry(3)); // overwrites 1
         r.push(entry(4)); // overwrites 2, streamed
-        assert_eq!((r.recorded, r.overwritten, r.len()), (4, 1, 2));
+        assert_eq!((r.recorded, r.overwritten(), r.len()), (4, 1, 2));
         assert!(r.has_wrapped());
         assert_eq!(r.last(9).map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
         assert!(r.find_mut(2).is_none());
@@ -406,7 +411,7 @@ mod tests {
         assert!(r.newest(0).unwrap().streamed);
         r.push(entry(5));
         r.push(entry(6));
-        assert_eq!(r.overwritten, 1, "3 and 4 were streamed");
+        assert_eq!(r.overwritten(), 1, "3 and 4 were streamed");
     }
 
     proptest::proptest! {
@@ -454,14 +459,10 @@ mod tests {
         unsafe {
             let word = |off: usize| base.add(off) as *mut u64;
             *word(asm::RING_RECORDED) += 1;
-            let (next, len) = (*word(asm::RING_NEXT), *word(asm::RING_LEN));
+            let next = *word(asm::RING_NEXT);
             let slot = base.add(asm::RING_SLOTS + next as usize * asm::EVENT_BYTES);
-            if len >= FLIGHT_SLOTS as u64 {
-                if *slot.add(asm::EV_STREAMED) == 0 {
-                    *word(asm::RING_OVERWRITTEN) += 1;
-                }
-            } else {
-                *word(asm::RING_LEN) = len + 1;
+            if *word(asm::RING_RECORDED) > FLIGHT_SLOTS as u64 && *slot.add(asm::EV_STREAMED) != 0 {
+                *word(asm::RING_LOST_STREAMED) += 1;
             }
             *word(asm::RING_NEXT) = (next + 1) & (FLIGHT_SLOTS as u64 - 1);
             let slot = slot as *mut u64;
@@ -491,8 +492,8 @@ mod tests {
             asm_push(&mut by_asm, e.seq, e.ts, e.kind as u64, e.fields);
             by_rust.push(e);
         }
-        assert_eq!((by_asm.recorded, by_asm.overwritten), (by_rust.recorded, by_rust.overwritten));
-        assert!(by_asm.overwritten > 0 && by_asm.overwritten < by_asm.recorded);
+        assert_eq!((by_asm.recorded, by_asm.overwritten()), (by_rust.recorded, by_rust.overwritten()));
+        assert!(by_asm.overwritten() > 0 && by_asm.overwritten() < by_asm.recorded);
         assert_eq!(by_asm.len(), FLIGHT_SLOTS);
         assert!(by_asm.last(FLIGHT_SLOTS).eq(by_rust.last(FLIGHT_SLOTS)));
         assert_eq!(by_asm.newest(0).unwrap().kind, Kind::ExcEntry);
