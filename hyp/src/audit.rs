@@ -84,6 +84,22 @@ struct Work {
 
 static WORK: Mutex<Work> = Mutex::new(Work { audit: Audit::new(), stale: StaleList::new() });
 
+/// Restrictive: some pkey writable (the kernel's own data), some not. A
+/// POR_EL1 that grants nothing (0, its reset value) is a transient.
+/// `tcr2` as for [`note_overlay`].
+pub fn restrictive(por: u64, tcr2: u64) -> bool {
+    let tcr2 = if config().poe == Mode::Native { TCR2_EL1_REG.get() } else { tcr2 };
+    let regs = OverlayRegs { por_el1: por, tcr2_el1: tcr2, wxn: wxn(), ..OverlayRegs::default() };
+    let deny = write_deny_mask(&regs, Privilege::Privileged);
+    deny != 0 && deny != ALL_PKEYS
+}
+
+/// Whether [`note_overlay`] still wants every POR_EL1 change (it learns
+/// until it has seen a restrictive value; then only entry code's).
+pub fn learning() -> bool {
+    !SEEN.load(Ordering::Relaxed) && config().opts.audit.any() && config().opts.track
+}
+
 /// The guest set POR_EL1 to `por` (`at_entry`: exception-entry code did),
 /// or wrote TCR2_EL1; `tcr2` is the virtual TCR2_EL1 (native POE reads the
 /// register). Called with the tap's lock held: learns, never audits.
@@ -96,12 +112,7 @@ pub fn note_overlay(por: u64, tcr2: u64, at_entry: bool) {
     if !when.any() || !config().opts.track {
         return;
     }
-    let tcr2 = if config().poe == Mode::Native { TCR2_EL1_REG.get() } else { tcr2 };
-    let regs = OverlayRegs { por_el1: por, tcr2_el1: tcr2, wxn: wxn(), ..OverlayRegs::default() };
-    // Restrictive: some pkey writable (the kernel's own data), some not. A
-    // POR_EL1 that grants nothing (0, its reset value) is a transient.
-    let deny = write_deny_mask(&regs, Privilege::Privileged);
-    if deny == 0 || deny == ALL_PKEYS {
+    if !restrictive(por, tcr2) {
         return;
     }
     let mut l = LEARNED.lock();

@@ -43,7 +43,6 @@ use crate::boot::config;
 use crate::trace_out;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
-use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::cmdline::PorWatch;
 use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::esr::DataAbort;
@@ -106,6 +105,9 @@ struct Tap {
     vpoe: VirtPoe,
     /// Native POE, `porwatch.por=sample`: the POR_EL1 samples.
     samples: PorSamples,
+    /// While the audit learns: the last two POR_EL1 values it judged not
+    /// restrictive (changes to them need not reach Rust; fast_path).
+    por_plain: [Option<u64>; 2],
     /// The CPU this state is (set at each lock).
     index: usize,
     /// Another CPU replays this CPU's queue at the end of the run: nothing
@@ -128,6 +130,7 @@ impl Tap {
             shadow: ShadowStack::new(),
             vpoe: VirtPoe::new(),
             samples: PorSamples::new(),
+            por_plain: [None; 2],
             index: 0,
             at_stop: false,
         }
@@ -136,18 +139,6 @@ impl Tap {
 
 /// Tap state by dense CPU index (percpu::index).
 static TAPS: [Mutex<Tap>; MAX_CPUS] = [const { Mutex::new(Tap::new()) }; MAX_CPUS];
-
-/// The cause chain by dense CPU index: the seq of the latest exc_entry and
-/// of the latest por_write, written only by their CPU. Read without the
-/// tap's lock: a hazard found while the tap holds it (native POE's overlay
-/// fault at an entry) needs them too.
-struct Chain {
-    entry: AtomicU64,
-    por: AtomicU64,
-}
-
-static CHAIN: [Chain; MAX_CPUS] =
-    [const { Chain { entry: AtomicU64::new(0), por: AtomicU64::new(0) } }; MAX_CPUS];
 
 fn cpu() -> usize {
     percpu::index()
@@ -169,6 +160,14 @@ fn tap() -> TapGuard {
     }
     if poe_mode() == Mode::Virtual {
         t.vpoe.por_el1 = fast_path::por_el1(cpu);
+    }
+    // Flight mode: the assembly records entries and POR_EL1 changes itself
+    // (no replay): the window and the innermost entry's registers as it
+    // left them.
+    let (last_entry, open) = fast_path::window(cpu);
+    t.window = EntryWindow::resume(last_entry, open);
+    if let Some((elr, spsr, esr, far)) = fast_path::take_new_shadow(cpu) {
+        t.shadow.push(EntryRegs { elr, spsr, esr, far }, false);
     }
     TapGuard(t, cpu)
 }
@@ -209,6 +208,8 @@ impl Drop for TapGuard {
                     t.vpoe.tcr2_el1,
                 )),
                 hooks: hooks.then_some((t.vbar & rules::VBAR_MASK, &t.resume)),
+                window: (t.window.last_entry(), t.window.is_open()),
+                por_slow: crate::audit::learning().then(|| t.por_known()),
             },
         );
     }
@@ -243,6 +244,17 @@ pub fn configure() {
         sampling(),
         entry_slow,
     );
+    // Flight mode: the assembly pushes completed entries and POR_EL1
+    // changes into the CPU's ring itself, unless Rust must see each one
+    // (sampling derives changes at entries; traced returns keep the shadow
+    // stack in Rust).
+    if !sampling() && !entry_slow {
+        for c in 0..MAX_CPUS {
+            if let Some(ring) = trace_out::flight_ring(c) {
+                fast_path::set_ring(c, ring);
+            }
+        }
+    }
     start_sampling();
 }
 
@@ -624,8 +636,7 @@ pub fn write_virtual_tcr2(pc: u64, v: u64) {
 /// The cause chain of a hazard now: the seq of the most recent exception
 /// entry and of the most recent POR_EL1/POR_EL0 change (0: none yet).
 pub fn cause_chain() -> (u64, u64) {
-    let c = &CHAIN[cpu()];
-    (c.entry.load(Ordering::Relaxed), c.por.load(Ordering::Relaxed))
+    fast_path::chain(cpu())
 }
 
 /// Records a POR_EL1/POR_EL0 change made at `pc` (virtual or native).
@@ -793,10 +804,19 @@ impl Tap {
                 sampled: 0,
             },
         );
-        CHAIN[self.index].por.store(seq, Ordering::Relaxed);
+        fast_path::set_chain_por(self.index, seq);
         if reg == PorReg::PorEl1 {
             crate::audit::note_overlay(new, self.vpoe.tcr2_el1, at_entry);
+            if crate::audit::learning() && !self.por_plain.contains(&Some(new)) {
+                self.por_plain = [self.por_plain[1], Some(new)];
+            }
         }
+    }
+
+    /// The values in `por_plain` the audit still has no use for (TCR2_EL1
+    /// or SCTLR_EL1.WXN may have changed since they were judged).
+    fn por_known(&self) -> [Option<u64>; 2] {
+        self.por_plain.map(|v| v.filter(|&v| !crate::audit::restrictive(v, self.vpoe.tcr2_el1)))
     }
 
     /// Native POE sampling: POR_EL1 is `por` at `pc`.
@@ -815,7 +835,7 @@ impl Tap {
                     sampled: 1,
                 },
             );
-            CHAIN[self.index].por.store(seq, Ordering::Relaxed);
+            fast_path::set_chain_por(self.index, seq);
             crate::audit::note_overlay(d.new, self.vpoe.tcr2_el1, d.at_entry);
         }
         if !self.at_stop {
@@ -923,7 +943,9 @@ impl Tap {
             },
         );
         self.window.on_entry(seq);
-        CHAIN[self.index].entry.store(seq, Ordering::Relaxed);
+        // The cause chain's latest entry at once (a hazard found before the
+        // lock is released reads it): the window's, published again later.
+        fast_path::set_window(self.index, seq, true);
         seq
     }
 

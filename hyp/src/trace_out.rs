@@ -32,12 +32,11 @@
 //!   reader is not left waiting), at every reliable record and at flush. A
 //!   write is synchronous and complete: nothing is lost. The UART path pays
 //!   nothing for this: one branch, after the UART's own.
-use crate::arch::percpu;
 use crate::arch::pl011::Pl011;
 use crate::arch::semihosting::HostFile;
+use crate::arch::{fast_path, percpu};
 use crate::console::{Msg, To};
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
-use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::cmdline::Stream;
 use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::flight::{FlightEvent, FlightRing, Kind, FIELDS, POR_AT_ENTRY, POR_ENTRY_SEQ};
@@ -47,7 +46,7 @@ use spin::Mutex;
 
 const RING_BYTES: usize = 256 * 1024;
 /// Flight mode: a `flight_stats` record every this many ring events of a CPU.
-const FLIGHT_STATS_PERIOD: u64 = 65_536;
+const FLIGHT_STATS_PERIOD: u64 = fast_path::FLIGHT_STATS_PERIOD;
 /// File sink: write once this much is queued.
 const FILE_BATCH: usize = 4096;
 /// File sink: write when the last write is older than 1/this s.
@@ -75,17 +74,24 @@ struct Tracer {
     streamed: [u64; MAX_CPUS],
 }
 
-/// Per CPU: the next sequence number. Taken by the CPU itself (and by the
-/// CPU ending the run for a parked one): never contended.
-static SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-
 /// Per CPU: the flight ring. Locked by its own CPU only (and by the CPU
 /// ending the run, for a parked CPU's records): never contended. Lock
 /// order: a CPU's tap lock, then its FLIGHT lock, then TRACER.
 static FLIGHT: [Mutex<FlightRing>; MAX_CPUS] = [const { Mutex::new(FlightRing::new()) }; MAX_CPUS];
 
+/// Per CPU: the next sequence number, in the CPU's fast-path block (the
+/// assembly takes seqs too when it pushes into the ring itself). Taken by
+/// the CPU itself (and by the CPU ending the run for a parked one).
 fn next_seq(cpu: usize) -> u64 {
-    SEQ[cpu].fetch_add(1, Ordering::Relaxed)
+    fast_path::take_seq(cpu)
+}
+
+/// Flight mode: CPU `cpu`'s ring, for the assembly to push into (a
+/// `FlightRing` at a fixed address: the static's data; None: not flight
+/// mode). Only that CPU pushes, and its Rust holds the lock when it reads
+/// or writes the ring, which the assembly never runs during.
+pub fn flight_ring(cpu: usize) -> Option<u64> {
+    flight().then(|| &raw mut *FLIGHT[cpu.min(MAX_CPUS - 1)].lock() as u64)
 }
 
 fn flight() -> bool {
@@ -216,7 +222,7 @@ fn record_flight(cpu: usize, ts: u64, mut e: FlightEvent) -> u64 {
 fn emit_flight_stats(cpu: usize, ring: &FlightRing) {
     let mut t = TRACER.lock();
     let streamed = t.streamed[cpu] + 1;
-    let event = Event::FlightStats { events: ring.recorded, streamed, overwritten: ring.overwritten };
+    let event = Event::FlightStats { events: ring.recorded, streamed, overwritten: ring.overwritten() };
     t.record_at(cpu, now(), event, true);
     t.drain();
 }
@@ -254,7 +260,7 @@ pub fn emit_cause_chain(reg: u64, pkey: Option<u8>) {
         events: span.links as u64,
         first_seq,
         complete: span.found as u64,
-        overwritten: ring.overwritten,
+        overwritten: ring.overwritten(),
     };
     t.record_at(cpu, now(), header, true);
     for e in ring.chain_links(span.len) {
@@ -327,7 +333,7 @@ impl Tracer {
         let count = self.dropped[cpu];
         let rec = Record {
             cpu: cpu as u32,
-            seq: SEQ[cpu].load(Ordering::Relaxed),
+            seq: fast_path::peek_seq(cpu),
             ts: now(),
             event: Event::Dropped { count },
         };

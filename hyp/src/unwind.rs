@@ -13,7 +13,7 @@
 //! a hazard, while the interrupted frames are still on the stack below the
 //! handler's).
 use crate::arch::frame::GuestRegs;
-use crate::arch::{at, percpu, stage2};
+use crate::arch::{at, fast_path, percpu, stage2};
 use crate::trace_out;
 use aarch64_cpu::registers::{Readable, TCR_EL1};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -52,24 +52,16 @@ struct Context {
     lr: u64,
 }
 
-/// What pt.rs and the tap note for this vCPU, as plain atomics (the tap
-/// notes every exception entry: no lock on that path). Only the vCPU
-/// itself writes and reads its notes.
+/// What pt.rs notes for this vCPU, as plain atomics. Only the vCPU
+/// itself writes and reads its notes. The latest exception entry's note
+/// (its seq, ELR, x29, x30) is in the CPU's fast-path block, where the
+/// assembly writes it when it records an entry itself.
 struct Notes {
     /// The store that trapped last: PC, x29, x30.
     store: [AtomicU64; 3],
-    /// The latest exception entry: its seq, ELR, x29, x30.
-    entry_seq: AtomicU64,
-    entry: [AtomicU64; 3],
 }
 
-static NOTES: [Notes; MAX_CPUS] = [const {
-    Notes {
-        store: [const { AtomicU64::new(0) }; 3],
-        entry_seq: AtomicU64::new(0),
-        entry: [const { AtomicU64::new(0) }; 3],
-    }
-}; MAX_CPUS];
+static NOTES: [Notes; MAX_CPUS] = [const { Notes { store: [const { AtomicU64::new(0) }; 3] } }; MAX_CPUS];
 
 fn notes() -> &'static Notes {
     &NOTES[percpu::index()]
@@ -98,9 +90,7 @@ pub fn note_store(regs: &GuestRegs) {
 /// interrupted code's x29 `fp` and x30 `lr` (a queued entry's, or the
 /// trap's registers).
 pub fn note_entry(seq: u64, elr: u64, fp: u64, lr: u64) {
-    let n = notes();
-    n.entry_seq.store(seq, Ordering::Relaxed);
-    put(&n.entry, Context { pc: elr, fp, lr });
+    fast_path::set_note_entry([seq, elr, fp, lr]);
 }
 
 /// Writes the call traces of a hazard at `pc` whose cause entry is
@@ -110,8 +100,9 @@ pub fn emit_for_hazard(pc: u64, entry_seq: u64) -> (u64, u64) {
     let n = notes();
     let s = get(&n.store);
     let store = if s.pc == pc { emit(CallTraceOf::Hazard, 0, &s) } else { 0 };
-    let entry = if entry_seq != 0 && n.entry_seq.load(Ordering::Relaxed) == entry_seq {
-        emit(CallTraceOf::ExcEntry, entry_seq, &get(&n.entry))
+    let [seq, pc, fp, lr] = fast_path::note_entry();
+    let entry = if entry_seq != 0 && seq == entry_seq {
+        emit(CallTraceOf::ExcEntry, entry_seq, &Context { pc, fp, lr })
     } else {
         0
     };

@@ -17,19 +17,22 @@ pub const FIELDS: usize = 7;
 const PERM_W: u8 = 0b0100;
 const PERM_RESERVED: u8 = 0b1000;
 
-/// What a ring event is (the trace kind it stands for).
+/// What a ring event is (the trace kind it stands for). One byte in the
+/// slot; the hyp's assembly writes `ExcEntry` and `PorWrite` by value
+/// ([`asm`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Kind {
     /// `exc_entry`: vector, esr, elr, spsr, far, por, depth.
     #[default]
-    ExcEntry,
+    ExcEntry = 0,
     /// `exc_return`: elr, spsr, por, depth.
-    ExcReturn,
+    ExcReturn = 1,
     /// `por_write`: pc, reg, old, new, at_entry, entry_seq, sampled.
-    PorWrite,
+    PorWrite = 2,
     /// `trap`: esr, elr, outcome (a trap porwatch handled as expected;
     /// kept for context, not a chain link).
-    Trap,
+    Trap = 3,
 }
 
 /// `por_write`'s field indices: the register (0 POR_EL1, 1 POR_EL0), its
@@ -39,8 +42,10 @@ pub const POR_OLD: usize = 2;
 pub const POR_AT_ENTRY: usize = 4;
 pub const POR_ENTRY_SEQ: usize = 5;
 
-/// One recorded event: its CPU's seq and timestamp, and its fields.
+/// One recorded event: its CPU's seq and timestamp, and its fields. A fixed
+/// layout (`repr(C)`): the hyp's assembly fills slots itself ([`asm`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
 pub struct FlightEvent {
     pub seq: u64,
     pub ts: u64,
@@ -136,16 +141,20 @@ pub fn chain_len(newest_first: impl Iterator<Item = Option<Link>>, reg: u64, pke
 }
 
 /// A CPU's ring of its last [`FLIGHT_SLOTS`] events, with the count of
-/// those overwritten before they were ever streamed.
+/// those overwritten before they were ever streamed. A fixed layout
+/// (`repr(C)`): the hyp's assembly pushes into it too ([`asm`]); the
+/// fields are what a push must write (the count held and the overwrites
+/// follow from `recorded`).
+#[repr(C)]
 pub struct FlightRing<const N: usize = FLIGHT_SLOTS> {
-    slots: [FlightEvent; N],
     /// Index of the next slot to write.
     next: usize,
-    len: usize,
     /// Events recorded (ever).
     pub recorded: u64,
-    /// Events overwritten without having been streamed (ever).
-    pub overwritten: u64,
+    /// Events overwritten that had been streamed (ever; rare: entry
+    /// transitions and cause chains).
+    lost_streamed: u64,
+    slots: [FlightEvent; N],
 }
 
 impl<const N: usize> Default for FlightRing<N> {
@@ -158,53 +167,56 @@ impl<const N: usize> FlightRing<N> {
     pub const fn new() -> Self {
         const EMPTY: FlightEvent =
             FlightEvent { seq: 0, ts: 0, kind: Kind::ExcEntry, streamed: false, fields: [0; FIELDS] };
-        Self { slots: [EMPTY; N], next: 0, len: 0, recorded: 0, overwritten: 0 }
+        Self { next: 0, recorded: 0, lost_streamed: 0, slots: [EMPTY; N] }
     }
 
     /// Records `e`, overwriting the oldest event when full.
     #[inline]
     pub fn push(&mut self, e: FlightEvent) {
         if N == 0 {
-            self.overwritten += u64::from(!e.streamed);
-            return;
-        }
-        if self.len == N {
-            self.overwritten += u64::from(!self.slots[self.next].streamed);
+            self.lost_streamed += u64::from(e.streamed);
         } else {
-            self.len += 1;
+            if self.recorded >= N as u64 {
+                self.lost_streamed += u64::from(self.slots[self.next].streamed);
+            }
+            self.slots[self.next] = e;
+            self.next = (self.next + 1) % N;
         }
-        self.slots[self.next] = e;
-        self.next = (self.next + 1) % N;
         self.recorded += 1;
+    }
+
+    /// Events overwritten without having been streamed (ever).
+    pub fn overwritten(&self) -> u64 {
+        self.recorded.saturating_sub(N as u64) - self.lost_streamed
     }
 
     /// Events held.
     pub fn len(&self) -> usize {
-        self.len
+        self.recorded.min(N as u64) as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.recorded == 0
     }
 
     /// The `i`-th newest event (0: the newest).
     pub fn newest(&self, i: usize) -> Option<&FlightEvent> {
-        (i < self.len).then(|| &self.slots[(self.next + N - 1 - i) % N])
+        (i < self.len()).then(|| &self.slots[(self.next + N - 1 - i) % N])
     }
 
     fn newest_mut(&mut self, i: usize) -> Option<&mut FlightEvent> {
-        (i < self.len).then(|| &mut self.slots[(self.next + N - 1 - i) % N])
+        (i < self.len()).then(|| &mut self.slots[(self.next + N - 1 - i) % N])
     }
 
     /// The event with seq `seq`, if still held.
     pub fn find_mut(&mut self, seq: u64) -> Option<&mut FlightEvent> {
-        let i = (0..self.len).find(|&i| self.newest(i).is_some_and(|e| e.seq == seq))?;
+        let i = (0..self.len()).find(|&i| self.newest(i).is_some_and(|e| e.seq == seq))?;
         self.newest_mut(i)
     }
 
     /// The chain of a write under `reg` denied for `pkey` (see [`chain_len`]).
     pub fn chain(&self, reg: u64, pkey: Option<u8>) -> ChainSpan {
-        chain_len((0..self.len).filter_map(|i| self.newest(i)).map(FlightEvent::link), reg, pkey)
+        chain_len((0..self.len()).filter_map(|i| self.newest(i)).map(FlightEvent::link), reg, pkey)
     }
 
     /// The links among the newest `len` events, oldest first (a chain).
@@ -214,14 +226,14 @@ impl<const N: usize> FlightRing<N> {
 
     /// The newest `len` events, oldest first.
     pub fn last(&self, len: usize) -> impl Iterator<Item = &FlightEvent> + '_ {
-        let len = len.min(self.len);
+        let len = len.min(self.len());
         (0..len).rev().filter_map(move |i| self.newest(i))
     }
 
     /// Marks the links among the newest `len` events as streamed (a cause
     /// chain went out).
     pub fn mark_streamed(&mut self, len: usize) {
-        for i in 0..len.min(self.len) {
+        for i in 0..len.min(self.len()) {
             if let Some(e) = self.newest_mut(i).filter(|e| e.link().is_some()) {
                 e.streamed = true;
             }
@@ -230,8 +242,47 @@ impl<const N: usize> FlightRing<N> {
 
     /// Whether events have been lost from the ring (ever).
     pub fn has_wrapped(&self) -> bool {
-        self.recorded > self.len as u64
+        self.recorded > self.len() as u64
     }
+}
+
+/// The layout the hyp's assembly (vectors.S) writes a [`FlightRing`] by:
+/// byte offsets and values, defined here once and passed to it. A push in
+/// assembly does what [`FlightRing::push`] does, in the same fields
+/// (`asm_push` in the tests below is that push, written by these offsets,
+/// and checked against the Rust one).
+pub mod asm {
+    use super::{FlightEvent, FlightRing, Kind, FIELDS, FLIGHT_SLOTS};
+    use core::mem::{offset_of, size_of};
+
+    /// Bytes per slot, and the slot's fields.
+    pub const EVENT_BYTES: usize = size_of::<FlightEvent>();
+    pub const EV_SEQ: usize = offset_of!(FlightEvent, seq);
+    pub const EV_TS: usize = offset_of!(FlightEvent, ts);
+    /// `kind` (a byte) and `streamed` (a byte, 0/1) share one 8-byte word
+    /// (the rest is padding): the assembly stores the word `kind`.
+    pub const EV_KIND: usize = offset_of!(FlightEvent, kind);
+    pub const EV_STREAMED: usize = offset_of!(FlightEvent, streamed);
+    pub const EV_FIELDS: usize = offset_of!(FlightEvent, fields);
+    /// The ring: the next slot's index, the events recorded, the streamed
+    /// ones overwritten, then the slots.
+    pub const RING_SLOTS: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, slots);
+    pub const RING_NEXT: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, next);
+    pub const RING_RECORDED: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, recorded);
+    pub const RING_LOST_STREAMED: usize = offset_of!(FlightRing<FLIGHT_SLOTS>, lost_streamed);
+    pub const KIND_EXC_ENTRY: u64 = Kind::ExcEntry as u64;
+    pub const KIND_POR_WRITE: u64 = Kind::PorWrite as u64;
+
+    // What the assembly assumes beyond the offsets: one word for kind and
+    // streamed, 8-byte fields, a power-of-two ring.
+    const _: () = {
+        assert!(EV_SEQ == 0 && EV_TS == 8 && EV_KIND == 16 && EV_STREAMED == 17);
+        assert!(EV_FIELDS == 24 && EVENT_BYTES == EV_FIELDS + 8 * FIELDS);
+        assert!(RING_NEXT < RING_SLOTS && RING_RECORDED < RING_SLOTS && RING_LOST_STREAMED < RING_SLOTS);
+        assert!(RING_SLOTS + EVENT_BYTES < 504); // slot offsets folded into STP's
+        assert!(size_of::<usize>() == 8);
+        assert!(FLIGHT_SLOTS.is_power_of_two());
+    };
 }
 
 #[cfg(test)]
@@ -250,6 +301,13 @@ mod tests {
 
     fn por(seq: u64, reg: u64, old: u64, new: u64) -> FlightEvent {
         ev(seq, Kind::PorWrite, [0x2000, reg, old, new, 0, 0, 0])
+    }
+
+    impl FlightEvent {
+        fn with_entry_seq(mut self, seq: u64) -> Self {
+            self.fields[POR_ENTRY_SEQ] = seq;
+            self
+        }
     }
 
     fn por_at_entry(seq: u64, old: u64, new: u64, entry: u64) -> FlightEvent {
@@ -343,7 +401,7 @@ mod tests {
         r.push(e);
         r.push(entry(3)); // overwrites 1
         r.push(entry(4)); // overwrites 2, streamed
-        assert_eq!((r.recorded, r.overwritten, r.len()), (4, 1, 2));
+        assert_eq!((r.recorded, r.overwritten(), r.len()), (4, 1, 2));
         assert!(r.has_wrapped());
         assert_eq!(r.last(9).map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
         assert!(r.find_mut(2).is_none());
@@ -353,7 +411,7 @@ mod tests {
         assert!(r.newest(0).unwrap().streamed);
         r.push(entry(5));
         r.push(entry(6));
-        assert_eq!(r.overwritten, 1, "3 and 4 were streamed");
+        assert_eq!(r.overwritten(), 1, "3 and 4 were streamed");
     }
 
     proptest::proptest! {
@@ -391,6 +449,65 @@ mod tests {
             }
             proptest::prop_assert_eq!(c.links, ring.chain_links(c.len).count());
         }
+    }
+
+    /// vectors.S's push (FLIGHT_PUSH and the slot stores after it),
+    /// written by `asm`'s offsets alone, as the assembly does.
+    fn asm_push(r: &mut FlightRing, seq: u64, ts: u64, kind: u64, fields: [u64; FIELDS]) {
+        let base = r as *mut FlightRing as *mut u8;
+        // SAFETY: in-bounds, aligned accesses at the offsets asm defines.
+        unsafe {
+            let word = |off: usize| base.add(off) as *mut u64;
+            *word(asm::RING_RECORDED) += 1;
+            let next = *word(asm::RING_NEXT);
+            let slot = base.add(asm::RING_SLOTS + next as usize * asm::EVENT_BYTES);
+            if *word(asm::RING_RECORDED) > FLIGHT_SLOTS as u64 && *slot.add(asm::EV_STREAMED) != 0 {
+                *word(asm::RING_LOST_STREAMED) += 1;
+            }
+            *word(asm::RING_NEXT) = (next + 1) & (FLIGHT_SLOTS as u64 - 1);
+            let slot = slot as *mut u64;
+            *slot.add(asm::EV_SEQ / 8) = seq;
+            *slot.add(asm::EV_TS / 8) = ts;
+            *slot.add(asm::EV_KIND / 8) = kind;
+            for (i, f) in fields.iter().enumerate() {
+                *slot.add(asm::EV_FIELDS / 8 + i) = *f;
+            }
+        }
+    }
+
+    #[test]
+    fn slots_the_assembly_writes_read_back_as_the_events_rust_pushes() {
+        let mut by_asm = std::boxed::Box::new(FlightRing::<FLIGHT_SLOTS>::new());
+        let mut by_rust = std::boxed::Box::new(FlightRing::<FLIGHT_SLOTS>::new());
+        // More than a ring's worth, one in 7 already streamed (an entry
+        // transition Rust pushed), so the overwrite count is exercised.
+        for seq in 1..=(FLIGHT_SLOTS as u64 * 2 + 5) {
+            let e = if seq % 3 == 0 { por(seq, 0, RW, RO) } else { entry(seq) };
+            if seq % 7 == 0 {
+                let e = FlightEvent { streamed: true, ..e };
+                by_asm.push(e);
+                by_rust.push(e);
+                continue;
+            }
+            asm_push(&mut by_asm, e.seq, e.ts, e.kind as u64, e.fields);
+            by_rust.push(e);
+        }
+        assert_eq!((by_asm.recorded, by_asm.overwritten()), (by_rust.recorded, by_rust.overwritten()));
+        assert!(by_asm.overwritten() > 0 && by_asm.overwritten() < by_asm.recorded);
+        assert_eq!(by_asm.len(), FLIGHT_SLOTS);
+        assert!(by_asm.last(FLIGHT_SLOTS).eq(by_rust.last(FLIGHT_SLOTS)));
+        assert_eq!(by_asm.newest(0).unwrap().kind, Kind::ExcEntry);
+        assert_eq!(by_asm.chain(0, Some(1)), by_rust.chain(0, Some(1)));
+    }
+
+    #[test]
+    fn the_assemblys_kind_values_are_the_enums() {
+        let mut r = std::boxed::Box::new(FlightRing::<FLIGHT_SLOTS>::new());
+        asm_push(&mut r, 7, 70, asm::KIND_POR_WRITE, [0x2000, 0, RW, RO, 0, 6, 0]);
+        asm_push(&mut r, 8, 80, asm::KIND_EXC_ENTRY, [5, 0, 0x1000, 0x3c5, 0, RO, 0]);
+        assert_eq!(r.newest(1).unwrap(), &por(7, 0, RW, RO).with_entry_seq(6));
+        assert_eq!(r.newest(0).unwrap().link(), Some(Link::Entry));
+        assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: true });
     }
 
     #[test]

@@ -78,9 +78,19 @@ impl EntryWindow {
         self.open = true;
     }
 
+    /// A window as it was left elsewhere (the hyp's assembly keeps it too).
+    pub const fn resume(last_entry: u64, open: bool) -> Self {
+        Self { last_entry, open }
+    }
+
     /// seq of the most recent entry (0: none yet).
     pub fn last_entry(&self) -> u64 {
         self.last_entry
+    }
+
+    /// Whether a POR_EL1 change now would be made by entry code.
+    pub fn is_open(&self) -> bool {
+        self.open
     }
 
     pub fn on_return(&mut self) {

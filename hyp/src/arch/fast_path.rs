@@ -145,6 +145,33 @@ pub struct FastPath {
     /// Non-zero: entries go to Rust (exception returns are traced: the
     /// shadow stack lives in Rust).
     pub entry_slow: u64,
+    /// Flight mode (docs/flight.md "The hot path"): this CPU's flight ring
+    /// (a `porwatch_monitor::flight::FlightRing`), which the assembly
+    /// pushes completed entries and POR_EL1 changes into itself, numbered
+    /// from `seq` (the CPU's sequence counter, trace_out `SEQ`); 0: they
+    /// are queued for Rust instead.
+    pub ring: u64,
+    pub seq: u64,
+    /// The entry window (monitor::tap::EntryWindow), kept here for the
+    /// assembly: non-zero while it is open (a POR_EL1 change now would be
+    /// at_entry: the assembly leaves it to Rust).
+    pub win_open: u64,
+    /// Non-zero: POR_EL1 changes go to Rust even in flight mode (the
+    /// protection audit learns the kernel's values), unless the new value is
+    /// one of `por_known` (values the audit has no use for; 0, which grants
+    /// nothing, when there are none).
+    pub por_slow: u64,
+    /// The seq of this CPU's latest exc_entry and por_write (the cause
+    /// chain: tap.rs `cause_chain`), and the latest entry's call-trace
+    /// note: seq, ELR, x29, x30 (unwind.rs).
+    pub chain_entry: u64,
+    pub chain_por: u64,
+    pub note_entry: [u64; 4],
+    /// Non-zero: the assembly wrote the shadow registers since Rust last
+    /// looked (tap.rs takes them into its shadow stack).
+    pub shadow_new: u64,
+    /// See `por_slow` (one LDP).
+    pub por_known: (u64, u64),
     /// Where the guest resumes after slot s's hook (its displaced
     /// instruction out of line, or the target of a `B`).
     pub resume: [u64; SLOTS],
@@ -184,6 +211,11 @@ pub const QUEUE_SHIFT: usize = 7;
 pub const Q_ENTRY: u64 = 1;
 pub const Q_POR: u64 = 2;
 pub const Q_ARG_SHIFT: u32 = 8;
+/// Flight mode: a `flight_stats` record every this many ring events of a
+/// CPU (trace_out); the assembly leaves the push that makes one due to
+/// Rust.
+pub const FLIGHT_STATS_PERIOD: u64 = 65_536;
+const _: () = assert!(FLIGHT_STATS_PERIOD.is_power_of_two());
 /// `por_mode` values.
 pub const POR_NONE: u64 = 0;
 pub const POR_VIRTUAL: u64 = 1;
@@ -224,6 +256,11 @@ const _: () = {
     assert!(size_of::<WalkHalf>() == 1 << WALK_HALF_SHIFT);
     assert!(offset_of!(WalkHalf, shift) == 8 && offset_of!(WalkHalf, entry) == 24);
     assert!(offset_of!(FastPath, pt_walk_ram) < 504 && offset_of!(FastPath, pt_walk) + 48 < 504);
+    // The flight ring's fields stored in pairs (STP reaches 504).
+    assert!(offset_of!(FastPath, chain_por) == offset_of!(FastPath, chain_entry) + 8);
+    assert!(offset_of!(FastPath, por_slow) == offset_of!(FastPath, win_open) + 8);
+    assert!(offset_of!(FastPath, note_entry) + 24 < 504);
+    assert!(offset_of!(FastPath, ring) % 8 == 0 && offset_of!(FastPath, por_known) < 496);
     // Queued entries copy (ELR, SPSR) and (ESR, FAR) to the shadow pair by
     // pair; the queue is reached with an ADD immediate.
     assert!(size_of::<[u64; QUEUE_WORDS]>() == 1 << QUEUE_SHIFT);
@@ -256,6 +293,15 @@ impl FastPath {
         deny_inputs: (0, 0, 0),
         tap_hvc: 0,
         entry_slow: 0,
+        ring: 0,
+        seq: 0,
+        win_open: 0,
+        por_slow: 1,
+        chain_entry: 0,
+        chain_por: 0,
+        note_entry: [0; 4],
+        shadow_new: 0,
+        por_known: (0, 0),
         resume: [0; SLOTS],
         por_mode: POR_NONE,
         native_msr: 0,
@@ -281,6 +327,11 @@ pub struct Published<'a> {
     /// Some((vector table VA, resume addresses)): entries through the
     /// trampoline may complete in the assembly.
     pub hooks: Option<(u64, &'a [u64; SLOTS])>,
+    /// The entry window: (latest entry's seq, open).
+    pub window: (u64, bool),
+    /// POR_EL1 changes that must go to Rust in flight mode: None, or all
+    /// but these (the audit learns, and has no use for them).
+    pub por_slow: Option<[Option<u64>; 2]>,
 }
 
 /// CPU `cpu`'s block.
@@ -427,6 +478,14 @@ pub fn publish(cpu: usize, p: &Published) {
     let b = unsafe { &mut *block(cpu) };
     b.enabled = p.enabled as u64;
     b.por_el1 = p.por_el1;
+    b.chain_entry = p.window.0;
+    b.win_open = p.window.1 as u64;
+    // 0 stands for "none": a POR_EL1 of 0 grants nothing, so the audit
+    // never learns from it.
+    (b.por_slow, b.por_known) = match p.por_slow {
+        None => (0, (0, 0)),
+        Some([a, b]) => (1, (a.unwrap_or(0), b.unwrap_or(0))),
+    };
     match p.hooks {
         Some((vbar, r)) => {
             b.vbar = vbar;
@@ -562,4 +621,90 @@ pub fn take_queued(cpu: usize, mut f: impl FnMut(&[u64; QUEUE_WORDS])) {
         f(r);
     }
     b.queue_len = 0;
+}
+
+/// Flight mode: the assembly pushes this CPU's completed entries and
+/// POR_EL1 changes into `ring` (a `FlightRing`, which only this CPU writes)
+/// instead of queueing them (boot, before the guest runs).
+pub fn set_ring(cpu: usize, ring: u64) {
+    // SAFETY: boot, before any other CPU runs.
+    unsafe { (*block(cpu)).ring = ring };
+}
+
+/// CPU `cpu`'s sequence counter, as an atomic: its own CPU (Rust, or the
+/// assembly with plain loads and stores: never at the same time) and, at
+/// the end of the run, the CPU that ends it (for a parked one).
+fn seq_counter(cpu: usize) -> &'static AtomicU64 {
+    // SAFETY: an aligned u64 in a static block.
+    unsafe { &*(&raw const (*block(cpu)).seq as *const AtomicU64) }
+}
+
+/// Takes CPU `cpu`'s next sequence number.
+#[inline]
+pub fn take_seq(cpu: usize) -> u64 {
+    seq_counter(cpu).fetch_add(1, Ordering::Relaxed)
+}
+
+/// CPU `cpu`'s next sequence number, not taken.
+pub fn peek_seq(cpu: usize) -> u64 {
+    seq_counter(cpu).load(Ordering::Relaxed)
+}
+
+/// The entry window as the assembly may have left it: (latest entry's
+/// seq, open).
+#[inline]
+pub fn window(cpu: usize) -> (u64, bool) {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    let b = unsafe { &*block(cpu) };
+    (b.chain_entry, b.win_open != 0)
+}
+
+/// Publishes the entry window (the tap changed it).
+#[inline]
+pub fn set_window(cpu: usize, last_entry: u64, open: bool) {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    let b = unsafe { &mut *block(cpu) };
+    b.chain_entry = last_entry;
+    b.win_open = open as u64;
+}
+
+/// The seq of CPU `cpu`'s latest exc_entry and por_write (0: none yet).
+#[inline]
+pub fn chain(cpu: usize) -> (u64, u64) {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    let b = unsafe { &*block(cpu) };
+    (b.chain_entry, b.chain_por)
+}
+
+/// Records CPU `cpu`'s latest por_write.
+#[inline]
+pub fn set_chain_por(cpu: usize, seq: u64) {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    unsafe { (*block(cpu)).chain_por = seq };
+}
+
+/// The shadow registers (ELR, SPSR, ESR, FAR) the assembly wrote at an
+/// entry since the last call, if any.
+#[inline]
+pub fn take_new_shadow(cpu: usize) -> Option<(u64, u64, u64, u64)> {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    let b = unsafe { &mut *block(cpu) };
+    if b.shadow_new == 0 {
+        return None;
+    }
+    b.shadow_new = 0;
+    Some((b.shadow_elr, b.shadow_spsr, b.shadow_esr, b.shadow_far))
+}
+
+/// This CPU's latest entry's call-trace note: (seq, ELR, x29, x30).
+pub fn note_entry() -> [u64; 4] {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    unsafe { (*current()).note_entry }
+}
+
+/// Notes this CPU's latest entry for its call trace.
+#[inline]
+pub fn set_note_entry(note: [u64; 4]) {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    unsafe { (*current()).note_entry = note };
 }

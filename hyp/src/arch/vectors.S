@@ -164,6 +164,27 @@ el2_vectors:
 .equ Q_ENTRY, {q_entry}                 /* ts, ELR, SPSR, ESR, FAR, POR_EL1, x29, x30 */
 .equ Q_POR, {q_por}                     /* ts, PC, old, new */
 .equ Q_ARG_SHIFT, {q_arg_shift}         /* word 0: kind | slot or register << this */
+.equ FP_RING, {fp_ring}                 /* flight mode: this CPU's FlightRing */
+.equ FP_SEQ, {fp_seq}
+.equ FP_WIN_OPEN, {fp_win_open}         /* then FP_POR_SLOW: one LDP */
+.equ FP_CHAIN_ENTRY, {fp_chain_entry}   /* then FP_CHAIN_POR */
+.equ FP_CHAIN_POR, {fp_chain_por}
+.equ FP_NOTE_ENTRY, {fp_note_entry}     /* seq, ELR, x29, x30 */
+.equ FP_SHADOW_NEW, {fp_shadow_new}
+.equ FP_POR_KNOWN, {fp_por_known}       /* two values: one LDP */
+.equ RING_NEXT, {ring_next}
+.equ RING_SLOTS, {ring_slots_off}
+.equ RING_RECORDED, {ring_recorded}
+.equ RING_LOST_STREAMED, {ring_lost_streamed}
+.equ RING_SLOTS_N, {ring_slots}
+.equ EV_BYTES, {ev_bytes}
+.equ EV_SEQ, {ev_seq}                   /* then EV_TS */
+.equ EV_KIND, {ev_kind}                 /* the word: kind, streamed = 0, padding */
+.equ EV_STREAMED, {ev_streamed}
+.equ EV_FIELDS, {ev_fields}             /* 7 words, as the trace record's */
+.equ KIND_EXC_ENTRY, {kind_exc_entry}
+.equ KIND_POR_WRITE, {kind_por_write}
+.equ FLIGHT_STATS_MASK, {flight_stats_mask} /* a flight_stats is due: Rust */
 .equ POR_VIRTUAL, {por_virtual}
 .equ POR_NATIVE, {por_native}
 .equ DENY_STALE, {deny_stale}
@@ -287,6 +308,64 @@ el2_vectors:
     str     x0, [x4, #32]
 .endm
 
+/* Flight mode (docs/flight.md "The hot path"): takes the next slot of the
+ * ring at x4 as monitor::flight::FlightRing::push does (the oldest event
+ * overwritten when full; one that had been streamed counted) and this
+ * CPU's next seq: x5 = the slot's base (its fields at RING_SLOTS + EV_*),
+ * x1 = the seq. When the push would be the one that makes a flight_stats
+ * due, goes to Rust before changing anything. x2 = the block. Clobbers
+ * x1, x5, x30. */
+.macro FLIGHT_PUSH
+    ldr     x5, [x4, #RING_RECORDED]
+    add     x5, x5, #1
+    tst     x5, #FLIGHT_STATS_MASK
+    b.eq    lower_sync_slow
+    str     x5, [x4, #RING_RECORDED]
+    ldr     x1, [x4, #RING_NEXT]
+    mov     x30, #EV_BYTES
+    cmp     x5, #RING_SLOTS_N           /* hi: the slot holds an older event */
+    madd    x5, x1, x30, x4
+    add     x1, x1, #1
+    and     x1, x1, #(RING_SLOTS_N - 1)
+    str     x1, [x4, #RING_NEXT]
+    b.ls    2f
+    ldrb    w1, [x5, #(RING_SLOTS + EV_STREAMED)]
+    cbz     w1, 2f
+    ldr     x1, [x4, #RING_LOST_STREAMED]
+    add     x1, x1, #1
+    str     x1, [x4, #RING_LOST_STREAMED]
+2:  ldr     x1, [x2, #FP_SEQ]
+    add     x30, x1, #1
+    str     x30, [x2, #FP_SEQ]
+.endm
+
+/* Flight mode: a POR_EL1 change (old x3, new x0) made at the PC in system
+ * register \pc_reg, pushed into the ring at x4 as a por_write (at_entry 0,
+ * entry_seq the latest entry). A change made while the entry window is open
+ * is an entry transition (streamed: Rust), and while the audit still learns
+ * POR_EL1 values Rust must see each change to a value it has not judged
+ * (FP_POR_SLOW): both go to Rust. Keeps x0, x3; clobbers x1, x4, x5, x30. */
+.macro RING_POR_CHANGE pc_reg
+    ldp     x1, x5, [x2, #FP_WIN_OPEN]  /* win_open, por_slow */
+    cbnz    x1, lower_sync_slow
+    cbz     x5, 6f
+    ldp     x1, x5, [x2, #FP_POR_KNOWN]
+    cmp     x0, x1
+    ccmp    x0, x5, #4, ne              /* Z: new is either known value */
+    b.ne    lower_sync_slow
+6:  FLIGHT_PUSH
+    mrs     x4, cntpct_el0
+    stp     x1, x4, [x5, #(RING_SLOTS + EV_SEQ)]        /* seq, ts */
+    mov     x4, #KIND_POR_WRITE
+    mrs     x30, \pc_reg
+    stp     x4, x30, [x5, #(RING_SLOTS + EV_KIND)]      /* kind; pc */
+    stp     xzr, x3, [x5, #(RING_SLOTS + EV_FIELDS + 8)]    /* reg POR_EL1, old */
+    ldr     x4, [x2, #FP_CHAIN_ENTRY]
+    stp     x0, xzr, [x5, #(RING_SLOTS + EV_FIELDS + 24)]   /* new, at_entry */
+    stp     x4, xzr, [x5, #(RING_SLOTS + EV_FIELDS + 40)]   /* entry_seq, sampled */
+    str     x1, [x2, #FP_CHAIN_POR]
+.endm
+
 /* \dst = the PA (= IPA: stage 1 only) of guest VA \va by AT S1E1R, the
  * guest's PAR_EL1 kept (\tmp); a VA stage 1 does not map: Rust path. */
 .macro AT_S1E1R_PA dst, va, tmp
@@ -375,15 +454,21 @@ vpoe_undef:
     ldr     x3, [x2, #FP_POR_EL1]
     cmp     x0, x3
     b.eq    lower_sync_done
-    QUEUE_RESERVE
-    QUEUE_POR_CHANGE elr_el1
-    QUEUE_COMMIT
+    ldr     x4, [x2, #FP_RING]
+    cbz     x4, vpoe_queue_change
+    RING_POR_CHANGE elr_el1
+vpoe_changed:
     str     x0, [x2, #FP_POR_EL1]
     /* pt_deny was computed for the old value: until the tap recomputes it,
      * every store to a table walks and goes to Rust */
     mov     x1, #DENY_STALE
     str     x1, [x2, #FP_PT_DENY]
     b       lower_sync_done
+vpoe_queue_change:
+    QUEUE_RESERVE
+    QUEUE_POR_CHANGE elr_el1
+    QUEUE_COMMIT
+    b       vpoe_changed
 lower_sync_por_read:
     and     x1, x1, #31
     ldr     x0, [x2, #FP_POR_EL1]
@@ -451,7 +536,11 @@ lower_sync_por_msr:
     mrs     x3, S3_0_C10_C2_4           /* POR_EL1 before */
     cmp     x0, x3
     b.eq    1f
-    QUEUE_RESERVE
+    ldr     x4, [x2, #FP_RING]
+    cbz     x4, 4f
+    RING_POR_CHANGE elr_el2
+    b       1f
+4:  QUEUE_RESERVE
     QUEUE_POR_CHANGE elr_el2
     QUEUE_COMMIT
 1:  msr     S3_0_C10_C2_4, x0
@@ -501,6 +590,8 @@ lower_sync_hvc:
 lower_sync_hvc_entry:                   /* x1 = slot */
     ldr     x3, [x2, #FP_ENTRY_SLOW]
     cbnz    x3, lower_sync_slow
+    ldr     x4, [x2, #FP_RING]
+    cbnz    x4, lower_sync_hvc_ring
     QUEUE_RESERVE
     lsl     x3, x1, #Q_ARG_SHIFT
     orr     x3, x3, #Q_ENTRY
@@ -533,6 +624,50 @@ lower_sync_hvc_entry:                   /* x1 = slot */
     stp     x29, x3, [x4, #56]
     QUEUE_COMMIT
     add     x3, x2, x1, lsl #3
+    ldr     x3, [x3, #FP_RESUME]
+    msr     elr_el2, x3
+    FAST_RETURN
+
+/* Flight mode: the entry straight into the ring at x4 as an exc_entry
+ * (depth 0: exception returns are not traced here), and what Rust's replay
+ * did with it: the shadow registers, the entry window opened, the latest
+ * entry for the cause chain and its call-trace note. x1 = slot. */
+lower_sync_hvc_ring:
+    mov     x0, x1
+    FLIGHT_PUSH                         /* x5 = the slot, x1 = its seq */
+    mrs     x3, cntpct_el0
+    stp     x1, x3, [x5, #(RING_SLOTS + EV_SEQ)]       /* seq, ts */
+    mov     x3, #KIND_EXC_ENTRY
+    stp     x3, x0, [x5, #(RING_SLOTS + EV_KIND)]      /* kind; vector */
+    mrs     x3, esr_el1
+    mrs     x4, elr_el1
+    stp     x3, x4, [x5, #(RING_SLOTS + EV_FIELDS + 8)]      /* esr, elr */
+    str     x3, [x2, #FP_SHADOW_ESR]
+    str     x4, [x2, #(FP_NOTE_ENTRY + 8)]
+    mrs     x3, spsr_el1
+    stp     x4, x3, [x2, #FP_SHADOW_ELR]
+    mrs     x4, far_el1
+    stp     x3, x4, [x5, #(RING_SLOTS + EV_FIELDS + 24)]     /* spsr, far */
+    str     x4, [x2, #(FP_SHADOW_ESR + 8)]
+    /* the POR_EL1 in force when the exception was taken */
+    ldr     x3, [x2, #FP_POR_MODE]
+    mov     x4, xzr
+    cmp     x3, #POR_VIRTUAL
+    b.ne    2f
+    ldr     x4, [x2, #FP_POR_EL1]
+2:  cmp     x3, #POR_NATIVE
+    b.ne    3f
+    mrs     x4, S3_0_C10_C2_4
+3:  stp     x4, xzr, [x5, #(RING_SLOTS + EV_FIELDS + 40)]    /* por, depth */
+    mov     x3, #1
+    str     x3, [x2, #FP_SHADOW_VALID]
+    str     x3, [x2, #FP_SHADOW_NEW]
+    str     x3, [x2, #FP_WIN_OPEN]
+    str     x1, [x2, #FP_CHAIN_ENTRY]
+    str     x1, [x2, #FP_NOTE_ENTRY]
+    ldr     x3, [sp, #16 * 15]          /* the interrupted x30 */
+    stp     x29, x3, [x2, #(FP_NOTE_ENTRY + 16)]
+    add     x3, x2, x0, lsl #3
     ldr     x3, [x3, #FP_RESUME]
     msr     elr_el2, x3
     FAST_RETURN

@@ -1,0 +1,113 @@
+//! The flight recorder's hot path (docs/flight.md "The hot path"): with
+//! `porwatch.stream=flight` the assembly pushes completed exception entries
+//! and POR_EL1 changes into the CPU's ring itself. What it leaves to Rust
+//! (entry transitions, the flight_stats period) and what it counts must
+//! give the same trace as Rust recording every event.
+mod common;
+use common::*;
+use porwatch::OwnedRecord;
+
+/// (kind, seq, fields) of a record: what must match between two runs
+/// under -icount (timestamps aside).
+fn key(r: &OwnedRecord) -> (String, u64, String) {
+    (r.kind.clone(), r.seq, format!("{:?}", r.fields))
+}
+
+fn run(guest: &str, stream: &str, append: Option<&str>) -> Outcome {
+    let mut a = args(guest);
+    a.hyp_opts = vec![format!("stream={stream}")];
+    a.append = append.map(str::to_string);
+    a.icount = true;
+    let o = run_guest(a);
+    assert_eq!(o.status, 0, "{guest} {stream}: console:\n{}", o.console);
+    assert!(!o.console.contains("FAIL"), "{guest} {stream}: console:\n{}", o.console);
+    assert!(o.stats.is_clean(), "{guest} {stream}: {:?}", o.stats);
+    o
+}
+
+/// The `exceptions` kernel's entry transitions (its entry code lowers
+/// POR_EL1) reach the trace in flight mode exactly as the full stream has
+/// them: each at_entry `por_write` and the `exc_entry` it names, with the
+/// same seqs and fields, although the assembly recorded the entries (and
+/// the plain POR writes) in the ring and Rust only the transitions.
+#[test]
+fn flight_mode_streams_the_full_streams_entry_transitions() {
+    let all = run("exceptions", "all", None);
+    let flight = run("exceptions", "flight", None);
+    let transitions = |o: &Outcome| -> Vec<(String, u64, String)> {
+        let at_entry: Vec<&OwnedRecord> =
+            o.of_kind("por_write").filter(|r| r.get_u64("at_entry") == Some(1)).collect();
+        let mut v = Vec::new();
+        for w in at_entry {
+            let entry_seq = w.get_u64("entry_seq").unwrap();
+            let e = o
+                .of_kind("exc_entry")
+                .find(|e| e.seq == entry_seq)
+                .unwrap_or_else(|| panic!("entry {entry_seq} of {w:?} not in the trace"));
+            v.push(key(e));
+            v.push(key(w));
+        }
+        v
+    };
+    let want = transitions(&all);
+    assert_eq!(want.len(), 12, "the kernel makes six entry transitions: {want:#?}");
+    assert_eq!(transitions(&flight), want);
+    // The plain POR writes stayed in the ring (every entry of this kernel
+    // is a transition's).
+    assert!(flight.of_kind("por_write").count() < all.of_kind("por_write").count());
+    let fs = flight.one("flight_stats");
+    let ring_kinds = ["exc_entry", "exc_return", "por_write", "trap"];
+    let events = all.records.iter().filter(|r| ring_kinds.contains(&r.kind.as_str())).count() as u64;
+    assert_eq!(fs.get_u64("events"), Some(events), "every entry, POR write and trap went into the ring");
+}
+
+/// A flood of `svc` round trips and POR_EL1 changes (the `bench` kernel),
+/// every one recorded by the assembly: more than the `flight_stats` period
+/// (the push that makes one due goes to Rust) and hundreds of times the
+/// ring. Every event is counted, and every one the ring lost is counted as
+/// overwritten (none silently), with the same totals as the full stream's
+/// records.
+#[test]
+fn a_flood_through_the_assembly_is_counted_and_nothing_is_lost_silently() {
+    const ITERS: u64 = 35_000; // per operation: 70,000 ring events
+    const PERIOD: u64 = 65_536;
+    const SLOTS: u64 = porwatch_monitor::flight::FLIGHT_SLOTS as u64;
+    let append = format!("bench.iters={ITERS}");
+    let flight = run("bench", "flight", Some(&append));
+    let stats: Vec<(u64, u64, u64)> = flight
+        .of_kind("flight_stats")
+        .map(|r| {
+            let f = |n| r.get_u64(n).unwrap();
+            (f("events"), f("streamed"), f("overwritten"))
+        })
+        .collect();
+    assert_eq!(stats.len(), 2, "one at the period, one at the end: {stats:?}");
+    assert_eq!(stats[0].0, PERIOD, "{stats:?}");
+    let (events, _, overwritten) = stats[1];
+    // The ring holds its last SLOTS events; every older one was overwritten,
+    // and counted unless it had been streamed: here the entry transition
+    // of the first POR_EL1 change after the svc flood (the last entry's
+    // window is open), itself overwritten by the POR flood (no hazard, so
+    // no chain).
+    let mut streamed: Vec<u64> = flight
+        .records
+        .iter()
+        .filter(|r| r.kind == "exc_entry" || r.kind == "por_write")
+        .map(|r| r.seq)
+        .collect();
+    streamed.dedup();
+    assert!(!streamed.is_empty() && events > 2 * ITERS, "{stats:?}");
+    assert_eq!(overwritten, events - SLOTS - streamed.len() as u64, "{stats:?}, streamed {streamed:?}");
+    // The full stream sends each of those events as a record: the same
+    // count, and the flood's entries all there with consecutive seqs.
+    let all = run("bench", "all", Some(&append));
+    let ring_kinds = ["exc_entry", "exc_return", "por_write", "trap"];
+    let all_events = all.records.iter().filter(|r| ring_kinds.contains(&r.kind.as_str())).count() as u64;
+    assert_eq!(events, all_events, "flight_stats.events against the full stream's records");
+    assert!(all.of_kind("exc_entry").count() as u64 >= ITERS);
+    // The seq numbering is the same in both modes: the last flood entry's
+    // seq in the full stream is below the flight run's final flight_stats.
+    let last_entry = all.of_kind("exc_entry").last().unwrap().seq;
+    let final_stats = flight.of_kind("flight_stats").last().unwrap().seq;
+    assert!(last_entry < final_stats, "{last_entry} vs {final_stats}");
+}
