@@ -15,6 +15,11 @@
 //! changes nothing), and the handler, with IRQs unmasked as Linux's syscall
 //! path runs, does syscall *n*'s work:
 //!
+//! * **plain kernel work** (`kpkeys_bench.work=W`, default 0): W volatile
+//!   loads folded into a checksum (≈ 6 instructions a word, no trap, no
+//!   table store): how much ordinary kernel code surrounds the traps.
+//!   W = 6000 gives ≈ 36,000 instructions per syscall, a Linux kernel's
+//!   density (Debian's 6.1: ≈ 35,000 per exception entry);
 //! * **guarded PTE updates**: 2 (n odd) or 3 (n even) of them, each
 //!   `kpkeys_set_level` (MRS POR_EL1, MSR POR_EL1 0x57 + ISB), 1, 2, 1 or 1
 //!   stores (a cycle of 4) to the user L3 table (map or unmap a data page at
@@ -54,6 +59,7 @@
 //! # Command line
 //!
 //! `kpkeys_bench.iters=N` (syscalls, 1..=100,000,000, default 20,000),
+//! `kpkeys_bench.work=W` (0..=10,000,000, default 0),
 //! `kpkeys_bench.dry=1` (skip every POR_EL1/TCR2_EL1 access even when
 //! FEAT_S1POE is advertised: the reference run on bare QEMU, which has no
 //! POE; without it a kernel that finds no FEAT_S1POE fails, status 1),
@@ -61,13 +67,15 @@
 //!
 //! # Console and exit status
 //!
-//! `kpkeys_bench: iters=N dry=0|1 bug=0|1 poe=0|1 hz=250 cntfrq=F`, the
+//! `kpkeys_bench: iters=N work=W dry=0|1 bug=0|1 poe=0|1 hz=250 cntfrq=F`, the
 //! layout, then after the loop
 //!
 //! ```text
 //! kpkeys_bench: loop svcs=N irqs=I irqs_in_window=W entries=E por_writes=P por_reads=R stores=S stores_untracked=U batches=B tables_linked=T roots=O ticks=K
 //! kpkeys_bench: totals entries=E por_writes=P stores=S roots=O
 //! kpkeys_bench: per_entry por_writes=x.xx stores=x.xx
+//! kpkeys_bench: ticks syscall_work=.. plain_work=.. guarded=.. batch=.. churn=.. root=.. irq_work=.. rest=.. work_sum=..
+//! kpkeys_bench: ticks_per syscall=.. work=.. guarded_update=.. batch=.. churn=.. root=.. irq=.. entry_and_el0=..
 //! kpkeys_bench: done
 //! ```
 //!
@@ -78,7 +86,12 @@
 //! stores to tables reachable from a TTBR (`pt_stats.stores`, each one
 //! descriptor: `pt_stats.table_writes` too), `roots` = TTBR0 writes after the
 //! MMU is on (`pt_root` records beyond the set-up's). With dry=1 POR counts
-//! are 0. Exit status: 0, 1 on a bad command line or a failed self-check
+//! are 0. `ticks` splits the loop's CNTVCT span by kind of work (the
+//! syscall handler's whole work, and within it the plain work, guarded
+//! updates, batches, churn, new roots; the IRQ handler's; the rest is entry
+//! and exit code and EL0) and `ticks_per` divides by the count of each: under
+//! `-icount shift=0` those are instructions, EL2's included (an IRQ nested in
+//! a syscall is counted in both; they are rare). Exit status: 0, 1 on a bad command line or a failed self-check
 //! (`kpkeys_bench: FAIL ...`), 100 on an unexpected exception, 101 on a
 //! panic. The run ends with PSCI SYSTEM_OFF over HVC where the device tree
 //! says so (bare QEMU), else porwatch's test exit.
@@ -97,6 +110,7 @@ use porwatch_monitor::fdt;
 
 const DEFAULT_ITERS: u64 = 20_000;
 const MAX_ITERS: u64 = 100_000_000;
+const MAX_WORK: u64 = 10_000_000;
 /// Timer interrupts per second (CONFIG_HZ=250).
 const HZ: u64 = 250;
 /// A lazy-MMU batch every this many syscalls.
@@ -209,6 +223,9 @@ struct Counts {
     t_root: AtomicU64,
     t_irq: AtomicU64,
     t_syscall: AtomicU64,
+    t_work: AtomicU64,
+    /// The checksum of the plain work (printed, so it cannot be elided).
+    work_sum: AtomicU64,
 }
 
 static C: Counts = Counts {
@@ -228,6 +245,8 @@ static C: Counts = Counts {
     t_root: AtomicU64::new(0),
     t_irq: AtomicU64::new(0),
     t_syscall: AtomicU64::new(0),
+    t_work: AtomicU64::new(0),
+    work_sum: AtomicU64::new(0),
 };
 
 /// Runs `f`, adding the CNTVCT ticks it took to `acc`.
@@ -250,6 +269,8 @@ fn get(c: &AtomicU64) -> u64 {
 struct State {
     iters: AtomicU64,
     bug: AtomicBool,
+    /// Words of plain kernel work (a checksum) per syscall.
+    work: AtomicU64,
     /// Where the user task returns to the kernel after the last syscall.
     resume: AtomicU64,
     /// The user L2 and L3 tables, the vmalloc L3 table.
@@ -268,6 +289,7 @@ struct State {
 static S: State = State {
     iters: AtomicU64::new(DEFAULT_ITERS),
     bug: AtomicBool::new(false),
+    work: AtomicU64::new(0),
     resume: AtomicU64::new(0),
     user_l2: AtomicU64::new(0),
     user_l3: AtomicU64::new(0),
@@ -442,8 +464,28 @@ fn bug_store() {
     store(mmu::desc_va(l3, idx), if old == 0 { backing_pa(idx) | PROT_USER_RO } else { 0 });
 }
 
+/// What the plain kernel work reads: the backing pages (32 KiB).
+const WORK_WORDS: usize = BACKING_PAGES * 512;
+
+/// The syscall's plain kernel work (no trap, no table store): `words`
+/// volatile loads folded into a checksum, like copy_to_user or a page of
+/// checksumming. It sets how much non-trapping work each entry does.
+fn plain_work(words: u64, salt: u64) {
+    let base = BACKING.0.get() as *const u64;
+    let mut h = salt;
+    for i in 0..words as usize {
+        let w = unsafe { base.add(i % WORK_WORDS).read_volatile() };
+        h = h.rotate_left(5) ^ w;
+    }
+    add(&C.work_sum, h);
+}
+
 fn syscall(n: u64) {
     unsafe { asm!("msr daifclr, #2", options(nostack)) };
+    let words = S.work.load(Ordering::Relaxed);
+    if words != 0 {
+        timed(&C.t_work, || plain_work(words, n));
+    }
     let windows = if n.is_multiple_of(2) { 3 } else { 2 };
     for j in 0..windows {
         let k = GUARD_STORES[((n + j) % GUARD_STORES.len() as u64) as usize];
@@ -539,12 +581,13 @@ fn run_user() {
 
 struct Args {
     iters: u64,
+    work: u64,
     dry: bool,
     bug: bool,
 }
 
 fn parse_args(plat: &fdt::Platform) -> Result<Args, ()> {
-    let mut a = Args { iters: DEFAULT_ITERS, dry: false, bug: false };
+    let mut a = Args { iters: DEFAULT_ITERS, work: 0, dry: false, bug: false };
     for (k, v) in cmdline::words(plat.chosen.bootargs.unwrap_or(""), "kpkeys_bench.") {
         match (k, v) {
             ("kpkeys_bench.iters", Some(v)) => match cmdline::parse_u64(v) {
@@ -554,13 +597,20 @@ fn parse_args(plat: &fdt::Platform) -> Result<Args, ()> {
                     return Err(());
                 }
             },
+            ("kpkeys_bench.work", Some(v)) => match cmdline::parse_u64(v) {
+                Some(n) if n <= MAX_WORK => a.work = n,
+                _ => {
+                    println!("kpkeys_bench: FAIL bad kpkeys_bench.work={} (want 0..={})", v, MAX_WORK);
+                    return Err(());
+                }
+            },
             ("kpkeys_bench.dry", Some("0")) => a.dry = false,
             ("kpkeys_bench.dry", Some("1")) => a.dry = true,
             ("kpkeys_bench.bug", Some("0")) => a.bug = false,
             ("kpkeys_bench.bug", Some("1")) => a.bug = true,
             _ => {
                 println!(
-                    "kpkeys_bench: FAIL unknown option {}{}{} (kpkeys_bench.iters=N, .dry=0|1, .bug=0|1)",
+                    "kpkeys_bench: FAIL unknown option {}{}{} (kpkeys_bench.iters=N, .work=W, .dry=0|1, .bug=0|1)",
                     k,
                     if v.is_some() { "=" } else { "" },
                     v.unwrap_or("")
@@ -600,6 +650,7 @@ fn test_main(boot: &Boot) -> u32 {
     };
     S.iters.store(args.iters, Ordering::Relaxed);
     S.bug.store(args.bug, Ordering::Relaxed);
+    S.work.store(args.work, Ordering::Relaxed);
     kentry::install(handler);
     let mut poe = kpkeys::init();
     if args.dry {
@@ -615,8 +666,8 @@ fn test_main(boot: &Boot) -> u32 {
     let cntfrq = timer::cntfrq();
     S.timer_ticks.store(cntfrq / HZ, Ordering::Relaxed);
     println!(
-        "kpkeys_bench: iters={} dry={} bug={} poe={} hz={} cntfrq={}",
-        args.iters, args.dry as u8, args.bug as u8, poe as u8, HZ, cntfrq
+        "kpkeys_bench: iters={} work={} dry={} bug={} poe={} hz={} cntfrq={}",
+        args.iters, args.work, args.dry as u8, args.bug as u8, poe as u8, HZ, cntfrq
     );
 
     let (Some(gic), Some(t)) = (plat.gic.as_ref(), plat.timer.as_ref()) else {
@@ -728,19 +779,22 @@ fn test_main(boot: &Boot) -> u32 {
     println!("kpkeys_bench: per_entry por_writes={}.{:02} stores={}.{:02}", pi, pf, si, sf);
     let per = |t: &AtomicU64, n: u64| get(t) / n.max(1);
     println!(
-        "kpkeys_bench: ticks syscall_work={} guarded={} batch={} churn={} root={} irq_work={} rest={}",
+        "kpkeys_bench: ticks syscall_work={} plain_work={} guarded={} batch={} churn={} root={} irq_work={} rest={} work_sum={:#x}",
         get(&C.t_syscall),
+        get(&C.t_work),
         get(&C.t_guarded),
         get(&C.t_batch),
         get(&C.t_churn),
         get(&C.t_root),
         get(&C.t_irq),
-        ticks.saturating_sub(get(&C.t_syscall) + get(&C.t_irq))
+        ticks.saturating_sub(get(&C.t_syscall) + get(&C.t_irq)),
+        get(&C.work_sum)
     );
     let guarded_n = svcs / 2 * 5 + svcs % 2 * 3;
     println!(
-        "kpkeys_bench: ticks_per syscall={} guarded_update={} batch={} churn={} root={} irq={} entry_and_el0={}",
+        "kpkeys_bench: ticks_per syscall={} work={} guarded_update={} batch={} churn={} root={} irq={} entry_and_el0={}",
         ticks / svcs.max(1),
+        per(&C.t_work, svcs),
         per(&C.t_guarded, guarded_n),
         per(&C.t_batch, get(&C.batches)),
         per(&C.t_churn, get(&C.tables_linked)),
