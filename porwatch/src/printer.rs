@@ -4,25 +4,24 @@
 //! so that a `hazard` record's cause chain (`entry_seq`, `por_seq`: records
 //! of the CPU that made the write, in that CPU's numbering) can be shown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use porwatch_monitor::flight::{chain_len, Link};
-use porwatch_trace::{decode_payload, encode_payload, Event, PorReg, Record, TrapOutcome, MAX_PAYLOAD};
+use porwatch_monitor::cmdline::STREAM_FLIGHT_BIT;
+use porwatch_trace::{decode_payload, encode_payload, Event, Record, TrapOutcome, MAX_PAYLOAD};
 
+use crate::chain::{self, Cut};
 use crate::decode::{Item, Timestamp};
 use crate::filter::Filter;
 use crate::findings::{Findings, Seen};
 use crate::hazard::{self, Entry};
 use crate::perfetto::Perfetto;
+use crate::records::OwnedRecord;
 use crate::stats::DecodeStats;
 use crate::symbols::{Symbolizer, Symbols};
 use crate::{audit_report, calltrace, json, text};
-
-/// `hazard.poindex` when the leaf could not be found.
-const POINDEX_UNKNOWN: u64 = 8;
 
 /// How many `exc_entry` and how many `por_write` records are remembered,
 /// per CPU.
@@ -48,6 +47,11 @@ pub struct ViewOptions {
     pub filter: Filter,
     /// Write a Chrome Trace Event Format file here at the end (`--perfetto`).
     pub perfetto: Option<PathBuf>,
+    /// `porwatch run`'s readable default (text, no `--all`): when the
+    /// header says `stream=flight`, show only hazard reports, entry
+    /// transitions and findings ([`brief_shows`]); the console and the
+    /// summary as always.
+    pub brief: bool,
 }
 
 /// A remembered record: its payload (re-decoded on demand) and context.
@@ -85,6 +89,48 @@ pub struct Printer {
     findings: Findings,
     /// The header's counter frequency (0: none seen).
     cntfrq: u64,
+    /// Per CPU: its latest chain links and `cause_chain` records, for
+    /// [`chain::span_of_hazard`].
+    recent: BTreeMap<u32, Recent>,
+    /// [`ViewOptions::brief`].
+    brief: bool,
+    /// The header says `porwatch.stream=flight`.
+    flight: bool,
+    /// Per CPU: records still to come of the chain a `cause_chain` opened.
+    block_left: BTreeMap<u32, u64>,
+}
+
+/// A CPU's latest chain links (exc_entry, exc_return, por_write) and
+/// `cause_chain` records, oldest first: owned (for the chain rule) and
+/// encoded (for printing), index for index.
+#[derive(Default)]
+struct Recent {
+    recs: VecDeque<OwnedRecord>,
+    stored: VecDeque<Stored>,
+}
+
+/// How many records [`Recent`] keeps per CPU (entries and POR writes).
+const RECENT: usize = 2 * HISTORY;
+
+/// A hazard's cause chain as the printer shows it.
+struct ChainOut {
+    /// The chain's records (encoded) and times, oldest first.
+    items: Vec<(Vec<u8>, Option<Timestamp>)>,
+    cut: Cut,
+}
+
+/// What the readable default shows of a flight trace: hazards (with their
+/// reports), entry transitions (the exc_entry/por_write/exc_return records
+/// streamed outside a cause chain: the chain is in the hazard's report),
+/// and findings. Not the chain blocks, call traces (in the report), table
+/// roots, counters or boot records.
+pub fn brief_shows(kind: &str, in_chain: bool) -> bool {
+    match kind {
+        "exc_entry" | "por_write" | "exc_return" => !in_chain,
+        "hazard" | "coverage_gap" | "unknown_trap" | "audit" | "audit_table" | "audit_stale" | "dropped"
+        | "panic" | "smmu_event" | "guest_exit" => true,
+        _ => false,
+    }
 }
 
 /// An `unknown_trap` porwatch answered with an UNDEF: an instruction it
@@ -130,6 +176,10 @@ impl Printer {
             calls: BTreeMap::new(),
             findings: Findings::default(),
             cntfrq: 0,
+            recent: BTreeMap::new(),
+            brief: view.brief,
+            flight: false,
+            block_left: BTreeMap::new(),
         }
     }
 
@@ -239,6 +289,8 @@ impl Printer {
                 self.pors.clear();
                 self.last_printed.clear();
                 self.vbar.clear();
+                self.recent.clear();
+                self.block_left.clear();
             }
             Event::TapArm { vbar, .. } => {
                 self.vbar.insert(rec.cpu, vbar);
@@ -270,9 +322,11 @@ impl Printer {
             }
             _ => {}
         }
-        if let Event::Header { cntfrq, .. } = rec.event {
+        if let Event::Header { cntfrq, options, .. } = rec.event {
             self.cntfrq = cntfrq;
+            self.flight = options >> STREAM_FLIGHT_BIT & 1 != 0;
         }
+        let in_chain = self.keep_recent(rec, time);
         let seen = self.findings.observe(rec);
         if let Some(p) = self.perfetto.as_mut() {
             p.record(rec, time, self.sym.as_ref());
@@ -280,9 +334,13 @@ impl Printer {
         if !self.filter.matches(rec, self.sym.as_ref()) {
             return Ok(());
         }
+        let brief = self.brief && self.flight && !self.json;
+        if brief && !brief_shows(rec.event.kind_name(), in_chain) {
+            return Ok(());
+        }
         if let Event::Audit { .. } | Event::AuditTable { .. } | Event::AuditStale { .. } = rec.event {
             // --hazards-only text shows the audit's report, not its records.
-            if !self.hazards_only || self.json {
+            if !(self.hazards_only || brief) || self.json {
                 self.print(out, rec, time)?;
             }
             if let (Seen::AuditComplete(i), false) = (seen, self.json) {
@@ -334,15 +392,18 @@ impl Printer {
                     }
                 }
             }
-            if !self.json {
-                let e = entry_rec.as_ref().map(|(r, _, v)| Entry { record: r, vbar: *v });
-                let p = por_rec.as_ref().map(|(r, _)| r);
-                out.write_all(hazard::report(rec, e, p, self.sym.as_ref()).as_bytes())?;
-                self.write_chain(out, rec, entry_seq, por_seq)?;
-                let (store, entry) =
-                    (self.findings.call(cpu, trace_seq), self.findings.call(cpu, entry_trace_seq));
-                out.write_all(calltrace::section(store, entry, entry_seq, self.sym.as_ref()).as_bytes())?;
+            let chain = self.chain_of(rec);
+            if self.json {
+                self.last_printed.insert(rec.cpu, rec.seq);
+                return write_hazard_json(out, rec, time, self.sym.as_ref(), &chain);
             }
+            let e = entry_rec.as_ref().map(|(r, _, v)| Entry { record: r, vbar: *v });
+            let p = por_rec.as_ref().map(|(r, _)| r);
+            out.write_all(hazard::report(rec, e, p, self.sym.as_ref()).as_bytes())?;
+            self.write_chain(out, &chain, entry_seq, por_seq)?;
+            let (store, entry) =
+                (self.findings.call(cpu, trace_seq), self.findings.call(cpu, entry_trace_seq));
+            out.write_all(calltrace::section(store, entry, entry_seq, self.sym.as_ref()).as_bytes())?;
             return self.print(out, rec, time);
         }
         if self.hazards_only && !is_injected_undef(rec) {
@@ -351,41 +412,73 @@ impl Printer {
         self.print(out, rec, time)
     }
 
-    /// The hazard's whole cause chain (docs/flight.md's rule, over the
-    /// remembered entries and POR writes of its CPU), when it holds more
-    /// than the entry and POR write the report names already.
-    fn write_chain(
-        &self,
-        out: &mut dyn Write,
-        h: &Record<'_>,
-        entry_seq: u64,
-        por_seq: u64,
-    ) -> io::Result<()> {
-        let Event::Hazard { poindex, unprivileged, .. } = h.event else { return Ok(()) };
-        let mut recent: Vec<(u64, &Stored)> = Vec::new();
-        for map in [self.entries.get(&h.cpu), self.pors.get(&h.cpu)].into_iter().flatten() {
-            recent.extend(map.range(..h.seq).map(|(&seq, s)| (seq, s)));
-        }
-        recent.sort_by_key(|&(seq, _)| std::cmp::Reverse(seq));
-        let decoded: Vec<(Record<'_>, Option<Timestamp>)> =
-            recent.iter().filter_map(|(_, s)| decode_payload(&s.payload).ok().map(|r| (r, s.time))).collect();
-        let links = decoded.iter().map(|(r, _)| match r.event {
-            Event::ExcEntry { .. } => Some(Link::Entry),
-            Event::PorWrite { reg, old, at_entry, .. } => {
-                Some(Link::Por { reg, old, at_entry: at_entry != 0 })
+    /// Keeps `rec` among its CPU's recent chain links when it is one (or
+    /// a `cause_chain`); returns whether it belongs to the chain block a
+    /// `cause_chain` opened (or is that record).
+    fn keep_recent(&mut self, rec: &Record<'_>, time: Option<Timestamp>) -> bool {
+        let is_link =
+            matches!(rec.event, Event::ExcEntry { .. } | Event::ExcReturn { .. } | Event::PorWrite { .. });
+        let left = self.block_left.entry(rec.cpu).or_default();
+        let in_chain = match rec.event {
+            Event::CauseChain { events, .. } => {
+                *left = events;
+                true
             }
-            _ => None,
-        });
-        let reg = if unprivileged != 0 { PorReg::PorEl0 } else { PorReg::PorEl1 } as u64;
-        let pkey = (poindex < POINDEX_UNKNOWN).then_some(poindex as u8);
-        let span = chain_len(links, reg, pkey);
-        let chain = &decoded[..span.len];
-        if chain.iter().all(|(r, _)| r.seq == entry_seq || r.seq == por_seq) {
+            _ if is_link && *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+        if is_link || matches!(rec.event, Event::CauseChain { .. }) {
+            let mut buf = [0u8; MAX_PAYLOAD];
+            if let Some(n) = encode_payload(rec, &mut buf) {
+                let r = self.recent.entry(rec.cpu).or_default();
+                r.recs.push_back(OwnedRecord::from(rec));
+                let payload = buf.get(..n).unwrap_or(&[]).to_vec();
+                r.stored.push_back(Stored { payload, time, vbar: None });
+                if r.recs.len() > RECENT {
+                    r.recs.pop_front();
+                    r.stored.pop_front();
+                }
+            }
+        }
+        in_chain
+    }
+
+    /// The hazard `h`'s cause chain (docs/flight.md): in a flight trace the
+    /// block its `cause_chain` announced, in a full stream the rule over
+    /// the CPU's recent records ([`chain::span_of_hazard`], both).
+    fn chain_of(&mut self, h: &Record<'_>) -> ChainOut {
+        let r = self.recent.entry(h.cpu).or_default();
+        r.recs.push_back(OwnedRecord::from(h));
+        let recs = r.recs.make_contiguous();
+        let span = chain::span_of_hazard(recs, recs.len() - 1);
+        r.recs.pop_back();
+        let Some(span) = span else { return ChainOut { items: vec![], cut: Cut::History } };
+        let header = span.header.and_then(|i| r.recs.get(i));
+        let cut = chain::cut_of(span.complete, header);
+        let items = span
+            .records
+            .iter()
+            .filter_map(|&i| r.stored.get(i).map(|s| (s.payload.clone(), s.time)))
+            .collect();
+        ChainOut { items, cut }
+    }
+
+    /// The text report's `chain:` section: the hazard's whole cause chain,
+    /// when it holds more than the entry and POR write the report names
+    /// already, or does not start at the write that took write away (then
+    /// it says why).
+    fn write_chain(&self, out: &mut dyn Write, c: &ChainOut, entry_seq: u64, por_seq: u64) -> io::Result<()> {
+        let chain: Vec<(Record<'_>, Option<Timestamp>)> =
+            c.items.iter().filter_map(|(p, t)| decode_payload(p).ok().map(|r| (r, *t))).collect();
+        let in_report = chain.iter().all(|(r, _)| r.seq == entry_seq || r.seq == por_seq);
+        if (c.cut == Cut::No && in_report) || (c.cut == Cut::History && chain.is_empty()) {
             return Ok(());
         }
-        let how = if span.found { "since write was taken away" } else { "incomplete: all this trace holds" };
-        writeln!(out, "  chain:  {} records {how}:", chain.len())?;
-        for (r, t) in chain.iter().rev() {
+        writeln!(out, "  chain:  {} records {}:", chain.len(), cut_text(c.cut))?;
+        for (r, t) in &chain {
             writeln!(out, "          {}", text::record_line_with(r, *t, self.sym.as_ref()))?;
         }
         Ok(())
@@ -399,6 +492,45 @@ impl Printer {
             writeln!(out, "{}", text::record_line_with(rec, time, self.sym.as_ref()))
         }
     }
+}
+
+/// Why a chain starts where it does, after "chain: N records".
+fn cut_text(cut: Cut) -> String {
+    match cut {
+        Cut::No => "since write was taken away".into(),
+        Cut::NeverGranted => {
+            "from this CPU's first event (no POR write ever granted write to the pkey)".into()
+        }
+        Cut::RingWrapped { overwritten: 0 } => {
+            "cut where the flight ring had wrapped (it lost nothing unsent: \
+             its older events are earlier in this trace)"
+                .into()
+        }
+        Cut::RingWrapped { overwritten } => {
+            format!("cut where the flight ring had wrapped ({overwritten} older events were lost unsent)")
+        }
+        Cut::History => "incomplete: all this trace holds".into(),
+    }
+}
+
+/// A hazard's JSON line with its `chain` member.
+fn write_hazard_json(
+    out: &mut dyn Write,
+    h: &Record<'_>,
+    time: Option<Timestamp>,
+    sym: Option<&Symbolizer>,
+    c: &ChainOut,
+) -> io::Result<()> {
+    let records: Vec<(Record<'_>, Option<Timestamp>)> =
+        c.items.iter().filter_map(|(p, t)| decode_payload(p).ok().map(|r| (r, *t))).collect();
+    let (cut, overwritten) = match c.cut {
+        Cut::No => ("none", None),
+        Cut::NeverGranted => ("never_granted", None),
+        Cut::RingWrapped { overwritten } => ("ring_wrapped", Some(overwritten)),
+        Cut::History => ("history", None),
+    };
+    let chain = json::ChainJson { complete: c.cut == Cut::No, cut, overwritten, records: &records };
+    json::write_hazard_with(out, h, time, sym, &chain)
 }
 
 fn remember(map: &mut BTreeMap<u64, Stored>, rec: &Record<'_>, time: Option<Timestamp>, vbar: Option<u64>) {

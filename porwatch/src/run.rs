@@ -57,9 +57,20 @@ pub struct RunArgs {
     /// is refused).
     #[arg(long, conflicts_with = "linux")]
     pub raw: bool,
-    /// Write the raw trace bytes to FILE (decode later with `porwatch decode FILE`).
+    /// Write the raw trace bytes, as streamed, to FILE (decode later with
+    /// `porwatch decode FILE`).
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
+    /// Stream and print every record (porwatch.stream=all: every exception
+    /// entry, return, POR write and trap). Without it porwatch keeps those
+    /// in its per-CPU flight recorder and streams hazards with their cause
+    /// chains, entry transitions and findings (docs/flight.md), and the
+    /// text output is the guest console, hazard reports with their chains,
+    /// entry transitions, findings and the summary (--kind, --addr, --pkey
+    /// and --symbol select from every record streamed). Same as --hyp-opt
+    /// stream=all.
+    #[arg(long)]
+    pub all: bool,
     /// Print the trace as JSON lines on stdout (the guest console goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -258,6 +269,23 @@ pub fn run(
     r
 }
 
+/// `--all`: adds `stream=all` to the porwatch options; refuses a
+/// `stream=flight` given with it (as an option or a kernel command-line
+/// word).
+fn all_stream(hyp_opts: &mut Vec<String>, append: Option<&str>) -> Result<()> {
+    let given = hyp_opts
+        .iter()
+        .map(|o| o.trim_start_matches("porwatch."))
+        .chain(append.unwrap_or_default().split_whitespace().filter_map(|w| w.strip_prefix("porwatch.")))
+        .filter_map(|o| o.strip_prefix("stream="))
+        .find(|&v| v != "all");
+    if let Some(v) = given {
+        bail!("--all streams every record (porwatch.stream=all); it cannot be combined with stream={v}");
+    }
+    hyp_opts.push("stream=all".into());
+    Ok(())
+}
+
 /// What [`run`] resolved before QEMU starts.
 struct RunPlan {
     hyp: PathBuf,
@@ -322,6 +350,9 @@ fn run_in(
         guest_args: args.append.clone().unwrap_or_default(),
         hyp_opts: {
             let mut v = args.hyp_opts.clone();
+            if args.all {
+                all_stream(&mut v, args.append.as_deref())?;
+            }
             if let Some(p) = args.policy {
                 if v.iter().any(|o| o.trim_start_matches("porwatch.").starts_with("policy=")) {
                     bail!("--policy and --hyp-opt policy=... both given");
@@ -340,7 +371,10 @@ fn run_in(
     let traced = !argv
         .windows(2)
         .any(|w| w[0] == "-append" && w[1].split_whitespace().any(|o| o == "porwatch.trace=none"));
-    let view = args.view.view(plan.default_symbols.as_deref(), args.verbose)?;
+    let mut view = args.view.view(plan.default_symbols.as_deref(), args.verbose)?;
+    // The readable default (applies to a flight trace: the printer checks
+    // the header's stream bit, so `--hyp-opt stream=all` prints everything).
+    view.brief = !args.json && !args.all && !view.hazards_only && view.filter.is_empty();
     let mut raw = match &args.trace_out {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
         None => None,
