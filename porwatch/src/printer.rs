@@ -851,6 +851,118 @@ mod tests {
         );
     }
 
+    /// A flight trace's header, a chain block of `links` announced by a
+    /// `cause_chain`, and the hazard.
+    fn flight_hazard(complete: u64, overwritten: u64, wrapped: u64) -> Vec<Record<'static>> {
+        let mut header =
+            sample::records().into_iter().find(|r| matches!(r.event, Event::Header { .. })).unwrap();
+        if let Event::Header { ref mut options, .. } = header.event {
+            *options |= 1 << STREAM_FLIGHT_BIT;
+        }
+        let cc = Record {
+            cpu: 0,
+            seq: 9,
+            ts: 9,
+            event: Event::CauseChain { events: 2, first_seq: 1, complete, overwritten, wrapped },
+        };
+        vec![header, cc, entry(1), por(2, 1), hazard(10, 1, 2)]
+    }
+
+    /// Why an incomplete chain starts where it does, in the three flight
+    /// cases (the ring wrapped over streamed events only must not read as
+    /// "no write ever granted the pkey").
+    #[test]
+    fn the_chain_section_says_why_a_flight_chain_is_cut() {
+        let text = |c, o, w| print(false, &ViewOptions::default(), &flight_hazard(c, o, w));
+        assert!(!text(1, 0, 0).contains("chain:"), "complete, and the report names both");
+        let never = text(0, 0, 0);
+        assert!(
+            never.contains("  chain:  2 records from this CPU's first event (no POR write ever granted"),
+            "{never}"
+        );
+        let wrapped = text(0, 0, 1);
+        assert!(
+            wrapped.contains(
+                "  chain:  2 records cut where the flight ring had wrapped (it lost nothing unsent"
+            ),
+            "{wrapped}"
+        );
+        assert!(!wrapped.contains("ever granted"), "{wrapped}");
+        let lost = text(0, 7, 1);
+        assert!(lost.contains("ring had wrapped (7 older events were lost unsent)"), "{lost}");
+    }
+
+    /// The JSON hazard line carries its chain: in a flight trace the block
+    /// its cause_chain announced, in a full stream the rule's records.
+    #[test]
+    fn json_hazard_lines_carry_the_chain() {
+        let last = |out: String| -> serde_json::Value {
+            let l = out.lines().last().unwrap().to_string();
+            serde_json::from_str(&l).unwrap()
+        };
+        let h = last(print(true, &ViewOptions::default(), &flight_hazard(0, 3, 1)));
+        assert_eq!(h["event"], "hazard");
+        let c = &h["chain"];
+        assert_eq!(
+            (c["complete"].as_bool(), c["cut"].as_str(), c["overwritten"].as_u64()),
+            (Some(false), Some("ring_wrapped"), Some(3))
+        );
+        let seqs: Vec<u64> =
+            c["records"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, [1, 2]);
+        assert_eq!(c["records"][0]["event"], "exc_entry");
+        assert_eq!(c["records"][1]["at_entry"], 1);
+        assert!(c["records"][0].get("v").is_none(), "members of the hazard line, not lines");
+        // Full stream: entry 1, its POR write 2 (at entry, took W away), a trap.
+        let h = last(print(
+            true,
+            &ViewOptions::default(),
+            &[por(0, 0), entry(1), por(2, 1), trap(3), hazard(4, 1, 2)],
+        ));
+        let c = &h["chain"];
+        assert_eq!((c["complete"].as_bool(), c["cut"].as_str()), (Some(true), Some("none")));
+        assert!(c.get("overwritten").is_none());
+        let seqs: Vec<u64> =
+            c["records"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, [1, 2]);
+    }
+
+    /// `porwatch run`'s readable default: in a flight trace, hazards (with
+    /// their report) and entry transitions, not the chain block, call
+    /// traces, roots or counters; a full stream prints everything.
+    #[test]
+    fn the_brief_view_shows_reports_transitions_and_findings_of_a_flight_trace() {
+        let view = ViewOptions { brief: true, ..Default::default() };
+        let mut recs = flight_hazard(1, 0, 0);
+        // An entry transition streamed outside any chain, and a pt_root.
+        recs.insert(1, Record { seq: 20, ..entry(20) });
+        recs.insert(2, por(21, 20));
+        recs.insert(
+            3,
+            Record {
+                cpu: 0,
+                seq: 22,
+                ts: 22,
+                event: Event::PtRoot { half: 0, asid: 1, root: 0x1000, tables: 1, evicted: 0, levels: 4 },
+            },
+        );
+        let out = print(false, &view, &recs);
+        let lines: Vec<&str> =
+            out.lines().filter(|l| l.contains(" #")).filter(|l| !l.starts_with(' ')).collect();
+        assert!(lines[0].contains("#20 exc_entry") && lines[1].contains("#21 por_write"), "{out}");
+        assert!(!out.contains("header") && !out.contains("pt_root") && !out.contains("cause_chain"), "{out}");
+        assert!(
+            out.contains("porwatch: HAZARD:") && out.lines().last().unwrap().contains("#10 hazard"),
+            "{out}"
+        );
+        // The chain's records are in the report, not as lines of their own.
+        assert!(!out.lines().any(|l| l.contains("#1 exc_entry") && !l.starts_with(' ')), "{out}");
+        // Without the flight bit (stream=all) the view prints every record.
+        recs[0] = sample::records().into_iter().find(|r| matches!(r.event, Event::Header { .. })).unwrap();
+        let all = print(false, &view, &recs);
+        assert!(all.contains("pt_root") && all.contains("cause_chain"), "{all}");
+    }
+
     #[test]
     fn plain_output_unchanged_without_options() {
         let recs = sample::records();
