@@ -249,6 +249,16 @@ impl Printer {
         } else {
             String::new()
         };
+        if self.flight {
+            // The entries and traps stayed in the rings: the records here
+            // are transitions and chain copies, not a count of either.
+            let ring: u64 = stats.per_cpu.values().map(|c| c.flight_events).sum();
+            return format!(
+                "porwatch: hazards {}; tables tracked {tables}; exception entries and traps in the flight ring \
+                 ({ring} ring events; --all counts them)",
+                stats.count("hazard")
+            );
+        }
         format!(
             "porwatch: hazards {}; tables tracked {tables}; exception entries {}; traps {traps}{rate}",
             stats.count("hazard"),
@@ -848,6 +858,15 @@ mod tests {
         assert_eq!(
             p.counts_line(&stats),
             "porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12; traps 30 (60/s over 500 ms)"
+        );
+        // A flight trace's records are not a count of entries or traps.
+        p.flight = true;
+        stats.per_cpu.entry(0).or_default().flight_events = 40;
+        stats.per_cpu.entry(1).or_default().flight_events = 2;
+        assert_eq!(
+            p.counts_line(&stats),
+            "porwatch: hazards 1; tables tracked 5 (max 7); exception entries and traps in the flight ring \
+             (42 ring events; --all counts them)"
         );
     }
 

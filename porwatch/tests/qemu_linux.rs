@@ -222,6 +222,62 @@ fn trixie_backports_7_x_clears_its_tables_with_mops_and_porwatch_follows() {
     assert_symbolized(&o, "trixie-backports");
 }
 
+/// The default (the flight recorder, docs/flight.md) on Linux, as a user
+/// sees it: `porwatch run --linux bookworm` in text. Zero hazards, zero
+/// gaps, every CPU's flight accounting clean (each `flight_stats.streamed`
+/// equals the records of that CPU that arrived; the reader's check, and
+/// `is_clean`), and the output short: a record line for a small fraction
+/// of what was streamed, which is itself a small fraction of the events
+/// porwatch recorded (those `--all` streams and prints, one line each).
+#[test]
+fn bookworm_by_default_prints_a_short_clean_run() {
+    kernel_dir("bookworm");
+    let mut a = common::args("seed");
+    a.linux = Some("bookworm".into());
+    a.timeout = Some(600);
+    let (o, text, records, stats) = common::run_text(a);
+    let tail: String =
+        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(!o.timed_out, "timed out; tail:\n{tail}");
+    assert_eq!(o.status, 0, "tail:\n{tail}");
+    for marker in ["porwatch-linux: workload done", "porwatch-linux: poweroff"] {
+        assert!(text.contains(marker), "no {marker:?}; tail:\n{tail}");
+    }
+    assert!(stats.is_clean(), "{stats:?}");
+    let header = &records[0];
+    assert_eq!(header.kind, "header");
+    assert_ne!(
+        u(header, "options") >> porwatch_monitor::cmdline::STREAM_FLIGHT_BIT & 1,
+        0,
+        "the default is flight"
+    );
+    common::assert_consecutive(&records);
+    let st = records.iter().rev().find(|r| r.kind == "pt_stats").expect("pt_stats");
+    assert_eq!((u(st, "hazards"), u(st, "coverage_gaps"), u(st, "overflows")), (0, 0, 0), "{st:?}");
+    for kind in ["hazard", "coverage_gap", "dropped", "unknown_trap"] {
+        assert_eq!(stats.count(kind), 0, "{kind}");
+    }
+    // Expected traps and entries stayed in the ring.
+    assert_eq!((stats.count("trap"), stats.count("exc_entry")), (0, 0));
+    let fs = records.iter().rev().find(|r| r.kind == "flight_stats").expect("flight_stats");
+    let events = u(fs, "events");
+    assert!(u(fs, "overwritten") > 0 && events > u(fs, "streamed"), "{fs:?}");
+    // Short: what was printed is a small part of what was streamed, which
+    // is a small part of what --all would have printed.
+    let printed = common::record_lines(&text);
+    assert!(
+        printed.len() * 10 < records.len(),
+        "{} record lines of {} records",
+        printed.len(),
+        records.len()
+    );
+    assert!(records.len() * 10 < events as usize, "{} records streamed, {events} events", records.len());
+    assert!(printed.iter().any(|l| l.contains(" guest_exit ")), "{printed:?}");
+    assert!(!printed.iter().any(|l| l.contains(" pt_root ") || l.contains(" flight_stats ")), "{printed:?}");
+    // The closing summary, with the flight ring's accounting.
+    assert!(text.contains("flight ring:"), "tail:\n{tail}");
+}
+
 /// A Linux kernel that panics (no init: `rdinit=` names nothing and there
 /// is no root device) is named in the closing summary and fails the run
 /// (80), though it then reboots cleanly through PSCI (`panic=-1`) and the

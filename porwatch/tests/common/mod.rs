@@ -114,6 +114,37 @@ pub fn run_guest(mut a: RunArgs) -> Outcome {
     Outcome { status: out.status, timed_out: out.timed_out, console, json, records, stats, raw }
 }
 
+/// Runs `a` as `porwatch run` prints it in text mode (the guest console
+/// and the trace lines on one output, then the closing summary), with the
+/// trace saved and decoded again: (outcome, that output, records, stats).
+pub fn run_text(mut a: RunArgs) -> (porwatch::run::RunOutcome, String, Vec<OwnedRecord>, DecodeStats) {
+    let dir = tempdir();
+    let raw_path = dir.join("trace.bin");
+    a.trace_out = Some(raw_path.clone());
+    a.json = false;
+    let out = Sink::default();
+    let o = run(&a, Box::new(out.clone()), Box::new(out.clone())).expect("porwatch run failed to start");
+    let raw = std::fs::read(&raw_path).unwrap_or_default();
+    let (records, stats) = decode_all(&raw);
+    let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    (o, text, records, stats)
+}
+
+/// The trace record lines of `porwatch run`'s text output
+/// (`[    0.123456] cpu0 #15 kind ...`; a Linux console line has no `cpuN #`).
+pub fn record_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix('[')
+                .and_then(|l| l.split_once("] "))
+                .and_then(|(_, rest)| rest.strip_prefix("cpu"))
+                .and_then(|rest| rest.split_once(' '))
+                .is_some_and(|(n, rest)| n.parse::<u32>().is_ok() && rest.starts_with('#'))
+        })
+        .collect()
+}
+
 pub fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
