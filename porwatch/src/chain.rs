@@ -11,6 +11,26 @@ use crate::records::OwnedRecord;
 /// `hazard.poindex` when the leaf could not be found.
 const POINDEX_UNKNOWN: u64 = 8;
 
+/// What the chain rule reads of a record: its CPU, kind and u64 fields
+/// (the printer keeps its recent records encoded, tests and tools owned).
+pub trait ChainRecord {
+    fn cpu(&self) -> u32;
+    fn kind(&self) -> &str;
+    fn u64_field(&self, name: &str) -> Option<u64>;
+}
+
+impl ChainRecord for OwnedRecord {
+    fn cpu(&self) -> u32 {
+        self.cpu
+    }
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+    fn u64_field(&self, name: &str) -> Option<u64> {
+        self.get_u64(name)
+    }
+}
+
 /// A hazard's chain: exc_entry, exc_return and por_write records, oldest
 /// first.
 #[derive(Debug)]
@@ -59,28 +79,28 @@ impl Chain<'_> {
 }
 
 /// [`Chain::cut`] from `complete` and the `cause_chain` record.
-pub fn cut_of(complete: bool, header: Option<&OwnedRecord>) -> Cut {
+pub fn cut_of(complete: bool, header: Option<&impl ChainRecord>) -> Cut {
     if complete {
         return Cut::No;
     }
     let Some(h) = header else { return Cut::History };
-    let overwritten = h.get_u64("overwritten").unwrap_or(0);
+    let overwritten = h.u64_field("overwritten").unwrap_or(0);
     // A writer from before `wrapped` existed: only `overwritten` can say.
-    if h.get_u64("wrapped").unwrap_or(0) != 0 || overwritten != 0 {
+    if h.u64_field("wrapped").unwrap_or(0) != 0 || overwritten != 0 {
         Cut::RingWrapped { overwritten }
     } else {
         Cut::NeverGranted
     }
 }
 
-fn link(r: &OwnedRecord) -> Option<Link> {
-    match r.kind.as_str() {
+fn link(r: &impl ChainRecord) -> Option<Link> {
+    match r.kind() {
         "exc_entry" => Some(Link::Entry),
         "exc_return" => Some(Link::Return),
         "por_write" => Some(Link::Por {
-            reg: r.get_u64("reg")?,
-            old: r.get_u64("old")?,
-            at_entry: r.get_u64("at_entry")? != 0,
+            reg: r.u64_field("reg")?,
+            old: r.u64_field("old")?,
+            at_entry: r.u64_field("at_entry")? != 0,
         }),
         _ => None,
     }
@@ -97,26 +117,29 @@ pub fn of_hazard(records: &[OwnedRecord], at: usize) -> Option<Chain<'_>> {
 }
 
 /// [`of_hazard`] as indices into `records`.
-pub fn span_of_hazard(records: &[OwnedRecord], at: usize) -> Option<Span> {
-    let h = records.get(at).filter(|h| h.kind == "hazard")?;
-    let cpu = h.cpu;
+pub fn span_of_hazard<R: ChainRecord>(records: &[R], at: usize) -> Option<Span> {
+    let h = records.get(at).filter(|h| h.kind() == "hazard")?;
+    let cpu = h.cpu();
     // A flight trace: the block the latest `cause_chain` of this CPU opens.
-    if let Some(pos) = records[..at].iter().rposition(|r| r.cpu == cpu && r.kind == "cause_chain") {
+    if let Some(pos) = records[..at].iter().rposition(|r| r.cpu() == cpu && r.kind() == "cause_chain") {
         let c = &records[pos];
-        let n = c.get_u64("events")? as usize;
-        let block = (pos + 1..at).filter(|&i| records[i].cpu == cpu).take(n).collect();
-        return Some(Span { records: block, complete: c.get_u64("complete")? != 0, header: Some(pos) });
+        let n = c.u64_field("events")? as usize;
+        let block = (pos + 1..at).filter(|&i| records[i].cpu() == cpu).take(n).collect();
+        return Some(Span { records: block, complete: c.u64_field("complete")? != 0, header: Some(pos) });
     }
-    let reg = if h.get_u64("unprivileged")? != 0 { PorReg::PorEl0 } else { PorReg::PorEl1 } as u64;
-    let pkey = h.get_u64("poindex").filter(|&p| p != POINDEX_UNKNOWN).map(|p| p as u8);
-    let links: Vec<_> = (0..at)
-        .rev()
-        .filter(|&i| records[i].cpu == cpu)
-        .filter_map(|i| link(&records[i]).map(|l| (i, l)))
-        .collect();
-    let span = chain_len(links.iter().map(|&(_, l)| Some(l)), reg, pkey);
-    let records = links[..span.len].iter().rev().map(|&(i, _)| i).collect();
-    Some(Span { records, complete: span.found, header: None })
+    let reg = if h.u64_field("unprivileged")? != 0 { PorReg::PorEl0 } else { PorReg::PorEl1 } as u64;
+    let pkey = h.u64_field("poindex").filter(|&p| p != POINDEX_UNKNOWN).map(|p| p as u8);
+    // Newest first, lazily: the rule stops at the chain's start.
+    let links = || {
+        (0..at)
+            .rev()
+            .filter(move |&i| records[i].cpu() == cpu)
+            .filter_map(|i| link(&records[i]).map(|l| (i, l)))
+    };
+    let span = chain_len(links().map(|(_, l)| Some(l)), reg, pkey);
+    let mut chain: Vec<usize> = links().take(span.len).map(|(i, _)| i).collect();
+    chain.reverse();
+    Some(Span { records: chain, complete: span.found, header: None })
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use crate::filter::Filter;
 use crate::findings::{Findings, Seen};
 use crate::hazard::{self, Entry};
 use crate::perfetto::Perfetto;
-use crate::records::OwnedRecord;
 use crate::stats::DecodeStats;
 use crate::symbols::{Symbolizer, Symbols};
 use crate::{audit_report, calltrace, json, text};
@@ -101,12 +100,34 @@ pub struct Printer {
 }
 
 /// A CPU's latest chain links (exc_entry, exc_return, por_write) and
-/// `cause_chain` records, oldest first: owned (for the chain rule) and
-/// encoded (for printing), index for index.
+/// `cause_chain` records, oldest first.
 #[derive(Default)]
 struct Recent {
-    recs: VecDeque<OwnedRecord>,
-    stored: VecDeque<Stored>,
+    recs: VecDeque<Kept>,
+}
+
+/// A record kept for the chain rule: encoded (one allocation; fields are
+/// decoded only for the records the rule visits).
+struct Kept {
+    cpu: u32,
+    kind: &'static str,
+    stored: Stored,
+}
+
+impl chain::ChainRecord for Kept {
+    fn cpu(&self) -> u32 {
+        self.cpu
+    }
+    fn kind(&self) -> &str {
+        self.kind
+    }
+    fn u64_field(&self, name: &str) -> Option<u64> {
+        let r = decode_payload(&self.stored.payload).ok()?;
+        r.event.fields().find(|(spec, _)| spec.name == name).and_then(|(_, v)| match v {
+            porwatch_trace::FieldValue::U64(v) => Some(v),
+            _ => None,
+        })
+    }
 }
 
 /// How many records [`Recent`] keeps per CPU (entries and POR writes).
@@ -444,12 +465,10 @@ impl Printer {
             let mut buf = [0u8; MAX_PAYLOAD];
             if let Some(n) = encode_payload(rec, &mut buf) {
                 let r = self.recent.entry(rec.cpu).or_default();
-                r.recs.push_back(OwnedRecord::from(rec));
-                let payload = buf.get(..n).unwrap_or(&[]).to_vec();
-                r.stored.push_back(Stored { payload, time, vbar: None });
+                let stored = Stored { payload: buf.get(..n).unwrap_or(&[]).to_vec(), time, vbar: None };
+                r.recs.push_back(Kept { cpu: rec.cpu, kind: rec.event.kind_name(), stored });
                 if r.recs.len() > RECENT {
                     r.recs.pop_front();
-                    r.stored.pop_front();
                 }
             }
         }
@@ -460,8 +479,11 @@ impl Printer {
     /// block its `cause_chain` announced, in a full stream the rule over
     /// the CPU's recent records ([`chain::span_of_hazard`], both).
     fn chain_of(&mut self, h: &Record<'_>) -> ChainOut {
+        let mut buf = [0u8; MAX_PAYLOAD];
+        let n = encode_payload(h, &mut buf).unwrap_or(0);
+        let stored = Stored { payload: buf.get(..n).unwrap_or(&[]).to_vec(), time: None, vbar: None };
         let r = self.recent.entry(h.cpu).or_default();
-        r.recs.push_back(OwnedRecord::from(h));
+        r.recs.push_back(Kept { cpu: h.cpu, kind: h.event.kind_name(), stored });
         let recs = r.recs.make_contiguous();
         let span = chain::span_of_hazard(recs, recs.len() - 1);
         r.recs.pop_back();
@@ -471,7 +493,7 @@ impl Printer {
         let items = span
             .records
             .iter()
-            .filter_map(|&i| r.stored.get(i).map(|s| (s.payload.clone(), s.time)))
+            .filter_map(|&i| r.recs.get(i).map(|k| (k.stored.payload.clone(), k.stored.time)))
             .collect();
         ChainOut { items, cut }
     }
