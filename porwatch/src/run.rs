@@ -269,20 +269,22 @@ pub fn run(
     r
 }
 
-/// `--all`: adds `stream=all` to the porwatch options; refuses a
-/// `stream=flight` given with it (as an option or a kernel command-line
-/// word).
+/// `--all`: adds `stream=all` to the porwatch options unless it is there
+/// already (porwatch refuses an option given twice); refuses another
+/// `stream=` given with it (as an option or a kernel command-line word).
 fn all_stream(hyp_opts: &mut Vec<String>, append: Option<&str>) -> Result<()> {
-    let given = hyp_opts
+    let given: Vec<&str> = hyp_opts
         .iter()
         .map(|o| o.trim_start_matches("porwatch."))
         .chain(append.unwrap_or_default().split_whitespace().filter_map(|w| w.strip_prefix("porwatch.")))
         .filter_map(|o| o.strip_prefix("stream="))
-        .find(|&v| v != "all");
-    if let Some(v) = given {
+        .collect();
+    if let Some(v) = given.iter().find(|&&v| v != "all") {
         bail!("--all streams every record (porwatch.stream=all); it cannot be combined with stream={v}");
     }
-    hyp_opts.push("stream=all".into());
+    if given.is_empty() {
+        hyp_opts.push("stream=all".into());
+    }
     Ok(())
 }
 
@@ -701,4 +703,27 @@ fn shell_join(argv: &[String]) -> String {
         .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_stream;
+
+    #[test]
+    fn all_adds_stream_all_once_and_refuses_flight() {
+        let mut v = vec!["tap=on".to_string()];
+        all_stream(&mut v, None).unwrap();
+        assert_eq!(v, ["tap=on", "stream=all"]);
+        // Already asked for: not twice (porwatch refuses a repeated option).
+        for (opts, append) in
+            [(vec!["porwatch.stream=all".to_string()], None), (vec![], Some("porwatch.stream=all"))]
+        {
+            let mut v = opts.clone();
+            all_stream(&mut v, append).unwrap();
+            assert_eq!(v, opts);
+        }
+        let e = all_stream(&mut vec!["stream=flight".into()], None).unwrap_err();
+        assert!(e.to_string().contains("cannot be combined with stream=flight"), "{e}");
+        assert!(all_stream(&mut vec![], Some("quiet porwatch.stream=flight")).is_err());
+    }
 }
