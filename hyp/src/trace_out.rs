@@ -261,6 +261,7 @@ pub fn emit_cause_chain(reg: u64, pkey: Option<u8>) {
         first_seq,
         complete: span.found as u64,
         overwritten: ring.overwritten(),
+        wrapped: u64::from(ring.has_wrapped()),
     };
     t.record_at(cpu, now(), header, true);
     for e in ring.chain_links(span.len) {

@@ -25,7 +25,7 @@
 //! | `porwatch.verbose` | boolean | off |
 //! | `porwatch.track` | boolean | on |
 //! | `porwatch.audit=` | `off`, or a comma-separated list of `first-por`, `exit`, `every:MS` | first-por and exit, when the guest uses overlays |
-//! | `porwatch.stream=` | `all`, `flight` (docs/flight.md) | `all` |
+//! | `porwatch.stream=` | `all`, `flight` (docs/flight.md) | `flight` |
 //! | `porwatch.audit_por=` | the restrictive POR_EL1 value to audit against: `0x` hex or decimal | learned from the guest |
 //!
 //! Booleans accept `1`/`0`, `on`/`off`, `true`/`false`, or the bare key (`porwatch.verbose`)
@@ -89,11 +89,11 @@ pub enum PorWatch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stream {
     /// Every record.
-    #[default]
     All,
-    /// Exception entries, returns and POR writes stay in a per-CPU ring;
-    /// hazards go out with their cause chain from it, entry transitions and
-    /// everything else as with `All`.
+    /// The default: exception entries, returns, POR writes and expected
+    /// traps stay in a per-CPU ring; hazards go out with their cause chain
+    /// from it, entry transitions and everything else as with `All`.
+    #[default]
     Flight,
 }
 
@@ -202,7 +202,7 @@ pub struct Options<'a> {
     pub audit_por: Option<u64>,
     /// `porwatch.por` (default sample).
     pub por: PorWatch,
-    /// `porwatch.stream` (default all).
+    /// `porwatch.stream` (default flight).
     pub stream: Stream,
 }
 
@@ -229,7 +229,7 @@ impl Options<'_> {
         audit: AuditWhen::DEFAULT,
         audit_por: None,
         por: PorWatch::Sample,
-        stream: Stream::All,
+        stream: Stream::Flight,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -631,7 +631,7 @@ mod tests {
                 audit: AuditWhen::DEFAULT,
                 audit_por: None,
                 por: PorWatch::Trap,
-                stream: Stream::All,
+                stream: Stream::Flight,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -785,7 +785,7 @@ mod tests {
 
     #[test]
     fn bits_are_stable() {
-        assert_eq!(Options::DEFAULT.bits(), 1 << 6 | 1 << 11);
+        assert_eq!(Options::DEFAULT.bits(), 1 << 6 | 1 << 11 | 1 << STREAM_FLIGHT_BIT);
         let all = Options {
             guest: Some(1),
             trace: Some(TraceSel::None),
@@ -847,10 +847,11 @@ mod tests {
     fn stream_values() {
         let mut buf = [0u8; 64];
         let o = split("", &mut buf).unwrap().0;
-        assert_eq!((o.stream, o.bits() & 1 << STREAM_FLIGHT_BIT), (Stream::All, 0));
-        let o = split("porwatch.stream=flight", &mut buf).unwrap().0;
         assert_eq!((o.stream, o.bits() & 1 << STREAM_FLIGHT_BIT), (Stream::Flight, 1 << STREAM_FLIGHT_BIT));
-        assert_eq!(split("porwatch.stream=all", &mut buf).unwrap().0.stream, Stream::All);
+        assert_eq!(Stream::default(), Stream::Flight);
+        let o = split("porwatch.stream=all", &mut buf).unwrap().0;
+        assert_eq!((o.stream, o.bits() & 1 << STREAM_FLIGHT_BIT), (Stream::All, 0));
+        assert_eq!(split("porwatch.stream=flight", &mut buf).unwrap().0.stream, Stream::Flight);
         assert_eq!(
             split("porwatch.stream=some", &mut buf).unwrap_err(),
             CmdlineError::BadValue { key: "stream", value: "some" }
@@ -936,10 +937,11 @@ mod tests {
         }
         assert_eq!(run("porwatch.audit").unwrap_err(), CmdlineError::MissingValue("audit"));
         assert_eq!(run("porwatch.audit_por").unwrap_err(), CmdlineError::MissingValue("audit_por"));
-        // The default leaves the header's option bits as they were.
-        assert_eq!(Options::DEFAULT.bits() >> 13, 0);
+        // The default audit leaves the header's audit bits (13-17) as they were.
+        const AUDIT_BITS: u64 = 0b11111 << 13;
+        assert_eq!(Options::DEFAULT.bits() & AUDIT_BITS, 0);
         let (x, _) = run("porwatch.audit=exit,every:5 porwatch.audit_por=0x17").unwrap();
-        assert_eq!(x.bits() >> 13, 0b11101);
+        assert_eq!(x.bits() & AUDIT_BITS, 0b11101 << 13);
     }
 
     #[test]

@@ -510,6 +510,27 @@ mod tests {
         assert_eq!(r.chain(0, Some(1)), ChainSpan { len: 2, links: 2, found: true });
     }
 
+    /// The three ways a chain ends, as `cause_chain` tells them apart:
+    /// found; not found in a ring that never wrapped (no write ever granted
+    /// the pkey); not found in a ring that wrapped, even when every event
+    /// it lost had been streamed (`overwritten` 0: only `has_wrapped` says
+    /// the chain is cut).
+    #[test]
+    fn a_ring_wrapped_over_streamed_events_is_cut_though_nothing_was_lost_unsent() {
+        let mut r = FlightRing::<2>::new();
+        r.push(por(1, 0, RW, RO));
+        assert!(r.chain(0, Some(1)).found);
+        let mut never = FlightRing::<2>::new();
+        never.push(entry(1));
+        assert!(!never.chain(0, Some(1)).found);
+        assert_eq!((never.has_wrapped(), never.overwritten()), (false, 0));
+        r.mark_streamed(1);
+        r.push(entry(2));
+        r.push(entry(3)); // pushes out 1, which went out in a chain
+        assert!(!r.chain(0, Some(1)).found);
+        assert_eq!((r.has_wrapped(), r.overwritten()), (true, 0));
+    }
+
     #[test]
     fn a_cut_chain_is_not_found() {
         let mut r = FlightRing::<2>::new();

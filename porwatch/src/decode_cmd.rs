@@ -107,6 +107,7 @@ impl ViewArgs {
                 symbol: self.symbol.clone(),
             },
             perfetto: self.perfetto.clone(),
+            brief: false,
         })
     }
 }

@@ -66,6 +66,15 @@ impl<'w> Obj<'w> {
     fn end(self) -> io::Result<()> {
         self.out.write_all(b"}\n")
     }
+
+    /// A member whose value is an object (no `"v"`), filled by `f`.
+    fn obj(&mut self, k: &str, f: impl FnOnce(&mut Obj<'_>) -> io::Result<()>) -> io::Result<()> {
+        self.key(k)?;
+        self.out.write_all(b"{")?;
+        let mut inner = Obj { out: &mut *self.out, first: true };
+        f(&mut inner)?;
+        self.out.write_all(b"}")
+    }
 }
 
 fn write_json_str(out: &mut dyn Write, s: &str) -> io::Result<()> {
@@ -139,8 +148,66 @@ pub fn write_record_with(
     time: Option<Timestamp>,
     sym: Option<&Symbolizer>,
 ) -> io::Result<()> {
-    let kind_name = rec.event.kind_name();
     let mut o = Obj::open(out)?;
+    record_members(&mut o, rec, time, sym)?;
+    o.end()
+}
+
+/// A hazard's cause chain (crate::chain), the `chain` member of its line.
+pub struct ChainJson<'a> {
+    /// It starts at the write that took write away.
+    pub complete: bool,
+    /// Why it starts where it does: `none` (complete), `never_granted`,
+    /// `ring_wrapped`, `history` (crate::chain::Cut).
+    pub cut: &'a str,
+    /// `ring_wrapped`: events the ring lost unsent.
+    pub overwritten: Option<u64>,
+    /// The chain's records, oldest first.
+    pub records: &'a [(Record<'a>, Option<Timestamp>)],
+}
+
+/// A hazard record's line, with `"chain":{"complete":B,"cut":S,
+/// ["overwritten":N,]"records":[{record members}...]}` after its fields.
+pub fn write_hazard_with(
+    out: &mut dyn Write,
+    rec: &Record<'_>,
+    time: Option<Timestamp>,
+    sym: Option<&Symbolizer>,
+    chain: &ChainJson<'_>,
+) -> io::Result<()> {
+    let mut o = Obj::open(out)?;
+    record_members(&mut o, rec, time, sym)?;
+    o.obj("chain", |c| {
+        c.num("complete", chain.complete)?;
+        c.str("cut", chain.cut)?;
+        if let Some(n) = chain.overwritten {
+            c.num("overwritten", n)?;
+        }
+        c.key("records")?;
+        c.out.write_all(b"[")?;
+        for (i, (r, t)) in chain.records.iter().enumerate() {
+            if i > 0 {
+                c.out.write_all(b",")?;
+            }
+            c.out.write_all(b"{")?;
+            let mut m = Obj { out: &mut *c.out, first: true };
+            record_members(&mut m, r, *t, sym)?;
+            c.out.write_all(b"}")?;
+        }
+        c.out.write_all(b"]")
+    })?;
+    o.end()
+}
+
+/// A record's members: cpu, seq, ts, time, event, its fields (with their
+/// annotations and symbols).
+fn record_members(
+    o: &mut Obj<'_>,
+    rec: &Record<'_>,
+    time: Option<Timestamp>,
+    sym: Option<&Symbolizer>,
+) -> io::Result<()> {
+    let kind_name = rec.event.kind_name();
     o.num("cpu", rec.cpu)?;
     o.num("seq", rec.seq)?;
     o.num("ts", rec.ts)?;
@@ -183,7 +250,7 @@ pub fn write_record_with(
             }
         }
     }
-    o.end()
+    Ok(())
 }
 
 /// How a `porwatch run` ended, for the `run` member of its summary line.

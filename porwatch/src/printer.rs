@@ -4,14 +4,15 @@
 //! so that a `hazard` record's cause chain (`entry_seq`, `por_seq`: records
 //! of the CPU that made the write, in that CPU's numbering) can be shown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use porwatch_monitor::flight::{chain_len, Link};
-use porwatch_trace::{decode_payload, encode_payload, Event, PorReg, Record, TrapOutcome, MAX_PAYLOAD};
+use porwatch_monitor::cmdline::STREAM_FLIGHT_BIT;
+use porwatch_trace::{decode_payload, encode_payload, Event, Record, TrapOutcome, MAX_PAYLOAD};
 
+use crate::chain::{self, Cut};
 use crate::decode::{Item, Timestamp};
 use crate::filter::Filter;
 use crate::findings::{Findings, Seen};
@@ -20,9 +21,6 @@ use crate::perfetto::Perfetto;
 use crate::stats::DecodeStats;
 use crate::symbols::{Symbolizer, Symbols};
 use crate::{audit_report, calltrace, json, text};
-
-/// `hazard.poindex` when the leaf could not be found.
-const POINDEX_UNKNOWN: u64 = 8;
 
 /// How many `exc_entry` and how many `por_write` records are remembered,
 /// per CPU.
@@ -48,6 +46,11 @@ pub struct ViewOptions {
     pub filter: Filter,
     /// Write a Chrome Trace Event Format file here at the end (`--perfetto`).
     pub perfetto: Option<PathBuf>,
+    /// `porwatch run`'s readable default (text, no `--all`): when the
+    /// header says `stream=flight`, show only hazard reports, entry
+    /// transitions and findings ([`brief_shows`]); the console and the
+    /// summary as always.
+    pub brief: bool,
 }
 
 /// A remembered record: its payload (re-decoded on demand) and context.
@@ -85,6 +88,70 @@ pub struct Printer {
     findings: Findings,
     /// The header's counter frequency (0: none seen).
     cntfrq: u64,
+    /// Per CPU: its latest chain links and `cause_chain` records, for
+    /// [`chain::span_of_hazard`].
+    recent: BTreeMap<u32, Recent>,
+    /// [`ViewOptions::brief`].
+    brief: bool,
+    /// The header says `porwatch.stream=flight`.
+    flight: bool,
+    /// Per CPU: records still to come of the chain a `cause_chain` opened.
+    block_left: BTreeMap<u32, u64>,
+}
+
+/// A CPU's latest chain links (exc_entry, exc_return, por_write) and
+/// `cause_chain` records, oldest first.
+#[derive(Default)]
+struct Recent {
+    recs: VecDeque<Kept>,
+}
+
+/// A record kept for the chain rule: encoded (one allocation; fields are
+/// decoded only for the records the rule visits).
+struct Kept {
+    cpu: u32,
+    kind: &'static str,
+    stored: Stored,
+}
+
+impl chain::ChainRecord for Kept {
+    fn cpu(&self) -> u32 {
+        self.cpu
+    }
+    fn kind(&self) -> &str {
+        self.kind
+    }
+    fn u64_field(&self, name: &str) -> Option<u64> {
+        let r = decode_payload(&self.stored.payload).ok()?;
+        r.event.fields().find(|(spec, _)| spec.name == name).and_then(|(_, v)| match v {
+            porwatch_trace::FieldValue::U64(v) => Some(v),
+            _ => None,
+        })
+    }
+}
+
+/// How many records [`Recent`] keeps per CPU (entries and POR writes).
+const RECENT: usize = 2 * HISTORY;
+
+/// A hazard's cause chain as the printer shows it.
+struct ChainOut {
+    /// The chain's records (encoded) and times, oldest first.
+    items: Vec<(Vec<u8>, Option<Timestamp>)>,
+    cut: Cut,
+}
+
+/// What the readable default shows of a flight trace: hazards (with their
+/// reports), entry transitions (the exc_entry/por_write/exc_return records
+/// streamed outside a cause chain: the chain is in the hazard's report),
+/// and findings. Not the chain blocks, call traces (in the report), table
+/// roots, counters or boot records.
+pub fn brief_shows(kind: &str, in_chain: bool) -> bool {
+    match kind {
+        "exc_entry" | "por_write" | "exc_return" => !in_chain,
+        "hazard" | "coverage_gap" | "unknown_trap" | "audit" | "audit_table" | "audit_stale" | "dropped"
+        | "panic" | "smmu_event" | "guest_exit" => true,
+        _ => false,
+    }
 }
 
 /// An `unknown_trap` porwatch answered with an UNDEF: an instruction it
@@ -130,6 +197,10 @@ impl Printer {
             calls: BTreeMap::new(),
             findings: Findings::default(),
             cntfrq: 0,
+            recent: BTreeMap::new(),
+            brief: view.brief,
+            flight: false,
+            block_left: BTreeMap::new(),
         }
     }
 
@@ -199,6 +270,16 @@ impl Printer {
         } else {
             String::new()
         };
+        if self.flight {
+            // The entries and traps stayed in the rings: the records here
+            // are transitions and chain copies, not a count of either.
+            let ring: u64 = stats.per_cpu.values().map(|c| c.flight_events).sum();
+            return format!(
+                "porwatch: hazards {}; tables tracked {tables}; exception entries and traps in the flight ring \
+                 ({ring} ring events; --all counts them)",
+                stats.count("hazard")
+            );
+        }
         format!(
             "porwatch: hazards {}; tables tracked {tables}; exception entries {}; traps {traps}{rate}",
             stats.count("hazard"),
@@ -239,6 +320,8 @@ impl Printer {
                 self.pors.clear();
                 self.last_printed.clear();
                 self.vbar.clear();
+                self.recent.clear();
+                self.block_left.clear();
             }
             Event::TapArm { vbar, .. } => {
                 self.vbar.insert(rec.cpu, vbar);
@@ -270,9 +353,11 @@ impl Printer {
             }
             _ => {}
         }
-        if let Event::Header { cntfrq, .. } = rec.event {
+        if let Event::Header { cntfrq, options, .. } = rec.event {
             self.cntfrq = cntfrq;
+            self.flight = options >> STREAM_FLIGHT_BIT & 1 != 0;
         }
+        let in_chain = self.keep_recent(rec, time);
         let seen = self.findings.observe(rec);
         if let Some(p) = self.perfetto.as_mut() {
             p.record(rec, time, self.sym.as_ref());
@@ -280,9 +365,13 @@ impl Printer {
         if !self.filter.matches(rec, self.sym.as_ref()) {
             return Ok(());
         }
+        let brief = self.brief && self.flight && !self.json;
+        if brief && !brief_shows(rec.event.kind_name(), in_chain) {
+            return Ok(());
+        }
         if let Event::Audit { .. } | Event::AuditTable { .. } | Event::AuditStale { .. } = rec.event {
             // --hazards-only text shows the audit's report, not its records.
-            if !self.hazards_only || self.json {
+            if !(self.hazards_only || brief) || self.json {
                 self.print(out, rec, time)?;
             }
             if let (Seen::AuditComplete(i), false) = (seen, self.json) {
@@ -334,15 +423,18 @@ impl Printer {
                     }
                 }
             }
-            if !self.json {
-                let e = entry_rec.as_ref().map(|(r, _, v)| Entry { record: r, vbar: *v });
-                let p = por_rec.as_ref().map(|(r, _)| r);
-                out.write_all(hazard::report(rec, e, p, self.sym.as_ref()).as_bytes())?;
-                self.write_chain(out, rec, entry_seq, por_seq)?;
-                let (store, entry) =
-                    (self.findings.call(cpu, trace_seq), self.findings.call(cpu, entry_trace_seq));
-                out.write_all(calltrace::section(store, entry, entry_seq, self.sym.as_ref()).as_bytes())?;
+            let chain = self.chain_of(rec);
+            if self.json {
+                self.last_printed.insert(rec.cpu, rec.seq);
+                return write_hazard_json(out, rec, time, self.sym.as_ref(), &chain);
             }
+            let e = entry_rec.as_ref().map(|(r, _, v)| Entry { record: r, vbar: *v });
+            let p = por_rec.as_ref().map(|(r, _)| r);
+            out.write_all(hazard::report(rec, e, p, self.sym.as_ref()).as_bytes())?;
+            self.write_chain(out, &chain, entry_seq, por_seq)?;
+            let (store, entry) =
+                (self.findings.call(cpu, trace_seq), self.findings.call(cpu, entry_trace_seq));
+            out.write_all(calltrace::section(store, entry, entry_seq, self.sym.as_ref()).as_bytes())?;
             return self.print(out, rec, time);
         }
         if self.hazards_only && !is_injected_undef(rec) {
@@ -351,41 +443,74 @@ impl Printer {
         self.print(out, rec, time)
     }
 
-    /// The hazard's whole cause chain (docs/flight.md's rule, over the
-    /// remembered entries and POR writes of its CPU), when it holds more
-    /// than the entry and POR write the report names already.
-    fn write_chain(
-        &self,
-        out: &mut dyn Write,
-        h: &Record<'_>,
-        entry_seq: u64,
-        por_seq: u64,
-    ) -> io::Result<()> {
-        let Event::Hazard { poindex, unprivileged, .. } = h.event else { return Ok(()) };
-        let mut recent: Vec<(u64, &Stored)> = Vec::new();
-        for map in [self.entries.get(&h.cpu), self.pors.get(&h.cpu)].into_iter().flatten() {
-            recent.extend(map.range(..h.seq).map(|(&seq, s)| (seq, s)));
-        }
-        recent.sort_by_key(|&(seq, _)| std::cmp::Reverse(seq));
-        let decoded: Vec<(Record<'_>, Option<Timestamp>)> =
-            recent.iter().filter_map(|(_, s)| decode_payload(&s.payload).ok().map(|r| (r, s.time))).collect();
-        let links = decoded.iter().map(|(r, _)| match r.event {
-            Event::ExcEntry { .. } => Some(Link::Entry),
-            Event::PorWrite { reg, old, at_entry, .. } => {
-                Some(Link::Por { reg, old, at_entry: at_entry != 0 })
+    /// Keeps `rec` among its CPU's recent chain links when it is one (or
+    /// a `cause_chain`); returns whether it belongs to the chain block a
+    /// `cause_chain` opened (or is that record).
+    fn keep_recent(&mut self, rec: &Record<'_>, time: Option<Timestamp>) -> bool {
+        let is_link =
+            matches!(rec.event, Event::ExcEntry { .. } | Event::ExcReturn { .. } | Event::PorWrite { .. });
+        let left = self.block_left.entry(rec.cpu).or_default();
+        let in_chain = match rec.event {
+            Event::CauseChain { events, .. } => {
+                *left = events;
+                true
             }
-            _ => None,
-        });
-        let reg = if unprivileged != 0 { PorReg::PorEl0 } else { PorReg::PorEl1 } as u64;
-        let pkey = (poindex < POINDEX_UNKNOWN).then_some(poindex as u8);
-        let span = chain_len(links, reg, pkey);
-        let chain = &decoded[..span.len];
-        if chain.iter().all(|(r, _)| r.seq == entry_seq || r.seq == por_seq) {
+            _ if is_link && *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        };
+        if is_link || matches!(rec.event, Event::CauseChain { .. }) {
+            let mut buf = [0u8; MAX_PAYLOAD];
+            if let Some(n) = encode_payload(rec, &mut buf) {
+                let r = self.recent.entry(rec.cpu).or_default();
+                let stored = Stored { payload: buf.get(..n).unwrap_or(&[]).to_vec(), time, vbar: None };
+                r.recs.push_back(Kept { cpu: rec.cpu, kind: rec.event.kind_name(), stored });
+                if r.recs.len() > RECENT {
+                    r.recs.pop_front();
+                }
+            }
+        }
+        in_chain
+    }
+
+    /// The hazard `h`'s cause chain (docs/flight.md): in a flight trace the
+    /// block its `cause_chain` announced, in a full stream the rule over
+    /// the CPU's recent records ([`chain::span_of_hazard`], both).
+    fn chain_of(&mut self, h: &Record<'_>) -> ChainOut {
+        let mut buf = [0u8; MAX_PAYLOAD];
+        let n = encode_payload(h, &mut buf).unwrap_or(0);
+        let stored = Stored { payload: buf.get(..n).unwrap_or(&[]).to_vec(), time: None, vbar: None };
+        let r = self.recent.entry(h.cpu).or_default();
+        r.recs.push_back(Kept { cpu: h.cpu, kind: h.event.kind_name(), stored });
+        let recs = r.recs.make_contiguous();
+        let span = chain::span_of_hazard(recs, recs.len() - 1);
+        r.recs.pop_back();
+        let Some(span) = span else { return ChainOut { items: vec![], cut: Cut::History } };
+        let header = span.header.and_then(|i| r.recs.get(i));
+        let cut = chain::cut_of(span.complete, header);
+        let items = span
+            .records
+            .iter()
+            .filter_map(|&i| r.recs.get(i).map(|k| (k.stored.payload.clone(), k.stored.time)))
+            .collect();
+        ChainOut { items, cut }
+    }
+
+    /// The text report's `chain:` section: the hazard's whole cause chain,
+    /// when it holds more than the entry and POR write the report names
+    /// already, or does not start at the write that took write away (then
+    /// it says why).
+    fn write_chain(&self, out: &mut dyn Write, c: &ChainOut, entry_seq: u64, por_seq: u64) -> io::Result<()> {
+        let chain: Vec<(Record<'_>, Option<Timestamp>)> =
+            c.items.iter().filter_map(|(p, t)| decode_payload(p).ok().map(|r| (r, *t))).collect();
+        let in_report = chain.iter().all(|(r, _)| r.seq == entry_seq || r.seq == por_seq);
+        if (c.cut == Cut::No && in_report) || (c.cut == Cut::History && chain.is_empty()) {
             return Ok(());
         }
-        let how = if span.found { "since write was taken away" } else { "incomplete: all this trace holds" };
-        writeln!(out, "  chain:  {} records {how}:", chain.len())?;
-        for (r, t) in chain.iter().rev() {
+        writeln!(out, "  chain:  {} records {}:", chain.len(), cut_text(c.cut))?;
+        for (r, t) in &chain {
             writeln!(out, "          {}", text::record_line_with(r, *t, self.sym.as_ref()))?;
         }
         Ok(())
@@ -399,6 +524,45 @@ impl Printer {
             writeln!(out, "{}", text::record_line_with(rec, time, self.sym.as_ref()))
         }
     }
+}
+
+/// Why a chain starts where it does, after "chain: N records".
+fn cut_text(cut: Cut) -> String {
+    match cut {
+        Cut::No => "since write was taken away".into(),
+        Cut::NeverGranted => {
+            "from this CPU's first event (no POR write ever granted write to the pkey)".into()
+        }
+        Cut::RingWrapped { overwritten: 0 } => {
+            "cut where the flight ring had wrapped (it lost nothing unsent: \
+             its older events are earlier in this trace)"
+                .into()
+        }
+        Cut::RingWrapped { overwritten } => {
+            format!("cut where the flight ring had wrapped ({overwritten} older events were lost unsent)")
+        }
+        Cut::History => "incomplete: all this trace holds".into(),
+    }
+}
+
+/// A hazard's JSON line with its `chain` member.
+fn write_hazard_json(
+    out: &mut dyn Write,
+    h: &Record<'_>,
+    time: Option<Timestamp>,
+    sym: Option<&Symbolizer>,
+    c: &ChainOut,
+) -> io::Result<()> {
+    let records: Vec<(Record<'_>, Option<Timestamp>)> =
+        c.items.iter().filter_map(|(p, t)| decode_payload(p).ok().map(|r| (r, *t))).collect();
+    let (cut, overwritten) = match c.cut {
+        Cut::No => ("none", None),
+        Cut::NeverGranted => ("never_granted", None),
+        Cut::RingWrapped { overwritten } => ("ring_wrapped", Some(overwritten)),
+        Cut::History => ("history", None),
+    };
+    let chain = json::ChainJson { complete: c.cut == Cut::No, cut, overwritten, records: &records };
+    json::write_hazard_with(out, h, time, sym, &chain)
 }
 
 fn remember(map: &mut BTreeMap<u64, Stored>, rec: &Record<'_>, time: Option<Timestamp>, vbar: Option<u64>) {
@@ -717,6 +881,127 @@ mod tests {
             p.counts_line(&stats),
             "porwatch: hazards 1; tables tracked 5 (max 7); exception entries 12; traps 30 (60/s over 500 ms)"
         );
+        // A flight trace's records are not a count of entries or traps.
+        p.flight = true;
+        stats.per_cpu.entry(0).or_default().flight_events = 40;
+        stats.per_cpu.entry(1).or_default().flight_events = 2;
+        assert_eq!(
+            p.counts_line(&stats),
+            "porwatch: hazards 1; tables tracked 5 (max 7); exception entries and traps in the flight ring \
+             (42 ring events; --all counts them)"
+        );
+    }
+
+    /// A flight trace's header, a chain block of `links` announced by a
+    /// `cause_chain`, and the hazard.
+    fn flight_hazard(complete: u64, overwritten: u64, wrapped: u64) -> Vec<Record<'static>> {
+        let mut header =
+            sample::records().into_iter().find(|r| matches!(r.event, Event::Header { .. })).unwrap();
+        if let Event::Header { ref mut options, .. } = header.event {
+            *options |= 1 << STREAM_FLIGHT_BIT;
+        }
+        let cc = Record {
+            cpu: 0,
+            seq: 9,
+            ts: 9,
+            event: Event::CauseChain { events: 2, first_seq: 1, complete, overwritten, wrapped },
+        };
+        vec![header, cc, entry(1), por(2, 1), hazard(10, 1, 2)]
+    }
+
+    /// Why an incomplete chain starts where it does, in the three flight
+    /// cases (the ring wrapped over streamed events only must not read as
+    /// "no write ever granted the pkey").
+    #[test]
+    fn the_chain_section_says_why_a_flight_chain_is_cut() {
+        let text = |c, o, w| print(false, &ViewOptions::default(), &flight_hazard(c, o, w));
+        assert!(!text(1, 0, 0).contains("chain:"), "complete, and the report names both");
+        let never = text(0, 0, 0);
+        assert!(
+            never.contains("  chain:  2 records from this CPU's first event (no POR write ever granted"),
+            "{never}"
+        );
+        let wrapped = text(0, 0, 1);
+        assert!(
+            wrapped.contains(
+                "  chain:  2 records cut where the flight ring had wrapped (it lost nothing unsent"
+            ),
+            "{wrapped}"
+        );
+        assert!(!wrapped.contains("ever granted"), "{wrapped}");
+        let lost = text(0, 7, 1);
+        assert!(lost.contains("ring had wrapped (7 older events were lost unsent)"), "{lost}");
+    }
+
+    /// The JSON hazard line carries its chain: in a flight trace the block
+    /// its cause_chain announced, in a full stream the rule's records.
+    #[test]
+    fn json_hazard_lines_carry_the_chain() {
+        let last = |out: String| -> serde_json::Value {
+            let l = out.lines().last().unwrap().to_string();
+            serde_json::from_str(&l).unwrap()
+        };
+        let h = last(print(true, &ViewOptions::default(), &flight_hazard(0, 3, 1)));
+        assert_eq!(h["event"], "hazard");
+        let c = &h["chain"];
+        assert_eq!(
+            (c["complete"].as_bool(), c["cut"].as_str(), c["overwritten"].as_u64()),
+            (Some(false), Some("ring_wrapped"), Some(3))
+        );
+        let seqs: Vec<u64> =
+            c["records"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, [1, 2]);
+        assert_eq!(c["records"][0]["event"], "exc_entry");
+        assert_eq!(c["records"][1]["at_entry"], 1);
+        assert!(c["records"][0].get("v").is_none(), "members of the hazard line, not lines");
+        // Full stream: entry 1, its POR write 2 (at entry, took W away), a trap.
+        let h = last(print(
+            true,
+            &ViewOptions::default(),
+            &[por(0, 0), entry(1), por(2, 1), trap(3), hazard(4, 1, 2)],
+        ));
+        let c = &h["chain"];
+        assert_eq!((c["complete"].as_bool(), c["cut"].as_str()), (Some(true), Some("none")));
+        assert!(c.get("overwritten").is_none());
+        let seqs: Vec<u64> =
+            c["records"].as_array().unwrap().iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, [1, 2]);
+    }
+
+    /// `porwatch run`'s readable default: in a flight trace, hazards (with
+    /// their report) and entry transitions, not the chain block, call
+    /// traces, roots or counters; a full stream prints everything.
+    #[test]
+    fn the_brief_view_shows_reports_transitions_and_findings_of_a_flight_trace() {
+        let view = ViewOptions { brief: true, ..Default::default() };
+        let mut recs = flight_hazard(1, 0, 0);
+        // An entry transition streamed outside any chain, and a pt_root.
+        recs.insert(1, Record { seq: 20, ..entry(20) });
+        recs.insert(2, por(21, 20));
+        recs.insert(
+            3,
+            Record {
+                cpu: 0,
+                seq: 22,
+                ts: 22,
+                event: Event::PtRoot { half: 0, asid: 1, root: 0x1000, tables: 1, evicted: 0, levels: 4 },
+            },
+        );
+        let out = print(false, &view, &recs);
+        let lines: Vec<&str> =
+            out.lines().filter(|l| l.contains(" #")).filter(|l| !l.starts_with(' ')).collect();
+        assert!(lines[0].contains("#20 exc_entry") && lines[1].contains("#21 por_write"), "{out}");
+        assert!(!out.contains("header") && !out.contains("pt_root") && !out.contains("cause_chain"), "{out}");
+        assert!(
+            out.contains("porwatch: HAZARD:") && out.lines().last().unwrap().contains("#10 hazard"),
+            "{out}"
+        );
+        // The chain's records are in the report, not as lines of their own.
+        assert!(!out.lines().any(|l| l.contains("#1 exc_entry") && !l.starts_with(' ')), "{out}");
+        // Without the flight bit (stream=all) the view prints every record.
+        recs[0] = sample::records().into_iter().find(|r| matches!(r.event, Event::Header { .. })).unwrap();
+        let all = print(false, &view, &recs);
+        assert!(all.contains("pt_root") && all.contains("cause_chain"), "{all}");
     }
 
     #[test]

@@ -57,9 +57,20 @@ pub struct RunArgs {
     /// is refused).
     #[arg(long, conflicts_with = "linux")]
     pub raw: bool,
-    /// Write the raw trace bytes to FILE (decode later with `porwatch decode FILE`).
+    /// Write the raw trace bytes, as streamed, to FILE (decode later with
+    /// `porwatch decode FILE`).
     #[arg(long, value_name = "FILE")]
     pub trace_out: Option<PathBuf>,
+    /// Stream and print every record (porwatch.stream=all: every exception
+    /// entry, return, POR write and trap). Without it porwatch keeps those
+    /// in its per-CPU flight recorder and streams hazards with their cause
+    /// chains, entry transitions and findings (docs/flight.md), and the
+    /// text output is the guest console, hazard reports with their chains,
+    /// entry transitions, findings and the summary (--kind, --addr, --pkey
+    /// and --symbol select from every record streamed). Same as --hyp-opt
+    /// stream=all.
+    #[arg(long)]
+    pub all: bool,
     /// Print the trace as JSON lines on stdout (the guest console goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -258,6 +269,25 @@ pub fn run(
     r
 }
 
+/// `--all`: adds `stream=all` to the porwatch options unless it is there
+/// already (porwatch refuses an option given twice); refuses another
+/// `stream=` given with it (as an option or a kernel command-line word).
+fn all_stream(hyp_opts: &mut Vec<String>, append: Option<&str>) -> Result<()> {
+    let given: Vec<&str> = hyp_opts
+        .iter()
+        .map(|o| o.trim_start_matches("porwatch."))
+        .chain(append.unwrap_or_default().split_whitespace().filter_map(|w| w.strip_prefix("porwatch.")))
+        .filter_map(|o| o.strip_prefix("stream="))
+        .collect();
+    if let Some(v) = given.iter().find(|&&v| v != "all") {
+        bail!("--all streams every record (porwatch.stream=all); it cannot be combined with stream={v}");
+    }
+    if given.is_empty() {
+        hyp_opts.push("stream=all".into());
+    }
+    Ok(())
+}
+
 /// What [`run`] resolved before QEMU starts.
 struct RunPlan {
     hyp: PathBuf,
@@ -322,6 +352,9 @@ fn run_in(
         guest_args: args.append.clone().unwrap_or_default(),
         hyp_opts: {
             let mut v = args.hyp_opts.clone();
+            if args.all {
+                all_stream(&mut v, args.append.as_deref())?;
+            }
             if let Some(p) = args.policy {
                 if v.iter().any(|o| o.trim_start_matches("porwatch.").starts_with("policy=")) {
                     bail!("--policy and --hyp-opt policy=... both given");
@@ -340,7 +373,10 @@ fn run_in(
     let traced = !argv
         .windows(2)
         .any(|w| w[0] == "-append" && w[1].split_whitespace().any(|o| o == "porwatch.trace=none"));
-    let view = args.view.view(plan.default_symbols.as_deref(), args.verbose)?;
+    let mut view = args.view.view(plan.default_symbols.as_deref(), args.verbose)?;
+    // The readable default (applies to a flight trace: the printer checks
+    // the header's stream bit, so `--hyp-opt stream=all` prints everything).
+    view.brief = !args.json && !args.all && !view.hazards_only && view.filter.is_empty();
     let mut raw = match &args.trace_out {
         Some(p) => Some(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?),
         None => None,
@@ -667,4 +703,27 @@ fn shell_join(argv: &[String]) -> String {
         .map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_stream;
+
+    #[test]
+    fn all_adds_stream_all_once_and_refuses_flight() {
+        let mut v = vec!["tap=on".to_string()];
+        all_stream(&mut v, None).unwrap();
+        assert_eq!(v, ["tap=on", "stream=all"]);
+        // Already asked for: not twice (porwatch refuses a repeated option).
+        for (opts, append) in
+            [(vec!["porwatch.stream=all".to_string()], None), (vec![], Some("porwatch.stream=all"))]
+        {
+            let mut v = opts.clone();
+            all_stream(&mut v, append).unwrap();
+            assert_eq!(v, opts);
+        }
+        let e = all_stream(&mut vec!["stream=flight".into()], None).unwrap_err();
+        assert!(e.to_string().contains("cannot be combined with stream=flight"), "{e}");
+        assert!(all_stream(&mut vec![], Some("quiet porwatch.stream=flight")).is_err());
+    }
 }

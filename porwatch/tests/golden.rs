@@ -2,7 +2,9 @@
 //!
 //! `tests/golden/` holds traces recorded from the guest-tests kernels
 //! (`seed.pwt`, `exceptions.pwt`, `audit.pwt`: `porwatch run --guest NAME
-//! --trace-out`; `seed_flight.pwt` the same with `--hyp-opt stream=flight`)
+//! --trace-out`, recorded when the full stream was the default: `--all`
+//! now; `seed_flight.pwt` the same with `--hyp-opt stream=flight`, now the
+//! default)
 //! and a synthetic one built here with the trace encoder (`synthetic.pwt`:
 //! the sample records with garbage, a `dropped` record and a truncated
 //! tail), plus what `porwatch decode` prints for each: text (`.txt`, and

@@ -45,7 +45,7 @@ fn console_value(console: &str, key: &str) -> String {
 }
 
 fn run_audit(opts: &[&str]) -> Outcome {
-    let mut a = args("audit");
+    let mut a = args_all("audit");
     a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);
@@ -271,7 +271,7 @@ fn audit_options() {
     assert_eq!(a.get_u64("table_pkeys"), Some(0));
     // Periodic: the guest keeps writing tables (traps) for 20 ms of its
     // clock; porwatch audits at most every 5 ms: at least 3 more audits.
-    let mut a = args("audit");
+    let mut a = args_all("audit");
     a.hyp_opts = vec!["audit=first-por,every:5".into()];
     a.append = Some("audit.spin_ms=20".into());
     let o = run_guest(a);

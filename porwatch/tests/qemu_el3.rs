@@ -106,8 +106,8 @@ fn hostile_runs_when_porwatch_is_entered_at_el3() {
 /// both).
 #[test]
 fn seed_under_el3_entry_finds_the_same_hazard_as_the_normal_run() {
-    let normal = run_guest(args("seed"));
-    let mut a = args("seed");
+    let normal = run_guest(args_all("seed"));
+    let mut a = args_all("seed");
     a.secure = true;
     let secure = run_guest(a);
     for (name, o) in [("normal", &normal), ("secure", &secure)] {

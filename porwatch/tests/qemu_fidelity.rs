@@ -73,7 +73,7 @@ const CHECKS: [&str; 13] = [
 ];
 
 fn run_fidelity(fault: bool) -> Outcome {
-    let mut a = args("fidelity");
+    let mut a = args_all("fidelity");
     if fault {
         a.hyp_opts = vec!["policy=fault".into()];
         a.append = Some("fidelity.policy=fault".into());
@@ -236,7 +236,7 @@ fn walk_abort_is_what_bare_qemu_reports() {
     let (status, bare) = run_bare("fidelity.only=walk");
     assert_eq!(status, 0, "{bare}");
     assert!(bare.contains("fidelity: check walk ok"), "{bare}");
-    let mut a = args("fidelity");
+    let mut a = args_all("fidelity");
     a.append = Some("fidelity.only=walk".into());
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);

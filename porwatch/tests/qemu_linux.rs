@@ -45,7 +45,9 @@ fn boot(suite: &str, levels: u64) -> common::Outcome {
 /// as clean as on one.
 fn boot_on(suite: &str, levels: u64, cpus: u32) -> common::Outcome {
     kernel_dir(suite);
-    let mut a = common::args("seed");
+    // Every entry: the tap's view of Linux is checked (the default keeps
+    // entries in the flight ring: `bookworm_by_default_prints_...`).
+    let mut a = common::args_all("seed");
     a.linux = Some(suite.into());
     a.smp = cpus;
     a.timeout = Some(600 + 300 * u64::from(cpus - 1));
@@ -218,6 +220,63 @@ fn trixie_backports_7_x_clears_its_tables_with_mops_and_porwatch_follows() {
     let st = o.one("pt_stats");
     assert!(u(st, "mops_steps") > 0, "no MOPS store to a tracked table emulated: {st:?}");
     assert_symbolized(&o, "trixie-backports");
+}
+
+/// The default (the flight recorder, docs/flight.md) on Linux, as a user
+/// sees it: `porwatch run --linux bookworm` in text. Zero hazards, zero
+/// gaps, every CPU's flight accounting clean (each `flight_stats.streamed`
+/// equals the records of that CPU that arrived; the reader's check, and
+/// `is_clean`), and the output short: a record line for a small fraction
+/// of what was streamed, which is itself a small fraction of the events
+/// porwatch recorded (those `--all` streams and prints, one line each).
+#[test]
+fn bookworm_by_default_prints_a_short_clean_run() {
+    kernel_dir("bookworm");
+    let mut a = common::args("seed");
+    a.linux = Some("bookworm".into());
+    a.timeout = Some(600);
+    let (o, text, records, stats) = common::run_text(a);
+    let tail: String =
+        text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    assert!(!o.timed_out, "timed out; tail:\n{tail}");
+    assert_eq!(o.status, 0, "tail:\n{tail}");
+    for marker in ["porwatch-linux: workload done", "porwatch-linux: poweroff"] {
+        assert!(text.contains(marker), "no {marker:?}; tail:\n{tail}");
+    }
+    assert!(stats.is_clean(), "{stats:?}");
+    let header = &records[0];
+    assert_eq!(header.kind, "header");
+    assert_ne!(
+        u(header, "options") >> porwatch_monitor::cmdline::STREAM_FLIGHT_BIT & 1,
+        0,
+        "the default is flight"
+    );
+    common::assert_consecutive(&records);
+    let st = records.iter().rev().find(|r| r.kind == "pt_stats").expect("pt_stats");
+    assert_eq!((u(st, "hazards"), u(st, "coverage_gaps"), u(st, "overflows")), (0, 0, 0), "{st:?}");
+    for kind in ["hazard", "coverage_gap", "dropped", "unknown_trap"] {
+        assert_eq!(stats.count(kind), 0, "{kind}");
+    }
+    // Expected traps and entries stayed in the ring.
+    assert_eq!((stats.count("trap"), stats.count("exc_entry")), (0, 0));
+    let fs = records.iter().rev().find(|r| r.kind == "flight_stats").expect("flight_stats");
+    let events = u(fs, "events");
+    assert!(u(fs, "overwritten") > 0 && events > u(fs, "streamed"), "{fs:?}");
+    // Short: what was printed is a small part of what was streamed, which
+    // is a small part of what --all would have printed.
+    let printed = common::record_lines(&text);
+    assert!(
+        printed.len() * 10 < records.len(),
+        "{} record lines of {} records",
+        printed.len(),
+        records.len()
+    );
+    assert!(records.len() * 10 < events as usize, "{} records streamed, {events} events", records.len());
+    assert!(printed.iter().any(|l| l.contains(" guest_exit ")), "{printed:?}");
+    assert!(!printed.iter().any(|l| l.contains(" pt_root ") || l.contains(" flight_stats ")), "{printed:?}");
+    // The reader's flight totals (the summary's `flight ring:` part, on
+    // stderr) are the CPU's last flight_stats.
+    assert_eq!(stats.per_cpu.get(&0).map(|c| c.flight_events), Some(events));
 }
 
 /// A Linux kernel that panics (no init: `rdinit=` names nothing and there

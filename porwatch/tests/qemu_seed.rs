@@ -59,7 +59,7 @@ fn by_seq(o: &Outcome, seq: u64) -> &OwnedRecord {
 }
 
 fn run_seed(opts: &[&str], append: Option<&str>) -> Outcome {
-    let mut a = args("seed");
+    let mut a = args_all("seed");
     a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
     a.append = append.map(str::to_string);
     let o = run_guest(a);
@@ -156,7 +156,7 @@ fn console_value(console: &str, prefix: &str, key: &str) -> String {
 /// the guest expects (it verifies them itself).
 #[test]
 fn stress_counts_exactly_the_constructed_hazards_and_keeps_tables_intact() {
-    let mut a = args("pt_stress");
+    let mut a = args_all("pt_stress");
     a.timeout = Some(120);
     let o = run_guest(a);
     assert_eq!(o.status, 0, "console:\n{}", o.console);
@@ -190,7 +190,7 @@ fn stress_counts_exactly_the_constructed_hazards_and_keeps_tables_intact() {
 /// emulated every store, and reported each hazard.
 #[test]
 fn store_fast_path_keeps_every_value_and_reports_every_hazard() {
-    let mut a = args("pt_store");
+    let mut a = args_all("pt_store");
     a.append = Some("pt_store.iters=300".into());
     a.timeout = Some(120);
     let o = run_guest(a);

@@ -117,7 +117,7 @@ fn check_smp_seed(o: &Outcome) {
 
 #[test]
 fn smp_seed_names_the_hazarding_cpu_and_its_own_causes() {
-    let mut a = args("smp_seed");
+    let mut a = args_all("smp_seed");
     a.smp = 2;
     check_smp_seed(&run_guest(a));
 }
@@ -127,7 +127,7 @@ fn smp_seed_names_the_hazarding_cpu_and_its_own_causes() {
 /// are never released.
 #[test]
 fn smp_seed_at_el3() {
-    let mut a = args("smp_seed");
+    let mut a = args_all("smp_seed");
     a.smp = 4;
     a.secure = true;
     check_smp_seed(&run_guest(a));

@@ -48,7 +48,7 @@ fn por_writes(o: &Outcome) -> Vec<&OwnedRecord> {
 }
 
 fn run_exceptions(opts: &[&str]) -> Outcome {
-    let mut a = args("exceptions");
+    let mut a = args_all("exceptions");
     a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
     let o = run_guest(a);
     assert_eq!(o.status, 0, "{opts:?}: console:\n{}", o.console);
@@ -203,7 +203,7 @@ fn por_regs_pattern(name: &str) -> u64 {
 fn virtual_poe_fast_path_reaches_every_register() {
     // MRS/MSR POR_EL1 through x0..x30 and XZR: reads and same-value writes
     // complete in vectors.S's fast path, changes in the full path.
-    let o = run_guest(args("por_regs"));
+    let o = run_guest(args_all("por_regs"));
     assert_eq!(o.status, 0, "{}", o.console);
     assert!(o.console.contains("por_regs: ok, 33 POR_EL1 changes"), "{}", o.console);
     assert!(!o.console.contains("FAIL"), "{}", o.console);
@@ -228,7 +228,7 @@ fn virtual_poe_fast_path_reaches_every_register() {
 /// under `opts`: its console, the vectors of its exc_entry records, and its
 /// tap_arm records as (VBAR page offset from kentry's table, mechanism).
 fn run_tap_slots(opts: &[&str]) -> (Outcome, Vec<String>, Vec<(i64, String)>) {
-    let mut a = args("tap_slots");
+    let mut a = args_all("tap_slots");
     a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
     let o = run_guest(a);
     assert_eq!(o.status, 0, "{opts:?}: console:\n{}", o.console);

@@ -236,6 +236,18 @@ fn options_porwatch_run_sets_itself_or_that_cannot_work_are_refused() {
         &["--guest", "hello", "--policy", "fault", "--hyp-opt", "policy=report"],
         &["--policy and --hyp-opt policy"],
     );
+    // --all is stream=all: asking for the flight recorder with it is a
+    // contradiction, whichever way it is asked.
+    for flight in [
+        ["--hyp-opt", "stream=flight"],
+        ["--hyp-opt", "porwatch.stream=flight"],
+        ["--append", "porwatch.stream=flight"],
+    ] {
+        refused(
+            &["--guest", "hello", "--all", flight[0], flight[1]],
+            &["--all streams every record (porwatch.stream=all); it cannot be combined with stream=flight"],
+        );
+    }
     refused(&["--guest", "no-such-guest"], &["no guest \"no-such-guest\""]);
     // A usage error of `run` is a refusal too (78, not clap's 2).
     let o = run(&["--no-such-flag"]);

@@ -858,9 +858,14 @@ define_events! {
         /// such write was found in the ring (see `overwritten`).
         complete: u64 = Dec,
         /// Events this CPU's ring has overwritten without streaming them so
-        /// far (0 with complete = 0: the chain runs from the CPU's first
-        /// event, no write ever granted the pkey).
+        /// far.
         overwritten: u64 = Dec,
+        /// 1: the ring has wrapped (it no longer holds this CPU's first
+        /// event), so a chain with complete = 0 is cut at the ring's oldest
+        /// event, even with overwritten = 0 (what was lost had been
+        /// streamed); 0 with complete = 0: the chain runs from the CPU's
+        /// first event, no write ever granted the pkey.
+        wrapped: u64_appended = Dec,
     }
 
     /// `porwatch.stream=flight`: this CPU's flight-recorder accounting,

@@ -128,7 +128,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             end: v,
             frames: &bytes[..bytes.len().min(128)],
         },
-        Event::CauseChain { events: v, first_seq: v, complete: v, overwritten: v },
+        Event::CauseChain { events: v, first_seq: v, complete: v, overwritten: v, wrapped: v },
         Event::FlightStats { events: v, streamed: v, overwritten: v },
     ]
 }
@@ -617,13 +617,14 @@ fn errors_have_codes() {
 
 /// Fields appended after format version 1's first release (`u64_appended`),
 /// per kind, in order: absent in traces from older writers.
-const APPENDED: [(&str, &[&str]); 6] = [
+const APPENDED: [(&str, &[&str]); 7] = [
     ("header", &["overlay_enforced"]),
     ("por_write", &["sampled"]),
     ("tap_arm", &["mechanism"]),
     ("pt_root", &["levels"]),
     ("hazard", &["pir", "trace_seq", "entry_trace_seq"]),
     ("pt_stats", &["roots_released", "fast_stores", "mops_steps", "stepped_stores", "released_pages"]),
+    ("cause_chain", &["wrapped"]),
 ];
 
 #[test]

@@ -65,6 +65,7 @@ pub fn args(guest: &str) -> RunArgs {
         load_addr: 0x4400_0000,
         raw: false,
         trace_out: None,
+        all: false,
         json: true,
         qemu: "qemu-system-aarch64".into(),
         timeout: None,
@@ -82,6 +83,13 @@ pub fn args(guest: &str) -> RunArgs {
         view: Default::default(),
         qemu_args: vec![],
     }
+}
+
+/// [`args`] with `--all` (porwatch.stream=all): for tests that read every
+/// exception entry, return, POR write or expected trap, which the default
+/// (the flight recorder, docs/flight.md) keeps in porwatch's ring.
+pub fn args_all(guest: &str) -> RunArgs {
+    RunArgs { all: true, ..args(guest) }
 }
 
 /// Runs `a` with the trace saved to a file, JSON on the live output.
@@ -106,6 +114,37 @@ pub fn run_guest(mut a: RunArgs) -> Outcome {
     Outcome { status: out.status, timed_out: out.timed_out, console, json, records, stats, raw }
 }
 
+/// Runs `a` as `porwatch run` prints it in text mode (the guest console
+/// and the trace lines on one output, then the closing summary), with the
+/// trace saved and decoded again: (outcome, that output, records, stats).
+pub fn run_text(mut a: RunArgs) -> (porwatch::run::RunOutcome, String, Vec<OwnedRecord>, DecodeStats) {
+    let dir = tempdir();
+    let raw_path = dir.join("trace.bin");
+    a.trace_out = Some(raw_path.clone());
+    a.json = false;
+    let out = Sink::default();
+    let o = run(&a, Box::new(out.clone()), Box::new(out.clone())).expect("porwatch run failed to start");
+    let raw = std::fs::read(&raw_path).unwrap_or_default();
+    let (records, stats) = decode_all(&raw);
+    let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    (o, text, records, stats)
+}
+
+/// The trace record lines of `porwatch run`'s text output
+/// (`[    0.123456] cpu0 #15 kind ...`; a Linux console line has no `cpuN #`).
+pub fn record_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix('[')
+                .and_then(|l| l.split_once("] "))
+                .and_then(|(_, rest)| rest.strip_prefix("cpu"))
+                .and_then(|rest| rest.split_once(' '))
+                .is_some_and(|(n, rest)| n.parse::<u32>().is_ok() && rest.starts_with('#'))
+        })
+        .collect()
+}
+
 pub fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
@@ -123,8 +162,32 @@ pub fn ec(esr: u64) -> u64 {
     (esr >> 26) & 0x3f
 }
 
-/// Sequence numbers start at 0 and have no gaps in a clean run.
+/// Sequence numbers start at 0 and have no gaps in a clean run. In a
+/// flight-recorder trace (the default) seqs skip what stayed in the ring by
+/// design: there every `flight_stats.streamed` must equal the records of
+/// its CPU received up to it, and every CPU with records must have one
+/// (the last comes at the end of the run, before `guest_exit`).
 pub fn assert_consecutive(records: &[OwnedRecord]) {
+    let flight = records
+        .first()
+        .filter(|h| h.kind == "header")
+        .and_then(|h| h.get_u64("options"))
+        .is_some_and(|o| o >> porwatch_monitor::cmdline::STREAM_FLIGHT_BIT & 1 != 0);
+    if flight {
+        let mut received = std::collections::BTreeMap::new();
+        let mut accounted = std::collections::BTreeSet::new();
+        for r in records {
+            let n = received.entry(r.cpu).or_insert(0u64);
+            *n += 1;
+            if r.kind == "flight_stats" {
+                assert_eq!(r.get_u64("streamed"), Some(*n), "cpu{} flight_stats: {r:?}", r.cpu);
+                accounted.insert(r.cpu);
+            }
+        }
+        let cpus: std::collections::BTreeSet<u32> = received.keys().copied().collect();
+        assert_eq!(accounted, cpus, "every CPU with records has a flight_stats");
+        return;
+    }
     // Each CPU numbers its own records from 0.
     let mut next = std::collections::BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
