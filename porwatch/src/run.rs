@@ -43,7 +43,8 @@ const QEMU_STDERR_KEPT: usize = 8;
 pub struct RunArgs {
     /// Guest to run: the name of a guest-tests kernel (default: seed, the
     /// kpkeys crash reproduced; others: pt_stress, pt_store, exceptions,
-    /// por_regs, bench, hello, hostile),
+    /// por_regs, bench, kpkeys_bench, hello, hostile, smp_seed, audit, dma,
+    /// fidelity, pie, tap_slots),
     /// or a path to an AArch64 ELF (loaded at its own addresses), an arm64
     /// Image (loaded at --load-addr) or, with --raw, any other file (loaded
     /// as raw bytes at --load-addr).
