@@ -6,7 +6,9 @@ use std::convert::Infallible;
 use std::io::{self, Read, Write};
 
 use porwatch_monitor::cmdline::STREAM_FLIGHT_BIT;
-use porwatch_trace::{decode_payload, DecodeError, Deframer, Event, Record, TrapOutcome};
+use porwatch_trace::{
+    decode_batch, decode_payload, is_batch, DecodeError, Deframer, Event, Record, TrapOutcome,
+};
 
 use crate::printer::{Printer, ViewOptions};
 use crate::records::OwnedRecord;
@@ -130,6 +132,10 @@ impl StreamDecoder {
             }
             match self.deframer.push(b) {
                 None => {}
+                Some(Ok(payload)) if is_batch(payload) => match batch_records(payload) {
+                    Ok(recs) => st.batch(&recs, start, sink)?,
+                    Err(error) => st.text_or_corrupt(error, start, sink)?,
+                },
                 Some(Ok(payload)) => match decode_payload(payload) {
                     Ok(rec) => {
                         *st.stats.bytes_per_kind.entry(rec.event.kind_name()).or_insert(0) +=
@@ -202,6 +208,28 @@ impl State {
     ) -> Result<(), E> {
         self.stats.corrupt_frames += 1;
         sink(&Item::Corrupt { error, offset })
+    }
+
+    /// A batch's records (format 3) with their items' sizes, each record
+    /// handled as if it came alone. For `bytes_per_kind` a record costs
+    /// its item plus an equal part of the frame's own bytes (header, CRC,
+    /// COBS, delimiter; the first ones a byte more when it does not
+    /// divide), so the kinds still add up to the stream.
+    fn batch<E>(
+        &mut self,
+        recs: &[(Record<'_>, usize)],
+        offset: u64,
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let items: u64 = recs.iter().map(|(_, len)| *len as u64).sum();
+        let overhead = (self.offset - offset).saturating_sub(items);
+        let n = recs.len() as u64;
+        for (i, (rec, len)) in (0u64..).zip(recs) {
+            let share = *len as u64 + overhead / n + u64::from(i < overhead % n);
+            *self.stats.bytes_per_kind.entry(rec.event.kind_name()).or_insert(0) += share;
+            self.record(rec, offset, sink)?;
+        }
+        Ok(())
     }
 
     fn record<E>(
@@ -301,6 +329,17 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// A batch payload's records, each with the size of its item; an error if
+/// any item is bad (the frame is then corrupt as a whole).
+fn batch_records(payload: &[u8]) -> Result<Vec<(Record<'static>, usize)>, DecodeError> {
+    let mut items = decode_batch(payload)?;
+    let mut out = Vec::new();
+    while let Some(rec) = items.next() {
+        out.push((rec?, items.item_len()));
+    }
+    Ok(out)
 }
 
 /// Output options of [`decode_stream`].
