@@ -367,9 +367,10 @@ impl Tracer {
                 self.dropped[cpu] += 1;
             }
         }
-        if t.wrapping_sub(self.oldest_open) >= self.batch_max_age && self.oldest_open != u64::MAX {
+        // Saturating: a queued record's older time never closes a batch.
+        if t.saturating_sub(self.oldest_open) >= self.batch_max_age {
             for c in 0..MAX_CPUS {
-                if !self.batches[c].is_empty() && t.wrapping_sub(self.opened[c]) >= self.batch_max_age {
+                if !self.batches[c].is_empty() && t.saturating_sub(self.opened[c]) >= self.batch_max_age {
                     self.close_batch(c, false);
                 }
             }
