@@ -176,6 +176,16 @@ proptest! {
     }
 
     #[test]
+    fn any_batch_payload_decodes_or_errs_without_panicking(body in proptest::collection::vec(any::<u8>(), 0..80)) {
+        let payload = [&[BATCH_KIND, 1, 2][..], &body].concat();
+        if let Ok(items) = decode_batch(&payload) {
+            for item in items {
+                let _ = item;
+            }
+        }
+    }
+
+    #[test]
     fn a_lost_frame_loses_only_its_records_and_shows(recs in records(), pick in any::<prop::sample::Index>()) {
         let mut frames = compact(&recs);
         let lost = frames.remove(pick.index(frames.len()));
