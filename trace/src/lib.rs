@@ -3,6 +3,8 @@
 //! The trace is a byte stream of frames:
 //! `COBS(payload ‖ crc16(payload) LE) ‖ 0x00`, with
 //! `payload = kind: u8, [cpu: varint,] seq: varint, ts: varint, fields...`.
+//! Format 3 adds batch frames ([`Batch`], kind [`BATCH_KIND`]): several
+//! hot records of one CPU in one frame, expanded by [`decode_batch`].
 //! See `docs/trace-format.md` for the full specification.
 //!
 //! * Writer (hypervisor, `no_std`, no alloc): build a [`Record`] and call
