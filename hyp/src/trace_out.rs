@@ -20,6 +20,16 @@
 //! record ([`SEQ`]), so the records that refer to others by seq keep their
 //! meaning.
 //!
+//! Format 3: a CPU's hot records (exception entries and returns, POR
+//! writes, traps) are not framed one by one but gathered in that CPU's open
+//! batch (porwatch-trace `Batch`: one frame of many records, each coded
+//! against the earlier ones, docs/trace-format.md "Batches"). A batch goes
+//! into the ring when it is full, before any other record of its CPU,
+//! before any reliable record (every CPU's: it follows all that came
+//! before it), when it is 1/[`BATCH_MAX_AGE_DIV`] s (20 ms) old at the next
+//! hot record of any CPU, and at flush. A batch that does not fit in the
+//! ring is counted as that many dropped records.
+//!
 //! Two sinks:
 //! * the trace UART (the normal case): the ring is drained into the PL011's
 //!   FIFO at every record, a byte at a time, as far as the FIFO takes it;
@@ -41,7 +51,7 @@ use porwatch_monitor::cmdline::Stream;
 use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::flight::{FlightEvent, FlightRing, Kind, FIELDS, POR_AT_ENTRY, POR_ENTRY_SEQ};
 use porwatch_trace::ring::Ring;
-use porwatch_trace::{encode_frame, Event, Record, MAX_FRAME};
+use porwatch_trace::{batchable, encode_frame, Batch, Event, Record, MAX_FRAME};
 use spin::Mutex;
 
 const RING_BYTES: usize = 256 * 1024;
@@ -51,6 +61,8 @@ const FLIGHT_STATS_PERIOD: u64 = fast_path::FLIGHT_STATS_PERIOD;
 const FILE_BATCH: usize = 4096;
 /// File sink: write when the last write is older than 1/this s.
 const FILE_MAX_AGE_DIV: u64 = 50;
+/// An open batch goes out once it is older than 1/this s, whatever comes.
+const BATCH_MAX_AGE_DIV: u64 = 50;
 
 /// Where the trace goes.
 #[derive(Clone, Copy)]
@@ -72,6 +84,14 @@ struct Tracer {
     /// ring (flight_stats.streamed).
     dropped: [u64; MAX_CPUS],
     streamed: [u64; MAX_CPUS],
+    /// Per CPU: its open batch of hot records (format 3, docs/trace-format.md
+    /// "Batches"), and CNTPCT when it was opened.
+    batches: [Batch; MAX_CPUS],
+    opened: [u64; MAX_CPUS],
+    /// The oldest `opened` of the open batches (u64::MAX: none).
+    oldest_open: u64,
+    /// Counter ticks after which an open batch is closed.
+    batch_max_age: u64,
 }
 
 /// Per CPU: the flight ring. Locked by its own CPU only (and by the CPU
@@ -106,11 +126,16 @@ static TRACER: Mutex<Tracer> = Mutex::new(Tracer {
     last_write: 0,
     dropped: [0; MAX_CPUS],
     streamed: [0; MAX_CPUS],
+    batches: [const { Batch::new() }; MAX_CPUS],
+    opened: [0; MAX_CPUS],
+    oldest_open: u64::MAX,
+    batch_max_age: 0,
 });
 
 /// Sets the trace sink (None: the trace is counted but goes nowhere).
 pub fn init(sink: Option<Sink>) {
     let mut t = TRACER.lock();
+    t.batch_max_age = CNTFRQ_EL0.get() / BATCH_MAX_AGE_DIV;
     match sink {
         Some(Sink::Uart(u)) => t.uart = Some(u),
         Some(Sink::File(f)) => {
@@ -221,6 +246,8 @@ fn record_flight(cpu: usize, ts: u64, mut e: FlightEvent) -> u64 {
 /// Flight mode: `cpu`'s accounting (reliable).
 fn emit_flight_stats(cpu: usize, ring: &FlightRing) {
     let mut t = TRACER.lock();
+    // What the CPU's open batch holds counts as streamed once it is out.
+    t.close_batches(true);
     let streamed = t.streamed[cpu] + 1;
     let event = Event::FlightStats { events: ring.recorded, streamed, overwritten: ring.overwritten() };
     t.record_at(cpu, now(), event, true);
@@ -311,17 +338,101 @@ impl Tracer {
     /// CPU's next seq.
     fn record_at(&mut self, cpu: usize, ts: u64, event: Event, reliable: bool) -> u64 {
         let cpu = cpu.min(MAX_CPUS - 1);
-        self.send_dropped(cpu, reliable);
         let seq = next_seq(cpu);
-        self.push(cpu, seq, ts, event, reliable);
+        self.send(cpu, seq, ts, event, reliable);
         seq
     }
 
-    /// Sends `event` of CPU `cpu` with the seq it already has (a flight
-    /// ring's event: a transition or a cause chain).
+    /// Sends `event` of CPU `cpu` with seq `seq` (its next, or a flight
+    /// ring's event's own: a transition or a cause chain). A hot record
+    /// joins the CPU's batch; any other closes it first (all of them, for
+    /// a reliable record: it follows everything before it), so each CPU's
+    /// records stay in order.
     fn send(&mut self, cpu: usize, seq: u64, ts: u64, event: Event, reliable: bool) {
+        if !reliable && self.dropped[cpu] == 0 && batchable(&event) {
+            self.batch(cpu, Record { cpu: cpu as u32, seq, ts, event });
+            return;
+        }
+        if reliable {
+            self.close_batches(true);
+        } else {
+            self.close_batch(cpu, false);
+        }
         self.send_dropped(cpu, reliable);
         self.push(cpu, seq, ts, event, reliable);
+    }
+
+    /// Adds `rec` to `cpu`'s batch, closing it first when full; then closes
+    /// any batch that has been open too long.
+    fn batch(&mut self, cpu: usize, rec: Record) {
+        // The record's time stands for now (a queued record's is a little
+        // older: its batch closes a little early), saving a counter read.
+        let t = rec.ts;
+        if !self.add_to_batch(cpu, &rec, t) {
+            self.close_batch(cpu, false);
+            if self.dropped[cpu] > 0 || !self.add_to_batch(cpu, &rec, t) {
+                self.dropped[cpu] += 1;
+            }
+        }
+        // Saturating: a queued record's older time never closes a batch.
+        if t.saturating_sub(self.oldest_open) >= self.batch_max_age {
+            for c in 0..MAX_CPUS {
+                if !self.batches[c].is_empty() && t.saturating_sub(self.opened[c]) >= self.batch_max_age {
+                    self.close_batch(c, false);
+                }
+            }
+        }
+    }
+
+    fn add_to_batch(&mut self, cpu: usize, rec: &Record, t: u64) -> bool {
+        let b = &mut self.batches[cpu];
+        let opening = b.is_empty();
+        if !b.push(rec) {
+            return false;
+        }
+        if opening {
+            self.opened[cpu] = t;
+            self.oldest_open = self.oldest_open.min(t);
+        }
+        true
+    }
+
+    /// Puts `cpu`'s open batch in the ring (waiting for room if
+    /// `reliable`); its records are dropped, counted, if it does not fit.
+    fn close_batch(&mut self, cpu: usize, reliable: bool) {
+        let b = &self.batches[cpu];
+        if b.is_empty() {
+            return;
+        }
+        let count = u64::from(b.count());
+        let mut buf = [0u8; MAX_FRAME];
+        let n = b.encode_frame(&mut buf);
+        self.batches[cpu].clear();
+        match n {
+            Some(n) => {
+                if reliable {
+                    self.make_room(n);
+                }
+                if self.dropped[cpu] == 0 && self.ring.push(&buf[..n]) {
+                    self.streamed[cpu] += count;
+                } else {
+                    self.dropped[cpu] += count;
+                }
+            }
+            None => self.dropped[cpu] += count,
+        }
+        self.oldest_open = (0..MAX_CPUS)
+            .filter(|&c| !self.batches[c].is_empty())
+            .map(|c| self.opened[c])
+            .min()
+            .unwrap_or(u64::MAX);
+    }
+
+    /// Closes every CPU's open batch.
+    fn close_batches(&mut self, reliable: bool) {
+        for c in 0..MAX_CPUS {
+            self.close_batch(c, reliable);
+        }
     }
 
     /// The `dropped` record for CPU `cpu`'s lost records, if any and if
@@ -412,6 +523,7 @@ impl Tracer {
     }
 
     fn flush(&mut self) {
+        self.close_batches(true);
         if let Some(u) = self.uart {
             while !self.ring.is_empty() {
                 self.ring.drain(|b| u.try_put(b));

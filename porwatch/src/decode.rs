@@ -6,7 +6,9 @@ use std::convert::Infallible;
 use std::io::{self, Read, Write};
 
 use porwatch_monitor::cmdline::STREAM_FLIGHT_BIT;
-use porwatch_trace::{decode_payload, DecodeError, Deframer, Event, Record, TrapOutcome};
+use porwatch_trace::{
+    decode_batch, decode_payload, is_batch, DecodeError, Deframer, Event, Record, TrapOutcome,
+};
 
 use crate::printer::{Printer, ViewOptions};
 use crate::records::OwnedRecord;
@@ -130,6 +132,10 @@ impl StreamDecoder {
             }
             match self.deframer.push(b) {
                 None => {}
+                Some(Ok(payload)) if is_batch(payload) => match batch_records(payload) {
+                    Ok(recs) => st.batch(&recs, start, sink)?,
+                    Err(error) => st.text_or_corrupt(error, start, sink)?,
+                },
                 Some(Ok(payload)) => match decode_payload(payload) {
                     Ok(rec) => {
                         *st.stats.bytes_per_kind.entry(rec.event.kind_name()).or_insert(0) +=
@@ -202,6 +208,28 @@ impl State {
     ) -> Result<(), E> {
         self.stats.corrupt_frames += 1;
         sink(&Item::Corrupt { error, offset })
+    }
+
+    /// A batch's records (format 3) with their items' sizes, each record
+    /// handled as if it came alone. For `bytes_per_kind` a record costs
+    /// its item plus an equal part of the frame's own bytes (header, CRC,
+    /// COBS, delimiter; the first ones a byte more when it does not
+    /// divide), so the kinds still add up to the stream.
+    fn batch<E>(
+        &mut self,
+        recs: &[(Record<'_>, usize)],
+        offset: u64,
+        sink: &mut dyn FnMut(&Item<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let items: u64 = recs.iter().map(|(_, len)| *len as u64).sum();
+        let overhead = (self.offset - offset).saturating_sub(items);
+        let n = recs.len() as u64;
+        for (i, (rec, len)) in (0u64..).zip(recs) {
+            let share = *len as u64 + overhead / n + u64::from(i < overhead % n);
+            *self.stats.bytes_per_kind.entry(rec.event.kind_name()).or_insert(0) += share;
+            self.record(rec, offset, sink)?;
+        }
+        Ok(())
     }
 
     fn record<E>(
@@ -301,6 +329,17 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// A batch payload's records, each with the size of its item; an error if
+/// any item is bad (the frame is then corrupt as a whole).
+fn batch_records(payload: &[u8]) -> Result<Vec<(Record<'static>, usize)>, DecodeError> {
+    let mut items = decode_batch(payload)?;
+    let mut out = Vec::new();
+    while let Some(rec) = items.next() {
+        out.push((rec?, items.item_len()));
+    }
+    Ok(out)
 }
 
 /// Output options of [`decode_stream`].
@@ -550,6 +589,71 @@ mod tests {
         assert_eq!(gaps(&[h, trap(5), trap(9), stats(10, 5)]), 1);
         // The same records without the flight bit are gaps.
         assert_eq!(gaps(&[sample::records()[0], trap(5), trap(3)]), 2);
+    }
+
+    /// Format 3: `recs` (all batchable) as one batch frame.
+    fn batch_frame(recs: &[Record<'_>]) -> Vec<u8> {
+        let mut b = porwatch_trace::Batch::new();
+        for r in recs {
+            assert!(b.push(r));
+        }
+        let mut out = [0u8; MAX_FRAME];
+        let n = b.encode_frame(&mut out).unwrap();
+        out[..n].to_vec()
+    }
+
+    #[test]
+    fn batches_expand_into_their_records_and_a_lost_one_shows() {
+        let entry = |seq| {
+            ev(
+                seq,
+                Event::ExcEntry {
+                    vector: 8,
+                    esr: 0x5600_0000,
+                    elr: 0x40_0000 + seq,
+                    spsr: 0,
+                    far: 0,
+                    por: 0,
+                    depth: 0,
+                },
+            )
+        };
+        let plain = enc(&[trap(0), entry(1), entry(2), trap(3), entry(4), entry(5)]);
+        let frames =
+            [batch_frame(&[trap(0), entry(1), entry(2)]), batch_frame(&[trap(3), entry(4), entry(5)])];
+        let (from_plain, _) = decode_all(&plain);
+        let (recs, stats) = decode_all(&frames.concat());
+        assert_eq!(recs, from_plain);
+        assert!(stats.is_clean(), "{stats}");
+        assert_eq!(stats.per_kind.get("exc_entry"), Some(&4));
+        // Every byte is some kind's.
+        assert_eq!(stats.bytes_per_kind.values().sum::<u64>(), stats.bytes);
+        // The first frame lost: the second still decodes, and the loss is
+        // visible as a gap; a damaged frame is corrupt, then the same gap.
+        let later = [batch_frame(&[trap(6), entry(7)])];
+        let (recs, stats) = decode_all(&[&frames[0][..], &later[0]].concat());
+        assert_eq!(recs.len(), 5);
+        assert_eq!(stats.unexplained_gaps, 1);
+        let mut damaged = frames[1].clone();
+        damaged[3] ^= 0x10;
+        let (recs, stats) = decode_all(&[&frames[0][..], &damaged, &later[0]].concat());
+        assert_eq!(recs.len(), 5);
+        assert_eq!((stats.corrupt_frames, stats.unexplained_gaps), (1, 1));
+    }
+
+    #[test]
+    fn a_flight_trace_counts_a_batch_as_its_records() {
+        let mut h = sample::records()[0];
+        if let Event::Header { ref mut options, .. } = h.event {
+            *options |= 1 << STREAM_FLIGHT_BIT;
+        }
+        let h = Record { cpu: 0, seq: 0, ..h };
+        let stats = enc(&[ev(10, Event::FlightStats { events: 9, streamed: 5, overwritten: 0 })]);
+        let batch = batch_frame(&[trap(5), trap(3), trap(9)]);
+        let (_, s) = decode_all(&[enc(&[h]), batch.clone(), stats.clone()].concat());
+        assert!(s.is_clean(), "{s}");
+        let (_, s) = decode_all(&[enc(&[h]), stats].concat());
+        assert_eq!(s.unexplained_gaps, 1, "the batch's three records are missing");
     }
 
     #[test]

@@ -153,7 +153,7 @@ mod tests {
         let l = record_line(&recs[0], T);
         assert!(
             l.starts_with(
-                "[    1.000001] cpu0 #0 header       format_version=2 cntfrq=62500000 midr=0x410fd083"
+                "[    1.000001] cpu0 #0 header       format_version=3 cntfrq=62500000 midr=0x410fd083"
             ),
             "{l}"
         );

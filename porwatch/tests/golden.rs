@@ -4,7 +4,8 @@
 //! (`seed.pwt`, `exceptions.pwt`, `audit.pwt`: `porwatch run --guest NAME
 //! --trace-out`, recorded when the full stream was the default: `--all`
 //! now; `seed_flight.pwt` the same with `--hyp-opt stream=flight`, now the
-//! default)
+//! default; those are format 2, `exceptions_v3.pwt` is format 3, with
+//! batches, recorded with the full stream)
 //! and a synthetic one built here with the trace encoder (`synthetic.pwt`:
 //! the sample records with garbage, a `dropped` record and a truncated
 //! tail), plus what `porwatch decode` prints for each: text (`.txt`, and
@@ -74,7 +75,11 @@ fn decode(args: &[&str]) -> (Option<i32>, Vec<u8>, Vec<u8>) {
 /// the third frame (the sample already has a `dropped` record explaining a
 /// gap of 3), and the first half of one more frame as a truncated tail.
 fn synthetic_trace() -> Vec<u8> {
-    let recs = sample::records();
+    // A format-2 trace (no batches): it must keep decoding as it did.
+    let mut recs = sample::records();
+    if let Event::Header { ref mut format_version, .. } = recs[0].event {
+        *format_version = 2;
+    }
     let mut out = sample::encode(&recs[..3]).unwrap();
     out.extend_from_slice(b"\x13garbage\xff\xfe\x00\x01\x02\x00");
     out.extend_from_slice(&sample::encode(&recs[3..]).unwrap());
@@ -129,6 +134,8 @@ fn golden_corpus() {
     trace_goldens("seed_flight", 4, &mut failures);
     trace_goldens("audit", 4, &mut failures);
     trace_goldens("exceptions", 0, &mut failures);
+    // Format 3: the same kernel with its hot records in batch frames.
+    trace_goldens("exceptions_v3", 0, &mut failures);
     trace_goldens("synthetic", 3, &mut failures);
 
     // The symbolized hazard report of the seed.

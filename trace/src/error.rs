@@ -15,11 +15,13 @@ pub enum DecodeError {
     BadVarint { field: &'static str },
     /// The payload ended inside `field`.
     Truncated { field: &'static str },
+    /// A batch (format 3) with an item tag or flags no writer produces.
+    BadBatch,
 }
 
 impl DecodeError {
     /// Stable snake_case code: `cobs`, `crc`, `too_short`, `too_long`,
-    /// `bad_varint`, `truncated`.
+    /// `bad_varint`, `truncated`, `bad_batch`.
     pub const fn code(&self) -> &'static str {
         match self {
             DecodeError::Cobs => "cobs",
@@ -28,6 +30,7 @@ impl DecodeError {
             DecodeError::TooLong => "too_long",
             DecodeError::BadVarint { .. } => "bad_varint",
             DecodeError::Truncated { .. } => "truncated",
+            DecodeError::BadBatch => "bad_batch",
         }
     }
 
@@ -49,6 +52,7 @@ impl core::fmt::Display for DecodeError {
             DecodeError::TooLong => f.write_str("frame longer than MAX_FRAME"),
             DecodeError::BadVarint { field } => write!(f, "bad varint in field {field}"),
             DecodeError::Truncated { field } => write!(f, "payload truncated in field {field}"),
+            DecodeError::BadBatch => f.write_str("malformed batch item"),
         }
     }
 }

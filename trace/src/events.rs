@@ -348,7 +348,7 @@ define_events! {
     /// First record of a trace: format version and the CPU's identity, so a
     /// trace can be read without the machine it came from.
     0x01 header => Header {
-        /// Trace format version (`FORMAT_VERSION`, 1).
+        /// Trace format version (`FORMAT_VERSION`, 3; a reader takes 1, 2, 3).
         format_version: u64 = Dec,
         /// CNTFRQ_EL0: counter frequency in Hz; `ts` ticks / cntfrq = seconds.
         cntfrq: u64 = Dec,

@@ -3,6 +3,8 @@
 //! The trace is a byte stream of frames:
 //! `COBS(payload ‖ crc16(payload) LE) ‖ 0x00`, with
 //! `payload = kind: u8, [cpu: varint,] seq: varint, ts: varint, fields...`.
+//! Format 3 adds batch frames ([`Batch`], kind [`BATCH_KIND`]): several
+//! hot records of one CPU in one frame, expanded by [`decode_batch`].
 //! See `docs/trace-format.md` for the full specification.
 //!
 //! * Writer (hypervisor, `no_std`, no alloc): build a [`Record`] and call
@@ -21,6 +23,7 @@
 #[macro_use]
 mod macros;
 
+mod batch;
 pub mod cobs;
 mod crc;
 mod deframer;
@@ -33,8 +36,11 @@ pub mod varint;
 mod wire;
 
 #[cfg(test)]
+mod batch_tests;
+#[cfg(test)]
 mod tests;
 
+pub use batch::{batchable, decode_batch, is_batch, Batch, BatchRecords, BATCH_KIND};
 pub use crc::crc16;
 pub use deframer::Deframer;
 pub use error::DecodeError;
@@ -60,8 +66,10 @@ pub use schema::{
 
 /// Trace format version written in [`Event::Header`]. 2: records name
 /// their CPU ([`KIND_CPU_FLAG`]) and sequence numbers count per CPU; a
-/// format-1 trace decodes as one written by CPU 0.
-pub const FORMAT_VERSION: u64 = 2;
+/// format-1 trace decodes as one written by CPU 0. 3: the hot kinds travel
+/// in [`Batch`] frames (kind [`BATCH_KIND`]), several records per frame;
+/// formats 1 and 2 decode unchanged.
+pub const FORMAT_VERSION: u64 = 3;
 
 // Every kind code leaves the CPU flag free.
 const _: () = {
