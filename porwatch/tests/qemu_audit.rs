@@ -271,7 +271,10 @@ fn audit_options() {
     assert_eq!(a.get_u64("table_pkeys"), Some(0));
     // Periodic: the guest keeps writing tables (traps) for 20 ms of its
     // clock; porwatch audits at most every 5 ms: at least 3 more audits.
+    // -icount: both clocks count instructions, so a loaded host that
+    // deschedules QEMU for milliseconds cannot starve the window of traps.
     let mut a = args_all("audit");
+    a.icount = true;
     a.hyp_opts = vec!["audit=first-por,every:5".into()];
     a.append = Some("audit.spin_ms=20".into());
     let o = run_guest(a);
