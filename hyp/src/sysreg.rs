@@ -109,8 +109,9 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
         // Linux reads CPACR_EL1 on every syscall (fpsimd/SVE state): under
         // virtual POE that read only merges a virtual bit, so it counts as
         // porwatch's machinery and leaves no trap record. Likewise TCR_EL1
-        // reads, trapped only because the same FGT bit traps TCR2_EL1
-        // (vectors.S completes most of them itself).
+        // reads, trapped only because the same FGT bit traps TCR2_EL1.
+        // vectors.S completes most of both itself (lower_sync_sysreg,
+        // lower_sync_cpacr); these are the rest (e.g. while stepping).
         Some(v) if matches!(id, sysreg::CPACR_EL1 | sysreg::TCR_EL1) && acc.is_read => {
             regs.set(acc.rt, v);
             regs.elr += INSN_LEN;

@@ -210,6 +210,11 @@ impl Drop for TapGuard {
                 hooks: hooks.then_some((t.vbar & rules::VBAR_MASK, &t.resume)),
                 window: (t.window.last_entry(), t.window.is_open()),
                 por_slow: crate::audit::learning().then(|| t.por_known()),
+                cpacr_or: (poe_mode() == Mode::Virtual).then_some(if t.vpoe.cpacr_e0poe {
+                    porwatch_monitor::vpoe::CPACR_E0POE
+                } else {
+                    0
+                }),
             },
         );
     }

@@ -69,6 +69,7 @@ fn check_common(o: &Outcome) -> bool {
         assert!(ok ^ absent, "feature {f}: console:\n{}", o.console);
     }
     assert!(o.console.contains("pie: check tcr2 ok"), "console:\n{}", o.console);
+    assert!(o.console.contains("pie: check cpacr_e0poe ok"), "console:\n{}", o.console);
     assert_eq!(o.of_kind("unknown_trap").count(), 0);
     // The trace names every field the guest reads differently, and the
     // guest's ID_AA64MMFR3_EL1 (printed by the kernel) is the CPU's with

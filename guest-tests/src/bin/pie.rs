@@ -146,6 +146,26 @@ const CPACR_SMEN: u64 = 3 << 24;
 /// SMCR_EL1.EZT0 (bit 30): ZT0 accessible; LEN = 0xf.
 const SMCR_EL1_EZT0_LEN: u64 = 1 << 30 | 0xf;
 
+/// CPACR_EL1.E0POE (bit 29): kept virtually by porwatch (the CPU has no
+/// FEAT_S1POE); reads merge it into the hardware value (vectors.S
+/// completes them, sysreg.rs the writes).
+const CPACR_E0POE: u64 = 1 << 29;
+
+fn cpacr_e0poe_round_trip() {
+    let before: u64 = mrs!("cpacr_el1");
+    let mut ok = true;
+    for want in [before | CPACR_E0POE, before & !CPACR_E0POE, before | CPACR_E0POE] {
+        unsafe { asm!("msr cpacr_el1, {}", "isb", in(reg) want, options(nostack)) };
+        let got: u64 = mrs!("cpacr_el1");
+        if got != want {
+            fail(format_args!("cpacr_e0poe: wrote {:#x}, read back {:#x}", want, got));
+            ok = false;
+        }
+    }
+    unsafe { asm!("msr cpacr_el1, {}", "isb", in(reg) before, options(nostack)) };
+    check("cpacr_e0poe", ok);
+}
+
 fn probe_fpmr() {
     let _ = mrs!("s3_3_c4_c4_2"); // FPMR
 }
@@ -503,6 +523,7 @@ fn test_main(boot: &Boot) -> u32 {
     } else {
         check("tcr2", true);
     }
+    cpacr_e0poe_round_trip();
     set_por(POR_SETUP);
     s.enable();
 

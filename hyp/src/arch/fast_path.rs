@@ -191,6 +191,11 @@ pub struct FastPath {
     /// `por_sample`, the value Rust last sampled.
     pub sampling: u64,
     pub por_sample: u64,
+    /// Virtual POE: (non-zero, the bits to OR into the hardware CPACR_EL1):
+    /// the assembly completes the guest's trapped `MRS CPACR_EL1` itself
+    /// (Linux reads it on every syscall) with the virtual E0POE merged in,
+    /// as sysreg.rs would. (0, 0): reads go to Rust.
+    pub cpacr_read: (u64, u64),
     /// Records the assembly made, for Rust to emit in order at its next
     /// trap (tap.rs `drain`): `queue_len` of `queue` are valid.
     pub queue_len: u64,
@@ -308,6 +313,7 @@ impl FastPath {
         sync_dabt_slow: 0,
         sampling: 0,
         por_sample: 0,
+        cpacr_read: (0, 0),
         queue_len: 0,
         queue: [[0; QUEUE_WORDS]; QUEUE_LEN],
     };
@@ -332,6 +338,9 @@ pub struct Published<'a> {
     /// POR_EL1 changes that must go to Rust in flight mode: None, or all
     /// but these (the audit learns, and has no use for them).
     pub por_slow: Option<[Option<u64>; 2]>,
+    /// Virtual POE: the bits a CPACR_EL1 read adds to the hardware value
+    /// (the virtual E0POE); None: reads go to Rust.
+    pub cpacr_or: Option<u64>,
 }
 
 /// CPU `cpu`'s block.
@@ -501,6 +510,10 @@ pub fn publish(cpu: usize, p: &Published) {
             b.pt_pie = o.2 & s1::overlay::TCR2_PIE;
         }
     }
+    b.cpacr_read = match p.cpacr_or {
+        Some(bits) => (1, bits),
+        None => (0, 0),
+    };
     match p.stepping {
         Some((page, vbar, prev_pc)) => {
             b.stepping = 1;

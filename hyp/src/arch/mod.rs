@@ -71,6 +71,7 @@ core::arch::global_asm!(
     fp_sync_dabt_slow = const core::mem::offset_of!(fast_path::FastPath, sync_dabt_slow),
     fp_sampling = const core::mem::offset_of!(fast_path::FastPath, sampling),
     fp_por_sample = const core::mem::offset_of!(fast_path::FastPath, por_sample),
+    fp_cpacr_read = const core::mem::offset_of!(fast_path::FastPath, cpacr_read),
     fp_queue_len = const core::mem::offset_of!(fast_path::FastPath, queue_len),
     fp_queue = const core::mem::offset_of!(fast_path::FastPath, queue),
     queue_len = const fast_path::QUEUE_LEN,

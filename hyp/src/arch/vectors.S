@@ -157,6 +157,7 @@ el2_vectors:
 .equ FP_SYNC_DABT_SLOW, {fp_sync_dabt_slow}
 .equ FP_SAMPLING, {fp_sampling}
 .equ FP_POR_SAMPLE, {fp_por_sample}
+.equ FP_CPACR_READ, {fp_cpacr_read}     /* (enabled, bits to OR): two LDRs, beyond LDP's reach */
 .equ FP_QUEUE_LEN, {fp_queue_len}
 .equ FP_QUEUE, {fp_queue}               /* QUEUE_LEN x 8 words */
 .equ QUEUE_LEN, {queue_len}
@@ -207,6 +208,7 @@ el2_vectors:
 .equ ISS_SYSREG_MASK, 0x3ffc1f
 .equ ISS_SYSREG_RT_SHIFT, 5
 .equ ISS_MRS_TCR_EL1, 0x340801      /* op0 3, op1 0, CRn 2, CRm 0, op2 2, read */
+.equ ISS_MRS_CPACR_EL1, 0x340401    /* op0 3, op1 0, CRn 1, CRm 0, op2 2, read */
 .equ VECTOR_TABLE_SIZE, 0x800
 .equ VECTOR_SLOT_MASK, 0x7f
 .equ PAGE_MASK, 0xfff
@@ -506,11 +508,35 @@ lower_sync_sysreg:
     movz    w4, #(ISS_MRS_TCR_EL1 & 0xffff)
     movk    w4, #(ISS_MRS_TCR_EL1 >> 16), lsl #16
     cmp     w3, w4
-    b.ne    lower_sync_por_msr
+    b.ne    lower_sync_cpacr
     mrs     x3, spsr_el2
     tbnz    x3, #SPSR_SS_BIT, lower_sync_slow
     ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
     mrs     x0, tcr_el1
+    bl      fast_set_x
+    mrs     x0, elr_el2
+    add     x0, x0, #INSN_LEN
+    msr     elr_el2, x0
+    FAST_RETURN
+
+/*
+ * Virtual POE traps CPACR_EL1 (FGT) for its virtual E0POE bit: a read is
+ * the hardware value with that bit merged in (sysreg.rs, which handles
+ * the writes). w3 = ISS without Rt.
+ */
+lower_sync_cpacr:
+    movz    w4, #(ISS_MRS_CPACR_EL1 & 0xffff)
+    movk    w4, #(ISS_MRS_CPACR_EL1 >> 16), lsl #16
+    cmp     w3, w4
+    b.ne    lower_sync_por_msr
+    ldr     x4, [x2, #FP_CPACR_READ]
+    cbz     x4, lower_sync_slow
+    ldr     x5, [x2, #(FP_CPACR_READ + 8)]
+    mrs     x3, spsr_el2
+    tbnz    x3, #SPSR_SS_BIT, lower_sync_slow
+    ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
+    mrs     x0, cpacr_el1
+    orr     x0, x0, x5
     bl      fast_set_x
     mrs     x0, elr_el2
     add     x0, x0, #INSN_LEN
