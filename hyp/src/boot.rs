@@ -431,6 +431,8 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
     match opts.selftest {
         Some(SelfTest::Panic) => panic!("porwatch.selftest=panic: deliberate hypervisor panic"),
         Some(SelfTest::El2Fault) => unsafe { core::arch::asm!("udf #0") },
+        Some(SelfTest::Drop) => trace_out::refuse_droppable(trace_out::DropTest::All),
+        Some(SelfTest::DropHalf) => trace_out::refuse_droppable(trace_out::DropTest::Half),
         None => {}
     }
 

@@ -216,6 +216,8 @@ pub fn handle(regs: &mut GuestRegs, conduit: Conduit, imm: u16) -> Handled {
         Decision::SuspendForward { power_state, .. } => {
             // A power-down state does not return here: the CPU resumes at
             // secondary_entry, then at the guest's entry (take_start).
+            // What this CPU batched goes out before it sleeps.
+            trace_out::before_idle();
             let ret = firmware(PSCI_CPU_SUSPEND_64, u64::from(power_state), secondary_entry_pa(), me as u64);
             POWER.lock().start[me] = None;
             regs.x[0] = ret;

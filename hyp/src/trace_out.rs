@@ -27,8 +27,14 @@
 //! into the ring when it is full, before any other record of its CPU,
 //! before any reliable record (every CPU's: it follows all that came
 //! before it), when it is 1/[`BATCH_MAX_AGE_DIV`] s (20 ms) old at the next
-//! hot record of any CPU, and at flush. A batch that does not fit in the
-//! ring is counted as that many dropped records.
+//! hot record of any CPU or the next Rust trap of any CPU
+//! ([`close_aged_batches`]), before its CPU sleeps in CPU_SUSPEND
+//! ([`before_idle`]), and at flush. A batch that does not fit in the ring
+//! is counted as that many dropped records.
+//!
+//! A `dropped` report goes out before the CPU's next record framed on its
+//! own, taking its seq before that record does and that record's time (a
+//! queued record's is older than now: a CPU's times never go back).
 //!
 //! Two sinks:
 //! * the trace UART (the normal case): the ring is drained into the PL011's
@@ -47,6 +53,7 @@ use crate::arch::semihosting::HostFile;
 use crate::arch::{fast_path, percpu};
 use crate::console::{Msg, To};
 use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
+use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::cmdline::Stream;
 use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::flight::{FlightEvent, FlightRing, Kind, FIELDS, POR_AT_ENTRY, POR_ENTRY_SEQ};
@@ -88,11 +95,40 @@ struct Tracer {
     /// "Batches"), and CNTPCT when it was opened.
     batches: [Batch; MAX_CPUS],
     opened: [u64; MAX_CPUS],
-    /// The oldest `opened` of the open batches (u64::MAX: none).
-    oldest_open: u64,
-    /// Counter ticks after which an open batch is closed.
-    batch_max_age: u64,
+    /// `porwatch.selftest=drop|drop-half`: which droppable frames the ring
+    /// refuses, as if full.
+    drop_test: DropTest,
+    /// Per CPU: its last frame queued was a `dropped` report.
+    after_report: [bool; MAX_CPUS],
 }
+
+/// `porwatch.selftest=drop|drop-half` (tests only): the ring refuses
+/// droppable frames as if full; `dropped` reports and reliable records
+/// still go in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum DropTest {
+    Off,
+    /// Every droppable frame.
+    All,
+    /// A droppable frame unless its CPU's last frame was a `dropped`
+    /// report.
+    Half,
+}
+
+/// What a frame is, to [`Tracer::ring_push`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Droppable,
+    Reliable,
+    DropReport,
+}
+
+/// The oldest `opened` of the open batches (u64::MAX: none). Written under
+/// [`TRACER`]; read without it by [`close_aged_batches`], so that the trap
+/// path pays one load and a compare when nothing is due.
+static OLDEST_OPEN: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Counter ticks after which an open batch is closed (set once by [`init`]).
+static BATCH_MAX_AGE: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Per CPU: the flight ring. Locked by its own CPU only (and by the CPU
 /// ending the run, for a parked CPU's records): never contended. Lock
@@ -128,14 +164,14 @@ static TRACER: Mutex<Tracer> = Mutex::new(Tracer {
     streamed: [0; MAX_CPUS],
     batches: [const { Batch::new() }; MAX_CPUS],
     opened: [0; MAX_CPUS],
-    oldest_open: u64::MAX,
-    batch_max_age: 0,
+    drop_test: DropTest::Off,
+    after_report: [false; MAX_CPUS],
 });
 
 /// Sets the trace sink (None: the trace is counted but goes nowhere).
 pub fn init(sink: Option<Sink>) {
     let mut t = TRACER.lock();
-    t.batch_max_age = CNTFRQ_EL0.get() / BATCH_MAX_AGE_DIV;
+    BATCH_MAX_AGE.store(CNTFRQ_EL0.get() / BATCH_MAX_AGE_DIV, Ordering::Relaxed);
     match sink {
         Some(Sink::Uart(u)) => t.uart = Some(u),
         Some(Sink::File(f)) => {
@@ -246,11 +282,13 @@ fn record_flight(cpu: usize, ts: u64, mut e: FlightEvent) -> u64 {
 /// Flight mode: `cpu`'s accounting (reliable).
 fn emit_flight_stats(cpu: usize, ring: &FlightRing) {
     let mut t = TRACER.lock();
-    // What the CPU's open batch holds counts as streamed once it is out.
-    t.close_batches(true);
+    let ts = now();
+    // What goes out before this record counts in `streamed`: the open
+    // batches and a pending `dropped` record, so both go out first.
+    t.before_unbatched(cpu, ts, true);
     let streamed = t.streamed[cpu] + 1;
     let event = Event::FlightStats { events: ring.recorded, streamed, overwritten: ring.overwritten() };
-    t.record_at(cpu, now(), event, true);
+    t.record_at(cpu, ts, event, true);
     t.drain();
 }
 
@@ -311,6 +349,38 @@ pub fn emit_reliable(event: Event) -> u64 {
     seq
 }
 
+/// At every trap into Rust, any CPU's: closes the batches that are older
+/// than the maximum age. Without this, only a hot record checks ages, and
+/// a CPU that stops making them (idle, or all it does stays in the flight
+/// ring) would hold its batch until its next record or the end of the run.
+/// Costs a counter read, a load and a compare when nothing is due.
+#[inline]
+pub fn close_aged_batches() {
+    let t = now();
+    if t.saturating_sub(OLDEST_OPEN.load(Ordering::Relaxed)) < BATCH_MAX_AGE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut tr = TRACER.lock();
+    tr.close_aged(t);
+    tr.drain();
+}
+
+/// This CPU is about to stop running the guest for a while (a CPU_SUSPEND
+/// handed to firmware): its open batch, and a pending `dropped`, go out now
+/// rather than when it wakes.
+pub fn before_idle() {
+    let cpu = percpu::index().min(MAX_CPUS - 1);
+    let mut t = TRACER.lock();
+    t.before_unbatched(cpu, now(), false);
+    t.drain();
+}
+
+/// `porwatch.selftest=drop|drop-half`: from now on the ring refuses
+/// droppable records as `test` says (tests only).
+pub fn refuse_droppable(test: DropTest) {
+    TRACER.lock().drop_test = test;
+}
+
 /// Sends everything queued and waits until it has left the UART.
 pub fn flush() {
     let mut t = TRACER.lock();
@@ -338,8 +408,16 @@ impl Tracer {
     /// CPU's next seq.
     fn record_at(&mut self, cpu: usize, ts: u64, event: Event, reliable: bool) -> u64 {
         let cpu = cpu.min(MAX_CPUS - 1);
+        if self.joins_batch(cpu, &event, reliable) {
+            let seq = next_seq(cpu);
+            self.batch(cpu, Record { cpu: cpu as u32, seq, ts, event });
+            return seq;
+        }
+        // A pending `dropped` takes its seq before this record does: it
+        // follows the dropped ones.
+        self.before_unbatched(cpu, ts, reliable);
         let seq = next_seq(cpu);
-        self.send(cpu, seq, ts, event, reliable);
+        self.push(cpu, seq, ts, event, reliable);
         seq
     }
 
@@ -349,17 +427,29 @@ impl Tracer {
     /// a reliable record: it follows everything before it), so each CPU's
     /// records stay in order.
     fn send(&mut self, cpu: usize, seq: u64, ts: u64, event: Event, reliable: bool) {
-        if !reliable && self.dropped[cpu] == 0 && batchable(&event) {
+        if self.joins_batch(cpu, &event, reliable) {
             self.batch(cpu, Record { cpu: cpu as u32, seq, ts, event });
             return;
         }
+        self.before_unbatched(cpu, ts, reliable);
+        self.push(cpu, seq, ts, event, reliable);
+    }
+
+    /// Whether `event` of `cpu` goes into the CPU's open batch.
+    fn joins_batch(&self, cpu: usize, event: &Event, reliable: bool) -> bool {
+        !reliable && self.dropped[cpu] == 0 && batchable(event)
+    }
+
+    /// Before a record of `cpu` at `ts` that is framed on its own: the
+    /// open batches go out (all of them before a reliable record: it
+    /// follows everything before it), then the CPU's pending `dropped`.
+    fn before_unbatched(&mut self, cpu: usize, ts: u64, reliable: bool) {
         if reliable {
             self.close_batches(true);
         } else {
             self.close_batch(cpu, false);
         }
-        self.send_dropped(cpu, reliable);
-        self.push(cpu, seq, ts, event, reliable);
+        self.send_dropped(cpu, ts, reliable);
     }
 
     /// Adds `rec` to `cpu`'s batch, closing it first when full; then closes
@@ -374,10 +464,16 @@ impl Tracer {
                 self.dropped[cpu] += 1;
             }
         }
+        self.close_aged(t);
+    }
+
+    /// Closes every batch open for longer than the maximum age at `t`.
+    fn close_aged(&mut self, t: u64) {
+        let max_age = BATCH_MAX_AGE.load(Ordering::Relaxed);
         // Saturating: a queued record's older time never closes a batch.
-        if t.saturating_sub(self.oldest_open) >= self.batch_max_age {
+        if t.saturating_sub(OLDEST_OPEN.load(Ordering::Relaxed)) >= max_age {
             for c in 0..MAX_CPUS {
-                if !self.batches[c].is_empty() && t.saturating_sub(self.opened[c]) >= self.batch_max_age {
+                if !self.batches[c].is_empty() && t.saturating_sub(self.opened[c]) >= max_age {
                     self.close_batch(c, false);
                 }
             }
@@ -392,7 +488,7 @@ impl Tracer {
         }
         if opening {
             self.opened[cpu] = t;
-            self.oldest_open = self.oldest_open.min(t);
+            OLDEST_OPEN.fetch_min(t, Ordering::Relaxed);
         }
         true
     }
@@ -413,7 +509,7 @@ impl Tracer {
                 if reliable {
                     self.make_room(n);
                 }
-                if self.dropped[cpu] == 0 && self.ring.push(&buf[..n]) {
+                if self.dropped[cpu] == 0 && self.ring_push(cpu, &buf[..n], Frame::of(reliable)) {
                     self.streamed[cpu] += count;
                 } else {
                     self.dropped[cpu] += count;
@@ -421,11 +517,12 @@ impl Tracer {
             }
             None => self.dropped[cpu] += count,
         }
-        self.oldest_open = (0..MAX_CPUS)
+        let oldest = (0..MAX_CPUS)
             .filter(|&c| !self.batches[c].is_empty())
             .map(|c| self.opened[c])
             .min()
             .unwrap_or(u64::MAX);
+        OLDEST_OPEN.store(oldest, Ordering::Relaxed);
     }
 
     /// Closes every CPU's open batch.
@@ -436,24 +533,22 @@ impl Tracer {
     }
 
     /// The `dropped` record for CPU `cpu`'s lost records, if any and if
-    /// it fits now (its seq follows the dropped ones).
-    fn send_dropped(&mut self, cpu: usize, reliable: bool) {
+    /// it fits now (its seq follows the dropped ones). Its time is `ts`,
+    /// that of the record it goes out before: a queued record's time is
+    /// older than now, and the CPU's times must not go back.
+    fn send_dropped(&mut self, cpu: usize, ts: u64, reliable: bool) {
         if self.dropped[cpu] == 0 {
             return;
         }
         let mut buf = [0u8; MAX_FRAME];
         let count = self.dropped[cpu];
-        let rec = Record {
-            cpu: cpu as u32,
-            seq: fast_path::peek_seq(cpu),
-            ts: now(),
-            event: Event::Dropped { count },
-        };
+        let rec =
+            Record { cpu: cpu as u32, seq: fast_path::peek_seq(cpu), ts, event: Event::Dropped { count } };
         if let Some(n) = encode_frame(&rec, &mut buf) {
             if reliable {
                 self.make_room(n);
             }
-            if self.ring.push(&buf[..n]) {
+            if self.ring_push(cpu, &buf[..n], Frame::DropReport) {
                 next_seq(cpu);
                 self.dropped[cpu] = 0;
                 self.streamed[cpu] += 1;
@@ -473,11 +568,27 @@ impl Tracer {
         if reliable {
             self.make_room(n);
         }
-        if self.dropped[cpu] > 0 || !self.ring.push(&buf[..n]) {
+        if self.dropped[cpu] > 0 || !self.ring_push(cpu, &buf[..n], Frame::of(reliable)) {
             self.dropped[cpu] += 1;
         } else {
             self.streamed[cpu] += 1;
         }
+    }
+
+    /// Queues a frame of `cpu` if it fits (and `selftest=drop` does not
+    /// refuse it).
+    fn ring_push(&mut self, cpu: usize, frame: &[u8], what: Frame) -> bool {
+        let refused = what == Frame::Droppable
+            && match self.drop_test {
+                DropTest::Off => false,
+                DropTest::All => true,
+                DropTest::Half => !self.after_report[cpu],
+            };
+        if refused || !self.ring.push(frame) {
+            return false;
+        }
+        self.after_report[cpu] = what == Frame::DropReport;
+        true
     }
 
     fn make_room(&mut self, n: usize) {
@@ -531,6 +642,16 @@ impl Tracer {
             u.wait_idle();
         }
         self.write_file();
+    }
+}
+
+impl Frame {
+    fn of(reliable: bool) -> Self {
+        if reliable {
+            Frame::Reliable
+        } else {
+            Frame::Droppable
+        }
     }
 }
 

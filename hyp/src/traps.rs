@@ -39,6 +39,8 @@ extern "C" fn handle_guest_exception(regs: &mut GuestRegs, kind: u64) {
     }
     // What this CPU's fast paths queued comes first in its trace.
     tap::drain();
+    // Any CPU's trap closes a batch that has waited too long (its CPU may be idle).
+    trace_out::close_aged_batches();
     crate::dma::poll_if_due();
     let esr = ESR_EL2.get();
     let elr = regs.elr;

@@ -115,6 +115,14 @@ pub enum SelfTest {
     Panic,
     /// An exception taken at EL2 (an UNDEFINED instruction) at the same point.
     El2Fault,
+    /// The trace queue refuses every record that may be dropped, as a full
+    /// queue would: each is counted and reported by a `dropped` record
+    /// before the next reliable one (tests the loss accounting).
+    Drop,
+    /// The trace queue refuses every other record that may be dropped: a
+    /// CPU's droppable record goes out only right after its `dropped`
+    /// report (tests the seq and time of the report before a record).
+    DropHalf,
 }
 
 /// When the protection audit runs (`porwatch.audit=`; docs/audit.md).
@@ -191,7 +199,7 @@ pub struct Options<'a> {
     pub policy: Policy,
     /// `porwatch.verbose` (default off).
     pub verbose: bool,
-    /// `porwatch.selftest=panic|el2-fault`: fail on purpose (tests only).
+    /// `porwatch.selftest=panic|el2-fault|drop|drop-half`: fail on purpose (tests only).
     pub selftest: Option<SelfTest>,
     /// `porwatch.track`: watch the guest's page tables (default on).
     pub track: bool,
@@ -505,6 +513,8 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
             opts.selftest = match v {
                 "panic" => Some(SelfTest::Panic),
                 "el2-fault" => Some(SelfTest::El2Fault),
+                "drop" => Some(SelfTest::Drop),
+                "drop-half" => Some(SelfTest::DropHalf),
                 _ => return Err(bad(v)),
             };
         }
@@ -951,6 +961,10 @@ mod tests {
         assert_eq!(o.selftest, Some(SelfTest::Panic));
         let (o, _) = split("porwatch.selftest=el2-fault", &mut buf).unwrap();
         assert_eq!(o.selftest, Some(SelfTest::El2Fault));
+        let (o, _) = split("porwatch.selftest=drop", &mut buf).unwrap();
+        assert_eq!(o.selftest, Some(SelfTest::Drop));
+        let (o, _) = split("porwatch.selftest=drop-half", &mut buf).unwrap();
+        assert_eq!(o.selftest, Some(SelfTest::DropHalf));
         assert!(split("porwatch.selftest=oops", &mut buf).is_err());
         assert!(split("porwatch.selftest", &mut buf).is_err());
     }
