@@ -65,7 +65,8 @@
 use super::percpu::{self, block as percpu_block};
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU64, Ordering};
-use porwatch_monitor::s1::{self, Layout, OverlayRegs, Privilege};
+use porwatch_monitor::s1::deny_cache::{DenyCache, DENY_CACHE_ENTRIES};
+use porwatch_monitor::s1::{self, Layout};
 
 use porwatch_monitor::cpus::MAX_CPUS;
 /// Guest RAM ranges the assembly checks before it reads the instruction
@@ -135,8 +136,12 @@ pub struct FastPath {
     /// `LEAF_PAGES` (set before it reads the bitmap, cleared after the store
     /// or when it gives up): see [`quiesce`].
     pub pt_busy: u64,
-    /// The overlay registers `pt_deny` was computed from (virtual POE).
+    /// The overlay registers `pt_deny` was computed from (virtual POE);
+    /// the assembly updates the first (POR_EL1) when it changes it.
     deny_inputs: (u64, u64, u64),
+    /// `pt_deny` for recent POR_EL1 values, which Rust fills and the
+    /// assembly looks a new value up in (monitor s1::deny_cache).
+    deny_cache: DenyCache,
     /// Non-zero: the tap's trampoline is armed (and the tap not stepping):
     /// the assembly recognises its hooks' HVCs. An exception entry then
     /// completes there (queued, the guest resumed at `resume[slot]`) unless
@@ -153,8 +158,9 @@ pub struct FastPath {
     pub ring: u64,
     pub seq: u64,
     /// The entry window (monitor::tap::EntryWindow), kept here for the
-    /// assembly: non-zero while it is open (a POR_EL1 change now would be
-    /// at_entry: the assembly leaves it to Rust).
+    /// assembly: 1 while it is open (a POR_EL1 change now would be
+    /// at_entry: the assembly records it itself unless it takes write away,
+    /// monitor flight::streams_transition, which Rust streams).
     pub win_open: u64,
     /// Non-zero: POR_EL1 changes go to Rust even in flight mode (the
     /// protection audit learns the kernel's values), unless the new value is
@@ -220,9 +226,15 @@ const _: () = assert!(FLIGHT_STATS_PERIOD.is_power_of_two());
 pub const POR_NONE: u64 = 0;
 pub const POR_VIRTUAL: u64 = 1;
 pub const POR_NATIVE: u64 = 2;
-/// `pt_deny` after the assembly changed POR_EL1: every POIndex may deny,
-/// so stores walk and go to Rust until the tap recomputes the mask.
-pub const DENY_STALE: u64 = 0xffff_ffff;
+/// `pt_deny` after the assembly changed POR_EL1 to a value the cache does
+/// not hold: every POIndex may deny, so stores walk and go to Rust until
+/// the tap computes the mask.
+pub use porwatch_monitor::s1::deny_cache::DENY_STALE;
+
+/// Where vectors.S finds the deny cache and stores the new POR_EL1 into
+/// `deny_inputs` (private fields: Rust keeps them consistent).
+pub const DENY_CACHE_OFFSET: usize = offset_of!(FastPath, deny_cache);
+pub const DENY_INPUTS_OFFSET: usize = offset_of!(FastPath, deny_inputs);
 
 /// One half's walk parameters. Layout shared with vectors.S.
 #[derive(Clone, Copy)]
@@ -260,6 +272,10 @@ const _: () = {
     assert!(offset_of!(FastPath, chain_por) == offset_of!(FastPath, chain_entry) + 8);
     assert!(offset_of!(FastPath, por_slow) == offset_of!(FastPath, win_open) + 8);
     assert!(offset_of!(FastPath, note_entry) + 24 < 504);
+    // The deny cache: (value, mask) pairs, each one LDP; deny_inputs.0
+    // stored by the assembly.
+    assert!(DENY_CACHE_ENTRIES == 2 && offset_of!(FastPath, deny_cache) + 16 < 504);
+    assert!(offset_of!(DenyCache, entries) == 0 && offset_of!(FastPath, deny_inputs) < 4096);
     assert!(offset_of!(FastPath, ring) % 8 == 0 && offset_of!(FastPath, por_known) < 496);
     // Queued entries copy (ELR, SPSR) and (ESR, FAR) to the shadow pair by
     // pair; the queue is reached with an ADD immediate.
@@ -291,6 +307,7 @@ impl FastPath {
         pt_stores: 0,
         pt_busy: 0,
         deny_inputs: (0, 0, 0),
+        deny_cache: DenyCache::EMPTY,
         tap_hvc: 0,
         entry_slow: 0,
         ring: 0,
@@ -459,18 +476,6 @@ fn current() -> *mut FastPath {
     unsafe { &raw mut (*percpu::current()).fast }
 }
 
-/// `pt_deny` for virtual POE's registers: POIndex values through which a
-/// privileged (bytes 0, 1) or unprivileged (bytes 2, 3) write could be
-/// denied, without and with WXN.
-fn deny_bytes(por_el1: u64, por_el0: u64, tcr2: u64) -> u64 {
-    let mask = |p, wxn| {
-        let r = OverlayRegs { por_el1, por_el0, tcr2_el1: tcr2, pir_el1: 0, pire0_el1: 0, wxn };
-        s1::write_deny_mask(&r, p) as u64
-    };
-    let (p, u) = (Privilege::Privileged, Privilege::Unprivileged);
-    mask(p, false) | mask(p, true) << 8 | mask(u, false) << 16 | mask(u, true) << 24
-}
-
 /// Publishes CPU `cpu`'s tap state for the assembly.
 #[inline]
 pub fn publish(cpu: usize, p: &Published) {
@@ -497,7 +502,7 @@ pub fn publish(cpu: usize, p: &Published) {
     if let Some(o) = p.overlay {
         if o != b.deny_inputs || b.pt_deny == DENY_STALE {
             b.deny_inputs = o;
-            b.pt_deny = deny_bytes(o.0, o.1, o.2);
+            b.pt_deny = b.deny_cache.get(o.0, o.1, o.2);
             b.pt_pie = o.2 & s1::overlay::TCR2_PIE;
         }
     }
