@@ -47,6 +47,12 @@
 //! and goes to Rust when its POIndex bit is set; a walk it cannot finish
 //! (invalid, outside guest RAM, a level -1/0 block) goes to Rust too.
 //!
+//! `pt_deny` depends on POR_EL1, POR_EL0 and TCR2_EL1 only (both WXN
+//! variants are in it). When the assembly changes POR_EL1 it takes the new
+//! value's mask from `deny_cache` (monitor s1::deny_cache: the masks Rust
+//! last computed, for the POR_EL0 and TCR2_EL1 in force), else marks it
+//! stale until Rust computes it: a kpkeys kernel's two values both hit.
+//!
 //! With S1PIE on (TCR2_EL1.PIE), `pt_deny` assumes every PIR entry applies
 //! the overlay, with WXN (a superset of what can deny: `s1::write_deny_mask`):
 //! a store through a POIndex it names goes to Rust, which reads PIR_EL1 /
