@@ -142,8 +142,9 @@ pub struct FastPath {
     /// `LEAF_PAGES` (set before it reads the bitmap, cleared after the store
     /// or when it gives up): see [`quiesce`].
     pub pt_busy: u64,
-    /// The overlay registers `pt_deny` was computed from (virtual POE);
-    /// the assembly updates the first (POR_EL1) when it changes it.
+    /// The overlay registers `pt_deny` was computed from (virtual POE).
+    /// After the assembly changed POR_EL1 they differ, and the next publish
+    /// takes the mask from the cache again (a hit: nothing recomputed).
     deny_inputs: (u64, u64, u64),
     /// `pt_deny` for recent POR_EL1 values, which Rust fills and the
     /// assembly looks a new value up in (monitor s1::deny_cache).
@@ -237,10 +238,9 @@ pub const POR_NATIVE: u64 = 2;
 /// the tap computes the mask.
 pub use porwatch_monitor::s1::deny_cache::DENY_STALE;
 
-/// Where vectors.S finds the deny cache and stores the new POR_EL1 into
-/// `deny_inputs` (private fields: Rust keeps them consistent).
+/// Where vectors.S finds the deny cache (a private field: only Rust fills
+/// it).
 pub const DENY_CACHE_OFFSET: usize = offset_of!(FastPath, deny_cache);
-pub const DENY_INPUTS_OFFSET: usize = offset_of!(FastPath, deny_inputs);
 
 /// One half's walk parameters. Layout shared with vectors.S.
 #[derive(Clone, Copy)]
@@ -278,10 +278,9 @@ const _: () = {
     assert!(offset_of!(FastPath, chain_por) == offset_of!(FastPath, chain_entry) + 8);
     assert!(offset_of!(FastPath, por_slow) == offset_of!(FastPath, win_open) + 8);
     assert!(offset_of!(FastPath, note_entry) + 24 < 504);
-    // The deny cache: (value, mask) pairs, each one LDP; deny_inputs.0
-    // stored by the assembly.
+    // The deny cache: (value, mask) pairs, each one LDP.
     assert!(DENY_CACHE_ENTRIES == 2 && offset_of!(FastPath, deny_cache) + 16 < 504);
-    assert!(offset_of!(DenyCache, entries) == 0 && offset_of!(FastPath, deny_inputs) < 4096);
+    assert!(offset_of!(DenyCache, entries) == 0);
     assert!(offset_of!(FastPath, ring) % 8 == 0 && offset_of!(FastPath, por_known) < 496);
     // Queued entries copy (ELR, SPSR) and (ESR, FAR) to the shadow pair by
     // pair; the queue is reached with an ADD immediate.

@@ -145,7 +145,6 @@ el2_vectors:
 .equ FP_PT_DENY, {fp_pt_deny}
 .equ FP_PT_PIE, {fp_pt_pie}
 .equ FP_DENY_CACHE, {fp_deny_cache}     /* 2 x (POR_EL1, its pt_deny): one LDP each */
-.equ FP_DENY_INPUTS, {fp_deny_inputs}   /* POR_EL1 first */
 .equ FP_PT_WALK, {fp_pt_walk}           /* 2 x (root, shift, index mask, entry) */
 .equ FP_PT_WALK_RAM, {fp_pt_walk_ram}   /* (start, size): one ldp */
 .equ FP_PT_STORES, {fp_pt_stores}
@@ -344,6 +343,27 @@ el2_vectors:
     str     x30, [x2, #FP_SEQ]
 .endm
 
+/* RING_POR_CHANGE's push: the por_write into the ring at x4, at_entry
+ * \at_entry (0 or 1). Keeps x0, x3; clobbers x1, x4, x5, x30. */
+.macro RING_POR_PUSH pc_reg, at_entry
+    FLIGHT_PUSH
+    mrs     x4, cntpct_el0
+    stp     x1, x4, [x5, #(RING_SLOTS + EV_SEQ)]        /* seq, ts */
+    mov     x4, #KIND_POR_WRITE
+    mrs     x30, \pc_reg
+    stp     x4, x30, [x5, #(RING_SLOTS + EV_KIND)]      /* kind; pc */
+    stp     xzr, x3, [x5, #(RING_SLOTS + EV_FIELDS + 8)]    /* reg POR_EL1, old */
+    .if \at_entry
+    mov     x4, #1
+    stp     x0, x4, [x5, #(RING_SLOTS + EV_FIELDS + 24)]    /* new, at_entry */
+    .else
+    stp     x0, xzr, [x5, #(RING_SLOTS + EV_FIELDS + 24)]   /* new, at_entry */
+    .endif
+    ldr     x4, [x2, #FP_CHAIN_ENTRY]
+    stp     x4, xzr, [x5, #(RING_SLOTS + EV_FIELDS + 40)]   /* entry_seq, sampled */
+    str     x1, [x2, #FP_CHAIN_POR]
+.endm
+
 /* Flight mode: a POR_EL1 change (old x3, new x0) made at the PC in system
  * register \pc_reg, pushed into the ring at x4 as a por_write (entry_seq
  * the latest entry; at_entry 1 when the entry window is open, which the
@@ -370,19 +390,11 @@ el2_vectors:
     bic     x1, x1, x5
     tst     x1, #PERM_LSBS
     b.ne    lower_sync_slow
-6:  FLIGHT_PUSH
-    mrs     x4, cntpct_el0
-    stp     x1, x4, [x5, #(RING_SLOTS + EV_SEQ)]        /* seq, ts */
-    mov     x4, #KIND_POR_WRITE
-    mrs     x30, \pc_reg
-    stp     x4, x30, [x5, #(RING_SLOTS + EV_KIND)]      /* kind; pc */
-    stp     xzr, x3, [x5, #(RING_SLOTS + EV_FIELDS + 8)]    /* reg POR_EL1, old */
-    ldr     x4, [x2, #FP_WIN_OPEN]      /* 1 if open: at_entry */
-    stp     x0, x4, [x5, #(RING_SLOTS + EV_FIELDS + 24)]    /* new, at_entry */
-    ldr     x4, [x2, #FP_CHAIN_ENTRY]
-    stp     x4, xzr, [x5, #(RING_SLOTS + EV_FIELDS + 40)]   /* entry_seq, sampled */
-    str     x1, [x2, #FP_CHAIN_POR]
+    RING_POR_PUSH \pc_reg, 1
     str     xzr, [x2, #FP_WIN_OPEN]     /* the change closes the window */
+    b       8f
+6:  RING_POR_PUSH \pc_reg, 0
+8:
 .endm
 
 /* \dst = the PA (= IPA: stage 1 only) of guest VA \va by AT S1E1R, the
@@ -490,7 +502,6 @@ vpoe_changed:
     mov     x1, #DENY_STALE
     csel    x3, x3, x1, eq
 7:  str     x3, [x2, #FP_PT_DENY]
-    str     x0, [x2, #FP_DENY_INPUTS]
     b       lower_sync_done
 vpoe_queue_change:
     QUEUE_RESERVE
