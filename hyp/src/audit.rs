@@ -100,7 +100,8 @@ pub fn learning() -> bool {
     !SEEN.load(Ordering::Relaxed) && config().opts.audit.any() && config().opts.track
 }
 
-/// The guest set POR_EL1 to `por` (`at_entry`: exception-entry code did),
+/// The guest set POR_EL1 to `por` (`at_entry`: exception-entry code did,
+/// taking write away from some pkey: `flight::streams_transition`),
 /// or wrote TCR2_EL1; `tcr2` is the virtual TCR2_EL1 (native POE reads the
 /// register). Called with the tap's lock held: learns, never audits.
 pub fn note_overlay(por: u64, tcr2: u64, at_entry: bool) {

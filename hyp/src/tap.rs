@@ -46,6 +46,7 @@ use aarch64_cpu::registers::*;
 use porwatch_monitor::cmdline::PorWatch;
 use porwatch_monitor::cpus::MAX_CPUS;
 use porwatch_monitor::esr::DataAbort;
+use porwatch_monitor::flight::streams_transition;
 use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::tap::{
     self as rules, classify_step, page_of, EntryRegs, EntryWindow, PorSamples, ShadowStack, Step,
@@ -811,7 +812,10 @@ impl Tap {
         );
         fast_path::set_chain_por(self.index, seq);
         if reg == PorReg::PorEl1 {
-            crate::audit::note_overlay(new, self.vpoe.tcr2_el1, at_entry);
+            // The audit learns the entry code's value from resets only (a
+            // syscall's entry finds POR_EL1 at its default, so the first
+            // change after it is the handler's raise).
+            crate::audit::note_overlay(new, self.vpoe.tcr2_el1, streams_transition(at_entry, old, new));
             if crate::audit::learning() && !self.por_plain.contains(&Some(new)) {
                 self.por_plain = [self.por_plain[1], Some(new)];
             }
@@ -841,7 +845,11 @@ impl Tap {
                 },
             );
             fast_path::set_chain_por(self.index, seq);
-            crate::audit::note_overlay(d.new, self.vpoe.tcr2_el1, d.at_entry);
+            crate::audit::note_overlay(
+                d.new,
+                self.vpoe.tcr2_el1,
+                streams_transition(d.at_entry, d.old, d.new),
+            );
         }
         if !self.at_stop {
             fast_path::set_por_sample(self.index, por);

@@ -56,7 +56,9 @@ use aarch64_cpu::registers::{Readable, CNTFRQ_EL0, CNTPCT_EL0};
 use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::cmdline::Stream;
 use porwatch_monitor::cpus::MAX_CPUS;
-use porwatch_monitor::flight::{FlightEvent, FlightRing, Kind, FIELDS, POR_AT_ENTRY, POR_ENTRY_SEQ};
+use porwatch_monitor::flight::{
+    streams_transition, FlightEvent, FlightRing, Kind, FIELDS, POR_AT_ENTRY, POR_ENTRY_SEQ, POR_NEW, POR_OLD,
+};
 use porwatch_trace::ring::Ring;
 use porwatch_trace::{batchable, encode_frame, Batch, Event, Record, MAX_FRAME};
 use spin::Mutex;
@@ -252,13 +254,14 @@ fn ring_record(e: &FlightEvent) -> Event<'static> {
 }
 
 /// Flight mode: records `e` of CPU `cpu` at `ts` into its ring; an entry
-/// transition (a POR write by exception-entry code) goes out too, with its
-/// entry. Returns the event's seq.
+/// transition (a POR write by exception-entry code that takes write away
+/// from some pkey) goes out too, with its entry. Returns the event's seq.
 fn record_flight(cpu: usize, ts: u64, mut e: FlightEvent) -> u64 {
     let mut ring = FLIGHT[cpu].lock();
     e.seq = next_seq(cpu);
     e.ts = ts;
-    let transition = e.kind == Kind::PorWrite && e.fields[POR_AT_ENTRY] != 0;
+    let transition = e.kind == Kind::PorWrite
+        && streams_transition(e.fields[POR_AT_ENTRY] != 0, e.fields[POR_OLD], e.fields[POR_NEW]);
     e.streamed = transition;
     ring.push(e);
     if transition {

@@ -39,6 +39,7 @@ pub enum Kind {
 /// old value, at_entry and entry_seq.
 pub const POR_REG: usize = 1;
 pub const POR_OLD: usize = 2;
+pub const POR_NEW: usize = 3;
 pub const POR_AT_ENTRY: usize = 4;
 pub const POR_ENTRY_SEQ: usize = 5;
 
@@ -92,6 +93,30 @@ impl FlightEvent {
 pub const fn grants_write(por: u64, pkey: u8) -> bool {
     let p = perm_field(por, pkey);
     p & PERM_RESERVED == 0 && p & PERM_W != 0
+}
+
+/// Bit 0 of every Perm<n> field.
+const PERM_LSBS: u64 = 0x1111_1111_1111_1111;
+
+/// Whether a POR change from `old` to `new` takes write away from some pkey
+/// (`old` grants it W, `new` does not): at an exception entry, the entry
+/// code's reset (the seed's shape), which flight mode streams; a raise, or
+/// a change that only adds grants, stays in the ring. The per-field test
+/// of [`grants_write`] as one word operation, as vectors.S does it: W is
+/// bit 2 of a field, reserved bit 3.
+pub const fn takes_write_away(old: u64, new: u64) -> bool {
+    write_grants(old) & !write_grants(new) != 0
+}
+
+/// Bit 4n set: Perm<n> of `v` grants write (W set, not reserved).
+const fn write_grants(v: u64) -> u64 {
+    (v >> PERM_W.trailing_zeros()) & !(v >> PERM_RESERVED.trailing_zeros()) & PERM_LSBS
+}
+
+/// Whether flight mode streams a `por_write` (with its entry) as an entry
+/// transition: made by exception-entry code, taking write away.
+pub const fn streams_transition(at_entry: bool, old: u64, new: u64) -> bool {
+    at_entry && takes_write_away(old, new)
 }
 
 /// Where a hazard's chain starts, found by [`chain_len`].
@@ -326,6 +351,34 @@ mod tests {
         assert!(grants_write(RO, 0), "Perm0 = 7");
         assert!(!grants_write(0xc0, 1), "0b1100 is reserved: no access");
         assert!(!grants_write(u64::MAX, 16), "no Perm16");
+    }
+
+    #[test]
+    fn takes_write_away_is_grants_write_per_pkey() {
+        let by_field = |old, new| (0..16).any(|p| grants_write(old, p) && !grants_write(new, p));
+        let vals = [0, RO, RW, 0x77, 0xc4, 0x4c, u64::MAX, 0x4000_0000_0000_0000, 0x0123_4567_89ab_cdef];
+        for old in vals {
+            for new in vals {
+                assert_eq!(takes_write_away(old, new), by_field(old, new), "{old:#x} -> {new:#x}");
+            }
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let (old, new) = (x, x.rotate_left(29) ^ 0x5555);
+            assert_eq!(takes_write_away(old, new), by_field(old, new), "{old:#x} -> {new:#x}");
+        }
+    }
+
+    #[test]
+    fn only_an_entry_write_that_takes_write_away_streams() {
+        assert!(streams_transition(true, RW, RO), "the entry code's reset");
+        assert!(!streams_transition(true, RO, RW), "a handler's raise");
+        assert!(!streams_transition(false, RW, RO), "not at an entry");
+        assert!(!streams_transition(true, RO, 0x77), "only adds grants");
+        assert!(streams_transition(true, 0x77, RO), "takes W from pkey 0");
     }
 
     #[test]

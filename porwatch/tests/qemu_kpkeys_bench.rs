@@ -70,6 +70,15 @@ fn a_working_kpkeys_kernel_has_no_hazards_and_porwatch_counts_what_it_did() {
         assert_eq!(o.of_kind("hazard").count(), 0, "{name}");
         assert_eq!(pt_stat(o, "hazards"), 0, "{name}");
         assert_eq!(pt_stat(o, "coverage_gaps"), 0, "{name}");
+        // The protection audit judges the tables by the entry code's reset
+        // (0x17: pkey 1 read-only), not by a syscall handler's raise (0x57,
+        // the first change after an entry from EL0): no table is writable.
+        let audits: Vec<_> = o.of_kind("audit").collect();
+        assert!(!audits.is_empty(), "{name}: no audit");
+        for a in audits {
+            assert_eq!(a.get_u64("por"), Some(0x17), "{name}: {a:?}");
+            assert_eq!(a.get_u64("unprotected"), Some(0), "{name}: {a:?}");
+        }
         // porwatch saw every tracked store, each one descriptor.
         assert_eq!(pt_stat(o, "stores"), t["stores"], "{name}");
         assert_eq!(pt_stat(o, "table_writes"), t["stores"], "{name}");

@@ -205,7 +205,8 @@ fn store_fast_path_keeps_every_value_and_reports_every_hazard() {
     let expected: u64 = field("hazards").parse().unwrap();
     let hazard_va = hex(&field("hazard_va"));
     let sttr_va = hex(&field("sttr_va"));
-    assert!(expected == 11 && fast_min > 900, "{}", o.console);
+    assert!(expected == 14 && fast_min > 900, "{}", o.console);
+    assert!(o.console.contains("pt_store: check deny_cache ok"), "{}", o.console);
     let stats = o.one("pt_stats");
     assert_eq!(stats.get_u64("stores"), Some(writes), "every table store emulated");
     assert_eq!(stats.get_u64("coverage_gaps"), Some(0));
@@ -216,10 +217,19 @@ fn store_fast_path_keeps_every_value_and_reports_every_hazard() {
         "fast_stores {fast}, guest's minimum {fast_min}, writes {writes}"
     );
     // The STTR under POR_EL0 = 0 (its stores are EL0's: POR_EL0 applies),
-    // then the kernel's own stores under POR_EL1 = 0x17.
+    // then the kernel's own stores under POR_EL1 = 0x17, then the
+    // deny_cache check's (PTEs 131, 133, 134 of the same table: the fast
+    // path's mask cache must not have hidden them).
     let hazards: Vec<_> = o.of_kind("hazard").collect();
     assert_eq!(hazards.len() as u64, expected);
     let (sttr, kernel) = hazards.split_first().unwrap();
+    let (kernel, cache) = kernel.split_at(10);
+    let pte = |j: u64| hazard_va + 8 * (j - 48); // hazard_va is PTE 48's
+    let want = [(pte(131), 0x106, 0x17), (pte(133), 0x10a, 0x17), (pte(134), 0x10c, 0x37)];
+    for (h, (va, new, por)) in cache.iter().zip(want) {
+        assert_eq!((h.get_u64("va"), h.get_u64("new")), (Some(va), Some(new)), "{h:?}");
+        assert_eq!((h.get_u64("por"), h.get_u64("poindex")), (Some(por), Some(1)), "{h:?}");
+    }
     assert_eq!(sttr.get_u64("va"), Some(sttr_va));
     assert_eq!(sttr.get_u64("unprivileged"), Some(1));
     assert_eq!(

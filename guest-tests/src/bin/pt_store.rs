@@ -23,6 +23,7 @@
 //! | `atomics` | 64-bit LSE atomics (FEAT_LSE; else `skipped`), PTEs 42-47 and 58-62: LDADD, LDCLR, LDEOR, LDSET, LDSMAX, LDSMIN, LDUMAX, LDUMIN, SWP, SWPAL, CAS that swaps, CAS that does not, CASAL, STADD (LDADD to XZR): each old value returned and each PTE after it |
 //! | `unpriv` | with POE: the L3 table's linear-map page made EL0-accessible (AP[1]), TCR2_EL1.E0POE = 1, POR_EL0 = 0: `UNPRIV_STORES` STR X (PTEs 32-39: the kernel's own stores, no hazard; porwatch's fast path reads each instruction to tell), then one `STTR X1, [X0]` (`pt_store_sttr`, PTE 63): an unprivileged store POR_EL0 denies, a hazard porwatch must report |
 //! | `hazards` | `HAZARDS` `STR X1, [X0]` (`pt_store_hazard_str`) to PTEs 48.. under POR_EL1 = 0x17: pkey 1 read-only, each one a hazard porwatch must report (report policy: performed) |
+//! | `deny_cache` | 8 STR X (PTEs 128-135) while TCR2_EL1.POE goes off and on and POR_EL1 toggles between 0x17 and 0x57 and once 0x37 (`check_deny_cache`): 3 hazards (`pt_store_hazard_str`, POR_EL1 0x17, 0x17, 0x37) porwatch must report although its fast path's mask cache held those values' masks from before the TCR2_EL1 change |
 //!
 //! # Timed (`pt_store: bench NAME stores=N ticks=T milli_per_store=M`)
 //!
@@ -50,9 +51,10 @@
 //! table stores in all (linear-map PTE updates included), of which at least
 //! F can take the fast path under porwatch (every check and bench store to
 //! the L3 table but the first store, the unaligned one, the hazards, the
-//! STTR and STP), and H
-//! hazards (0 without POE) at VA V (the first; the others follow 8 bytes
-//! apart) and, with POE, the unprivileged one at S. Then `pt_store: done`.
+//! STTR, STP and the `deny_cache` check), and H
+//! hazards (0 without POE) at VA V (the `hazards` check's first; the others
+//! follow 8 bytes apart, then the `deny_cache` ones at PTEs 131, 133, 134)
+//! and, with POE, the unprivileged one at S. Then `pt_store: done`.
 //! Exit status 0, 1 on a failed check or bad command line, 100 on an
 //! unexpected exception.
 #![no_std]
@@ -78,6 +80,11 @@ const SIZES_PTE: usize = 32;
 const UNALIGNED_PTE: usize = 40;
 const HAZARD_PTE: usize = 48;
 const HAZARDS: u64 = 10;
+/// The `deny_cache` check's PTEs and hazards.
+const CACHE_PTE: usize = 128;
+const CACHE_HAZARDS: u64 = 3;
+/// pkey 0 RWX, pkey 1 R+X: a third value that leaves the tables read-only.
+const POR_PGTABLES_RX: u64 = 0x37;
 const UNPRIV_STORES: usize = 8;
 const UNPRIV_PTE: usize = 32;
 const STTR_PTE: usize = 63;
@@ -447,11 +454,68 @@ fn checks(n: &mut Count, l3: u64, poe: bool) -> u64 {
         ok &= expect("hazards", HAZARD_PTE + h, read(p(HAZARD_PTE + h)), 2 * h as u64 + 2);
     }
     report("hazards", ok);
+    let cache_hazards = check_deny_cache(n, &p, poe);
     if poe {
-        HAZARDS + unpriv_hazards
+        HAZARDS + unpriv_hazards + cache_hazards
     } else {
         0
     }
+}
+
+/// The `deny_cache` check: porwatch's fast path keeps the overlay mask of
+/// recent POR_EL1 values (monitor s1::deny_cache) for the TCR2_EL1 they
+/// were computed under. Fill it with overlays off (masks that deny
+/// nothing), turn them on, and go back to the cached values: each store
+/// marked H is a hazard porwatch must report, and one it would miss if a
+/// mask outlived the TCR2_EL1 change, or the cache mixed up values. One
+/// STR X per step, to PTEs 128..; TCR2_EL1 is written before POR_EL1:
+///
+/// | # | TCR2.POE | POR_EL1 | |
+/// |---|---|---|---|
+/// | 0, 1, 2 | 0 | 0x17, 0x57, 0x17 | no overlay: no hazard (both values cached) |
+/// | 3 | 1 | 0x17 | H: the TCR2_EL1 write made under 0x17 |
+/// | 4, 5 | 1 | 0x57, 0x17 | 5 H: 0x57 was cached under POE = 0 |
+/// | 6 | 1 | 0x37 | H: a third value (pkey 1 R+X) |
+/// | 7 | 1 | 0x57 | |
+///
+/// Returns the hazards made (`CACHE_HAZARDS`).
+fn check_deny_cache(n: &mut Count, p: &dyn Fn(usize) -> u64, poe: bool) -> u64 {
+    const STEPS: [(bool, u64, bool); 8] = [
+        (false, POR_DEFAULT, false),
+        (false, POR_PGTABLES, false),
+        (false, POR_DEFAULT, false),
+        (true, POR_DEFAULT, true),
+        (true, POR_PGTABLES, false),
+        (true, POR_DEFAULT, true),
+        (true, POR_PGTABLES_RX, true),
+        (true, POR_PGTABLES, false),
+    ];
+    let tcr2 = if poe { unsafe { poe::read_tcr2_el1() } } else { 0 };
+    let mut hazards = 0;
+    for (i, &(on, por, hazard)) in STEPS.iter().enumerate() {
+        if poe {
+            let want = if on { tcr2 | poe::TCR2_POE } else { tcr2 & !poe::TCR2_POE };
+            if unsafe { poe::read_tcr2_el1() } != want {
+                unsafe { poe::write_tcr2_el1(want) };
+            }
+        }
+        kpkeys::set_por(por);
+        let v = 0x100 + 2 * i as u64;
+        if hazard {
+            unsafe { pt_store_hazard_str(p(CACHE_PTE + i), v) };
+            hazards += 1;
+        } else {
+            str_x(p(CACHE_PTE + i), v);
+        }
+    }
+    n.writes += STEPS.len() as u64;
+    let mut ok = true;
+    for i in 0..STEPS.len() {
+        ok &= expect("deny_cache", CACHE_PTE + i, read(p(CACHE_PTE + i)), 0x100 + 2 * i as u64);
+    }
+    report("deny_cache", ok);
+    assert_eq!(hazards, CACHE_HAZARDS);
+    hazards
 }
 
 /// The `unpriv` check (POE only); returns the hazards made (1).

@@ -195,18 +195,20 @@ fn irq_at_el1(el1t: bool) {
 /// Runs `code` at EL0 (AArch64, `spsr` says whether IRQs are masked) until an
 /// exception brings it back here.
 fn run_el0(code: unsafe extern "C" fn(), spsr: u64) {
+    // Fixed registers: x9 is the scratch, so no input may be given it
+    // (clobber_abi's clobbers are late outputs, which inputs may share).
     unsafe {
         asm!(
             "adr x9, 1f",
-            "str x9, [{resume}]",
-            "msr elr_el1, {code}",
-            "msr spsr_el1, {spsr}",
+            "str x9, [x10]",
+            "msr elr_el1, x11",
+            "msr spsr_el1, x12",
             "isb",
             "eret",
             "1:",
-            resume = in(reg) RESUME.as_ptr(),
-            code = in(reg) code as usize,
-            spsr = in(reg) spsr,
+            in("x10") RESUME.as_ptr(),
+            in("x11") code as usize,
+            in("x12") spsr,
             clobber_abi("C"),
         )
     }

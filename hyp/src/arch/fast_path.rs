@@ -47,6 +47,12 @@
 //! and goes to Rust when its POIndex bit is set; a walk it cannot finish
 //! (invalid, outside guest RAM, a level -1/0 block) goes to Rust too.
 //!
+//! `pt_deny` depends on POR_EL1, POR_EL0 and TCR2_EL1 only (both WXN
+//! variants are in it). When the assembly changes POR_EL1 it takes the new
+//! value's mask from `deny_cache` (monitor s1::deny_cache: the masks Rust
+//! last computed, for the POR_EL0 and TCR2_EL1 in force), else marks it
+//! stale until Rust computes it: a kpkeys kernel's two values both hit.
+//!
 //! With S1PIE on (TCR2_EL1.PIE), `pt_deny` assumes every PIR entry applies
 //! the overlay, with WXN (a superset of what can deny: `s1::write_deny_mask`):
 //! a store through a POIndex it names goes to Rust, which reads PIR_EL1 /
@@ -65,7 +71,8 @@
 use super::percpu::{self, block as percpu_block};
 use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU64, Ordering};
-use porwatch_monitor::s1::{self, Layout, OverlayRegs, Privilege};
+use porwatch_monitor::s1::deny_cache::{DenyCache, DENY_CACHE_ENTRIES};
+use porwatch_monitor::s1::{self, Layout};
 
 use porwatch_monitor::cpus::MAX_CPUS;
 /// Guest RAM ranges the assembly checks before it reads the instruction
@@ -136,7 +143,12 @@ pub struct FastPath {
     /// or when it gives up): see [`quiesce`].
     pub pt_busy: u64,
     /// The overlay registers `pt_deny` was computed from (virtual POE).
+    /// After the assembly changed POR_EL1 they differ, and the next publish
+    /// takes the mask from the cache again (a hit: nothing recomputed).
     deny_inputs: (u64, u64, u64),
+    /// `pt_deny` for recent POR_EL1 values, which Rust fills and the
+    /// assembly looks a new value up in (monitor s1::deny_cache).
+    deny_cache: DenyCache,
     /// Non-zero: the tap's trampoline is armed (and the tap not stepping):
     /// the assembly recognises its hooks' HVCs. An exception entry then
     /// completes there (queued, the guest resumed at `resume[slot]`) unless
@@ -153,8 +165,9 @@ pub struct FastPath {
     pub ring: u64,
     pub seq: u64,
     /// The entry window (monitor::tap::EntryWindow), kept here for the
-    /// assembly: non-zero while it is open (a POR_EL1 change now would be
-    /// at_entry: the assembly leaves it to Rust).
+    /// assembly: 1 while it is open (a POR_EL1 change now would be
+    /// at_entry: the assembly records it itself unless it takes write away,
+    /// monitor flight::streams_transition, which Rust streams).
     pub win_open: u64,
     /// Non-zero: POR_EL1 changes go to Rust even in flight mode (the
     /// protection audit learns the kernel's values), unless the new value is
@@ -225,9 +238,14 @@ const _: () = assert!(FLIGHT_STATS_PERIOD.is_power_of_two());
 pub const POR_NONE: u64 = 0;
 pub const POR_VIRTUAL: u64 = 1;
 pub const POR_NATIVE: u64 = 2;
-/// `pt_deny` after the assembly changed POR_EL1: every POIndex may deny,
-/// so stores walk and go to Rust until the tap recomputes the mask.
-pub const DENY_STALE: u64 = 0xffff_ffff;
+/// `pt_deny` after the assembly changed POR_EL1 to a value the cache does
+/// not hold: every POIndex may deny, so stores walk and go to Rust until
+/// the tap computes the mask.
+pub use porwatch_monitor::s1::deny_cache::DENY_STALE;
+
+/// Where vectors.S finds the deny cache (a private field: only Rust fills
+/// it).
+pub const DENY_CACHE_OFFSET: usize = offset_of!(FastPath, deny_cache);
 
 /// One half's walk parameters. Layout shared with vectors.S.
 #[derive(Clone, Copy)]
@@ -265,6 +283,9 @@ const _: () = {
     assert!(offset_of!(FastPath, chain_por) == offset_of!(FastPath, chain_entry) + 8);
     assert!(offset_of!(FastPath, por_slow) == offset_of!(FastPath, win_open) + 8);
     assert!(offset_of!(FastPath, note_entry) + 24 < 504);
+    // The deny cache: (value, mask) pairs, each one LDP.
+    assert!(DENY_CACHE_ENTRIES == 2 && offset_of!(FastPath, deny_cache) + 16 < 504);
+    assert!(offset_of!(DenyCache, entries) == 0);
     assert!(offset_of!(FastPath, ring) % 8 == 0 && offset_of!(FastPath, por_known) < 496);
     // Queued entries copy (ELR, SPSR) and (ESR, FAR) to the shadow pair by
     // pair; the queue is reached with an ADD immediate.
@@ -296,6 +317,7 @@ impl FastPath {
         pt_stores: 0,
         pt_busy: 0,
         deny_inputs: (0, 0, 0),
+        deny_cache: DenyCache::EMPTY,
         tap_hvc: 0,
         entry_slow: 0,
         ring: 0,
@@ -468,18 +490,6 @@ fn current() -> *mut FastPath {
     unsafe { &raw mut (*percpu::current()).fast }
 }
 
-/// `pt_deny` for virtual POE's registers: POIndex values through which a
-/// privileged (bytes 0, 1) or unprivileged (bytes 2, 3) write could be
-/// denied, without and with WXN.
-fn deny_bytes(por_el1: u64, por_el0: u64, tcr2: u64) -> u64 {
-    let mask = |p, wxn| {
-        let r = OverlayRegs { por_el1, por_el0, tcr2_el1: tcr2, pir_el1: 0, pire0_el1: 0, wxn };
-        s1::write_deny_mask(&r, p) as u64
-    };
-    let (p, u) = (Privilege::Privileged, Privilege::Unprivileged);
-    mask(p, false) | mask(p, true) << 8 | mask(u, false) << 16 | mask(u, true) << 24
-}
-
 /// Publishes CPU `cpu`'s tap state for the assembly.
 #[inline]
 pub fn publish(cpu: usize, p: &Published) {
@@ -506,7 +516,7 @@ pub fn publish(cpu: usize, p: &Published) {
     if let Some(o) = p.overlay {
         if o != b.deny_inputs || b.pt_deny == DENY_STALE {
             b.deny_inputs = o;
-            b.pt_deny = deny_bytes(o.0, o.1, o.2);
+            b.pt_deny = b.deny_cache.get(o.0, o.1, o.2);
             b.pt_pie = o.2 & s1::overlay::TCR2_PIE;
         }
     }

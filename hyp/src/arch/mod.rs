@@ -58,6 +58,7 @@ core::arch::global_asm!(
     fp_pt_map_pages = const core::mem::offset_of!(fast_path::FastPath, pt_map_pages),
     fp_pt_deny = const core::mem::offset_of!(fast_path::FastPath, pt_deny),
     fp_pt_pie = const core::mem::offset_of!(fast_path::FastPath, pt_pie),
+    fp_deny_cache = const fast_path::DENY_CACHE_OFFSET,
     fp_pt_walk = const core::mem::offset_of!(fast_path::FastPath, pt_walk),
     fp_pt_walk_ram = const core::mem::offset_of!(fast_path::FastPath, pt_walk_ram),
     fp_pt_stores = const core::mem::offset_of!(fast_path::FastPath, pt_stores),

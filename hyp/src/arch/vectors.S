@@ -144,6 +144,7 @@ el2_vectors:
 .equ FP_PT_MAP_PAGES, {fp_pt_map_pages}
 .equ FP_PT_DENY, {fp_pt_deny}
 .equ FP_PT_PIE, {fp_pt_pie}
+.equ FP_DENY_CACHE, {fp_deny_cache}     /* 2 x (POR_EL1, its pt_deny): one LDP each */
 .equ FP_PT_WALK, {fp_pt_walk}           /* 2 x (root, shift, index mask, entry) */
 .equ FP_PT_WALK_RAM, {fp_pt_walk_ram}   /* (start, size): one ldp */
 .equ FP_PT_STORES, {fp_pt_stores}
@@ -189,6 +190,9 @@ el2_vectors:
 .equ POR_VIRTUAL, {por_virtual}
 .equ POR_NATIVE, {por_native}
 .equ DENY_STALE, {deny_stale}
+.equ PERM_W_BIT, 2                  /* POR_ELx Perm<n>: W, and reserved (0b1xxx) */
+.equ PERM_RESERVED_BIT, 3
+.equ PERM_LSBS, 0x1111111111111111  /* bit 0 of every Perm<n> field */
 .equ TAP_IMM_BASE, {tap_imm_base}       /* the hooks' HVC #imm: this + slot */
 .equ EC_HVC64, 0x16
 .equ EC_DABT_CUR, 0x25              /* ESR_EL1: data abort from EL1 */
@@ -341,31 +345,58 @@ el2_vectors:
     str     x30, [x2, #FP_SEQ]
 .endm
 
-/* Flight mode: a POR_EL1 change (old x3, new x0) made at the PC in system
- * register \pc_reg, pushed into the ring at x4 as a por_write (at_entry 0,
- * entry_seq the latest entry). A change made while the entry window is open
- * is an entry transition (streamed: Rust), and while the audit still learns
- * POR_EL1 values Rust must see each change to a value it has not judged
- * (FP_POR_SLOW): both go to Rust. Keeps x0, x3; clobbers x1, x4, x5, x30. */
-.macro RING_POR_CHANGE pc_reg
-    ldp     x1, x5, [x2, #FP_WIN_OPEN]  /* win_open, por_slow */
-    cbnz    x1, lower_sync_slow
-    cbz     x5, 6f
-    ldp     x1, x5, [x2, #FP_POR_KNOWN]
-    cmp     x0, x1
-    ccmp    x0, x5, #4, ne              /* Z: new is either known value */
-    b.ne    lower_sync_slow
-6:  FLIGHT_PUSH
+/* RING_POR_CHANGE's push: the por_write into the ring at x4, at_entry
+ * \at_entry (0 or 1). Keeps x0, x3; clobbers x1, x4, x5, x30. */
+.macro RING_POR_PUSH pc_reg, at_entry
+    FLIGHT_PUSH
     mrs     x4, cntpct_el0
     stp     x1, x4, [x5, #(RING_SLOTS + EV_SEQ)]        /* seq, ts */
     mov     x4, #KIND_POR_WRITE
     mrs     x30, \pc_reg
     stp     x4, x30, [x5, #(RING_SLOTS + EV_KIND)]      /* kind; pc */
     stp     xzr, x3, [x5, #(RING_SLOTS + EV_FIELDS + 8)]    /* reg POR_EL1, old */
-    ldr     x4, [x2, #FP_CHAIN_ENTRY]
+    .if \at_entry
+    mov     x4, #1
+    stp     x0, x4, [x5, #(RING_SLOTS + EV_FIELDS + 24)]    /* new, at_entry */
+    .else
     stp     x0, xzr, [x5, #(RING_SLOTS + EV_FIELDS + 24)]   /* new, at_entry */
+    .endif
+    ldr     x4, [x2, #FP_CHAIN_ENTRY]
     stp     x4, xzr, [x5, #(RING_SLOTS + EV_FIELDS + 40)]   /* entry_seq, sampled */
     str     x1, [x2, #FP_CHAIN_POR]
+.endm
+
+/* Flight mode: a POR_EL1 change (old x3, new x0) made at the PC in system
+ * register \pc_reg, pushed into the ring at x4 as a por_write (entry_seq
+ * the latest entry; at_entry 1 when the entry window is open, which the
+ * change closes). While the audit still learns POR_EL1 values Rust must see
+ * each change to a value it has not judged (FP_POR_SLOW), and an entry
+ * transition that takes write away from some pkey is streamed
+ * (monitor flight::streams_transition): both go to Rust. A raise with the
+ * window open (a syscall's handler: its entry found POR_EL1 at the
+ * default) stays here. Keeps x0, x3; clobbers x1, x4, x5, x30. */
+.macro RING_POR_CHANGE pc_reg
+    ldp     x1, x5, [x2, #FP_WIN_OPEN]  /* win_open, por_slow */
+    cbz     x5, 5f
+    ldp     x5, x30, [x2, #FP_POR_KNOWN]
+    cmp     x0, x5
+    ccmp    x0, x30, #4, ne             /* Z: new is either known value */
+    b.ne    lower_sync_slow
+5:  cbz     x1, 6f
+    /* flight::takes_write_away: per Perm field, W (bit 2) and not reserved
+     * (bit 3) under old, not under new */
+    lsr     x1, x3, #PERM_W_BIT
+    bic     x1, x1, x3, lsr #PERM_RESERVED_BIT
+    lsr     x5, x0, #PERM_W_BIT
+    bic     x5, x5, x0, lsr #PERM_RESERVED_BIT
+    bic     x1, x1, x5
+    tst     x1, #PERM_LSBS
+    b.ne    lower_sync_slow
+    RING_POR_PUSH \pc_reg, 1
+    str     xzr, [x2, #FP_WIN_OPEN]     /* the change closes the window */
+    b       8f
+6:  RING_POR_PUSH \pc_reg, 0
+8:
 .endm
 
 /* \dst = the PA (= IPA: stage 1 only) of guest VA \va by AT S1E1R, the
@@ -461,10 +492,18 @@ vpoe_undef:
     RING_POR_CHANGE elr_el1
 vpoe_changed:
     str     x0, [x2, #FP_POR_EL1]
-    /* pt_deny was computed for the old value: until the tap recomputes it,
-     * every store to a table walks and goes to Rust */
+    /* pt_deny for the new value from the cache Rust fills for the POR_EL0
+     * and TCR2_EL1 in force (monitor s1::deny_cache); a miss leaves it
+     * stale: every store to a table walks and goes to Rust, which computes
+     * it. An unused entry's mask is DENY_STALE itself. */
+    ldp     x1, x3, [x2, #FP_DENY_CACHE]
+    cmp     x0, x1
+    b.eq    7f
+    ldp     x1, x3, [x2, #(FP_DENY_CACHE + 16)]
+    cmp     x0, x1
     mov     x1, #DENY_STALE
-    str     x1, [x2, #FP_PT_DENY]
+    csel    x3, x3, x1, eq
+7:  str     x3, [x2, #FP_PT_DENY]
     b       lower_sync_done
 vpoe_queue_change:
     QUEUE_RESERVE

@@ -24,6 +24,7 @@
 //!
 //! Pure logic, no allocation, no panics on any input.
 
+pub mod deny_cache;
 pub mod desc;
 pub mod overlay;
 pub mod regime;
