@@ -129,3 +129,65 @@ fn a_flood_through_the_assembly_is_counted_and_nothing_is_lost_silently() {
     let final_stats = flight.of_kind("flight_stats").last().unwrap().seq;
     assert!(last_entry < final_stats, "{last_entry} vs {final_stats}");
 }
+
+/// The flood again, but with `bench.por=0x40`: the first POR_EL1 change
+/// after the `svc` flood (0x40 -> 0, at_entry: the last entry's window is
+/// open) takes pkey 1's write away, an entry transition, so that entry and
+/// that write are streamed; then the POR flood overwrites them in the ring.
+/// An event streamed before it was overwritten is not lost: the assembly
+/// counts it (`FlightRing::lost_streamed`, vectors.S `FLIGHT_PUSH`) and
+/// `flight_stats.overwritten` leaves it out.
+#[test]
+fn a_streamed_event_overwritten_later_is_not_counted_as_overwritten() {
+    const ITERS: u64 = 35_000; // per operation: 70,000 ring events
+    const PERIOD: u64 = 65_536;
+    const SLOTS: u64 = porwatch_monitor::flight::FLIGHT_SLOTS as u64;
+    let append = format!("bench.iters={ITERS} bench.por=0x40");
+    let flight = run("bench", "flight", Some(&append));
+    assert!(flight.console.contains("bench: por=0x40"), "{}", flight.console);
+    let stats: Vec<(u64, u64, u64)> = flight
+        .of_kind("flight_stats")
+        .map(|r| {
+            let f = |n| r.get_u64(n).unwrap();
+            (f("events"), f("streamed"), f("overwritten"))
+        })
+        .collect();
+    assert_eq!(stats.len(), 2, "one at the period, one at the end: {stats:?}");
+    assert_eq!(stats[0].0, PERIOD, "{stats:?}");
+    let (events, _, overwritten) = stats[1];
+    // The one entry transition: the svc flood's last entry and the write
+    // that named it, both streamed.
+    let streamed: Vec<&OwnedRecord> =
+        flight.records.iter().filter(|r| r.kind == "exc_entry" || r.kind == "por_write").collect();
+    assert_eq!(streamed.len(), 2, "{streamed:#?}");
+    let (entry, write) = (streamed[0], streamed[1]);
+    assert_eq!(entry.kind, "exc_entry", "{streamed:#?}");
+    assert_eq!(write.kind, "por_write", "{streamed:#?}");
+    assert_eq!(write.get_u64("at_entry"), Some(1), "{write:?}");
+    assert_eq!(write.get_u64("entry_seq"), Some(entry.seq), "{write:?}");
+    assert_eq!((write.get_u64("old"), write.get_u64("new")), (Some(0x40), Some(0)), "{write:?}");
+    assert!(porwatch_monitor::flight::takes_write_away(0x40, 0));
+    // Both were overwritten by the POR flood after them (far more than
+    // SLOTS events): every event older than the ring's last SLOTS is lost
+    // from it, and counted as overwritten unless it had been streamed.
+    let final_stats = flight.of_kind("flight_stats").last().unwrap();
+    assert!(events > 2 * ITERS && final_stats.seq > write.seq + ITERS && ITERS > 2 * SLOTS, "{stats:?}");
+    assert_eq!(
+        overwritten,
+        events - SLOTS - 2,
+        "{stats:?}: the two streamed events are not overwritten ones"
+    );
+    // The full stream has the same events, and that transition with the
+    // same seqs and fields.
+    let all = run("bench", "all", Some(&append));
+    let ring_kinds = ["exc_entry", "exc_return", "por_write", "trap"];
+    let all_events = all.records.iter().filter(|r| ring_kinds.contains(&r.kind.as_str())).count() as u64;
+    assert_eq!(events, all_events, "flight_stats.events against the full stream's records");
+    let at_entry: Vec<&OwnedRecord> =
+        all.of_kind("por_write").filter(|r| r.get_u64("at_entry") == Some(1)).collect();
+    assert_eq!(at_entry.len(), 1, "{at_entry:#?}");
+    assert_eq!(key(at_entry[0]), key(write));
+    let all_entry =
+        all.of_kind("exc_entry").find(|e| e.seq == entry.seq).expect("the entry in the full stream");
+    assert_eq!(key(all_entry), key(entry));
+}

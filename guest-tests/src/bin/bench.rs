@@ -20,7 +20,11 @@
 //! (ELR already points after the SVC); anything else prints and exits 1.
 //!
 //! Command line (`/chosen/bootargs`): `bench.iters=N` (default 10000, N >= 1),
-//! `bench.only=NAME` (run one operation). Unknown `bench.*` words fail.
+//! `bench.only=NAME` (run one operation), `bench.por=V` (POR_EL1 := V before
+//! the operations, when FEAT_S1POE is there: with V = 0x40 the first
+//! `por_change` takes pkey 1's write away right after the `svc` flood's last
+//! entry, an entry transition porwatch's flight mode streams; the MMU is off,
+//! so the overlay restricts nothing). Unknown `bench.*` words fail.
 //!
 //! Console: `bench: cntfrq=F`, `bench: iters=N poe=0|1`, then per operation
 //! `bench: NAME iters=N ticks=T milli_per_iter=M` (M = T * 1000 / N) or
@@ -192,6 +196,7 @@ fn test_main(boot: &Boot) -> u32 {
     let args = plat.chosen.bootargs.unwrap_or("");
     let mut iters = DEFAULT_ITERS;
     let mut only: Option<&str> = None;
+    let mut por: Option<u64> = None;
     for (k, v) in cmdline::words(args, "bench.") {
         match (k, v) {
             ("bench.iters", Some(v)) => match cmdline::parse_u64(v) {
@@ -202,9 +207,16 @@ fn test_main(boot: &Boot) -> u32 {
                 }
             },
             ("bench.only", Some(v)) if OPS.iter().any(|(_, name)| *name == v) => only = Some(v),
+            ("bench.por", Some(v)) => match cmdline::parse_u64(v) {
+                Some(n) => por = Some(n),
+                None => {
+                    println!("bench: FAIL bad bench.por={:?} (want a POR_EL1 value)", v);
+                    return 1;
+                }
+            },
             _ => {
                 println!(
-                    "bench: FAIL unknown option {}{}{} (bench.iters=N, bench.only={})",
+                    "bench: FAIL unknown option {}{}{} (bench.iters=N, bench.por=V, bench.only={})",
                     k,
                     if v.is_some() { "=" } else { "" },
                     v.unwrap_or(""),
@@ -220,6 +232,11 @@ fn test_main(boot: &Boot) -> u32 {
     let poe = poe::s1poe_present();
     println!("bench: cntfrq={}", timer::cntfrq());
     println!("bench: iters={} poe={}", iters, poe as u8);
+    if let Some(v) = por.filter(|_| poe) {
+        // SAFETY: FEAT_S1POE is there (`poe`).
+        unsafe { poe::write_por_el1(v) };
+        println!("bench: por={:#x}", v);
+    }
 
     for (op, name) in OPS {
         if only.is_some_and(|o| o != name) {

@@ -35,6 +35,16 @@
 //!    ALREADY_ON (or ON_PENDING), of a CPU that does not exist
 //!    INVALID_PARAMETERS.
 //!
+//! 5. **Suspend** (only with `smp_seed.suspend=1` on the command line):
+//!    before its first CPU_OFF, CPU 1 makes a PSCI_VERSION call, two POR_EL1
+//!    writes (a `kpkeys::guard`), says so and calls CPU_SUSPEND (standby);
+//!    CPU 0 then calls AFFINITY_INFO(1) (which must say ON) every half
+//!    millisecond until [`SUSPEND_WINDOW_MS`] ms after CPU 1's PSCI_VERSION
+//!    call, and wakes CPU 1 with the IPI. With `--all` CPU 1's trap and POR
+//!    writes after that call are one batch (trace format 3): porwatch must
+//!    send it before CPU 1 sleeps, i.e. before CPU 0's last AFFINITY_INFO
+//!    records, which come within the batch's maximum age (20 ms).
+//!
 //! Console: `smp_seed: ...` lines, `smp_seed: summary hazards_expected=1
 //! exclusives=N failures=F`, `smp_seed: done`. Exit status: failures (0 =
 //! pass), 1 without a usable DT/GIC/timer or a second CPU, 100 on an
@@ -50,7 +60,7 @@ use porwatch_guest_tests::kentry::{self, Frame};
 use porwatch_guest_tests::kpkeys::{self, POR_DEFAULT, POR_PGTABLES};
 use porwatch_guest_tests::mmu::{self, Setup, PAGE_SIZE};
 use porwatch_guest_tests::smp::{self, cpu_index};
-use porwatch_guest_tests::{gicv3, println, smccc, timer, Boot};
+use porwatch_guest_tests::{cmdline, gicv3, println, smccc, timer, Boot};
 use porwatch_monitor::fdt;
 
 /// CPUs taking part.
@@ -133,6 +143,18 @@ static CPU1_FAILURES: AtomicU32 = AtomicU32::new(0);
 static RESTARTED: AtomicBool = AtomicBool::new(false);
 static FAKE_PGD: AtomicU64 = AtomicU64::new(0);
 static TIMER_INTID: AtomicU32 = AtomicU32::new(27);
+/// `smp_seed.suspend=1`: round 5 runs.
+static SUSPEND: AtomicBool = AtomicBool::new(false);
+/// Round 5: CPU 1 is about to call CPU_SUSPEND, and has returned from it.
+static SUSPENDING: AtomicBool = AtomicBool::new(false);
+static RESUMED: AtomicBool = AtomicBool::new(false);
+/// Round 5: CNTVCT before CPU 1's PSCI_VERSION call; CPU 0 calls
+/// AFFINITY_INFO until this many ms after it (half the batch maximum age).
+static SUSPEND_T0: AtomicU64 = AtomicU64::new(0);
+const SUSPEND_WINDOW_MS: u64 = 10;
+/// PSCI CPU_SUSPEND (SMC64) and a standby power state (StateType 0).
+const PSCI_CPU_SUSPEND_64: u64 = 0xC400_0001;
+const POWER_STATE_STANDBY: u64 = 0;
 
 /// The GIC from CPU 0's device tree, for the other CPUs' set-up.
 struct GicCell(UnsafeCell<Option<fdt::platform::Gic>>);
@@ -566,6 +588,9 @@ fn cpu1_main(cpu: usize) -> ! {
     }
     store_while_linked();
     ROUND_DONE.fetch_add(1, Ordering::Release);
+    if SUSPEND.load(Ordering::Acquire) {
+        failed += suspend_round(cpu);
+    }
     CPU1_FAILURES.store(failed, Ordering::Release);
     println!("smp_seed: cpu{} off", cpu);
     let r = smp::cpu_off();
@@ -573,6 +598,72 @@ fn cpu1_main(cpu: usize) -> ! {
     loop {
         unsafe { asm!("wfe", options(nomem, nostack)) };
     }
+}
+
+/// Round 5 on CPU 1: hot records (a PSCI call first, so that they open a
+/// fresh batch), then CPU_SUSPEND until CPU 0's IPI.
+fn suspend_round(cpu: usize) -> u32 {
+    let mut failed = 0;
+    SUSPEND_T0.store(timer::cntvct(), Ordering::Relaxed);
+    smccc::smc(smccc::PSCI_VERSION, 0, 0, 0);
+    kpkeys::guard(|| ());
+    let ipis = me().ipis.load(Ordering::Relaxed);
+    SUSPENDING.store(true, Ordering::Release);
+    let r = smccc::smc(PSCI_CPU_SUSPEND_64, POWER_STATE_STANDBY, cpu1_again as *const () as u64, 0);
+    RESUMED.store(true, Ordering::Release);
+    if r != 0 {
+        println!("smp_seed: FAIL cpu{} CPU_SUSPEND = {}", cpu, r);
+        failed += 1;
+    }
+    // Take the IPI that woke this CPU.
+    if !wait_irqs(|| me().ipis.load(Ordering::Relaxed) > ipis) {
+        println!("smp_seed: FAIL cpu{} took no IPI after CPU_SUSPEND", cpu);
+        failed += 1;
+    }
+    println!("smp_seed: cpu{} suspended and woken", cpu);
+    failed
+}
+
+/// Round 5 on CPU 0: AFFINITY_INFO(1) while CPU 1 sleeps, then the IPI.
+fn wake_suspended() -> u32 {
+    let mut failed = 0;
+    let start = timer::cntvct();
+    let ms = timer::cntfrq().max(1_000_000) / 1000;
+    while !SUSPENDING.load(Ordering::Acquire) {
+        if timer::cntvct().wrapping_sub(start) > 10_000 * ms {
+            println!("smp_seed: FAIL cpu1 never got to CPU_SUSPEND");
+            return 1;
+        }
+        core::hint::spin_loop();
+    }
+    let t0 = SUSPEND_T0.load(Ordering::Relaxed);
+    let mut calls = 0u32;
+    while timer::cntvct().wrapping_sub(t0) < SUSPEND_WINDOW_MS * ms {
+        let t = timer::cntvct();
+        while timer::cntvct().wrapping_sub(t) < ms / 2 {
+            core::hint::spin_loop();
+        }
+        let a = smp::affinity_info(1);
+        calls += 1;
+        if a != smp::AFFINITY_ON {
+            println!("smp_seed: FAIL AFFINITY_INFO(1) of a suspended CPU = {}", a);
+            failed += 1;
+        }
+    }
+    let start = timer::cntvct();
+    while !RESUMED.load(Ordering::Acquire) {
+        gicv3::send_sgi(INTID_IPI, 1);
+        let t = timer::cntvct();
+        while timer::cntvct().wrapping_sub(t) < ms {
+            core::hint::spin_loop();
+        }
+        if timer::cntvct().wrapping_sub(start) > 10_000 * ms {
+            println!("smp_seed: FAIL cpu1 did not wake from CPU_SUSPEND");
+            return failed + 1;
+        }
+    }
+    println!("smp_seed: suspend: {} AFFINITY_INFO(1) calls while cpu1 slept", calls);
+    failed
 }
 
 fn cpu1_again(cpu: usize) -> ! {
@@ -620,6 +711,15 @@ fn test_main(boot: &Boot) -> u32 {
         return 1;
     };
     TIMER_INTID.store(t.virt, Ordering::Relaxed);
+    for (k, v) in cmdline::words(plat.chosen.bootargs.unwrap_or(""), "smp_seed.") {
+        match (k, v) {
+            ("smp_seed.suspend", Some("1")) => SUSPEND.store(true, Ordering::Release),
+            _ => {
+                println!("smp_seed: FAIL unknown option {} (smp_seed.suspend=1)", k);
+                return 1;
+            }
+        }
+    }
     // SAFETY: CPU 1 does not run yet.
     unsafe { *GIC.0.get() = Some(gic_dt.clone()) };
     let poe = kpkeys::init();
@@ -766,6 +866,11 @@ fn test_main(boot: &Boot) -> u32 {
         unsafe { ((mmu::lm_va(page) + i * 8) as *mut u64).write_volatile(0) };
     }
     mmu::pool_free(page);
+
+    // 5. Suspend (before 4: CPU 1 suspends before its CPU_OFF).
+    if SUSPEND.load(Ordering::Acquire) {
+        failed += wake_suspended();
+    }
 
     // 4. Power.
     if !wait_off(1) {
