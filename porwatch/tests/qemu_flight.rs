@@ -25,6 +25,24 @@ fn run(guest: &str, stream: &str, append: Option<&str>) -> Outcome {
     o
 }
 
+/// `flight_stats` events per period (hyp trace_out `FLIGHT_STATS_PERIOD`).
+const PERIOD: u64 = 65_536;
+
+/// A flood longer than one `flight_stats` period: exactly two such records
+/// (one at the period, one at the end); the final (events, overwritten).
+fn flood_totals(flight: &Outcome) -> (u64, u64) {
+    let stats: Vec<(u64, u64, u64)> = flight
+        .of_kind("flight_stats")
+        .map(|r| {
+            let f = |n| r.get_u64(n).unwrap();
+            (f("events"), f("streamed"), f("overwritten"))
+        })
+        .collect();
+    assert_eq!(stats.len(), 2, "one at the period, one at the end: {stats:?}");
+    assert_eq!(stats[0].0, PERIOD, "{stats:?}");
+    (stats[1].0, stats[1].2)
+}
+
 /// The `exceptions` kernel's entry transitions reach the trace in flight
 /// mode exactly as the full stream has them: each at_entry `por_write` that
 /// takes write away from some pkey (its entry code lowers POR_EL1: #1-#4,
@@ -79,20 +97,10 @@ fn flight_mode_streams_the_full_streams_entry_transitions() {
 #[test]
 fn a_flood_through_the_assembly_is_counted_and_nothing_is_lost_silently() {
     const ITERS: u64 = 35_000; // per operation: 70,000 ring events
-    const PERIOD: u64 = 65_536;
     const SLOTS: u64 = porwatch_monitor::flight::FLIGHT_SLOTS as u64;
     let append = format!("bench.iters={ITERS}");
     let flight = run("bench", "flight", Some(&append));
-    let stats: Vec<(u64, u64, u64)> = flight
-        .of_kind("flight_stats")
-        .map(|r| {
-            let f = |n| r.get_u64(n).unwrap();
-            (f("events"), f("streamed"), f("overwritten"))
-        })
-        .collect();
-    assert_eq!(stats.len(), 2, "one at the period, one at the end: {stats:?}");
-    assert_eq!(stats[0].0, PERIOD, "{stats:?}");
-    let (events, _, overwritten) = stats[1];
+    let (events, overwritten) = flood_totals(&flight);
     // The ring holds its last SLOTS events; every older one was overwritten,
     // and counted unless it had been streamed: no entry or POR write is
     // here. The first POR_EL1 change after the svc flood is at_entry (the
@@ -107,8 +115,15 @@ fn a_flood_through_the_assembly_is_counted_and_nothing_is_lost_silently() {
         .map(|r| r.seq)
         .collect();
     streamed.dedup();
-    assert!(streamed.is_empty() && events > 2 * ITERS, "{stats:?}, streamed {streamed:?}");
-    assert_eq!(overwritten, events - SLOTS - streamed.len() as u64, "{stats:?}, streamed {streamed:?}");
+    assert!(
+        streamed.is_empty() && events > 2 * ITERS,
+        "events {events}, overwritten {overwritten}, streamed {streamed:?}"
+    );
+    assert_eq!(
+        overwritten,
+        events - SLOTS - streamed.len() as u64,
+        "events {events}, overwritten {overwritten}, streamed {streamed:?}"
+    );
     // The full stream sends each of those events as a record: the same
     // count, and the flood's entries all there with consecutive seqs.
     let all = run("bench", "all", Some(&append));
@@ -140,21 +155,11 @@ fn a_flood_through_the_assembly_is_counted_and_nothing_is_lost_silently() {
 #[test]
 fn a_streamed_event_overwritten_later_is_not_counted_as_overwritten() {
     const ITERS: u64 = 35_000; // per operation: 70,000 ring events
-    const PERIOD: u64 = 65_536;
     const SLOTS: u64 = porwatch_monitor::flight::FLIGHT_SLOTS as u64;
     let append = format!("bench.iters={ITERS} bench.por=0x40");
     let flight = run("bench", "flight", Some(&append));
     assert!(flight.console.contains("bench: por=0x40"), "{}", flight.console);
-    let stats: Vec<(u64, u64, u64)> = flight
-        .of_kind("flight_stats")
-        .map(|r| {
-            let f = |n| r.get_u64(n).unwrap();
-            (f("events"), f("streamed"), f("overwritten"))
-        })
-        .collect();
-    assert_eq!(stats.len(), 2, "one at the period, one at the end: {stats:?}");
-    assert_eq!(stats[0].0, PERIOD, "{stats:?}");
-    let (events, _, overwritten) = stats[1];
+    let (events, overwritten) = flood_totals(&flight);
     // The one entry transition: the svc flood's last entry and the write
     // that named it, both streamed.
     let streamed: Vec<&OwnedRecord> =
@@ -171,11 +176,14 @@ fn a_streamed_event_overwritten_later_is_not_counted_as_overwritten() {
     // SLOTS events): every event older than the ring's last SLOTS is lost
     // from it, and counted as overwritten unless it had been streamed.
     let final_stats = flight.of_kind("flight_stats").last().unwrap();
-    assert!(events > 2 * ITERS && final_stats.seq > write.seq + ITERS && ITERS > 2 * SLOTS, "{stats:?}");
+    assert!(
+        events > 2 * ITERS && final_stats.seq > write.seq + ITERS && ITERS > 2 * SLOTS,
+        "events {events}"
+    );
     assert_eq!(
         overwritten,
         events - SLOTS - 2,
-        "{stats:?}: the two streamed events are not overwritten ones"
+        "events {events}, overwritten {overwritten}: the two streamed events are not overwritten ones"
     );
     // The full stream has the same events, and that transition with the
     // same seqs and fields.
