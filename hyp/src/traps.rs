@@ -150,5 +150,12 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             Handled::Refused(TrapOutcome::UndefInjected)
         }
         Exit::SError(_) => Handled::Refused(TrapOutcome::Ignored),
+        // The first SVE use on this CPU (CPTR_EL2.TZ, arch/el2.rs): enabled,
+        // the guest retries it. Otherwise SVE is not the guest's: UNDEF.
+        Exit::SveAccess if crate::arch::el2::on_sve_trap() => Handled::Machinery,
+        Exit::SveAccess => {
+            inject::undef(regs, esr);
+            Handled::Refused(TrapOutcome::UndefInjected)
+        }
     }
 }

@@ -746,6 +746,9 @@ pub enum Exit {
     Brk { comment: u16 },
     /// EC 0x2F: SError.
     SError(SError),
+    /// EC 0x19: an SVE instruction or ZCR_EL1 access trapped by
+    /// CPTR_EL2.TZ (porwatch enables SVE at EL2 lazily: docs/costs.md).
+    SveAccess,
     /// Anything else: the EC (known or not) and the raw ISS.
     Unknown { ec: Ec, iss: u32 },
 }
@@ -778,6 +781,7 @@ pub fn decode(esr: u64) -> Exit {
         }),
         Ec::Known(ExceptionClass::Brk64) => Exit::Brk { comment: (iss & ISS_IMM16_MASK) as u16 },
         Ec::Known(ExceptionClass::SError) => Exit::SError(SError { iss }),
+        Ec::Known(ExceptionClass::Sve) => Exit::SveAccess,
         ec => Exit::Unknown { ec, iss },
     }
 }
@@ -855,6 +859,7 @@ mod tests {
         assert_eq!(decode(esr(0x16, true, 0xBEEF)), Exit::Hvc { imm: 0xBEEF });
         assert_eq!(decode(esr(0x17, true, 0x1234)), Exit::Smc { imm: 0x1234 });
         assert_eq!(decode(esr(0x3C, true, 0x800)), Exit::Brk { comment: 0x800 });
+        assert_eq!(decode(esr(0x19, true, 0)), Exit::SveAccess);
         // HVC32 is not the AArch64 HVC.
         assert_eq!(
             decode(esr(0x12, true, 5)),

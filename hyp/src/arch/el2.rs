@@ -26,6 +26,9 @@ const SCTLR_EL1_RES1: u64 = (1 << 29) | (1 << 28) | (1 << 23) | (1 << 22) | (1 <
 /// CPTR_EL2 (E2H = 0) with only its RES1 bits [13], [9], [7:0] set: TZ (8),
 /// TFP (10), TSM (12), TTA (20), TAM (30), TCPAC (31) all 0 = no trap.
 const CPTR_EL2_RES1: u64 = (1 << 13) | (1 << 9) | 0xff;
+/// CPTR_EL2.TZ (E2H = 0): SVE instructions and ZCR_EL1 accesses at EL1/EL0
+/// (and EL2) trap to EL2, EC 0x19.
+const CPTR_EL2_TZ: u64 = 1 << 8;
 
 /// HCR_EL2 for every guest; the table adds what passed features need
 /// (API/APK, ATA, EnSCXT, FIEN) and TID3 makes ID registers trap.
@@ -76,7 +79,12 @@ pub fn configure_for_guest(s: &GuestSetup, mpidr: u64) {
     VTCR_EL2.set(s.vtcr);
     VTTBR_EL2.set(s.vttbr);
 
-    // Traps for FP/SIMD, SVE, SME, trace, AMU, CPACR: all off (RES1 bits kept).
+    // Traps for FP/SIMD, SME, trace, AMU, CPACR: all off (RES1 bits kept).
+    // SVE traps until the guest first uses it (on_sve_trap): QEMU zeroes
+    // the Z/P registers above EL1's vector length at every return from an
+    // EL2 whose SVE is enabled with a longer one, ~7% of a trap-heavy
+    // guest's time (docs/costs.md); a guest that never uses SVE never pays.
+    // (TZ also traps EL2's own ZCR_EL2 accesses: set it last.)
     CPTR_EL2.set(CPTR_EL2_RES1);
     isb();
     if let Some(zcr) = c.zcr_el2 {
@@ -87,6 +95,10 @@ pub fn configure_for_guest(s: &GuestSetup, mpidr: u64) {
         // SMCR_EL2 (s3_4_c1_c2_6): likewise for streaming mode, with ZT0
         // (SME2) and FA64 when the guest sees them.
         unsafe { core::arch::asm!("msr s3_4_c1_c2_6, {}", in(reg) smcr) };
+    }
+    if c.zcr_el2.is_some() {
+        CPTR_EL2.set(CPTR_EL2_RES1 | CPTR_EL2_TZ);
+        isb();
     }
 
     // PMU and debug: the guest gets every counter, nothing traps.
@@ -122,6 +134,20 @@ pub fn configure_for_guest(s: &GuestSetup, mpidr: u64) {
 
     SCTLR_EL1.set(SCTLR_EL1_RES1);
     isb();
+}
+
+/// The guest used SVE (an SVE instruction or ZCR_EL1, EC 0x19) while
+/// CPTR_EL2.TZ kept it trapped: SVE stays enabled on this CPU from now on;
+/// true if the guest should retry the instruction (false: TZ was not set,
+/// the trap is not porwatch's).
+pub fn on_sve_trap() -> bool {
+    let cptr = CPTR_EL2.get();
+    if cptr & CPTR_EL2_TZ == 0 {
+        return false;
+    }
+    CPTR_EL2.set(cptr & !CPTR_EL2_TZ);
+    isb();
+    true
 }
 
 /// Sets every "nXXX" fine-grained trap bit (1 = do not trap) and clears the
