@@ -24,10 +24,12 @@ use porwatch_trace::{Event, GapReason, HazardAction, PorReg, TrapOutcome};
 use spin::Mutex;
 
 mod mops;
+mod open_leaves;
 mod parts;
 mod step;
 mod walk_abort;
 
+pub use open_leaves::on_tcr2;
 pub use step::{on_step as on_step_pending, on_trap as on_trap_while_stepping};
 pub use walk_abort::on_stage2_walk_fault;
 
@@ -116,11 +118,21 @@ fn apply(a: Action) {
     match a {
         Action::Protect(ipa) => {
             fast_path::clear_leaf_page(ipa);
+            open_leaves::forget(ipa);
             stage2::set_writable(ipa, false);
+        }
+        Action::ProtectLeaf(ipa) => {
+            fast_path::clear_leaf_page(ipa);
+            if !open_leaves::open_new(ipa) {
+                stage2::set_writable(ipa, false);
+            }
         }
         Action::Unprotect(ipa) => {
             fast_path::clear_leaf_page(ipa);
-            stage2::set_writable(ipa, true);
+            if !open_leaves::forget(ipa) {
+                // A CPU's stale read-only entry: retry_if_writable.
+                stage2::allow_write(ipa);
+            }
         }
         Action::Overflow { table_ipa, .. } => {
             trace_out::emit(Event::CoverageGap {
@@ -154,6 +166,8 @@ pub fn on_ttbr_write(half: Half, value: u64) {
         return;
     };
     let root = s1::Ttbr(value).table(&layout);
+    // The walk reads the root: no native store may change it meanwhile.
+    open_leaves::close(page_of(root));
     let change = w.tracker.set_root_on(cpu, half, root, &layout, &Ram, &mut apply);
     // A root inside a leaf table's page ends its leaf status
     // (Tracker::is_leaf_page).
@@ -180,6 +194,8 @@ pub fn on_tcr_write(value: u64) {
     let mut w = WATCH.lock();
     let r = Regime::from_tcr(value);
     w.regime[cpu] = r;
+    // The rebuild may give tables other levels: none stays open.
+    open_leaves::close_all();
     w.tracker.on_tcr_change_on(cpu, &r, &Ram, &mut apply);
     // The rebuild may give tables other levels.
     fast_path::clear_leaf_pages();
@@ -266,6 +282,11 @@ fn retry_if_writable(ipa: u64) -> Option<Handled> {
     }
     let writable = stage2::grants_write(ipa).unwrap_or(false);
     drop(w);
+    if writable {
+        // Made writable without invalidating the TLBs (stage2::allow_write):
+        // this CPU may still hold the read-only entry.
+        stage2::forget_stale_write_fault(ipa);
+    }
     writable.then_some(Handled::Machinery)
 }
 
@@ -592,6 +613,7 @@ pub fn emit_stats() {
         mops_steps: w.mops_steps,
         stepped_stores: w.stepped_stores,
         released_pages: s.released_pages,
+        leaves_opened: open_leaves::opened(),
     });
 }
 
@@ -651,8 +673,10 @@ impl Watch {
             return true;
         }
         let me = percpu::index();
-        // No assembly store to this page while the STXR is pending.
+        // No assembly or native store to this page while the STXR is
+        // pending.
         fast_path::clear_leaf_page(page_of(pa));
+        open_leaves::close(page_of(pa));
         let gen = excl_gen(pa, len);
         if self.excl_pending[me] == Some((pa, len, gen)) {
             self.excl_pending[me] = None;
@@ -670,6 +694,7 @@ impl Watch {
         let pending = self.excl_pending.iter().flatten().any(|&(pa, _, _)| page_of(pa) == page);
         if !pending && self.tracker.is_leaf_page(page) {
             fast_path::set_leaf_page(page);
+            open_leaves::open(page);
         }
     }
 

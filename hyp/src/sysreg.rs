@@ -100,7 +100,9 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
         // FGT's TCR_EL1 write trap covers TCR2_EL1 too (FEAT_TCR2): when it
         // is not virtual, write through the bits the guest may set.
         (sysreg::TCR2_EL1, Some(v)) if cpu_view::get().controls.tcr2 == Tcr2Path::Hardware => {
-            TCR2_EL1_REG.set(v & cpu_view::get().controls.tcr2_hw);
+            let c = &cpu_view::get().controls;
+            TCR2_EL1_REG.set(v & c.tcr2_hw);
+            pt::on_tcr2(crate::arch::percpu::index(), v & c.tcr2_guest);
             Some(0)
         }
         _ => None,

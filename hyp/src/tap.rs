@@ -785,6 +785,10 @@ impl Tap {
             TCR2_EL1_REG.set(new & c.tcr2_hw);
         }
         crate::audit::note_overlay(self.vpoe.por_el1, new, false);
+        // Before the guest runs with POE on, no leaf table stays open.
+        // (WATCH after this CPU's tap lock: pt.rs takes only its own CPU's
+        // tap lock under WATCH, never another's.)
+        crate::pt::on_tcr2(self.index, new);
         if old != new {
             trace_out::emit(Event::Tcr2Write { pc, old, new });
         }

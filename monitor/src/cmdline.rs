@@ -97,6 +97,21 @@ pub enum Stream {
     Flight,
 }
 
+/// What porwatch does with stores to last-level page tables while no
+/// overlay can deny a privileged write (docs/costs.md, "Open leaf tables").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Leaves {
+    /// The default: while TCR2_EL1.POE is clear on every CPU, a last-level
+    /// table page is left writable at stage 2 after its first store (no
+    /// such store can be a hazard, none links a table); every one is
+    /// write-protected again before any CPU runs with POE set.
+    #[default]
+    Open,
+    /// Every tracked table page stays write-protected: each store traps,
+    /// is counted in `pt_stats` and DMA into any table is stopped.
+    Trap,
+}
+
 /// What to do when the guest violates a watched permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
@@ -212,6 +227,8 @@ pub struct Options<'a> {
     pub por: PorWatch,
     /// `porwatch.stream` (default flight).
     pub stream: Stream,
+    /// `porwatch.leaves` (default open).
+    pub leaves: Leaves,
 }
 
 impl Default for Options<'_> {
@@ -238,6 +255,7 @@ impl Options<'_> {
         audit_por: None,
         por: PorWatch::Sample,
         stream: Stream::Flight,
+        leaves: Leaves::Open,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -264,7 +282,8 @@ impl Options<'_> {
     /// | 18 | por: 0 sample, 1 trap |
     /// | 19 | tap=step |
     /// | 20 | stream: 0 all, 1 flight |
-    /// | 21..=63 | reserved, 0 |
+    /// | 21 | leaves: 0 open, 1 trap |
+    /// | 22..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -298,6 +317,7 @@ impl Options<'_> {
             | u64::from(self.por == PorWatch::Trap) << 18
             | u64::from(self.tap_step) << 19
             | u64::from(self.stream == Stream::Flight) << STREAM_FLIGHT_BIT
+            | u64::from(self.leaves == Leaves::Trap) << 21
     }
 }
 
@@ -419,7 +439,7 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 pub const STREAM_FLIGHT_BIT: u32 = 20;
 
 /// Bit per key in `seen`, to refuse duplicates.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "guest",
     "trace",
     "semihosting",
@@ -434,6 +454,7 @@ const KEYS: [&str; 14] = [
     "audit_por",
     "por",
     "stream",
+    "leaves",
 ];
 
 fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Result<(), CmdlineError<'a>> {
@@ -505,6 +526,14 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
             opts.por = match v {
                 "sample" => PorWatch::Sample,
                 "trap" => PorWatch::Trap,
+                _ => return Err(bad(v)),
+            };
+        }
+        "leaves" => {
+            let v = need()?;
+            opts.leaves = match v {
+                "open" => Leaves::Open,
+                "trap" => Leaves::Trap,
                 _ => return Err(bad(v)),
             };
         }
@@ -642,6 +671,7 @@ mod tests {
                 audit_por: None,
                 por: PorWatch::Trap,
                 stream: Stream::Flight,
+                leaves: Leaves::Open,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -812,10 +842,11 @@ mod tests {
             audit_por: None,
             por: PorWatch::Trap,
             stream: Stream::Flight,
+            leaves: Leaves::Trap,
         };
-        assert_eq!(all.bits(), 0x1c_0fff);
+        assert_eq!(all.bits(), 0x3c_0fff);
         let all = Options { trace: Some(TraceSel::Semihosting("f")), ..all };
-        assert_eq!(all.bits(), 0x1c_1ffc);
+        assert_eq!(all.bits(), 0x3c_1ffc);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
@@ -866,6 +897,21 @@ mod tests {
             split("porwatch.stream=some", &mut buf).unwrap_err(),
             CmdlineError::BadValue { key: "stream", value: "some" }
         );
+    }
+
+    #[test]
+    fn leaves_values() {
+        let mut buf = [0u8; 64];
+        let o = split("", &mut buf).unwrap().0;
+        assert_eq!((o.leaves, o.bits() & 1 << 21), (Leaves::Open, 0));
+        let o = split("porwatch.leaves=trap", &mut buf).unwrap().0;
+        assert_eq!((o.leaves, o.bits() & 1 << 21), (Leaves::Trap, 1 << 21));
+        assert_eq!(split("porwatch.leaves=open", &mut buf).unwrap().0.leaves, Leaves::Open);
+        assert_eq!(
+            split("porwatch.leaves=closed", &mut buf).unwrap_err(),
+            CmdlineError::BadValue { key: "leaves", value: "closed" }
+        );
+        assert_eq!(split("porwatch.leaves", &mut buf).unwrap_err(), CmdlineError::MissingValue("leaves"));
     }
 
     #[test]

@@ -837,6 +837,7 @@ mod tests {
                     mops_steps: 0,
                     stepped_stores: 0,
                     released_pages: 0,
+                    leaves_opened: 0,
                 },
             )
         };

@@ -861,6 +861,7 @@ mod tests {
                 mops_steps: 0,
                 stepped_stores: 0,
                 released_pages: 0,
+                leaves_opened: 0,
                 overflows: 0,
             },
         };

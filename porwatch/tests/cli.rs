@@ -255,6 +255,7 @@ fn undef_injected_and_tracker_overflow_exit_5() {
         mops_steps: 0,
         stepped_stores: 0,
         released_pages: 0,
+        leaves_opened: 0,
     };
     let mut recs = clean_records();
     let exit = recs.pop().unwrap();

@@ -88,7 +88,11 @@ fn boot_on(suite: &str, levels: u64, cpus: u32) -> common::Outcome {
     assert_eq!(exit.get_enum("reason"), Some("system_off"), "{exit:?}");
     let st = o.one("pt_stats");
     assert!(u(st, "tables") > 0 && u(st, "max_tables") > 0, "{st:?}");
-    assert!(u(st, "table_writes") > 10_000, "{st:?}");
+    // Upper-level tables (links and unlinks) are always trapped; stock
+    // Linux never turns EL1 overlays on, so its last-level tables are left
+    // writable (porwatch.leaves=open, the default): thousands are opened.
+    assert!(u(st, "table_writes") > 1_000, "{st:?}");
+    assert!(u(st, "leaves_opened") > 1_000, "{st:?}");
     assert_eq!((u(st, "hazards"), u(st, "coverage_gaps"), u(st, "overflows")), (0, 0, 0), "{st:?}");
     // Every table store Linux makes is emulated: none needs single-stepping
     // (SIMD&FP, CASP, ...), none leaves a page unwatched.

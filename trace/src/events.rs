@@ -672,6 +672,12 @@ define_events! {
         /// neither emulated nor stepped (each with a `coverage_gap` record);
         /// writes to them are not seen until the tracker rebuilds.
         released_pages: u64_appended = Dec,
+        /// Last-level table pages left writable while no overlay could deny
+        /// a privileged write (`porwatch.leaves=open`, the default, and
+        /// TCR2_EL1.POE clear on every CPU): the stores made to them then
+        /// are not in `stores` or `table_writes` (none can be a hazard or
+        /// link a table). Counts each time a page was opened.
+        leaves_opened: u64_appended = Dec,
     }
 
     /// A device's memory access stopped by the SMMU porwatch runs (every

@@ -79,6 +79,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
             mops_steps: v,
             stepped_stores: v,
             released_pages: v,
+            leaves_opened: v,
         },
         Event::SmmuEvent { sid: v, reason: v, code: v, addr: v, write: v, count: v, last: v },
         Event::IdField { field: v, width: v, cpu: v, guest: v, reason: v },
@@ -623,7 +624,10 @@ const APPENDED: [(&str, &[&str]); 7] = [
     ("tap_arm", &["mechanism"]),
     ("pt_root", &["levels"]),
     ("hazard", &["pir", "trace_seq", "entry_trace_seq"]),
-    ("pt_stats", &["roots_released", "fast_stores", "mops_steps", "stepped_stores", "released_pages"]),
+    (
+        "pt_stats",
+        &["roots_released", "fast_stores", "mops_steps", "stepped_stores", "released_pages", "leaves_opened"],
+    ),
     ("cause_chain", &["wrapped"]),
 ];
 

@@ -296,12 +296,15 @@ fn test_main(boot: &Boot) -> u32 {
 
     // 5. A page table porwatch keeps read-only: build one, hand it to the
     // CPU (TCR_EL1, TTBR0_EL1, MMU still off), then DMA over it. The device
-    // may read it, not write it.
+    // may read it, not write it. An upper-level table: under
+    // porwatch.leaves=open (the default) a last-level one is left writable,
+    // for the CPU and devices alike, while no overlay is on.
     let mut s = mmu::Setup::new();
     let va = SRC.pa();
     s.map_page(va, va, mmu::PROT_DATA);
-    let l3 = s.table_for(va, 3);
-    let before: [u64; 4] = core::array::from_fn(|i| mmu::read_desc(l3, mmu::index(va, 3) + i));
+    let l2 = s.table_for(va, 2);
+    let slot = mmu::index(va, 2);
+    let before: [u64; 4] = core::array::from_fn(|i| mmu::read_desc(l2, slot + i));
     let tcr = mmu::tcr_value();
     unsafe {
         core::arch::asm!("msr tcr_el1, {t}", "msr ttbr0_el1, {r}", "isb", t = in(reg) tcr, r = in(reg) s.ttbr0);
@@ -310,32 +313,32 @@ fn test_main(boot: &Boot) -> u32 {
     // that hits its TLB (it blames stage 1, whose recording is off), and
     // the read would put the page in its TLB.
     DST.fill(|_| 0xbad0_bad0_bad0_bad0);
-    let target = l3 + 8 * mmu::index(va, 3) as u64;
+    let target = l2 + 8 * slot as u64;
     let done = edu.to_device(DST.pa(), EDU_BUF_SIZE) && edu.to_ram(target, ATTACK_BYTES);
     let_porwatch_poll();
     println!("dma: target write-page-table {:#x} {}", target, ATTACK_BYTES);
-    let after: [u64; 4] = core::array::from_fn(|i| mmu::read_desc(l3, mmu::index(va, 3) + i));
+    let after: [u64; 4] = core::array::from_fn(|i| mmu::read_desc(l2, slot + i));
     c.check(
         "dma-write-page-table",
         done && after == before,
-        format_args!("table {:#x} pte {:#x} -> {:#x}", l3, before[0], after[0]),
+        format_args!("table {:#x} descriptor {:#x} -> {:#x}", l2, before[0], after[0]),
     );
 
-    let done = edu.dma(l3, EDU_BUF, EDU_BUF_SIZE, false);
+    let done = edu.dma(l2, EDU_BUF, EDU_BUF_SIZE, false);
     DST.fill(|_| 0);
     let done = done && edu.to_ram(DST.pa(), EDU_BUF_SIZE);
-    let pte = DST.word(mmu::index(va, 3));
+    let desc = DST.word(slot);
     c.check(
         "dma-read-page-table",
-        done && pte == before[0] && pte != 0,
-        format_args!("device read pte {:#x} of table {:#x}", pte, l3),
+        done && desc == before[0] && desc != 0,
+        format_args!("device read descriptor {:#x} of table {:#x}", desc, l2),
     );
 
     // 6. Unlink the table (a CPU store to its parent, which porwatch
     // emulates): porwatch stops protecting the page, and the SMMU must
     // forget that it was read-only (the read above put that in its TLB).
-    let l2 = s.table_for(va, 2);
-    unsafe { ((l2 + 8 * mmu::index(va, 2) as u64) as *mut u64).write_volatile(0) };
+    let l1 = s.table_for(va, 1);
+    unsafe { ((l1 + 8 * mmu::index(va, 1) as u64) as *mut u64).write_volatile(0) };
     SRC.fill(|i| 0x0def_aced_0000_0000 | i as u64);
     let done = edu.to_device(SRC.pa(), EDU_BUF_SIZE) && edu.to_ram(target, ATTACK_BYTES);
     let landed = (0..(ATTACK_BYTES / 8) as usize).all(|i| rd64(target + 8 * i as u64) == SRC.word(i));

@@ -83,7 +83,8 @@ pub const RAM_RANGES: usize = 4;
 const LEAF_MAP_BYTES: u64 = porwatch_monitor::layout::MAX_GUEST_RAM;
 const PAGE_SHIFT: u32 = 12;
 const LEAF_MAP_PAGES: u64 = LEAF_MAP_BYTES >> PAGE_SHIFT;
-const LEAF_MAP_WORDS: usize = (LEAF_MAP_PAGES / 64) as usize;
+/// Words of the leaf-page bitmap (pt/open_leaves.rs keeps one alike).
+pub const LEAF_MAP_WORDS: usize = (LEAF_MAP_PAGES / 64) as usize;
 /// ESR_EL2 bits the store fast path requires (`pt_iss`): ISV = 1 (a single
 /// register, no writeback: SAS/SRT/AR valid), VNCR/SET/FnV/EA/CM/S1PTW = 0,
 /// WnR = 1, DFSC = permission fault (any level), ISS2 = 0.
@@ -401,11 +402,21 @@ pub fn enable_stores() {
     }
 }
 
-fn leaf_bit(page: u64) -> Option<(usize, u64)> {
+/// The word and bit of `page` in the leaf-page bitmap (None: outside the
+/// RAM range it covers).
+pub fn leaf_bit(page: u64) -> Option<(usize, u64)> {
     // SAFETY: read-only after boot (set_ram).
     let b = unsafe { &*block(0) };
     let i = page.checked_sub(b.pt_map.1)? >> PAGE_SHIFT;
     (i < b.pt_map_pages).then_some(((i / 64) as usize, 1 << (i % 64)))
+}
+
+/// The guest RAM address of the leaf-page bitmap's bit 0 (None before
+/// [`set_ram`] or without RAM to cover).
+pub fn leaf_map_base() -> Option<u64> {
+    // SAFETY: read-only after boot (set_ram).
+    let b = unsafe { &*block(0) };
+    (b.pt_map_pages != 0).then_some(b.pt_map.1)
 }
 
 /// After a leaf-page bit is cleared: waits until no other CPU's fast path

@@ -307,11 +307,53 @@ pub fn grants_write(ipa: u64) -> Option<bool> {
 /// the guest runs again.
 pub fn set_writable(ipa: u64, writable: bool) -> bool {
     let ap = if writable { S2Ap::ReadWrite } else { S2Ap::ReadOnly };
-    let done = update(ipa, |d| with_s2ap(d, ap));
+    let done = update(ipa, |d| with_s2ap(d, ap), CpuTlbi::Broadcast);
     if done {
         super::smmu::invalidate_ipa(ipa);
     }
     done
+}
+
+/// Makes the page at `ipa` writable like `set_writable(ipa, true)`, but
+/// leaves the CPUs' TLBs alone (the SMMU's is still invalidated): under
+/// QEMU each invalidation empties the whole TLB, and granting a permission
+/// needs none architecturally. A CPU that still holds the read-only entry
+/// takes a spurious permission fault; the fault path answers it with
+/// [`forget_stale_write_fault`] and a retry.
+pub fn allow_write(ipa: u64) -> bool {
+    let done = update(ipa, |d| with_s2ap(d, S2Ap::ReadWrite), CpuTlbi::None);
+    if done {
+        super::smmu::invalidate_ipa(ipa);
+    }
+    done
+}
+
+/// A write fault on a page stage 2 already grants write (after
+/// [`allow_write`]): drops this CPU's stale entries for it, so the retry
+/// sees the new permission.
+pub fn forget_stale_write_fault(ipa: u64) {
+    let op = Tlbi::Stage2Ipa { ipa: ipa & !(PAGE - 1) }.operand();
+    // SAFETY: TLB maintenance for this CPU only.
+    unsafe {
+        core::arch::asm!(
+            "tlbi ipas2e1, {op}",
+            "dsb nsh",
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            op = in(reg) op,
+            options(nostack)
+        );
+    }
+}
+
+/// What [`update`] invalidates in the CPUs' TLBs after the change.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CpuTlbi {
+    /// The IPA's stage-2 and all combined entries, on every CPU.
+    Broadcast,
+    /// Nothing (a permission was only granted).
+    None,
 }
 
 /// The tap's trampoline (tap.rs, arch/trampoline.rs): the guest page at
@@ -359,7 +401,7 @@ pub fn restore_from_shadow(ipa: u64, xn: bool) -> bool {
 /// Makes the guest page at `ipa`, which the shared tables map execute-never
 /// after [`restore_from_shadow`] with `xn`, executable again.
 pub fn clear_shared_xn(ipa: u64) {
-    let _ = update(ipa & !(PAGE - 1), |d| with_s2xn(d, S2Xn::Exec));
+    let _ = update(ipa & !(PAGE - 1), |d| with_s2xn(d, S2Xn::Exec), CpuTlbi::Broadcast);
 }
 
 /// A stage-2 page descriptor for porwatch's shadow of a guest page at `pa`:
@@ -424,7 +466,7 @@ impl Tables {
 /// A page the trampoline moved keeps the shadow in the shared tables: the
 /// change goes to its own descriptor (restored later) and to the private
 /// roots that map it as itself.
-fn update(ipa: u64, f: impl Fn(u64) -> u64) -> bool {
+fn update(ipa: u64, f: impl Fn(u64) -> u64, cpu_tlbi: CpuTlbi) -> bool {
     let update = {
         let mut s2 = STAGE2.lock();
         let Some(t) = s2.as_mut() else { return false };
@@ -448,7 +490,7 @@ fn update(ipa: u64, f: impl Fn(u64) -> u64) -> bool {
             }
         }
     };
-    if let Tlbi::Stage2Ipa { .. } = update.tlbi {
+    if let (Tlbi::Stage2Ipa { .. }, CpuTlbi::Broadcast) = (update.tlbi, cpu_tlbi) {
         let op = update.tlbi.operand();
         // KVM __kvm_tlb_flush_vmid_ipa: the IPA's stage-2 entries, then the
         // combined stage-1+2 entries (only a stage-1 invalidation removes them).

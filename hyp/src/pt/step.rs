@@ -204,6 +204,7 @@ pub(super) fn start(w: spin::MutexGuard<'_, super::Watch>, regs: &mut GuestRegs,
     for (i, &page) in req.pages.iter().enumerate() {
         copy_page(page, &mut p.copies[i]);
         fast_path::clear_leaf_page(page);
+        super::open_leaves::forget(page);
         stage2::set_writable(page, true);
     }
     p.saved = req.fault.map(|_| Saved::now(regs));
@@ -245,6 +246,7 @@ pub fn on_trap(regs: &mut GuestRegs, esr: u64, far: u64) -> Option<Handled> {
             let i = p.req.pages.len();
             copy_page(page, &mut p.copies[i]);
             fast_path::clear_leaf_page(page);
+            super::open_leaves::forget(page);
             stage2::set_writable(page, true);
             p.req.add_page(page);
             // Still masked and stepping (SPSR_EL2 as the fault left it).

@@ -205,17 +205,27 @@ impl<'a> Tables<'a> {
 }
 
 /// Records the tracker's actions and checks the stream: no Protect of a
-/// protected page, no Unprotect of an unprotected one.
+/// protected page, no Unprotect of an unprotected one. `actions` keeps a
+/// ProtectLeaf as Protect (what most tests compare); `leaf_protects` lists
+/// the pages that came as ProtectLeaf.
 #[derive(Default)]
 pub struct Log {
     pub protected: BTreeSet<u64>,
     pub actions: Vec<Action>,
+    pub leaf_protects: Vec<u64>,
 }
 
 impl Log {
     pub fn apply(&mut self, a: Action) {
+        let a = match a {
+            Action::ProtectLeaf(p) => {
+                self.leaf_protects.push(p);
+                Action::Protect(p)
+            }
+            a => a,
+        };
         match a {
-            Action::Protect(p) => {
+            Action::Protect(p) | Action::ProtectLeaf(p) => {
                 assert_eq!(p % PAGE_SIZE, 0, "unaligned Protect {p:#x}");
                 assert!(self.protected.insert(p), "duplicate Protect({p:#x})");
             }

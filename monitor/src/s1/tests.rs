@@ -325,6 +325,12 @@ fn link_unlink_relink_subtrees() {
     let mut log = Log::default();
     tr.set_root(Half::Ttbr1, root, &l, &mem, &mut log.sink());
     log.take();
+    // The tree's last-level tables, and nothing else, came as ProtectLeaf.
+    assert!(!log.leaf_protects.is_empty());
+    assert!(log.leaf_protects.iter().all(|&p| tr.is_leaf_page(p) && tr.is_tracked(p).unwrap().level == 3));
+    let upper = tr.tables().filter(|t| t.level < 3).count();
+    assert_eq!(log.leaf_protects.len() + upper, tr.stats().pages);
+    log.leaf_protects.clear();
     // Build a new PMD + PTE subtree off-line (unprotected pages), then link
     // it with one store into the tracked PUD.
     let pmd = mem.alloc();
@@ -341,6 +347,9 @@ fn link_unlink_relink_subtrees() {
     assert_eq!(eff.unlinked, None);
     assert_eq!(eff.table.unwrap().level, 1);
     assert_eq!(log.take(), vec![Action::Protect(pmd), Action::Protect(pte)]);
+    // Only the last-level table's page comes as ProtectLeaf (a hypervisor
+    // may leave it writable while no overlay can deny a store).
+    assert_eq!(log.leaf_protects, vec![pte]);
     assert_eq!(tr.is_tracked(pte).unwrap().level, 3);
     // Only the last-level table's page takes stores without the tracker.
     assert!(tr.is_leaf_page(pte) && !tr.is_leaf_page(pmd) && !tr.is_leaf_page(pud));

@@ -51,6 +51,11 @@ const STACK: usize = 8;
 pub enum Action {
     /// Make the 4 KiB page at this IPA read-only at stage 2.
     Protect(u64),
+    /// As `Protect`, for a page that holds one last-level table and nothing
+    /// else ([`Tracker::is_leaf_page`]): stores to it never change what is
+    /// tracked, so a hypervisor that need not check them against an
+    /// overlay may leave it writable.
+    ProtectLeaf(u64),
     /// Make the page at this IPA writable again.
     Unprotect(u64),
     /// The table at `table_ipa` could not be tracked: the set is full.
@@ -1225,7 +1230,7 @@ impl<const N: usize> Tracker<N> {
         if fresh {
             self.pages += 1;
             self.stats.max_pages = self.stats.max_pages.max(self.pages);
-            sink(Action::Protect(page));
+            sink(if self.is_leaf_page(page) { Action::ProtectLeaf(page) } else { Action::Protect(page) });
         }
         self.stats.max_tables = self.stats.max_tables.max(self.tables.len());
         true
