@@ -51,11 +51,15 @@ pub(super) fn open(page: u64) {
         return;
     }
     let Some((w, bit)) = fast_path::leaf_bit(page) else { return };
-    if OPEN[w].fetch_or(bit, Ordering::SeqCst) & bit != 0 {
+    let was_open = OPEN[w].fetch_or(bit, Ordering::SeqCst) & bit != 0;
+    if stage2::grants_write(page) != Some(true) {
+        stage2::allow_write(page);
+    } else if was_open {
         // Open already, yet this CPU's store trapped: its TLB still held
         // the read-only entry (stage2::allow_write).
         stage2::forget_stale_write_fault(page);
-    } else if stage2::allow_write(page) {
+    }
+    if !was_open {
         OPENED.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -98,6 +102,10 @@ pub(super) fn forget(page: u64) -> bool {
 pub(super) fn close_all() {
     let Some(base) = fast_path::leaf_map_base() else { return };
     for (i, word) in OPEN.iter().enumerate() {
+        // Openers hold the WATCH lock too: a zero word stays zero here.
+        if word.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
         let mut bits = word.swap(0, Ordering::SeqCst);
         while bits != 0 {
             let b = bits.trailing_zeros() as u64;
@@ -116,7 +124,10 @@ pub fn on_tcr2(cpu: usize, tcr2: u64) {
         POE_CPUS.fetch_and(!me, Ordering::SeqCst);
         return;
     }
-    if POE_CPUS.fetch_or(me, Ordering::SeqCst) == 0 && config().opts.leaves == Leaves::Open {
+    // Every CPU whose POE goes on closes (nothing left to do unless it was
+    // the first): returning as soon as another CPU's bit is seen could
+    // enter the guest before that CPU's close_all finished.
+    if POE_CPUS.fetch_or(me, Ordering::SeqCst) & me == 0 && config().opts.leaves == Leaves::Open {
         let _w = super::WATCH.lock();
         close_all();
     }

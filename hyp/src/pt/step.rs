@@ -300,6 +300,9 @@ fn finish(regs: &mut GuestRegs, stepped: bool) -> End {
     let mut w = WATCH.lock();
     for &page in p.req.pages.iter() {
         if w.tracker.is_page_protected(page) {
+            // Protected again; an open_leaves::open of it meanwhile (another
+            // CPU's store) is undone with it.
+            super::open_leaves::forget(page);
             stage2::set_writable(page, false);
         }
     }
