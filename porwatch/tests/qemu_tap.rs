@@ -201,27 +201,30 @@ fn por_regs_pattern(name: &str) -> u64 {
 
 #[test]
 fn virtual_poe_fast_path_reaches_every_register() {
-    // MRS/MSR POR_EL1 through x0..x30 and XZR: reads and same-value writes
-    // complete in vectors.S's fast path, changes in the full path.
+    // MRS/MSR POR_EL1, then POR_EL0, through x0..x30 and XZR: reads and
+    // same-value writes complete in vectors.S's fast path, changes in the
+    // full path.
     let o = run_guest(args_all("por_regs"));
     assert_eq!(o.status, 0, "{}", o.console);
-    assert!(o.console.contains("por_regs: ok, 33 POR_EL1 changes"), "{}", o.console);
+    assert!(o.console.contains("por_regs: ok, 33 POR_EL1 changes, 33 POR_EL0 changes"), "{}", o.console);
     assert!(!o.console.contains("FAIL"), "{}", o.console);
     assert_eq!(o.of_kind("unknown_trap").count(), 0);
     // Exactly the changes, in order, each from the previous value; the
     // write-backs of the same value leave no record.
     let mut regs: Vec<String> = (0..=30).filter(|&n| n != 19 && n != 29).map(|n| format!("x{n}")).collect();
     regs.extend(["x19".into(), "x29".into()]);
-    let mut want: Vec<u64> = regs.iter().map(|r| por_regs_pattern(r)).collect();
-    want.push(0); // MSR of XZR
-    want.push(por_regs_pattern("bystanders"));
-    let writes = por_writes(&o);
-    let got: Vec<u64> = writes.iter().map(|r| r.get_u64("new").unwrap()).collect();
-    assert_eq!(got, want);
-    for w in writes.windows(2) {
-        assert_eq!(w[1].get_u64("old"), w[0].get_u64("new"), "{w:?}");
+    for (reg, salt) in [("por_el1", 0), ("por_el0", 0x5a5a_5a5a_5a5a_5a5a_u64)] {
+        let mut want: Vec<u64> = regs.iter().map(|r| por_regs_pattern(r) ^ salt).collect();
+        want.push(0); // MSR of XZR
+        want.push(por_regs_pattern("bystanders") ^ salt);
+        let writes: Vec<_> = por_writes(&o).into_iter().filter(|r| r.get_enum("reg") == Some(reg)).collect();
+        let got: Vec<u64> = writes.iter().map(|r| r.get_u64("new").unwrap()).collect();
+        assert_eq!(got, want, "{reg}");
+        for w in writes.windows(2) {
+            assert_eq!(w[1].get_u64("old"), w[0].get_u64("new"), "{reg}: {w:?}");
+        }
+        assert!(writes.iter().all(|r| r.get_u64("old") != r.get_u64("new")), "{reg}");
     }
-    assert!(writes.iter().all(|r| r.get_u64("old") != r.get_u64("new")));
 }
 
 /// `tap_slots` (guest-tests/src/bin/tap_slots.rs documents the sequence)

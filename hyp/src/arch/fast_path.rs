@@ -7,9 +7,11 @@
 //! the instruction, emulate, restore) costs ~270 instructions; vectors.S
 //! completes the two common cases itself in ~60, saving only x0-x5: a read
 //! of POR_EL1, and a write of the value it already holds (kpkeys code sets
-//! the level it is already at). Anything else -- a change of value (it is
-//! traced, with the entry-window rule), POR_EL0, an access from EL0, the tap
-//! stepping -- goes the full way.
+//! the level it is already at); likewise for POR_EL0 from EL1 (Linux 6.12
+//! reads it, and writes it back unchanged, at every context switch). Anything
+//! else -- a change of value (it is traced, POR_EL1's with the entry-window
+//! rule, POR_EL0's changes `pt_deny`), an access from EL0, the tap stepping --
+//! goes the full way.
 //!
 //! The second fast path is the tap's single step: while the tap steps the
 //! guest through its vector page (tap.rs), every instruction traps. A step
@@ -101,6 +103,9 @@ pub struct FastPath {
     pub enabled: u64,
     /// The virtual POR_EL1.
     pub por_el1: u64,
+    /// The virtual POR_EL0 (only Rust changes it: a change is traced and
+    /// alters `pt_deny`'s inputs).
+    pub por_el0: u64,
     /// Non-zero: the shadow registers below are valid (the innermost
     /// exception's ELR/SPSR/ESR/FAR_EL1, which the UNDEF overwrote).
     pub shadow_valid: u64,
@@ -298,6 +303,7 @@ impl FastPath {
     pub const OFF: Self = Self {
         enabled: 0,
         por_el1: 0,
+        por_el0: 0,
         shadow_valid: 0,
         shadow_elr: 0,
         shadow_spsr: 0,
@@ -508,6 +514,7 @@ pub fn publish(cpu: usize, p: &Published) {
     let b = unsafe { &mut *block(cpu) };
     b.enabled = p.enabled as u64;
     b.por_el1 = p.por_el1;
+    b.por_el0 = p.overlay.map_or(0, |o| o.1);
     b.chain_entry = p.window.0;
     b.win_open = p.window.1 as u64;
     // 0 stands for "none": a POR_EL1 of 0 grants nothing, so the audit

@@ -45,6 +45,7 @@ core::arch::global_asm!(
     include_str!("vectors.S"),
     fp_enabled = const core::mem::offset_of!(fast_path::FastPath, enabled),
     fp_por_el1 = const core::mem::offset_of!(fast_path::FastPath, por_el1),
+    fp_por_el0 = const core::mem::offset_of!(fast_path::FastPath, por_el0),
     fp_shadow_valid = const core::mem::offset_of!(fast_path::FastPath, shadow_valid),
     fp_shadow_elr = const core::mem::offset_of!(fast_path::FastPath, shadow_elr),
     fp_shadow_esr = const core::mem::offset_of!(fast_path::FastPath, shadow_esr),

@@ -131,6 +131,7 @@ el2_vectors:
  * global_asm!: this file is a template, not standalone assembly). */
 .equ FP_ENABLED, {fp_enabled}
 .equ FP_POR_EL1, {fp_por_el1}
+.equ FP_POR_EL0, {fp_por_el0}
 .equ FP_SHADOW_VALID, {fp_shadow_valid}
 .equ FP_SHADOW_ELR, {fp_shadow_elr}     /* then SPSR: one ldp */
 .equ FP_SHADOW_ESR, {fp_shadow_esr}     /* then FAR: one ldp */
@@ -272,6 +273,8 @@ el2_vectors:
 .equ MRS_POR_EL1_LO, 0xa280         /* MRS Xt, S3_0_C10_C2_4 = 0xd538a280 | Rt */
 .equ MRS_POR_EL1_HI, 0xd538
 .equ MSR_POR_EL1_HI, 0xd518         /* MSR S3_0_C10_C2_4, Xt = 0xd518a280 | Rt */
+.equ MRS_POR_EL0_HI, 0xd53b         /* MRS Xt, S3_3_C10_C2_4 = 0xd53ba280 | Rt */
+.equ MSR_POR_EL0_HI, 0xd51b         /* MSR S3_3_C10_C2_4, Xt = 0xd51ba280 | Rt */
 
 /* Back to the guest from a fast path: only x0-x5 and x30 were saved. */
 .macro FAST_RETURN
@@ -480,7 +483,7 @@ vpoe_undef:
     b.eq    lower_sync_por_read
     movk    w4, #MSR_POR_EL1_HI, lsl #16
     cmp     w3, w4
-    b.ne    lower_sync_slow
+    b.ne    vpoe_por_el0
     /* MSR: a change of value is queued for Rust to trace (por_write) */
     and     x1, x1, #31
     bl      fast_get_x
@@ -510,6 +513,26 @@ vpoe_queue_change:
     QUEUE_POR_CHANGE elr_el1
     QUEUE_COMMIT
     b       vpoe_changed
+/* POR_EL0 from EL1 (w3/w4 as above): a read, or a write of the value it
+ * holds; a change goes to Rust (it is traced and changes pt_deny's inputs). */
+vpoe_por_el0:
+    movk    w4, #MRS_POR_EL0_HI, lsl #16
+    cmp     w3, w4
+    b.eq    lower_sync_por0_read
+    movk    w4, #MSR_POR_EL0_HI, lsl #16
+    cmp     w3, w4
+    b.ne    lower_sync_slow
+    and     x1, x1, #31
+    bl      fast_get_x
+    ldr     x3, [x2, #FP_POR_EL0]
+    cmp     x0, x3
+    b.eq    lower_sync_done
+    b       lower_sync_slow
+lower_sync_por0_read:
+    and     x1, x1, #31
+    ldr     x0, [x2, #FP_POR_EL0]
+    bl      fast_set_x
+    b       lower_sync_done
 lower_sync_por_read:
     and     x1, x1, #31
     ldr     x0, [x2, #FP_POR_EL1]
