@@ -1404,6 +1404,37 @@ fn an_exited_address_space_is_released_once_empty_and_not_installed() {
 }
 
 #[test]
+fn a_root_whose_only_entry_is_its_last_is_kept_when_idle() {
+    // any_valid scans the root in chunks: the last entry counts too.
+    let mut mem = FakeMem::low();
+    let l = l48(Half::Ttbr0);
+    for index in [0u64, 15, 16, 255, 511] {
+        let ra = {
+            let mut a = Tables::new(&mut mem, l);
+            a.map(index << 39, 0x4500_0000, 3, KDATA);
+            a.root
+        };
+        let rb = {
+            let mut b = Tables::new(&mut mem, l);
+            b.map(0x40_0000, 0x4500_0000, 3, KDATA);
+            b.root
+        };
+        let mut tr = T::new(8);
+        let mut log = Log::default();
+        tr.set_root(Half::Ttbr0, ra, &l, &mem, &mut log.sink());
+        tr.set_root(Half::Ttbr0, rb, &l, &mem, &mut log.sink());
+        assert!(tr.is_tracked(ra).is_some(), "root entry {index}");
+        assert_eq!(tr.stats().released_roots, 0, "root entry {index}");
+        // Emptied while idle, it goes at once.
+        let at = ra + 8 * index;
+        let old = mem.store(at, &0u64.to_le_bytes());
+        tr.on_store(at, &old, &[0; 8], &mem, &mut log.sink());
+        assert!(tr.is_tracked(ra).is_none(), "root entry {index}: released once empty");
+        assert_eq!(tr.stats().released_roots, 1, "root entry {index}");
+    }
+}
+
+#[test]
 fn a_root_with_live_entries_is_kept_when_idle() {
     let mut mem = FakeMem::low();
     let l = l48(Half::Ttbr0);
