@@ -11,6 +11,9 @@
  * apart. Writes "name episodes instructions" lines to TRAP_COSTS_OUT at exit.
  * One vCPU (-icount runs are single-threaded); counts are per block
  * executed, so a block left early by an exception counts whole (rare at EL2).
+ * With TRAP_COSTS_BLOCKS set, also writes there "blockaddr insns kind
+ * instructions" lines: what each EL2 block executed, per kind of trap (its
+ * episode's marker index, or "other"), for a per-function breakdown.
  *
  * Only the plugin API's oldest calls are used, declared here, so that it
  * builds without QEMU's headers and loads into QEMU 8 to 11. */
@@ -53,7 +56,22 @@ static uint64_t episodes[MAX_MARKERS + 1], insns[MAX_MARKERS + 1];
 static uint64_t boot_insns, acc;
 static int cur = BOOT;
 
-struct block { uint32_t n; int16_t marker; bool vector; };
+struct block {
+    uint32_t n;
+    int16_t marker;
+    bool vector;
+    uint64_t va;
+    struct block *next;  /* every block, for the TRAP_COSTS_BLOCKS dump */
+    uint64_t by_kind[MAX_MARKERS + 1];
+};
+static struct block *all_blocks;
+/* The current episode's blocks (charged to its kind when it ends); beyond
+ * EPISODE_MAX they are charged to "other". */
+#define EPISODE_MAX 65536
+static struct block *episode[EPISODE_MAX];
+static size_t episode_len;
+static uint64_t episode_overflow;
+static bool per_block;
 
 static void end_episode(void) {
     if (cur == BOOT) {
@@ -62,7 +80,9 @@ static void end_episode(void) {
         int k = cur == NONE ? MAX_MARKERS : cur;
         episodes[k]++;
         insns[k] += acc;
+        for (size_t i = 0; i < episode_len; i++) episode[i]->by_kind[k] += episode[i]->n;
     }
+    episode_len = 0;
     acc = 0;
     cur = NONE;
 }
@@ -71,6 +91,12 @@ static void exec_block(unsigned int vcpu, void *udata) {
     const struct block *b = udata;
     if (b->vector) end_episode();
     acc += b->n;
+    if (per_block && cur != BOOT) {
+        if (episode_len < EPISODE_MAX)
+            episode[episode_len++] = (struct block *)b;
+        else
+            episode_overflow += b->n;
+    }
     if (cur != BOOT && b->marker > cur) cur = b->marker;
 }
 
@@ -80,6 +106,9 @@ static void translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     struct block *b = calloc(1, sizeof *b);
     if (!b) return;
     b->n = qemu_plugin_tb_n_insns(tb);
+    b->va = va;
+    b->next = all_blocks;
+    all_blocks = b;
     b->marker = NONE;
     b->vector = va >= vec_lo && va < vec_lo + VECTOR_TABLE_BYTES && (va & VECTOR_SLOT_MASK) == 0;
     for (int k = 0; k < markers; k++)
@@ -97,6 +126,17 @@ static void at_exit(qemu_plugin_id_t id, void *udata) {
             fprintf(f, "%s %llu %llu\n", k == MAX_MARKERS ? "other" : marker_name[k],
                     (unsigned long long)episodes[k], (unsigned long long)insns[k]);
     fclose(f);
+    const char *bp = getenv("TRAP_COSTS_BLOCKS");
+    FILE *bf = bp ? fopen(bp, "w") : NULL;
+    if (!bf) return;
+    /* The same address may have several blocks (retranslated): one line each. */
+    for (struct block *b = all_blocks; b; b = b->next)
+        for (int k = 0; k <= MAX_MARKERS; k++)
+            if (b->by_kind[k])
+                fprintf(bf, "%llx %u %s %llu\n", (unsigned long long)b->va, b->n,
+                        k == MAX_MARKERS ? "other" : marker_name[k], (unsigned long long)b->by_kind[k]);
+    fprintf(bf, "overflow 0 other %llu\n", (unsigned long long)episode_overflow);
+    fclose(bf);
 }
 
 static uint64_t env_hex(const char *name) {
@@ -121,6 +161,7 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
         if (sscanf(line, "%llx %63s", &a, marker_name[markers]) == 2) marker_addr[markers++] = a;
     }
     fclose(f);
+    per_block = getenv("TRAP_COSTS_BLOCKS") != NULL;
     qemu_plugin_register_vcpu_tb_trans_cb(id, translate);
     qemu_plugin_register_atexit_cb(id, at_exit, NULL);
     return 0;
