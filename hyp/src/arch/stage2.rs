@@ -270,23 +270,30 @@ pub fn set_vector_exec(cpu: usize, exec: bool) -> bool {
         }
     };
     if let Tlbi::Stage2Ipa { .. } = u.tlbi {
-        let op = u.tlbi.operand();
         // As `update`, but on this CPU only (non-shareable).
-        // SAFETY: TLB maintenance for the current VMID on this CPU.
-        unsafe {
-            core::arch::asm!(
-                "dsb ishst",
-                "tlbi ipas2e1, {op}",
-                "dsb nsh",
-                "tlbi vmalle1",
-                "dsb nsh",
-                "isb",
-                op = in(reg) op,
-                options(nostack)
-            );
-        }
+        // SAFETY: a barrier; the table write above is complete for this CPU.
+        unsafe { core::arch::asm!("dsb ishst", options(nostack)) };
+        invalidate_local(u.tlbi.operand());
     }
     true
+}
+
+/// This CPU's stage-2 entries for the IPA in `op` (a `TLBI IPAS2E1`
+/// operand) and its combined stage 1+2 entries (only a stage-1
+/// invalidation removes those).
+fn invalidate_local(op: u64) {
+    // SAFETY: TLB maintenance for the current VMID on this CPU.
+    unsafe {
+        core::arch::asm!(
+            "tlbi ipas2e1, {op}",
+            "dsb nsh",
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            op = in(reg) op,
+            options(nostack)
+        );
+    }
 }
 
 /// Whether stage 2 lets the guest write `ipa` now (None: not mapped). With
@@ -332,19 +339,7 @@ pub fn allow_write(ipa: u64) -> bool {
 /// [`allow_write`]): drops this CPU's stale entries for it, so the retry
 /// sees the new permission.
 pub fn forget_stale_write_fault(ipa: u64) {
-    let op = Tlbi::Stage2Ipa { ipa: ipa & !(PAGE - 1) }.operand();
-    // SAFETY: TLB maintenance for this CPU only.
-    unsafe {
-        core::arch::asm!(
-            "tlbi ipas2e1, {op}",
-            "dsb nsh",
-            "tlbi vmalle1",
-            "dsb nsh",
-            "isb",
-            op = in(reg) op,
-            options(nostack)
-        );
-    }
+    invalidate_local(Tlbi::Stage2Ipa { ipa: ipa & !(PAGE - 1) }.operand());
 }
 
 /// What [`update`] invalidates in the CPUs' TLBs after the change.
