@@ -1,4 +1,5 @@
-//! Open leaf tables (`porwatch.leaves=open`, the default; docs/costs.md).
+//! Open leaf tables (`porwatch.leaves=open`, the default;
+//! docs/pagetables.md, "Open leaf tables").
 //!
 //! While no CPU has TCR2_EL1.POE set, no privileged store is checked
 //! against an overlay, so no store can be a hazard; and a store to a
@@ -13,11 +14,14 @@
 //!
 //! The invariant: a tracked page is writable at stage 2 only while its bit
 //! is set here, and a bit is set only under the WATCH lock, while
-//! [`relaxed`] holds and the tracker calls the page a leaf. Everything that
-//! ends a page's leaf status (pt.rs `leaf_ends`) closes it first; a CPU
-//! that sets POE marks itself in `POE_CPUS` and then closes every open page
-//! under the WATCH lock before it returns to the guest, so a concurrent
-//! opener either finished before (and is closed) or sees the mark.
+//! [`relaxed`] holds and the tracker calls the page a leaf. What could end
+//! a page's leaf status closes it first (pt.rs: a TTBR root set inside it,
+//! a TCR_EL1 change, a pending store-exclusive to it; the tracker's
+//! Protect/Unprotect and a step's start and end forget it while they set
+//! the permission themselves). A CPU that sets POE marks itself in
+//! `POE_CPUS` and then closes every open page under the WATCH lock before
+//! it returns to the guest, so a concurrent opener either finished before
+//! (and is closed) or sees the mark.
 //!
 //! What is not seen while a page is open: stores to it (not in
 //! `pt_stats.stores`), device writes to it (DMA is not stopped), and
@@ -117,7 +121,9 @@ pub(super) fn close_all() {
 
 /// The guest on this CPU set its TCR2_EL1 (the value it reads back):
 /// whether privileged overlays are on decides whether pages may stay open.
-/// Called without the WATCH lock (taken here when pages must close).
+/// Called without the WATCH lock (taken here when pages must close; the
+/// tap calls it holding its own CPU's tap lock, which pt.rs never takes
+/// for another CPU).
 pub fn on_tcr2(cpu: usize, tcr2: u64) {
     let me = 1u64 << cpu;
     if tcr2 & porwatch_monitor::s1::overlay::TCR2_POE == 0 {
