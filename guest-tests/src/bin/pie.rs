@@ -189,7 +189,12 @@ fn probe_mops() {
     }
 }
 
+/// ZCR_EL1.LEN asking for the longest vector length (the CPU gives the
+/// longest it has up to it, and EL2 may cap it with ZCR_EL2).
+const ZCR_LEN_MAX: u64 = 0xf;
+
 fn probe_sve() {
+    let vl: u64;
     unsafe {
         asm!(
             "mrs {t}, cpacr_el1",
@@ -197,12 +202,18 @@ fn probe_sve() {
             "msr cpacr_el1, {t}",
             "isb",
             ".arch_extension sve",
-            "rdvl {t}, #1",
+            // ZCR_EL1 (S3_0_C1_C2_0): the longest vector length.
+            "msr s3_0_c1_c2_0, {len}",
+            "isb",
+            "rdvl {vl}, #1",
             t = out(reg) _,
+            vl = out(reg) vl,
             zen = in(reg) CPACR_ZEN | CPACR_FPEN,
+            len = in(reg) ZCR_LEN_MAX,
             options(nostack)
         )
     };
+    println!("pie: sve vl={} bytes", vl);
 }
 
 fn probe_sme() {
