@@ -428,6 +428,7 @@ extern "C" fn hyp_main(dtb: usize, load: u64, current_el: u64) -> ! {
         crate::audit::init();
     }
     crate::tap::configure();
+    crate::por_sites::configure();
     match opts.selftest {
         Some(SelfTest::Panic) => panic!("porwatch.selftest=panic: deliberate hypervisor panic"),
         Some(SelfTest::El2Fault) => unsafe { core::arch::asm!("udf #0") },
@@ -468,6 +469,7 @@ fn guest_setup(cfg: &'static Config, index: usize) -> el2::GuestSetup<'static> {
             exc_return: o.exc_return,
             poe: cfg.poe,
             por_trap: o.por == porwatch_monitor::cmdline::PorWatch::Trap,
+            por_carrier: cpu.por_carrier,
         },
         vtcr,
         vttbr,

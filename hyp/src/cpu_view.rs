@@ -5,27 +5,37 @@
 use crate::arch::idregs;
 use crate::boot::Config;
 use crate::trace_out;
+use porwatch_monitor::cmdline::PorSites;
 use porwatch_monitor::idregs::{self as table, Controls, Setup, View};
 use porwatch_monitor::sysreg::SysRegId;
+use porwatch_monitor::vpoe::Mode;
 use porwatch_trace::Event;
 use spin::Once;
 
 pub struct Cpu {
     pub view: View,
     pub controls: Controls,
+    /// SCXTNUM_EL1 carries POR_EL1 at patched sites (por_sites.rs).
+    pub por_carrier: bool,
 }
 
 static CPU: Once<Cpu> = Once::new();
 
 /// Stands in before [`init`] (no guest runs yet, nothing reads it).
-static NONE: Cpu = Cpu { view: View::ZERO, controls: Controls::NONE };
+static NONE: Cpu = Cpu { view: View::ZERO, controls: Controls::NONE, por_carrier: false };
 
 /// Decides the guest's CPU and records every field it reads differently
 /// from the CPU (boot, once, before the guest runs).
 pub fn init(cfg: &Config) -> &'static Cpu {
     CPU.call_once(|| {
         let raw = idregs::read_all();
-        let setup = Setup { poe: cfg.poe, track: cfg.opts.track, fgt: cfg.ids.has_fgt() };
+        // Patched POR_EL1 sites need virtual POE, a trap for the carrier's
+        // writes (FGT) and the carrier itself.
+        let por_carrier = cfg.poe == Mode::Virtual
+            && cfg.opts.por_sites == PorSites::Patch
+            && cfg.ids.has_fgt()
+            && table::has_scxtnum(&raw);
+        let setup = Setup { poe: cfg.poe, track: cfg.opts.track, fgt: cfg.ids.has_fgt(), por_carrier };
         let view = table::decide(&raw, &setup, |d| {
             trace_out::emit(Event::IdField {
                 field: d.packed(),
@@ -36,7 +46,7 @@ pub fn init(cfg: &Config) -> &'static Cpu {
             });
         });
         let controls = table::controls::controls(&raw, &view, &setup);
-        Cpu { view, controls }
+        Cpu { view, controls, por_carrier }
     })
 }
 

@@ -77,6 +77,15 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
                 old
             })
         }
+        // A patched POR_EL1 site (por_sites.rs) that vectors.S left to Rust
+        // (a step in progress, the audit learning, ...): a POR_EL1 write at
+        // the site's PC; the carrier follows at the tap's next publish.
+        (sysreg::SCXTNUM_EL1, Some(v)) if cpu_view::get().por_carrier => {
+            let old = tap::with_vpoe(|p| p.set(VReg::PorEl1, v));
+            tap::record_por_change(VReg::PorEl1, regs.elr, old, v);
+            regs.elr += INSN_LEN;
+            return Handled::Machinery;
+        }
         (sysreg::MDSCR_EL1, v) => Some(tap::guest_mdscr(v)),
         // The page-table watch follows the guest's translation regime.
         (sysreg::TTBR0_EL1, Some(v)) if config().opts.track => {

@@ -40,6 +40,7 @@ use crate::arch::regs::{POR_EL1_REG, TCR2_EL1_REG};
 use crate::arch::trampoline::{self as shadow, HookError, Lost};
 use crate::arch::{at, fast_path, percpu, stage2};
 use crate::boot::config;
+use crate::guest_access::Completed;
 use crate::trace_out;
 use crate::traps::Handled;
 use aarch64_cpu::registers::*;
@@ -67,8 +68,6 @@ const MAX_NESTING: usize = 32;
 /// `step_page` while stepping one data access to the hooked page: no page,
 /// so the next step ends stepping (unless it lands on a slot: an entry).
 const NO_PAGE: u64 = u64::MAX;
-/// SCTLR_EL1.EE (bit 25): EL1 data accesses are big-endian.
-const SCTLR_EE: u64 = 1 << 25;
 
 /// How the guest's vector page is watched.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -347,6 +346,7 @@ pub fn on_vbar_write(regs: &mut GuestRegs, value: u64) -> Handled {
     let ipa = at::va_to_ipa(table).map(page_of);
     let mut mechanism = TapMechanism::XnStep;
     if let Some(ipa) = ipa {
+        crate::por_sites::release_for_tap(ipa, regs.elr);
         let hooked = if config().opts.tap_step {
             Err(HookError::Asked)
         } else {
@@ -437,60 +437,9 @@ pub fn on_data_abort(regs: &mut GuestRegs, da: &DataAbort, far: u64) -> Option<H
         return None;
     }
     let pa = ipa | (far & (rules::PAGE_SIZE - 1));
-    if da.cm() {
-        // Cache maintenance by VA: done on the guest's page (clean and
-        // invalidate, whatever was asked: no data is lost); porwatch keeps
-        // the shadow's caches itself.
-        unsafe { core::arch::asm!("dc civac, {}", "dsb ish", in(reg) pa, options(nostack)) };
-        regs.elr += 4;
-        return Some(Handled::Machinery);
-    }
-    let little = SCTLR_EL1.get() & SCTLR_EE == 0;
-    match da.access().filter(|a| little && pa.is_multiple_of(u64::from(a.size))) {
-        Some(acc) if da.wnr() => {
-            let v = if acc.srt == 31 { 0 } else { regs.get(acc.srt) };
-            if acc.acquire_release {
-                unsafe { core::arch::asm!("dmb ish", options(nostack)) };
-            }
-            // SAFETY: guest RAM (the hooked page), identity mapped at EL2.
-            unsafe {
-                match acc.size {
-                    1 => core::ptr::write_volatile(pa as *mut u8, v as u8),
-                    2 => core::ptr::write_volatile(pa as *mut u16, v as u16),
-                    4 => core::ptr::write_volatile(pa as *mut u32, v as u32),
-                    _ => core::ptr::write_volatile(pa as *mut u64, v),
-                }
-            }
-            regs.elr += 4;
-            t.refresh(ipa);
-        }
-        Some(acc) => {
-            // SAFETY: as above.
-            let raw = unsafe {
-                match acc.size {
-                    1 => core::ptr::read_volatile(pa as *const u8) as u64,
-                    2 => core::ptr::read_volatile(pa as *const u16) as u64,
-                    4 => core::ptr::read_volatile(pa as *const u32) as u64,
-                    _ => core::ptr::read_volatile(pa as *const u64),
-                }
-            };
-            if acc.acquire_release {
-                unsafe { core::arch::asm!("dmb ish", options(nostack)) };
-            }
-            let bits = 8 * u32::from(acc.size);
-            let mut v = if acc.sign_extend && bits < 64 {
-                (((raw << (64 - bits)) as i64) >> (64 - bits)) as u64
-            } else {
-                raw
-            };
-            if !acc.sixty_four {
-                v &= u64::from(u32::MAX);
-            }
-            if acc.srt != 31 {
-                regs.set(acc.srt, v);
-            }
-            regs.elr += 4;
-        }
+    match crate::guest_access::complete(regs, da, pa) {
+        Some(Completed::Wrote) => t.refresh(ipa),
+        Some(Completed::Read | Completed::CacheMaintenance) => {}
         None => t.open_for_access(regs, ipa),
     }
     Some(Handled::Machinery)
@@ -675,6 +624,14 @@ fn entry_regs() -> EntryRegs {
 }
 
 impl Tap {
+    /// The IPA of the page this CPU's tap watches (hooked or execute-never).
+    fn vector_page(&self) -> Option<u64> {
+        match self.armed {
+            Armed::Xn { ipa } | Armed::Trampoline { ipa } => Some(ipa),
+            Armed::Off => None,
+        }
+    }
+
     fn por_el1(&self) -> u64 {
         match poe_mode() {
             Mode::Virtual => self.vpoe.por_el1,
@@ -974,6 +931,9 @@ impl Tap {
         let from_el0 = e.spsr & SPSR_M_MASK == SPSR_M_EL0T;
         if !vpoe::permitted(acc.reg, from_el0, self.vpoe.cpacr_e0poe) {
             return None; // the guest gets its UNDEF, as the architecture says
+        }
+        if acc.reg == VReg::PorEl1 && !from_el0 {
+            crate::por_sites::after_undef(e.elr, self.vector_page());
         }
         if acc.is_read {
             regs.set(acc.rt, self.vpoe.get(acc.reg));

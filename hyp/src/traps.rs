@@ -112,6 +112,10 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             if let Some(h) = tap::on_data_abort(regs, &da, FAR_EL2.get()) {
                 return h;
             }
+            // A code page with patched POR_EL1 sites (por_sites.rs).
+            if let Some(h) = crate::por_sites::on_data_abort(regs, &da, FAR_EL2.get()) {
+                return h;
+            }
             // Nothing is emulated at stage 2 yet: an abort means the guest
             // touched memory it does not own (hyp memory, the trace UART, a
             // hole). Real hardware would answer with an external abort.

@@ -112,6 +112,19 @@ pub enum Leaves {
     Trap,
 }
 
+/// Whether porwatch rewrites hot `MRS/MSR POR_EL1` sites under virtual
+/// POE (docs/tap.md, "Patched POR_EL1 sites").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PorSites {
+    /// The default: a site that UNDEFs often runs, in a shadow of its code
+    /// page, as the same access of a carrier register (reads untrapped,
+    /// writes one trap instead of two).
+    #[default]
+    Patch,
+    /// Every access UNDEFs and is completed by EL2.
+    Off,
+}
+
 /// What to do when the guest violates a watched permission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
@@ -229,6 +242,8 @@ pub struct Options<'a> {
     pub stream: Stream,
     /// `porwatch.leaves` (default open).
     pub leaves: Leaves,
+    /// `porwatch.por_sites` (default patch).
+    pub por_sites: PorSites,
 }
 
 impl Default for Options<'_> {
@@ -256,6 +271,7 @@ impl Options<'_> {
         por: PorWatch::Sample,
         stream: Stream::Flight,
         leaves: Leaves::Open,
+        por_sites: PorSites::Patch,
     };
 
     /// Stable bitmask summary for the trace header.
@@ -283,7 +299,8 @@ impl Options<'_> {
     /// | 19 | tap=step |
     /// | 20 | stream: 0 all, 1 flight |
     /// | 21 | leaves: 0 open, 1 trap |
-    /// | 22..=63 | reserved, 0 |
+    /// | 22 | por_sites: 0 patch, 1 off |
+    /// | 23..=63 | reserved, 0 |
     pub fn bits(&self) -> u64 {
         let trace = match self.trace {
             None => 0,
@@ -318,6 +335,7 @@ impl Options<'_> {
             | u64::from(self.tap_step) << 19
             | u64::from(self.stream == Stream::Flight) << STREAM_FLIGHT_BIT
             | u64::from(self.leaves == Leaves::Trap) << 21
+            | u64::from(self.por_sites == PorSites::Off) << 22
     }
 }
 
@@ -439,7 +457,7 @@ fn parse_bool(v: Option<&str>) -> Option<bool> {
 pub const STREAM_FLIGHT_BIT: u32 = 20;
 
 /// Bit per key in `seen`, to refuse duplicates.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 16] = [
     "guest",
     "trace",
     "semihosting",
@@ -455,6 +473,7 @@ const KEYS: [&str; 15] = [
     "por",
     "stream",
     "leaves",
+    "por_sites",
 ];
 
 fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Result<(), CmdlineError<'a>> {
@@ -534,6 +553,14 @@ fn apply<'a>(opts: &mut Options<'a>, key: &'a str, value: Option<&'a str>) -> Re
             opts.leaves = match v {
                 "open" => Leaves::Open,
                 "trap" => Leaves::Trap,
+                _ => return Err(bad(v)),
+            };
+        }
+        "por_sites" => {
+            let v = need()?;
+            opts.por_sites = match v {
+                "patch" => PorSites::Patch,
+                "off" => PorSites::Off,
                 _ => return Err(bad(v)),
             };
         }
@@ -672,6 +699,7 @@ mod tests {
                 por: PorWatch::Trap,
                 stream: Stream::Flight,
                 leaves: Leaves::Open,
+                por_sites: PorSites::Patch,
             }
         );
         assert_eq!(g, "console=ttyAMA0 earlycon quiet");
@@ -843,10 +871,11 @@ mod tests {
             por: PorWatch::Trap,
             stream: Stream::Flight,
             leaves: Leaves::Trap,
+            por_sites: PorSites::Off,
         };
-        assert_eq!(all.bits(), 0x3c_0fff);
+        assert_eq!(all.bits(), 0x7c_0fff);
         let all = Options { trace: Some(TraceSel::Semihosting("f")), ..all };
-        assert_eq!(all.bits(), 0x3c_1ffc);
+        assert_eq!(all.bits(), 0x7c_1ffc);
         let mut o = Options::DEFAULT;
         o.trace = Some(TraceSel::Path("/x"));
         assert_eq!(o.bits() & 3, 1);
@@ -896,6 +925,20 @@ mod tests {
         assert_eq!(
             split("porwatch.stream=some", &mut buf).unwrap_err(),
             CmdlineError::BadValue { key: "stream", value: "some" }
+        );
+    }
+
+    #[test]
+    fn por_sites_values() {
+        let mut buf = [0u8; 64];
+        let o = split("", &mut buf).unwrap().0;
+        assert_eq!((o.por_sites, o.bits() & 1 << 22), (PorSites::Patch, 0));
+        let o = split("porwatch.por_sites=off", &mut buf).unwrap().0;
+        assert_eq!((o.por_sites, o.bits() & 1 << 22), (PorSites::Off, 1 << 22));
+        assert_eq!(split("porwatch.por_sites=patch", &mut buf).unwrap().0.por_sites, PorSites::Patch);
+        assert_eq!(
+            split("porwatch.por_sites=on", &mut buf).unwrap_err(),
+            CmdlineError::BadValue { key: "por_sites", value: "on" }
         );
     }
 

@@ -15,6 +15,7 @@ pub mod idregs;
 pub mod inject;
 pub mod layout;
 pub mod pgtable;
+pub mod por_sites;
 pub mod psci;
 pub mod s1;
 pub mod smmu;

@@ -340,6 +340,9 @@ pub const AMAIR_EL1: SysRegId = r(3, 0, 10, 3, 0);
 pub const VBAR_EL1: SysRegId = r(3, 0, 12, 0, 0);
 pub const CONTEXTIDR_EL1: SysRegId = r(3, 0, 13, 0, 1);
 pub const TPIDR_EL1: SysRegId = r(3, 0, 13, 0, 4);
+/// FEAT_CSV2_2 software context number (porwatch's POR_EL1 carrier:
+/// por_sites.rs).
+pub const SCXTNUM_EL1: SysRegId = r(3, 0, 13, 0, 7);
 pub const CNTKCTL_EL1: SysRegId = r(3, 0, 14, 1, 0);
 
 // Debug (op0 = 2).

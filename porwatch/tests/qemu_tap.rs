@@ -290,3 +290,65 @@ fn the_execute_never_tap_sees_the_same_entries() {
     assert_eq!(step, on);
     assert!(arms.iter().all(|(_, m)| m == "xn_step"), "{arms:?}");
 }
+
+/// The three site addresses `por_sites` prints.
+fn por_sites_addresses(console: &str) -> [u64; 3] {
+    let line = console.lines().find(|l| l.starts_with("por_sites: site_read=")).expect("addresses line");
+    let mut it = line.split_whitespace().skip(1).map(|w| {
+        let hex = w.split('=').nth(1).unwrap().trim_start_matches("0x");
+        u64::from_str_radix(hex, 16).unwrap()
+    });
+    [it.next().unwrap(), it.next().unwrap(), it.next().unwrap()]
+}
+
+#[test]
+fn patched_por_sites_answer_and_trace_like_unpatched_ones() {
+    // guest-tests/src/bin/por_sites.rs: 801 POR_EL1 changes through one
+    // site, every read checked, its own code read and rewritten. With the
+    // sites patched (the default) and without, the guest must see the same
+    // answers and the trace the same POR_EL1 writes.
+    let run = |opts: &[&str]| {
+        let mut a = args_all("por_sites");
+        a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
+        let o = run_guest(a);
+        assert_eq!(o.status, 0, "{opts:?}: console:\n{}", o.console);
+        assert!(o.console.contains("por_sites: ok changes=801"), "{opts:?}: console:\n{}", o.console);
+        assert!(!o.console.contains("FAIL"), "{opts:?}: {}", o.console);
+        assert_eq!(o.of_kind("unknown_trap").count(), 0, "{opts:?}");
+        assert!(o.stats.is_clean(), "{opts:?}: {:?}", o.stats);
+        o
+    };
+    let on = run(&[]);
+    let off = run(&["por_sites=off"]);
+    let [read, write, smc] = por_sites_addresses(&on.console);
+
+    // Every site was patched; site_smc twice (the guest's rewrite dropped
+    // it, its restore made it a site again); nothing given up or refused.
+    let states: Vec<(u64, String)> = on
+        .of_kind("por_site")
+        .map(|r| (r.get_u64("pc").unwrap(), r.get_enum("state").unwrap().into()))
+        .collect();
+    assert!(states.iter().all(|(_, s)| s == "patched"), "{states:?}");
+    let mut pcs: Vec<u64> = states.iter().map(|(pc, _)| *pc).collect();
+    pcs.sort();
+    assert_eq!(pcs, [read, write, smc, smc], "{states:?}");
+    assert_eq!(off.of_kind("por_site").count(), 0);
+    // Hidden from the guest while SCXTNUM_EL1 carries POR_EL1.
+    let carrier =
+        |o: &Outcome| o.of_kind("id_field").filter(|r| r.get_enum("reason") == Some("por_carrier")).count();
+    assert!(carrier(&on) >= 1);
+    assert_eq!(carrier(&off), 0);
+
+    // The same POR_EL1 writes, at the site's PC, in the same order.
+    let writes = |o: &Outcome| -> Vec<(u64, u64, u64)> {
+        por_writes(o)
+            .into_iter()
+            .filter(|r| r.get_enum("reg") == Some("por_el1"))
+            .map(|r| (r.get_u64("pc").unwrap(), r.get_u64("old").unwrap(), r.get_u64("new").unwrap()))
+            .collect()
+    };
+    let (w_on, w_off) = (writes(&on), writes(&off));
+    assert_eq!(w_on.len(), 801);
+    assert_eq!(w_on, w_off);
+    assert!(w_on.iter().all(|&(pc, _, _)| pc == write), "{:?}", &w_on[..4]);
+}

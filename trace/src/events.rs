@@ -116,6 +116,21 @@ value_enum! {
 }
 
 value_enum! {
+    /// What happened to a virtual POE POR_EL1 site (`por_site.state`).
+    pub enum PorSiteState, names POR_SITE_STATE_NAMES {
+        /// The site now runs as an access of the carrier register, in porwatch's
+        /// shadow of its code page.
+        Patched = 0 => "patched",
+        /// The page's shadow was given up (the guest read or wrote the page too
+        /// often, or in a way porwatch cannot complete); its sites UNDEF again.
+        Released = 1 => "released",
+        /// The site cannot be patched (every shadow in use, the page is the tap's,
+        /// not RAM); it keeps UNDEFing.
+        Refused = 2 => "refused",
+    }
+}
+
+value_enum! {
     /// Which translation table base a stage-1 table hangs off.
     pub enum Half, names HALF_NAMES {
         Ttbr0 = 0 => "ttbr0",
@@ -216,6 +231,8 @@ value_enum! {
         El2Config = 7 => "el2_config",
         /// Depends on a feature the guest does not see.
         Depends = 8 => "depends",
+        /// Its register carries POR_EL1 at patched sites (SCXTNUM_EL1: FEAT_CSV2_2 hidden).
+        PorCarrier = 9 => "por_carrier",
     }
 }
 
@@ -884,5 +901,19 @@ define_events! {
         streamed: u64 = Dec,
         /// Ring events overwritten without ever being streamed.
         overwritten: u64 = Dec,
+    }
+
+    /// Virtual POE: a guest POR_EL1 site porwatch patched, or a page it gave up
+    /// (docs/tap.md, "Patched POR_EL1 sites").
+    0x1e por_site => PorSite {
+        /// VA of the site (its MRS/MSR POR_EL1); for `released`, the access that
+        /// made porwatch give the page up.
+        pc: u64 = Hex,
+        /// IPA of the code page.
+        page: u64 = Hex,
+        /// What happened.
+        state: u64 = Enum(POR_SITE_STATE_NAMES),
+        /// Sites patched in the page now.
+        sites: u64 = Dec,
     }
 }

@@ -52,8 +52,8 @@ pub use events::{
     TAP_MECHANISM_NAMES, TRAP_OUTCOME_NAMES, VECTOR_NAMES,
 };
 pub use events::{
-    AuditStatus, AuditTrigger, CallTraceOf, PorSource, UnwindEnd, AUDIT_STATUS_NAMES, AUDIT_TRIGGER_NAMES,
-    CALL_TRACE_OF_NAMES, POR_SOURCE_NAMES, UNWIND_END_NAMES,
+    AuditStatus, AuditTrigger, CallTraceOf, PorSiteState, PorSource, UnwindEnd, AUDIT_STATUS_NAMES,
+    AUDIT_TRIGGER_NAMES, CALL_TRACE_OF_NAMES, POR_SITE_STATE_NAMES, POR_SOURCE_NAMES, UNWIND_END_NAMES,
 };
 pub use events::{CpuStartReason, CpuStopReason, CPU_START_REASON_NAMES, CPU_STOP_REASON_NAMES};
 pub use frame::{

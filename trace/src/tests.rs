@@ -131,6 +131,7 @@ fn every_kind<'a>(v: u64, i: i64, bytes: &'a [u8]) -> Vec<Event<'a>> {
         },
         Event::CauseChain { events: v, first_seq: v, complete: v, overwritten: v, wrapped: v },
         Event::FlightStats { events: v, streamed: v, overwritten: v },
+        Event::PorSite { pc: v, page: v, state: v, sites: v },
     ]
 }
 
@@ -225,6 +226,7 @@ fn kind_codes_match_table() {
         (0x1b, "call_trace"),
         (0x1c, "cause_chain"),
         (0x1d, "flight_stats"),
+        (0x1e, "por_site"),
     ];
     let got: Vec<(u8, &str)> = KINDS.iter().map(|k| (k.code, k.name)).collect();
     assert_eq!(got, expected);

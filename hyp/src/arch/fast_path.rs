@@ -75,6 +75,7 @@ use core::mem::{offset_of, size_of};
 use core::sync::atomic::{AtomicU64, Ordering};
 use porwatch_monitor::s1::deny_cache::{DenyCache, DENY_CACHE_ENTRIES};
 use porwatch_monitor::s1::{self, Layout};
+use tock_registers::interfaces::Writeable;
 
 use porwatch_monitor::cpus::MAX_CPUS;
 /// Guest RAM ranges the assembly checks before it reads the instruction
@@ -215,6 +216,14 @@ pub struct FastPath {
     /// (Linux reads it on every syscall) with the virtual E0POE merged in,
     /// as sysreg.rs would. (0, 0): reads go to Rust.
     pub cpacr_read: (u64, u64),
+    /// Non-zero: SCXTNUM_EL1 carries the virtual POR_EL1 at patched sites
+    /// (monitor por_sites.rs): the assembly completes the carrier's trapped
+    /// writes as POR_EL1 writes and keeps the register equal to `por_el1`.
+    pub carrier: u64,
+    /// Virtual POR_EL1 accesses that UNDEF count this down; the one that
+    /// would reach 0 goes to Rust, which patches its site and sets it again
+    /// (u64::MAX: never, sites are not patched).
+    pub patch_countdown: u64,
     /// Records the assembly made, for Rust to emit in order at its next
     /// trap (tap.rs `drain`): `queue_len` of `queue` are valid.
     pub queue_len: u64,
@@ -343,6 +352,8 @@ impl FastPath {
         sampling: 0,
         por_sample: 0,
         cpacr_read: (0, 0),
+        carrier: 0,
+        patch_countdown: u64::MAX,
         queue_len: 0,
         queue: [[0; QUEUE_WORDS]; QUEUE_LEN],
     };
@@ -514,6 +525,10 @@ pub fn publish(cpu: usize, p: &Published) {
     let b = unsafe { &mut *block(cpu) };
     b.enabled = p.enabled as u64;
     b.por_el1 = p.por_el1;
+    if b.carrier != 0 && cpu == percpu::index() {
+        // The patched sites read the virtual POR_EL1 from the carrier.
+        super::regs::SCXTNUM_EL1_REG.set(p.por_el1);
+    }
     b.por_el0 = p.overlay.map_or(0, |o| o.1);
     b.chain_entry = p.window.0;
     b.win_open = p.window.1 as u64;
@@ -602,6 +617,28 @@ pub fn configure_tap(
         b.sync_dabt_slow = sync_dabt_slow as u64;
         b.sampling = sampling as u64;
     }
+}
+
+/// Patched POR_EL1 sites (por_sites.rs): whether this CPU's carrier is in
+/// use, and after how many UNDEFed POR_EL1 accesses the next one goes to
+/// Rust to have its site patched (None: never). Boot and CPU start.
+pub fn configure_carrier(cpu: usize, carrier: bool, every: Option<u64>) {
+    // SAFETY: only this CPU touches its block (see Blocks), or boot.
+    let b = unsafe { &mut *block(cpu) };
+    b.carrier = carrier as u64;
+    b.patch_countdown = every.unwrap_or(u64::MAX);
+}
+
+/// The assembly sent this CPU's UNDEFed POR_EL1 access to Rust because its
+/// countdown ran out: true once (the countdown is set to `every` again).
+pub fn take_patch_due(cpu: usize, every: u64) -> bool {
+    // SAFETY: only this CPU touches its block (see Blocks).
+    let b = unsafe { &mut *block(cpu) };
+    if b.patch_countdown > 1 {
+        return false;
+    }
+    b.patch_countdown = every;
+    true
 }
 
 /// Virtual POR_EL1 as the assembly left it (it completes writes).

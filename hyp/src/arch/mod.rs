@@ -7,6 +7,7 @@
 //! the only way up is the assembly's calls into the Rust entry points
 //! (`hyp_main`, `handle_guest_exception`, `hyp_fault`, ...).
 pub mod at;
+pub mod code_shadow;
 pub mod cpu;
 pub mod debug;
 pub mod el2;
@@ -74,6 +75,9 @@ core::arch::global_asm!(
     fp_sampling = const core::mem::offset_of!(fast_path::FastPath, sampling),
     fp_por_sample = const core::mem::offset_of!(fast_path::FastPath, por_sample),
     fp_cpacr_read = const core::mem::offset_of!(fast_path::FastPath, cpacr_read),
+    fp_carrier = const core::mem::offset_of!(fast_path::FastPath, carrier),
+    fp_patch_countdown = const core::mem::offset_of!(fast_path::FastPath, patch_countdown),
+    iss_msr_carrier = const porwatch_monitor::por_sites::carrier_write_iss(),
     fp_queue_len = const core::mem::offset_of!(fast_path::FastPath, queue_len),
     fp_queue = const core::mem::offset_of!(fast_path::FastPath, queue),
     queue_len = const fast_path::QUEUE_LEN,

@@ -74,6 +74,11 @@ register_bitfields! {u64,
     pub POR_EL1 [
         VALUE OFFSET(0) NUMBITS(64) [],
     ],
+    /// SCXTNUM_EL1 (FEAT_CSV2_2): porwatch's POR_EL1 carrier at patched
+    /// sites (monitor por_sites.rs); holds the virtual POR_EL1.
+    pub SCXTNUM_EL1 [
+        VALUE OFFSET(0) NUMBITS(64) [],
+    ],
     /// CNTFRQ_EL0: the counter frequency in Hz (writable at the highest EL
     /// only; aarch64-cpu declares it read-only).
     pub CNTFRQ_EL0 [
@@ -108,6 +113,11 @@ sysreg!(
 sysreg!(
     /// POR_EL1: op0=3 op1=0 CRn=10 CRm=2 op2=4 (only with FEAT_S1POE: native mode).
     POR_EL1_REG, PorEl1, "s3_0_c10_c2_4", POR_EL1::Register, rw
+);
+sysreg!(
+    /// SCXTNUM_EL1: op0=3 op1=0 CRn=13 CRm=0 op2=7 (only with FEAT_CSV2_2 /
+    /// CSV2_1p2: the POR_EL1 carrier).
+    SCXTNUM_EL1_REG, ScxtnumEl1, "s3_0_c13_c0_7", SCXTNUM_EL1::Register, rw
 );
 sysreg!(
     /// TCR2_EL1: op0=3 op1=0 CRn=2 CRm=0 op2=3 (only with FEAT_TCR2).

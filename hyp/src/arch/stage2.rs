@@ -51,13 +51,16 @@ struct Tables {
     pt: Stage2Table,
     /// By CPU index; `None` beyond the machine's CPUs.
     private: [Option<PrivateRoot>; MAX_CPUS],
-    /// Guest pages the tap's trampoline maps to its shadows: (IPA, the
-    /// page's own descriptor).
+    /// Guest pages mapped to porwatch's shadows (the tap's trampoline,
+    /// patched code pages): (IPA, the page's own descriptor).
     moved: [Option<(u64, u64)>; MAX_MOVED],
 }
 
 /// Pages the trampoline may move at once (arch/trampoline.rs's shadows).
-pub const MAX_MOVED: usize = 4;
+pub const MAX_TRAMPOLINES: usize = 4;
+/// Pages moved at once: the trampoline's and the patched code pages'
+/// (arch/code_shadow.rs).
+pub const MAX_MOVED: usize = MAX_TRAMPOLINES + super::code_shadow::MAX_CODE_SHADOWS;
 
 static STAGE2: Mutex<Option<Tables>> = Mutex::new(None);
 

@@ -22,12 +22,13 @@
 use super::regs::{CTR_EL0, CTR_EL0_REG};
 use super::stage2;
 use core::cell::UnsafeCell;
+use porwatch_monitor::por_sites::Sites;
 use porwatch_monitor::trampoline::{self, Plan, Refusal, PAGE_BYTES, PAGE_WORDS, SLOTS};
 use spin::Mutex;
 use tock_registers::interfaces::Readable;
 
 /// Guest pages hooked at once (a vector page per distinct VBAR_EL1).
-pub const MAX_SHADOWS: usize = stage2::MAX_MOVED;
+pub const MAX_SHADOWS: usize = stage2::MAX_TRAMPOLINES;
 
 /// Why a page is not hooked (the tap falls back to execute-never).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -66,6 +67,8 @@ struct Hooked {
     /// Mapped as itself, execute-never in the shared tables, until the
     /// last user has left.
     withdrawn: bool,
+    /// Patched POR_EL1 sites in the page (por_sites.rs), outside the hooks.
+    sites: Sites,
 }
 
 static REGISTRY: Mutex<[Option<Hooked>; MAX_SHADOWS]> = Mutex::new([None; MAX_SHADOWS]);
@@ -82,13 +85,15 @@ fn guest_page(ipa: u64) -> Option<&'static [u32; PAGE_WORDS]> {
     Some(unsafe { &*(pa as *const [u32; PAGE_WORDS]) })
 }
 
-/// Plans the hooks for the guest page at `ipa` (its table at `table`).
-fn plan(ipa: u64, table: usize) -> Result<(Plan, [u32; PAGE_WORDS]), HookError> {
+/// Plans the hooks for the guest page at `ipa` (its table at `table`),
+/// and carries its patched POR_EL1 `sites` (those left are kept in it).
+fn plan(ipa: u64, table: usize, sites: &mut Sites) -> Result<(Plan, [u32; PAGE_WORDS]), HookError> {
     let page = guest_page(ipa).ok_or(HookError::NotRam)?;
     let mut words = [0u32; PAGE_WORDS];
     words.copy_from_slice(page);
     let plan = trampoline::plan(&words, table).map_err(HookError::Plan)?;
     plan.apply(&mut words);
+    sites.apply(page, &mut words);
     Ok((plan, words))
 }
 
@@ -114,7 +119,7 @@ fn write_shadow(i: usize, words: &[u32; PAGE_WORDS]) {
 /// Makes a page porwatch wrote visible to instruction fetches (D-cache
 /// cleaned to the point of unification, every CPU's I-cache invalidated:
 /// the guest fetches it through another translation).
-fn sync_icache(pa: u64) {
+pub(super) fn sync_icache(pa: u64) {
     // CTR_EL0.DminLine [19:16]: log2 of the smallest D-cache line in words.
     let line = 4u64 << CTR_EL0_REG.read(CTR_EL0::DminLine);
     let mut a = pa;
@@ -143,12 +148,13 @@ pub fn hook(ipa: u64, table: usize) -> Result<Plan, HookError> {
         return Ok(h.plan);
     }
     let i = reg.iter().position(Option::is_none).ok_or(HookError::NoShadow)?;
-    let (plan, words) = plan(ipa, table)?;
+    let mut sites = Sites::NONE;
+    let (plan, words) = plan(ipa, table, &mut sites)?;
     write_shadow(i, &words);
     if !stage2::move_to_shadow(ipa, shadow_pa(i)) {
         return Err(HookError::NotRam);
     }
-    reg[i] = Some(Hooked { ipa, users: 1, plan, withdrawn: false });
+    reg[i] = Some(Hooked { ipa, users: 1, plan, withdrawn: false, sites });
     Ok(plan)
 }
 
@@ -180,6 +186,29 @@ pub fn is_withdrawn(ipa: u64) -> bool {
     REGISTRY.lock().iter().flatten().any(|h| h.ipa == ipa && h.withdrawn)
 }
 
+/// Patches the POR_EL1 access at `ipa`, in a hooked page (por_sites.rs):
+/// its shadow carries it from now on (the hooks' words are left alone).
+/// Returns the page's site count; None if the page is not hooked or the
+/// word cannot be carried.
+pub fn add_site(ipa: u64) -> Option<u32> {
+    let page = ipa & !(PAGE_BYTES as u64 - 1);
+    let mut reg = REGISTRY.lock();
+    let i = reg.iter().position(|h| h.is_some_and(|h| h.ipa == page && !h.withdrawn))?;
+    let mut h = reg[i]?;
+    let word = (ipa - page) as usize / 4;
+    h.sites.add(word);
+    let (_, words) = plan(page, h.plan.table, &mut h.sites).ok()?;
+    if !h.sites.contains(word) {
+        return None;
+    }
+    // The plan is unchanged (the guest's page is): only the site's word
+    // differs.
+    write_shadow(i, &words);
+    let n = h.sites.count();
+    reg[i] = Some(h);
+    Some(n)
+}
+
 /// Why [`refresh`] left the shadow.
 pub enum Lost {
     /// The page is no longer hooked for anyone (mapped as itself,
@@ -201,7 +230,7 @@ pub fn refresh(ipa: u64) -> Result<Plan, Lost> {
     if h.withdrawn {
         return Err(Lost::Withdrawn(HookError::Withdrawn));
     }
-    let planned = plan(ipa, h.plan.table);
+    let planned = plan(ipa, h.plan.table, &mut h.sites);
     let same_resume = |p: &Plan| (0..SLOTS as u8).all(|s| p.resume(0, s) == h.plan.resume(0, s));
     match planned {
         Ok((plan, words)) if h.users == 1 || same_resume(&plan) => {

@@ -160,6 +160,8 @@ el2_vectors:
 .equ FP_SAMPLING, {fp_sampling}
 .equ FP_POR_SAMPLE, {fp_por_sample}
 .equ FP_CPACR_READ, {fp_cpacr_read}     /* (enabled, bits to OR): two LDRs, beyond LDP's reach */
+.equ FP_CARRIER, {fp_carrier}           /* non-zero: SCXTNUM_EL1 carries POR_EL1 */
+.equ FP_PATCH_COUNTDOWN, {fp_patch_countdown}
 .equ FP_QUEUE_LEN, {fp_queue_len}
 .equ FP_QUEUE, {fp_queue}               /* QUEUE_LEN x 8 words */
 .equ QUEUE_LEN, {queue_len}
@@ -213,6 +215,9 @@ el2_vectors:
 .equ ISS_SYSREG_MASK, 0x3ffc1f
 .equ ISS_SYSREG_RT_SHIFT, 5
 .equ ISS_MRS_TCR_EL1, 0x340801      /* op0 3, op1 0, CRn 2, CRm 0, op2 2, read */
+/* MSR SCXTNUM_EL1, Xt (the POR_EL1 carrier at patched sites), ISS without
+ * Rt (monitor por_sites::carrier_write_iss) */
+.equ ISS_MSR_CARRIER, {iss_msr_carrier}
 .equ ISS_MRS_CPACR_EL1, 0x340401    /* op0 3, op1 0, CRn 1, CRm 0, op2 2, read */
 .equ VECTOR_TABLE_SIZE, 0x800
 .equ VECTOR_SLOT_MASK, 0x7f
@@ -427,6 +432,37 @@ el2_vectors:
     ldr     w4, [x4]
 .endm
 
+/* Patched POR_EL1 sites (monitor por_sites.rs): every PATCH_EVERY-th
+ * POR_EL1 access that UNDEFs goes to Rust, which completes it and patches
+ * its site (a countdown Rust sets; u64::MAX: never). Clobbers x4. */
+.macro PATCH_COUNTDOWN
+    ldr     x4, [x2, #FP_PATCH_COUNTDOWN]
+    subs    x4, x4, #1
+    b.eq    lower_sync_slow
+    str     x4, [x2, #FP_PATCH_COUNTDOWN]
+.endm
+
+/* The virtual POR_EL1 is now x0: this CPU's block, the carrier register
+ * (patched sites read it), and pt_deny for the new value from the cache
+ * Rust fills for the POR_EL0 and TCR2_EL1 in force (monitor
+ * s1::deny_cache); a miss leaves it stale: every store to a table walks
+ * and goes to Rust, which computes it. An unused entry's mask is
+ * DENY_STALE itself. Clobbers x1, x3. */
+.macro VPOE_SET_POR_EL1
+    str     x0, [x2, #FP_POR_EL1]
+    ldr     x3, [x2, #FP_CARRIER]
+    cbz     x3, 6f
+    msr     S3_0_C13_C0_7, x0           /* SCXTNUM_EL1 */
+6:  ldp     x1, x3, [x2, #FP_DENY_CACHE]
+    cmp     x0, x1
+    b.eq    7f
+    ldp     x1, x3, [x2, #(FP_DENY_CACHE + 16)]
+    cmp     x0, x1
+    mov     x1, #DENY_STALE
+    csel    x3, x3, x1, eq
+7:  str     x3, [x2, #FP_PT_DENY]
+.endm
+
 lower_sync:
     mrs     x2, tpidr_el2               /* this vCPU's FastPath block */
     mrs     x0, esr_el2
@@ -485,6 +521,7 @@ vpoe_undef:
     cmp     w3, w4
     b.ne    vpoe_por_el0
     /* MSR: a change of value is queued for Rust to trace (por_write) */
+    PATCH_COUNTDOWN
     and     x1, x1, #31
     bl      fast_get_x
     ldr     x3, [x2, #FP_POR_EL1]
@@ -494,19 +531,7 @@ vpoe_undef:
     cbz     x4, vpoe_queue_change
     RING_POR_CHANGE elr_el1
 vpoe_changed:
-    str     x0, [x2, #FP_POR_EL1]
-    /* pt_deny for the new value from the cache Rust fills for the POR_EL0
-     * and TCR2_EL1 in force (monitor s1::deny_cache); a miss leaves it
-     * stale: every store to a table walks and goes to Rust, which computes
-     * it. An unused entry's mask is DENY_STALE itself. */
-    ldp     x1, x3, [x2, #FP_DENY_CACHE]
-    cmp     x0, x1
-    b.eq    7f
-    ldp     x1, x3, [x2, #(FP_DENY_CACHE + 16)]
-    cmp     x0, x1
-    mov     x1, #DENY_STALE
-    csel    x3, x3, x1, eq
-7:  str     x3, [x2, #FP_PT_DENY]
+    VPOE_SET_POR_EL1
     b       lower_sync_done
 vpoe_queue_change:
     QUEUE_RESERVE
@@ -534,6 +559,7 @@ lower_sync_por0_read:
     bl      fast_set_x
     b       lower_sync_done
 lower_sync_por_read:
+    PATCH_COUNTDOWN
     and     x1, x1, #31
     ldr     x0, [x2, #FP_POR_EL1]
     bl      fast_set_x
@@ -570,13 +596,48 @@ lower_sync_sysreg:
     movz    w4, #(ISS_MRS_TCR_EL1 & 0xffff)
     movk    w4, #(ISS_MRS_TCR_EL1 >> 16), lsl #16
     cmp     w3, w4
-    b.ne    lower_sync_cpacr
+    b.ne    lower_sync_carrier
     mrs     x3, spsr_el2
     tbnz    x3, #SPSR_SS_BIT, lower_sync_slow
     ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
     mrs     x0, tcr_el1
     bl      fast_set_x
     mrs     x0, elr_el2
+    add     x0, x0, #INSN_LEN
+    msr     elr_el2, x0
+    FAST_RETURN
+
+/*
+ * A patched POR_EL1 site (monitor por_sites.rs): `MSR SCXTNUM_EL1, Xt` in
+ * porwatch's shadow of the guest's code page stands for `MSR POR_EL1, Xt`
+ * and traps (HFGWTR_EL2.SCXTNUM_EL1). Complete it as the UNDEF path does
+ * a virtual POR_EL1 write, at the site's PC (ELR_EL2): one trap instead of
+ * the UNDEF and the hook's. A step in progress (porwatch's or the
+ * guest's), the tap not armed: Rust. w3 = ISS without Rt.
+ */
+lower_sync_carrier:
+    movz    w4, #(ISS_MSR_CARRIER & 0xffff)
+    movk    w4, #(ISS_MSR_CARRIER >> 16), lsl #16
+    cmp     w3, w4
+    b.ne    lower_sync_cpacr
+    ldr     x4, [x2, #FP_ENABLED]
+    cbz     x4, lower_sync_slow
+    mrs     x4, spsr_el2
+    tbnz    x4, #SPSR_SS_BIT, lower_sync_slow
+    ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
+    bl      fast_get_x                  /* x0 = the value written */
+    ldr     x3, [x2, #FP_POR_EL1]
+    cmp     x0, x3
+    b.eq    9f                          /* (labels 2, 5-8 are the macros') */
+    ldr     x4, [x2, #FP_RING]
+    cbz     x4, 4f
+    RING_POR_CHANGE elr_el2
+    b       1f
+4:  QUEUE_RESERVE
+    QUEUE_POR_CHANGE elr_el2
+    QUEUE_COMMIT
+1:  VPOE_SET_POR_EL1
+9:  mrs     x0, elr_el2
     add     x0, x0, #INSN_LEN
     msr     elr_el2, x0
     FAST_RETURN

@@ -114,7 +114,7 @@ pub struct El3Controls {
 fn enable_of(rule: &Rule, setup: &Setup) -> Option<(&'static [Ctl], u8)> {
     match *rule {
         Rule::Enable(ctls, min) => Some((ctls, min)),
-        Rule::Needs(_, then) | Rule::Tcr2Hw(then) => enable_of(then, setup),
+        Rule::Needs(_, then) | Rule::Tcr2Hw(then) | Rule::Carrier(_, then) => enable_of(then, setup),
         Rule::Watch { tracked, untracked } => enable_of(if setup.track { tracked } else { untracked }, setup),
         _ => None,
     }
@@ -169,6 +169,11 @@ pub fn controls(raw: &Raw, view: &View, setup: &Setup) -> Controls {
     if view.field(table::PFR1_SME) != 0 {
         c.smcr_el2 = Some(smcr);
     }
+    if setup.por_carrier {
+        // The guest does not see SCXTNUM, but porwatch's carrier sites
+        // read and write SCXTNUM_EL1 at EL1.
+        c.hcr |= HCR_ENSCXT;
+    }
     let overlays = TCR2_POE | TCR2_E0POE;
     match (tcr2, setup.poe) {
         (Tcr2Path::Absent, _) => c.tcr2_hw = 0,
@@ -191,7 +196,13 @@ pub fn controls(raw: &Raw, view: &View, setup: &Setup) -> Controls {
 /// still gated by its EL2 control).
 pub fn widest_setup(raw: &Raw) -> Setup {
     let s1poe = raw.field(table::MMFR3_S1POE) != 0;
-    Setup { poe: if s1poe { Mode::Native } else { Mode::Virtual }, track: false, fgt: true }
+    // No carrier: CSV2_2 passes, so SCR_EL3.EnSCXT is set when the CPU has it.
+    Setup {
+        poe: if s1poe { Mode::Native } else { Mode::Virtual },
+        track: false,
+        fgt: true,
+        por_carrier: false,
+    }
 }
 
 /// SCR_EL3, CPTR_EL3, ZCR_EL3 and SMCR_EL3 for dropping from EL3 to

@@ -138,11 +138,14 @@ pub enum Reason {
     El2Config = 7,
     /// Depends on a feature the guest does not see.
     Depends = 8,
+    /// Its register serves porwatch as the carrier of patched POR_EL1
+    /// sites (por_sites.rs): SCXTNUM_EL1 of FEAT_CSV2_2.
+    PorCarrier = 9,
 }
 
 impl Reason {
     /// Names, indexed by the discriminant (the trace's enum names).
-    pub const NAMES: [&'static str; 9] = [
+    pub const NAMES: [&'static str; 10] = [
         "unknown",
         "el2_only",
         "needs_el2_support",
@@ -152,6 +155,7 @@ impl Reason {
         "tcr2_virtual",
         "el2_config",
         "depends",
+        "por_carrier",
     ];
 
     pub const fn name(self) -> &'static str {
@@ -221,6 +225,9 @@ pub enum Rule {
     /// ID_AA64MMFR3_EL1.S1POE: by POE mode (virtual: 1; native: the CPU's;
     /// none: hidden).
     S1Poe,
+    /// At most this value while porwatch uses SCXTNUM_EL1 as its POR_EL1
+    /// carrier ([`Reason::PorCarrier`]), else `then`.
+    Carrier(u8, &'static Rule),
 }
 
 /// One field of an ID register.
@@ -301,6 +308,21 @@ pub struct Setup {
     /// The CPU has FEAT_FGT (porwatch traps TCR2_EL1 with it under virtual
     /// POE, so the guest's TCR2_EL1 can reach the hardware).
     pub fgt: bool,
+    /// SCXTNUM_EL1 carries POR_EL1 for patched sites (por_sites.rs): FEAT_CSV2_2
+    /// is hidden and HCR_EL2.EnSCXT set for porwatch itself.
+    pub por_carrier: bool,
+}
+
+/// ID_AA64PFR0_EL1.CSV2 and ID_AA64PFR1_EL1.CSV2_frac values from which
+/// SCXTNUM_ELx exist (FEAT_CSV2_2, or FEAT_CSV2_1p2).
+const CSV2_2: u8 = 2;
+const CSV2_1: u8 = 1;
+const CSV2_FRAC_1P2: u8 = 2;
+
+/// Whether the CPU implements SCXTNUM_EL1 (the POR_EL1 carrier).
+pub fn has_scxtnum(raw: &Raw) -> bool {
+    let csv2 = raw.field(table::PFR0_CSV2);
+    csv2 >= CSV2_2 || (csv2 == CSV2_1 && raw.field(table::PFR1_CSV2_FRAC) >= CSV2_FRAC_1P2)
 }
 
 impl Setup {
@@ -383,6 +405,13 @@ fn apply(rule: &Rule, f: &Field, cpu: u8, raw: &Raw, view: &View, setup: &Setup)
         }
         Rule::Watch { tracked, untracked } => {
             apply(if setup.track { tracked } else { untracked }, f, cpu, raw, view, setup)
+        }
+        Rule::Carrier(max, then) => {
+            if setup.por_carrier && f.level(cpu) > f.level(max) {
+                (max, Some(Reason::PorCarrier))
+            } else {
+                apply(then, f, cpu, raw, view, setup)
+            }
         }
         Rule::S1Poe => match setup.poe {
             Mode::Virtual => (1, Some(Reason::VirtualPoe)),

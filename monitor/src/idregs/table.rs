@@ -54,6 +54,8 @@ pub const MMFR3_TCRX: FieldRef = FieldRef(ID_AA64MMFR3_EL1, 0);
 pub const MMFR3_SCTLRX: FieldRef = FieldRef(ID_AA64MMFR3_EL1, 4);
 pub const MMFR3_S1PIE: FieldRef = FieldRef(ID_AA64MMFR3_EL1, 8);
 pub const MMFR3_S1POE: FieldRef = FieldRef(ID_AA64MMFR3_EL1, 16);
+pub const PFR0_CSV2: FieldRef = FieldRef(ID_AA64PFR0_EL1, 56);
+pub const PFR1_CSV2_FRAC: FieldRef = FieldRef(ID_AA64PFR1_EL1, 32);
 
 const SVE: &[FieldRef] = &[PFR0_SVE];
 const SME: &[FieldRef] = &[PFR1_SME];
@@ -76,7 +78,8 @@ pub static REGS: &[Reg] = &[
         fields: &[
             u("CSV3", 60, PASS),
             // CSV2_2 and up: SCXTNUM_EL0/EL1 trap unless HCR_EL2.EnSCXT.
-            u("CSV2", 56, Rule::Enable(&[Ctl::Scxtnum], 2)),
+            // Lowered to 1 (no SCXTNUM) while SCXTNUM_EL1 carries POR_EL1.
+            u("CSV2", 56, Rule::Carrier(1, &Rule::Enable(&[Ctl::Scxtnum], 2))),
             u("RME", 52, EL2),
             u("DIT", 48, PASS),
             // CPTR_EL2.TAM = 0 and HAFGRTR_EL2 = 0 for every guest.
@@ -120,7 +123,7 @@ pub static REGS: &[Reg] = &[
             u("MTE_frac", 40, PASS),
             // Exceptions porwatch injects do not set PSTATE.ALLINT.
             u("NMI", 36, NEEDS),
-            u("CSV2_frac", 32, Rule::Enable(&[Ctl::Scxtnum], 2)),
+            u("CSV2_frac", 32, Rule::Carrier(1, &Rule::Enable(&[Ctl::Scxtnum], 2))),
             // SCR_EL3.TRNDR describes EL3.
             u("RNDR_trap", 28, EL2),
             u("SME", 24, Rule::Enable(&[Ctl::Sme], 1)),

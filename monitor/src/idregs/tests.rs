@@ -34,7 +34,7 @@ fn qemu11() -> Raw {
 }
 
 fn setup(poe: Mode) -> Setup {
-    Setup { poe, track: true, fgt: true }
+    Setup { poe, track: true, fgt: true, por_carrier: false }
 }
 
 fn view_of(raw: &Raw, s: &Setup) -> (View, Vec<Deviation>) {
@@ -346,6 +346,35 @@ fn unknown_future_fields_are_hidden() {
     assert_eq!(c, controls(&qemu11(), &v0, &s));
 }
 
+/// The POR_EL1 carrier (por_sites.rs): SCXTNUM hidden from the guest
+/// (CSV2 at most 1, CSV2_frac at most 1, reason por_carrier), yet
+/// HCR_EL2.EnSCXT set for porwatch's carrier sites.
+#[test]
+fn the_por_carrier_hides_scxtnum_but_enables_it() {
+    let raw = qemu11();
+    assert!(has_scxtnum(&raw));
+    let s = Setup { por_carrier: true, ..setup(Mode::Virtual) };
+    let (v, devs) = view_of(&raw, &s);
+    assert_eq!(v.field(table::PFR0_CSV2), 1);
+    assert!(devs
+        .iter()
+        .any(|d| d.reg == ID_AA64PFR0_EL1 && d.lsb == 56 && d.guest == 1 && d.reason == Reason::PorCarrier));
+    assert_ne!(controls(&raw, &v, &s).hcr & HCR_ENSCXT, 0);
+    // Without the carrier, CSV2 passes (QEMU's 3).
+    let (v, devs) = view_of(&raw, &setup(Mode::Virtual));
+    assert_eq!(v.field(table::PFR0_CSV2), raw.field(table::PFR0_CSV2));
+    assert!(!devs.iter().any(|d| d.reason == Reason::PorCarrier));
+    // CSV2 = 1 with CSV2_frac = 2 (CSV2_1p2) has SCXTNUM too; frac is lowered.
+    let mut r = Raw::ZERO;
+    r.set(ID_AA64PFR0_EL1, 1 << 56);
+    r.set(ID_AA64PFR1_EL1, 2 << 32);
+    assert!(has_scxtnum(&r));
+    let (v, _) = view_of(&r, &s);
+    assert_eq!((v.field(table::PFR0_CSV2), v.field(table::PFR1_CSV2_FRAC)), (1, 1));
+    r.set(ID_AA64PFR1_EL1, 1 << 32);
+    assert!(!has_scxtnum(&r));
+}
+
 #[test]
 fn el3_controls_from_the_table() {
     let mut raw = qemu11();
@@ -380,15 +409,16 @@ fn describes_fields() {
     s.clear();
     describe(pack(SysRegId::new(3, 0, 0, 4, 3), 0), &mut s).unwrap();
     assert_eq!(s, "S3_0_C0_C4_3");
-    assert_eq!(Reason::NAMES.len(), Reason::Depends as usize + 1);
+    assert_eq!(Reason::NAMES.len(), Reason::PorCarrier as usize + 1);
     assert_eq!(Reason::PageTableWatch.name(), "page_table_watch");
 }
 
 fn any_setup() -> impl Strategy<Value = Setup> {
-    (0..3u8, any::<bool>(), any::<bool>()).prop_map(|(m, track, fgt)| Setup {
+    (0..3u8, any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(m, track, fgt, por_carrier)| Setup {
         poe: [Mode::None, Mode::Virtual, Mode::Native][m as usize],
         track,
         fgt,
+        por_carrier,
     })
 }
 

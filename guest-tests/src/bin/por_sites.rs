@@ -1,0 +1,126 @@
+//! `por_sites`: patched POR_EL1 sites under virtual POE (docs/tap.md,
+//! "Patched POR_EL1 sites"). Three sites, alone in one code page: a read
+//! (`site_read`), a write (`site_write`) and a read this kernel rewrites
+//! (`site_smc`). It switches POR_EL1 between two values `ROUNDS` times
+//! through them, checking every read, so porwatch patches the sites (it
+//! runs each as an access of its carrier register in a shadow of the page)
+//! and must keep both answers and trace exactly as before. Then it reads
+//! its own code (the guest must see its instructions, never the shadow's),
+//! rewrites `site_smc` into `MOVZ X0, #42` and back (the shadow must
+//! follow: 42, then POR_EL1 again), and switches some more.
+//!
+//! Console: the sites' addresses, then `por_sites: ok changes=N` (POR_EL1
+//! changes made through `site_write`, for the host to count in the trace).
+//! Exit status: 0, or the number of failed checks.
+#![no_std]
+#![no_main]
+
+use core::arch::{asm, global_asm};
+use porwatch_guest_tests::{poe, println, Boot};
+
+global_asm!(
+    r#"
+.pushsection .text.por_sites_code, "ax"
+.balign 4096
+.global por_sites_read
+por_sites_read:
+    mrs     x0, s3_0_c10_c2_4
+    ret
+.global por_sites_write
+por_sites_write:
+    msr     s3_0_c10_c2_4, x0
+    isb
+    ret
+.global por_sites_smc
+por_sites_smc:
+    mrs     x0, s3_0_c10_c2_4
+    ret
+.balign 4096
+.popsection
+"#
+);
+
+unsafe extern "C" {
+    fn por_sites_read() -> u64;
+    fn por_sites_write(v: u64);
+    fn por_sites_smc() -> u64;
+}
+
+/// The instructions as assembled: `MRS X0, POR_EL1`, `MSR POR_EL1, X0`.
+const MRS_X0_POR_EL1: u32 = 0xd538_a280;
+const MSR_POR_EL1_X0: u32 = 0xd518_a280;
+/// `MOVZ X0, #42`.
+const MOVZ_X0_42: u32 = 0xd280_0540;
+const ANSWER: u64 = 42;
+/// kpkeys' two levels: default, and page tables writable.
+const POR_A: u64 = 0x17;
+const POR_B: u64 = 0x57;
+/// Switches per phase: far more than porwatch needs to patch every site
+/// (monitor por_sites::PATCH_EVERY accesses per patch).
+const ROUNDS: u32 = 400;
+
+/// Writes instruction word `insn` at `va` and makes it visible to fetches.
+fn rewrite(va: u64, insn: u32) {
+    unsafe {
+        core::ptr::write_volatile(va as *mut u32, insn);
+        asm!("dc cvau, {0}", "dsb ish", "ic ivau, {0}", "dsb ish", "isb", in(reg) va, options(nostack));
+    }
+}
+
+/// `ROUNDS` switches through the sites; returns the failed checks.
+fn switch(changes: &mut u64) -> u32 {
+    let mut fails = 0;
+    for i in 0..ROUNDS {
+        let v = if i % 2 == 0 { POR_B } else { POR_A };
+        unsafe { por_sites_write(v) };
+        *changes += 1;
+        let (r, s) = unsafe { (por_sites_read(), por_sites_smc()) };
+        if r != v || s != v {
+            println!("por_sites: FAIL round {}: wrote {:#x}, site_read {:#x}, site_smc {:#x}", i, v, r, s);
+            fails += 1;
+        }
+    }
+    fails
+}
+
+#[unsafe(no_mangle)]
+fn test_main(_boot: &Boot) -> u32 {
+    if !poe::s1poe_present() {
+        println!("por_sites: FAIL no FEAT_S1POE advertised (run with the tap on)");
+        return 1;
+    }
+    let read = por_sites_read as unsafe extern "C" fn() -> u64 as usize as u64;
+    let write = por_sites_write as unsafe extern "C" fn(u64) as usize as u64;
+    let smc = por_sites_smc as unsafe extern "C" fn() -> u64 as usize as u64;
+    println!("por_sites: site_read={:#x} site_write={:#x} site_smc={:#x}", read, write, smc);
+    unsafe { por_sites_write(POR_A) };
+    let mut changes = 1u64;
+    let mut fails = switch(&mut changes);
+
+    // The guest sees its own code, whatever porwatch runs instead.
+    let words = [read, write, smc].map(|a| unsafe { core::ptr::read_volatile(a as *const u32) });
+    if words != [MRS_X0_POR_EL1, MSR_POR_EL1_X0, MRS_X0_POR_EL1] {
+        println!("por_sites: FAIL the code reads {:#x?}", words);
+        fails += 1;
+    }
+
+    // Rewriting a site: the new instruction runs, then the old one again.
+    let now = unsafe { por_sites_read() };
+    rewrite(smc, MOVZ_X0_42);
+    let got = unsafe { por_sites_smc() };
+    if got != ANSWER {
+        println!("por_sites: FAIL rewritten site_smc returned {:#x}, expected {}", got, ANSWER);
+        fails += 1;
+    }
+    rewrite(smc, MRS_X0_POR_EL1);
+    let got = unsafe { por_sites_smc() };
+    if got != now {
+        println!("por_sites: FAIL restored site_smc returned {:#x}, expected POR_EL1 {:#x}", got, now);
+        fails += 1;
+    }
+    fails += switch(&mut changes);
+    if fails == 0 {
+        println!("por_sites: ok changes={}", changes);
+    }
+    fails
+}
