@@ -20,7 +20,11 @@ use porwatch_monitor::esr::SysRegAccess;
 use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::s1::Half;
 use porwatch_monitor::sysreg;
-use porwatch_monitor::vpoe::{Mode, VReg, CPACR_E0POE};
+use porwatch_monitor::vpoe::{self, Mode, VReg, CPACR_E0POE};
+
+/// SPSR_EL2.M[3:0] = EL0t: the access came from EL0.
+const SPSR_M_MASK: u64 = 0xf;
+const SPSR_M_EL0T: u64 = 0;
 use porwatch_trace::TrapOutcome;
 
 /// The trapped MSR/MRS completes; the guest continues after it.
@@ -83,6 +87,20 @@ pub fn handle(regs: &mut GuestRegs, esr: u64, acc: SysRegAccess) -> Handled {
         (sysreg::SCXTNUM_EL1, Some(v)) if cpu_view::get().por_carrier => {
             let old = tap::with_vpoe(|p| p.set(VReg::PorEl1, v));
             tap::record_por_change(VReg::PorEl1, regs.elr, old, v);
+            regs.elr += INSN_LEN;
+            return Handled::Machinery;
+        }
+        // A patched POR_EL0 site, or EL0 writing SCXTNUM_EL0 (hidden from
+        // the guest: it stands for POR_EL0, with POR_EL0's permission).
+        (sysreg::SCXTNUM_EL0, Some(v)) if cpu_view::get().por_carrier => {
+            let from_el0 = regs.spsr & SPSR_M_MASK == SPSR_M_EL0T;
+            let permitted = tap::with_vpoe(|p| vpoe::permitted(VReg::PorEl0, from_el0, p.cpacr_e0poe));
+            if !permitted {
+                inject::undef(regs, esr);
+                return Handled::Refused(TrapOutcome::UndefInjected);
+            }
+            let old = tap::with_vpoe(|p| p.set(VReg::PorEl0, v));
+            tap::record_por_change(VReg::PorEl0, regs.elr, old, v);
             regs.elr += INSN_LEN;
             return Handled::Machinery;
         }

@@ -932,7 +932,7 @@ impl Tap {
         if !vpoe::permitted(acc.reg, from_el0, self.vpoe.cpacr_e0poe) {
             return None; // the guest gets its UNDEF, as the architecture says
         }
-        if acc.reg == VReg::PorEl1 && !from_el0 {
+        if matches!(acc.reg, VReg::PorEl1 | VReg::PorEl0) && !from_el0 {
             crate::por_sites::after_undef(e.elr, self.vector_page());
         }
         if acc.is_read {

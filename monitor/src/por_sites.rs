@@ -17,10 +17,15 @@
 //! Writes trap to EL2 through a fine-grained trap (HFGWTR_EL2.SCXTNUM_EL1),
 //! one trap instead of an UNDEF plus a trap, and are traced exactly as
 //! before, with the site's PC.
-use crate::sysreg::{decode_msr_mrs, encode_msr_mrs, SysRegId, POR_EL1, SCXTNUM_EL1};
+//!
+//! POR_EL0, which Linux reads (and writes back) at every context switch,
+//! is carried the same way by SCXTNUM_EL0 at EL1 sites.
+use crate::sysreg::{decode_msr_mrs, encode_msr_mrs, SysRegId, POR_EL0, POR_EL1, SCXTNUM_EL0, SCXTNUM_EL1};
 
 /// The register that stands for POR_EL1 at patched sites.
 pub const CARRIER: SysRegId = SCXTNUM_EL1;
+/// The register that stands for POR_EL0 at patched sites.
+pub const CARRIER_EL0: SysRegId = SCXTNUM_EL0;
 
 /// Instructions in a 4 KiB page.
 pub const PAGE_WORDS: usize = 1024;
@@ -38,14 +43,16 @@ pub const PATCH_EVERY: u64 = 16;
 /// POR_EL1 site would cost more in faults than the site saves.
 pub const MAX_DATA_ACCESSES: u32 = 256;
 
-/// The carrier form of `insn` if it is an `MRS Xt, POR_EL1` or an
-/// `MSR POR_EL1, Xt` (same Xt, same direction), else None.
+/// The carrier form of `insn` if it is an `MRS Xt, POR_EL1/POR_EL0` or an
+/// `MSR POR_EL1/POR_EL0, Xt` (same Xt, same direction), else None.
 pub fn carrier_form(insn: u32) -> Option<u32> {
     let (id, rt, is_read) = decode_msr_mrs(insn)?;
-    if id != POR_EL1 {
-        return None;
-    }
-    encode_msr_mrs(CARRIER, rt, is_read)
+    let carrier = match id {
+        POR_EL1 => CARRIER,
+        POR_EL0 => CARRIER_EL0,
+        _ => return None,
+    };
+    encode_msr_mrs(carrier, rt, is_read)
 }
 
 /// The patched sites of one code page: a bit per instruction word.
@@ -126,6 +133,11 @@ pub const fn carrier_write_iss() -> u32 {
     CARRIER.to_sys64_iss()
 }
 
+/// Likewise for `MSR CARRIER_EL0, Xt` (vectors.S `ISS_MSR_CARRIER_EL0`).
+pub const fn carrier_el0_write_iss() -> u32 {
+    CARRIER_EL0.to_sys64_iss()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,7 +154,8 @@ mod tests {
         assert_eq!(carrier_form(MRS_X3_POR_EL1), Some(MRS_X3_SCXTNUM_EL1));
         assert_eq!(carrier_form(MSR_POR_EL1_X4), Some(MSR_SCXTNUM_EL1_X4));
         assert_eq!(carrier_form(0xd518_a29f), Some(0xd518_d0ff), "XZR stays XZR");
-        assert_eq!(carrier_form(MRS_X0_POR_EL0), None, "POR_EL0 is not carried");
+        assert_eq!(carrier_form(MRS_X0_POR_EL0), Some(0xd53b_d0e0), "POR_EL0: SCXTNUM_EL0");
+        assert_eq!(carrier_form(0xd51b_a281), Some(0xd51b_d0e1), "MSR POR_EL0, X1");
         assert_eq!(carrier_form(NOP), None);
         assert_eq!(carrier_form(MRS_X3_SCXTNUM_EL1), None);
     }

@@ -343,6 +343,9 @@ pub const TPIDR_EL1: SysRegId = r(3, 0, 13, 0, 4);
 /// FEAT_CSV2_2 software context number (porwatch's POR_EL1 carrier:
 /// por_sites.rs).
 pub const SCXTNUM_EL1: SysRegId = r(3, 0, 13, 0, 7);
+/// FEAT_CSV2_2 software context number for EL0 (porwatch's POR_EL0
+/// carrier).
+pub const SCXTNUM_EL0: SysRegId = r(3, 3, 13, 0, 7);
 pub const CNTKCTL_EL1: SysRegId = r(3, 0, 14, 1, 0);
 
 // Debug (op0 = 2).

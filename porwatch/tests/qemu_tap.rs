@@ -303,16 +303,20 @@ fn por_sites_addresses(console: &str) -> [u64; 3] {
 
 #[test]
 fn patched_por_sites_answer_and_trace_like_unpatched_ones() {
-    // guest-tests/src/bin/por_sites.rs: 801 POR_EL1 changes through one
-    // site, every read checked, its own code read and rewritten. With the
-    // sites patched (the default) and without, the guest must see the same
-    // answers and the trace the same POR_EL1 writes.
+    // guest-tests/src/bin/por_sites.rs: 801 POR_EL1 and 801 POR_EL0
+    // changes through one site each, every read checked, its own code read
+    // and rewritten. With the sites patched (the default) and without, the
+    // guest must see the same answers and the trace the same writes.
     let run = |opts: &[&str]| {
         let mut a = args_all("por_sites");
         a.hyp_opts = opts.iter().map(|s| s.to_string()).collect();
         let o = run_guest(a);
         assert_eq!(o.status, 0, "{opts:?}: console:\n{}", o.console);
-        assert!(o.console.contains("por_sites: ok changes=801"), "{opts:?}: console:\n{}", o.console);
+        assert!(
+            o.console.contains("por_sites: ok changes=801 changes0=801"),
+            "{opts:?}: console:\n{}",
+            o.console
+        );
         assert!(!o.console.contains("FAIL"), "{opts:?}: {}", o.console);
         assert_eq!(o.of_kind("unknown_trap").count(), 0, "{opts:?}");
         assert!(o.stats.is_clean(), "{opts:?}: {:?}", o.stats);
@@ -321,6 +325,8 @@ fn patched_por_sites_answer_and_trace_like_unpatched_ones() {
     let on = run(&[]);
     let off = run(&["por_sites=off"]);
     let [read, write, smc] = por_sites_addresses(&on.console);
+    // POR_EL0's read and write follow site_smc's two instructions.
+    let (read0, write0) = (smc + 8, smc + 16);
 
     // Every site was patched; site_smc twice (the guest's rewrite dropped
     // it, its restore made it a site again); nothing given up or refused.
@@ -331,24 +337,27 @@ fn patched_por_sites_answer_and_trace_like_unpatched_ones() {
     assert!(states.iter().all(|(_, s)| s == "patched"), "{states:?}");
     let mut pcs: Vec<u64> = states.iter().map(|(pc, _)| *pc).collect();
     pcs.sort();
-    assert_eq!(pcs, [read, write, smc, smc], "{states:?}");
+    assert_eq!(pcs, [read, write, smc, smc, read0, write0], "{states:?}");
     assert_eq!(off.of_kind("por_site").count(), 0);
-    // Hidden from the guest while SCXTNUM_EL1 carries POR_EL1.
+    // Hidden from the guest while SCXTNUM_EL1/EL0 carry POR_EL1/EL0.
     let carrier =
         |o: &Outcome| o.of_kind("id_field").filter(|r| r.get_enum("reason") == Some("por_carrier")).count();
     assert!(carrier(&on) >= 1);
     assert_eq!(carrier(&off), 0);
 
-    // The same POR_EL1 writes, at the site's PC, in the same order.
-    let writes = |o: &Outcome| -> Vec<(u64, u64, u64)> {
-        por_writes(o)
-            .into_iter()
-            .filter(|r| r.get_enum("reg") == Some("por_el1"))
-            .map(|r| (r.get_u64("pc").unwrap(), r.get_u64("old").unwrap(), r.get_u64("new").unwrap()))
-            .collect()
-    };
-    let (w_on, w_off) = (writes(&on), writes(&off));
-    assert_eq!(w_on.len(), 801);
-    assert_eq!(w_on, w_off);
-    assert!(w_on.iter().all(|&(pc, _, _)| pc == write), "{:?}", &w_on[..4]);
+    // The same POR_EL1 and POR_EL0 writes, at the sites' PCs, in the same
+    // order.
+    for (reg, site) in [("por_el1", write), ("por_el0", write0)] {
+        let writes = |o: &Outcome| -> Vec<(u64, u64, u64)> {
+            por_writes(o)
+                .into_iter()
+                .filter(|r| r.get_enum("reg") == Some(reg))
+                .map(|r| (r.get_u64("pc").unwrap(), r.get_u64("old").unwrap(), r.get_u64("new").unwrap()))
+                .collect()
+        };
+        let (w_on, w_off) = (writes(&on), writes(&off));
+        assert_eq!(w_on.len(), 801, "{reg}");
+        assert_eq!(w_on, w_off, "{reg}");
+        assert!(w_on.iter().all(|&(pc, _, _)| pc == site), "{reg}: {:?}", &w_on[..4]);
+    }
 }

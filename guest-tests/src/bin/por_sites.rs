@@ -1,17 +1,19 @@
-//! `por_sites`: patched POR_EL1 sites under virtual POE (docs/tap.md,
-//! "Patched POR_EL1 sites"). Three sites, alone in one code page: a read
-//! (`site_read`), a write (`site_write`) and a read this kernel rewrites
-//! (`site_smc`). It switches POR_EL1 between two values `ROUNDS` times
+//! `por_sites`: patched POR_EL1/POR_EL0 sites under virtual POE
+//! (docs/tap.md, "Patched POR_EL1 sites"). Five sites, alone in one code
+//! page: a read (`site_read`), a write (`site_write`) and a read this
+//! kernel rewrites (`site_smc`) of POR_EL1, then a read and a write of
+//! POR_EL0. It switches both registers between two values `ROUNDS` times
 //! through them, checking every read, so porwatch patches the sites (it
-//! runs each as an access of its carrier register in a shadow of the page)
+//! runs each as an access of a carrier register in a shadow of the page)
 //! and must keep both answers and trace exactly as before. Then it reads
 //! its own code (the guest must see its instructions, never the shadow's),
 //! rewrites `site_smc` into `MOVZ X0, #42` and back (the shadow must
 //! follow: 42, then POR_EL1 again), and switches some more.
 //!
-//! Console: the sites' addresses, then `por_sites: ok changes=N` (POR_EL1
-//! changes made through `site_write`, for the host to count in the trace).
-//! Exit status: 0, or the number of failed checks.
+//! Console: the sites' addresses, then `por_sites: ok changes=N
+//! changes0=M` (POR_EL1 and POR_EL0 changes made through the write sites,
+//! for the host to count in the trace). Exit status: 0, or the number of
+//! failed checks.
 #![no_std]
 #![no_main]
 
@@ -35,6 +37,15 @@ por_sites_write:
 por_sites_smc:
     mrs     x0, s3_0_c10_c2_4
     ret
+.global por_sites_read0
+por_sites_read0:
+    mrs     x0, s3_3_c10_c2_4
+    ret
+.global por_sites_write0
+por_sites_write0:
+    msr     s3_3_c10_c2_4, x0
+    isb
+    ret
 .balign 4096
 .popsection
 "#
@@ -44,6 +55,8 @@ unsafe extern "C" {
     fn por_sites_read() -> u64;
     fn por_sites_write(v: u64);
     fn por_sites_smc() -> u64;
+    fn por_sites_read0() -> u64;
+    fn por_sites_write0(v: u64);
 }
 
 /// The instructions as assembled: `MRS X0, POR_EL1`, `MSR POR_EL1, X0`.
@@ -55,6 +68,9 @@ const ANSWER: u64 = 42;
 /// kpkeys' two levels: default, and page tables writable.
 const POR_A: u64 = 0x17;
 const POR_B: u64 = 0x57;
+/// Two POR_EL0 values (user pkeys 0 RW, 1 RW or none).
+const POR0_A: u64 = 0x77;
+const POR0_B: u64 = 0x07;
 /// Switches per phase: far more than porwatch needs to patch every site
 /// (monitor por_sites::PATCH_EVERY accesses per patch).
 const ROUNDS: u32 = 400;
@@ -67,16 +83,22 @@ fn rewrite(va: u64, insn: u32) {
     }
 }
 
-/// `ROUNDS` switches through the sites; returns the failed checks.
-fn switch(changes: &mut u64) -> u32 {
+/// `ROUNDS` switches of both registers through the sites; returns the
+/// failed checks.
+fn switch(changes: &mut [u64; 2]) -> u32 {
     let mut fails = 0;
     for i in 0..ROUNDS {
-        let v = if i % 2 == 0 { POR_B } else { POR_A };
+        let (v, v0) = if i % 2 == 0 { (POR_B, POR0_B) } else { (POR_A, POR0_A) };
         unsafe { por_sites_write(v) };
-        *changes += 1;
-        let (r, s) = unsafe { (por_sites_read(), por_sites_smc()) };
-        if r != v || s != v {
-            println!("por_sites: FAIL round {}: wrote {:#x}, site_read {:#x}, site_smc {:#x}", i, v, r, s);
+        unsafe { por_sites_write0(v0) };
+        changes[0] += 1;
+        changes[1] += 1;
+        let (r, s, r0) = unsafe { (por_sites_read(), por_sites_smc(), por_sites_read0()) };
+        if r != v || s != v || r0 != v0 {
+            println!(
+                "por_sites: FAIL round {}: wrote {:#x}/{:#x}, site_read {:#x}, site_smc {:#x}, POR_EL0 {:#x}",
+                i, v, v0, r, s, r0
+            );
             fails += 1;
         }
     }
@@ -94,7 +116,8 @@ fn test_main(_boot: &Boot) -> u32 {
     let smc = por_sites_smc as unsafe extern "C" fn() -> u64 as usize as u64;
     println!("por_sites: site_read={:#x} site_write={:#x} site_smc={:#x}", read, write, smc);
     unsafe { por_sites_write(POR_A) };
-    let mut changes = 1u64;
+    unsafe { por_sites_write0(POR0_A) };
+    let mut changes = [1u64, 1];
     let mut fails = switch(&mut changes);
 
     // The guest sees its own code, whatever porwatch runs instead.
@@ -120,7 +143,7 @@ fn test_main(_boot: &Boot) -> u32 {
     }
     fails += switch(&mut changes);
     if fails == 0 {
-        println!("por_sites: ok changes={}", changes);
+        println!("por_sites: ok changes={} changes0={}", changes[0], changes[1]);
     }
     fails
 }

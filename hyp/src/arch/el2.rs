@@ -10,7 +10,9 @@
 //! for SME2, ...) come from the ID-register table
 //! (porwatch_monitor::idregs::controls), never from the raw CPU.
 use super::cpu::{isb, IdRegs};
-use super::regs::{HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, SCXTNUM_EL1_REG, VPIDR_EL2_REG};
+use super::regs::{
+    HCRX_EL2_REG, ICC_SRE_EL2, ICC_SRE_EL2_REG, SCXTNUM_EL0_REG, SCXTNUM_EL1_REG, VPIDR_EL2_REG,
+};
 use aarch64_cpu::registers::*;
 use porwatch_monitor::idregs::{Controls, Tcr2Path};
 use porwatch_monitor::vpoe::Mode;
@@ -56,8 +58,9 @@ pub struct Watch {
     /// Native POE: POR_EL1 writes trap (`porwatch.por=trap`; sampling
     /// traps nothing).
     pub por_trap: bool,
-    /// Virtual POE with patched sites: SCXTNUM_EL1 carries POR_EL1 (its
-    /// writes trap, its reads do not; it starts at the virtual reset value).
+    /// Virtual POE with patched sites: SCXTNUM_EL1 and SCXTNUM_EL0 carry
+    /// POR_EL1 and POR_EL0 (their writes trap, their reads do not; they
+    /// start at the virtual reset value).
     pub por_carrier: bool,
 }
 
@@ -231,8 +234,9 @@ fn watch_with_fine_grained_traps(watch: &Watch, ids: &IdRegs, tcr2: Tcr2Path) {
                 r |= HFGRTR_EL2::TCR_EL1::SET.value;
             }
             if watch.por_carrier {
-                w |= HFGWTR_EL2::SCXTNUM_EL1::SET.value;
+                w |= HFGWTR_EL2::SCXTNUM_EL1::SET.value | HFGWTR_EL2::SCXTNUM_EL0::SET.value;
                 SCXTNUM_EL1_REG.set(0);
+                SCXTNUM_EL0_REG.set(0);
             }
             if porwatch_monitor::vpoe::hw_has_s1poe(ids.mmfr3) {
                 // Forced virtual on a CPU with POE: trap POR_EL1/POR_EL0

@@ -526,8 +526,10 @@ pub fn publish(cpu: usize, p: &Published) {
     b.enabled = p.enabled as u64;
     b.por_el1 = p.por_el1;
     if b.carrier != 0 && cpu == percpu::index() {
-        // The patched sites read the virtual POR_EL1 from the carrier.
+        // The patched sites read the virtual POR_EL1/POR_EL0 from the
+        // carriers.
         super::regs::SCXTNUM_EL1_REG.set(p.por_el1);
+        super::regs::SCXTNUM_EL0_REG.set(b.por_el0);
     }
     b.por_el0 = p.overlay.map_or(0, |o| o.1);
     b.chain_entry = p.window.0;

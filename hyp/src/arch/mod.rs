@@ -78,6 +78,7 @@ core::arch::global_asm!(
     fp_carrier = const core::mem::offset_of!(fast_path::FastPath, carrier),
     fp_patch_countdown = const core::mem::offset_of!(fast_path::FastPath, patch_countdown),
     iss_msr_carrier = const porwatch_monitor::por_sites::carrier_write_iss(),
+    iss_msr_carrier_el0 = const porwatch_monitor::por_sites::carrier_el0_write_iss(),
     fp_queue_len = const core::mem::offset_of!(fast_path::FastPath, queue_len),
     fp_queue = const core::mem::offset_of!(fast_path::FastPath, queue),
     queue_len = const fast_path::QUEUE_LEN,

@@ -120,6 +120,10 @@ sysreg!(
     SCXTNUM_EL1_REG, ScxtnumEl1, "s3_0_c13_c0_7", SCXTNUM_EL1::Register, rw
 );
 sysreg!(
+    /// SCXTNUM_EL0: op0=3 op1=3 CRn=13 CRm=0 op2=7 (the POR_EL0 carrier).
+    SCXTNUM_EL0_REG, ScxtnumEl0, "s3_3_c13_c0_7", SCXTNUM_EL1::Register, rw
+);
+sysreg!(
     /// TCR2_EL1: op0=3 op1=0 CRn=2 CRm=0 op2=3 (only with FEAT_TCR2).
     TCR2_EL1_REG, Tcr2El1, "s3_0_c2_c0_3", TCR2_EL1::Register, rw
 );

@@ -218,6 +218,7 @@ el2_vectors:
 /* MSR SCXTNUM_EL1, Xt (the POR_EL1 carrier at patched sites), ISS without
  * Rt (monitor por_sites::carrier_write_iss) */
 .equ ISS_MSR_CARRIER, {iss_msr_carrier}
+.equ ISS_MSR_CARRIER_EL0, {iss_msr_carrier_el0}     /* MSR SCXTNUM_EL0: POR_EL0's */
 .equ ISS_MRS_CPACR_EL1, 0x340401    /* op0 3, op1 0, CRn 1, CRm 0, op2 2, read */
 .equ VECTOR_TABLE_SIZE, 0x800
 .equ VECTOR_SLOT_MASK, 0x7f
@@ -547,6 +548,7 @@ vpoe_por_el0:
     movk    w4, #MSR_POR_EL0_HI, lsl #16
     cmp     w3, w4
     b.ne    lower_sync_slow
+    PATCH_COUNTDOWN
     and     x1, x1, #31
     bl      fast_get_x
     ldr     x3, [x2, #FP_POR_EL0]
@@ -554,6 +556,7 @@ vpoe_por_el0:
     b.eq    lower_sync_done
     b       lower_sync_slow
 lower_sync_por0_read:
+    PATCH_COUNTDOWN
     and     x1, x1, #31
     ldr     x0, [x2, #FP_POR_EL0]
     bl      fast_set_x
@@ -619,7 +622,7 @@ lower_sync_carrier:
     movz    w4, #(ISS_MSR_CARRIER & 0xffff)
     movk    w4, #(ISS_MSR_CARRIER >> 16), lsl #16
     cmp     w3, w4
-    b.ne    lower_sync_cpacr
+    b.ne    lower_sync_carrier_el0
     ldr     x4, [x2, #FP_ENABLED]
     cbz     x4, lower_sync_slow
     mrs     x4, spsr_el2
@@ -638,6 +641,35 @@ lower_sync_carrier:
     QUEUE_COMMIT
 1:  VPOE_SET_POR_EL1
 9:  mrs     x0, elr_el2
+    add     x0, x0, #INSN_LEN
+    msr     elr_el2, x0
+    FAST_RETURN
+
+/*
+ * A patched POR_EL0 site: `MSR SCXTNUM_EL0, Xt` (HFGWTR_EL2.SCXTNUM_EL0).
+ * From EL1, writing the value POR_EL0 already holds (Linux at every
+ * context switch) completes here; a change (traced, and pt_deny's inputs
+ * change), EL0 (its permission depends on the virtual CPACR_EL1.E0POE) or
+ * a step go to Rust. w3 = ISS without Rt.
+ */
+lower_sync_carrier_el0:
+    movz    w4, #(ISS_MSR_CARRIER_EL0 & 0xffff)
+    movk    w4, #(ISS_MSR_CARRIER_EL0 >> 16), lsl #16
+    cmp     w3, w4
+    b.ne    lower_sync_cpacr
+    ldr     x4, [x2, #FP_CARRIER]
+    cbz     x4, lower_sync_slow
+    mrs     x4, spsr_el2
+    tbnz    x4, #SPSR_SS_BIT, lower_sync_slow
+    ubfx    x4, x4, #SPSR_EL_LSB, #SPSR_EL_WIDTH
+    cmp     x4, #SPSR_EL_EL1
+    b.ne    lower_sync_slow
+    ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
+    bl      fast_get_x                  /* x0 = the value written */
+    ldr     x3, [x2, #FP_POR_EL0]
+    cmp     x0, x3
+    b.ne    lower_sync_slow
+    mrs     x0, elr_el2
     add     x0, x0, #INSN_LEN
     msr     elr_el2, x0
     FAST_RETURN
