@@ -153,9 +153,19 @@ pub fn patch(ipa: u64) -> Result<u32, Refusal> {
         return Err(Refusal::NotASite);
     }
     write_shadow(i, &words);
-    if new && !stage2::move_to_shadow(page, shadow_pa(i)) {
-        reg.give_up(page);
-        return Err(Refusal::Moved);
+    if new {
+        if !stage2::move_to_shadow(page, shadow_pa(i)) {
+            reg.give_up(page);
+            return Err(Refusal::Moved);
+        }
+        // A write that reached the page before the move (it still mapped
+        // itself) is in the shadow now too; later ones fault and rebuild it.
+        shadow.sites.build(guest, &mut words);
+        write_shadow(i, &words);
+        if shadow.sites.is_empty() {
+            stage2::restore_from_shadow(page, false);
+            return Err(Refusal::NotASite);
+        }
     }
     reg.shadows[i] = Some(shadow);
     Ok(shadow.sites.count())
