@@ -24,6 +24,7 @@
 //! | `unpriv` | with POE: the L3 table's linear-map page made EL0-accessible (AP[1]), TCR2_EL1.E0POE = 1, POR_EL0 = 0: `UNPRIV_STORES` STR X (PTEs 32-39: the kernel's own stores, no hazard; porwatch's fast path reads each instruction to tell), then one `STTR X1, [X0]` (`pt_store_sttr`, PTE 63): an unprivileged store POR_EL0 denies, a hazard porwatch must report |
 //! | `hazards` | `HAZARDS` `STR X1, [X0]` (`pt_store_hazard_str`) to PTEs 48.. under POR_EL1 = 0x17: pkey 1 read-only, each one a hazard porwatch must report (report policy: performed) |
 //! | `deny_cache` | 8 STR X (PTEs 128-135) while TCR2_EL1.POE goes off and on and POR_EL1 toggles between 0x17 and 0x57 and once 0x37 (`check_deny_cache`): 3 hazards (`pt_store_hazard_str`, POR_EL1 0x17, 0x17, 0x37) porwatch must report although its fast path's mask cache held those values' masks from before the TCR2_EL1 change |
+//! | `window` | only with `pt_store.window=1` and POE, after the benches (`check_window`: the windows and entry resets of a lazy-MMU batch, which a shortcut of porwatch's must not blur; it caught stores checked against a raised level's stale mask): a batch of `WINDOW_STORES` STR X (PTEs 256..) under POR_EL1 = 0x57, POR_EL1 back to 0x17 (the closing write), then one `pt_store_hazard_str` to PTE 256: a hazard. Then a batch of `HALF_BATCH` stores (PTEs 320..), an `SVC` whose kpkeys entry code resets POR_EL1 to 0x17 and whose handler makes `ENTRY_HAZARDS` `pt_store_hazard_str` (PTEs 336..): hazards; the exit code restores 0x57 and the batch goes on (`HALF_BATCH` more, PTEs 328..). Console: `pt_store: window stores=N hazards=H closing_va=V entry_va=E` |
 //!
 //! # Timed (`pt_store: bench NAME stores=N ticks=T milli_per_store=M`)
 //!
@@ -51,9 +52,10 @@
 //! table stores in all (linear-map PTE updates included), of which at least
 //! F can take the fast path under porwatch (every check and bench store to
 //! the L3 table but the first store, the unaligned one, the hazards, the
-//! STTR, STP and the `deny_cache` check), and H
-//! hazards (0 without POE) at VA V (the `hazards` check's first; the others
-//! follow 8 bytes apart, then the `deny_cache` ones at PTEs 131, 133, 134)
+//! STTR, STP and the `deny_cache` and `window` checks), and H
+//! hazards (0 without POE; the `window` check's not included) at VA V (the
+//! `hazards` check's first; the others follow 8 bytes apart, then the
+//! `deny_cache` ones at PTEs 131, 133, 134)
 //! and, with POE, the unprivileged one at S. Then `pt_store: done`.
 //! Exit status 0, 1 on a failed check or bad command line, 100 on an
 //! unexpected exception.
@@ -61,7 +63,7 @@
 #![no_main]
 
 use core::arch::{asm, global_asm};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use porwatch_guest_tests::exceptions::VECTOR_NAMES;
 use porwatch_guest_tests::kentry::{self, Frame};
 use porwatch_guest_tests::kpkeys::{self, POR_DEFAULT, POR_PGTABLES};
@@ -98,6 +100,16 @@ const SIZES_VALUE: u64 = 0x8877_6655_4433_2210;
 /// Every pkey read-write-execute: the overlay cannot deny a write.
 const POR_ALL_RWX: u64 = 0x7777_7777;
 const STATUS_UNEXPECTED: u32 = 100;
+/// The `window` check: one batch, the hazard after it closed (at its first
+/// PTE), then a batch cut by an exception entry.
+const WINDOW_PTE: usize = 256;
+const WINDOW_STORES: usize = 48;
+const SPLIT_PTE: usize = 320;
+const HALF_BATCH: usize = 8;
+const ENTRY_PTE: usize = 336;
+const ENTRY_HAZARDS: usize = 4;
+/// ESR_EL1.EC of an SVC from AArch64.
+const EC_SVC64: u64 = 0x15;
 
 global_asm!(
     r#"
@@ -180,6 +192,9 @@ const REGS_STORES: u64 = 32;
 const SIZES_STORES: u64 = 8;
 
 static FAILURES: AtomicU32 = AtomicU32::new(0);
+/// The `window` check's SVC handler writes here: the L3 table, 0 while no
+/// SVC is expected.
+static SVC_L3: AtomicU64 = AtomicU64::new(0);
 
 fn fail(args: core::fmt::Arguments) {
     if FAILURES.fetch_add(1, Ordering::Relaxed) < 10 {
@@ -188,6 +203,15 @@ fn fail(args: core::fmt::Arguments) {
 }
 
 extern "C" fn pt_store_exception(frame: &mut Frame, vector: u64) {
+    let l3 = SVC_L3.load(Ordering::Relaxed);
+    if vector == kentry::VEC_SYNC_EL1H && (frame.esr >> 26) & 0x3f == EC_SVC64 && l3 != 0 {
+        // The `window` check: the entry code reset POR_EL1 to the default
+        // (pkey 1 read-only), so each store is a hazard.
+        for k in 0..ENTRY_HAZARDS {
+            unsafe { pt_store_hazard_str(mmu::desc_va(l3, ENTRY_PTE + k), window_value(ENTRY_PTE + k)) };
+        }
+        return;
+    }
     println!(
         "pt_store: FAIL unexpected exception {} esr={:#x} elr={:#x} far={:#x}",
         VECTOR_NAMES[(vector & 15) as usize],
@@ -241,6 +265,8 @@ struct Args {
     iters: u64,
     /// Index into BENCHES (None: all).
     only: Option<usize>,
+    /// Run the `window` check.
+    window: bool,
 }
 
 fn bench(name: &str, iters: u64, mut store: impl FnMut(u64, u64)) {
@@ -383,6 +409,7 @@ fn check_atomics(n: &mut Count, p: &dyn Fn(usize) -> u64) {
 fn parse_args(plat: &fdt::Platform) -> Result<Args, ()> {
     let mut iters = DEFAULT_ITERS;
     let mut only = None;
+    let mut window = false;
     for (k, v) in cmdline::words(plat.chosen.bootargs.unwrap_or(""), "pt_store.") {
         match (k, v) {
             ("pt_store.iters", Some(v)) => match cmdline::parse_u64(v) {
@@ -392,6 +419,8 @@ fn parse_args(plat: &fdt::Platform) -> Result<Args, ()> {
                     return Err(());
                 }
             },
+            ("pt_store.window", Some("0")) => window = false,
+            ("pt_store.window", Some("1")) => window = true,
             ("pt_store.only", Some(v)) => match BENCHES.iter().position(|b| *b == v) {
                 Some(i) => only = Some(i),
                 None => {
@@ -400,12 +429,15 @@ fn parse_args(plat: &fdt::Platform) -> Result<Args, ()> {
                 }
             },
             _ => {
-                println!("pt_store: FAIL unknown option {} (pt_store.iters=N, pt_store.only=NAME)", k);
+                println!(
+                    "pt_store: FAIL unknown option {} (pt_store.iters=N, pt_store.only=NAME, pt_store.window=0|1)",
+                    k
+                );
                 return Err(());
             }
         }
     }
-    Ok(Args { iters, only })
+    Ok(Args { iters, only, window })
 }
 
 /// The checks; returns the number of hazards made.
@@ -516,6 +548,65 @@ fn check_deny_cache(n: &mut Count, p: &dyn Fn(usize) -> u64, poe: bool) -> u64 {
     report("deny_cache", ok);
     assert_eq!(hazards, CACHE_HAZARDS);
     hazards
+}
+
+/// The value the `window` check writes to PTE `j` (even: never valid).
+fn window_value(j: usize) -> u64 {
+    0x4000 + 2 * j as u64
+}
+
+/// What the `window` check made.
+struct Window {
+    stores: u64,
+    hazards: u64,
+}
+
+/// The `window` check (POE only; see the table at the top): each hazard
+/// here is one porwatch sees only if its store check follows every
+/// POR_EL1 change, including an entry's reset that Rust makes after the
+/// assembly raised the level.
+fn check_window(n: &mut Count, l3: u64) -> Window {
+    let p = |j: usize| mmu::desc_va(l3, j);
+    let mut w = Window { stores: 0, hazards: 0 };
+    // A window of its own: POR_EL1 changes to the raised level here.
+    kpkeys::set_por(POR_DEFAULT);
+    kpkeys::set_por(POR_PGTABLES);
+    for j in WINDOW_PTE..WINDOW_PTE + WINDOW_STORES {
+        str_x(p(j), window_value(j));
+    }
+    kpkeys::set_por(POR_DEFAULT); // the closing write
+    let closing = window_value(WINDOW_PTE) + 0x1000;
+    unsafe { pt_store_hazard_str(p(WINDOW_PTE), closing) };
+    w.stores += WINDOW_STORES as u64 + 1;
+    w.hazards += 1;
+    // A batch cut in two by an exception whose entry code resets POR_EL1.
+    kpkeys::set_por(POR_PGTABLES);
+    for j in SPLIT_PTE..SPLIT_PTE + HALF_BATCH {
+        str_x(p(j), window_value(j));
+    }
+    SVC_L3.store(l3, Ordering::Relaxed);
+    unsafe { asm!("svc #0", options(nostack)) };
+    SVC_L3.store(0, Ordering::Relaxed);
+    if kpkeys::por() != POR_PGTABLES {
+        fail(format_args!("window: POR_EL1 = {:#x} after the SVC", kpkeys::por()));
+    }
+    for j in SPLIT_PTE + HALF_BATCH..SPLIT_PTE + 2 * HALF_BATCH {
+        str_x(p(j), window_value(j));
+    }
+    kpkeys::set_por(POR_DEFAULT);
+    w.stores += (2 * HALF_BATCH + ENTRY_HAZARDS) as u64;
+    w.hazards += ENTRY_HAZARDS as u64;
+    n.writes += w.stores;
+    let mut ok = expect("window closing", WINDOW_PTE, read(p(WINDOW_PTE)), closing);
+    let written = (WINDOW_PTE + 1..WINDOW_PTE + WINDOW_STORES)
+        .chain(SPLIT_PTE..SPLIT_PTE + 2 * HALF_BATCH)
+        .chain(ENTRY_PTE..ENTRY_PTE + ENTRY_HAZARDS);
+    for j in written {
+        ok &= expect("window", j, read(p(j)), window_value(j));
+    }
+    report("window", ok);
+    kpkeys::set_por(POR_PGTABLES);
+    w
 }
 
 /// The `unpriv` check (POE only); returns the hazards made (1).
@@ -657,6 +748,18 @@ fn test_main(boot: &Boot) -> u32 {
 
     let hazards = checks(&mut n, l3, poe);
     benches(&mut n, l3, &args);
+    if args.window && poe {
+        let w = check_window(&mut n, l3);
+        println!(
+            "pt_store: window stores={} hazards={} closing_va={:#x} entry_va={:#x}",
+            w.stores,
+            w.hazards,
+            mmu::desc_va(l3, WINDOW_PTE),
+            mmu::desc_va(l3, ENTRY_PTE)
+        );
+    } else if args.window {
+        println!("pt_store: check window skipped (no POE)");
+    }
 
     // Clear the L3 table (STP XZR: Rust path), unlink, free.
     for j in (0..mmu::ENTRIES).step_by(2) {

@@ -149,10 +149,16 @@ pub struct FastPath {
     /// `LEAF_PAGES` (set before it reads the bitmap, cleared after the store
     /// or when it gives up): see [`quiesce`].
     pub pt_busy: u64,
-    /// The overlay registers `pt_deny` was computed from (virtual POE).
-    /// After the assembly changed POR_EL1 they differ, and the next publish
-    /// takes the mask from the cache again (a hit: nothing recomputed).
-    deny_inputs: (u64, u64, u64),
+    /// The overlay registers `pt_deny` holds the mask of (virtual POE):
+    /// POR_EL1, which the assembly also writes when it changes POR_EL1 and
+    /// the mask with it, and (POR_EL0, TCR2_EL1), which only Rust changes.
+    /// A publish whose registers differ takes the mask from the cache again
+    /// (a hit: nothing recomputed). Were the assembly's change not
+    /// recorded, Rust setting POR_EL1 back to the value it last computed
+    /// the mask of (a kpkeys entry's reset after a raise) would keep the
+    /// raised level's mask, and stores would pass the fast path unchecked.
+    pub deny_por: u64,
+    deny_regs: (u64, u64),
     /// `pt_deny` for recent POR_EL1 values, which Rust fills and the
     /// assembly looks a new value up in (monitor s1::deny_cache).
     deny_cache: DenyCache,
@@ -332,7 +338,8 @@ impl FastPath {
         pt_walk_ram: (0, 0),
         pt_stores: 0,
         pt_busy: 0,
-        deny_inputs: (0, 0, 0),
+        deny_por: 0,
+        deny_regs: (0, 0),
         deny_cache: DenyCache::EMPTY,
         tap_hvc: 0,
         entry_slow: 0,
@@ -549,8 +556,8 @@ pub fn publish(cpu: usize, p: &Published) {
         None => b.tap_hvc = 0,
     }
     if let Some(o) = p.overlay {
-        if o != b.deny_inputs || b.pt_deny == DENY_STALE {
-            b.deny_inputs = o;
+        if (o.0, (o.1, o.2)) != (b.deny_por, b.deny_regs) || b.pt_deny == DENY_STALE {
+            (b.deny_por, b.deny_regs) = (o.0, (o.1, o.2));
             b.pt_deny = b.deny_cache.get(o.0, o.1, o.2);
             b.pt_pie = o.2 & s1::overlay::TCR2_PIE;
         }

@@ -76,6 +76,7 @@ core::arch::global_asm!(
     fp_por_sample = const core::mem::offset_of!(fast_path::FastPath, por_sample),
     fp_cpacr_read = const core::mem::offset_of!(fast_path::FastPath, cpacr_read),
     fp_carrier = const core::mem::offset_of!(fast_path::FastPath, carrier),
+    fp_deny_por = const core::mem::offset_of!(fast_path::FastPath, deny_por),
     fp_patch_countdown = const core::mem::offset_of!(fast_path::FastPath, patch_countdown),
     iss_msr_carrier = const porwatch_monitor::por_sites::carrier_write_iss(),
     iss_msr_carrier_el0 = const porwatch_monitor::por_sites::carrier_el0_write_iss(),

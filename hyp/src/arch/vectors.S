@@ -161,6 +161,7 @@ el2_vectors:
 .equ FP_POR_SAMPLE, {fp_por_sample}
 .equ FP_CPACR_READ, {fp_cpacr_read}     /* (enabled, bits to OR): two LDRs, beyond LDP's reach */
 .equ FP_CARRIER, {fp_carrier}           /* non-zero: SCXTNUM_EL1 carries POR_EL1 */
+.equ FP_DENY_POR, {fp_deny_por}         /* the POR_EL1 pt_deny is the mask of */
 .equ FP_PATCH_COUNTDOWN, {fp_patch_countdown}
 .equ FP_QUEUE_LEN, {fp_queue_len}
 .equ FP_QUEUE, {fp_queue}               /* QUEUE_LEN x 8 words */
@@ -448,9 +449,12 @@ el2_vectors:
  * Rust fills for the POR_EL0 and TCR2_EL1 in force (monitor
  * s1::deny_cache); a miss leaves it stale: every store to a table walks
  * and goes to Rust, which computes it. An unused entry's mask is
- * DENY_STALE itself. Clobbers x1, x3. */
+ * DENY_STALE itself. The value the mask is for is recorded (FP_DENY_POR):
+ * Rust setting POR_EL1 back to the value it last computed the mask of
+ * must not take the mask for current. Clobbers x1, x3. */
 .macro VPOE_SET_POR_EL1
     str     x0, [x2, #FP_POR_EL1]
+    str     x0, [x2, #FP_DENY_POR]
     ldr     x3, [x2, #FP_CARRIER]
     cbz     x3, 6f
     msr     S3_0_C13_C0_7, x0           /* SCXTNUM_EL1 */
