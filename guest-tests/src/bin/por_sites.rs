@@ -8,7 +8,10 @@
 //! and must keep both answers and trace exactly as before. Then it reads
 //! its own code (the guest must see its instructions, never the shadow's),
 //! rewrites `site_smc` into `MOVZ X0, #42` and back (the shadow must
-//! follow: 42, then POR_EL1 again), and switches some more.
+//! follow: 42, then POR_EL1 again), and switches some more. One phase
+//! writes POR_EL0 through `ROUNDS` stubs run once each (their changes take
+//! the UNDEF path) while its read site is patched: the carrier must follow
+//! changes made there too.
 //!
 //! Console: the sites' addresses, then `por_sites: ok changes=N
 //! changes0=M` (POR_EL1 and POR_EL0 changes made through the write sites,
@@ -48,7 +51,18 @@ por_sites_write0:
     ret
 .balign 4096
 .popsection
-"#
+.pushsection .text.por_sites_fresh, "ax"
+.balign 4096
+.global por_sites_fresh
+por_sites_fresh:
+.rept {fresh}
+    msr     s3_3_c10_c2_4, x0
+    ret
+.endr
+.balign 4096
+.popsection
+"#,
+    fresh = const ROUNDS,
 );
 
 unsafe extern "C" {
@@ -57,6 +71,20 @@ unsafe extern "C" {
     fn por_sites_smc() -> u64;
     fn por_sites_read0() -> u64;
     fn por_sites_write0(v: u64);
+    /// `ROUNDS` copies of `MSR POR_EL0, X0; RET`, 8 bytes apart.
+    static por_sites_fresh: u8;
+}
+
+/// Bytes per `por_sites_fresh` stub.
+const FRESH_STUB: usize = 8;
+
+/// Writes POR_EL0 through stub `i`: a site run once per phase, so rarely
+/// patched. Its change goes through the UNDEF path while the read site is
+/// patched: the carrier must follow a change made there too.
+fn write0_fresh(i: u32, v: u64) {
+    let stub = unsafe { (&raw const por_sites_fresh).add(i as usize * FRESH_STUB) };
+    let f: unsafe extern "C" fn(u64) = unsafe { core::mem::transmute(stub) };
+    unsafe { f(v) };
 }
 
 /// The instructions as assembled: `MRS X0, POR_EL1`, `MSR POR_EL1, X0`.
@@ -83,14 +111,18 @@ fn rewrite(va: u64, insn: u32) {
     }
 }
 
-/// `ROUNDS` switches of both registers through the sites; returns the
-/// failed checks.
-fn switch(changes: &mut [u64; 2]) -> u32 {
+/// `ROUNDS` switches of both registers through the sites (POR_EL0's
+/// writes through the fresh stubs if `fresh`); returns the failed checks.
+fn switch(changes: &mut [u64; 2], fresh: bool) -> u32 {
     let mut fails = 0;
     for i in 0..ROUNDS {
         let (v, v0) = if i % 2 == 0 { (POR_B, POR0_B) } else { (POR_A, POR0_A) };
         unsafe { por_sites_write(v) };
-        unsafe { por_sites_write0(v0) };
+        if fresh {
+            write0_fresh(i, v0);
+        } else {
+            unsafe { por_sites_write0(v0) };
+        }
         changes[0] += 1;
         changes[1] += 1;
         let (r, s, r0) = unsafe { (por_sites_read(), por_sites_smc(), por_sites_read0()) };
@@ -114,11 +146,17 @@ fn test_main(_boot: &Boot) -> u32 {
     let read = por_sites_read as unsafe extern "C" fn() -> u64 as usize as u64;
     let write = por_sites_write as unsafe extern "C" fn(u64) as usize as u64;
     let smc = por_sites_smc as unsafe extern "C" fn() -> u64 as usize as u64;
-    println!("por_sites: site_read={:#x} site_write={:#x} site_smc={:#x}", read, write, smc);
+    let fresh = (&raw const por_sites_fresh) as u64;
+    println!(
+        "por_sites: site_read={:#x} site_write={:#x} site_smc={:#x} fresh={:#x}",
+        read, write, smc, fresh
+    );
     unsafe { por_sites_write(POR_A) };
     unsafe { por_sites_write0(POR0_A) };
     let mut changes = [1u64, 1];
-    let mut fails = switch(&mut changes);
+    let mut fails = switch(&mut changes, false);
+    // POR_EL0 changed at sites not patched, read at a patched one.
+    fails += switch(&mut changes, true);
 
     // The guest sees its own code, whatever porwatch runs instead.
     let words = [read, write, smc].map(|a| unsafe { core::ptr::read_volatile(a as *const u32) });
@@ -141,7 +179,7 @@ fn test_main(_boot: &Boot) -> u32 {
         println!("por_sites: FAIL restored site_smc returned {:#x}, expected POR_EL1 {:#x}", got, now);
         fails += 1;
     }
-    fails += switch(&mut changes);
+    fails += switch(&mut changes, false);
     if fails == 0 {
         println!("por_sites: ok changes={} changes0={}", changes[0], changes[1]);
     }

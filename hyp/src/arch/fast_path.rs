@@ -532,13 +532,13 @@ pub fn publish(cpu: usize, p: &Published) {
     let b = unsafe { &mut *block(cpu) };
     b.enabled = p.enabled as u64;
     b.por_el1 = p.por_el1;
+    b.por_el0 = p.overlay.map_or(0, |o| o.1);
     if b.carrier != 0 && cpu == percpu::index() {
         // The patched sites read the virtual POR_EL1/POR_EL0 from the
         // carriers.
-        super::regs::SCXTNUM_EL1_REG.set(p.por_el1);
+        super::regs::SCXTNUM_EL1_REG.set(b.por_el1);
         super::regs::SCXTNUM_EL0_REG.set(b.por_el0);
     }
-    b.por_el0 = p.overlay.map_or(0, |o| o.1);
     b.chain_entry = p.window.0;
     b.win_open = p.window.1 as u64;
     // 0 stands for "none": a POR_EL1 of 0 grants nothing, so the audit
