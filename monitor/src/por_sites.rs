@@ -91,26 +91,15 @@ impl Sites {
     /// and the shadow has the guest's word there.
     pub fn build(&mut self, original: &[u32; PAGE_WORDS], shadow: &mut [u32; PAGE_WORDS]) {
         shadow.copy_from_slice(original);
-        for (i, word) in self.bits.iter_mut().enumerate() {
-            let mut rest = *word;
-            while rest != 0 {
-                let b = rest.trailing_zeros() as usize;
-                rest &= rest - 1;
-                let w = i * WORD_BITS + b;
-                match carrier_form(original[w]) {
-                    Some(c) => shadow[w] = c,
-                    None => *word &= !(1 << b),
-                }
-            }
-        }
+        self.apply(original, shadow);
     }
 }
 
 impl Sites {
-    /// Carries the sites in `words`, a shadow of `original` that porwatch
-    /// changed elsewhere already (the tap's vector hooks): a site whose word
-    /// there is not the guest's (a hook, an out-of-line copy) or no longer a
-    /// POR_EL1 access is dropped.
+    /// Carries the sites in `words`, a shadow of `original` (which porwatch
+    /// may have changed elsewhere already: the tap's vector hooks): a site
+    /// whose word there is not the guest's (a hook, an out-of-line copy) or
+    /// no longer a POR_EL1 access is dropped.
     pub fn apply(&mut self, original: &[u32; PAGE_WORDS], words: &mut [u32; PAGE_WORDS]) {
         for (i, word) in self.bits.iter_mut().enumerate() {
             let mut rest = *word;

@@ -434,6 +434,14 @@ el2_vectors:
     ldr     w4, [x4]
 .endm
 
+/* A trapped system-register access completed here: resume after it. */
+.macro SYSREG_DONE
+    mrs     x0, elr_el2
+    add     x0, x0, #INSN_LEN
+    msr     elr_el2, x0
+    FAST_RETURN
+.endm
+
 /* Patched POR_EL1 sites (monitor por_sites.rs): every PATCH_EVERY-th
  * POR_EL1 access that UNDEFs goes to Rust, which completes it and patches
  * its site (a countdown Rust sets; u64::MAX: never). Clobbers x4. */
@@ -609,10 +617,7 @@ lower_sync_sysreg:
     ubfx    x1, x0, #ISS_SYSREG_RT_SHIFT, #5
     mrs     x0, tcr_el1
     bl      fast_set_x
-    mrs     x0, elr_el2
-    add     x0, x0, #INSN_LEN
-    msr     elr_el2, x0
-    FAST_RETURN
+    SYSREG_DONE
 
 /*
  * A patched POR_EL1 site (monitor por_sites.rs): `MSR SCXTNUM_EL1, Xt` in
@@ -644,10 +649,7 @@ lower_sync_carrier:
     QUEUE_POR_CHANGE elr_el2
     QUEUE_COMMIT
 1:  VPOE_SET_POR_EL1
-9:  mrs     x0, elr_el2
-    add     x0, x0, #INSN_LEN
-    msr     elr_el2, x0
-    FAST_RETURN
+9:  SYSREG_DONE
 
 /*
  * A patched POR_EL0 site: `MSR SCXTNUM_EL0, Xt` (HFGWTR_EL2.SCXTNUM_EL0).
@@ -673,10 +675,7 @@ lower_sync_carrier_el0:
     ldr     x3, [x2, #FP_POR_EL0]
     cmp     x0, x3
     b.ne    lower_sync_slow
-    mrs     x0, elr_el2
-    add     x0, x0, #INSN_LEN
-    msr     elr_el2, x0
-    FAST_RETURN
+    SYSREG_DONE
 
 /*
  * Virtual POE traps CPACR_EL1 (FGT) for its virtual E0POE bit: a read is
@@ -697,10 +696,7 @@ lower_sync_cpacr:
     mrs     x0, cpacr_el1
     orr     x0, x0, x5
     bl      fast_set_x
-    mrs     x0, elr_el2
-    add     x0, x0, #INSN_LEN
-    msr     elr_el2, x0
-    FAST_RETURN
+    SYSREG_DONE
 
 /*
  * Native POE with POR_EL1 writes trapped (porwatch.por=trap; FGT
@@ -729,10 +725,7 @@ lower_sync_por_msr:
     QUEUE_POR_CHANGE elr_el2
     QUEUE_COMMIT
 1:  msr     S3_0_C10_C2_4, x0
-    mrs     x0, elr_el2
-    add     x0, x0, #INSN_LEN
-    msr     elr_el2, x0
-    FAST_RETURN
+    SYSREG_DONE
 
 /*
  * An exception entry through the tap's trampoline (fast_path.rs, tap.rs):
