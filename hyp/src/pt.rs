@@ -298,11 +298,8 @@ fn retry_if_writable(ipa: u64) -> Option<Handled> {
 /// the page writable and the page compared before and after (pt/step.rs),
 /// so the tracker sees the update.
 pub fn on_walker_write(regs: &mut GuestRegs) -> Option<Handled> {
-    // HPFAR_EL2 is valid for stage-2 faults on a stage-1 walk (S1PTW = 1):
-    // FIPA [47:4] holds IPA [55:12].
-    let hpfar: u64;
-    unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
-    let ipa = ((hpfar >> 4) & 0x0fff_ffff_ffff) << 12;
+    // HPFAR_EL2 is valid for stage-2 faults on a stage-1 walk (S1PTW = 1).
+    let ipa = stage2::fault_ipa();
     let w = WATCH.lock();
     if !w.tracker.is_page_protected(ipa) {
         drop(w);

@@ -116,6 +116,9 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             if let Some(h) = crate::por_sites::on_data_abort(regs, &da, FAR_EL2.get()) {
                 return h;
             }
+            if remapped_meanwhile(da.dfsc()) {
+                return Handled::Machinery;
+            }
             // Nothing is emulated at stage 2 yet: an abort means the guest
             // touched memory it does not own (hyp memory, the trace UART, a
             // hole). Real hardware would answer with an external abort.
@@ -136,6 +139,9 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             }
             if let Some(h) = tap::on_instr_abort(regs, far) {
                 return h;
+            }
+            if remapped_meanwhile(ia.ifsc()) {
+                return Handled::Machinery;
             }
             inject::external_instr_abort(regs, esr, far);
             Handled::Refused(TrapOutcome::AbortInjected)
@@ -162,4 +168,13 @@ fn dispatch(regs: &mut GuestRegs, esr: u64) -> Handled {
             Handled::Refused(TrapOutcome::UndefInjected)
         }
     }
+}
+
+/// A translation or access-flag fault at stage 2 on a page stage 2 maps by
+/// now: another CPU replaced its descriptor meanwhile (break-before-make,
+/// when a patched code page or the tap's vector page moves to or from its
+/// shadow). The access is retried rather than answered with an abort.
+fn remapped_meanwhile(fsc: esr::FaultStatus) -> bool {
+    matches!(fsc, esr::FaultStatus::Translation { .. } | esr::FaultStatus::AccessFlag { .. })
+        && crate::arch::stage2::maps(crate::arch::stage2::fault_ipa())
 }

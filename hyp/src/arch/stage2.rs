@@ -299,6 +299,24 @@ fn invalidate_local(op: u64) {
     }
 }
 
+/// Whether stage 2 maps `ipa` now. A translation fault on a page that is
+/// mapped by the time EL2 looks was taken while another CPU replaced its
+/// descriptor (break-before-make: a shadow moved in or out): the access is
+/// retried, as KVM does.
+pub fn maps(ipa: u64) -> bool {
+    STAGE2.lock().as_ref().is_some_and(|t| t.pt.lookup(ipa).is_some())
+}
+
+/// The IPA of the current stage-2 fault from HPFAR_EL2 (valid for
+/// translation and access-flag faults, and on a stage-1 walk): FIPA [47:4]
+/// holds IPA [55:12].
+pub fn fault_ipa() -> u64 {
+    let hpfar: u64;
+    // SAFETY: reads a system register.
+    unsafe { core::arch::asm!("mrs {}, hpfar_el2", out(reg) hpfar, options(nomem, nostack)) };
+    ((hpfar >> 4) & 0x0fff_ffff_ffff) << 12
+}
+
 /// Whether stage 2 lets the guest write `ipa` now (None: not mapped). With
 /// several CPUs a write fault can reach porwatch after another CPU made the
 /// page writable again (the page-table watch let it go): the store is then
