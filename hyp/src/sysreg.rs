@@ -21,11 +21,11 @@ use porwatch_monitor::idregs::Tcr2Path;
 use porwatch_monitor::s1::Half;
 use porwatch_monitor::sysreg;
 use porwatch_monitor::vpoe::{self, Mode, VReg, CPACR_E0POE};
+use porwatch_trace::TrapOutcome;
 
 /// SPSR_EL2.M[3:0] = EL0t: the access came from EL0.
 const SPSR_M_MASK: u64 = 0xf;
 const SPSR_M_EL0T: u64 = 0;
-use porwatch_trace::TrapOutcome;
 
 /// The trapped MSR/MRS completes; the guest continues after it.
 const INSN_LEN: u64 = 4;
