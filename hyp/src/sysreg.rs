@@ -5,7 +5,8 @@
 //! HCRX_EL2.TCR2En = 0 where porwatch cannot), TCR_EL1 (FGT: the
 //! page-table watch, and reads under virtual POE since the same FGT bit
 //! traps TCR2_EL1), CPACR_EL1 (FGT, virtual E0POE), POR_EL1 writes (native
-//! POE, logged), MDSCR_EL1 and other debug registers (only while porwatch
+//! POE, logged), SCXTNUM_EL1/EL0 writes (FGT: patched POR_EL1/POR_EL0
+//! sites, por_sites.rs), MDSCR_EL1 and other debug registers (only while porwatch
 //! single-steps with MDCR_EL2.TDE), IMPLEMENTATION DEFINED registers
 //! (TIDCP). Anything else is answered with an UNDEF.
 use crate::arch::frame::GuestRegs;
