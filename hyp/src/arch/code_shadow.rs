@@ -11,9 +11,8 @@
 //! the guest rewrote is dropped. Words change one at a time, so another CPU
 //! executing the page sees either the site or its carrier form, which mean
 //! the same.
+use super::shadow_pages::{guest_page, ShadowPages};
 use super::stage2;
-use super::trampoline::sync_icache;
-use core::cell::UnsafeCell;
 use porwatch_monitor::por_sites::{Sites, MAX_DATA_ACCESSES, PAGE_WORDS};
 use spin::Mutex;
 
@@ -24,15 +23,7 @@ pub const MAX_CODE_SHADOWS: usize = 64;
 const MAX_REFUSED: usize = 64;
 const PAGE: u64 = (PAGE_WORDS * 4) as u64;
 
-#[repr(C, align(4096))]
-struct Page([u32; PAGE_WORDS]);
-
-struct Pages(UnsafeCell<[Page; MAX_CODE_SHADOWS]>);
-// SAFETY: a page is written only under REGISTRY's lock; the guest only
-// executes it.
-unsafe impl Sync for Pages {}
-
-static PAGES: Pages = Pages(UnsafeCell::new([const { Page([0; PAGE_WORDS]) }; MAX_CODE_SHADOWS]));
+static PAGES: ShadowPages<MAX_CODE_SHADOWS> = ShadowPages::new();
 
 #[derive(Clone, Copy)]
 struct Shadow {
@@ -73,36 +64,6 @@ pub enum AfterAccess {
     /// Mapped as itself again and given up (too many accesses, or no
     /// site left).
     Released,
-}
-
-fn shadow_pa(i: usize) -> u64 {
-    // SAFETY: in bounds; only the address is taken.
-    unsafe { (PAGES.0.get() as *mut Page).add(i) as u64 }
-}
-
-/// The guest page at `page` (its IPA), read through hyp's identity map.
-fn guest_page(page: u64) -> Option<&'static [u32; PAGE_WORDS]> {
-    let pa = stage2::ram_pa(page, PAGE)?;
-    // SAFETY: guest RAM, identity mapped at EL2, 4 KiB aligned.
-    Some(unsafe { &*(pa as *const [u32; PAGE_WORDS]) })
-}
-
-/// Writes shadow `i` with `words`, one changed word at a time, and makes it
-/// visible to instruction fetches.
-fn write_shadow(i: usize, words: &[u32; PAGE_WORDS]) {
-    // SAFETY: shadow i is ours (REGISTRY's lock); the guest may be
-    // executing it.
-    let shadow = unsafe { &raw mut (*PAGES.0.get())[i].0 };
-    for (w, &v) in words.iter().enumerate() {
-        // SAFETY: in bounds; single 32-bit stores.
-        unsafe {
-            let p = (shadow as *mut u32).add(w);
-            if p.read_volatile() != v {
-                p.write_volatile(v);
-            }
-        }
-    }
-    sync_icache(shadow_pa(i));
 }
 
 impl Registry {
@@ -152,16 +113,16 @@ pub fn patch(ipa: u64) -> Result<u32, Refusal> {
     if !shadow.sites.contains(word) {
         return Err(Refusal::NotASite);
     }
-    write_shadow(i, &words);
+    PAGES.write(i, &words);
     if new {
-        if !stage2::move_to_shadow(page, shadow_pa(i)) {
+        if !stage2::move_to_shadow(page, PAGES.pa(i)) {
             reg.give_up(page);
             return Err(Refusal::Moved);
         }
         // A write that reached the page before the move (it still mapped
         // itself) is in the shadow now too; later ones fault and rebuild it.
         shadow.sites.build(guest, &mut words);
-        write_shadow(i, &words);
+        PAGES.write(i, &words);
         if shadow.sites.is_empty() {
             stage2::restore_from_shadow(page, false);
             return Err(Refusal::NotASite);
@@ -201,7 +162,7 @@ pub fn after_access(ipa: u64, wrote: bool) -> Option<AfterAccess> {
             reg.release(i, false);
             return Some(AfterAccess::Released);
         }
-        write_shadow(i, &words);
+        PAGES.write(i, &words);
     }
     reg.shadows[i] = Some(s);
     Some(AfterAccess::Kept { sites: s.sites.count() })

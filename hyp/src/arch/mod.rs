@@ -24,6 +24,7 @@ pub mod percpu;
 pub mod pl011;
 pub mod regs;
 pub mod semihosting;
+pub mod shadow_pages;
 pub mod smmu;
 pub mod stage2;
 pub mod table_pool;

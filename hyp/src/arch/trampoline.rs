@@ -19,13 +19,11 @@
 //! CPUs use the shadow does not rewrite it: the page is mapped as itself,
 //! execute-never for everyone ([`Refreshed::Withdrawn`]), and every user
 //! moves to the execute-never tap on its next fetch there (tap.rs).
-use super::regs::{CTR_EL0, CTR_EL0_REG};
+use super::shadow_pages::{guest_page, ShadowPages};
 use super::stage2;
-use core::cell::UnsafeCell;
 use porwatch_monitor::por_sites::Sites;
 use porwatch_monitor::trampoline::{self, Plan, Refusal, PAGE_BYTES, PAGE_WORDS, SLOTS};
 use spin::Mutex;
-use tock_registers::interfaces::Readable;
 
 /// Guest pages hooked at once (a vector page per distinct VBAR_EL1).
 pub const MAX_SHADOWS: usize = stage2::MAX_TRAMPOLINES;
@@ -48,15 +46,7 @@ pub enum HookError {
     Asked,
 }
 
-#[repr(C, align(4096))]
-struct Page([u32; PAGE_WORDS]);
-
-struct Pages(UnsafeCell<[Page; MAX_SHADOWS]>);
-// SAFETY: a page is written only under REGISTRY's lock; the guest only
-// executes it.
-unsafe impl Sync for Pages {}
-
-static PAGES: Pages = Pages(UnsafeCell::new([const { Page([0; PAGE_WORDS]) }; MAX_SHADOWS]));
+static PAGES: ShadowPages<MAX_SHADOWS> = ShadowPages::new();
 
 #[derive(Clone, Copy)]
 struct Hooked {
@@ -73,18 +63,6 @@ struct Hooked {
 
 static REGISTRY: Mutex<[Option<Hooked>; MAX_SHADOWS]> = Mutex::new([None; MAX_SHADOWS]);
 
-fn shadow_pa(i: usize) -> u64 {
-    // SAFETY: in bounds; only the address is taken.
-    unsafe { (PAGES.0.get() as *mut Page).add(i) as u64 }
-}
-
-/// The guest page at `ipa`, read through hyp's identity map of RAM.
-fn guest_page(ipa: u64) -> Option<&'static [u32; PAGE_WORDS]> {
-    let pa = stage2::ram_pa(ipa, PAGE_BYTES as u64)?;
-    // SAFETY: guest RAM, identity mapped at EL2, 4 KiB aligned.
-    Some(unsafe { &*(pa as *const [u32; PAGE_WORDS]) })
-}
-
 /// Plans the hooks for the guest page at `ipa` (its table at `table`),
 /// and carries its patched POR_EL1 `sites` (those left are kept in it).
 fn plan(ipa: u64, table: usize, sites: &mut Sites) -> Result<(Plan, [u32; PAGE_WORDS]), HookError> {
@@ -95,41 +73,6 @@ fn plan(ipa: u64, table: usize, sites: &mut Sites) -> Result<(Plan, [u32; PAGE_W
     plan.apply(&mut words);
     sites.apply(page, &mut words);
     Ok((plan, words))
-}
-
-/// Writes shadow `i` with `words`, ready for instruction fetches. Only the
-/// words that change are written, one at a time: a hook another CPU may be
-/// executing is never replaced by anything else.
-fn write_shadow(i: usize, words: &[u32; PAGE_WORDS]) {
-    // SAFETY: shadow i is ours (REGISTRY's lock); the guest may be
-    // executing it, as it may its own code while it patches it.
-    let shadow = unsafe { &raw mut (*PAGES.0.get())[i].0 };
-    for (w, &v) in words.iter().enumerate() {
-        // SAFETY: in bounds; single 32-bit stores.
-        unsafe {
-            let p = (shadow as *mut u32).add(w);
-            if p.read_volatile() != v {
-                p.write_volatile(v);
-            }
-        }
-    }
-    sync_icache(shadow_pa(i));
-}
-
-/// Makes a page porwatch wrote visible to instruction fetches (D-cache
-/// cleaned to the point of unification, every CPU's I-cache invalidated:
-/// the guest fetches it through another translation).
-pub(super) fn sync_icache(pa: u64) {
-    // CTR_EL0.DminLine [19:16]: log2 of the smallest D-cache line in words.
-    let line = 4u64 << CTR_EL0_REG.read(CTR_EL0::DminLine);
-    let mut a = pa;
-    while a < pa + PAGE_BYTES as u64 {
-        // SAFETY: cache maintenance on porwatch's own page.
-        unsafe { core::arch::asm!("dc cvau, {}", in(reg) a, options(nostack)) };
-        a += line;
-    }
-    // SAFETY: barriers and an inner-shareable I-cache invalidation.
-    unsafe { core::arch::asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
 
 /// Hooks the guest page at `ipa`, whose vector table is at page offset
@@ -150,8 +93,8 @@ pub fn hook(ipa: u64, table: usize) -> Result<Plan, HookError> {
     let i = reg.iter().position(Option::is_none).ok_or(HookError::NoShadow)?;
     let mut sites = Sites::NONE;
     let (plan, words) = plan(ipa, table, &mut sites)?;
-    write_shadow(i, &words);
-    if !stage2::move_to_shadow(ipa, shadow_pa(i)) {
+    PAGES.write(i, &words);
+    if !stage2::move_to_shadow(ipa, PAGES.pa(i)) {
         return Err(HookError::NotRam);
     }
     reg[i] = Some(Hooked { ipa, users: 1, plan, withdrawn: false, sites });
@@ -203,7 +146,7 @@ pub fn add_site(ipa: u64) -> Option<u32> {
     }
     // The plan is unchanged (the guest's page is): only the site's word
     // differs.
-    write_shadow(i, &words);
+    PAGES.write(i, &words);
     let n = h.sites.count();
     reg[i] = Some(h);
     Some(n)
@@ -234,7 +177,7 @@ pub fn refresh(ipa: u64) -> Result<Plan, Lost> {
     let same_resume = |p: &Plan| (0..SLOTS as u8).all(|s| p.resume(0, s) == h.plan.resume(0, s));
     match planned {
         Ok((plan, words)) if h.users == 1 || same_resume(&plan) => {
-            write_shadow(i, &words);
+            PAGES.write(i, &words);
             h.plan = plan;
             reg[i] = Some(h);
             Ok(plan)
