@@ -1403,26 +1403,31 @@ fn an_exited_address_space_is_released_once_empty_and_not_installed() {
     assert_eq!(tr.ttbr0_roots().map(|(_, r)| r).collect::<Vec<_>>(), vec![idle]);
 }
 
+/// A TTBR0 root `ra` mapping one page at each VA of `vas`, installed and
+/// then replaced by another root: idle, still tracked.
+fn idle_root(mem: &mut FakeMem, vas: &[u64]) -> (T, Log, u64) {
+    let l = l48(Half::Ttbr0);
+    let mut a = Tables::new(mem, l);
+    for &va in vas {
+        a.map(va, 0x4500_0000, 3, KDATA);
+    }
+    let ra = a.root;
+    let mut b = Tables::new(mem, l);
+    b.map(0x40_0000, 0x4500_0000, 3, KDATA);
+    let rb = b.root;
+    let mut tr = T::new(8);
+    let mut log = Log::default();
+    tr.set_root(Half::Ttbr0, ra, &l, mem, &mut log.sink());
+    tr.set_root(Half::Ttbr0, rb, &l, mem, &mut log.sink());
+    (tr, log, ra)
+}
+
 #[test]
 fn a_root_whose_only_entry_is_its_last_is_kept_when_idle() {
     // any_valid scans the root in chunks: the last entry counts too.
     let mut mem = FakeMem::low();
-    let l = l48(Half::Ttbr0);
     for index in [0u64, 15, 16, 255, 511] {
-        let ra = {
-            let mut a = Tables::new(&mut mem, l);
-            a.map(index << 39, 0x4500_0000, 3, KDATA);
-            a.root
-        };
-        let rb = {
-            let mut b = Tables::new(&mut mem, l);
-            b.map(0x40_0000, 0x4500_0000, 3, KDATA);
-            b.root
-        };
-        let mut tr = T::new(8);
-        let mut log = Log::default();
-        tr.set_root(Half::Ttbr0, ra, &l, &mem, &mut log.sink());
-        tr.set_root(Half::Ttbr0, rb, &l, &mem, &mut log.sink());
+        let (mut tr, mut log, ra) = idle_root(&mut mem, &[index << 39]);
         assert!(tr.is_tracked(ra).is_some(), "root entry {index}");
         assert_eq!(tr.stats().released_roots, 0, "root entry {index}");
         // Emptied while idle, it goes at once.
@@ -1437,22 +1442,8 @@ fn a_root_whose_only_entry_is_its_last_is_kept_when_idle() {
 #[test]
 fn a_root_with_live_entries_is_kept_when_idle() {
     let mut mem = FakeMem::low();
-    let l = l48(Half::Ttbr0);
-    let ra = {
-        let mut a = Tables::new(&mut mem, l);
-        a.map(0x40_0000, 0x4500_0000, 3, KDATA);
-        a.map(0x80_0000_0000, 0x4500_0000, 3, KDATA); // a second root entry
-        a.root
-    };
-    let rb = {
-        let mut b = Tables::new(&mut mem, l);
-        b.map(0x40_0000, 0x4500_0000, 3, KDATA);
-        b.root
-    };
-    let mut tr = T::new(8);
-    let mut log = Log::default();
-    tr.set_root(Half::Ttbr0, ra, &l, &mem, &mut log.sink());
-    tr.set_root(Half::Ttbr0, rb, &l, &mem, &mut log.sink());
+    // A second root entry besides the first.
+    let (mut tr, mut log, ra) = idle_root(&mut mem, &[0x40_0000, 0x80_0000_0000]);
     // Clearing one of two root entries (munmap of a region) keeps it.
     let old = mem.store(ra, &0u64.to_le_bytes());
     tr.on_store(ra, &old, &[0; 8], &mem, &mut log.sink());
